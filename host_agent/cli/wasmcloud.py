@@ -1,7 +1,7 @@
 """``wasmcloud``: the project's command line for working with wadm manifests and lattices.
 
-    wasmcloud validate FILE                       check a manifest as wadm would
-    wasmcloud plan FILE --hosts HOSTS.yaml        show where every instance would land
+wasmcloud validate FILE                       check a manifest as wadm would
+wasmcloud plan FILE --hosts HOSTS.yaml        show where every instance would land
 """
 
 from __future__ import annotations
@@ -53,10 +53,17 @@ def build_parser() -> argparse.ArgumentParser:
         "for what is already there (CHANGE shows the difference).",
     )
     plan.add_argument("file", help="path to the manifest")
-    plan.add_argument("--hosts", required=True, metavar="HOSTS.yaml",
-                      help="the lattice's hosts, their labels and what they run")
-    plan.add_argument("--json", action="store_true",
-                      help='print {"placements", "unplaced", "moves"} as JSON instead of a table')
+    plan.add_argument(
+        "--hosts",
+        required=True,
+        metavar="HOSTS.yaml",
+        help="the lattice's hosts, their labels and what they run",
+    )
+    plan.add_argument(
+        "--json",
+        action="store_true",
+        help='print {"placements", "unplaced", "moves"} as JSON instead of a table',
+    )
     return parser
 
 
@@ -75,9 +82,11 @@ def cmd_validate(args: argparse.Namespace) -> int:
         print(f"warning: {warning}", file=sys.stderr)
     manifest = parsed.manifest
     links = sum(len(c.link_traits) for c in manifest.spec.components)
-    print(f"{args.file}: valid: {manifest.name} {manifest.version or '(no version)'}, "
-          f"{len(manifest.spec.components)} components, {links} links, "
-          f"{len(parsed.warnings)} warnings")
+    print(
+        f"{args.file}: valid: {manifest.name} {manifest.version or '(no version)'}, "
+        f"{len(manifest.spec.components)} components, {links} links, "
+        f"{len(parsed.warnings)} warnings"
+    )
     return EXIT_OK
 
 

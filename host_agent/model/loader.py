@@ -81,8 +81,13 @@ def parse_manifest(data: Any, source: str = "") -> ParsedManifest:
     """Validate manifest data as wadm would; raise ManifestError listing every problem."""
     if not isinstance(data, dict):
         raise ManifestError(
-            [ManifestIssue("", "a manifest must be a mapping with apiVersion, kind, "
-                               "metadata and spec", "check the file is a wadm application")],
+            [
+                ManifestIssue(
+                    "",
+                    "a manifest must be a mapping with apiVersion, kind, metadata and spec",
+                    "check the file is a wadm application",
+                )
+            ],
             source,
         )
     try:
@@ -104,8 +109,13 @@ def parse_manifest_text(text: str | bytes, source: str = "") -> ParsedManifest:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
         raise ManifestError(
-            [ManifestIssue("", f"{where}not valid YAML or JSON ({getattr(exc, 'problem', exc)})",
-                           "fix the syntax at that position")],
+            [
+                ManifestIssue(
+                    "",
+                    f"{where}not valid YAML or JSON ({getattr(exc, 'problem', exc)})",
+                    "fix the syntax at that position",
+                )
+            ],
             source,
         ) from None
     return parse_manifest(data, source)

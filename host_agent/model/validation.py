@@ -98,6 +98,8 @@ def check_unique_names_and_ids(manifest: Manifest) -> Iterator[ManifestIssue]:
                 f"(also spec.components[{seen_names[component.name]}])",
                 "give every component its own name",
             )
+            if component.properties.id is None:
+                continue  # its derived id repeats too; one error for one mistake
         seen_names.setdefault(component.name, index)
         component_id = component.component_id(manifest.name)
         if component_id in seen_ids:
@@ -130,15 +132,23 @@ def check_component_properties(manifest: Manifest) -> Iterator[ManifestIssue]:
         elif props.application:
             shared = props.application.name
             if props.config:
-                yield _error((*path, "config"), f"shared component from {shared!r} cannot add config",
-                             "remove `config`; the shared application configures it")
+                yield _error(
+                    (*path, "config"),
+                    f"shared component from {shared!r} cannot add config",
+                    "remove `config`; the shared application configures it",
+                )
             if props.secrets:
-                yield _error((*path, "secrets"), f"shared component from {shared!r} cannot add secrets",
-                             "remove `secrets`; the shared application provides them")
+                yield _error(
+                    (*path, "secrets"),
+                    f"shared component from {shared!r} cannot add secrets",
+                    "remove `secrets`; the shared application provides them",
+                )
             if component.scaler_traits:
-                yield _error((*_component_path(index), "traits"),
-                             f"shared component from {shared!r} cannot have a scaler trait",
-                             "remove the scaler; the shared application scales it")
+                yield _error(
+                    (*_component_path(index), "traits"),
+                    f"shared component from {shared!r} cannot have a scaler trait",
+                    "remove the scaler; the shared application scales it",
+                )
 
 
 def check_traits(manifest: Manifest) -> Iterator[ManifestIssue]:
@@ -152,26 +162,37 @@ def check_traits(manifest: Manifest) -> Iterator[ManifestIssue]:
         for trait_index, trait in enumerate(_traits(component)):
             path = _trait_path(index, trait_index)
             if isinstance(trait, CustomTrait):
-                yield _warning((*path, "type"), f"trait type {trait.type!r} is not acted on by wadm",
-                               "use spreadscaler, daemonscaler or link, or ignore this warning")
+                yield _warning(
+                    (*path, "type"),
+                    f"trait type {trait.type!r} is not acted on by wadm",
+                    "use spreadscaler, daemonscaler or link, or ignore this warning",
+                )
                 continue
             if isinstance(trait, LinkTrait):
                 continue
             if scaler_seen:
-                yield _error((*path, "type"), "a component can have only one scaler trait",
-                             "merge the scalers into one spreadscaler or daemonscaler")
+                yield _error(
+                    (*path, "type"),
+                    "a component can have only one scaler trait",
+                    "merge the scalers into one spreadscaler or daemonscaler",
+                )
             scaler_seen = True
             spreads = trait.properties.spread
             names: set[str] = set()
             for spread_index, spread in enumerate(spreads):
                 if spread.name in names:
-                    yield _error((*path, "properties", "spread", spread_index, "name"),
-                                 f"duplicate spread name {spread.name!r}",
-                                 "give every spread of a scaler its own name")
+                    yield _error(
+                        (*path, "properties", "spread", spread_index, "name"),
+                        f"duplicate spread name {spread.name!r}",
+                        "give every spread of a scaler its own name",
+                    )
                 names.add(spread.name)
             if spreads and all(spread.effective_weight == 0 for spread in spreads):
-                yield _error((*path, "properties", "spread"), "every spread has weight 0",
-                             "give at least one spread a positive weight (the default is 100)")
+                yield _error(
+                    (*path, "properties", "spread"),
+                    "every spread has weight 0",
+                    "give at least one spread a positive weight (the default is 100)",
+                )
 
 
 def check_links(manifest: Manifest) -> Iterator[ManifestIssue]:
@@ -187,32 +208,41 @@ def check_links(manifest: Manifest) -> Iterator[ManifestIssue]:
             target = by_name.get(link.target.name)
             if target is None:
                 known = ", ".join(sorted(by_name))
-                yield _error((*path, "target"),
-                             f"link target {link.target.name!r} names no component in this manifest",
-                             f"name one of: {known}")
+                yield _error(
+                    (*path, "target"),
+                    f"link target {link.target.name!r} names no component in this manifest",
+                    f"name one of: {known}",
+                )
             elif component.is_capability and target.is_capability:
-                yield _error((*path, "target"),
-                             f"capability {component.name!r} links to capability {target.name!r}; "
-                             "wadm refuses provider-to-provider links when it applies them",
-                             "link a capability to a component, or link from a component")
+                yield _error(
+                    (*path, "target"),
+                    f"capability {component.name!r} links to capability {target.name!r}; "
+                    "wadm refuses provider-to-provider links when it applies them",
+                    "link a capability to a component, or link from a component",
+                )
             known_ifaces = KNOWN_INTERFACES.get((link.namespace, link.package))
             for iface_index, iface in enumerate(link.interfaces):
                 key = (link.link_name, link.namespace, link.package, iface)
                 if key in link_keys:
-                    yield _error((*path, "interfaces", iface_index),
-                                 f"duplicate link {link.link_name} "
-                                 f"({link.namespace}:{link.package}/{iface}) in {component.name!r}",
-                                 "remove the duplicate or give one link a different `name`")
+                    yield _error(
+                        (*path, "interfaces", iface_index),
+                        f"duplicate link {link.link_name} "
+                        f"({link.namespace}:{link.package}/{iface}) in {component.name!r}",
+                        "remove the duplicate or give one link a different `name`",
+                    )
                 link_keys.add(key)
                 if known_ifaces is not None and iface not in known_ifaces:
-                    yield _warning((*path, "interfaces", iface_index),
-                                   f"unrecognized interface {link.namespace}:{link.package}/{iface}",
-                                   f"known ones are {', '.join(sorted(known_ifaces))}")
+                    yield _warning(
+                        (*path, "interfaces", iface_index),
+                        f"unrecognized interface {link.namespace}:{link.package}/{iface}",
+                        f"known ones are {', '.join(sorted(known_ifaces))}",
+                    )
             for legacy in ("source_config", "target_config"):
                 if getattr(link, legacy) is not None:
                     new = legacy.replace("_config", ".config")
-                    yield _warning((*path, legacy), f"`{legacy}` is deprecated",
-                                   f"move it under `{new}`")
+                    yield _warning(
+                        (*path, legacy), f"`{legacy}` is deprecated", f"move it under `{new}`"
+                    )
 
 
 def check_link_config_names(manifest: Manifest) -> Iterator[ManifestIssue]:
@@ -227,9 +257,11 @@ def check_link_config_names(manifest: Manifest) -> Iterator[ManifestIssue]:
                 if config.properties is None:
                     continue
                 if config.name in seen:
-                    yield _error((*_trait_path(index, trait_index), "properties"),
-                                 f"duplicate link config name {config.name!r}",
-                                 "give every link config with properties its own name")
+                    yield _error(
+                        (*_trait_path(index, trait_index), "properties"),
+                        f"duplicate link config name {config.name!r}",
+                        "give every link config with properties its own name",
+                    )
                 seen.add(config.name)
 
 
@@ -241,25 +273,34 @@ def check_secret_policies(manifest: Manifest) -> Iterator[ManifestIssue]:
             policy = policies.get(secret.properties.policy)
             name = secret.properties.policy
             if policy is None:
-                yield _error((*path, "properties", "policy"), f"unknown policy {name!r}",
-                             "add it under spec.policies or name an existing one")
+                yield _error(
+                    (*path, "properties", "policy"),
+                    f"unknown policy {name!r}",
+                    "add it under spec.policies or name an existing one",
+                )
             elif policy.type != SECRET_POLICY_TYPE:
-                yield _error((*path, "properties", "policy"),
-                             f"policy {name!r} is not a secret policy",
-                             f"set its type to {SECRET_POLICY_TYPE}")
+                yield _error(
+                    (*path, "properties", "policy"),
+                    f"policy {name!r} is not a secret policy",
+                    f"set its type to {SECRET_POLICY_TYPE}",
+                )
             elif "backend" not in policy.properties:
-                yield _error((*path, "properties", "policy"),
-                             f"policy {name!r} has no 'backend' property",
-                             "add `backend: <secrets backend>` to the policy's properties")
+                yield _error(
+                    (*path, "properties", "policy"),
+                    f"policy {name!r} has no 'backend' property",
+                    "add `backend: <secrets backend>` to the policy's properties",
+                )
 
 
 def check_unscaled_components(manifest: Manifest) -> Iterator[ManifestIssue]:
     for index, component in enumerate(manifest.spec.components):
         shared = component.properties.application is not None
         if not component.is_capability and not shared and not component.scaler_traits:
-            yield _warning((*_component_path(index), "traits"),
-                           f"component {component.name!r} has no scaler, so wadm will not run it",
-                           "add a spreadscaler or daemonscaler trait")
+            yield _warning(
+                (*_component_path(index), "traits"),
+                f"component {component.name!r} has no scaler, so wadm will not run it",
+                "add a spreadscaler or daemonscaler trait",
+            )
 
 
 CHECKS: tuple[Callable[[Manifest], Iterator[ManifestIssue]], ...] = (

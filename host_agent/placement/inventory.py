@@ -58,8 +58,9 @@ def parse_hosts(data: Any, source: str = "hosts") -> list[HostInventory]:
     seen: set[str] = set()
     for index, host in enumerate(hosts):
         if host.id in seen:
-            issue = ManifestIssue(f"[{index}].id", f"duplicate host id {host.id!r}",
-                                  "give every host its own id")
+            issue = ManifestIssue(
+                f"[{index}].id", f"duplicate host id {host.id!r}", "give every host its own id"
+            )
             raise HostsFileError(source, [issue])
         seen.add(host.id)
     return hosts
@@ -80,9 +81,11 @@ def load_hosts(path: str | Path) -> list[HostInventory]:
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as exc:
-        raise HostsFileError(str(path), [ManifestIssue("", f"cannot read: {exc.strerror}",
-                                                       "check the path")]) from None
+        raise HostsFileError(
+            str(path), [ManifestIssue("", f"cannot read: {exc.strerror}", "check the path")]
+        ) from None
     except yaml.YAMLError as exc:
-        raise HostsFileError(str(path), [ManifestIssue("", f"not valid YAML: {exc}",
-                                                       "fix the syntax")]) from None
+        raise HostsFileError(
+            str(path), [ManifestIssue("", f"not valid YAML: {exc}", "fix the syntax")]
+        ) from None
     return parse_hosts(data, str(path))

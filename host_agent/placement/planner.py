@@ -18,7 +18,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
-from host_agent.model.manifest import DAEMONSCALER, Component, Manifest, ScalerTrait, Spread
+from host_agent.model.manifest import DAEMONSCALER, Component, Manifest, Spread
 from host_agent.placement.inventory import HostInventory
 from host_agent.placement.spread import DEFAULT_SPREAD, SpreadTarget, apportion
 

