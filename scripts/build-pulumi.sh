@@ -30,7 +30,7 @@ require (
 	github.com/pulumi/pulumi/sdk/v3 v$PULUMI_VERSION
 )
 
-// Repeats the replace directive of pulumi's own pkg/go.mod, which `go install` refuses.
+// Repeats the replace directive of pulumi's own pkg/go.mod, which "go install" refuses.
 replace github.com/atotto/clipboard => github.com/tgummerer/clipboard v0.0.0-20241001131231-d02d263e614e
 GOMOD
 cat > tools.go <<'GOSRC'
