@@ -1,0 +1,1 @@
+"""The host process: identity, labels, inventory, control-interface handlers, heartbeats."""

@@ -1,0 +1,294 @@
+"""Control-interface handlers: one async method per operation, each returning the reply.
+
+Handlers never raise to the caller: any failure becomes ``success: false`` with a message,
+so a malformed request cannot take the host down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from host_agent.host.artifacts import ArtifactError, read_component
+from host_agent.host.state import ComponentRecord, HostState
+from host_agent.host.store import LatticeStore, LinkConflict
+from host_agent.lattice.protocol import (
+    BadRequest,
+    DeleteLinkRequest,
+    HostLabel,
+    Link,
+    ScaleComponentCommand,
+    StartProviderCommand,
+    StopHostCommand,
+    StopProviderCommand,
+    UpdateComponentCommand,
+    ctl_reply,
+    parse_config,
+    parse_request,
+)
+from host_agent.lattice.subjects import CtlSubjects
+
+log = logging.getLogger("host_agent.ctl")
+
+Publish = Callable[[str, dict[str, Any]], Awaitable[None]]
+
+
+@dataclass
+class HostOptions:
+    allow_file_load: bool = False
+    max_component_size: int = 50 * 1024 * 1024
+    nats_url: str = "nats://127.0.0.1:4222"
+
+
+class CtlHandlers:
+    def __init__(
+        self,
+        state: HostState,
+        store: LatticeStore,
+        subjects: CtlSubjects,
+        options: HostOptions,
+        publish: Publish,
+        request_stop: Callable[[], None],
+    ) -> None:
+        self.state = state
+        self.store = store
+        self.subjects = subjects
+        self.options = options
+        self.publish = publish
+        self.request_stop = request_stop
+        self._background: set[asyncio.Task[None]] = set()
+
+    async def handle(self, subject: str, payload: bytes) -> bytes | None:
+        """The reply for one request, or None where the protocol sends none (auctions)."""
+        tokens = self.subjects.operation(subject)
+        try:
+            return await self._dispatch(tokens, payload)
+        except BadRequest as exc:
+            return ctl_reply(False, str(exc))
+        except Exception as exc:  # a bug or a lost NATS connection must not kill the host
+            log.exception("control request on %s failed", subject)
+            return ctl_reply(False, f"internal error handling {'.'.join(tokens)}: {exc}")
+
+    async def _dispatch(self, tokens: list[str], payload: bytes) -> bytes | None:
+        match tokens:
+            case ["host", "ping"]:
+                return ctl_reply(True, "", self.state.host_info(self.options.nats_url))
+            case ["host", "get", _]:
+                return ctl_reply(True, "", self.state.inventory())
+            case ["host", "stop", _]:
+                return self.stop_host(parse_request(StopHostCommand, payload))
+            case ["component", "scale", _]:
+                return self.scale_component(parse_request(ScaleComponentCommand, payload))
+            case ["component", "update", _]:
+                return await self.update_component(parse_request(UpdateComponentCommand, payload))
+            case ["provider", "start", _]:
+                return self.start_provider(parse_request(StartProviderCommand, payload))
+            case ["provider", "stop", _]:
+                return await self.stop_provider(parse_request(StopProviderCommand, payload))
+            case ["label", "put", _]:
+                return await self.put_label(parse_request(HostLabel, payload))
+            case ["label", "del", _]:
+                return await self.delete_label(parse_request(HostLabel, payload))
+            case ["link", "put"]:
+                return await self.put_link(parse_request(Link, payload))
+            case ["link", "del"]:
+                return await self.delete_link(parse_request(DeleteLinkRequest, payload))
+            case ["link", "get"]:
+                return ctl_reply(True, "", await self.store.get_links())
+            case ["claims", "get"]:
+                return ctl_reply(True, "", [])
+            case ["config", "put", name]:
+                return await self.put_config(name, parse_config(payload))
+            case ["config", "get", name]:
+                values = await self.store.get_config(name)
+                if values is None:
+                    return ctl_reply(True, "Configuration not found")
+                return ctl_reply(True, "", values)
+            case ["config", "del", name]:
+                await self.store.delete_config(name)
+                await self.publish("config_deleted", {"config_name": name})
+                return ctl_reply(True, "successfully deleted config")
+            case ["registry", "put"]:
+                return ctl_reply(True, "successfully put registries")
+            case [("component" | "provider"), "auction"]:
+                return None  # no OCI fetching yet, so this host never bids
+            case _:
+                return ctl_reply(False, "unsupported subject")
+
+    # host ---------------------------------------------------------------------------
+    def stop_host(self, command: StopHostCommand) -> bytes:
+        if command.host_id and command.host_id != self.state.host_id:
+            return ctl_reply(
+                False, f"host_id {command.host_id} does not match this host ({self.state.host_id})"
+            )
+        self.request_stop()
+        return ctl_reply(True, "successfully handled stop host")
+
+    # components ---------------------------------------------------------------------
+    def scale_component(self, command: ScaleComponentCommand) -> bytes:
+        # Like the real host: acknowledge now, report the outcome as an event.
+        self._spawn(self._scale(command))
+        return ctl_reply(True, "")
+
+    async def _scale(self, command: ScaleComponentCommand) -> None:
+        record = self.state.components.get(command.component_id)
+        annotations = command.annotations or (record.annotations if record else {})
+        event = {
+            "annotations": annotations,
+            "host_id": self.state.host_id,
+            "image_ref": command.component_ref or (record.image_ref if record else ""),
+            "component_id": command.component_id,
+        }
+        if command.count == 0:
+            self.state.components.pop(command.component_id, None)
+            await self.publish("component_scaled", {**event, "max_instances": 0})
+            return
+        try:
+            read_component(
+                command.component_ref, self.options.allow_file_load, self.options.max_component_size
+            )
+        except (ArtifactError, OSError) as exc:
+            await self.publish(
+                "component_scale_failed",
+                {**event, "max_instances": command.count, "error": str(exc)},
+            )
+            return
+        self.state.components[command.component_id] = ComponentRecord(
+            command.component_id,
+            command.component_ref,
+            command.count,
+            annotations,
+            list(command.config),
+        )
+        await self.publish("component_scaled", {**event, "max_instances": command.count})
+
+    async def update_component(self, command: UpdateComponentCommand) -> bytes:
+        record = self.state.components.get(command.component_id)
+        if record is None:
+            return ctl_reply(False, f"component {command.component_id} not found")
+        if record.image_ref == command.new_component_ref:
+            return ctl_reply(
+                True,
+                f"component {command.component_id} already updated to {command.new_component_ref}",
+            )
+        old_ref = record.image_ref
+        self._spawn(
+            self._scale(
+                ScaleComponentCommand(
+                    component_id=record.id,
+                    component_ref=command.new_component_ref,
+                    annotations=command.annotations or record.annotations,
+                    count=record.max_instances,
+                    config=record.config,
+                )
+            )
+        )
+        return ctl_reply(
+            True,
+            f"component {command.component_id} updating from {old_ref} to "
+            f"{command.new_component_ref}",
+        )
+
+    # providers ----------------------------------------------------------------------
+    def start_provider(self, command: StartProviderCommand) -> bytes:
+        if command.provider_id in self.state.providers:
+            return ctl_reply(False, "provider with that ID is already running")
+        self._spawn(self._start_provider(command))
+        return ctl_reply(True, "successfully started provider")
+
+    async def _start_provider(self, command: StartProviderCommand) -> None:
+        # Built-in providers are not part of this host yet: report that honestly.
+        await self.publish(
+            "provider_start_failed",
+            {
+                "provider_ref": command.provider_ref,
+                "provider_id": command.provider_id,
+                "error": f"no provider implementation for {command.provider_ref!r} on this host",
+                "link_name": "default",
+            },
+        )
+
+    async def stop_provider(self, command: StopProviderCommand) -> bytes:
+        record = self.state.providers.pop(command.provider_id, None)
+        if record is None:
+            return ctl_reply(False, "provider with that ID is not running")
+        await self.publish(
+            "provider_stopped",
+            {
+                "host_id": self.state.host_id,
+                "provider_id": record.id,
+                "annotations": record.annotations,
+                "reason": "stop",
+                "instance_id": record.id,
+                "public_key": record.id,
+                "link_name": "default",
+            },
+        )
+        return ctl_reply(True, "successfully stopped provider")
+
+    # labels -------------------------------------------------------------------------
+    async def put_label(self, label: HostLabel) -> bytes:
+        self.state.labels[label.key] = label.value
+        await self._labels_changed()
+        return ctl_reply(True, "successfully put label")
+
+    async def delete_label(self, label: HostLabel) -> bytes:
+        if self.state.labels.pop(label.key, None) is None:
+            return ctl_reply(True, "successfully deleted label (no such label)")
+        await self._labels_changed()
+        return ctl_reply(True, "successfully deleted label")
+
+    async def _labels_changed(self) -> None:
+        await self.publish(
+            "labels_changed", {"host_id": self.state.host_id, "labels": dict(self.state.labels)}
+        )
+
+    # links and config ---------------------------------------------------------------
+    async def put_link(self, link: Link) -> bytes:
+        for name in [*link.source_config, *link.target_config]:
+            if await self.store.get_config(name) is None:
+                return await self._link_failed(
+                    link, f"config {name!r} does not exist; put it first (config.put.{name})"
+                )
+        try:
+            await self.store.put_link(link)
+        except LinkConflict as exc:
+            return await self._link_failed(link, str(exc))
+        await self.publish("linkdef_set", link.model_dump())
+        return ctl_reply(True, "successfully set link")
+
+    async def _link_failed(self, link: Link, error: str) -> bytes:
+        await self.publish("linkdef_set_failed", {**link.model_dump(), "error": error})
+        return ctl_reply(False, error)
+
+    async def delete_link(self, request: DeleteLinkRequest) -> bytes:
+        removed = await self.store.delete_link(request)
+        event: dict[str, Any] = request.model_dump()
+        if removed:
+            event |= {"target": removed["target"], "interfaces": removed["interfaces"]}
+        await self.publish("linkdef_deleted", event)
+        return ctl_reply(True, "successfully deleted link")
+
+    async def put_config(self, name: str, values: dict[str, str]) -> bytes:
+        await self.store.put_config(name, values)
+        await self.publish("config_set", {"config_name": name})
+        return ctl_reply(True, "successfully put config")
+
+    # --------------------------------------------------------------------------------
+    def _spawn(self, work: Awaitable[None]) -> None:
+        async def guarded() -> None:
+            try:
+                await work
+            except Exception:
+                log.exception("background control work failed")
+
+        task = asyncio.get_running_loop().create_task(guarded())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def wait_background(self) -> None:
+        if self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)

@@ -1,0 +1,155 @@
+"""The running host: NATS connection, subscriptions, heartbeats, events, shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import nats
+from nats.aio.client import Client as NatsClient
+from nats.aio.msg import Msg
+
+from host_agent import __version__
+from host_agent.host.handlers import CtlHandlers, HostOptions
+from host_agent.host.identity import HostIdentity, default_labels
+from host_agent.host.state import HostState
+from host_agent.host.store import LatticeStore
+from host_agent.lattice.events import cloud_event
+from host_agent.lattice.subjects import DEFAULT_CTL_PREFIX, CtlSubjects, event_subject
+
+log = logging.getLogger("host_agent.host")
+
+
+@dataclass
+class HostConfig:
+    nats_url: str = "nats://127.0.0.1:4222"
+    lattice: str = "default"
+    labels: dict[str, str] = field(default_factory=dict)
+    seed: str | None = None
+    friendly_name: str | None = None
+    heartbeat_interval: float = 30.0
+    allow_file_load: bool = False
+    ctl_prefix: str = DEFAULT_CTL_PREFIX
+    js_domain: str | None = None
+    credentials: str | None = None
+
+
+class Host:
+    def __init__(self, config: HostConfig) -> None:
+        self.config = config
+        identity = (
+            HostIdentity.from_seed(config.seed, config.friendly_name)
+            if config.seed
+            else HostIdentity.generate(config.friendly_name)
+        )
+        self.state = HostState(
+            identity, config.lattice, __version__, {**default_labels(), **config.labels}
+        )
+        self.subjects = CtlSubjects(config.lattice, config.ctl_prefix)
+        self._stop = asyncio.Event()
+        self._nc: NatsClient | None = None
+        self.handlers: CtlHandlers | None = None
+
+    @property
+    def host_id(self) -> str:
+        return self.state.host_id
+
+    async def publish_event(self, name: str, data: dict[str, Any]) -> None:
+        assert self._nc is not None
+        await self._nc.publish(
+            event_subject(self.config.lattice, name), cloud_event(name, self.host_id, data)
+        )
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    async def start(self) -> None:
+        """Connect, join the lattice and announce the host."""
+        self._nc = await nats.connect(
+            self.config.nats_url,
+            name=f"wasmcloud-host {self.host_id}",
+            user_credentials=self.config.credentials,
+            max_reconnect_attempts=-1,  # keep trying: a host outlives NATS restarts
+            reconnect_time_wait=0.5,
+            disconnected_cb=self._on_disconnect,
+            reconnected_cb=self._on_reconnect,
+            error_cb=self._on_error,
+        )
+        js = self._nc.jetstream(domain=self.config.js_domain)
+        store = await LatticeStore.open(js, self.config.lattice)
+        options = HostOptions(
+            allow_file_load=self.config.allow_file_load, nats_url=self.config.nats_url
+        )
+        self.handlers = CtlHandlers(
+            self.state, store, self.subjects, options, self.publish_event, self.request_stop
+        )
+        for subject, queue in self.subjects.host_subscriptions(self.host_id):
+            await self._nc.subscribe(subject, queue=queue, cb=self._on_request)
+        await self._nc.flush()
+        await self.publish_event(
+            "host_started",
+            {
+                "friendly_name": self.state.identity.friendly_name,
+                "labels": dict(self.state.labels),
+                "uptime_seconds": 0,
+                "version": self.state.version,
+            },
+        )
+        log.info(
+            "host started",
+            extra={
+                "host_id": self.host_id,
+                "lattice": self.config.lattice,
+                "labels": self.state.labels,
+            },
+        )
+
+    async def run(self) -> None:
+        await self.start()
+        heartbeat = asyncio.create_task(self._heartbeats())
+        try:
+            await self._stop.wait()
+        finally:
+            heartbeat.cancel()
+            await self.shutdown()
+
+    async def shutdown(self) -> None:
+        if self._nc is None or self._nc.is_closed:
+            return
+        if self.handlers is not None:
+            await self.handlers.wait_background()
+        self.state.components.clear()
+        self.state.providers.clear()
+        try:
+            await self.publish_event("host_stopped", {"labels": dict(self.state.labels)})
+            await self._nc.drain()
+        except Exception:
+            log.warning("NATS unavailable during shutdown; host_stopped not delivered")
+            await self._nc.close()
+        log.info("host stopped", extra={"host_id": self.host_id})
+
+    async def _heartbeats(self) -> None:
+        # Like the real host, the first heartbeat comes one interval after start.
+        while True:
+            await asyncio.sleep(self.config.heartbeat_interval)
+            try:
+                await self.publish_event("host_heartbeat", self.state.inventory())
+            except Exception:
+                log.warning("heartbeat not published (NATS unavailable); will retry")
+
+    async def _on_request(self, msg: Msg) -> None:
+        assert self.handlers is not None
+        reply = await self.handlers.handle(msg.subject, msg.data)
+        if reply is not None and msg.reply:
+            await msg.respond(reply)
+
+    async def _on_disconnect(self) -> None:
+        log.warning("disconnected from NATS; reconnecting")
+
+    async def _on_reconnect(self) -> None:
+        log.info("reconnected to NATS")
+
+    async def _on_error(self, exc: Exception) -> None:
+        log.warning("NATS error: %s", exc)

@@ -1,0 +1,157 @@
+"""A small async client for the control interface (used by tests, the controller and the
+Pulumi provider). Each method is one request; failures raise ``CtlError`` with the host's
+message."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+from nats.aio.client import Client as NatsClient
+from nats.aio.msg import Msg
+
+from host_agent.lattice.protocol import DEFAULT_LINK_NAME
+from host_agent.lattice.subjects import DEFAULT_CTL_PREFIX, DEFAULT_LATTICE, CtlSubjects
+
+
+class CtlError(RuntimeError):
+    """The host answered ``success: false``; the message says why."""
+
+
+class CtlClient:
+    def __init__(
+        self,
+        nc: NatsClient,
+        lattice: str = DEFAULT_LATTICE,
+        prefix: str = DEFAULT_CTL_PREFIX,
+        timeout: float = 2.0,
+    ) -> None:
+        self.nc = nc
+        self.subjects = CtlSubjects(lattice, prefix)
+        self.timeout = timeout
+
+    async def request(self, subject: str, body: Any = None) -> Any:
+        """Send one request; return its ``response`` (None when there is none)."""
+        payload = body if isinstance(body, bytes) else json.dumps(body or {}).encode()
+        msg = await self.nc.request(subject, payload, timeout=self.timeout)
+        return _unwrap(msg)
+
+    async def ping_hosts(self, wait: float = 1.0) -> list[dict[str, Any]]:
+        """Every host answers a ping: gather replies for ``wait`` seconds."""
+        inbox = self.nc.new_inbox()
+        replies: list[dict[str, Any]] = []
+        sub = await self.nc.subscribe(inbox)
+        try:
+            await self.nc.publish(self.subjects.host_ping(), b"", reply=inbox)
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + wait
+            while (remaining := deadline - loop.time()) > 0:
+                try:
+                    msg = await sub.next_msg(timeout=remaining)
+                except TimeoutError:
+                    break
+                if not msg.data:
+                    break  # "no responders" status, or wash's end-of-replies marker
+                replies.append(_unwrap(msg))
+        finally:
+            await sub.unsubscribe()
+        return sorted(replies, key=lambda h: h["id"])
+
+    async def get_inventory(self, host_id: str) -> dict[str, Any]:
+        result: dict[str, Any] = await self.request(self.subjects.host_get(host_id))
+        return result
+
+    async def put_label(self, host_id: str, key: str, value: str) -> None:
+        await self.request(self.subjects.label_put(host_id), {"key": key, "value": value})
+
+    async def delete_label(self, host_id: str, key: str) -> None:
+        await self.request(self.subjects.label_del(host_id), {"key": key})
+
+    async def scale_component(
+        self,
+        host_id: str,
+        component_id: str,
+        component_ref: str,
+        count: int,
+        annotations: dict[str, str] | None = None,
+        config: list[str] | None = None,
+    ) -> None:
+        await self.request(
+            self.subjects.component_scale(host_id),
+            {
+                "component_id": component_id,
+                "component_ref": component_ref,
+                "count": count,
+                "host_id": host_id,
+                "annotations": annotations or {},
+                "config": config or [],
+            },
+        )
+
+    async def start_provider(
+        self,
+        host_id: str,
+        provider_id: str,
+        provider_ref: str,
+        annotations: dict[str, str] | None = None,
+        config: list[str] | None = None,
+    ) -> None:
+        await self.request(
+            self.subjects.provider_start(host_id),
+            {
+                "provider_id": provider_id,
+                "provider_ref": provider_ref,
+                "host_id": host_id,
+                "annotations": annotations or {},
+                "config": config or [],
+            },
+        )
+
+    async def stop_provider(self, host_id: str, provider_id: str) -> None:
+        await self.request(
+            self.subjects.provider_stop(host_id), {"provider_id": provider_id, "host_id": host_id}
+        )
+
+    async def put_link(self, link: dict[str, Any]) -> None:
+        await self.request(self.subjects.link_put(), link)
+
+    async def get_links(self) -> list[dict[str, Any]]:
+        links: list[dict[str, Any]] = await self.request(self.subjects.link_get())
+        return links
+
+    async def delete_link(
+        self, source_id: str, namespace: str, package: str, name: str = DEFAULT_LINK_NAME
+    ) -> None:
+        await self.request(
+            self.subjects.link_del(),
+            {
+                "source_id": source_id,
+                "wit_namespace": namespace,
+                "wit_package": package,
+                "name": name,
+            },
+        )
+
+    async def put_config(self, name: str, values: dict[str, str]) -> None:
+        await self.request(self.subjects.config_put(name), values)
+
+    async def get_config(self, name: str) -> dict[str, str] | None:
+        values: dict[str, str] | None = await self.request(self.subjects.config_get(name))
+        return values
+
+    async def delete_config(self, name: str) -> None:
+        await self.request(self.subjects.config_del(name))
+
+    async def stop_host(self, host_id: str) -> None:
+        await self.request(self.subjects.host_stop(host_id), {"host_id": host_id})
+
+
+def _unwrap(msg: Msg) -> Any:
+    try:
+        body = json.loads(msg.data)
+    except json.JSONDecodeError as exc:
+        raise CtlError(f"reply on {msg.subject} is not JSON: {exc}") from None
+    if not body.get("success"):
+        raise CtlError(body.get("message") or "request failed without a message")
+    return body.get("response")

@@ -1,0 +1,111 @@
+"""NATS subjects of the wasmCloud 1.x control interface and event stream (host 1.4.2)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+DEFAULT_CTL_PREFIX = "wasmbus.ctl"
+EVENT_PREFIX = "wasmbus.evt"
+DEFAULT_LATTICE = "default"
+
+
+@dataclass(frozen=True)
+class CtlSubjects:
+    """``{prefix}.v1.{lattice}.<operation>`` subjects for one lattice."""
+
+    lattice: str = DEFAULT_LATTICE
+    prefix: str = DEFAULT_CTL_PREFIX
+
+    @property
+    def base(self) -> str:
+        return f"{self.prefix}.v1.{self.lattice}"
+
+    def __call__(self, *tokens: str) -> str:
+        return ".".join((self.base, *tokens))
+
+    # Requests a client sends -------------------------------------------------------
+    def host_ping(self) -> str:
+        return self("host", "ping")
+
+    def host_get(self, host_id: str) -> str:
+        return self("host", "get", host_id)
+
+    def host_stop(self, host_id: str) -> str:
+        return self("host", "stop", host_id)
+
+    def component_scale(self, host_id: str) -> str:
+        return self("component", "scale", host_id)
+
+    def component_update(self, host_id: str) -> str:
+        return self("component", "update", host_id)
+
+    def provider_start(self, host_id: str) -> str:
+        return self("provider", "start", host_id)
+
+    def provider_stop(self, host_id: str) -> str:
+        return self("provider", "stop", host_id)
+
+    def label_put(self, host_id: str) -> str:
+        return self("label", "put", host_id)
+
+    def label_del(self, host_id: str) -> str:
+        return self("label", "del", host_id)
+
+    def link_put(self) -> str:
+        return self("link", "put")
+
+    def link_del(self) -> str:
+        return self("link", "del")
+
+    def link_get(self) -> str:
+        return self("link", "get")
+
+    def claims_get(self) -> str:
+        return self("claims", "get")
+
+    def config_put(self, name: str) -> str:
+        return self("config", "put", name)
+
+    def config_get(self, name: str) -> str:
+        return self("config", "get", name)
+
+    def config_del(self, name: str) -> str:
+        return self("config", "del", name)
+
+    # What a host subscribes to: (subject, queue group or "") ------------------------
+    def host_subscriptions(self, host_id: str) -> list[tuple[str, str]]:
+        """Plain subscriptions reach every host; queue groups make exactly one host answer
+        lattice-wide requests (same group names as the Rust host, so both can coexist)."""
+        return [
+            (self("registry", "put"), ""),
+            (self("host", "ping"), ""),
+            (self("*", "auction"), ""),
+            (self("link", "*"), self("link")),
+            (self("claims", "get"), self("claims")),
+            (self("component", "*", host_id), ""),
+            (self("provider", "*", host_id), ""),
+            (self("label", "*", host_id), ""),
+            (self("host", "*", host_id), ""),
+            (self("config", ">"), self("config")),
+        ]
+
+    def operation(self, subject: str) -> list[str]:
+        """The tokens after the lattice, e.g. ``["component", "scale", "N..."]``."""
+        head = self.base + "."
+        return subject[len(head) :].split(".") if subject.startswith(head) else []
+
+
+def event_subject(lattice: str, event: str) -> str:
+    return f"{EVENT_PREFIX}.{lattice}.{event}"
+
+
+def links_bucket(lattice: str) -> str:
+    return f"LATTICEDATA_{lattice}"
+
+
+def config_bucket(lattice: str) -> str:
+    return f"CONFIGDATA_{lattice}"
+
+
+def component_spec_key(source_id: str) -> str:
+    return f"COMPONENT_{source_id}"

@@ -1,0 +1,77 @@
+"""Test helpers: a real nats-server with JetStream on disk, and real host processes."""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from contextlib import suppress
+from pathlib import Path
+
+VENV_BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class NatsServer:
+    """``nats-server -js`` on a loopback port with a store directory that survives restarts."""
+
+    def __init__(self, store: Path, port: int | None = None) -> None:
+        self.store = store
+        self.port = port or free_port()
+        self.proc: subprocess.Popen[str] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"nats://127.0.0.1:{self.port}"
+
+    def start(self) -> NatsServer:
+        self.proc = subprocess.Popen(
+            [str(VENV_BIN / "nats-server"), "-a", "127.0.0.1", "-p", str(self.port), "-js",
+             "-sd", str(self.store)],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        assert self.proc.stdout is not None
+        deadline = time.monotonic() + 20
+        for line in self.proc.stdout:
+            if re.search(r"Server is ready", line):
+                return self
+            if time.monotonic() > deadline:
+                break
+        raise RuntimeError("nats-server did not become ready")
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=10)
+
+
+class HostProcess:
+    """``python -m host_agent`` configured the way the real host is: by environment."""
+
+    def __init__(self, nats: NatsServer, labels: dict[str, str], *args: str,
+                 lattice: str = "default", heartbeat: float = 1.0, log: Path) -> None:
+        env = {**os.environ, "WASMCLOUD_NATS_HOST": "127.0.0.1",
+               "WASMCLOUD_NATS_PORT": str(nats.port), "WASMCLOUD_LATTICE": lattice,
+               "WASMCLOUD_HEARTBEAT_INTERVAL": str(heartbeat)}
+        env |= {f"WASMCLOUD_LABEL_{k}": v for k, v in labels.items()}
+        self.log = log
+        self._log_file = log.open("w")
+        self.proc = subprocess.Popen([sys.executable, "-m", "host_agent", *args], env=env,
+                                     stdout=self._log_file, stderr=subprocess.STDOUT)
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            with suppress(subprocess.TimeoutExpired):
+                self.proc.wait(timeout=15)
+            if self.proc.poll() is None:
+                self.proc.kill()
+        self._log_file.close()
+        return self.proc.wait()
