@@ -34,6 +34,7 @@ unit:
 
 bench: bootstrap
 	python benchmarks/placement.py
+	python benchmarks/ctl.py
 
 clean:
 	rm -rf $(TOOLS)

@@ -74,3 +74,8 @@ elif ! timed "pulumi CLI v$PULUMI_VERSION from the Go module proxy" \
   env PULUMI_VERSION="$PULUMI_VERSION" bash "$ROOT/scripts/build-pulumi.sh"; then
   step "WARNING: building the Pulumi CLI failed (see the go output above); continuing without it"
 fi
+
+if [[ "${WITH_WASH:-0}" == "1" ]]; then
+  timed "wash-cli from crates.io" bash "$ROOT/scripts/build-wash.sh" ||
+    step "WARNING: building wash failed; wash compatibility tests will be skipped"
+fi

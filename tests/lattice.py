@@ -34,9 +34,20 @@ class NatsServer:
 
     def start(self) -> NatsServer:
         self.proc = subprocess.Popen(
-            [str(VENV_BIN / "nats-server"), "-a", "127.0.0.1", "-p", str(self.port), "-js",
-             "-sd", str(self.store)],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            [
+                str(VENV_BIN / "nats-server"),
+                "-a",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                "-js",
+                "-sd",
+                str(self.store),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
         assert self.proc.stdout is not None
         deadline = time.monotonic() + 20
         for line in self.proc.stdout:
@@ -55,16 +66,31 @@ class NatsServer:
 class HostProcess:
     """``python -m host_agent`` configured the way the real host is: by environment."""
 
-    def __init__(self, nats: NatsServer, labels: dict[str, str], *args: str,
-                 lattice: str = "default", heartbeat: float = 1.0, log: Path) -> None:
-        env = {**os.environ, "WASMCLOUD_NATS_HOST": "127.0.0.1",
-               "WASMCLOUD_NATS_PORT": str(nats.port), "WASMCLOUD_LATTICE": lattice,
-               "WASMCLOUD_HEARTBEAT_INTERVAL": str(heartbeat)}
+    def __init__(
+        self,
+        nats: NatsServer,
+        labels: dict[str, str],
+        *args: str,
+        lattice: str = "default",
+        heartbeat: float = 1.0,
+        log: Path,
+    ) -> None:
+        env = {
+            **os.environ,
+            "WASMCLOUD_NATS_HOST": "127.0.0.1",
+            "WASMCLOUD_NATS_PORT": str(nats.port),
+            "WASMCLOUD_LATTICE": lattice,
+            "WASMCLOUD_HEARTBEAT_INTERVAL": str(heartbeat),
+        }
         env |= {f"WASMCLOUD_LABEL_{k}": v for k, v in labels.items()}
         self.log = log
         self._log_file = log.open("w")
-        self.proc = subprocess.Popen([sys.executable, "-m", "host_agent", *args], env=env,
-                                     stdout=self._log_file, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "host_agent", *args],
+            env=env,
+            stdout=self._log_file,
+            stderr=subprocess.STDOUT,
+        )
 
     def stop(self) -> int:
         if self.proc.poll() is None:

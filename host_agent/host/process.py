@@ -10,6 +10,7 @@ from typing import Any
 import nats
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
 
 from host_agent import __version__
 from host_agent.host.handlers import CtlHandlers, HostOptions
@@ -50,6 +51,7 @@ class Host:
         self.subjects = CtlSubjects(config.lattice, config.ctl_prefix)
         self._stop = asyncio.Event()
         self._nc: NatsClient | None = None
+        self._subscriptions: list[Subscription] = []
         self.handlers: CtlHandlers | None = None
 
     @property
@@ -86,7 +88,8 @@ class Host:
             self.state, store, self.subjects, options, self.publish_event, self.request_stop
         )
         for subject, queue in self.subjects.host_subscriptions(self.host_id):
-            await self._nc.subscribe(subject, queue=queue, cb=self._on_request)
+            sub = await self._nc.subscribe(subject, queue=queue, cb=self._on_request)
+            self._subscriptions.append(sub)
         await self._nc.flush()
         await self.publish_event(
             "host_started",
@@ -123,6 +126,9 @@ class Host:
         self.state.components.clear()
         self.state.providers.clear()
         try:
+            # Stop answering first, so nobody sees this host after host_stopped.
+            for sub in self._subscriptions:
+                await sub.unsubscribe()
             await self.publish_event("host_stopped", {"labels": dict(self.state.labels)})
             await self._nc.drain()
         except Exception:

@@ -72,8 +72,9 @@ async def hosts_by_label(ctl: CtlClient, count: int) -> dict[str, dict[str, Any]
     return {h["labels"].get("zone", ""): h for h in hosts}
 
 
-async def next_events(nc: Any, subject: str, count: int, timeout: float = 15.0,
-                      types: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+async def next_events(
+    nc: Any, subject: str, count: int, timeout: float = 15.0, types: tuple[str, ...] = ()
+) -> list[dict[str, Any]]:
     sub = await nc.subscribe(subject)
     events = []
     try:
@@ -110,8 +111,14 @@ def test_two_hosts_are_discovered_with_labels_heartbeats_and_inventory(
             beat = by_source[east["id"]]
             assert beat["type"] == "com.wasmcloud.lattice.host_heartbeat"
             assert beat["data"]["labels"]["zone"] == "east"
-            for key in ("components", "providers", "friendly_name", "version", "uptime_human",
-                        "uptime_seconds"):
+            for key in (
+                "components",
+                "providers",
+                "friendly_name",
+                "version",
+                "uptime_human",
+                "uptime_seconds",
+            ):
                 assert key in beat["data"]
 
             inventory = await ctl.get_inventory(west["id"])
@@ -134,7 +141,8 @@ def test_labels_links_and_config_are_shared_across_the_lattice(
             east = hosts["east"]["id"]
 
             changed = asyncio.create_task(
-                next_events(ctl.nc, "wasmbus.evt.default.labels_changed", 1))
+                next_events(ctl.nc, "wasmbus.evt.default.labels_changed", 1)
+            )
             await asyncio.sleep(0.1)
             await ctl.put_label(east, "gpu", "true")
             [event] = await changed
@@ -143,9 +151,14 @@ def test_labels_links_and_config_are_shared_across_the_lattice(
             await ctl.delete_label(east, "gpu")
             assert "gpu" not in (await ctl.get_inventory(east))["labels"]
 
-            link = {"source_id": "app-counter", "target": "app-kv", "wit_namespace": "wasi",
-                    "wit_package": "keyvalue", "interfaces": ["atomics", "store"],
-                    "target_config": ["app-redis"]}
+            link = {
+                "source_id": "app-counter",
+                "target": "app-kv",
+                "wit_namespace": "wasi",
+                "wit_package": "keyvalue",
+                "interfaces": ["atomics", "store"],
+                "target_config": ["app-redis"],
+            }
             with pytest.raises(CtlError, match="config 'app-redis' does not exist"):
                 await ctl.put_link(link)
             await ctl.put_config("app-redis", {"url": "redis://127.0.0.1:6379"})
@@ -175,16 +188,27 @@ def test_bad_requests_get_clear_failures_and_the_host_keeps_serving(
             cases = [
                 (s.component_scale(host_id), b"{not json", "not valid JSON"),
                 (s.component_scale(host_id), b'{"count": 1}', "component_id: field required"),
-                (s.component_scale(host_id), b'{"component_id": "x", "colour": 1}',
-                 "colour: extra inputs are not permitted"),
-                (s.component_update(host_id),
-                 b'{"component_id": "ghost", "new_component_ref": "file:///x.wasm"}',
-                 "component ghost not found"),
-                (s.provider_stop(host_id), b'{"provider_id": "nope"}',
-                 "provider with that ID is not running"),
+                (
+                    s.component_scale(host_id),
+                    b'{"component_id": "x", "colour": 1}',
+                    "colour: extra inputs are not permitted",
+                ),
+                (
+                    s.component_update(host_id),
+                    b'{"component_id": "ghost", "new_component_ref": "file:///x.wasm"}',
+                    "component ghost not found",
+                ),
+                (
+                    s.provider_stop(host_id),
+                    b'{"provider_id": "nope"}',
+                    "provider with that ID is not running",
+                ),
                 (s.label_put(host_id), b'{"value": "x"}', "key: field required"),
-                (s.config_put("bad"), b'{"port": 8080}',
-                 "config data should be a map of string -> string"),
+                (
+                    s.config_put("bad"),
+                    b'{"port": 8080}',
+                    "config data should be a map of string -> string",
+                ),
                 (s("host", "explode", host_id), b"", "unsupported subject"),
             ]
             for subject, payload, expected in cases:
@@ -211,11 +235,15 @@ def test_component_scale_loads_files_and_reports_events(
             host_id = (await hosts_by_label(ctl, 1))["east"]["id"]
             annotations = {"wasmcloud.dev/managed-by": "wadm", "wasmcloud.dev/appspec": "app"}
             events = asyncio.create_task(
-                next_events(ctl.nc, "wasmbus.evt.default.>", 2,
-                            types=("component_scaled", "component_scale_failed")))
+                next_events(
+                    ctl.nc,
+                    "wasmbus.evt.default.>",
+                    2,
+                    types=("component_scaled", "component_scale_failed"),
+                )
+            )
             await asyncio.sleep(0.1)
-            await ctl.scale_component(host_id, "app-hello", f"file://{component}", 3,
-                                      annotations)
+            await ctl.scale_component(host_id, "app-hello", f"file://{component}", 3, annotations)
             await ctl.scale_component(host_id, "app-core", f"file://{core}", 1)
             by_type = {e["type"].rsplit(".", 1)[-1]: e for e in await events}
             scaled, failed = by_type["component_scaled"], by_type["component_scale_failed"]
@@ -257,8 +285,7 @@ def test_host_survives_a_nats_restart_and_keeps_state(
 
     async def after() -> None:
         async with client(nats_server) as ctl:
-            beats = await next_events(ctl.nc, "wasmbus.evt.default.host_heartbeat", 1,
-                                       timeout=30)
+            beats = await next_events(ctl.nc, "wasmbus.evt.default.host_heartbeat", 1, timeout=30)
             assert beats[0]["source"] == host_id
             assert beats[0]["data"]["labels"]["kept"] == "yes"
             assert await ctl.get_config("survives") == {"a": "b"}
@@ -275,7 +302,8 @@ def test_sigterm_publishes_host_stopped_and_exits_cleanly(
         async with client(nats_server) as ctl:
             host_id = (await hosts_by_label(ctl, 1))["east"]["id"]
             stopped = asyncio.create_task(
-                next_events(ctl.nc, "wasmbus.evt.default.host_stopped", 1))
+                next_events(ctl.nc, "wasmbus.evt.default.host_stopped", 1)
+            )
             await asyncio.sleep(0.1)
             host.proc.send_signal(signal.SIGTERM)
             [event] = await stopped
@@ -284,7 +312,7 @@ def test_sigterm_publishes_host_stopped_and_exits_cleanly(
             assert await ctl.ping_hosts(wait=0.5) == []
 
     asyncio.run(scenario())
-    assert host.stop() == 0
+    assert host.proc.wait(timeout=15) == 0
 
 
 def test_stop_host_request_shuts_the_host_down(

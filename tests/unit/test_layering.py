@@ -28,7 +28,12 @@ def test_no_host_agent_module_imports_pulumi_statically() -> None:
 
 
 def test_importing_every_host_agent_module_loads_no_pulumi() -> None:
-    modules = [m.name for m in pkgutil.walk_packages([str(PACKAGE_DIR)], "host_agent.")]
+    # __main__ modules run a program when imported; their imports are checked statically.
+    modules = [
+        m.name
+        for m in pkgutil.walk_packages([str(PACKAGE_DIR)], "host_agent.")
+        if not m.name.endswith("__main__")
+    ]
     assert "host_agent.placement.planner" in modules
     code = (
         "import importlib, sys\n"
