@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import statistics
 import sys
 import tempfile
@@ -24,7 +23,7 @@ from nats.aio.msg import Msg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from host_agent.lattice.subjects import CtlSubjects
-from tests.lattice import HostProcess, NatsServer
+from tests.lattice import HostProcess, NatsServer, first_host_id
 
 TARGET_RATIO = 2.0
 
@@ -53,17 +52,7 @@ async def run(server: NatsServer, count: int) -> tuple[list[float], list[float]]
 
     await echo_nc.subscribe("bench.echo", cb=echo)
     subjects = CtlSubjects()
-    host_id = ""
-    for _ in range(100):
-        try:
-            reply = await nc.request(subjects.host_ping(), b"", timeout=0.5)
-            if reply.data:
-                host_id = json.loads(reply.data)["response"]["id"]
-                break
-        except (nats.errors.TimeoutError, nats.errors.NoRespondersError):
-            await asyncio.sleep(0.1)
-    if not host_id:
-        raise RuntimeError("host did not come up")
+    host_id = await first_host_id(nc)
     host = await measure(nc, subjects.host_get(host_id), count)
     bare = await measure(nc, "bench.echo", count)
     await nc.close()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
 import re
 import socket
@@ -10,6 +12,11 @@ import sys
 import time
 from contextlib import suppress
 from pathlib import Path
+
+import nats.errors
+from nats.aio.client import Client as NatsClient
+
+from host_agent.lattice.subjects import CtlSubjects
 
 VENV_BIN = Path(sys.executable).parent
 
@@ -101,3 +108,17 @@ class HostProcess:
                 self.proc.kill()
         self._log_file.close()
         return self.proc.wait()
+
+
+async def first_host_id(nc: NatsClient, attempts: int = 100) -> str:
+    """Ping until a host answers; return its id."""
+    for _ in range(attempts):
+        try:
+            msg = await nc.request(CtlSubjects().host_ping(), b"", timeout=0.5)
+            if msg.data:
+                host_id: str = json.loads(msg.data)["response"]["id"]
+                return host_id
+        except (nats.errors.TimeoutError, nats.errors.NoRespondersError):
+            pass
+        await asyncio.sleep(0.1)
+    raise RuntimeError("no host answered a ping")

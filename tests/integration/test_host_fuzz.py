@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from host_agent.lattice.subjects import CtlSubjects
-from tests.lattice import HostProcess, NatsServer
+from tests.lattice import HostProcess, NatsServer, first_host_id
 
 OPERATIONS = [
     ("component", "scale"),
@@ -75,19 +75,7 @@ class Lattice:
         self.host = HostProcess(self.server, {"zone": "fuzz"}, log=tmp / "host.log")
         self.loop = asyncio.new_event_loop()
         self.nc = self.loop.run_until_complete(nats.connect(self.server.url))
-        self.host_id = self.loop.run_until_complete(self._host_id())
-
-    async def _host_id(self) -> str:
-        for _ in range(100):
-            try:
-                msg = await self.nc.request(CtlSubjects().host_ping(), b"", timeout=0.5)
-                if msg.data:
-                    host_id: str = json.loads(msg.data)["response"]["id"]
-                    return host_id
-            except (nats.errors.TimeoutError, nats.errors.NoRespondersError):
-                pass
-            await asyncio.sleep(0.1)
-        raise RuntimeError("host did not come up")
+        self.host_id = self.loop.run_until_complete(first_host_id(self.nc))
 
     def request(self, subject: str, body: bytes) -> dict[str, Any]:
         msg = self.loop.run_until_complete(self.nc.request(subject, body, timeout=5))
