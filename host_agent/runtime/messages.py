@@ -1,0 +1,28 @@
+"""Plain HTTP request/response values passed between providers, wRPC and the runtime."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+Headers = list[tuple[str, bytes]]
+
+
+@dataclass(frozen=True)
+class HttpRequest:
+    method: str  # upper case, e.g. "GET"
+    path_with_query: str
+    scheme: str = "http"
+    authority: str = ""
+    headers: Headers = field(default_factory=list)
+    body: bytes = b""
+
+
+@dataclass(frozen=True)
+class HttpResponse:
+    status: int
+    headers: Headers = field(default_factory=list)
+    body: bytes = b""
+
+    @classmethod
+    def text(cls, status: int, message: str) -> HttpResponse:
+        return cls(status, [("content-type", b"text/plain; charset=utf-8")], message.encode())

@@ -1,0 +1,62 @@
+"""The per-instance table of host-owned resources handed to a component.
+
+wasmtime-py identifies a host resource by (rep, type tag), both integers the host
+chooses. This table maps reps to the Python objects behind them. Two wasmtime-py rules
+shape it (measured, see docs/architecture.md): `ResourceAny.to_host` works only once per
+value, and every borrowed handle a host function receives must be converted before
+the function returns or the call fails with "borrow handles still remain".
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any, TypeVar
+
+from wasmtime.component import ResourceAny, ResourceHost
+
+T = TypeVar("T")
+
+
+class ResourceTable:
+    """Objects lent to one component instance, keyed by the rep the guest sees."""
+
+    def __init__(self) -> None:
+        self._objects: dict[int, Any] = {}
+        self._reps = itertools.count(1)
+        self._tags: dict[type, int] = {}
+
+    def tag(self, kind: type) -> int:
+        """The wasmtime type tag for a Python resource class (stable per table)."""
+        return self._tags.setdefault(kind, len(self._tags) + 1)
+
+    def own(self, obj: object) -> ResourceHost:
+        """Hand `obj` to the guest as an owned handle."""
+        rep = next(self._reps)
+        self._objects[rep] = obj
+        return ResourceHost.own(rep, self.tag(type(obj)))
+
+    def get(self, store: Any, handle: ResourceAny, kind: type[T]) -> T:
+        """The object behind a borrowed handle (the handle stays with the guest)."""
+        host = handle.to_host(store)
+        obj = self._objects[host.rep]
+        if not isinstance(obj, kind):
+            raise TypeError(f"expected a {kind.__name__} handle, got {type(obj).__name__}")
+        return obj
+
+    def take(self, store: Any, handle: ResourceAny, kind: type[T]) -> T:
+        """The object behind an owned handle the guest gave back to the host."""
+        host = handle.to_host(store)
+        obj = self._objects.pop(host.rep)
+        if not isinstance(obj, kind):
+            raise TypeError(f"expected a {kind.__name__} handle, got {type(obj).__name__}")
+        return obj
+
+    def drop(self, rep: int) -> None:
+        """The guest dropped its handle: forget the object."""
+        obj = self._objects.pop(rep, None)
+        close = getattr(obj, "close", None)
+        if callable(close):
+            close()
+
+    def __len__(self) -> int:
+        return len(self._objects)

@@ -1,0 +1,1 @@
+// intentionally empty: this crate exists only to fetch WIT files
