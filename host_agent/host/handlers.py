@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 from host_agent.host.artifacts import ArtifactError, read_component
+from host_agent.host.components import ComponentHost, ComponentStartError
+from host_agent.host.providers import ProviderSupervisor
 from host_agent.host.state import ComponentRecord, HostState
 from host_agent.host.store import LatticeStore, LinkConflict
 from host_agent.lattice.protocol import (
@@ -30,6 +33,8 @@ from host_agent.lattice.protocol import (
     parse_request,
 )
 from host_agent.lattice.subjects import CtlSubjects
+from host_agent.runtime.image import ComponentLoadError
+from host_agent.runtime.instance import SERVED
 
 log = logging.getLogger("host_agent.ctl")
 
@@ -52,7 +57,11 @@ class CtlHandlers:
         options: HostOptions,
         publish: Publish,
         request_stop: Callable[[], None],
+        components: ComponentHost,
+        providers: ProviderSupervisor,
     ) -> None:
+        self.components = components
+        self.providers = providers
         self.state = state
         self.store = store
         self.subjects = subjects
@@ -144,13 +153,24 @@ class CtlHandlers:
         }
         if command.count == 0:
             self.state.components.pop(command.component_id, None)
+            await self.components.stop(command.component_id)
             await self.publish("component_scaled", {**event, "max_instances": 0})
             return
         try:
-            read_component(
+            wasm = read_component(
                 command.component_ref, self.options.allow_file_load, self.options.max_component_size
             )
-        except (ArtifactError, OSError) as exc:
+            started = time.monotonic()
+            image = await self.components.load(wasm)
+            await self.components.run(command.component_id, image, command.count)
+            log.info(
+                "component %s running with up to %d instances (ready in %.2fs)",
+                command.component_id,
+                command.count,
+                time.monotonic() - started,
+            )
+        except (ArtifactError, OSError, ComponentLoadError, ComponentStartError) as exc:
+            log.warning("cannot run %s: %s", command.component_id, exc)
             await self.publish(
                 "component_scale_failed",
                 {**event, "max_instances": command.count, "error": str(exc)},
@@ -200,33 +220,12 @@ class CtlHandlers:
         return ctl_reply(True, "successfully started provider")
 
     async def _start_provider(self, command: StartProviderCommand) -> None:
-        # Built-in providers are not part of this host yet: report that honestly.
-        await self.publish(
-            "provider_start_failed",
-            {
-                "provider_ref": command.provider_ref,
-                "provider_id": command.provider_id,
-                "error": f"no provider implementation for {command.provider_ref!r} on this host",
-                "link_name": "default",
-            },
-        )
+        await self.providers.start(command)
 
     async def stop_provider(self, command: StopProviderCommand) -> bytes:
-        record = self.state.providers.pop(command.provider_id, None)
-        if record is None:
+        if command.provider_id not in self.state.providers:
             return ctl_reply(False, "provider with that ID is not running")
-        await self.publish(
-            "provider_stopped",
-            {
-                "host_id": self.state.host_id,
-                "provider_id": record.id,
-                "annotations": record.annotations,
-                "reason": "stop",
-                "instance_id": record.id,
-                "public_key": record.id,
-                "link_name": "default",
-            },
-        )
+        await self.providers.stop(command.provider_id)
         return ctl_reply(True, "successfully stopped provider")
 
     # labels -------------------------------------------------------------------------
@@ -247,7 +246,27 @@ class CtlHandlers:
         )
 
     # links and config ---------------------------------------------------------------
+    def _version_mismatch(self, link: Link) -> str | None:
+        """The draft-vs-final pitfall: the source imports a version no provider serves."""
+        image = self.components.images.get(link.source_id)
+        if image is None:
+            return None
+        for interface in link.interfaces:
+            base = f"{link.wit_namespace}:{link.wit_package}/{interface}"
+            version = image.imports.get(base)
+            served = SERVED.get(base)
+            if version is not None and served is not None and not served.accepts(version):
+                wanted = served.version_family.rstrip(".")
+                return (
+                    f"{link.source_id} imports {base}@{version} but providers on this lattice "
+                    f"serve {base}@{wanted}; rebuild the component against {base}@{wanted}"
+                )
+        return None
+
     async def put_link(self, link: Link) -> bytes:
+        mismatch = self._version_mismatch(link)
+        if mismatch is not None:
+            return await self._link_failed(link, mismatch)
         for name in [*link.source_config, *link.target_config]:
             if await self.store.get_config(name) is None:
                 return await self._link_failed(

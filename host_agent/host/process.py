@@ -13,12 +13,17 @@ from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
 from host_agent import __version__
+from host_agent.host.components import ComponentHost
 from host_agent.host.handlers import CtlHandlers, HostOptions
 from host_agent.host.identity import HostIdentity, default_labels
+from host_agent.host.links import LinkIndex
+from host_agent.host.providers import ProviderSupervisor
 from host_agent.host.state import HostState
 from host_agent.host.store import LatticeStore
 from host_agent.lattice.events import cloud_event
+from host_agent.lattice.protocol import Link
 from host_agent.lattice.subjects import DEFAULT_CTL_PREFIX, CtlSubjects, event_subject
+from host_agent.wrpc.transport import WrpcClient, WrpcServer
 
 log = logging.getLogger("host_agent.host")
 
@@ -53,6 +58,10 @@ class Host:
         self._nc: NatsClient | None = None
         self._subscriptions: list[Subscription] = []
         self.handlers: CtlHandlers | None = None
+        self.links = LinkIndex()
+        self.components: ComponentHost | None = None
+        self.providers: ProviderSupervisor | None = None
+        self._store: LatticeStore | None = None
 
     @property
     def host_id(self) -> str:
@@ -80,12 +89,30 @@ class Host:
             error_cb=self._on_error,
         )
         js = self._nc.jetstream(domain=self.config.js_domain)
-        store = await LatticeStore.open(js, self.config.lattice)
+        store = self._store = await LatticeStore.open(js, self.config.lattice)
         options = HostOptions(
             allow_file_load=self.config.allow_file_load, nats_url=self.config.nats_url
         )
+        lattice = self.config.lattice
+        self.links = LinkIndex(Link.model_validate(link) for link in await store.get_links())
+        self.components = ComponentHost(
+            lattice,
+            WrpcClient(self._nc, lattice),
+            WrpcServer(self._nc, lattice),
+            lambda: self.links,
+        )
+        self.providers = ProviderSupervisor(
+            self.state, self._nc, self.config.nats_url, self.publish_event, self._read_configs
+        )
         self.handlers = CtlHandlers(
-            self.state, store, self.subjects, options, self.publish_event, self.request_stop
+            self.state,
+            store,
+            self.subjects,
+            options,
+            self.publish_event,
+            self.request_stop,
+            self.components,
+            self.providers,
         )
         for subject, queue in self.subjects.host_subscriptions(self.host_id):
             sub = await self._nc.subscribe(subject, queue=queue, cb=self._on_request)
@@ -109,13 +136,43 @@ class Host:
             },
         )
 
+    async def _read_configs(self, names: list[str]) -> dict[str, str]:
+        """Named configs merged in order (later names win), as providers receive them."""
+        assert self._store is not None
+        merged: dict[str, str] = {}
+        for name in names:
+            merged.update(await self._store.get_config(name) or {})
+        return merged
+
+    async def _follow_links(self) -> None:
+        # Links are written by whichever host answered link.put; every host follows the
+        # KV bucket so its components route calls and its providers hear about links.
+        assert self._store is not None and self.providers is not None
+        by_source: dict[str, list[Link]] = {}
+        while True:
+            try:
+                async for source_id, links in self._store.watch_links():
+                    by_source[source_id] = [Link.model_validate(link) for link in links]
+                    every = [link for source in sorted(by_source) for link in by_source[source]]
+                    self.links = LinkIndex(every)
+                    await self.providers.links_changed(every)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.warning("link watch interrupted; resubscribing", exc_info=True)
+                await asyncio.sleep(1.0)
+
     async def run(self) -> None:
         await self.start()
-        heartbeat = asyncio.create_task(self._heartbeats())
+        tasks = [
+            asyncio.create_task(self._heartbeats()),
+            asyncio.create_task(self._follow_links()),
+        ]
         try:
             await self._stop.wait()
         finally:
-            heartbeat.cancel()
+            for task in tasks:
+                task.cancel()
             await self.shutdown()
 
     async def shutdown(self) -> None:
@@ -123,6 +180,10 @@ class Host:
             return
         if self.handlers is not None:
             await self.handlers.wait_background()
+        if self.components is not None:
+            await self.components.stop_all()
+        if self.providers is not None:
+            await self.providers.stop_all()
         self.state.components.clear()
         self.state.providers.clear()
         try:

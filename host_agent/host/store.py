@@ -8,6 +8,7 @@ Every host reads the same buckets, so every host sees the same links and config.
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
 from typing import Any
 
 from nats.js import JetStreamContext
@@ -110,6 +111,18 @@ class LatticeStore:
 
         await self._update_links(request.source_id, change)
         return removed[0] if removed else None
+
+    async def watch_links(self) -> AsyncIterator[tuple[str, list[dict[str, Any]]]]:
+        """(source id, its links) now and on every change; deleted sources yield []."""
+        prefix = component_spec_key("")
+        watcher = await self._links.watchall(include_history=False)
+        async for entry in watcher:
+            if entry is None or not entry.key.startswith(prefix):
+                continue  # None marks the end of the initial values
+            links: list[dict[str, Any]] = []
+            if entry.operation is None and entry.value:
+                links = json.loads(entry.value).get("links", [])
+            yield entry.key[len(prefix) :], links
 
     async def _read_spec(self, key: str) -> tuple[dict[str, Any], int | None]:
         try:

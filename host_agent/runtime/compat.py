@@ -22,7 +22,7 @@ _original_lower = _types.VariantLikeType._lower
 
 def _lower_untagged(self: Any, store: Any, val: Any) -> tuple[str, Any]:
     if self._tagged():
-        return _original_lower(self, store, val)  # type: ignore[no-any-return]
+        return _original_lower(self, store, val)
     for name, ty in self._cases():
         if ty is None:
             if val is None:

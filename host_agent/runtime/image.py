@@ -76,7 +76,9 @@ def load_component(wasm: bytes, engine: Engine, cache_dir: Path | None = None) -
             component = Component(engine, wasm)
         except WasmtimeError as error:
             first_line = str(error).strip().splitlines()[0]
-            raise ComponentLoadError(f"not a runnable WebAssembly component: {first_line}") from None
+            raise ComponentLoadError(
+                f"not a runnable WebAssembly component: {first_line}"
+            ) from None
         cache_dir.mkdir(parents=True, exist_ok=True)
         partial = cached.with_suffix(f".{os.getpid()}.tmp")
         partial.write_bytes(bytes(component.serialize()))

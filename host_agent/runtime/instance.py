@@ -66,8 +66,7 @@ def _ignore(_: bytes) -> None:
 
 
 SERVED = {
-    iface.name: iface
-    for iface in host_interfaces(ResourceTable(), NoKeyValue(), _ignore, _ignore)  # type: ignore[arg-type]
+    iface.name: iface for iface in host_interfaces(ResourceTable(), NoKeyValue(), _ignore, _ignore)
 }
 
 
@@ -120,7 +119,9 @@ class ComponentInstance:
             self.instance = linker.instantiate(self.store, image.component)
         except WasmtimeError as error:
             raise ComponentTrap(f"instantiation failed: {error}") from None
-        self._handle = self._export_func(HTTP_HANDLER, "handle") if HTTP_HANDLER in image.exports else None
+        self._handle = (
+            self._export_func(HTTP_HANDLER, "handle") if HTTP_HANDLER in image.exports else None
+        )
 
     def _export_func(self, interface: str, name: str) -> Any:
         parent = self.instance.get_export_index(self.store, self.image.export_name(interface))

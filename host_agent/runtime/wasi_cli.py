@@ -25,8 +25,8 @@ class TerminalHandle:
 
 def _datetime(seconds: int, nanoseconds: int) -> Record:
     value = Record()
-    value.seconds = seconds
-    value.nanoseconds = nanoseconds
+    setattr(value, "seconds", seconds)  # noqa: B010 - Record is a bare attribute bag
+    setattr(value, "nanoseconds", nanoseconds)  # noqa: B010
     return value
 
 

@@ -100,7 +100,9 @@ def io_interfaces(table: ResourceTable) -> list[HostInterface]:
         return CLOSED if table.get(store, self_, OutputStream).closed else WRITE_BUDGET
 
     def write_zeroes(store: Any, self_: ResourceAny, length: int) -> Any:
-        return WRITE_OK if table.get(store, self_, OutputStream).write(bytes(length)) else WRITE_CLOSED
+        return (
+            WRITE_OK if table.get(store, self_, OutputStream).write(bytes(length)) else WRITE_CLOSED
+        )
 
     def subscribe(store: Any, self_: ResourceAny) -> Any:
         table.get(store, self_, object)

@@ -81,8 +81,8 @@ def keyvalue_interfaces(table: ResourceTable, client: KeyValueClient) -> list[Ho
         def call() -> Record:
             keys, next_cursor = client.list_keys(bucket, cursor)
             response = Record()
-            response.keys = keys
-            response.cursor = next_cursor
+            setattr(response, "keys", keys)  # noqa: B010 - Record is a bare attribute bag
+            setattr(response, "cursor", next_cursor)  # noqa: B010
             return response
 
         return guarded(call)

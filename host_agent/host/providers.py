@@ -1,0 +1,250 @@
+"""Provider processes on this host: start with HostData on stdin, push links, stop.
+
+Like the Rust host: the process gets a cleared environment and one base64 JSON line
+on stdin; `provider_started` is published once it is spawned; links where it is source
+or target are pushed on `linkdefs.put`/`linkdefs.del` as they change in the lattice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import sys
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from nats.aio.client import Client as NatsClient
+
+from host_agent.host.links import LinkIndex, LinkKey, ResolvedLink, provider_link_changes
+from host_agent.host.state import HostState, ProviderRecord
+from host_agent.lattice.protocol import Link, StartProviderCommand
+from host_agent.providers.builtin import BuiltinProvider, UnknownProvider, resolve_provider
+from host_agent.providers.contract import (
+    HEALTH,
+    LINK_DEL,
+    LINK_PUT,
+    SHUTDOWN,
+    HostData,
+    InterfaceLinkDefinition,
+    provider_subject,
+)
+
+log = logging.getLogger("host_agent.providers")
+
+Publish = Callable[[str, dict[str, Any]], Awaitable[None]]
+ConfigReader = Callable[[list[str]], Awaitable[dict[str, str]]]
+SHUTDOWN_GRACE = 2.0  # seconds a provider gets to exit after the shutdown request
+READY_TIMEOUT = 30.0  # seconds a new provider has to answer its first health check
+PASSED_ENV = ("RUST_LOG", "PYTHONPATH")  # the Rust host passes RUST_LOG only
+
+
+@dataclass
+class RunningProvider:
+    record: ProviderRecord
+    builtin: BuiltinProvider
+    process: asyncio.subprocess.Process
+    pushed: dict[LinkKey, ResolvedLink] = field(default_factory=dict)
+    stopping: bool = False
+    # Link pushes wait until the provider answers a health check: a message published
+    # before it subscribed would be lost (Python providers take ~0.5 s to start).
+    ready: bool = False
+
+
+def link_definition(resolved: ResolvedLink) -> InterfaceLinkDefinition:
+    link = resolved.link
+    return InterfaceLinkDefinition(
+        source_id=link.source_id,
+        target=link.target,
+        name=link.name,
+        wit_namespace=link.wit_namespace,
+        wit_package=link.wit_package,
+        interfaces=list(link.interfaces),
+        source_config=resolved.source_config,
+        target_config=resolved.target_config,
+    )
+
+
+class ProviderSupervisor:
+    def __init__(
+        self,
+        state: HostState,
+        nc: NatsClient,
+        nats_url: str,
+        publish: Publish,
+        read_configs: ConfigReader,
+    ) -> None:
+        self.state = state
+        self.nc = nc
+        self.nats_url = nats_url
+        self.publish = publish
+        self.read_configs = read_configs
+        self.running: dict[str, RunningProvider] = {}
+        self.links = LinkIndex()
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def resolve(self, link: Link) -> ResolvedLink:
+        return ResolvedLink(
+            link,
+            await self.read_configs(list(link.source_config)),
+            await self.read_configs(list(link.target_config)),
+        )
+
+    async def start(self, command: StartProviderCommand) -> None:
+        try:
+            builtin = resolve_provider(command.provider_ref)
+        except UnknownProvider as error:
+            await self._start_failed(command, str(error))
+            return
+        links = [await self.resolve(link) for link in self.links.involving(command.provider_id)]
+        host_data = HostData(
+            host_id=self.state.host_id,
+            lattice_rpc_prefix=self.state.lattice,
+            lattice_rpc_url=self.nats_url,
+            provider_key=command.provider_id,
+            instance_id=str(uuid.uuid4()),
+            link_definitions=[link_definition(link) for link in links],
+            config=await self.read_configs(list(command.config)),
+        )
+        env = {name: os.environ[name] for name in PASSED_ENV if name in os.environ}
+        try:
+            process = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", builtin.module, stdin=asyncio.subprocess.PIPE, env=env
+            )
+        except OSError as error:
+            await self._start_failed(command, f"could not spawn {builtin.module}: {error}")
+            return
+        assert process.stdin is not None
+        process.stdin.write(host_data.encode())
+        await process.stdin.drain()
+        process.stdin.close()
+        annotations = command.annotations or {}
+        record = ProviderRecord(
+            command.provider_id, command.provider_ref, annotations, list(command.config)
+        )
+        running = RunningProvider(record, builtin, process, {link.key: link for link in links})
+        self.running[command.provider_id] = running
+        self.state.providers[command.provider_id] = record
+        for work in (self._watch_exit(running), self._when_ready(running)):
+            task = asyncio.get_running_loop().create_task(work)
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        log.info("provider %s started (%s, pid %d)", record.id, builtin.name, process.pid)
+        await self.publish(
+            "provider_started",
+            {
+                "host_id": self.state.host_id,
+                "image_ref": command.provider_ref,
+                "provider_id": command.provider_id,
+                "annotations": annotations,
+                "instance_id": host_data.instance_id,
+                "public_key": command.provider_id,
+                "link_name": "default",
+            },
+        )
+
+    async def _when_ready(self, running: RunningProvider) -> None:
+        subject = provider_subject(self.state.lattice, running.record.id, HEALTH)
+        deadline = asyncio.get_running_loop().time() + READY_TIMEOUT
+        while not running.stopping and asyncio.get_running_loop().time() < deadline:
+            try:
+                await self.nc.request(subject, b"", timeout=0.5)
+            except Exception:
+                await asyncio.sleep(0.1)
+                continue
+            running.ready = True
+            await self._sync_links(running)
+            await self.publish(
+                "health_check_passed",
+                {"host_id": self.state.host_id, "provider_id": running.record.id},
+            )
+            return
+        if not running.stopping:
+            log.warning("provider %s did not answer health checks", running.record.id)
+
+    async def _start_failed(self, command: StartProviderCommand, error: str) -> None:
+        log.warning("provider %s failed to start: %s", command.provider_id, error)
+        await self.publish(
+            "provider_start_failed",
+            {
+                "provider_ref": command.provider_ref,
+                "provider_id": command.provider_id,
+                "error": error,
+                "link_name": "default",
+            },
+        )
+
+    async def _watch_exit(self, running: RunningProvider) -> None:
+        code = await running.process.wait()
+        if running.stopping:
+            return
+        # An unexpected exit: drop it from the inventory so wadm (or a user) restarts it.
+        log.warning("provider %s exited unexpectedly with code %s", running.record.id, code)
+        self.running.pop(running.record.id, None)
+        self.state.providers.pop(running.record.id, None)
+        await self._stopped(running, f"exited with code {code}")
+
+    async def _stopped(self, running: RunningProvider, reason: str) -> None:
+        await self.publish(
+            "provider_stopped",
+            {
+                "host_id": self.state.host_id,
+                "provider_id": running.record.id,
+                "annotations": running.record.annotations,
+                "reason": reason,
+                "instance_id": running.record.id,
+                "public_key": running.record.id,
+                "link_name": "default",
+            },
+        )
+
+    async def stop(self, provider_id: str, *, announce: bool = True) -> bool:
+        running = self.running.pop(provider_id, None)
+        self.state.providers.pop(provider_id, None)
+        if running is None:
+            return False
+        running.stopping = True
+        subject = provider_subject(self.state.lattice, provider_id, SHUTDOWN)
+        with contextlib.suppress(Exception):
+            payload = json.dumps({"host_id": self.state.host_id}).encode()
+            await self.nc.request(subject, payload, timeout=SHUTDOWN_GRACE)
+        try:
+            await asyncio.wait_for(running.process.wait(), SHUTDOWN_GRACE)
+        except TimeoutError:
+            running.process.kill()
+            await running.process.wait()
+        if announce:
+            await self._stopped(running, "stop")
+        return True
+
+    async def stop_all(self) -> None:
+        # The Rust host sends no per-provider events when the whole host stops.
+        await asyncio.gather(*(self.stop(pid, announce=False) for pid in list(self.running)))
+
+    async def links_changed(self, links: list[Link]) -> None:
+        """Push link puts/deletes to every local provider whose links changed."""
+        self.links = LinkIndex(links)
+        for running in list(self.running.values()):
+            if running.ready:
+                await self._sync_links(running)
+
+    async def _sync_links(self, running: RunningProvider) -> None:
+        provider_id = running.record.id
+        wanted = [await self.resolve(link) for link in self.links.involving(provider_id)]
+        changes = provider_link_changes(running.pushed, wanted)
+        for resolved in changes.put:
+            await self._push(provider_id, LINK_PUT, resolved)
+            running.pushed[resolved.key] = resolved
+        for resolved in changes.delete:
+            await self._push(provider_id, LINK_DEL, resolved)
+            running.pushed.pop(resolved.key, None)
+
+    async def _push(self, provider_id: str, operation: str, resolved: ResolvedLink) -> None:
+        subject = provider_subject(self.state.lattice, provider_id, operation)
+        link = resolved.link
+        log.info("%s %s -> %s to provider %s", operation, link.source_id, link.target, provider_id)
+        await self.nc.publish(subject, link_definition(resolved).model_dump_json().encode())

@@ -1,0 +1,182 @@
+"""Key-value stores behind the built-in keyvalue providers: in-memory, Redis, NATS KV.
+
+All three store counters as decimal text, so `increment` and `get` agree and a value
+written by one component reads the same through any of them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Protocol
+
+import redis.asyncio as aioredis
+from nats.aio.client import Client as NatsClient
+from nats.js.errors import BucketNotFoundError, KeyNotFoundError, KeyWrongLastSequenceError
+from nats.js.kv import KeyValue
+from redis.exceptions import RedisError
+
+from host_agent.runtime.wasi_keyvalue import KeyValueError
+
+PAGE = 1000  # keys per list-keys page
+
+
+class KeyValueBackend(Protocol):
+    async def get(self, bucket: str, key: str) -> bytes | None: ...
+    async def set(self, bucket: str, key: str, value: bytes) -> None: ...
+    async def delete(self, bucket: str, key: str) -> None: ...
+    async def exists(self, bucket: str, key: str) -> bool: ...
+    async def list_keys(self, bucket: str, cursor: int | None) -> tuple[list[str], int | None]: ...
+    async def increment(self, bucket: str, key: str, delta: int) -> int: ...
+    async def close(self) -> None: ...
+
+
+def _as_int(value: bytes | None, key: str) -> int:
+    if value is None:
+        return 0
+    try:
+        return int(value)
+    except ValueError:
+        raise KeyValueError("other", f"value of {key!r} is not an integer") from None
+
+
+def _page(keys: list[str], cursor: int | None) -> tuple[list[str], int | None]:
+    start = cursor or 0
+    end = start + PAGE
+    return keys[start:end], (end if end < len(keys) else None)
+
+
+class InMemoryBackend:
+    def __init__(self) -> None:
+        self._buckets: dict[str, dict[str, bytes]] = {}
+
+    def _bucket(self, bucket: str) -> dict[str, bytes]:
+        return self._buckets.setdefault(bucket, {})
+
+    async def get(self, bucket: str, key: str) -> bytes | None:
+        return self._bucket(bucket).get(key)
+
+    async def set(self, bucket: str, key: str, value: bytes) -> None:
+        self._bucket(bucket)[key] = value
+
+    async def delete(self, bucket: str, key: str) -> None:
+        self._bucket(bucket).pop(key, None)
+
+    async def exists(self, bucket: str, key: str) -> bool:
+        return key in self._bucket(bucket)
+
+    async def list_keys(self, bucket: str, cursor: int | None) -> tuple[list[str], int | None]:
+        return _page(sorted(self._bucket(bucket)), cursor)
+
+    async def increment(self, bucket: str, key: str, delta: int) -> int:
+        items = self._bucket(bucket)
+        value = _as_int(items.get(key), key) + delta
+        items[key] = str(value).encode()
+        return value
+
+    async def close(self) -> None:
+        return None
+
+
+class RedisBackend:
+    """Keys live directly in the Redis database named by the URL, as in wasmCloud's
+    keyvalue-redis; the bucket name is not part of the key."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._redis = aioredis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=5)
+
+    async def _call(self, op: str, *args: object) -> object:
+        try:
+            return await self._redis.execute_command(op, *args)  # type: ignore[no-untyped-call]
+        except (RedisError, OSError) as error:
+            raise KeyValueError("other", f"redis at {self.url} failed: {error}") from None
+
+    async def get(self, bucket: str, key: str) -> bytes | None:
+        value = await self._call("GET", key)
+        return bytes(value) if isinstance(value, bytes | bytearray) else None
+
+    async def set(self, bucket: str, key: str, value: bytes) -> None:
+        await self._call("SET", key, value)
+
+    async def delete(self, bucket: str, key: str) -> None:
+        await self._call("DEL", key)
+
+    async def exists(self, bucket: str, key: str) -> bool:
+        return bool(await self._call("EXISTS", key))
+
+    async def list_keys(self, bucket: str, cursor: int | None) -> tuple[list[str], int | None]:
+        reply = await self._call("SCAN", cursor or 0, "COUNT", PAGE)
+        assert isinstance(reply, list | tuple)
+        next_cursor = int(reply[0])
+        keys = [k.decode() if isinstance(k, bytes) else str(k) for k in reply[1]]
+        return keys, (next_cursor or None)
+
+    async def increment(self, bucket: str, key: str, delta: int) -> int:
+        value = await self._call("INCRBY", key, delta)
+        assert isinstance(value, int)
+        return value
+
+    async def close(self) -> None:
+        await self._redis.aclose()
+
+
+class NatsKvBackend:
+    """One JetStream KV bucket per wasi:keyvalue bucket name (created on first use)."""
+
+    def __init__(self, nc: NatsClient, bucket_override: str | None = None) -> None:
+        self._js = nc.jetstream()
+        self._override = bucket_override
+        self._buckets: dict[str, KeyValue] = {}
+
+    async def _kv(self, bucket: str) -> KeyValue:
+        name = self._override or bucket or "default"
+        if name not in self._buckets:
+            try:
+                self._buckets[name] = await self._js.key_value(name)
+            except BucketNotFoundError:
+                self._buckets[name] = await self._js.create_key_value(bucket=name)
+        return self._buckets[name]
+
+    async def get(self, bucket: str, key: str) -> bytes | None:
+        try:
+            entry = await (await self._kv(bucket)).get(key)
+        except KeyNotFoundError:
+            return None
+        return entry.value
+
+    async def set(self, bucket: str, key: str, value: bytes) -> None:
+        await (await self._kv(bucket)).put(key, value)
+
+    async def delete(self, bucket: str, key: str) -> None:
+        await (await self._kv(bucket)).delete(key)
+
+    async def exists(self, bucket: str, key: str) -> bool:
+        return await self.get(bucket, key) is not None
+
+    async def list_keys(self, bucket: str, cursor: int | None) -> tuple[list[str], int | None]:
+        try:
+            keys = await (await self._kv(bucket)).keys()
+        except Exception:  # nats-py raises NoKeysError for an empty bucket
+            keys = []
+        return _page(sorted(keys), cursor)
+
+    async def increment(self, bucket: str, key: str, delta: int) -> int:
+        kv = await self._kv(bucket)
+        for _ in range(100):  # optimistic concurrency: retry when another writer won
+            try:
+                entry = await kv.get(key)
+                value = _as_int(entry.value, key) + delta
+                await kv.update(key, str(value).encode(), last=entry.revision)
+                return value
+            except KeyNotFoundError:
+                try:
+                    await kv.create(key, str(delta).encode())
+                    return delta
+                except KeyWrongLastSequenceError:
+                    continue
+            except KeyWrongLastSequenceError:
+                await asyncio.sleep(0)
+        raise KeyValueError("other", f"increment of {key!r} kept conflicting; try again")
+
+    async def close(self) -> None:
+        return None

@@ -1,0 +1,129 @@
+"""The provider side of the host contract: read HostData, connect, answer the host.
+
+A provider implements `ProviderHandler`; `run_provider` does the rest, the way
+wasmCloud's provider SDK does: health and shutdown requests, link definitions pushed
+by the host (and those present at start), config updates. A provider also exits when
+the host process that started it is gone, so a killed host leaves no orphans.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import sys
+from typing import Protocol
+
+import nats
+from nats.aio.client import Client as NatsClient
+from nats.aio.msg import Msg
+
+from host_agent.providers.contract import (
+    CONFIG_UPDATE,
+    HEALTH,
+    LINK_DEL,
+    LINK_PUT,
+    SHUTDOWN,
+    HostData,
+    InterfaceLinkDefinition,
+    provider_subject,
+)
+
+log = logging.getLogger("host_agent.provider")
+
+
+class ProviderHandler(Protocol):
+    async def start(self, host: HostData, nc: NatsClient) -> None: ...
+    async def link_put(self, link: InterfaceLinkDefinition) -> None: ...
+    async def link_del(self, link: InterfaceLinkDefinition) -> None: ...
+    async def health(self) -> tuple[bool, str]: ...
+    async def stop(self) -> None: ...
+
+
+async def _watch_parent(stop: asyncio.Event) -> None:
+    parent = os.getppid()
+    while not stop.is_set():
+        await asyncio.sleep(1.0)
+        if os.getppid() != parent:
+            log.warning("host process is gone; provider exiting")
+            stop.set()
+
+
+async def serve(handler: ProviderHandler, host: HostData) -> None:
+    nc = await nats.connect(
+        host.lattice_rpc_url,
+        name=f"provider {host.provider_key}",
+        max_reconnect_attempts=-1,
+        reconnect_time_wait=0.5,
+    )
+    stop = asyncio.Event()
+
+    def subject(operation: str) -> str:
+        return provider_subject(host.lattice_rpc_prefix, host.provider_key, operation)
+
+    async def on_health(msg: Msg) -> None:
+        healthy, message = await handler.health()
+        await msg.respond(json.dumps({"healthy": healthy, "message": message}).encode())
+
+    async def on_shutdown(msg: Msg) -> None:
+        with contextlib.suppress(ValueError):
+            if json.loads(msg.data or b"{}").get("host_id", host.host_id) != host.host_id:
+                return  # addressed to the same provider id on another host
+        if msg.reply:
+            await msg.respond(b"shutting down")
+        stop.set()
+
+    async def on_link(msg: Msg) -> None:
+        try:
+            link = InterfaceLinkDefinition.model_validate_json(msg.data)
+        except ValueError as error:
+            log.warning("ignoring malformed link definition on %s: %s", msg.subject, error)
+            return
+        try:
+            if msg.subject.endswith(LINK_PUT):
+                await handler.link_put(link)
+            else:
+                await handler.link_del(link)
+        except Exception:
+            log.exception("link update failed")
+
+    async def on_config(msg: Msg) -> None:
+        log.info(
+            "config update received (%d bytes); built-in providers read config at link time",
+            len(msg.data),
+        )
+
+    await nc.subscribe(subject(HEALTH), cb=on_health)
+    await nc.subscribe(subject(SHUTDOWN), cb=on_shutdown)
+    await nc.subscribe(subject(LINK_PUT), cb=on_link)
+    await nc.subscribe(subject(LINK_DEL), cb=on_link)
+    await nc.subscribe(subject(CONFIG_UPDATE), cb=on_config)
+    await handler.start(host, nc)
+    for link in host.link_definitions:
+        await handler.link_put(link)
+    await nc.flush()
+    log.info("provider %s ready", host.provider_key)
+    watcher = asyncio.create_task(_watch_parent(stop))
+    try:
+        await stop.wait()
+    finally:
+        watcher.cancel()
+        await handler.stop()
+        with contextlib.suppress(Exception):
+            await nc.drain()
+
+
+def run_provider(handler: ProviderHandler) -> None:
+    """Entry point of a provider process: HostData arrives as one line on stdin."""
+    logging.basicConfig(
+        level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s %(message)s"
+    )
+    line = sys.stdin.buffer.readline()
+    if not line.strip():
+        sys.exit(
+            "provider: expected HostData (base64 JSON) on stdin; providers are started "
+            "by a host (provider.start), not by hand"
+        )
+    asyncio.run(serve(handler, HostData.decode(line)))

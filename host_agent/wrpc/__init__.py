@@ -1,0 +1,1 @@
+"""wRPC over NATS: how components and providers call each other across the lattice."""
