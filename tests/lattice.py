@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import os
 import re
@@ -10,8 +11,10 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Coroutine
 from contextlib import suppress
 from pathlib import Path
+from typing import Any
 
 import nats.errors
 from nats.aio.client import Client as NatsClient
@@ -19,6 +22,16 @@ from nats.aio.client import Client as NatsClient
 from host_agent.lattice.subjects import CtlSubjects
 
 VENV_BIN = Path(sys.executable).parent
+
+
+def run_async(test: Callable[..., Coroutine[Any, Any, None]]) -> Callable[..., None]:
+    """Run an async test function with asyncio.run (fixtures still resolve by name)."""
+
+    @functools.wraps(test)
+    def run(*args: Any, **kwargs: Any) -> None:
+        asyncio.run(test(*args, **kwargs))
+
+    return run
 
 
 def free_port() -> int:

@@ -34,7 +34,7 @@ from host_agent.lattice.protocol import (
 )
 from host_agent.lattice.subjects import CtlSubjects
 from host_agent.runtime.image import ComponentLoadError
-from host_agent.runtime.instance import SERVED
+from host_agent.runtime.instance import version_mismatch
 
 log = logging.getLogger("host_agent.ctl")
 
@@ -246,25 +246,9 @@ class CtlHandlers:
         )
 
     # links and config ---------------------------------------------------------------
-    def _version_mismatch(self, link: Link) -> str | None:
-        """The draft-vs-final pitfall: the source imports a version no provider serves."""
-        image = self.components.images.get(link.source_id)
-        if image is None:
-            return None
-        for interface in link.interfaces:
-            base = f"{link.wit_namespace}:{link.wit_package}/{interface}"
-            version = image.imports.get(base)
-            served = SERVED.get(base)
-            if version is not None and served is not None and not served.accepts(version):
-                wanted = served.version_family.rstrip(".")
-                return (
-                    f"{link.source_id} imports {base}@{version} but providers on this lattice "
-                    f"serve {base}@{wanted}; rebuild the component against {base}@{wanted}"
-                )
-        return None
-
     async def put_link(self, link: Link) -> bytes:
-        mismatch = self._version_mismatch(link)
+        image = self.components.images.get(link.source_id)
+        mismatch = version_mismatch(image.imports, link) if image else None
         if mismatch is not None:
             return await self._link_failed(link, mismatch)
         for name in [*link.source_config, *link.target_config]:

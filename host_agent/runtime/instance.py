@@ -13,6 +13,7 @@ from typing import Any
 from wasmtime import Store, WasmtimeError
 from wasmtime.component import Linker, ResourceType
 
+from host_agent.lattice.protocol import Link
 from host_agent.runtime import compat
 from host_agent.runtime.image import HTTP_HANDLER, ComponentImage
 from host_agent.runtime.interface import HostInterface
@@ -88,6 +89,22 @@ def import_problems(image: ComponentImage) -> list[str]:
                 f"missing import {base}@{version}: no built-in interface or provider offers it"
             )
     return problems
+
+
+def version_mismatch(imports: dict[str, str], link: Link) -> str | None:
+    """The tutorial's draft-vs-final pitfall, caught at link time: the source component
+    imports a version of a linked interface that providers on this lattice do not serve."""
+    for interface in link.interfaces:
+        base = f"{link.wit_namespace}:{link.wit_package}/{interface}"
+        version = imports.get(base)
+        served = SERVED.get(base)
+        if version is not None and served is not None and not served.accepts(version):
+            wanted = served.version_family.rstrip(".")
+            return (
+                f"{link.source_id} imports {base}@{version} but providers on this lattice "
+                f"serve {base}@{wanted}; rebuild the component against {base}@{wanted}"
+            )
+    return None
 
 
 class ComponentInstance:
