@@ -33,8 +33,10 @@ unit:
 	pytest
 
 bench: bootstrap
+	bash scripts/install-wash-dev.sh
 	python benchmarks/placement.py
 	python benchmarks/ctl.py
+	python benchmarks/invoke.py
 
 clean:
 	rm -rf $(TOOLS)

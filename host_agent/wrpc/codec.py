@@ -74,29 +74,24 @@ class Reader:
         self.offset += 1
         return byte
 
-    def u(self, max_bits: int = 64) -> int:
+    def _leb128(self, max_bits: int) -> tuple[int, int, int]:
+        """Raw LEB128 groups: (value, bits consumed, last byte), for u() and s() to finish."""
         result = shift = 0
         while True:
             byte = self._byte()
             result |= (byte & 0x7F) << shift
             shift += 7
             if not byte & 0x80:
-                break
+                return result, shift, byte
             if shift >= max_bits + 7:
                 raise DecodeError("LEB128 integer too long")
-        return result
+
+    def u(self, max_bits: int = 64) -> int:
+        return self._leb128(max_bits)[0]
 
     def s(self, max_bits: int = 64) -> int:
-        result = shift = 0
-        while True:
-            byte = self._byte()
-            result |= (byte & 0x7F) << shift
-            shift += 7
-            if not byte & 0x80:
-                break
-            if shift >= max_bits + 7:
-                raise DecodeError("LEB128 integer too long")
-        if byte & 0x40:
+        result, shift, last = self._leb128(max_bits)
+        if last & 0x40:  # sign bit of the last group
             result -= 1 << shift
         return result
 

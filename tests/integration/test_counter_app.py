@@ -30,20 +30,6 @@ KV_REDIS = "ghcr.io/wasmcloud/keyvalue-redis:0.28.1"
 
 
 @pytest.fixture
-def nats_server(tmp_path: Path) -> Iterator[NatsServer]:
-    server = NatsServer(tmp_path / "jetstream").start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
-    server = RedisServer(tmp_path / "redis").start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
 def start_host(nats_server: NatsServer, tmp_path: Path) -> Iterator[Callable[..., HostProcess]]:
     hosts: list[HostProcess] = []
 

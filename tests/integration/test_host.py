@@ -23,13 +23,6 @@ pytestmark = pytest.mark.timeout(120)
 
 
 @pytest.fixture
-def nats_server(tmp_path: Path) -> Iterator[NatsServer]:
-    server = NatsServer(tmp_path / "jetstream").start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
 def start_host(nats_server: NatsServer, tmp_path: Path) -> Iterator[Callable[..., HostProcess]]:
     hosts: list[HostProcess] = []
 
