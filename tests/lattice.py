@@ -181,3 +181,39 @@ async def first_host_id(nc: NatsClient, attempts: int = 100) -> str:
             pass
         await asyncio.sleep(0.1)
     raise RuntimeError("no host answered a ping")
+
+
+class ControllerProcess:
+    """``wasmcloud-controller`` against a test nats-server."""
+
+    def __init__(self, nats: NatsServer, *args: str, lattice: str = "default", log: Path) -> None:
+        self.log = log
+        self._log_file = log.open("a")
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "host_agent.cli.controller",
+                "--nats-server",
+                f"127.0.0.1:{nats.port}",
+                "--lattice",
+                lattice,
+                "--heartbeat-interval",
+                "1",
+                "--lease-ttl",
+                "3",
+                *args,
+            ],
+            stdout=self._log_file,
+            stderr=subprocess.STDOUT,
+        )
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            with suppress(subprocess.TimeoutExpired):
+                self.proc.wait(timeout=15)
+            if self.proc.poll() is None:
+                self.proc.kill()
+        self._log_file.close()
+        return self.proc.wait()

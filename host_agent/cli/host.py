@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
-import logging
 import os
 import signal
 import sys
@@ -17,6 +15,8 @@ from collections.abc import Mapping, Sequence
 
 import nats.errors
 
+from host_agent.cli.logs import configure_logging
+from host_agent.controller.service import Controller, ControllerConfig
 from host_agent.host.identity import IdentityError
 from host_agent.host.process import Host, HostConfig
 
@@ -94,6 +94,13 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
         help="allow file:// component references (env WASMCLOUD_ALLOW_FILE_LOAD)",
     )
     p.add_argument(
+        "--with-controller",
+        action="store_true",
+        default=_env_flag(env, "WASMCLOUD_WITH_CONTROLLER"),
+        help="also run the lattice controller (wadm API and reconciliation) in this "
+        "process: the one-machine setup (env WASMCLOUD_WITH_CONTROLLER)",
+    )
+    p.add_argument(
         "--log-level",
         default=env.get("WASMCLOUD_LOG_LEVEL", "info"),
         choices=["debug", "info", "warning", "error"],
@@ -119,37 +126,26 @@ def parse_labels(env: Mapping[str, str], flags: Sequence[str]) -> dict[str, str]
     return labels
 
 
-class JsonFormatter(logging.Formatter):
-    """One JSON object per line: easy to grep and to ship."""
-
-    _SKIP = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
-
-    def format(self, record: logging.LogRecord) -> str:
-        entry = {
-            "time": self.formatTime(record),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
-        entry |= {k: v for k, v in record.__dict__.items() if k not in self._SKIP}
-        if record.exc_info:
-            entry["error"] = self.formatException(record.exc_info)
-        return json.dumps(entry, default=str)
-
-
-async def _serve(host: Host) -> None:
+async def _serve(host: Host, controller: Controller | None) -> None:
     loop = asyncio.get_running_loop()
+
+    def stop() -> None:
+        host.request_stop()
+        if controller is not None:
+            controller.request_stop()
+
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, host.request_stop)
-    await host.run()
+        loop.add_signal_handler(sig, stop)
+    if controller is None:
+        await host.run()
+        return
+    await asyncio.gather(host.run(), controller.run())
 
 
 def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> int:
     env = os.environ if env is None else env
     args = build_parser(env).parse_args(argv)
-    handler = logging.StreamHandler()
-    handler.setFormatter(JsonFormatter())
-    logging.basicConfig(level=args.log_level.upper(), handlers=[handler])
+    configure_logging(args.log_level)
     try:
         labels = parse_labels(env, args.label)
         host = Host(
@@ -169,8 +165,19 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
     except (ValueError, IdentityError) as exc:
         print(f"wasmcloud-host: error: {exc}", file=sys.stderr)
         return 2
+    controller = None
+    if args.with_controller:
+        controller = Controller(
+            ControllerConfig(
+                nats_url=host.config.nats_url,
+                lattice=args.lattice,
+                heartbeat_interval=args.heartbeat_interval_seconds,
+                js_domain=args.js_domain,
+                credentials=args.nats_creds,
+            )
+        )
     try:
-        asyncio.run(_serve(host))
+        asyncio.run(_serve(host, controller))
     except (OSError, nats.errors.NoServersError) as exc:
         print(
             f"wasmcloud-host: cannot reach NATS at nats://{args.nats_host}:{args.nats_port}: "

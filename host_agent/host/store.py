@@ -12,33 +12,18 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from nats.js import JetStreamContext
-from nats.js.api import KeyValueConfig, StorageType
 from nats.js.errors import (
-    BucketNotFoundError,
-    KeyDeletedError,
-    KeyNotFoundError,
-    KeyWrongLastSequenceError,
     NoKeysError,
 )
 from nats.js.kv import KeyValue
 
+from host_agent.lattice.jetstream import MISSING_KEY, open_kv, read_json, update_json
 from host_agent.lattice.protocol import DeleteLinkRequest, Link
 from host_agent.lattice.subjects import component_spec_key, config_bucket, links_bucket
-
-_UPDATE_ATTEMPTS = 8
-_MISSING = (KeyNotFoundError, KeyDeletedError)
 
 
 class LinkConflict(ValueError):
     pass
-
-
-async def _bucket(js: JetStreamContext, name: str) -> KeyValue:
-    try:
-        return await js.key_value(name)
-    except BucketNotFoundError:
-        config = KeyValueConfig(bucket=name, history=1, storage=StorageType.FILE)
-        return await js.create_key_value(config)
 
 
 class LatticeStore:
@@ -49,7 +34,7 @@ class LatticeStore:
     @classmethod
     async def open(cls, js: JetStreamContext, lattice: str) -> LatticeStore:
         return cls(
-            await _bucket(js, links_bucket(lattice)), await _bucket(js, config_bucket(lattice))
+            await open_kv(js, links_bucket(lattice)), await open_kv(js, config_bucket(lattice))
         )
 
     # config -----------------------------------------------------------------------
@@ -59,7 +44,7 @@ class LatticeStore:
     async def get_config(self, name: str) -> dict[str, str] | None:
         try:
             entry = await self._configs.get(name)
-        except _MISSING:
+        except MISSING_KEY:
             return None
         data: dict[str, str] = json.loads(entry.value or b"{}")
         return data
@@ -125,27 +110,14 @@ class LatticeStore:
             yield entry.key[len(prefix) :], links
 
     async def _read_spec(self, key: str) -> tuple[dict[str, Any], int | None]:
-        try:
-            entry = await self._links.get(key)
-        except _MISSING:
-            return {"url": "", "links": []}, None
-        spec: dict[str, Any] = json.loads(entry.value or b"{}")
-        return spec, entry.revision
+        spec, revision = await read_json(self._links, key)
+        return spec or {"url": "", "links": []}, revision
 
     async def _update_links(self, source_id: str, change: Any) -> None:
-        # Optimistic concurrency: another host may write the same key at the same time.
-        key = component_spec_key(source_id)
-        for _ in range(_UPDATE_ATTEMPTS):
-            spec, revision = await self._read_spec(key)
+        def edit(spec: dict[str, Any] | None) -> dict[str, Any]:
+            spec = dict(spec or {})
             spec["links"] = change(list(spec.get("links", [])))
             spec.setdefault("url", "")
-            payload = json.dumps(spec).encode()
-            try:
-                if revision is None:
-                    await self._links.create(key, payload)
-                else:
-                    await self._links.update(key, payload, last=revision)
-                return
-            except KeyWrongLastSequenceError:
-                continue
-        raise RuntimeError(f"could not update links of {source_id}: too many concurrent writers")
+            return spec
+
+        await update_json(self._links, component_spec_key(source_id), edit)

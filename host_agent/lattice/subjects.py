@@ -109,3 +109,26 @@ def config_bucket(lattice: str) -> str:
 
 def component_spec_key(source_id: str) -> str:
     return f"COMPONENT_{source_id}"
+
+
+# wadm (the lattice controller) --------------------------------------------------------
+WADM_API_PREFIX = "wadm.api"
+WADM_API_QUEUE = "wadm_server"
+WADM_STATUS_PREFIX = "wadm.status"
+WADM_MANIFESTS_BUCKET = "wadm_manifests"
+WADM_STATUS_STREAM = "wadm_status"
+WADM_LEADER_BUCKET = "wadm_leader"
+
+
+def wadm_api_subject(lattice: str, operation: str, name: str | None = None) -> str:
+    """``wadm.api.{lattice}.model.{operation}[.{name}]``."""
+    tail = f".{name}" if name else ""
+    return f"{WADM_API_PREFIX}.{lattice}.model.{operation}{tail}"
+
+
+def wadm_status_subject(lattice: str, app: str) -> str:
+    return f"{WADM_STATUS_PREFIX}.{lattice}.{app}"
+
+
+def events_wildcard(lattice: str) -> str:
+    return f"{EVENT_PREFIX}.{lattice}.>"

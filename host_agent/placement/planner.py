@@ -147,7 +147,7 @@ def _no_host_message(spread: Spread) -> str:
         wanted = ", ".join(f"{k}={v}" for k, v in sorted(spread.requirements.items()))
     else:
         wanted = "none; the lattice has no hosts"
-    return f"no host matches spread {spread.name!r} (requirements: {wanted})"
+    return f"no hosts match spread {spread.name!r} (requirements: {wanted})"
 
 
 def _plan_component_spread(

@@ -114,7 +114,7 @@ def test_plan_reports_unplaced_instances(tmp_path: Path) -> None:
     assert document["unplaced"] == {"api": 50, "cache": 200, "httpserver": 1, "kv": 1}
     table = wasmcloud("plan", EDGE_CORE, "--hosts", hosts_file).stdout
     assert (
-        "! api: no host matches spread 'us-east-edge' (requirements: region=us-east-1, "
+        "! api: no hosts match spread 'us-east-edge' (requirements: region=us-east-1, "
         "tier=edge)" in table
     )
 

@@ -147,7 +147,7 @@ def test_unsatisfiable_spread_is_reported_not_placed() -> None:
     plan = plan_placement(manifest, [host("a", tier="edge")])
     assert plan.placements() == {"api": {}}
     assert plan.unplaced() == {"api": 3}
-    assert plan.problems() == ["api: no host matches spread 'gpu' (requirements: gpu=true)"]
+    assert plan.problems() == ["api: no hosts match spread 'gpu' (requirements: gpu=true)"]
 
 
 def test_provider_runs_once_per_host() -> None:

@@ -1,0 +1,128 @@
+"""``wasmcloud-controller``: the lattice controller (wadm-compatible), as its own process.
+
+It answers the wadm API on ``wadm.api.<lattice>.model.*`` (so ``wash app ...`` works) and
+reconciles deployed applications against the hosts. Run several for availability: all
+answer the API; one at a time (the lease holder) reconciles.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import sys
+from collections.abc import Mapping, Sequence
+
+import nats.errors
+
+from host_agent.cli.logs import configure_logging
+from host_agent.controller.service import Controller, ControllerConfig
+
+
+def _optional_float(value: str | None) -> float | None:
+    return float(value) if value else None
+
+
+def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="wasmcloud-controller",
+        description="Run the lattice controller: the wadm 0.20 API over NATS and "
+        "reconciliation of deployed applications (placement, providers, links, config), "
+        "with state in JetStream so it survives restarts.",
+    )
+    p.add_argument(
+        "--nats-server",
+        default=env.get("WADM_NATS_SERVER", "127.0.0.1:4222"),
+        help="NATS server host:port (env WADM_NATS_SERVER; default 127.0.0.1:4222)",
+    )
+    p.add_argument(
+        "--nats-creds",
+        default=env.get("WADM_NATS_CREDS_FILE"),
+        help="NATS credentials file (env WADM_NATS_CREDS_FILE)",
+    )
+    p.add_argument(
+        "-x",
+        "--lattice",
+        default=env.get("WASMCLOUD_LATTICE", "default"),
+        help="lattice to manage (env WASMCLOUD_LATTICE; default 'default')",
+    )
+    p.add_argument(
+        "--js-domain",
+        default=env.get("WADM_JETSTREAM_DOMAIN"),
+        help="JetStream domain (env WADM_JETSTREAM_DOMAIN)",
+    )
+    p.add_argument(
+        "--heartbeat-interval",
+        type=float,
+        default=float(env.get("WASMCLOUD_HEARTBEAT_INTERVAL", "30")),
+        help="hosts' heartbeat interval in seconds, assumed until a host has sent two "
+        "heartbeats (then its measured interval is used; default 30)",
+    )
+    p.add_argument(
+        "--host-timeout",
+        type=float,
+        default=_optional_float(env.get("WADM_HOST_TIMEOUT")),
+        help="drop a host after this many seconds without a heartbeat and re-place its "
+        "work (env WADM_HOST_TIMEOUT; default: three of the host's heartbeat intervals)",
+    )
+    p.add_argument(
+        "--resync-interval",
+        type=float,
+        default=10.0,
+        help="reconcile at least this often, in seconds, even without events (default 10)",
+    )
+    p.add_argument(
+        "--lease-ttl",
+        type=float,
+        default=10.0,
+        help="leadership lease in seconds: how fast a standby takes over from a dead "
+        "leader (default 10)",
+    )
+    p.add_argument(
+        "--log-level",
+        default=env.get("WADM_LOG_LEVEL", "info"),
+        choices=["debug", "info", "warning", "error"],
+        help="log level (env WADM_LOG_LEVEL; default info)",
+    )
+    return p
+
+
+async def _serve(controller: Controller) -> None:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, controller.request_stop)
+    await controller.run()
+
+
+def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> int:
+    env = os.environ if env is None else env
+    args = build_parser(env).parse_args(argv)
+    configure_logging(args.log_level)
+    server = args.nats_server if "://" in args.nats_server else f"nats://{args.nats_server}"
+    controller = Controller(
+        ControllerConfig(
+            nats_url=server,
+            lattice=args.lattice,
+            heartbeat_interval=args.heartbeat_interval,
+            host_timeout=args.host_timeout,
+            resync_interval=args.resync_interval,
+            lease_ttl=args.lease_ttl,
+            js_domain=args.js_domain,
+            credentials=args.nats_creds,
+        )
+    )
+    try:
+        asyncio.run(_serve(controller))
+    except (OSError, nats.errors.NoServersError) as exc:
+        print(
+            f"wasmcloud-controller: cannot reach NATS at {server}: {exc}; start nats-server "
+            "with -js or pass --nats-server host:port",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,277 @@
+"""The wadm API (``wadm.api.{lattice}.model.*``): one method per operation.
+
+Replies use wadm's shapes (api_types.py) and, where wash shows them to people, wadm's
+wording. The API only changes stored state; reconciliation notices the change by
+watching the manifests bucket, whichever controller served the request.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from host_agent.controller.api_types import (
+    DeleteModelResponse,
+    DeployModelResponse,
+    GetModelResponse,
+    ListModelsResponse,
+    ModelSummary,
+    PutModelResponse,
+    Status,
+    StatusInfo,
+    StatusResponse,
+    StatusType,
+    VersionInfo,
+    VersionResponse,
+    error_reply,
+)
+from host_agent.controller.storage import ManifestStore, StatusStore
+from host_agent.controller.stored import StoreConflict, StoredManifest, new_ulid
+from host_agent.lattice.subjects import WADM_API_PREFIX
+from host_agent.model.issues import ManifestError
+from host_agent.model.loader import parse_manifest, parse_manifest_text
+from host_agent.model.manifest import VERSION_ANNOTATION, Manifest
+from host_agent.model.naming import MANIFEST_NAME_PATTERN
+
+log = logging.getLogger("host_agent.controller.api")
+
+UNDEPLOYED = Status(status=StatusInfo(type=StatusType.UNDEPLOYED))
+
+
+def parse_api_subject(subject: str, lattice: str) -> tuple[str, str | None]:
+    """``wadm.api.{lattice}.model.{operation}[.{name}]`` -> (operation, name)."""
+    head = f"{WADM_API_PREFIX}.{lattice}.model."
+    if not subject.startswith(head):
+        raise ValueError(f"unsupported subject {subject}; expected {head}<operation>[.<name>]")
+    tokens = subject[len(head) :].split(".")
+    if len(tokens) > 2 or not tokens[0]:
+        raise ValueError(f"unsupported subject {subject}: at most one name after the operation")
+    return tokens[0], tokens[1] if len(tokens) == 2 else None
+
+
+def _requested_version(body: bytes) -> str | None:
+    if not body.strip():
+        return None
+    data = json.loads(body)
+    version = data.get("version") if isinstance(data, dict) else None
+    return version if isinstance(version, str) else None
+
+
+class WadmApi:
+    def __init__(self, manifests: ManifestStore, statuses: StatusStore) -> None:
+        self.manifests = manifests
+        self.statuses = statuses
+
+    async def handle(self, subject: str, body: bytes) -> bytes:
+        try:
+            operation, name = parse_api_subject(subject, self.manifests.lattice)
+            if name is not None and not MANIFEST_NAME_PATTERN.match(name):
+                raise ValueError(f"invalid application name {name!r}: use letters, digits, - or _")
+            match operation, name:
+                case "put", None:
+                    return await self.put(body)
+                case "get", None:
+                    return (await self.list_models()).to_json()
+                case "list", None:  # deprecated, but what wash 0.36 `app list` sends
+                    models = await self.list_models()
+                    return json.dumps([m.model_dump(mode="json") for m in models.models]).encode()
+                case "get", str():
+                    return await self.get(name, _requested_version(body))
+                case "versions", str():
+                    return await self.versions(name)
+                case "del", str():
+                    return await self.delete(name, _requested_version(body))
+                case "deploy", str():
+                    return await self.deploy(name, _requested_version(body))
+                case "undeploy", str():
+                    return await self.undeploy(name)
+                case "status", str():
+                    return await self.status(name)
+                case "history", str():
+                    return error_reply("history is not currently supported; use versions")
+            return error_reply(f"unsupported operation {operation!r} on {subject}")
+        except (ValueError, json.JSONDecodeError) as exc:
+            return error_reply(str(exc))
+        except Exception as exc:  # storage failures must still answer the caller
+            log.exception("wadm API request on %s failed", subject)
+            return error_reply(f"internal error: {exc}")
+
+    # ------------------------------------------------------------------------------
+    async def put(self, body: bytes) -> bytes:
+        try:
+            manifest = parse_manifest_text(body, "manifest").manifest
+        except ManifestError as exc:
+            problems = "; ".join(str(issue) for issue in exc.issues)
+            return PutModelResponse(
+                result="error", message=f"invalid manifest: {problems}"
+            ).to_json()
+        version = manifest.version or new_ulid()
+        data = manifest.to_data()
+        data.setdefault("metadata", {}).setdefault("annotations", {})[VERSION_ANNOTATION] = version
+        try:
+            stored = await self.manifests.update(
+                manifest.name, lambda s: (s or StoredManifest()).put(version, data)
+            )
+        except StoreConflict as exc:
+            return PutModelResponse(result="error", message=str(exc), name=manifest.name).to_json()
+        assert stored is not None
+        return PutModelResponse(
+            result="created" if len(stored.versions) == 1 else "newversion",
+            total_versions=len(stored.versions),
+            current_version=version,
+            message=f"Successfully put manifest {manifest.name} {version}",
+            name=manifest.name,
+        ).to_json()
+
+    async def list_models(self) -> ListModelsResponse:
+        models = []
+        for name in await self.manifests.names():
+            stored = await self.manifests.get(name)
+            if stored is None or stored.latest_version is None:
+                continue
+            latest = stored.manifests[stored.latest_version]
+            annotations = latest.get("metadata", {}).get("annotations", {})
+            status = await self.current_status(name, stored)
+            models.append(
+                ModelSummary(
+                    name=name,
+                    version=stored.latest_version,
+                    description=annotations.get("description"),
+                    deployed_version=stored.deployed_version,
+                    detailed_status=status,
+                    status=status.status.type
+                    if status.status.type is not StatusType.WAITING
+                    else StatusType.UNDEPLOYED,
+                    status_message=status.status.message or None,
+                )
+            )
+        return ListModelsResponse(models=models)
+
+    async def current_status(self, name: str, stored: StoredManifest) -> Status:
+        if stored.deployed_version is None:
+            return UNDEPLOYED
+        return await self.statuses.latest(name) or Status(
+            status=StatusInfo(type=StatusType.RECONCILING, message="Deployment starting")
+        )
+
+    async def get(self, name: str, version: str | None) -> bytes:
+        stored = await self.manifests.get(name)
+        chosen = stored.resolve(version) if stored else None
+        if stored is None or chosen is None:
+            what = f"{name} version {version}" if version else name
+            return GetModelResponse(
+                result="notfound", message=f"Model with the name {what} not found"
+            ).to_json()
+        return GetModelResponse(
+            result="success",
+            message=f"Successfully fetched model {name} {chosen}",
+            manifest=stored.manifests[chosen],
+        ).to_json()
+
+    async def versions(self, name: str) -> bytes:
+        stored = await self.manifests.get(name)
+        if stored is None:
+            return VersionResponse(
+                result="notfound", message=f"Model with the name {name} not found"
+            ).to_json()
+        return VersionResponse(
+            result="success",
+            message=f"Successfully fetched versions for model {name}",
+            versions=[
+                VersionInfo(version=v, deployed=v == stored.deployed_version)
+                for v in stored.versions
+            ],
+        ).to_json()
+
+    async def delete(self, name: str, version: str | None) -> bytes:
+        outcome: dict[str, Any] = {"found": False, "undeployed": False}
+
+        def change(stored: StoredManifest | None) -> StoredManifest | None:
+            if stored is None:
+                return None
+            outcome["found"] = version is None or stored.resolve(version) is not None
+            left, outcome["undeployed"] = stored.delete(version)
+            return left
+
+        await self.manifests.update(name, change)
+        if not outcome["found"]:
+            return DeleteModelResponse(
+                result="noop", message=f"Model {name} (version {version or 'all'}) not found"
+            ).to_json()
+        what = f"version {version} of {name}" if version else f"all versions of {name}"
+        undeployed = bool(outcome["undeployed"])
+        note = "; it was deployed, so it is being undeployed" if undeployed else ""
+        return DeleteModelResponse(
+            result="deleted", message=f"Successfully deleted {what}{note}", undeploy=undeployed
+        ).to_json()
+
+    async def deploy(self, name: str, version: str | None) -> bytes:
+        stored = await self.manifests.get(name)
+        if stored is None:
+            return DeployModelResponse(
+                result="notfound", message=f"Model with the name {name} not found", name=name
+            ).to_json()
+        chosen = stored.resolve(version)
+        if chosen is None:
+            return DeployModelResponse(
+                result="error",
+                message=f"Version {version} of {name} not found; stored versions: "
+                + ", ".join(stored.versions),
+                name=name,
+            ).to_json()
+        clash = await self._id_clash(name, stored.manifests[chosen])
+        if clash:
+            return DeployModelResponse(result="error", message=clash, name=name).to_json()
+        await self.manifests.update(name, lambda s: s.deploy(chosen) if s else None)
+        return DeployModelResponse(
+            result="acknowledged",
+            message=f"Successfully deployed model {name} {chosen}",
+            name=name,
+            version=chosen,
+        ).to_json()
+
+    async def _id_clash(self, name: str, data: dict[str, Any]) -> str | None:
+        """wadm refuses to deploy a component id another deployed application owns."""
+        mine = _component_ids(parse_manifest(data).manifest)
+        for other in await self.manifests.names():
+            if other == name:
+                continue
+            stored = await self.manifests.get(other)
+            deployed = stored.deployed_manifest() if stored else None
+            if deployed is None:
+                continue
+            for component_id in mine & _component_ids(parse_manifest(deployed).manifest):
+                return (
+                    f"Component identifier '{component_id}' is already deployed in a "
+                    f"different application '{other}'."
+                )
+        return None
+
+    async def undeploy(self, name: str) -> bytes:
+        stored = await self.manifests.get(name)
+        if stored is None:
+            return DeployModelResponse(
+                result="notfound", message=f"Model with the name {name} not found", name=name
+            ).to_json()
+        if stored.deployed_version is None:
+            message = f"Application {name} was already undeployed"
+        else:
+            await self.manifests.update(name, lambda s: s.undeploy() if s else None)
+            message = f"Successfully undeployed model {name}"
+        return DeployModelResponse(result="acknowledged", message=message, name=name).to_json()
+
+    async def status(self, name: str) -> bytes:
+        stored = await self.manifests.get(name)
+        if stored is None:
+            return StatusResponse(
+                result="notfound", message=f"Model with the name {name} not found"
+            ).to_json()
+        status = await self.current_status(name, stored)
+        return StatusResponse(
+            result="ok", message=f"Successfully fetched status for {name}", status=status
+        ).to_json()
+
+
+def _component_ids(manifest: Manifest) -> set[str]:
+    return {c.component_id(manifest.name) for c in manifest.spec.components}

@@ -1,0 +1,293 @@
+"""The controller process: serves the wadm API and, while it leads, reconciles.
+
+Effects only: NATS subscriptions, KV/stream access and control requests. Every decision
+is made by ``reconcile`` (pure) on the ``LatticeView`` (pure) that events keep current.
+Reconciliation runs when something relevant happens (a host event, a manifest change,
+a host's heartbeat deadline passing) and at least every ``resync_interval`` seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import nats
+from nats.aio.client import Client as NatsClient
+from nats.aio.msg import Msg
+
+from host_agent.controller.api import WadmApi
+from host_agent.controller.api_types import Status, StatusInfo, StatusType, aggregate_status
+from host_agent.controller.leader import LeaderLease
+from host_agent.controller.reconcile import (
+    Command,
+    DeleteConfig,
+    DeleteLink,
+    PutConfig,
+    PutLink,
+    ScaleComponent,
+    StartProvider,
+    StopProvider,
+    owned_by,
+    reconcile,
+)
+from host_agent.controller.storage import ManifestStore, StatusStore
+from host_agent.controller.view import ComponentSeen, LatticeView, ProviderSeen
+from host_agent.lattice.client import CtlClient, CtlError
+from host_agent.lattice.events import EVENT_TYPE_PREFIX
+from host_agent.lattice.subjects import (
+    WADM_API_PREFIX,
+    WADM_API_QUEUE,
+    events_wildcard,
+)
+from host_agent.model.issues import ManifestError
+from host_agent.model.loader import parse_manifest
+from host_agent.model.manifest import Manifest
+
+log = logging.getLogger("host_agent.controller")
+
+# Events that can change what an application needs (heartbeats included: they carry
+# the full inventory, so drift such as a hand-scaled component shows up in them).
+_RECONCILE_EVENTS = {
+    "host_started",
+    "host_stopped",
+    "host_heartbeat",
+    "labels_changed",
+    "component_scaled",
+    "component_scale_failed",
+    "provider_started",
+    "provider_start_failed",
+    "provider_stopped",
+    "linkdef_set",
+    "linkdef_deleted",
+    "config_set",
+    "config_deleted",
+}
+
+
+@dataclass
+class ControllerConfig:
+    nats_url: str = "nats://127.0.0.1:4222"
+    lattice: str = "default"
+    heartbeat_interval: float = 30.0  # assumed for a host until two heartbeats are seen
+    host_timeout: float | None = None  # None: three of the host's heartbeat intervals
+    resync_interval: float = 10.0
+    lease_ttl: float = 10.0
+    js_domain: str | None = None
+    credentials: str | None = None
+
+
+class Controller:
+    def __init__(self, config: ControllerConfig) -> None:
+        self.config = config
+        self.id = f"controller-{uuid.uuid4().hex[:12]}"
+        self.view = LatticeView(config.heartbeat_interval, config.host_timeout)
+        self._wake = asyncio.Event()
+        self._stop = asyncio.Event()
+        self._refresh = True  # rebuild the view from ping + inventories before reconciling
+        self._known: dict[str, list[Manifest]] = {}  # app -> every version seen (ownership)
+        self._published: dict[str, Status] = {}
+        self._nc: NatsClient | None = None
+        self.ready = asyncio.Event()
+
+    def request_stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+
+    async def run(self) -> None:
+        nc = self._nc = await nats.connect(
+            self.config.nats_url,
+            name=f"wasmcloud-controller {self.id}",
+            user_credentials=self.config.credentials,
+            max_reconnect_attempts=-1,
+            reconnect_time_wait=0.5,
+            reconnected_cb=self._on_reconnect,
+        )
+        js = nc.jetstream(domain=self.config.js_domain)
+        lattice = self.config.lattice
+        self.manifests = await ManifestStore.open(js, lattice)
+        self.statuses = await StatusStore.open(js, lattice)
+        self.lease = await LeaderLease.open(js, lattice, self.id, self.config.lease_ttl)
+        self.ctl = CtlClient(nc, lattice)
+        api = WadmApi(self.manifests, self.statuses)
+
+        async def on_api(msg: Msg) -> None:
+            await msg.respond(await api.handle(msg.subject, msg.data))
+
+        await nc.subscribe(f"{WADM_API_PREFIX}.{lattice}.>", queue=WADM_API_QUEUE, cb=on_api)
+        await nc.subscribe(events_wildcard(lattice), cb=self._on_event)
+        tasks = [asyncio.create_task(self._watch_manifests())]
+        await nc.flush()
+        log.info("controller started", extra={"controller": self.id, "lattice": lattice})
+        self.ready.set()
+        try:
+            await self._loop()
+        finally:
+            for task in tasks:
+                task.cancel()
+            await self.lease.release()
+            await nc.drain()
+            log.info("controller stopped", extra={"controller": self.id})
+
+    # inputs ---------------------------------------------------------------------------
+    async def _on_event(self, msg: Msg) -> None:
+        try:
+            event = json.loads(msg.data)
+            name = str(event.get("type", "")).removeprefix(EVENT_TYPE_PREFIX)
+            data = event.get("data") or {}
+            self.view.apply_event(name, str(event.get("source", "")), data, time.monotonic())
+        except (json.JSONDecodeError, AttributeError, TypeError, ValueError):
+            log.warning("ignoring malformed event on %s", msg.subject)
+            return
+        if name in _RECONCILE_EVENTS:
+            self._wake.set()
+
+    async def _on_reconnect(self) -> None:
+        self._refresh = True  # events may have been missed while disconnected
+        self._wake.set()
+
+    async def _watch_manifests(self) -> None:
+        while True:
+            try:
+                watcher = await self.manifests.kv.watchall(include_history=False)
+                async for entry in watcher:
+                    if entry is not None:
+                        self._wake.set()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.warning("manifest watch interrupted; resubscribing", exc_info=True)
+                await asyncio.sleep(1.0)
+
+    # the loop -------------------------------------------------------------------------
+    async def _loop(self) -> None:
+        while not self._stop.is_set():
+            timeout = self.config.resync_interval
+            if not self.lease.held:
+                timeout = min(timeout, self.config.lease_ttl / 3)
+            expiry = self.view.next_expiry()
+            if expiry is not None:
+                timeout = max(0.05, min(timeout, expiry - time.monotonic() + 0.05))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout)
+            self._wake.clear()
+            if self._stop.is_set():
+                break
+            await asyncio.sleep(0.05)  # let a burst of events land before planning
+            self._wake.clear()
+            try:
+                await self.step()
+            except Exception:
+                log.exception("reconcile round failed; retrying")
+                await asyncio.sleep(1.0)
+
+    async def step(self) -> None:
+        """One round: renew the lease, refresh the view if needed, drop dead hosts,
+        reconcile every application."""
+        was_leader = self.lease.held
+        if not await self.lease.hold():
+            return
+        if not was_leader or self._refresh:
+            await self.refresh_view()
+        for host_id in self.view.expire(time.monotonic()):
+            log.warning("host %s missed its heartbeats; dropped, re-placing its work", host_id)
+        await self.reconcile_all()
+
+    async def refresh_view(self) -> None:
+        self._refresh = False
+        now = time.monotonic()
+        for host in await self.ctl.ping_hosts(wait=0.5):
+            try:
+                self.view.apply_inventory(await self.ctl.get_inventory(str(host["id"])), now)
+            except (CtlError, TimeoutError, nats.errors.Error) as exc:
+                log.warning("inventory of %s unavailable: %s", host.get("id"), exc)
+
+    async def reconcile_all(self) -> None:
+        links = await self.ctl.get_links()
+        names = await self.manifests.names()
+        for app in sorted(set(names) | set(self._known)):
+            await self.reconcile_app(app, links)
+
+    async def reconcile_app(self, app: str, links: list[dict[str, Any]]) -> None:
+        stored = await self.manifests.get(app)
+        versions = []
+        for data in stored.manifests.values() if stored else []:
+            try:
+                versions.append(parse_manifest(data).manifest)
+            except ManifestError:
+                log.warning("stored manifest of %s no longer validates; ignoring it", app)
+        known = self._known.setdefault(app, [])
+        known.extend(m for m in versions if m not in known)
+        deployed_data = stored.deployed_manifest() if stored else None
+        manifest = parse_manifest(deployed_data).manifest if deployed_data else None
+        owned = owned_by(known)
+        configs = {name: await self.ctl.get_config(name) for name in sorted(owned.config_names)}
+        result = reconcile(app, manifest, owned, self.view, links, configs, time.monotonic())
+        for command in result.commands:
+            await self.execute(command)
+        if manifest is None:
+            if not result.commands and stored is None:
+                self._known.pop(app, None)  # deleted and cleaned up: forget it
+            await self._publish(app, Status(status=StatusInfo(type=StatusType.UNDEPLOYED)))
+            return
+        kinds = [s.status.type for s in result.scalers]
+        overall = aggregate_status(kinds)
+        message = "; ".join(
+            s.status.message
+            for s in result.scalers
+            if s.status.type is overall and s.status.message
+        )
+        await self._publish(
+            app,
+            Status(status=StatusInfo(type=overall, message=message), scalers=list(result.scalers)),
+        )
+
+    async def _publish(self, app: str, status: Status) -> None:
+        if self._published.get(app) != status:
+            await self.statuses.publish(app, status)
+            self._published[app] = status
+            log.info("%s: %s %s", app, status.status.type.value, status.status.message)
+
+    # effects ---------------------------------------------------------------------------
+    async def execute(self, command: Command) -> None:
+        """Send one command; on success, update the view as the host's event will, so the
+        next round does not repeat it."""
+        now = time.monotonic()
+        try:
+            match command:
+                case PutConfig(name, values):
+                    await self.ctl.put_config(name, values)
+                case DeleteConfig(name):
+                    await self.ctl.delete_config(name)
+                case StartProvider(host_id, provider_id, image, annotations, config):
+                    await self.ctl.start_provider(host_id, provider_id, image, annotations, config)
+                    if host := self.view.hosts.get(host_id):
+                        host.providers[provider_id] = ProviderSeen(image, annotations)
+                case StopProvider(host_id, provider_id):
+                    await self.ctl.stop_provider(host_id, provider_id)
+                    if host := self.view.hosts.get(host_id):
+                        host.providers.pop(provider_id, None)
+                case ScaleComponent(host_id, component_id, image, count, annotations, config):
+                    await self.ctl.scale_component(
+                        host_id, component_id, image, count, annotations, config
+                    )
+                    if host := self.view.hosts.get(host_id):
+                        if count:
+                            host.components[component_id] = ComponentSeen(image, count, annotations)
+                        else:
+                            host.components.pop(component_id, None)
+                case PutLink(link):
+                    await self.ctl.put_link(link)
+                case DeleteLink(source_id, namespace, package, name):
+                    await self.ctl.delete_link(source_id, namespace, package, name)
+        except (CtlError, TimeoutError, nats.errors.Error) as exc:
+            log.warning("command %s failed: %s", command, exc)
+            if isinstance(command, StartProvider):
+                self.view.record_start_failure(
+                    command.host_id, command.provider_id, {"error": str(exc)}, now
+                )

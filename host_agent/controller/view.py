@@ -1,0 +1,200 @@
+"""The controller's view of the lattice, kept from host events (pure; no I/O).
+
+Heartbeats and ``host.get`` inventories replace a host's record wholesale; the other
+events patch it in between. A host is dropped on ``host_stopped`` or when it misses
+heartbeats for its timeout: by default three of its own heartbeat intervals, measured
+from the gap between its last two heartbeats (``default_interval`` until it has sent two).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from host_agent.placement.inventory import HostInventory
+
+MISSED_HEARTBEATS = 3
+
+
+@dataclass
+class ComponentSeen:
+    image_ref: str
+    count: int
+    annotations: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class ProviderSeen:
+    image_ref: str
+    annotations: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class HostRecord:
+    id: str
+    labels: dict[str, str] = field(default_factory=dict)
+    components: dict[str, ComponentSeen] = field(default_factory=dict)
+    providers: dict[str, ProviderSeen] = field(default_factory=dict)
+    last_seen: float = 0.0
+    interval: float | None = None  # measured heartbeat interval
+    last_heartbeat: float | None = None
+
+    def runs(self, workload_id: str) -> int:
+        """Instances of a component (its count) or provider (1) with this id."""
+        if workload_id in self.components:
+            return self.components[workload_id].count
+        return 1 if workload_id in self.providers else 0
+
+
+@dataclass(frozen=True)
+class StartFailure:
+    """A provider that failed to start on a host: retried with exponential backoff."""
+
+    error: str
+    attempts: int
+    at: float
+
+    def retry_at(self, max_backoff: float) -> float:
+        return self.at + min(max_backoff, 2.0 ** (self.attempts - 1))
+
+
+@dataclass
+class LatticeView:
+    default_interval: float = 30.0
+    host_timeout: float | None = None  # fixed timeout; None = MISSED_HEARTBEATS intervals
+    hosts: dict[str, HostRecord] = field(default_factory=dict)
+    start_failures: dict[tuple[str, str], StartFailure] = field(default_factory=dict)
+    scale_failures: dict[tuple[str, str], str] = field(default_factory=dict)
+
+    # ---------------------------------------------------------------------------------
+    def apply_inventory(
+        self, inventory: Mapping[str, Any], now: float, heartbeat: bool = False
+    ) -> None:
+        """A heartbeat or ``host.get`` reply: the host's complete state."""
+        host_id = str(inventory.get("host_id") or "")
+        if not host_id:
+            return
+        previous = self.hosts.get(host_id)
+        interval = previous.interval if previous else None
+        last_heartbeat = previous.last_heartbeat if previous else None
+        if heartbeat:
+            if last_heartbeat is not None:
+                interval = now - last_heartbeat  # only heartbeat-to-heartbeat gaps count
+            last_heartbeat = now
+        self.hosts[host_id] = HostRecord(
+            id=host_id,
+            labels=dict(inventory.get("labels") or {}),
+            components={
+                c["id"]: ComponentSeen(
+                    c.get("image_ref", ""),
+                    int(c.get("max_instances", 0)),
+                    c.get("annotations") or {},
+                )
+                for c in inventory.get("components") or []
+            },
+            providers={
+                p["id"]: ProviderSeen(p.get("image_ref", ""), p.get("annotations") or {})
+                for p in inventory.get("providers") or []
+            },
+            last_seen=now,
+            interval=interval,
+            last_heartbeat=last_heartbeat,
+        )
+
+    def apply_event(self, event: str, source: str, data: Mapping[str, Any], now: float) -> None:
+        """Patch the view from one CloudEvent (``source`` is the host id)."""
+        if event == "host_heartbeat":
+            inventory = {**data, "host_id": data.get("host_id") or source}
+            self.apply_inventory(inventory, now, heartbeat=True)
+            return
+        if event == "host_stopped":
+            self.drop(source)
+            return
+        host = self.hosts.get(source)
+        if event == "host_started":
+            if host is None:
+                self.hosts[source] = HostRecord(
+                    source, dict(data.get("labels") or {}), last_seen=now
+                )
+            return
+        if host is None:
+            return  # an unknown host's heartbeat or inventory will bring its full state
+        host.last_seen = max(host.last_seen, now)
+        if event == "labels_changed":
+            host.labels = dict(data.get("labels") or {})
+        elif event == "component_scaled":
+            self._component_scaled(host, data)
+        elif event == "component_scale_failed":
+            component_id = str(data.get("component_id"))
+            self.scale_failures[(source, component_id)] = str(data.get("error"))
+            host.components.pop(component_id, None)
+        elif event == "provider_started":
+            provider_id = str(data.get("provider_id"))
+            host.providers[provider_id] = ProviderSeen(
+                str(data.get("image_ref", "")), dict(data.get("annotations") or {})
+            )
+            self.start_failures.pop((source, provider_id), None)
+        elif event == "provider_start_failed":
+            host.providers.pop(str(data.get("provider_id")), None)
+            self.record_start_failure(source, str(data.get("provider_id")), data, now)
+        elif event == "provider_stopped":
+            provider_id = str(data.get("provider_id"))
+            host.providers.pop(provider_id, None)
+            reason = str(data.get("reason") or "")
+            if reason.startswith("exited"):  # it crashed; a requested stop says "stop"
+                self.record_start_failure(source, provider_id, {"error": reason}, now)
+
+    def _component_scaled(self, host: HostRecord, data: Mapping[str, Any]) -> None:
+        component_id = str(data.get("component_id") or data.get("public_key") or "")
+        count = int(data.get("max_instances", 0))
+        self.scale_failures.pop((host.id, component_id), None)
+        if count == 0:
+            host.components.pop(component_id, None)
+        else:
+            host.components[component_id] = ComponentSeen(
+                str(data.get("image_ref", "")), count, dict(data.get("annotations") or {})
+            )
+
+    def record_start_failure(
+        self, host_id: str, provider_id: str, data: Mapping[str, Any], now: float
+    ) -> None:
+        earlier = self.start_failures.get((host_id, provider_id))
+        attempts = earlier.attempts + 1 if earlier else 1
+        error = str(data.get("error") or "provider failed to start")
+        self.start_failures[(host_id, provider_id)] = StartFailure(error, attempts, now)
+
+    def drop(self, host_id: str) -> bool:
+        self.start_failures = {k: v for k, v in self.start_failures.items() if k[0] != host_id}
+        self.scale_failures = {k: v for k, v in self.scale_failures.items() if k[0] != host_id}
+        return self.hosts.pop(host_id, None) is not None
+
+    def timeout_of(self, host: HostRecord) -> float:
+        if self.host_timeout is not None:
+            return self.host_timeout
+        return MISSED_HEARTBEATS * (host.interval or self.default_interval)
+
+    def expire(self, now: float) -> list[str]:
+        """Drop hosts that missed their heartbeats; return their ids."""
+        gone = [h.id for h in self.hosts.values() if now - h.last_seen > self.timeout_of(h)]
+        for host_id in gone:
+            self.drop(host_id)
+        return gone
+
+    def next_expiry(self) -> float | None:
+        """When the next host would time out (so the controller wakes up right then)."""
+        deadlines = [h.last_seen + self.timeout_of(h) for h in self.hosts.values()]
+        return min(deadlines, default=None)
+
+    def inventory(self, ids: Mapping[str, str]) -> list[HostInventory]:
+        """Hosts as the planner sees them; ``ids`` maps manifest component name -> lattice id."""
+        mine = set(ids.values())
+        hosts = []
+        for host in sorted(self.hosts.values(), key=lambda h: h.id):
+            running = {name: n for name, wid in ids.items() if (n := host.runs(wid))}
+            # Other applications' work counts as load on the host, keyed by lattice id.
+            for wid in [*host.components, *host.providers]:
+                if wid not in mine and wid not in ids:
+                    running[wid] = host.runs(wid)
+            hosts.append(HostInventory(id=host.id, labels=host.labels, running=running))
+        return hosts

@@ -1,0 +1,60 @@
+"""JetStream KV helpers shared by the host and the controller: open-or-create a bucket,
+and read-modify-write a JSON value under optimistic concurrency."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from nats.js import JetStreamContext
+from nats.js.api import KeyValueConfig, StorageType
+from nats.js.errors import (
+    BucketNotFoundError,
+    KeyDeletedError,
+    KeyNotFoundError,
+    KeyWrongLastSequenceError,
+)
+from nats.js.kv import KeyValue
+
+MISSING_KEY = (KeyNotFoundError, KeyDeletedError)
+_UPDATE_ATTEMPTS = 8
+
+
+async def open_kv(js: JetStreamContext, name: str, **config: Any) -> KeyValue:
+    """The bucket, created on disk (file storage, history 1) if it does not exist yet."""
+    try:
+        return await js.key_value(name)
+    except BucketNotFoundError:
+        settings = {"history": 1, "storage": StorageType.FILE, **config}
+        return await js.create_key_value(KeyValueConfig(bucket=name, **settings))
+
+
+async def read_json(kv: KeyValue, key: str) -> tuple[Any, int | None]:
+    """(decoded value, revision), or (None, None) when the key is absent."""
+    try:
+        entry = await kv.get(key)
+    except MISSING_KEY:
+        return None, None
+    return json.loads(entry.value or b"null"), entry.revision
+
+
+async def update_json(kv: KeyValue, key: str, change: Callable[[Any], Any]) -> Any:
+    """Apply ``change(current or None)`` and write the result only if nobody wrote the key
+    in between (another host or controller may); retried on conflict. A ``None`` result
+    deletes the key. Returns what was written."""
+    for _ in range(_UPDATE_ATTEMPTS):
+        current, revision = await read_json(kv, key)
+        new = change(current)
+        try:
+            if new is None:
+                if revision is not None:
+                    await kv.delete(key, last=revision)
+            elif revision is None:
+                await kv.create(key, json.dumps(new).encode())
+            else:
+                await kv.update(key, json.dumps(new).encode(), last=revision)
+            return new
+        except KeyWrongLastSequenceError:
+            continue
+    raise RuntimeError(f"could not update {key}: too many concurrent writers")
