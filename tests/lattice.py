@@ -11,6 +11,8 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Coroutine
 from contextlib import suppress
 from pathlib import Path
@@ -129,7 +131,29 @@ class RedisServer:
             self.proc.wait(timeout=10)
 
 
-class HostProcess:
+class ChildProcess:
+    """A process a test started, logging to a file; stopped with SIGTERM, then SIGKILL."""
+
+    proc: subprocess.Popen[bytes]
+    _log_file: Any
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            with suppress(subprocess.TimeoutExpired):
+                self.proc.wait(timeout=15)
+            if self.proc.poll() is None:
+                self.proc.kill()
+        self._log_file.close()
+        return self.proc.wait()
+
+    def kill(self) -> None:
+        """Die without a goodbye (no host_stopped): what a crashed machine looks like."""
+        self.proc.kill()
+        self.proc.wait()
+
+
+class HostProcess(ChildProcess):
     """``python -m host_agent`` configured the way the real host is: by environment."""
 
     def __init__(
@@ -158,16 +182,6 @@ class HostProcess:
             stderr=subprocess.STDOUT,
         )
 
-    def stop(self) -> int:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            with suppress(subprocess.TimeoutExpired):
-                self.proc.wait(timeout=15)
-            if self.proc.poll() is None:
-                self.proc.kill()
-        self._log_file.close()
-        return self.proc.wait()
-
 
 async def first_host_id(nc: NatsClient, attempts: int = 100) -> str:
     """Ping until a host answers; return its id."""
@@ -183,7 +197,7 @@ async def first_host_id(nc: NatsClient, attempts: int = 100) -> str:
     raise RuntimeError("no host answered a ping")
 
 
-class ControllerProcess:
+class ControllerProcess(ChildProcess):
     """``wasmcloud-controller`` against a test nats-server."""
 
     def __init__(self, nats: NatsServer, *args: str, lattice: str = "default", log: Path) -> None:
@@ -208,12 +222,25 @@ class ControllerProcess:
             stderr=subprocess.STDOUT,
         )
 
-    def stop(self) -> int:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            with suppress(subprocess.TimeoutExpired):
-                self.proc.wait(timeout=15)
-            if self.proc.poll() is None:
-                self.proc.kill()
-        self._log_file.close()
-        return self.proc.wait()
+
+def http_get(url: str, data: bytes | None = None) -> tuple[int, bytes]:
+    try:
+        with urllib.request.urlopen(url, data=data, timeout=10) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read()
+
+
+async def eventually_get(url: str, want_status: int = 200, tries: int = 150) -> bytes:
+    """GET until the listener is up and the component answers (links arrive async)."""
+    last: object = None
+    for _ in range(tries):
+        try:
+            status, body = await asyncio.to_thread(http_get, url)
+            if status == want_status:
+                return body
+            last = (status, body)
+        except OSError as error:  # listener not up yet
+            last = error
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"{url} never answered {want_status}: last {last!r}")

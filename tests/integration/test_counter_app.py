@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import urllib.error
-import urllib.request
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -18,7 +16,15 @@ from nats.aio.client import Client as NatsClient
 
 from host_agent.lattice.client import CtlClient, CtlError
 from host_agent.lattice.subjects import event_subject
-from tests.lattice import HostProcess, NatsServer, RedisServer, free_port, run_async
+from tests.lattice import (
+    HostProcess,
+    NatsServer,
+    RedisServer,
+    eventually_get,
+    free_port,
+    http_get,
+    run_async,
+)
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
 
@@ -42,29 +48,6 @@ def start_host(nats_server: NatsServer, tmp_path: Path) -> Iterator[Callable[...
     yield start
     for host in hosts:
         host.stop()
-
-
-def http_get(url: str, data: bytes | None = None) -> tuple[int, bytes]:
-    try:
-        with urllib.request.urlopen(url, data=data, timeout=10) as response:
-            return response.status, response.read()
-    except urllib.error.HTTPError as error:
-        return error.code, error.read()
-
-
-async def eventually_get(url: str, want_status: int = 200, tries: int = 150) -> bytes:
-    """GET until the listener is up and the component answers (links arrive async)."""
-    last: object = None
-    for _ in range(tries):
-        try:
-            status, body = await asyncio.to_thread(http_get, url)
-            if status == want_status:
-                return body
-            last = (status, body)
-        except OSError as error:  # listener not up yet
-            last = error
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"{url} never answered {want_status}: last {last!r}")
 
 
 class Lattice:
