@@ -9,15 +9,20 @@ export PATH := $(VENV)/bin:$(TOOLS)/pulumi/v$(PULUMI_VERSION)/bin:$(PATH)
 MANIFEST ?= examples/counter/wadm.yaml
 HOSTS ?= examples/local/hosts.yaml
 
-.PHONY: up test bootstrap lint typecheck unit bench clean
+.PHONY: up down test bootstrap lint typecheck unit bench clean
 
 bootstrap:
 	@bash scripts/bootstrap.sh
 
-## up: validate the counter app and show where each instance lands on the local lattice
+## up: a local lattice (nats-server with JetStream, redis-server, host + controller) with
+## the tutorial's counter deployed; `make down` stops it
 up: bootstrap
 	@wasmcloud validate $(MANIFEST)
 	@wasmcloud plan $(MANIFEST) --hosts $(HOSTS)
+	@wasmcloud up --manifest $(MANIFEST)
+
+down:
+	@wasmcloud down
 
 ## test: lint, type-check and run the whole test suite (what .ci/run does)
 test: bootstrap lint typecheck unit

@@ -8,6 +8,7 @@
 #   .tools/wit/deps             WASI WIT packages from crates.io (scripts/build-components.sh)
 #   examples/*/build/*.wasm     the example components, built with componentize-py
 #   redis-server                from Debian (apt-get), when missing and we are root
+#   .tools/wadm-probe           wadm-client 0.7 CLI for the controller's compat tests
 #
 # Re-running is cheap: each step is skipped when its stamp or binary is current.
 set -euo pipefail
@@ -84,6 +85,13 @@ else
 fi
 
 timed "example components (componentize-py)" bash "$ROOT/scripts/build-components.sh"
+
+if command -v cargo >/dev/null 2>&1; then
+  timed "wadm-probe (wadm-client 0.7 from crates.io)" bash "$ROOT/scripts/build-wadm-probe.sh" ||
+    step "WARNING: building wadm-probe failed; wadm-client compatibility tests will be skipped"
+else
+  step "WARNING: cargo is not installed; wadm-client compatibility tests will be skipped"
+fi
 
 pulumi_bin="$TOOLS/pulumi/v$PULUMI_VERSION/bin"
 if [[ -x "$pulumi_bin/pulumi" ]]; then

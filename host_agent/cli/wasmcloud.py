@@ -2,6 +2,8 @@
 
 wasmcloud validate FILE                       check a manifest as wadm would
 wasmcloud plan FILE --hosts HOSTS.yaml        show where every instance would land
+wasmcloud up [--manifest FILE]                a local lattice with the app deployed
+wasmcloud down                                stop everything `up` started
 """
 
 from __future__ import annotations
@@ -10,7 +12,9 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
+from host_agent.local.lattice import LocalLattice, LocalLatticeError, http_addresses
 from host_agent.model import ManifestError, load_manifest
 from host_agent.placement import (
     HostsFileError,
@@ -64,7 +68,60 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help='print {"placements", "unplaced", "moves"} as JSON instead of a table',
     )
+
+    up = commands.add_parser(
+        "up",
+        help="start a local lattice and deploy an application (like `wash up` + `wash app deploy`)",
+        description="Start nats-server (JetStream on disk), redis-server and a host with "
+        "the controller in-process, each detached with a pidfile and log in the state "
+        "folder, then put and deploy the manifest and wait until it is deployed. "
+        "Re-running reuses what already runs; `wasmcloud down` stops it all.",
+    )
+    up.add_argument("--manifest", default="examples/counter/wadm.yaml", help="wadm manifest")
+    _local_options(up)
+    down = commands.add_parser(
+        "down",
+        help="stop every process `wasmcloud up` started",
+        description="Stop the host, redis-server and nats-server that `wasmcloud up` "
+        "started (found by their pidfiles in the state folder). Data stays on disk.",
+    )
+    _local_options(down)
     return parser
+
+
+def _local_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--state-dir", default=".state/local", help="pidfiles, logs and data (default .state/local)"
+    )
+    parser.add_argument("--nats-port", type=int, default=4222, help="NATS port (default 4222)")
+    parser.add_argument("--redis-port", type=int, default=6379, help="Redis port (default 6379)")
+
+
+def _local(args: argparse.Namespace) -> LocalLattice:
+    return LocalLattice(
+        Path(args.state_dir).resolve(), nats_port=args.nats_port, redis_port=args.redis_port
+    )
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    manifest = Path(args.manifest)
+    try:
+        load_manifest(manifest)
+        _local(args).up(manifest)
+    except ManifestError as exc:
+        return _fail(exc.issues)
+    except LocalLatticeError as exc:
+        return _fail([exc])
+    for url in http_addresses(manifest):
+        print(f"\ntry it:  curl {url}/hello")
+    print("stop it: wasmcloud down   (logs: " + str(Path(args.state_dir)) + "/*.log)")
+    return EXIT_OK
+
+
+def cmd_down(args: argparse.Namespace) -> int:
+    if not _local(args).down():
+        print("nothing was running")
+    return EXIT_OK
 
 
 def _fail(lines: Sequence[object]) -> int:
@@ -111,7 +168,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    handlers = {"validate": cmd_validate, "plan": cmd_plan}
+    handlers = {"validate": cmd_validate, "plan": cmd_plan, "up": cmd_up, "down": cmd_down}
     return handlers[args.command](args)
 
 

@@ -306,6 +306,7 @@ def _reconcile_workload(
 
     problems = list(workload.problems)
     pending = 0
+    waiting: list[str] = []  # hosts where the provider has not passed a health check yet
     for host in sorted(view.hosts.values(), key=lambda h: h.id):
         want = desired.get(host.id, 0)
         if workload.kind == "capability":
@@ -322,6 +323,8 @@ def _reconcile_workload(
             elif running and not want:
                 round_.commands.append(StopProvider(host.id, wid))
                 pending += 1
+            elif running and not host.providers[wid].healthy:
+                waiting.append(host.id)
         else:
             seen = host.components.get(wid)
             have = seen.count if seen else 0
@@ -342,6 +345,11 @@ def _reconcile_workload(
     elif pending:
         status = StatusInfo(
             type=StatusType.RECONCILING, message=f"Scaling {wid} on {pending} host(s)"
+        )
+    elif waiting:
+        status = StatusInfo(
+            type=StatusType.RECONCILING,
+            message=f"Waiting for {wid} to pass a health check on {len(waiting)} host(s)",
         )
     else:
         status = StatusInfo(type=StatusType.DEPLOYED)

@@ -63,6 +63,8 @@ _RECONCILE_EVENTS = {
     "provider_started",
     "provider_start_failed",
     "provider_stopped",
+    "health_check_passed",
+    "health_check_failed",
     "linkdef_set",
     "linkdef_deleted",
     "config_set",
@@ -267,7 +269,9 @@ class Controller:
                 case StartProvider(host_id, provider_id, image, annotations, config):
                     await self.ctl.start_provider(host_id, provider_id, image, annotations, config)
                     if host := self.view.hosts.get(host_id):
-                        host.providers[provider_id] = ProviderSeen(image, annotations)
+                        host.providers[provider_id] = ProviderSeen(
+                            image, annotations, healthy=False
+                        )
                 case StopProvider(host_id, provider_id):
                     await self.ctl.stop_provider(host_id, provider_id)
                     if host := self.view.hosts.get(host_id):

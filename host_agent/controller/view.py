@@ -28,6 +28,8 @@ class ComponentSeen:
 class ProviderSeen:
     image_ref: str
     annotations: dict[str, str] = field(default_factory=dict)
+    # False from provider_started until health_check_passed (wadm's Pending -> Running).
+    healthy: bool = True
 
 
 @dataclass
@@ -94,7 +96,11 @@ class LatticeView:
                 for c in inventory.get("components") or []
             },
             providers={
-                p["id"]: ProviderSeen(p.get("image_ref", ""), p.get("annotations") or {})
+                p["id"]: ProviderSeen(
+                    p.get("image_ref", ""),
+                    p.get("annotations") or {},
+                    _was_healthy(previous, p["id"]),
+                )
                 for p in inventory.get("providers") or []
             },
             last_seen=now,
@@ -132,9 +138,13 @@ class LatticeView:
         elif event == "provider_started":
             provider_id = str(data.get("provider_id"))
             host.providers[provider_id] = ProviderSeen(
-                str(data.get("image_ref", "")), dict(data.get("annotations") or {})
+                str(data.get("image_ref", "")), dict(data.get("annotations") or {}), False
             )
             self.start_failures.pop((source, provider_id), None)
+        elif event in ("health_check_passed", "health_check_failed"):
+            provider = host.providers.get(str(data.get("provider_id")))
+            if provider is not None:
+                provider.healthy = event == "health_check_passed"
         elif event == "provider_start_failed":
             host.providers.pop(str(data.get("provider_id")), None)
             self.record_start_failure(source, str(data.get("provider_id")), data, now)
@@ -198,3 +208,10 @@ class LatticeView:
                     running[wid] = host.runs(wid)
             hosts.append(HostInventory(id=host.id, labels=host.labels, running=running))
         return hosts
+
+
+def _was_healthy(previous: HostRecord | None, provider_id: str) -> bool:
+    """Inventories carry no health: keep what events said; a provider first seen in an
+    inventory (say, after a controller restart) is taken as healthy."""
+    seen = previous.providers.get(provider_id) if previous else None
+    return seen.healthy if seen else True

@@ -95,7 +95,6 @@ async def serve(handler: ProviderHandler, host: HostData) -> None:
             len(msg.data),
         )
 
-    await nc.subscribe(subject(HEALTH), cb=on_health)
     await nc.subscribe(subject(SHUTDOWN), cb=on_shutdown)
     await nc.subscribe(subject(LINK_PUT), cb=on_link)
     await nc.subscribe(subject(LINK_DEL), cb=on_link)
@@ -103,6 +102,9 @@ async def serve(handler: ProviderHandler, host: HostData) -> None:
     await handler.start(host, nc)
     for link in host.link_definitions:
         await handler.link_put(link)
+    # Answer health checks only once serving: the host pushes links and the controller
+    # reports "deployed" on the first passed check, so healthy must mean ready.
+    await nc.subscribe(subject(HEALTH), cb=on_health)
     await nc.flush()
     log.info("provider %s ready", host.provider_key)
     watcher = asyncio.create_task(_watch_parent(stop))

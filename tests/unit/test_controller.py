@@ -320,3 +320,16 @@ def _with_spread(manifest: Manifest, requirements: dict[str, str]) -> Manifest:
     scaler = data["spec"]["components"][0]["traits"][0]
     scaler["properties"]["spread"] = [{"name": "gpu", "requirements": requirements}]
     return parse_manifest(data).manifest
+
+
+def test_provider_counts_as_deployed_only_after_its_health_check() -> None:
+    world = Lattice(lattice(("A", {})))
+    world.round("counter", COUNTER)
+    world.view.apply_event("provider_started", "A", {"provider_id": "counter-kvredis"}, 1.0)
+    waiting = world.round("counter", COUNTER)
+    kv = next(s for s in waiting.scalers if s.name == "counter-kvredis")
+    assert kv.status.type is StatusType.RECONCILING
+    assert "health check" in kv.status.message
+    world.view.apply_event("health_check_passed", "A", {"provider_id": "counter-kvredis"}, 2.0)
+    ready = world.round("counter", COUNTER)
+    assert aggregate_status([s.status.type for s in ready.scalers]) is StatusType.DEPLOYED
