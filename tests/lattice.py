@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import nats.errors
+import yaml
 from nats.aio.client import Client as NatsClient
 
 from host_agent.lattice.subjects import CtlSubjects
@@ -244,3 +245,37 @@ async def eventually_get(url: str, want_status: int = 200, tries: int = 150) -> 
             last = error
         await asyncio.sleep(0.1)
     raise AssertionError(f"{url} never answered {want_status}: last {last!r}")
+
+
+class Processes:
+    def __init__(self, nats_server: NatsServer, tmp: Path) -> None:
+        self.nats = nats_server
+        self.tmp = tmp
+        self.started: list[HostProcess | ControllerProcess] = []
+
+    def host(self, **labels: str) -> HostProcess:
+        log = self.tmp / f"host{len(self.started)}.log"
+        host = HostProcess(self.nats, labels, "--allow-file-load", log=log)
+        self.started.append(host)
+        return host
+
+    def controller(self) -> ControllerProcess:
+        controller = ControllerProcess(self.nats, log=self.tmp / "controller.log")
+        self.started.append(controller)
+        return controller
+
+
+ROOT = Path(__file__).resolve().parents[1]
+COUNTER_WASM = ROOT / "examples" / "counter" / "build" / "counter.wasm"
+
+
+def counter_manifest(redis_url: str, port: int) -> dict[str, Any]:
+    """examples/counter/wadm.yaml, pointed at this test's Redis and a free port."""
+    data: dict[str, Any] = yaml.safe_load((ROOT / "examples" / "counter" / "wadm.yaml").read_text())
+    counter, _, http = data["spec"]["components"]
+    counter["properties"]["image"] = f"file://{COUNTER_WASM}"
+    counter["traits"][1]["properties"]["target_config"][0]["properties"]["url"] = redis_url
+    http["traits"][0]["properties"]["source_config"][0]["properties"]["address"] = (
+        f"127.0.0.1:{port}"
+    )
+    return data

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.lattice import NatsServer, RedisServer
+from tests.lattice import NatsServer, Processes, RedisServer
 
 
 @pytest.fixture
@@ -22,3 +22,11 @@ def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
     server = RedisServer(tmp_path / "redis").start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def processes(nats_server: NatsServer, tmp_path: Path) -> Iterator[Processes]:
+    procs = Processes(nats_server, tmp_path)
+    yield procs
+    for proc in reversed(procs.started):
+        proc.stop()

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -21,10 +21,13 @@ from host_agent.lattice.wadm import WadmClient, WadmError
 from host_agent.model import parse_manifest
 from host_agent.placement import HostInventory, plan_placement
 from tests.lattice import (
+    COUNTER_WASM,
     ControllerProcess,
     HostProcess,
     NatsServer,
+    Processes,
     RedisServer,
+    counter_manifest,
     eventually_get,
     free_port,
     http_get,
@@ -34,19 +37,6 @@ from tests.lattice import (
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 
 ROOT = Path(__file__).resolve().parents[2]
-COUNTER_WASM = ROOT / "examples" / "counter" / "build" / "counter.wasm"
-
-
-def counter_manifest(redis_url: str, port: int) -> dict[str, Any]:
-    """examples/counter/wadm.yaml, pointed at this test's Redis and a free port."""
-    data: dict[str, Any] = yaml.safe_load((ROOT / "examples" / "counter" / "wadm.yaml").read_text())
-    counter, _, http = data["spec"]["components"]
-    counter["properties"]["image"] = f"file://{COUNTER_WASM}"
-    counter["traits"][1]["properties"]["target_config"][0]["properties"]["url"] = redis_url
-    http["traits"][0]["properties"]["source_config"][0]["properties"]["address"] = (
-        f"127.0.0.1:{port}"
-    )
-    return data
 
 
 def edge_core_manifest(port: int) -> dict[str, Any]:
@@ -115,32 +105,6 @@ def edge_core_manifest(port: int) -> dict[str, Any]:
             ]
         },
     }
-
-
-class Processes:
-    def __init__(self, nats_server: NatsServer, tmp: Path) -> None:
-        self.nats = nats_server
-        self.tmp = tmp
-        self.started: list[HostProcess | ControllerProcess] = []
-
-    def host(self, **labels: str) -> HostProcess:
-        log = self.tmp / f"host{len(self.started)}.log"
-        host = HostProcess(self.nats, labels, "--allow-file-load", log=log)
-        self.started.append(host)
-        return host
-
-    def controller(self) -> ControllerProcess:
-        controller = ControllerProcess(self.nats, log=self.tmp / "controller.log")
-        self.started.append(controller)
-        return controller
-
-
-@pytest.fixture
-def processes(nats_server: NatsServer, tmp_path: Path) -> Iterator[Processes]:
-    procs = Processes(nats_server, tmp_path)
-    yield procs
-    for proc in reversed(procs.started):
-        proc.stop()
 
 
 @asynccontextmanager
