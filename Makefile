@@ -42,6 +42,7 @@ bench: bootstrap
 	python benchmarks/placement.py
 	python benchmarks/ctl.py
 	python benchmarks/invoke.py
+	python benchmarks/reconcile.py
 
 clean:
 	rm -rf $(TOOLS)
