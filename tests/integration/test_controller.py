@@ -334,3 +334,29 @@ async def test_provider_that_fails_to_start_is_reported_and_retried(
         assert len(failures) >= 2  # retried
         gaps = [b - a for a, b in itertools.pairwise(failures)]
         assert all(gap >= 0.9 for gap in gaps)  # with backoff, not in a tight loop
+
+
+@run_async
+async def test_two_controllers_do_not_fight_and_a_standby_takes_over(
+    nats_server: NatsServer, redis_server: RedisServer, processes: Processes
+) -> None:
+    processes.host()
+    first = processes.controller()
+    processes.controller()
+    async with clients(nats_server) as (wadm, ctl):
+        await wadm.put(counter_manifest(redis_server.url, free_port()))
+        await wadm.deploy("counter")
+        await wait_status(wadm, "counter", StatusType.DEPLOYED)
+        await asyncio.sleep(2.0)  # rounds by both controllers would show up as churn
+        placed = await running(ctl, 1)
+        assert sorted(sum(hosts.values()) for hosts in placed.values()) == [1, 1, 3]
+
+        first.kill()  # whichever led, the survivor (or the same one) keeps the app right
+        [host_id] = placed["counter-counter"]
+        await ctl.scale_component(host_id, "counter-counter", f"file://{COUNTER_WASM}", 7)
+        for _ in range(150):  # lease TTL 3 s in tests, then one round
+            if (await running(ctl, 1))["counter-counter"] == {host_id: 3}:
+                break
+            await asyncio.sleep(0.1)
+        else:
+            raise AssertionError(f"hand-scaled count never repaired: {await running(ctl, 1)}")
