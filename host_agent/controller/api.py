@@ -172,9 +172,7 @@ class WadmApi:
     async def versions(self, name: str) -> bytes:
         stored = await self.manifests.get(name)
         if stored is None:
-            return VersionResponse(
-                result="notfound", message=f"Model with the name {name} not found"
-            ).to_json()
+            return VersionResponse(result="notfound", message=_not_found(name)).to_json()
         return VersionResponse(
             result="success",
             message=f"Successfully fetched versions for model {name}",
@@ -210,7 +208,7 @@ class WadmApi:
         stored = await self.manifests.get(name)
         if stored is None:
             return DeployModelResponse(
-                result="notfound", message=f"Model with the name {name} not found", name=name
+                result="notfound", message=_not_found(name), name=name
             ).to_json()
         chosen = stored.resolve(version)
         if chosen is None:
@@ -252,7 +250,7 @@ class WadmApi:
         stored = await self.manifests.get(name)
         if stored is None:
             return DeployModelResponse(
-                result="notfound", message=f"Model with the name {name} not found", name=name
+                result="notfound", message=_not_found(name), name=name
             ).to_json()
         if stored.deployed_version is None:
             message = f"Application {name} was already undeployed"
@@ -264,9 +262,7 @@ class WadmApi:
     async def status(self, name: str) -> bytes:
         stored = await self.manifests.get(name)
         if stored is None:
-            return StatusResponse(
-                result="notfound", message=f"Model with the name {name} not found"
-            ).to_json()
+            return StatusResponse(result="notfound", message=_not_found(name)).to_json()
         status = await self.current_status(name, stored)
         return StatusResponse(
             result="ok", message=f"Successfully fetched status for {name}", status=status
@@ -275,3 +271,7 @@ class WadmApi:
 
 def _component_ids(manifest: Manifest) -> set[str]:
     return {c.component_id(manifest.name) for c in manifest.spec.components}
+
+
+def _not_found(name: str) -> str:
+    return f"Model with the name {name} not found"
