@@ -1,15 +1,36 @@
-"""The local default stack: today it publishes the counter app's planned placement as
-stack outputs; the Lattice/Host/Application resources replace this as they land."""
+"""The local default stack: NATS (JetStream on disk) + controller + redis-server, two
+hosts labeled differently, and the tutorial's counter app with HTTP on 127.0.0.1:8080.
 
-from __future__ import annotations
+    make up        # pulumi up on the `local` stack (file backend under .state/)
+    curl http://127.0.0.1:8080/hello
+    make destroy   # pulumi destroy: every process and port goes away
+"""
 
 import pulumi
 
-from host_agent.model import load_manifest
-from host_agent.placement import load_hosts, plan_placement
+import pulumi_wasmcloud as wasmcloud
 
-manifest = load_manifest("examples/counter/wadm.yaml").manifest
-plan = plan_placement(manifest, load_hosts("examples/local/hosts.yaml"))
-pulumi.export("application", {"name": manifest.name, "version": manifest.version})
-pulumi.export("placements", plan.placements())
-pulumi.export("unplaced", plan.unplaced())
+config = pulumi.Config()
+state_dir = config.get("stateDir") or ".state/local"
+
+lattice = wasmcloud.Lattice(
+    "local",
+    nats_port=config.get_int("natsPort") or 4222,
+    redis_port=config.get_int("redisPort") or 6379,
+    state_dir=state_dir,
+    heartbeat_seconds=config.get_int("heartbeatSeconds") or 5,
+)
+core = wasmcloud.Host("local-core", lattice=lattice, labels={"region": "local", "tier": "core"})
+edge = wasmcloud.Host("local-edge", lattice=lattice, labels={"region": "local", "tier": "edge"})
+
+counter = wasmcloud.Application(
+    "counter",
+    lattice=lattice,
+    manifest_path=config.get("manifest") or "examples/counter/wadm.yaml",
+    opts=pulumi.ResourceOptions(depends_on=[core, edge]),
+)
+
+pulumi.export("natsUrl", lattice.nats_url)
+pulumi.export("hosts", {"local-core": core.host_id, "local-edge": edge.host_id})
+pulumi.export("placement", counter.placement)
+pulumi.export("try", "curl http://127.0.0.1:8080/hello")

@@ -86,46 +86,46 @@ class LanguageHost(language_pb2_grpc.LanguageRuntimeServicer):
     def __init__(self, engine_address: str) -> None:
         self.engine_address = engine_address
 
-    async def Handshake(  # noqa: N802 (gRPC method names)
+    async def Handshake(
         self, request: language_pb2.LanguageHandshakeRequest, context: object
     ) -> language_pb2.LanguageHandshakeResponse:
         if request.engine_address:
             self.engine_address = request.engine_address
         return language_pb2.LanguageHandshakeResponse()
 
-    async def GetPluginInfo(  # noqa: N802
+    async def GetPluginInfo(
         self, request: empty_pb2.Empty, context: object
     ) -> plugin_pb2.PluginInfo:
         return plugin_pb2.PluginInfo(version=__version__)
 
-    async def GetRequiredPlugins(  # noqa: N802
+    async def GetRequiredPlugins(
         self, request: language_pb2.GetRequiredPluginsRequest, context: object
     ) -> language_pb2.GetRequiredPluginsResponse:
         return language_pb2.GetRequiredPluginsResponse()
 
-    async def GetRequiredPackages(  # noqa: N802
+    async def GetRequiredPackages(
         self, request: language_pb2.GetRequiredPackagesRequest, context: object
     ) -> language_pb2.GetRequiredPackagesResponse:
         return language_pb2.GetRequiredPackagesResponse()
 
-    async def GetProgramDependencies(  # noqa: N802
+    async def GetProgramDependencies(
         self, request: language_pb2.GetProgramDependenciesRequest, context: object
     ) -> language_pb2.GetProgramDependenciesResponse:
         return language_pb2.GetProgramDependenciesResponse()
 
-    async def InstallDependencies(  # noqa: N802
+    async def InstallDependencies(
         self, request: language_pb2.InstallDependenciesRequest, context: object
     ) -> AsyncIterator[language_pb2.InstallDependenciesResponse]:
         message = "dependencies come from scripts/bootstrap.sh's venv; nothing to install\n"
         yield language_pb2.InstallDependenciesResponse(stdout=message.encode())
 
-    async def About(  # noqa: N802
+    async def About(
         self, request: language_pb2.AboutRequest, context: object
     ) -> language_pb2.AboutResponse:
         version = ".".join(str(part) for part in sys.version_info[:3])
         return language_pb2.AboutResponse(executable=sys.executable, version=version)
 
-    async def Run(  # noqa: N802
+    async def Run(
         self, request: language_pb2.RunRequest, context: object
     ) -> language_pb2.RunResponse:
         try:

@@ -14,7 +14,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from host_agent.local.lattice import LocalLattice, LocalLatticeError, http_addresses
+from host_agent.local.lattice import LocalLattice, http_addresses
+from host_agent.local.supervisor import StartError
 from host_agent.model import ManifestError, load_manifest
 from host_agent.placement import (
     HostsFileError,
@@ -110,7 +111,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         _local(args).up(manifest)
     except ManifestError as exc:
         return _fail(exc.issues)
-    except LocalLatticeError as exc:
+    except StartError as exc:
         return _fail([exc])
     for url in http_addresses(manifest):
         print(f"\ntry it:  curl {url}/hello")

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-import socket
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -24,13 +23,13 @@ import nats.errors
 from host_agent.controller.api_types import StatusType
 from host_agent.lattice.client import CtlClient
 from host_agent.lattice.wadm import WadmClient, WadmError
-from host_agent.local.supervisor import ManagedProcess
+from host_agent.local.supervisor import ManagedProcess, StartError, listening, start_server
 from host_agent.model import load_manifest
 
 Progress = Callable[[str], None]
 
 
-class LocalLatticeError(RuntimeError):
+class LocalLatticeError(StartError):
     """Something a person has to fix; the message says what."""
 
 
@@ -56,21 +55,21 @@ class LocalLattice:
         procs = self.processes()
         self._start(
             procs["nats-server"],
-            [_tool("nats-server"), "-a", "127.0.0.1", "-p", str(self.nats_port), "-js",
+            [tool("nats-server"), "-a", "127.0.0.1", "-p", str(self.nats_port), "-js",
              "-sd", str(self.state_dir / "jetstream")],
             self.nats_port,
             "--nats-port",
         )  # fmt: skip
         self._start(
             procs["redis-server"],
-            [_tool("redis-server"), "--bind", "127.0.0.1", "--port", str(self.redis_port),
+            [tool("redis-server"), "--bind", "127.0.0.1", "--port", str(self.redis_port),
              "--dir", str(self.state_dir), "--save", "60", "1"],
             self.redis_port,
             "--redis-port",
         )  # fmt: skip
         labels = [arg for k, v in sorted(self.labels.items()) for arg in ("--label", f"{k}={v}")]
         host_argv = [
-            _tool("wasmcloud-host"), "--nats-port", str(self.nats_port), "--lattice",
+            tool("wasmcloud-host"), "--nats-port", str(self.nats_port), "--lattice",
             self.lattice, "--allow-file-load", "--with-controller", *labels,
         ]  # fmt: skip
         pid, started = procs["host"].start(host_argv, cwd=Path.cwd())
@@ -88,21 +87,12 @@ class LocalLattice:
 
     # ---------------------------------------------------------------------------------
     def _start(self, proc: ManagedProcess, argv: list[str], port: int, flag: str) -> None:
-        if proc.running():
-            self.progress(f"reusing {proc.name} (pid {proc.pid()}, 127.0.0.1:{port})")
-            return
-        if _listening(port):
-            raise LocalLatticeError(
-                f"port {port} is taken by a process this command did not start; stop it or "
-                f"pick another port with {flag}"
-            )
-        pid, _ = proc.start(argv)
-        deadline = time.monotonic() + 20
-        while not _listening(port):
-            if proc.exited_early() or time.monotonic() > deadline:
-                raise LocalLatticeError(f"{proc.name} did not start; see {proc.logfile}")
-            time.sleep(0.05)
-        self.progress(f"started {proc.name} (pid {pid}, 127.0.0.1:{port}, log {proc.logfile})")
+        pid, started = start_server(proc, argv, port, f"pick another port with {flag}")
+        where = f"127.0.0.1:{port}"
+        if started:
+            self.progress(f"started {proc.name} (pid {pid}, {where}, log {proc.logfile})")
+        else:
+            self.progress(f"reusing {proc.name} (pid {pid}, {where})")
 
     async def _deploy(self, manifest_path: Path, timeout: float) -> None:
         manifest = load_manifest(manifest_path).manifest
@@ -147,7 +137,7 @@ class LocalLattice:
         the provider has received its link. Wait for it so the printed curl works."""
         for url in http_addresses(manifest_path):
             host, _, port = url.removeprefix("http://").rpartition(":")
-            while not _listening(int(port), host) and time.monotonic() < deadline:
+            while not listening(int(port), host) and time.monotonic() < deadline:
                 await asyncio.sleep(0.1)
             self.progress(f"listening on {url}")
 
@@ -172,13 +162,7 @@ async def _answers(wadm: WadmClient) -> bool:
         return False
 
 
-def _listening(port: int, host: str = "127.0.0.1") -> bool:
-    with socket.socket() as sock:
-        sock.settimeout(0.2)
-        return sock.connect_ex((host, port)) == 0
-
-
-def _tool(name: str) -> str:
+def tool(name: str) -> str:
     """A program from this Python's environment first (the bootstrap's venv), then PATH."""
     local = Path(sys.executable).parent / name
     found = str(local) if local.exists() else shutil.which(name)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import socket
 import subprocess
 import time
 from dataclasses import dataclass
@@ -84,6 +85,37 @@ class ManagedProcess:
                 os.kill(pid, signal.SIGKILL)
         self.pidfile.unlink(missing_ok=True)
         return True
+
+
+class StartError(RuntimeError):
+    """A process could not be started; the message says what to do."""
+
+
+def listening(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.2)
+        return sock.connect_ex((host, port)) == 0
+
+
+def start_server(
+    proc: ManagedProcess, argv: list[str], port: int, fix: str, timeout: float = 20.0
+) -> tuple[int, bool]:
+    """Start a server process unless it already runs, and wait until ``port`` answers.
+    (pid, started?). A port held by a process we did not start is refused with ``fix``."""
+    existing = proc.pid()
+    if existing is not None:
+        return existing, False
+    if listening(port):
+        raise StartError(
+            f"port {port} is taken by a process this command did not start; stop it or {fix}"
+        )
+    pid, _ = proc.start(argv)
+    deadline = time.monotonic() + timeout
+    while not listening(port):
+        if proc.exited_early() or time.monotonic() > deadline:
+            raise StartError(f"{proc.name} did not start; see {proc.logfile}")
+        time.sleep(0.05)
+    return pid, True
 
 
 def _start_time(pid: int) -> str | None:

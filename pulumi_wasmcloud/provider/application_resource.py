@@ -1,0 +1,276 @@
+"""``wasmcloud:index:Application``: a wadm manifest, put and deployed through the
+controller's wadm API, with its placement in the inputs so preview shows it.
+
+``check`` validates the manifest (path-level errors) and, when the lattice answers,
+adds ``placement`` (component -> host -> instances) and ``unplaced`` computed by
+``plan_placement`` on the live lattice: the controller's own function and view, so the
+placement preview shows is the one ``up`` applies, and with update plans
+(``--save-plan`` / ``up --plan``) a lattice that changed in between changes ``placement``
+and the engine refuses. ``read`` reports what really runs, so refresh shows drift.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import time
+from typing import Any
+
+from host_agent.controller.api_types import StatusType
+from host_agent.controller.stored import StoredManifest
+from host_agent.lattice.wadm import WadmError
+from host_agent.model.issues import ManifestError
+from host_agent.model.loader import load_manifest, parse_manifest
+from host_agent.model.manifest import VERSION_ANNOTATION, Manifest
+from pulumi_wasmcloud.provider.engine_log import EngineLog
+from pulumi_wasmcloud.provider.handlers import Checked, Created, Diff, InputError, changed_keys
+from pulumi_wasmcloud.provider.live import Lattice, LatticeUnreachable, connect, placement_by_name
+from pulumi_wasmcloud.provider.values import UNKNOWN, has_unknowns
+
+REPLACE_ON = ("natsUrl", "lattice", "name")
+DEPLOY_TIMEOUT = 180.0
+
+
+def content_hash(data: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:8]
+
+
+def choose_version(manifest: dict[str, Any], stored: StoredManifest | None) -> tuple[str, bool]:
+    """(version to deploy, whether it must be put first). wadm refuses to overwrite a
+    version, so changed content under an unchanged version gets ``<version>+<hash>``."""
+    given = manifest.get("metadata", {}).get("annotations", {}).get(VERSION_ANNOTATION)
+    digest = content_hash(manifest)
+    candidates = [given, f"{given}+{digest}"] if given else [f"pulumi-{digest}"]
+    existing = stored.manifests if stored else {}
+    for version in candidates:
+        if version not in existing:
+            return version, True
+        if _same_content(existing[version], manifest, version):
+            return version, False
+    raise InputError("manifest", f"versions {candidates} of this app already hold other content")
+
+
+def _same_content(stored: dict[str, Any], manifest: dict[str, Any], version: str) -> bool:
+    def strip(data: dict[str, Any]) -> dict[str, Any]:
+        data = json.loads(json.dumps(data))
+        data.get("metadata", {}).get("annotations", {}).pop(VERSION_ANNOTATION, None)
+        return data
+
+    return strip(stored) == strip(manifest)
+
+
+def _with_version(manifest: dict[str, Any], version: str) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(json.dumps(manifest))
+    data.setdefault("metadata", {}).setdefault("annotations", {})[VERSION_ANNOTATION] = version
+    return data
+
+
+class ApplicationResource:
+    secrets: frozenset[str] = frozenset()
+
+    def __init__(self, log: EngineLog) -> None:
+        self.log = log
+
+    # check ---------------------------------------------------------------------------
+    async def check(self, olds: dict[str, Any], news: dict[str, Any]) -> Checked:
+        failures: list[InputError] = []
+        manifest: Manifest | None = None
+        given, path = news.get("manifest"), news.get("manifestPath")
+        if given is not None and path is not None:
+            failures.append(InputError("manifest", "give manifest or manifestPath, not both"))
+        elif given is None and path is None:
+            failures.append(
+                InputError("manifest", "required: a wadm manifest (dict) or manifestPath")
+            )
+        elif has_unknowns(given):
+            pass  # built from outputs not known yet; checked again when they are
+        else:
+            try:
+                manifest = (
+                    parse_manifest(given) if given is not None else load_manifest(str(path))
+                ).manifest
+            except ManifestError as exc:
+                field = "manifest" if given is not None else "manifestPath"
+                failures += [
+                    InputError(f"{field}.{i.path}" if i.path else field, str(i)) for i in exc.issues
+                ]
+        inputs: dict[str, Any] = {
+            "natsUrl": news.get("natsUrl"),
+            "lattice": news.get("lattice") or "default",
+            "allowUnplaced": bool(news.get("allowUnplaced", False)),
+            "manifest": manifest.to_data()
+            if manifest
+            else (given if given is not None else UNKNOWN),
+            "name": manifest.name if manifest else UNKNOWN,
+        }
+        if path is not None:
+            inputs["manifestPath"] = path
+        if not inputs["natsUrl"]:
+            failures.append(
+                InputError("natsUrl", "required: pass lattice.nats_url or set wasmcloud:natsUrl")
+            )
+        if manifest is not None and not failures and not has_unknowns(inputs["natsUrl"]):
+            await self._plan_into(inputs, manifest)
+        return Checked(inputs, failures)
+
+    async def _plan_into(self, inputs: dict[str, Any], manifest: Manifest) -> None:
+        try:
+            async with connect(str(inputs["natsUrl"]), str(inputs["lattice"])) as lattice:
+                plan, names = await lattice.plan(manifest)
+        except LatticeUnreachable:
+            return  # no placement to show; create/update will say what is wrong
+        inputs["placement"] = placement_by_name(plan, names)
+        inputs["unplaced"] = plan.unplaced()
+        if plan.unplaced():
+            what = ", ".join(f"{n} x{c}" for n, c in plan.unplaced().items())
+            await self.log.warn(
+                f"{manifest.name}: cannot place {what}: {'; '.join(plan.problems())}"
+                + (
+                    ""
+                    if inputs["allowUnplaced"]
+                    else " (up will fail; set allowUnplaced to deploy anyway)"
+                )
+            )
+
+    # diff ----------------------------------------------------------------------------
+    async def diff(self, id: str, olds: dict[str, Any], news: dict[str, Any]) -> Diff:
+        changed = changed_keys(olds, news, ("natsUrl", "lattice", "name", "allowUnplaced"))
+        if olds.get("manifest") != news.get("manifest"):
+            changed["manifest"] = (olds.get("manifest"), news.get("manifest"))
+        if "placement" in news:
+            changed |= placement_changes(olds.get("placement") or {}, news["placement"])
+        if olds.get("status") not in (None, StatusType.DEPLOYED.value):
+            changed["status"] = (olds.get("status"), StatusType.DEPLOYED.value)
+        return Diff(changed, [k for k in REPLACE_ON if k in changed])
+
+    # create / update -----------------------------------------------------------------
+    async def create(self, inputs: dict[str, Any], preview: bool) -> Created:
+        outputs = await self._apply(inputs, preview, urn_name=str(inputs.get("name")))
+        return Created(str(inputs.get("name")) if not preview else "", outputs)
+
+    async def update(
+        self, id: str, olds: dict[str, Any], news: dict[str, Any], preview: bool
+    ) -> dict[str, Any]:
+        return await self._apply(news, preview, urn_name=id)
+
+    async def _apply(self, inputs: dict[str, Any], preview: bool, urn_name: str) -> dict[str, Any]:
+        if preview:
+            return {**inputs, "version": UNKNOWN, "status": UNKNOWN}
+        manifest = parse_manifest(inputs["manifest"]).manifest
+        if inputs.get("unplaced") and not inputs["allowUnplaced"]:
+            raise InputError(
+                "manifest",
+                f"cannot place {inputs['unplaced']} on the lattice's hosts; add hosts whose "
+                "labels match the spreads, change the spread requirements, or set "
+                "allowUnplaced: true. Nothing was deployed",
+            )
+        async with connect(str(inputs["natsUrl"]), str(inputs["lattice"])) as lattice:
+            stored = await _stored(lattice, manifest.name)
+            version, put = choose_version(inputs["manifest"], stored)
+            if put:
+                try:
+                    await lattice.wadm.put(_with_version(inputs["manifest"], version))
+                except WadmError as exc:
+                    raise InputError("manifest", f"the controller refused it: {exc}") from None
+            deployed = await lattice.wadm.deploy(manifest.name, version)
+            if deployed.result != "acknowledged":
+                raise RuntimeError(f"deploy of {manifest.name} {version}: {deployed.message}")
+            status = await self._wait(lattice, manifest, bool(inputs["allowUnplaced"]))
+            placement = await lattice.running(manifest)
+        planned = inputs.get("placement")
+        if planned is not None and status == StatusType.DEPLOYED.value and planned != placement:
+            raise RuntimeError(
+                f"{manifest.name}: the controller placed {placement}, not the planned {planned}; "
+                "the lattice changed during the update; run `pulumi up` again"
+            )
+        return {**inputs, "version": version, "status": status, "placement": placement}
+
+    async def _wait(self, lattice: Lattice, manifest: Manifest, allow_unplaced: bool) -> str:
+        deadline = time.monotonic() + DEPLOY_TIMEOUT
+        last = ""
+        while time.monotonic() < deadline:
+            reply = await lattice.wadm.status(manifest.name)
+            info = reply.status.status if reply.status else None
+            if info is not None:
+                shown = f"{info.type.value} {info.message}".strip()
+                if shown != last:
+                    await self.log.info(f"{manifest.name}: {shown}")
+                    last = shown
+                if info.type is StatusType.DEPLOYED:
+                    return info.type.value
+                if info.type is StatusType.FAILED and (
+                    allow_unplaced and "no hosts match" in info.message
+                ):
+                    return info.type.value
+                if info.type is StatusType.FAILED and "no hosts match" not in info.message:
+                    raise RuntimeError(f"{manifest.name} failed to deploy: {info.message}")
+            await asyncio.sleep(0.25)
+        raise RuntimeError(
+            f"{manifest.name} did not reach deployed in {DEPLOY_TIMEOUT:.0f}s: {last}"
+        )
+
+    # read / delete -------------------------------------------------------------------
+    async def read(self, id: str, state: dict[str, Any]) -> dict[str, Any] | None:
+        try:
+            async with connect(str(state["natsUrl"]), str(state["lattice"])) as lattice:
+                stored = await _stored(lattice, id)
+                if stored is None:
+                    return None  # deleted behind our back
+                reply = await lattice.wadm.status(id)
+                manifest = parse_manifest(state["manifest"]).manifest
+                placement = await lattice.running(manifest)
+        except LatticeUnreachable:
+            return {**state, "status": "unreachable"}
+        info = reply.status.status if reply.status else None
+        status = info.type.value if info else StatusType.UNDEPLOYED.value
+        if stored.deployed_version is None:
+            status = StatusType.UNDEPLOYED.value
+        return {
+            **state,
+            "version": stored.deployed_version,
+            "status": status,
+            "placement": placement,
+        }
+
+    async def delete(self, id: str, state: dict[str, Any]) -> None:
+        try:
+            async with connect(str(state["natsUrl"]), str(state["lattice"])) as lattice:
+                await lattice.wadm.delete(id)
+                manifest = parse_manifest(state["manifest"]).manifest
+                deadline = time.monotonic() + 60
+                while time.monotonic() < deadline:
+                    if not any((await lattice.running(manifest)).values()):
+                        return
+                    await asyncio.sleep(0.25)
+        except LatticeUnreachable:
+            return  # the lattice is gone, and the application with it
+
+
+async def _stored(lattice: Lattice, name: str) -> StoredManifest | None:
+    versions = await lattice.wadm.versions(name) if name else None
+    if versions is None or versions.result != "success":
+        return None
+    manifests = {}
+    for info in versions.versions:
+        reply = await lattice.wadm.get(name, info.version)
+        if reply.manifest is not None:
+            manifests[info.version] = reply.manifest
+    deployed = next((v.version for v in versions.versions if v.deployed), None)
+    return StoredManifest(manifests, deployed)
+
+
+def placement_changes(
+    old: dict[str, dict[str, int]], new: dict[str, dict[str, int]]
+) -> dict[str, tuple[Any, Any]]:
+    """Per-host changes as property paths: ``placement.counter["local-core"]: 1 => 3``."""
+    changes: dict[str, tuple[Any, Any]] = {}
+    for component in sorted(set(old) | set(new)):
+        before, after = old.get(component, {}), new.get(component, {})
+        for host in sorted(set(before) | set(after)):
+            if before.get(host, 0) != after.get(host, 0):
+                changes[f'placement.{component}["{host}"]'] = (
+                    before.get(host, 0),
+                    after.get(host, 0),
+                )
+    return changes

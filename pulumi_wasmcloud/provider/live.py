@@ -1,0 +1,95 @@
+"""The provider's connection to a running lattice (thin adapter over NATS).
+
+It reads the lattice the way the controller does (ping + inventories into a
+``LatticeView``) and plans with the same ``plan_placement`` call, so the placement
+shown in preview is the one the controller will make on the same lattice.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+import nats
+import nats.errors
+from nats.aio.client import Client as NatsClient
+
+from host_agent.controller.view import LatticeView
+from host_agent.lattice.client import CtlClient, CtlError
+from host_agent.lattice.wadm import WadmClient
+from host_agent.model.manifest import Manifest
+from host_agent.placement import PlacementPlan, plan_placement
+
+
+class LatticeUnreachable(RuntimeError):
+    def __init__(self, url: str, reason: object) -> None:
+        super().__init__(
+            f"cannot reach NATS at {url}: {reason}. Is the lattice running? Check the "
+            "Lattice resource (or wasmcloud:natsUrl in the stack config); nothing was changed"
+        )
+
+
+@dataclass
+class Lattice:
+    nc: NatsClient
+    lattice: str
+
+    @property
+    def ctl(self) -> CtlClient:
+        return CtlClient(self.nc, self.lattice)
+
+    @property
+    def wadm(self) -> WadmClient:
+        return WadmClient(self.nc, self.lattice)
+
+    async def view(self) -> tuple[LatticeView, dict[str, str]]:
+        """The hosts as the controller sees them, and host id -> display name."""
+        view = LatticeView()
+        names: dict[str, str] = {}
+        now = time.monotonic()
+        for host in await self.ctl.ping_hosts(wait=0.5):
+            try:
+                view.apply_inventory(await self.ctl.get_inventory(str(host["id"])), now)
+            except (CtlError, nats.errors.Error, TimeoutError):
+                continue
+            names[str(host["id"])] = str(host.get("friendly_name") or host["id"])
+        duplicates = {n for n in names.values() if list(names.values()).count(n) > 1}
+        return view, {i: (i if n in duplicates else n) for i, n in names.items()}
+
+    async def plan(self, manifest: Manifest) -> tuple[PlacementPlan, dict[str, str]]:
+        view, names = await self.view()
+        ids = {c.name: c.component_id(manifest.name) for c in manifest.spec.components}
+        return plan_placement(manifest, view.inventory(ids)), names
+
+    async def running(self, manifest: Manifest) -> dict[str, dict[str, int]]:
+        """Manifest component name -> {host name: instances} as the lattice runs now."""
+        view, names = await self.view()
+        placement: dict[str, dict[str, int]] = {}
+        for component in manifest.spec.components:
+            wid = component.component_id(manifest.name)
+            hosts = {names[h.id]: n for h in view.hosts.values() if (n := h.runs(wid))}
+            placement[component.name] = dict(sorted(hosts.items()))
+        return placement
+
+
+def placement_by_name(plan: PlacementPlan, names: dict[str, str]) -> dict[str, dict[str, int]]:
+    return {
+        workload: {names.get(host, host): count for host, count in sorted(hosts.items())}
+        for workload, hosts in plan.placements().items()
+    }
+
+
+@asynccontextmanager
+async def connect(url: str, lattice: str, timeout: float = 3.0) -> AsyncIterator[Lattice]:
+    try:
+        nc = await nats.connect(
+            url, connect_timeout=timeout, max_reconnect_attempts=0, allow_reconnect=False
+        )
+    except (OSError, nats.errors.Error, TimeoutError) as exc:
+        raise LatticeUnreachable(url, exc) from None
+    try:
+        yield Lattice(nc, lattice)
+    finally:
+        await nc.close()

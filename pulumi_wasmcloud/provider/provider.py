@@ -1,0 +1,133 @@
+"""``WasmcloudProvider``: the engine's entry points, dispatched to one handler per type.
+
+Each handler works on plain dicts; this class converts PropertyValues, applies the
+provider-level config (``wasmcloud:natsUrl``, ``wasmcloud:lattice``) as defaults, turns
+``InputError`` into check failures that name the field, and builds detailed diffs.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pulumi.provider.experimental.provider import (
+    CheckFailure,
+    CheckRequest,
+    CheckResponse,
+    ConfigureRequest,
+    ConfigureResponse,
+    CreateRequest,
+    CreateResponse,
+    DeleteRequest,
+    DiffRequest,
+    DiffResponse,
+    PropertyDiff,
+    PropertyDiffKind,
+    Provider,
+    ReadRequest,
+    ReadResponse,
+    UpdateRequest,
+    UpdateResponse,
+)
+
+from pulumi_wasmcloud.provider.application_resource import ApplicationResource
+from pulumi_wasmcloud.provider.engine_log import EngineLog
+from pulumi_wasmcloud.provider.handlers import Diff, Handler
+from pulumi_wasmcloud.provider.host_resource import HostResource
+from pulumi_wasmcloud.provider.lattice_resource import LatticeResource
+from pulumi_wasmcloud.provider.values import plain, to_props
+
+LATTICE = "wasmcloud:index:Lattice"
+HOST = "wasmcloud:index:Host"
+APPLICATION = "wasmcloud:index:Application"
+# Inputs that take the provider's config as their default.
+CONFIG_DEFAULTS = {"natsUrl": "natsUrl", "lattice": "lattice"}
+
+
+class WasmcloudProvider(Provider):
+    def __init__(self, engine_address: str | None = None) -> None:
+        log = EngineLog(engine_address)
+        self.handlers: dict[str, Handler] = {
+            LATTICE: LatticeResource(),
+            HOST: HostResource(),
+            APPLICATION: ApplicationResource(log),
+        }
+        self.config: dict[str, Any] = {}
+
+    def handler(self, type_token: str) -> Handler:
+        try:
+            return self.handlers[type_token]
+        except KeyError:
+            known = ", ".join(sorted(self.handlers))
+            raise ValueError(f"unknown resource type {type_token}; known: {known}") from None
+
+    async def configure(self, request: ConfigureRequest) -> ConfigureResponse:
+        args = plain(request.args)
+        for key in CONFIG_DEFAULTS:
+            value = args.get(key) or request.variables.get(f"wasmcloud:config:{key}")
+            if value:
+                self.config[key] = value
+        return ConfigureResponse(accept_secrets=True, supports_preview=True)
+
+    def _defaults(self, news: dict[str, Any]) -> dict[str, Any]:
+        for field, key in CONFIG_DEFAULTS.items():
+            if news.get(field) in (None, "") and key in self.config:
+                news[field] = self.config[key]
+        return news
+
+    async def check(self, request: CheckRequest) -> CheckResponse:
+        handler = self.handler(request.type)
+        news = self._defaults(plain(request.new_inputs))
+        checked = await handler.check(plain(request.old_inputs), news)
+        failures = [CheckFailure(f.property, f.reason) for f in checked.failures]
+        return CheckResponse(to_props(checked.inputs, handler.secrets), failures or None)
+
+    async def diff(self, request: DiffRequest) -> DiffResponse:
+        handler = self.handler(request.type)
+        diff = await handler.diff(
+            request.resource_id, plain(request.old_state), plain(request.new_inputs)
+        )
+        return diff_response(diff)
+
+    async def create(self, request: CreateRequest) -> CreateResponse:
+        handler = self.handler(request.type)
+        created = await handler.create(plain(request.properties), request.preview)
+        return CreateResponse(created.id, to_props(created.outputs, handler.secrets))
+
+    async def read(self, request: ReadRequest) -> ReadResponse:
+        handler = self.handler(request.type)
+        state = await handler.read(request.resource_id, plain(request.properties))
+        if state is None:
+            return ReadResponse()  # gone: the engine drops it from the state
+        return ReadResponse(request.resource_id, to_props(state, handler.secrets), request.inputs)
+
+    async def update(self, request: UpdateRequest) -> UpdateResponse:
+        handler = self.handler(request.type)
+        outputs = await handler.update(
+            request.resource_id, plain(request.olds), plain(request.news), request.preview
+        )
+        return UpdateResponse(to_props(outputs, handler.secrets))
+
+    async def delete(self, request: DeleteRequest) -> None:
+        await self.handler(request.type).delete(request.resource_id, plain(request.properties))
+
+
+def diff_response(diff: Diff) -> DiffResponse:
+    detailed = {}
+    for path, (old, new) in diff.changed.items():
+        top = path.split(".", 1)[0].split("[", 1)[0]
+        replace = top in diff.replaces
+        if old in (None, 0) and new not in (None, 0) and path.startswith("placement"):
+            kind = PropertyDiffKind.ADD
+        elif new in (None, 0) and path.startswith("placement"):
+            kind = PropertyDiffKind.DELETE
+        else:
+            kind = PropertyDiffKind.UPDATE_REPLACE if replace else PropertyDiffKind.UPDATE
+        detailed[path] = PropertyDiff(kind, input_diff=True)
+    tops = sorted({p.split(".", 1)[0].split("[", 1)[0] for p in diff.changed})
+    return DiffResponse(
+        changes=bool(diff.changed),
+        replaces=diff.replaces,
+        diffs=tops,
+        detailed_diff=detailed,
+        delete_before_replace=bool(diff.replaces),
+    )

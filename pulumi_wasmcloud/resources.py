@@ -1,0 +1,160 @@
+"""The typed resources a Pulumi program declares (package ``wasmcloud``).
+
+Each is a custom resource served by the native provider ``pulumi-resource-wasmcloud``.
+Inputs are camelCase on the wire (like every Pulumi provider); the Python API is
+snake_case.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pulumi
+
+from pulumi_wasmcloud.app import CapabilityProvider, Component, Link, build_manifest
+
+
+class Provider(pulumi.ProviderResource):
+    """An explicit provider instance, for several lattices in one program.
+
+    Without one, resources use the default provider, configured by the stack's
+    ``wasmcloud:natsUrl`` and ``wasmcloud:lattice``.
+    """
+
+    def __init__(
+        self,
+        resource_name: str,
+        nats_url: pulumi.Input[str] | None = None,
+        lattice: pulumi.Input[str] | None = None,
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__(
+            "wasmcloud", resource_name, {"natsUrl": nats_url, "lattice": lattice}, opts
+        )
+
+
+class Lattice(pulumi.CustomResource):
+    """A lattice: NATS with JetStream on disk, the controller, and (optionally) the
+    redis-server that keyvalue-redis providers use. Runs on this machine (target
+    ``local``) as detached, supervised processes with pidfiles and logs in ``state_dir``.
+    """
+
+    def __init__(
+        self,
+        resource_name: str,
+        lattice: pulumi.Input[str] = "default",
+        nats_port: pulumi.Input[int] = 4222,
+        state_dir: pulumi.Input[str] | None = None,
+        heartbeat_seconds: pulumi.Input[int] = 30,
+        redis_port: pulumi.Input[int] | None = None,
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        props: dict[str, Any] = {
+            "lattice": lattice,
+            "natsPort": nats_port,
+            "stateDir": state_dir,
+            "heartbeatSeconds": heartbeat_seconds,
+            "redisPort": redis_port,
+            "natsUrl": None,
+            "running": None,
+        }
+        super().__init__("wasmcloud:index:Lattice", resource_name, props, opts)
+
+    @property
+    def nats_url(self) -> pulumi.Output[str]:
+        """``nats://127.0.0.1:<port>``: where hosts, the controller and clients connect."""
+        return _output(self, "natsUrl")
+
+    @property
+    def lattice_id(self) -> pulumi.Output[str]:
+        return _output(self, "lattice")
+
+    @property
+    def state_dir(self) -> pulumi.Output[str]:
+        return _output(self, "stateDir")
+
+
+class Host(pulumi.CustomResource):
+    """A wasmCloud host agent in ``lattice`` with ``labels`` (target ``local``)."""
+
+    def __init__(
+        self,
+        resource_name: str,
+        lattice: Lattice,
+        labels: pulumi.Input[dict[str, str]] | None = None,
+        target: str = "local",
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        props: dict[str, Any] = {
+            "name": resource_name,
+            "natsUrl": lattice.nats_url,
+            "lattice": lattice.lattice_id,
+            "stateDir": lattice.state_dir,
+            "heartbeatSeconds": _output(lattice, "heartbeatSeconds"),
+            "labels": labels or {},
+            "target": target,
+            "hostId": None,
+            "seed": None,
+            "running": None,
+        }
+        super().__init__("wasmcloud:index:Host", resource_name, props, opts)
+
+    @property
+    def host_id(self) -> pulumi.Output[str]:
+        return _output(self, "hostId")
+
+
+class Application(pulumi.CustomResource):
+    """A wadm application, put and deployed through the lattice's controller.
+
+    Give a whole manifest (``manifest`` as a dict, or ``manifest_path`` to a wadm.yaml),
+    or build one from typed ``components`` and ``links``. Preview shows ``placement``:
+    for each component, how many instances each host will run.
+    """
+
+    def __init__(
+        self,
+        resource_name: str,
+        lattice: Lattice | None = None,
+        manifest: pulumi.Input[dict[str, Any]] | None = None,
+        manifest_path: str | None = None,
+        components: list[Component | CapabilityProvider] | None = None,
+        links: list[Link] | None = None,
+        version: str | None = None,
+        allow_unplaced: bool = False,
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        if components is not None:
+            if manifest is not None or manifest_path is not None:
+                raise ValueError(
+                    f"Application {resource_name}: give components/links or a manifest, not both"
+                )
+            manifest = build_manifest(resource_name, list(components), list(links or []), version)
+        props: dict[str, Any] = {
+            "natsUrl": lattice.nats_url if lattice else None,
+            "lattice": lattice.lattice_id if lattice else None,
+            "manifest": manifest,
+            "manifestPath": manifest_path,
+            "allowUnplaced": allow_unplaced,
+            "name": None,
+            "placement": None,
+            "unplaced": None,
+            "version": None,
+            "status": None,
+        }
+        super().__init__("wasmcloud:index:Application", resource_name, props, opts)
+
+    @property
+    def placement(self) -> pulumi.Output[dict[str, dict[str, int]]]:
+        return _output(self, "placement")
+
+    @property
+    def deployed_version(self) -> pulumi.Output[str]:
+        return _output(self, "version")
+
+
+def _output(resource: pulumi.Resource, key: str) -> pulumi.Output[Any]:
+    """An output property: the SDK sets one attribute per declared property, by its
+    wire (camelCase) name."""
+    value: pulumi.Output[Any] = getattr(resource, key)
+    return value
