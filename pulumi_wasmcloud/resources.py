@@ -154,7 +154,8 @@ class Application(pulumi.CustomResource):
 
 
 def _output(resource: pulumi.Resource, key: str) -> pulumi.Output[Any]:
-    """An output property: the SDK sets one attribute per declared property, by its
-    wire (camelCase) name."""
-    value: pulumi.Output[Any] = getattr(resource, key)
+    """An output property. The SDK stores one per declared property in the instance
+    ``__dict__`` under its wire (camelCase) name; ``pulumi.get`` reads it there, so a
+    Python property of the same name (``placement``) does not shadow it."""
+    value: pulumi.Output[Any] = pulumi.get(resource, key)
     return value

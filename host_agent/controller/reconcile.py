@@ -330,11 +330,12 @@ def _reconcile_workload(
             have = seen.count if seen else 0
             stale_image = seen is not None and want and seen.image_ref != image
             if have != want or stale_image:
-                round_.commands.append(
-                    ScaleComponent(
-                        host.id, wid, image, want, annotations(host.id) if want else {}, config
+                if not view.awaiting_scale(host.id, wid, image, want, now):
+                    round_.commands.append(
+                        ScaleComponent(
+                            host.id, wid, image, want, annotations(host.id) if want else {}, config
+                        )
                     )
-                )
                 pending += 1
                 error = view.scale_failures.get((host.id, wid))
                 if error:

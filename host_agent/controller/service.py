@@ -37,7 +37,7 @@ from host_agent.controller.reconcile import (
     reconcile,
 )
 from host_agent.controller.storage import ManifestStore, StatusStore
-from host_agent.controller.view import ComponentSeen, LatticeView, ProviderSeen
+from host_agent.controller.view import LatticeView, ProviderSeen
 from host_agent.lattice.client import CtlClient, CtlError
 from host_agent.lattice.events import EVENT_TYPE_PREFIX
 from host_agent.lattice.subjects import (
@@ -257,8 +257,8 @@ class Controller:
 
     # effects ---------------------------------------------------------------------------
     async def execute(self, command: Command) -> None:
-        """Send one command; on success, update the view as the host's event will, so the
-        next round does not repeat it."""
+        """Send one command; on success, note it in the view so the next round does not
+        repeat it before the host's event reports the outcome."""
         now = time.monotonic()
         try:
             match command:
@@ -280,11 +280,8 @@ class Controller:
                     await self.ctl.scale_component(
                         host_id, component_id, image, count, annotations, config
                     )
-                    if host := self.view.hosts.get(host_id):
-                        if count:
-                            host.components[component_id] = ComponentSeen(image, count, annotations)
-                        else:
-                            host.components.pop(component_id, None)
+                    # Running only once the host's component_scaled event says so.
+                    self.view.expect_scale(host_id, component_id, image, count, now)
                 case PutLink(link):
                     await self.ctl.put_link(link)
                 case DeleteLink(source_id, namespace, package, name):

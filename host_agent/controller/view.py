@@ -15,6 +15,10 @@ from typing import Any
 from host_agent.placement.inventory import HostInventory
 
 MISSED_HEARTBEATS = 3
+# How long a sent scale command may take before it is sent again. A host acknowledges a
+# scale at once and reports the outcome as an event; the first compile of a large
+# component (componentize-py's are ~40 MB) takes tens of seconds on a small machine.
+SCALE_TIMEOUT = 120.0
 
 
 @dataclass
@@ -50,6 +54,16 @@ class HostRecord:
 
 
 @dataclass(frozen=True)
+class PendingScale:
+    """A scale command sent to a host whose component_scaled (or _failed) event has not
+    arrived yet: not sent again, and not counted as running, until then."""
+
+    image_ref: str
+    count: int
+    deadline: float
+
+
+@dataclass(frozen=True)
 class StartFailure:
     """A provider that failed to start on a host: retried with exponential backoff."""
 
@@ -68,6 +82,25 @@ class LatticeView:
     hosts: dict[str, HostRecord] = field(default_factory=dict)
     start_failures: dict[tuple[str, str], StartFailure] = field(default_factory=dict)
     scale_failures: dict[tuple[str, str], str] = field(default_factory=dict)
+    pending_scales: dict[tuple[str, str], PendingScale] = field(default_factory=dict)
+
+    def expect_scale(
+        self, host_id: str, component_id: str, image_ref: str, count: int, now: float
+    ) -> None:
+        self.pending_scales[(host_id, component_id)] = PendingScale(
+            image_ref, count, now + SCALE_TIMEOUT
+        )
+
+    def awaiting_scale(
+        self, host_id: str, component_id: str, image_ref: str, count: int, now: float
+    ) -> bool:
+        """Whether this very scale was sent and its outcome is still to come."""
+        pending = self.pending_scales.get((host_id, component_id))
+        return (
+            pending is not None
+            and (pending.image_ref, pending.count) == (image_ref, count)
+            and now < pending.deadline
+        )
 
     # ---------------------------------------------------------------------------------
     def apply_inventory(
@@ -119,6 +152,10 @@ class LatticeView:
             return
         host = self.hosts.get(source)
         if event == "host_started":
+            # A restarted host forgot what it was asked to do; ask again.
+            self.pending_scales = {
+                k: v for k, v in self.pending_scales.items() if k[0] != source
+            }
             if host is None:
                 self.hosts[source] = HostRecord(
                     source, dict(data.get("labels") or {}), last_seen=now
@@ -133,6 +170,7 @@ class LatticeView:
             self._component_scaled(host, data)
         elif event == "component_scale_failed":
             component_id = str(data.get("component_id"))
+            self.pending_scales.pop((source, component_id), None)
             self.scale_failures[(source, component_id)] = str(data.get("error"))
             host.components.pop(component_id, None)
         elif event == "provider_started":
@@ -159,6 +197,7 @@ class LatticeView:
         component_id = str(data.get("component_id") or data.get("public_key") or "")
         count = int(data.get("max_instances", 0))
         self.scale_failures.pop((host.id, component_id), None)
+        self.pending_scales.pop((host.id, component_id), None)
         if count == 0:
             host.components.pop(component_id, None)
         else:
@@ -177,6 +216,7 @@ class LatticeView:
     def drop(self, host_id: str) -> bool:
         self.start_failures = {k: v for k, v in self.start_failures.items() if k[0] != host_id}
         self.scale_failures = {k: v for k, v in self.scale_failures.items() if k[0] != host_id}
+        self.pending_scales = {k: v for k, v in self.pending_scales.items() if k[0] != host_id}
         return self.hosts.pop(host_id, None) is not None
 
     def timeout_of(self, host: HostRecord) -> float:

@@ -9,6 +9,7 @@ for its wasi:keyvalue imports through the links in the lattice.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -130,10 +131,20 @@ class ComponentHost:
         # Every image asked to run here, even refused ones, so link.put can explain
         # a WIT version mismatch for a component that could not start.
         self.images: dict[str, ComponentImage] = {}
+        self._loading: dict[str, asyncio.Future[ComponentImage]] = {}
 
     async def load(self, wasm: bytes) -> ComponentImage:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(None, load_component, wasm, self.engine)
+        """Compile (or load from cache) once per distinct binary: scale requests that
+        arrive while the same component is compiling wait for that compile instead of
+        starting another one on the same cores."""
+        digest = hashlib.sha256(wasm).hexdigest()
+        loading = self._loading.get(digest)
+        if loading is None:
+            loop = asyncio.get_running_loop()
+            loading = loop.run_in_executor(None, load_component, wasm, self.engine)
+            self._loading[digest] = loading
+            loading.add_done_callback(lambda _: self._loading.pop(digest, None))
+        return await asyncio.shield(loading)
 
     async def run(self, component_id: str, image: ComponentImage, count: int) -> None:
         """Start (or resize, or replace) `component_id` with `count` instances."""

@@ -7,6 +7,7 @@ shown in preview is the one the controller will make on the same lattice.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -83,9 +84,22 @@ def placement_by_name(plan: PlacementPlan, names: dict[str, str]) -> dict[str, d
 
 @asynccontextmanager
 async def connect(url: str, lattice: str, timeout: float = 3.0) -> AsyncIterator[Lattice]:
+    async def quiet(_: Exception) -> None:
+        pass  # the failure is raised below, naming the URL; nats-py would log a traceback
+
     try:
-        nc = await nats.connect(
-            url, connect_timeout=timeout, max_reconnect_attempts=0, allow_reconnect=False
+        # In nats-py's server loop max_reconnect_attempts=0 means "retry forever", so one
+        # retry is the smallest bound; wait_for caps the whole attempt.
+        nc = await asyncio.wait_for(
+            nats.connect(
+                url,
+                connect_timeout=timeout,
+                max_reconnect_attempts=1,
+                reconnect_time_wait=0.2,
+                allow_reconnect=False,
+                error_cb=quiet,
+            ),
+            timeout * 2,
         )
     except (OSError, nats.errors.Error, TimeoutError) as exc:
         raise LatticeUnreachable(url, exc) from None

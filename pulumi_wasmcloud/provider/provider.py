@@ -30,7 +30,7 @@ from pulumi.provider.experimental.provider import (
 )
 
 from pulumi_wasmcloud.provider.application_resource import ApplicationResource
-from pulumi_wasmcloud.provider.engine_log import EngineLog
+from pulumi_wasmcloud.provider.engine_log import EngineLog, current_urn
 from pulumi_wasmcloud.provider.handlers import Diff, Handler
 from pulumi_wasmcloud.provider.host_resource import HostResource
 from pulumi_wasmcloud.provider.lattice_resource import LatticeResource
@@ -76,6 +76,7 @@ class WasmcloudProvider(Provider):
 
     async def check(self, request: CheckRequest) -> CheckResponse:
         handler = self.handler(request.type)
+        current_urn.set(request.urn)
         news = self._defaults(plain(request.new_inputs))
         checked = await handler.check(plain(request.old_inputs), news)
         failures = [CheckFailure(f.property, f.reason) for f in checked.failures]
@@ -83,6 +84,7 @@ class WasmcloudProvider(Provider):
 
     async def diff(self, request: DiffRequest) -> DiffResponse:
         handler = self.handler(request.type)
+        current_urn.set(request.urn)
         diff = await handler.diff(
             request.resource_id, plain(request.old_state), plain(request.new_inputs)
         )
@@ -90,11 +92,13 @@ class WasmcloudProvider(Provider):
 
     async def create(self, request: CreateRequest) -> CreateResponse:
         handler = self.handler(request.type)
+        current_urn.set(request.urn)
         created = await handler.create(plain(request.properties), request.preview)
         return CreateResponse(created.id, to_props(created.outputs, handler.secrets))
 
     async def read(self, request: ReadRequest) -> ReadResponse:
         handler = self.handler(request.type)
+        current_urn.set(request.urn)
         state = await handler.read(request.resource_id, plain(request.properties))
         if state is None:
             return ReadResponse()  # gone: the engine drops it from the state
@@ -102,12 +106,14 @@ class WasmcloudProvider(Provider):
 
     async def update(self, request: UpdateRequest) -> UpdateResponse:
         handler = self.handler(request.type)
+        current_urn.set(request.urn)
         outputs = await handler.update(
             request.resource_id, plain(request.olds), plain(request.news), request.preview
         )
         return UpdateResponse(to_props(outputs, handler.secrets))
 
     async def delete(self, request: DeleteRequest) -> None:
+        current_urn.set(request.urn)
         await self.handler(request.type).delete(request.resource_id, plain(request.properties))
 
 
