@@ -9,19 +9,32 @@ export PATH := $(VENV)/bin:$(TOOLS)/pulumi/v$(PULUMI_VERSION)/bin:$(PATH)
 MANIFEST ?= examples/counter/wadm.yaml
 HOSTS ?= examples/local/hosts.yaml
 
-.PHONY: up down test bootstrap lint typecheck unit bench clean
+.PHONY: up preview destroy lattice-up lattice-down test bootstrap lint typecheck unit bench clean
 
 bootstrap:
 	@bash scripts/bootstrap.sh
 
-## up: a local lattice (nats-server with JetStream, redis-server, host + controller) with
-## the tutorial's counter deployed; `make down` stops it
+## up: `pulumi up` on the root project's `local` stack (file backend under .state/):
+## NATS with JetStream, the controller, redis-server, two hosts and the counter app
 up: bootstrap
+	@bash scripts/local-stack.sh up
+
+## preview: what `make up` would change, with per-host placement
+preview: bootstrap
+	@bash scripts/local-stack.sh preview
+
+## destroy: `pulumi destroy` on the local stack; every process and port goes away
+destroy:
+	@bash scripts/local-stack.sh destroy
+
+## lattice-up / lattice-down: the same lattice without Pulumi (like `wash up` +
+## `wash app deploy`), through the `wasmcloud` CLI
+lattice-up: bootstrap
 	@wasmcloud validate $(MANIFEST)
 	@wasmcloud plan $(MANIFEST) --hosts $(HOSTS)
 	@wasmcloud up --manifest $(MANIFEST)
 
-down:
+lattice-down:
 	@wasmcloud down
 
 ## test: lint, type-check and run the whole test suite (what .ci/run does)

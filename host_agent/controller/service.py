@@ -14,6 +14,7 @@ import json
 import logging
 import time
 import uuid
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from typing import Any
 
@@ -183,10 +184,26 @@ class Controller:
             await asyncio.sleep(0.05)  # let a burst of events land before planning
             self._wake.clear()
             try:
-                await self.step()
+                await self._until_stopped(self.step())
             except Exception:
                 log.exception("reconcile round failed; retrying")
                 await asyncio.sleep(1.0)
+
+    async def _until_stopped(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run one round, abandoning it when a stop is requested: a round can wait seconds
+        on hosts that are already gone, and every round is safe to redo."""
+        round_ = asyncio.ensure_future(work)
+        stop = asyncio.ensure_future(self._stop.wait())
+        try:
+            await asyncio.wait({round_, stop}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stop.cancel()
+        if not round_.done():
+            round_.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await round_
+            return
+        round_.result()
 
     async def step(self) -> None:
         """One round: renew the lease, refresh the view if needed, drop dead hosts,

@@ -153,9 +153,7 @@ class LatticeView:
         host = self.hosts.get(source)
         if event == "host_started":
             # A restarted host forgot what it was asked to do; ask again.
-            self.pending_scales = {
-                k: v for k, v in self.pending_scales.items() if k[0] != source
-            }
+            self.pending_scales = {k: v for k, v in self.pending_scales.items() if k[0] != source}
             if host is None:
                 self.hosts[source] = HostRecord(
                     source, dict(data.get("labels") or {}), last_seen=now

@@ -9,7 +9,6 @@ import contextvars
 import grpc
 from pulumi.runtime.proto import engine_pb2, engine_pb2_grpc
 
-
 # The resource the current request is about, so messages show under it in the CLI.
 current_urn: contextvars.ContextVar[str] = contextvars.ContextVar("current_urn", default="")
 

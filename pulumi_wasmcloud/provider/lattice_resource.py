@@ -7,6 +7,7 @@ stack's state folder) that outlive ``pulumi up``. A dead one is drift: ``read`` 
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -108,5 +109,10 @@ class LatticeResource:
         return self._outputs(news)
 
     async def delete(self, id: str, state: dict[str, Any]) -> None:
+        """Stop every process, then delete the lattice's data (JetStream store, Redis
+        dump) so a new lattice in the same folder starts empty; logs stay for reading."""
         for proc in reversed(list(_processes(state).values())):
             proc.stop()
+        state_dir = Path(str(state["stateDir"])).resolve()
+        shutil.rmtree(state_dir / "jetstream", ignore_errors=True)
+        (state_dir / "dump.rdb").unlink(missing_ok=True)
