@@ -41,6 +41,7 @@ from host_agent.controller.storage import ManifestStore, StatusStore
 from host_agent.controller.view import LatticeView, ProviderSeen
 from host_agent.lattice.client import CtlClient, CtlError
 from host_agent.lattice.events import EVENT_TYPE_PREFIX
+from host_agent.lattice.jetstream import follow
 from host_agent.lattice.subjects import (
     WADM_API_PREFIX,
     WADM_API_QUEUE,
@@ -157,10 +158,8 @@ class Controller:
     async def _watch_manifests(self) -> None:
         while True:
             try:
-                watcher = await self.manifests.kv.watchall(include_history=False)
-                async for entry in watcher:
-                    if entry is not None:
-                        self._wake.set()
+                async for _ in follow(self.manifests.kv):
+                    self._wake.set()
             except asyncio.CancelledError:
                 raise
             except Exception:

@@ -17,7 +17,7 @@ from nats.js.errors import (
 )
 from nats.js.kv import KeyValue
 
-from host_agent.lattice.jetstream import MISSING_KEY, open_kv, read_json, update_json
+from host_agent.lattice.jetstream import MISSING_KEY, follow, open_kv, read_json, update_json
 from host_agent.lattice.protocol import DeleteLinkRequest, Link
 from host_agent.lattice.subjects import component_spec_key, config_bucket, links_bucket
 
@@ -100,10 +100,9 @@ class LatticeStore:
     async def watch_links(self) -> AsyncIterator[tuple[str, list[dict[str, Any]]]]:
         """(source id, its links) now and on every change; deleted sources yield []."""
         prefix = component_spec_key("")
-        watcher = await self._links.watchall(include_history=False)
-        async for entry in watcher:
-            if entry is None or not entry.key.startswith(prefix):
-                continue  # None marks the end of the initial values
+        async for entry in follow(self._links):
+            if not entry.key.startswith(prefix):
+                continue
             links: list[dict[str, Any]] = []
             if entry.operation is None and entry.value:
                 links = json.loads(entry.value).get("links", [])

@@ -1,10 +1,11 @@
 """JetStream KV helpers shared by the host and the controller: open-or-create a bucket,
-and read-modify-write a JSON value under optimistic concurrency."""
+read-modify-write a JSON value under optimistic concurrency, and follow a bucket."""
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from nats.js import JetStreamContext
@@ -28,6 +29,24 @@ async def open_kv(js: JetStreamContext, name: str, **config: Any) -> KeyValue:
     except BucketNotFoundError:
         settings = {"history": 1, "storage": StorageType.FILE, **config}
         return await js.create_key_value(KeyValueConfig(bucket=name, **settings))
+
+
+async def follow(kv: KeyValue) -> AsyncIterator[KeyValue.Entry]:
+    """Every change to the bucket from now on, through ONE watcher (one consumer).
+
+    nats-py's watcher stops its ``async for`` at the "initial values done" marker, and a
+    caller that re-watches in a loop creates a new consumer each time (thousands a minute,
+    each kept by the server). Reading ``updates()`` skips the marker instead.
+    """
+    watcher = await kv.watchall(include_history=False)
+    try:
+        while True:
+            entry = await watcher.updates(timeout=None)  # type: ignore[no-untyped-call]
+            if entry is not None:
+                yield entry
+    finally:
+        with contextlib.suppress(Exception):  # the connection may be closing already
+            await watcher.stop()  # type: ignore[no-untyped-call]
 
 
 async def read_json(kv: KeyValue, key: str) -> tuple[Any, int | None]:

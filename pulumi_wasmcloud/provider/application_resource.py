@@ -17,6 +17,8 @@ import json
 import time
 from typing import Any
 
+import nats.errors
+
 from host_agent.controller.api_types import StatusType
 from host_agent.controller.stored import StoredManifest
 from host_agent.lattice.wadm import WadmError
@@ -30,6 +32,10 @@ from pulumi_wasmcloud.provider.values import UNKNOWN, has_unknowns
 
 REPLACE_ON = ("natsUrl", "lattice", "name")
 DEPLOY_TIMEOUT = 180.0
+# Statuses read reports when it cannot ask the controller (both differ from "deployed",
+# so the next diff plans a redeploy).
+CONTROLLER_DOWN = "no controller answering"
+LATTICE_DOWN = "lattice unreachable"
 
 
 def content_hash(data: dict[str, Any]) -> str:
@@ -103,6 +109,7 @@ class ApplicationResource:
             if manifest
             else (given if given is not None else UNKNOWN),
             "name": manifest.name if manifest else UNKNOWN,
+            "status": StatusType.DEPLOYED.value,  # desired; read reports the truth
         }
         if path is not None:
             inputs["manifestPath"] = path
@@ -212,16 +219,20 @@ class ApplicationResource:
 
     # read / delete -------------------------------------------------------------------
     async def read(self, id: str, state: dict[str, Any]) -> dict[str, Any] | None:
+        manifest = parse_manifest(state["manifest"]).manifest
         try:
             async with connect(str(state["natsUrl"]), str(state["lattice"])) as lattice:
-                stored = await _stored(lattice, id)
-                if stored is None:
-                    return None  # deleted behind our back
-                reply = await lattice.wadm.status(id)
-                manifest = parse_manifest(state["manifest"]).manifest
                 placement = await lattice.running(manifest)
+                try:
+                    stored = await _stored(lattice, id)
+                    reply = await lattice.wadm.status(id)
+                except (nats.errors.NoRespondersError, nats.errors.TimeoutError, TimeoutError):
+                    # Hosts answer but no controller does: what runs is still real drift.
+                    return {**state, "status": CONTROLLER_DOWN, "placement": placement}
         except LatticeUnreachable:
-            return {**state, "status": "unreachable"}
+            return {**state, "status": LATTICE_DOWN}
+        if stored is None:
+            return None  # deleted behind our back
         info = reply.status.status if reply.status else None
         status = info.type.value if info else StatusType.UNDEPLOYED.value
         if stored.deployed_version is None:

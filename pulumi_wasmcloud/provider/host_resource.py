@@ -61,6 +61,7 @@ class HostResource:
             "stateDir": news.get("stateDir") or ".state/lattice",
             "target": target,
             "heartbeatSeconds": news.get("heartbeatSeconds") or 30,
+            "running": True,  # desired; read reports the truth, so a dead host is drift
         }
         return Checked(inputs, failures)
 
@@ -72,7 +73,7 @@ class HostResource:
 
     async def create(self, inputs: dict[str, Any], preview: bool) -> Created:
         if preview:
-            return Created("", {**inputs, "hostId": UNKNOWN, "seed": UNKNOWN, "running": UNKNOWN})
+            return Created("", {**inputs, "hostId": UNKNOWN, "seed": UNKNOWN})
         identity = HostIdentity.generate(inputs["name"])
         outputs = await self._start(
             {**inputs, "hostId": identity.public_key, "seed": identity.seed}

@@ -35,6 +35,7 @@ class LatticeResource:
             "stateDir": news.get("stateDir") or ".state/lattice",
             "heartbeatSeconds": news.get("heartbeatSeconds") or 30,
             "redisPort": news.get("redisPort"),
+            "running": True,  # desired; read reports the truth, so a dead process is drift
         }
         failures = []
         for field in ("natsPort", "redisPort"):
@@ -54,17 +55,17 @@ class LatticeResource:
             return False
         return all(p.running() for p in _processes(state).values())
 
-    def _outputs(self, inputs: dict[str, Any]) -> dict[str, Any]:
+    def _outputs(self, inputs: dict[str, Any], preview: bool = False) -> dict[str, Any]:
         return {
             **inputs,
             "natsUrl": f"nats://127.0.0.1:{inputs['natsPort']}",
-            "running": self._alive(inputs),
+            "running": True if preview else self._alive(inputs),
         }
 
     async def create(self, inputs: dict[str, Any], preview: bool) -> Created:
         if not preview:
             self._start(inputs)
-        outputs = self._outputs(inputs)
+        outputs = self._outputs(inputs, preview)
         return Created(f"{inputs['lattice']}@{outputs['natsUrl']}", outputs)
 
     def _start(self, inputs: dict[str, Any]) -> None:
@@ -106,7 +107,7 @@ class LatticeResource:
             if olds.get("redisPort") and olds.get("redisPort") != news.get("redisPort"):
                 _processes(olds)["redis-server"].stop()
             self._start(news)
-        return self._outputs(news)
+        return self._outputs(news, preview)
 
     async def delete(self, id: str, state: dict[str, Any]) -> None:
         """Stop every process, then delete the lattice's data (JetStream store, Redis

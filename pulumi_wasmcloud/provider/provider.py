@@ -39,6 +39,8 @@ from pulumi_wasmcloud.provider.values import plain, to_props
 LATTICE = "wasmcloud:index:Lattice"
 HOST = "wasmcloud:index:Host"
 APPLICATION = "wasmcloud:index:Application"
+# Properties that report the lattice as it runs (drift), not what the program asked for.
+LIVE_PROPERTIES = frozenset({"placement", "running", "status"})
 # Inputs that take the provider's config as their default.
 CONFIG_DEFAULTS = {"natsUrl": "natsUrl", "lattice": "lattice"}
 
@@ -128,7 +130,9 @@ def diff_response(diff: Diff) -> DiffResponse:
             kind = PropertyDiffKind.DELETE
         else:
             kind = PropertyDiffKind.UPDATE_REPLACE if replace else PropertyDiffKind.UPDATE
-        detailed[path] = PropertyDiff(kind, input_diff=True)
+        # Live properties are compared with what the last read saw (the outputs), so
+        # refreshed drift shows as e.g. `placement.counter["host"]: 5 => 3`.
+        detailed[path] = PropertyDiff(kind, input_diff=top not in LIVE_PROPERTIES)
     tops = sorted({p.split(".", 1)[0].split("[", 1)[0] for p in diff.changed})
     return DiffResponse(
         changes=bool(diff.changed),
