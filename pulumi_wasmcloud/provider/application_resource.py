@@ -36,6 +36,7 @@ DEPLOY_TIMEOUT = 180.0
 # so the next diff plans a redeploy).
 CONTROLLER_DOWN = "no controller answering"
 LATTICE_DOWN = "lattice unreachable"
+MISSING = "not in the lattice"
 
 
 def content_hash(data: dict[str, Any]) -> str:
@@ -145,10 +146,16 @@ class ApplicationResource:
         changed = changed_keys(olds, news, ("natsUrl", "lattice", "name", "allowUnplaced"))
         if olds.get("manifest") != news.get("manifest"):
             changed["manifest"] = (olds.get("manifest"), news.get("manifest"))
+        # Compare with the lattice as it runs now, not as the last update left it, so a
+        # plain `pulumi up` repairs drift (a hand-scaled component, a dead controller)
+        # without needing --refresh first.
+        live = await self.read(id, olds) if not changed else olds
+        if live is None:
+            live = {**olds, "status": MISSING, "placement": {}}
         if "placement" in news:
-            changed |= placement_changes(olds.get("placement") or {}, news["placement"])
-        if olds.get("status") not in (None, StatusType.DEPLOYED.value):
-            changed["status"] = (olds.get("status"), StatusType.DEPLOYED.value)
+            changed |= placement_changes(live.get("placement") or {}, news["placement"])
+        if live.get("status") not in (None, StatusType.DEPLOYED.value):
+            changed["status"] = (live.get("status"), StatusType.DEPLOYED.value)
         return Diff(changed, [k for k in REPLACE_ON if k in changed])
 
     # create / update -----------------------------------------------------------------

@@ -1,0 +1,259 @@
+"""End to end with the real Pulumi CLI and engine: a stack with a Lattice, two Hosts and
+the counter Application, driven the way a user drives it (config set, preview, up,
+refresh, destroy). The tests run in order on one stack; each leaves it converged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import nats
+import pytest
+
+from host_agent.lattice.client import CtlClient
+from host_agent.local.supervisor import listening
+from tests.lattice import ROOT, HostProcess, NatsServer, free_port, http_get
+
+pytestmark = pytest.mark.slow
+
+PULUMI_BIN = ROOT / ".tools" / "pulumi" / "v3.259.0" / "bin"
+VENV = ROOT / ".tools" / "venv"
+
+
+class Stack:
+    """One Pulumi project + stack in a temporary folder, with a file backend."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.dir = workdir / "project"
+        self.dir.mkdir()
+        self.state = workdir / "state"
+        self.ports = {"natsPort": free_port(), "redisPort": free_port(), "httpPort": free_port()}
+        (self.dir / "__main__.py").write_text((Path(__file__).parent / "program.py").read_text())
+        (self.dir / "Pulumi.yaml").write_text(
+            f"""name: wasmcloud-e2e
+runtime:
+  name: python
+  options:
+    toolchain: pip
+    virtualenv: {VENV}
+plugins:
+  languages:
+    - name: python
+      path: {VENV / "bin"}
+  providers:
+    - name: wasmcloud
+      path: {VENV / "bin"}
+"""
+        )
+        (workdir / "backend").mkdir()
+        self.env = {
+            **os.environ,
+            "PATH": f"{PULUMI_BIN}:{VENV / 'bin'}:{os.environ['PATH']}",
+            "PULUMI_BACKEND_URL": f"file://{workdir / 'backend'}",
+            "PULUMI_CONFIG_PASSPHRASE": "e2e",
+            "PULUMI_HOME": str(workdir / "pulumi-home"),
+            "PULUMI_SKIP_UPDATE_CHECK": "1",
+        }
+        self.run("stack", "init", "e2e")
+        for key, value in {**self.ports, "root": ROOT, "stateDir": self.state}.items():
+            self.config(key, str(value))
+
+    @property
+    def nats_url(self) -> str:
+        return f"nats://127.0.0.1:{self.ports['natsPort']}"
+
+    def run(self, *args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
+        done = subprocess.run(
+            ["pulumi", "--non-interactive", *args],
+            cwd=self.dir,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        if ok and done.returncode != 0:
+            raise AssertionError(f"pulumi {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}")
+        return done
+
+    def config(self, key: str, value: str | None) -> None:
+        if value is None:
+            self.run("config", "rm", key)
+        else:
+            self.run("config", "set", "--", key, value)
+
+    def up(self, *args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
+        return self.run("up", "--yes", "--skip-preview", *args, ok=ok)
+
+    def outputs(self) -> dict[str, Any]:
+        return dict(json.loads(self.run("stack", "output", "--json").stdout))
+
+    def get(self, path: str) -> str:
+        status, body = http_get(f"http://127.0.0.1:{self.ports['httpPort']}/{path}")
+        assert status == 200, body
+        return body.decode()
+
+    def pid(self, name: str) -> int:
+        return int((self.state / f"{name}.pid").read_text().split()[0])
+
+
+def running_placement(nats_url: str, host_names: dict[str, str]) -> dict[str, dict[str, int]]:
+    """Component name -> {host name: instances}, asked from the hosts themselves."""
+
+    async def ask() -> dict[str, dict[str, int]]:
+        nc = await nats.connect(nats_url)
+        try:
+            ctl = CtlClient(nc, "default")
+            placement: dict[str, dict[str, int]] = {}
+            for host in await ctl.ping_hosts(wait=1.0):
+                name = host_names.get(str(host["id"]), str(host["id"]))
+                inventory = await ctl.get_inventory(str(host["id"]))
+                for component in inventory["components"]:
+                    short = component["id"].removeprefix("counter-")
+                    placement.setdefault(short, {})[name] = component["max_instances"]
+                for provider in inventory["providers"]:
+                    placement.setdefault(provider["id"].removeprefix("counter-"), {})[name] = 1
+            return placement
+        finally:
+            await nc.close()
+
+    return asyncio.run(ask())
+
+
+def wait_for_hosts(nats_url: str, count: int) -> None:
+    async def wait() -> None:
+        nc = await nats.connect(nats_url)
+        try:
+            for _ in range(100):
+                if len(await CtlClient(nc, "default").ping_hosts(wait=0.3)) >= count:
+                    return
+            raise AssertionError(f"fewer than {count} hosts answer pings")
+        finally:
+            await nc.close()
+
+    asyncio.run(wait())
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    if not (PULUMI_BIN / "pulumi").exists():
+        pytest.fail("the Pulumi CLI is missing: run scripts/bootstrap.sh (it builds it)")
+    stack = Stack(tmp_path_factory.mktemp("pulumi-e2e"))
+    try:
+        yield stack
+    finally:
+        stack.run("destroy", "--yes", ok=False)
+
+
+def test_up_serves_the_counter_and_matches_the_preview(stack: Stack) -> None:
+    preview = stack.run("preview", "--diff").stdout
+    assert "wasmcloud:index:Application" in preview and "+ 5 to create" in preview
+    stack.up()
+    assert [stack.get("hello"), stack.get("hello"), stack.get("world")] == [
+        "hello -> 1",
+        "hello -> 2",
+        "world -> 1",
+    ]
+    outputs = stack.outputs()
+    names = {host_id: name for name, host_id in outputs["hosts"].items()}
+    assert running_placement(stack.nats_url, names) == outputs["placement"]
+
+
+def test_a_second_up_changes_nothing(stack: Stack) -> None:
+    stack.run("preview", "--expect-no-changes")
+    assert "5 unchanged" in stack.up().stdout
+
+
+def test_preview_shows_the_per_host_placement_change(stack: Stack) -> None:
+    stack.config("instances", "5")
+    stack.config("spread", json.dumps([{"name": "core", "requirements": {"tier": "core"}}]))
+    preview = stack.run("preview", "--diff").stdout
+    assert re.search(r"counter\s*:\s*\{[^}]*e2e-core\s*:\s*(\d+ => )?5", preview), preview
+    stack.up()
+    outputs = stack.outputs()
+    assert outputs["placement"]["counter"] == {"e2e-core": 5}
+    names = {host_id: name for name, host_id in outputs["hosts"].items()}
+    assert running_placement(stack.nats_url, names) == outputs["placement"]
+    assert stack.get("hello") == "hello -> 3"
+
+
+def test_drift_is_reported_by_refresh_and_repaired_by_up(stack: Stack) -> None:
+    os.kill(stack.pid("controller"), 15)  # a dead controller is drift too
+    core = stack.outputs()["hosts"]["e2e-core"]
+
+    async def scale_by_hand() -> None:
+        nc = await nats.connect(stack.nats_url)
+        image = f"file://{ROOT}/examples/counter/build/counter.wasm"
+        await CtlClient(nc, "default").scale_component(core, "counter-counter", image, 2)
+        await nc.close()
+
+    asyncio.run(scale_by_hand())
+    drift = stack.run("preview", "--refresh", "--expect-no-changes", "--diff", ok=False)
+    assert drift.returncode != 0
+    assert "running: false => true" in drift.stdout
+    assert re.search(r"e2e-core\s*:\s*2 => 5", drift.stdout), drift.stdout
+    stack.up()
+    stack.run("preview", "--refresh", "--expect-no-changes")
+    assert stack.get("world") == "world -> 2"
+
+
+def test_a_saved_plan_is_refused_when_the_lattice_changed(stack: Stack) -> None:
+    stack.config("spread", json.dumps([{"name": "blue", "requirements": {"zone": "blue"}}]))
+    stack.config("allowUnplaced", "true")
+    plan = stack.dir / "plan.json"
+    done = stack.run("preview", "--save-plan", str(plan), "--diff")
+    assert re.search(r"warning: counter: cannot place counter x\d", done.stderr), done.stderr
+    # A host that matches joins after the preview: the placement would differ from the plan.
+    nats_server = NatsServer(stack.dir, stack.ports["natsPort"])
+    joined = HostProcess(
+        nats_server, {"zone": "blue"}, "--allow-file-load", log=stack.dir / "blue.log"
+    )
+    try:
+        wait_for_hosts(stack.nats_url, 3)
+        refused = stack.up("--plan", str(plan), ok=False)
+        assert refused.returncode != 0
+        assert "plan" in refused.stdout + refused.stderr
+        assert "placement" in refused.stdout + refused.stderr
+    finally:
+        joined.stop()
+    stack.config("spread", None)
+    stack.config("allowUnplaced", None)
+    stack.up()
+    stack.run("preview", "--refresh", "--expect-no-changes")
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "named"),
+    [
+        ("instances", "-1", "instances"),
+        ("linkTarget", "no-such-component", "no-such-component"),
+    ],
+)
+def test_bad_input_fails_preview_and_names_the_field(
+    stack: Stack, key: str, value: str, named: str
+) -> None:
+    before = stack.run("config", "get", key, ok=False)
+    stack.config(key, value)
+    try:
+        failed = stack.run("preview", ok=False)
+        assert failed.returncode != 0
+        assert named in failed.stdout, failed.stdout
+    finally:
+        stack.config(key, before.stdout.strip() if before.returncode == 0 else None)
+    stack.run("preview", "--expect-no-changes")
+
+
+def test_destroy_leaves_no_process_or_port(stack: Stack) -> None:
+    pids = [stack.pid(name) for name in ("nats-server", "controller", "redis-server")]
+    pids += [stack.pid(f"host-{name}") for name in ("e2e-core", "e2e-edge")]
+    stack.run("destroy", "--yes")
+    for pid in pids:
+        state = Path(f"/proc/{pid}/stat")
+        assert not state.exists() or state.read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    assert not any(listening(port) for port in stack.ports.values())
