@@ -133,6 +133,7 @@ def wait_for_hosts(nats_url: str, count: int) -> None:
             for _ in range(100):
                 if len(await CtlClient(nc, "default").ping_hosts(wait=0.3)) >= count:
                     return
+                await asyncio.sleep(0.2)
             raise AssertionError(f"fewer than {count} hosts answer pings")
         finally:
             await nc.close()

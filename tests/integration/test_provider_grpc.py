@@ -1,0 +1,203 @@
+"""The native provider in-process, called over gRPC in the order the Pulumi engine calls
+it (CheckConfig, Configure, Check, Diff, Create, Read, Update, Delete), against a real
+lattice: nats-server, redis-server, host processes and the controller."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import grpc
+import nats
+import pytest
+from google.protobuf import json_format, struct_pb2
+from pulumi.provider.experimental.server import ProviderServicer
+from pulumi.runtime.proto import provider_pb2, provider_pb2_grpc
+
+from host_agent.lattice.client import CtlClient
+from host_agent.lattice.wadm import WadmClient
+from pulumi_wasmcloud.provider.provider import WasmcloudProvider
+from tests.lattice import (
+    NatsServer,
+    Processes,
+    RedisServer,
+    counter_manifest,
+    eventually_get,
+    free_port,
+    run_async,
+)
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
+
+APP = "urn:pulumi:test::proj::wasmcloud:index:Application::counter"
+
+
+def struct(values: dict[str, Any]) -> struct_pb2.Struct:
+    message = struct_pb2.Struct()
+    message.update(values)
+    return message
+
+
+def plain(message: struct_pb2.Struct) -> dict[str, Any]:
+    return dict(json_format.MessageToDict(message))
+
+
+@asynccontextmanager
+async def provider(nats_url: str | None) -> AsyncIterator[provider_pb2_grpc.ResourceProviderStub]:
+    """The provider served on a loopback port, configured like a stack would."""
+    server = grpc.aio.server()
+    servicer = ProviderServicer([], "0.0.0-test", WasmcloudProvider(None), engine_address=None)
+    provider_pb2_grpc.add_ResourceProviderServicer_to_server(servicer, server)  # type: ignore[no-untyped-call]
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
+    stub = provider_pb2_grpc.ResourceProviderStub(channel)  # type: ignore[no-untyped-call]
+    config = {"natsUrl": nats_url} if nats_url else {}
+    checked = await stub.CheckConfig(
+        provider_pb2.CheckRequest(
+            urn="urn:pulumi:test::proj::pulumi:providers:wasmcloud::default", news=struct(config)
+        )  # fmt: skip
+    )
+    await stub.Configure(provider_pb2.ConfigureRequest(args=checked.inputs))
+    try:
+        yield stub
+    finally:
+        await channel.close()
+        await server.stop(None)
+
+
+async def check(
+    stub: provider_pb2_grpc.ResourceProviderStub,
+    news: dict[str, Any],
+    olds: struct_pb2.Struct | None = None,
+) -> provider_pb2.CheckResponse:
+    return await stub.Check(provider_pb2.CheckRequest(urn=APP, olds=olds, news=struct(news)))
+
+
+async def hosts_by_tier(nats_url: str, count: int) -> dict[str, str]:
+    """Wait until ``count`` hosts answer; tier label -> host id."""
+    nc = await nats.connect(nats_url)
+    try:
+        for _ in range(100):
+            hosts = await CtlClient(nc, "default").ping_hosts(wait=0.3)
+            if len(hosts) >= count:
+                return {str(h["labels"].get("tier")): str(h["id"]) for h in hosts}
+            await asyncio.sleep(0.2)  # no responders yet: the reply comes back at once
+        raise AssertionError(f"fewer than {count} hosts answered")
+    finally:
+        await nc.close()
+
+
+async def placement_of(nats_url: str) -> dict[str, int]:
+    """Host id -> counter instances, from the hosts."""
+    nc = await nats.connect(nats_url)
+    try:
+        ctl = CtlClient(nc, "default")
+        counts = {}
+        for host in await ctl.ping_hosts(wait=0.5):
+            for component in (await ctl.get_inventory(str(host["id"])))["components"]:
+                counts[str(host["id"])] = int(component["max_instances"])
+        return counts
+    finally:
+        await nc.close()
+
+
+@run_async
+async def test_engine_order_create_read_update_delete(
+    nats_server: NatsServer, redis_server: RedisServer, processes: Processes
+) -> None:
+    _, edge = processes.host(tier="core"), processes.host(tier="edge")
+    processes.controller()
+    hosts = await hosts_by_tier(nats_server.url, 2)
+    port = free_port()
+    manifest = counter_manifest(redis_server.url, port)
+    async with provider(nats_server.url) as stub:
+        checked = await check(stub, {"manifest": manifest})
+        assert list(checked.failures) == []
+        inputs = plain(checked.inputs)
+        assert inputs["name"] == "counter" and inputs["unplaced"] == {}
+        planned = inputs["placement"]
+        assert sum(planned["counter"].values()) == 3  # host names -> instances
+
+        created = await stub.Create(
+            provider_pb2.CreateRequest(urn=APP, properties=checked.inputs, timeout=120)
+        )
+        state = plain(created.properties)
+        assert created.id == "counter"
+        assert (state["version"], state["status"]) == ("v0.1.0", "deployed")
+        assert state["placement"] == planned
+        assert await eventually_get(f"http://127.0.0.1:{port}/hello") == b"hello -> 1"
+
+        read = await stub.Read(
+            provider_pb2.ReadRequest(id="counter", urn=APP, properties=created.properties)
+        )
+        assert plain(read.properties)["placement"] == planned
+
+        # Move the counter to the core host with 5 instances: the diff names the hosts.
+        scaler = manifest["spec"]["components"][0]["traits"][0]["properties"]
+        scaler["instances"] = 5
+        scaler["spread"] = [{"name": "core", "requirements": {"tier": "core"}}]
+        rechecked = await check(stub, {"manifest": manifest}, olds=created.properties)
+        diff = await stub.Diff(
+            provider_pb2.DiffRequest(
+                id="counter", urn=APP, olds=created.properties, news=rechecked.inputs
+            )
+        )
+        assert diff.changes == provider_pb2.DiffResponse.DIFF_SOME
+        assert list(diff.replaces) == []
+        moved = plain(rechecked.inputs)["placement"]["counter"]
+        assert list(moved.values()) == [5]
+        assert f'placement.counter["{next(iter(moved))}"]' in diff.detailedDiff
+
+        updated = await stub.Update(
+            provider_pb2.UpdateRequest(
+                id="counter", urn=APP, olds=created.properties, news=rechecked.inputs, timeout=120
+            )
+        )
+        after = plain(updated.properties)
+        assert after["placement"]["counter"] == moved
+        # wadm keeps versions immutable: new content under v0.1.0 gets a content suffix.
+        assert after["version"].startswith("v0.1.0+")
+        assert await placement_of(nats_server.url) == {hosts["core"]: 5}
+
+        await stub.Delete(
+            provider_pb2.DeleteRequest(id="counter", urn=APP, properties=updated.properties)
+        )
+        nc = await nats.connect(nats_server.url)
+        assert (await WadmClient(nc, "default").list()).models == []
+        await nc.close()
+        assert await placement_of(nats_server.url) == {}
+        assert edge.proc.poll() is None  # hosts are not the application's to stop
+
+
+@run_async
+async def test_check_names_the_field_and_the_fix(tmp_path: Path) -> None:
+    broken = tmp_path / "wadm.yaml"
+    broken.write_text("apiVersion: core.oam.dev/v1beta1\nkind: [unclosed\n")
+    bad_instances = counter_manifest("redis://127.0.0.1:1", 1)
+    bad_instances["spec"]["components"][0]["traits"][0]["properties"]["instances"] = -1
+    async with provider("nats://127.0.0.1:1") as stub:
+        failures = (await check(stub, {"manifestPath": str(broken)})).failures
+        assert [f.property for f in failures] == ["manifestPath"]
+        assert "not valid YAML" in failures[0].reason and "line 3" in failures[0].reason
+
+        failures = (await check(stub, {"manifest": bad_instances})).failures
+        assert any("instances" in f.property for f in failures), failures
+
+        failures = (await check(stub, {"manifest": bad_instances, "manifestPath": "x"})).failures
+        assert "not both" in failures[0].reason
+
+
+@run_async
+async def test_unreachable_nats_is_named_and_nothing_is_created() -> None:
+    url = f"nats://127.0.0.1:{free_port()}"
+    async with provider(url) as stub:
+        checked = await check(stub, {"manifest": counter_manifest("redis://127.0.0.1:1", 1)})
+        assert list(checked.failures) == []
+        assert "placement" not in plain(checked.inputs)  # nothing to plan against
+        with pytest.raises(grpc.aio.AioRpcError) as raised:
+            await stub.Create(provider_pb2.CreateRequest(urn=APP, properties=checked.inputs))
+        assert f"cannot reach NATS at {url}" in str(raised.value.details())
