@@ -50,17 +50,14 @@ async def provider(nats_url: str | None) -> AsyncIterator[provider_pb2_grpc.Reso
     """The provider served on a loopback port, configured like a stack would."""
     server = grpc.aio.server()
     servicer = ProviderServicer([], "0.0.0-test", WasmcloudProvider(None), engine_address=None)
-    provider_pb2_grpc.add_ResourceProviderServicer_to_server(servicer, server)  # type: ignore[no-untyped-call]
+    provider_pb2_grpc.add_ResourceProviderServicer_to_server(servicer, server)
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
-    stub = provider_pb2_grpc.ResourceProviderStub(channel)  # type: ignore[no-untyped-call]
+    stub = provider_pb2_grpc.ResourceProviderStub(channel)
     config = {"natsUrl": nats_url} if nats_url else {}
-    checked = await stub.CheckConfig(
-        provider_pb2.CheckRequest(
-            urn="urn:pulumi:test::proj::pulumi:providers:wasmcloud::default", news=struct(config)
-        )  # fmt: skip
-    )
+    urn = "urn:pulumi:test::proj::pulumi:providers:wasmcloud::default"
+    checked = await stub.CheckConfig(provider_pb2.CheckRequest(urn=urn, news=struct(config)))
     await stub.Configure(provider_pb2.ConfigureRequest(args=checked.inputs))
     try:
         yield stub
