@@ -56,6 +56,7 @@ bench: bootstrap
 	python benchmarks/ctl.py
 	python benchmarks/invoke.py
 	python benchmarks/reconcile.py
+	python benchmarks/preview.py
 
 clean:
 	rm -rf $(TOOLS)

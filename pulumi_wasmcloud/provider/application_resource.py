@@ -191,7 +191,7 @@ class ApplicationResource:
             if deployed.result != "acknowledged":
                 raise RuntimeError(f"deploy of {manifest.name} {version}: {deployed.message}")
             status = await self._wait(lattice, manifest, bool(inputs["allowUnplaced"]))
-            placement = await lattice.running(manifest)
+            placement = await lattice.running(manifest, fresh=True)
         planned = inputs.get("placement")
         if planned is not None and status == StatusType.DEPLOYED.value and planned != placement:
             raise RuntimeError(
@@ -219,7 +219,7 @@ class ApplicationResource:
                     return info.type.value
                 if info.type is StatusType.FAILED and "no hosts match" not in info.message:
                     raise RuntimeError(f"{manifest.name} failed to deploy: {info.message}")
-            await asyncio.sleep(0.25)
+            await asyncio.sleep(0.1)
         raise RuntimeError(
             f"{manifest.name} did not reach deployed in {DEPLOY_TIMEOUT:.0f}s: {last}"
         )
@@ -258,7 +258,7 @@ class ApplicationResource:
                 manifest = parse_manifest(state["manifest"]).manifest
                 deadline = time.monotonic() + 60
                 while time.monotonic() < deadline:
-                    if not any((await lattice.running(manifest)).values()):
+                    if not any((await lattice.running(manifest, fresh=True)).values()):
                         return
                     await asyncio.sleep(0.25)
         except LatticeUnreachable:

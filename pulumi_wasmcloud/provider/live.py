@@ -32,10 +32,33 @@ class LatticeUnreachable(RuntimeError):
         )
 
 
+# How long one read of the hosts serves checks and diffs. The engine calls Check one
+# resource at a time, and a read waits for ping replies, so a stack of N applications
+# would otherwise wait N times; within a second the lattice is the same lattice, and
+# every application in one preview is planned against the same view.
+VIEW_TTL = 1.0
+LatticeSnapshot = tuple[LatticeView, dict[str, str]]
+
+
+@dataclass
+class _ViewCache:
+    """The last completed read, and the read in flight (shared by concurrent callers)."""
+
+    loop: asyncio.AbstractEventLoop
+    done_at: float = -1.0
+    done: LatticeSnapshot | None = None
+    started_at: float = -1.0
+    running: asyncio.Future[LatticeSnapshot] | None = None
+
+
+_views: dict[tuple[str, str], _ViewCache] = {}
+
+
 @dataclass
 class Lattice:
     nc: NatsClient
     lattice: str
+    url: str = ""
 
     @property
     def ctl(self) -> CtlClient:
@@ -45,8 +68,30 @@ class Lattice:
     def wadm(self) -> WadmClient:
         return WadmClient(self.nc, self.lattice)
 
-    async def view(self) -> tuple[LatticeView, dict[str, str]]:
-        """The hosts as the controller sees them, and host id -> display name."""
+    async def view(self, fresh: bool = False) -> LatticeSnapshot:
+        """The hosts as the controller sees them, and host id -> display name: a read at
+        most ``VIEW_TTL`` old, or with ``fresh`` one that started after this call (for
+        checking a change this provider just made; concurrent callers share it)."""
+        loop = asyncio.get_running_loop()
+        cache = _views.get((self.url, self.lattice))
+        if cache is None or cache.loop is not loop:  # another event loop (tests)
+            cache = _views[(self.url, self.lattice)] = _ViewCache(loop)
+        now = time.monotonic()
+        if not fresh and cache.done is not None and now - cache.done_at <= VIEW_TTL:
+            return cache.done
+        if cache.running is None or (fresh and cache.started_at < now):
+            cache.started_at, cache.running = now, asyncio.ensure_future(self._read_view())
+        started, running = cache.started_at, cache.running
+        try:
+            snapshot = await asyncio.shield(running)
+        finally:
+            if cache.running is running:
+                cache.running = None  # done (or failed: never serve a failed read again)
+        if started >= cache.done_at:
+            cache.done_at, cache.done = started, snapshot
+        return snapshot
+
+    async def _read_view(self) -> LatticeSnapshot:
         view = LatticeView()
         names: dict[str, str] = {}
         now = time.monotonic()
@@ -64,9 +109,9 @@ class Lattice:
         ids = {c.name: c.component_id(manifest.name) for c in manifest.spec.components}
         return plan_placement(manifest, view.inventory(ids)), names
 
-    async def running(self, manifest: Manifest) -> dict[str, dict[str, int]]:
+    async def running(self, manifest: Manifest, fresh: bool = False) -> dict[str, dict[str, int]]:
         """Manifest component name -> {host name: instances} as the lattice runs now."""
-        view, names = await self.view()
+        view, names = await self.view(fresh)
         placement: dict[str, dict[str, int]] = {}
         for component in manifest.spec.components:
             wid = component.component_id(manifest.name)
@@ -82,15 +127,28 @@ def placement_by_name(plan: PlacementPlan, names: dict[str, str]) -> dict[str, d
     }
 
 
+_clients: dict[str, tuple[asyncio.AbstractEventLoop, NatsClient]] = {}
+
+
 @asynccontextmanager
 async def connect(url: str, lattice: str, timeout: float = 3.0) -> AsyncIterator[Lattice]:
+    """The lattice at ``url``, over one NATS connection per URL for the provider's life
+    (a stack of N resources would otherwise connect N times)."""
+    loop = asyncio.get_running_loop()
+    pooled = _clients.get(url)
+    if pooled is None or pooled[0] is not loop or not pooled[1].is_connected:
+        pooled = _clients[url] = (loop, await _open(url, timeout))
+    yield Lattice(pooled[1], lattice, url)
+
+
+async def _open(url: str, timeout: float) -> NatsClient:
     async def quiet(_: Exception) -> None:
         pass  # the failure is raised below, naming the URL; nats-py would log a traceback
 
     try:
         # In nats-py's server loop max_reconnect_attempts=0 means "retry forever", so one
         # retry is the smallest bound; wait_for caps the whole attempt.
-        nc = await asyncio.wait_for(
+        return await asyncio.wait_for(
             nats.connect(
                 url,
                 connect_timeout=timeout,
@@ -103,7 +161,3 @@ async def connect(url: str, lattice: str, timeout: float = 3.0) -> AsyncIterator
         )
     except (OSError, nats.errors.Error, TimeoutError) as exc:
         raise LatticeUnreachable(url, exc) from None
-    try:
-        yield Lattice(nc, lattice)
-    finally:
-        await nc.close()
