@@ -32,6 +32,7 @@ from pulumi_wasmcloud.provider.values import UNKNOWN, has_unknowns
 
 REPLACE_ON = ("natsUrl", "lattice", "name")
 DEPLOY_TIMEOUT = 180.0
+SETTLE_TIMEOUT = 30.0
 # Statuses read reports when it cannot ask the controller (both differ from "deployed",
 # so the next diff plans a redeploy).
 CONTROLLER_DOWN = "no controller answering"
@@ -191,14 +192,29 @@ class ApplicationResource:
             if deployed.result != "acknowledged":
                 raise RuntimeError(f"deploy of {manifest.name} {version}: {deployed.message}")
             status = await self._wait(lattice, manifest, bool(inputs["allowUnplaced"]))
-            placement = await lattice.running(manifest, fresh=True)
-        planned = inputs.get("placement")
+            planned = inputs.get("placement")
+            placement = await self._settle(lattice, manifest, planned, status)
         if planned is not None and status == StatusType.DEPLOYED.value and planned != placement:
             raise RuntimeError(
                 f"{manifest.name}: the controller placed {placement}, not the planned {planned}; "
                 "the lattice changed during the update; run `pulumi up` again"
             )
         return {**inputs, "version": version, "status": status, "placement": placement}
+
+    async def _settle(
+        self, lattice: Lattice, manifest: Manifest, planned: Any, status: str
+    ) -> dict[str, dict[str, int]]:
+        """What runs, once it matches the plan or SETTLE_TIMEOUT passed. "deployed" can be
+        a status an earlier controller published (a restarted one takes over within its
+        lease), so what the hosts run is the proof, not the status alone."""
+        deadline = time.monotonic() + SETTLE_TIMEOUT
+        while True:
+            placement = await lattice.running(manifest, fresh=True)
+            if planned is None or status != StatusType.DEPLOYED.value or placement == planned:
+                return placement
+            if time.monotonic() > deadline:
+                return placement
+            await asyncio.sleep(0.25)
 
     async def _wait(self, lattice: Lattice, manifest: Manifest, allow_unplaced: bool) -> str:
         deadline = time.monotonic() + DEPLOY_TIMEOUT
@@ -226,6 +242,8 @@ class ApplicationResource:
 
     # read / delete -------------------------------------------------------------------
     async def read(self, id: str, state: dict[str, Any]) -> dict[str, Any] | None:
+        if "manifest" not in state:
+            return await self._import(id, state)
         manifest = parse_manifest(state["manifest"]).manifest
         try:
             async with connect(str(state["natsUrl"]), str(state["lattice"])) as lattice:
@@ -250,6 +268,25 @@ class ApplicationResource:
             "status": status,
             "placement": placement,
         }
+
+    async def _import(self, id: str, state: dict[str, Any]) -> dict[str, Any] | None:
+        """`pulumi import wasmcloud:index:Application <name> <name>`: adopt the deployed
+        version of an application that already runs (natsUrl/lattice from the config)."""
+        if not state.get("natsUrl"):
+            raise InputError("natsUrl", "set wasmcloud:natsUrl to import an application")
+        lattice_name = str(state.get("lattice") or "default")
+        async with connect(str(state["natsUrl"]), lattice_name) as lattice:
+            stored = await _stored(lattice, id)
+            deployed = stored.deployed_manifest() if stored else None
+        if deployed is None:
+            return None  # nothing deployed under that name: the engine says "not found"
+        inputs = {
+            "natsUrl": state["natsUrl"],
+            "lattice": lattice_name,
+            "allowUnplaced": False,
+            "manifest": parse_manifest(deployed).manifest.to_data(),
+        }
+        return await self.read(id, inputs)
 
     async def delete(self, id: str, state: dict[str, Any]) -> None:
         try:

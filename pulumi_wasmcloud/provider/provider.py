@@ -41,6 +41,8 @@ HOST = "wasmcloud:index:Host"
 APPLICATION = "wasmcloud:index:Application"
 # Properties that report the lattice as it runs (drift), not what the program asked for.
 LIVE_PROPERTIES = frozenset({"placement", "running", "status"})
+# What an imported resource's inputs are, from what read returned.
+IMPORT_INPUTS = frozenset({"natsUrl", "lattice", "manifest", "allowUnplaced"})
 # Inputs that take the provider's config as their default.
 CONFIG_DEFAULTS = {"natsUrl": "natsUrl", "lattice": "lattice"}
 
@@ -101,10 +103,17 @@ class WasmcloudProvider(Provider):
     async def read(self, request: ReadRequest) -> ReadResponse:
         handler = self.handler(request.type)
         current_urn.set(request.urn)
-        state = await handler.read(request.resource_id, plain(request.properties))
+        properties = plain(request.properties)
+        if not properties:  # an import: only the id is known, the config says where
+            properties = self._defaults({})
+        state = await handler.read(request.resource_id, properties)
         if state is None:
             return ReadResponse()  # gone: the engine drops it from the state
-        return ReadResponse(request.resource_id, to_props(state, handler.secrets), request.inputs)
+        # On import there are no inputs yet: the state's own inputs become them.
+        inputs = request.inputs or to_props(
+            {k: v for k, v in state.items() if k in IMPORT_INPUTS}, handler.secrets
+        )
+        return ReadResponse(request.resource_id, to_props(state, handler.secrets), inputs)
 
     async def update(self, request: UpdateRequest) -> UpdateResponse:
         handler = self.handler(request.type)

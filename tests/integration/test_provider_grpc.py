@@ -160,6 +160,12 @@ async def test_engine_order_create_read_update_delete(
         assert after["version"].startswith("v0.1.0+")
         assert await placement_of(nats_server.url) == {hosts["core"]: 5}
 
+        # Import by name: only the id is known; the stack config says which lattice.
+        imported = await stub.Read(provider_pb2.ReadRequest(id="counter", urn=APP))
+        assert plain(imported.inputs)["manifest"]["metadata"]["name"] == "counter"
+        assert plain(imported.properties)["placement"]["counter"] == moved
+        assert plain(imported.properties)["status"] == "deployed"
+
         await stub.Delete(
             provider_pb2.DeleteRequest(id="counter", urn=APP, properties=updated.properties)
         )
