@@ -14,7 +14,6 @@ at most 1.5x the dynamic no-op's, growing near-linearly with N.
 from __future__ import annotations
 
 import argparse
-import os
 import subprocess
 import sys
 import tempfile
@@ -23,10 +22,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from tests.lattice import ControllerProcess, HostProcess, NatsServer
+from tests.pulumi_cli import PULUMI_BIN, cli_environment, write_project
 
 ROOT = Path(__file__).resolve().parent.parent
-VENV = ROOT / ".tools" / "venv"
-PULUMI_BIN = ROOT / ".tools" / "pulumi" / "v3.259.0" / "bin"
 
 OURS = """
 import pulumi
@@ -68,39 +66,12 @@ for i in range(pulumi.Config().require_int("count")):
 
 
 def project(workdir: Path, name: str, program: str) -> Path:
-    folder = workdir / name
-    folder.mkdir()
-    (folder / "__main__.py").write_text(program)
-    (folder / "Pulumi.yaml").write_text(
-        f"""name: bench-{name}
-runtime:
-  name: python
-  options:
-    toolchain: pip
-    virtualenv: {VENV}
-plugins:
-  languages:
-    - name: python
-      path: {VENV / "bin"}
-  providers:
-    - name: wasmcloud
-      path: {VENV / "bin"}
-"""
-    )
-    return folder
+    return write_project(workdir / name, f"bench-{name}", program)
 
 
 class Cli:
     def __init__(self, workdir: Path, nats_url: str) -> None:
-        (workdir / "backend").mkdir()
-        self.env = {
-            **os.environ,
-            "PATH": f"{PULUMI_BIN}:{VENV / 'bin'}:{os.environ['PATH']}",
-            "PULUMI_BACKEND_URL": f"file://{workdir / 'backend'}",
-            "PULUMI_CONFIG_PASSPHRASE": "bench",
-            "PULUMI_HOME": str(workdir / "home"),
-            "PULUMI_SKIP_UPDATE_CHECK": "1",
-        }
+        self.env = cli_environment(workdir, "bench")
         self.nats_url = nats_url
 
     def run(self, folder: Path, *args: str) -> float:

@@ -20,47 +20,20 @@ import pytest
 from host_agent.lattice.client import CtlClient
 from host_agent.local.supervisor import listening
 from tests.lattice import ROOT, HostProcess, NatsServer, free_port, http_get
+from tests.pulumi_cli import PULUMI_BIN, cli_environment, write_project
 
 pytestmark = pytest.mark.slow
-
-PULUMI_BIN = ROOT / ".tools" / "pulumi" / "v3.259.0" / "bin"
-VENV = ROOT / ".tools" / "venv"
 
 
 class Stack:
     """One Pulumi project + stack in a temporary folder, with a file backend."""
 
     def __init__(self, workdir: Path) -> None:
-        self.dir = workdir / "project"
-        self.dir.mkdir()
+        program = (Path(__file__).parent / "program.py").read_text()
+        self.dir = write_project(workdir / "project", "wasmcloud-e2e", program)
         self.state = workdir / "state"
         self.ports = {"natsPort": free_port(), "redisPort": free_port(), "httpPort": free_port()}
-        (self.dir / "__main__.py").write_text((Path(__file__).parent / "program.py").read_text())
-        (self.dir / "Pulumi.yaml").write_text(
-            f"""name: wasmcloud-e2e
-runtime:
-  name: python
-  options:
-    toolchain: pip
-    virtualenv: {VENV}
-plugins:
-  languages:
-    - name: python
-      path: {VENV / "bin"}
-  providers:
-    - name: wasmcloud
-      path: {VENV / "bin"}
-"""
-        )
-        (workdir / "backend").mkdir()
-        self.env = {
-            **os.environ,
-            "PATH": f"{PULUMI_BIN}:{VENV / 'bin'}:{os.environ['PATH']}",
-            "PULUMI_BACKEND_URL": f"file://{workdir / 'backend'}",
-            "PULUMI_CONFIG_PASSPHRASE": "e2e",
-            "PULUMI_HOME": str(workdir / "pulumi-home"),
-            "PULUMI_SKIP_UPDATE_CHECK": "1",
-        }
+        self.env = cli_environment(workdir, "e2e")
         self.run("stack", "init", "e2e")
         for key, value in {**self.ports, "root": ROOT, "stateDir": self.state}.items():
             self.config(key, str(value))
