@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import time
@@ -95,6 +96,11 @@ class Controller:
         self._stop = asyncio.Event()
         self._refresh = True  # rebuild the view from ping + inventories before reconciling
         self._known: dict[str, list[Manifest]] = {}  # app -> every version seen (ownership)
+        # What the next round reconciles: the apps whose manifests changed, or all of them
+        # after anything that can move any app (host events, heartbeats, resync, expiry,
+        # a new leader). Per-app rounds keep N deploys from costing N x N reconciles.
+        self._dirty: set[str] = set()
+        self._everything = True
         self._published: dict[str, Status] = {}
         self._nc: NatsClient | None = None
         self.ready = asyncio.Event()
@@ -149,17 +155,24 @@ class Controller:
             log.warning("ignoring malformed event on %s", msg.subject)
             return
         if name in _RECONCILE_EVENTS:
-            self._wake.set()
+            self._mark_everything()
+
+    def _mark_everything(self) -> None:
+        self._everything = True
+        self._wake.set()
 
     async def _on_reconnect(self) -> None:
         self._refresh = True  # events may have been missed while disconnected
-        self._wake.set()
+        self._mark_everything()
 
     async def _watch_manifests(self) -> None:
         while True:
             try:
-                async for _ in follow(self.manifests.kv):
-                    self._wake.set()
+                prefix = self.manifests.key("")
+                async for entry in follow(self.manifests.kv):
+                    if entry.key.startswith(prefix):  # one app's versions (not the index)
+                        self._dirty.add(entry.key.removeprefix(prefix))
+                        self._wake.set()
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -175,8 +188,10 @@ class Controller:
             expiry = self.view.next_expiry()
             if expiry is not None:
                 timeout = max(0.05, min(timeout, expiry - time.monotonic() + 0.05))
-            with contextlib.suppress(TimeoutError):
+            try:
                 await asyncio.wait_for(self._wake.wait(), timeout)
+            except TimeoutError:
+                self._everything = True  # the periodic resync (or a host's deadline)
             self._wake.clear()
             if self._stop.is_set():
                 break
@@ -211,10 +226,12 @@ class Controller:
         if not await self.lease.hold():
             return
         if not was_leader or self._refresh:
+            self._everything = True
             await self.refresh_view()
         for host_id in self.view.expire(time.monotonic()):
             log.warning("host %s missed its heartbeats; dropped, re-placing its work", host_id)
-        await self.reconcile_all()
+            self._everything = True
+        await self.reconcile_pending()
 
     async def refresh_view(self) -> None:
         self._refresh = False
@@ -225,24 +242,36 @@ class Controller:
             except (CtlError, TimeoutError, nats.errors.Error) as exc:
                 log.warning("inventory of %s unavailable: %s", host.get("id"), exc)
 
-    async def reconcile_all(self) -> None:
-        links = await self.ctl.get_links()
-        names = await self.manifests.names()
-        for app in sorted(set(names) | set(self._known)):
-            await self.reconcile_app(app, links)
+    async def reconcile_pending(self) -> None:
+        """Reconcile what changed since the last round (flags are taken first, so a
+        change that lands during this round is reconciled by the next one)."""
+        everything, dirty = self._everything, self._dirty
+        self._everything, self._dirty = False, set()
+        try:
+            links = await self.ctl.get_links()
+            apps = set(dirty)
+            if everything:
+                apps |= set(await self.manifests.names()) | set(self._known)
+            for app in sorted(apps):
+                await self.reconcile_app(app, links)
+        except BaseException:
+            self._everything, self._dirty = self._everything or everything, self._dirty | dirty
+            raise
 
     async def reconcile_app(self, app: str, links: list[dict[str, Any]]) -> None:
         stored = await self.manifests.get(app)
         versions = []
         for data in stored.manifests.values() if stored else []:
             try:
-                versions.append(parse_manifest(data).manifest)
+                versions.append(_parse_stored(json.dumps(data, sort_keys=True)))
             except ManifestError:
                 log.warning("stored manifest of %s no longer validates; ignoring it", app)
         known = self._known.setdefault(app, [])
         known.extend(m for m in versions if m not in known)
         deployed_data = stored.deployed_manifest() if stored else None
-        manifest = parse_manifest(deployed_data).manifest if deployed_data else None
+        manifest = (
+            _parse_stored(json.dumps(deployed_data, sort_keys=True)) if deployed_data else None
+        )
         owned = owned_by(known)
         configs = {name: await self.ctl.get_config(name) for name in sorted(owned.config_names)}
         result = reconcile(app, manifest, owned, self.view, links, configs, time.monotonic())
@@ -308,3 +337,10 @@ class Controller:
                 self.view.record_start_failure(
                     command.host_id, command.provider_id, {"error": str(exc)}, now
                 )
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse_stored(text: str) -> Manifest:
+    """Stored manifests are immutable per version, so each is validated once, not on
+    every round."""
+    return parse_manifest(json.loads(text)).manifest
