@@ -139,6 +139,20 @@ def test_up_serves_the_counter_and_matches_the_preview(stack: Stack) -> None:
     assert running_placement(stack.nats_url, names) == outputs["placement"]
 
 
+def test_host_seeds_stay_secret_in_state(stack: Stack) -> None:
+    state = json.loads(stack.run("stack", "export").stdout)
+    hosts = [
+        r["outputs"]
+        for r in state["deployment"]["resources"]
+        if r["type"] == "wasmcloud:index:Host"
+    ]
+    assert len(hosts) == 2
+    for outputs in hosts:
+        assert "ciphertext" in outputs["seed"]  # encrypted with the stack's passphrase
+        assert outputs["hostId"].startswith("N")
+    assert not re.search(r'"S[A-Z2-7]{57}"', json.dumps(state))  # no nkey seed in clear
+
+
 def test_a_second_up_changes_nothing(stack: Stack) -> None:
     stack.run("preview", "--expect-no-changes")
     assert "5 unchanged" in stack.up().stdout
