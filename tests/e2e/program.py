@@ -25,7 +25,10 @@ lattice = wasmcloud.Lattice(
     heartbeat_seconds=2,
 )
 core = wasmcloud.Host("e2e-core", lattice=lattice, labels={"tier": "core"})
-edge = wasmcloud.Host("e2e-edge", lattice=lattice, labels={"tier": "edge"})
+edge_labels = {"tier": "edge"}
+if config.get("edgeZone"):
+    edge_labels["zone"] = config.require("edgeZone")
+edge = wasmcloud.Host("e2e-edge", lattice=lattice, labels=edge_labels)
 
 manifest = yaml.safe_load((root / "examples" / "counter" / "wadm.yaml").read_text())
 counter, _, http = manifest["spec"]["components"]

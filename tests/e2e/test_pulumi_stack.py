@@ -237,6 +237,26 @@ def test_bad_input_fails_preview_and_names_the_field(
     stack.run("preview", "--expect-no-changes")
 
 
+def test_host_labels_change_in_place(stack: Stack) -> None:
+    edge = stack.outputs()["hosts"]["e2e-edge"]
+    stack.config("edgeZone", "b")
+    preview = stack.run("preview", "--diff").stdout
+    assert re.search(r'\+ zone\s*:\s*"b"', preview), preview
+    assert "replace" not in preview
+    stack.up()
+    assert stack.outputs()["hosts"]["e2e-edge"] == edge  # the same host, relabeled
+
+    async def labels() -> dict[str, str]:
+        nc = await nats.connect(stack.nats_url)
+        try:
+            return dict((await CtlClient(nc, "default").get_inventory(edge))["labels"])
+        finally:
+            await nc.close()
+
+    assert asyncio.run(labels())["zone"] == "b"
+    stack.run("preview", "--expect-no-changes")
+
+
 def test_destroy_leaves_no_process_or_port(stack: Stack) -> None:
     pids = [stack.pid(name) for name in ("nats-server", "controller", "redis-server")]
     pids += [stack.pid(f"host-{name}") for name in ("e2e-core", "e2e-edge")]
