@@ -18,7 +18,9 @@ class Provider(pulumi.ProviderResource):
     """An explicit provider instance, for several lattices in one program.
 
     Without one, resources use the default provider, configured by the stack's
-    ``wasmcloud:natsUrl`` and ``wasmcloud:lattice``.
+    ``wasmcloud:natsUrl``, ``wasmcloud:lattice`` and (secret) ``wasmcloud:credentials``.
+    ``credentials`` is the text of a NATS ``.creds`` file (user JWT and seed) for a
+    lattice whose NATS requires it; it is kept secret in the state.
     """
 
     def __init__(
@@ -26,11 +28,15 @@ class Provider(pulumi.ProviderResource):
         resource_name: str,
         nats_url: pulumi.Input[str] | None = None,
         lattice: pulumi.Input[str] | None = None,
+        credentials: pulumi.Input[str] | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
-        super().__init__(
-            "wasmcloud", resource_name, {"natsUrl": nats_url, "lattice": lattice}, opts
-        )
+        props = {
+            "natsUrl": nats_url,
+            "lattice": lattice,
+            "credentials": pulumi.Output.secret(credentials) if credentials else None,
+        }
+        super().__init__("wasmcloud", resource_name, props, opts)
 
 
 class Lattice(pulumi.CustomResource):

@@ -248,7 +248,10 @@ class Controller:
         everything, dirty = self._everything, self._dirty
         self._everything, self._dirty = False, set()
         try:
-            links = await self.ctl.get_links()
+            try:
+                links = await self.ctl.get_links()
+            except nats.errors.NoRespondersError:
+                links = []  # no host is up to answer: statuses still go out (e.g. "no hosts")
             apps = set(dirty)
             if everything:
                 apps |= set(await self.manifests.names()) | set(self._known)

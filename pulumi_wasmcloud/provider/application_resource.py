@@ -15,6 +15,7 @@ import asyncio
 import hashlib
 import json
 import time
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import nats.errors
@@ -26,8 +27,21 @@ from host_agent.model.issues import ManifestError
 from host_agent.model.loader import load_manifest, parse_manifest
 from host_agent.model.manifest import VERSION_ANNOTATION, Manifest
 from pulumi_wasmcloud.provider.engine_log import EngineLog
-from pulumi_wasmcloud.provider.handlers import Checked, Created, Diff, InputError, changed_keys
-from pulumi_wasmcloud.provider.live import Lattice, LatticeUnreachable, connect, placement_by_name
+from pulumi_wasmcloud.provider.handlers import (
+    Checked,
+    Created,
+    Diff,
+    InputError,
+    ProviderSettings,
+    changed_keys,
+)
+from pulumi_wasmcloud.provider.live import (
+    CredentialsRefused,
+    Lattice,
+    LatticeUnreachable,
+    connect,
+    placement_by_name,
+)
 from pulumi_wasmcloud.provider.values import UNKNOWN, has_unknowns
 
 REPLACE_ON = ("natsUrl", "lattice", "name")
@@ -77,8 +91,12 @@ def _with_version(manifest: dict[str, Any], version: str) -> dict[str, Any]:
 class ApplicationResource:
     secrets: frozenset[str] = frozenset()
 
-    def __init__(self, log: EngineLog) -> None:
+    def __init__(self, log: EngineLog, settings: ProviderSettings) -> None:
         self.log = log
+        self.settings = settings
+
+    def _connect(self, url: object, lattice: object) -> AbstractAsyncContextManager[Lattice]:
+        return connect(str(url), str(lattice), self.settings.credentials)
 
     # check ---------------------------------------------------------------------------
     async def check(self, olds: dict[str, Any], news: dict[str, Any]) -> Checked:
@@ -125,8 +143,11 @@ class ApplicationResource:
 
     async def _plan_into(self, inputs: dict[str, Any], manifest: Manifest) -> None:
         try:
-            async with connect(str(inputs["natsUrl"]), str(inputs["lattice"])) as lattice:
+            async with self._connect(str(inputs["natsUrl"]), str(inputs["lattice"])) as lattice:
                 plan, names = await lattice.plan(manifest)
+        except CredentialsRefused as exc:
+            await self.log.warn(str(exc))  # preview says it now; up would fail on it
+            return
         except LatticeUnreachable:
             return  # no placement to show; create/update will say what is wrong
         inputs["placement"] = placement_by_name(plan, names)
@@ -180,8 +201,15 @@ class ApplicationResource:
                 "labels match the spreads, change the spread requirements, or set "
                 "allowUnplaced: true. Nothing was deployed",
             )
-        async with connect(str(inputs["natsUrl"]), str(inputs["lattice"])) as lattice:
-            stored = await _stored(lattice, manifest.name)
+        async with self._connect(str(inputs["natsUrl"]), str(inputs["lattice"])) as lattice:
+            try:
+                stored = await _stored(lattice, manifest.name)
+            except nats.errors.NoRespondersError:
+                raise RuntimeError(
+                    f"no controller answers the wadm API of lattice {inputs['lattice']} at "
+                    f"{inputs['natsUrl']}: start one (the Lattice resource runs it, or "
+                    "`wasmcloud-controller`), then run `pulumi up` again; nothing was changed"
+                ) from None
             version, put = choose_version(inputs["manifest"], stored)
             if put:
                 try:
@@ -246,7 +274,7 @@ class ApplicationResource:
             return await self._import(id, state)
         manifest = parse_manifest(state["manifest"]).manifest
         try:
-            async with connect(str(state["natsUrl"]), str(state["lattice"])) as lattice:
+            async with self._connect(str(state["natsUrl"]), str(state["lattice"])) as lattice:
                 placement = await lattice.running(manifest)
                 try:
                     stored = await _stored(lattice, id)
@@ -275,7 +303,7 @@ class ApplicationResource:
         if not state.get("natsUrl"):
             raise InputError("natsUrl", "set wasmcloud:natsUrl to import an application")
         lattice_name = str(state.get("lattice") or "default")
-        async with connect(str(state["natsUrl"]), lattice_name) as lattice:
+        async with self._connect(str(state["natsUrl"]), lattice_name) as lattice:
             stored = await _stored(lattice, id)
             deployed = stored.deployed_manifest() if stored else None
         if deployed is None:
@@ -290,7 +318,7 @@ class ApplicationResource:
 
     async def delete(self, id: str, state: dict[str, Any]) -> None:
         try:
-            async with connect(str(state["natsUrl"]), str(state["lattice"])) as lattice:
+            async with self._connect(str(state["natsUrl"]), str(state["lattice"])) as lattice:
                 await lattice.wadm.delete(id)
                 manifest = parse_manifest(state["manifest"]).manifest
                 deadline = time.monotonic() + 60

@@ -16,6 +16,13 @@ class InputError(ValueError):
 
 
 @dataclass
+class ProviderSettings:
+    """What the provider's own config says (wasmcloud:*), shared by its handlers."""
+
+    credentials: str | None = None  # a NATS .creds file's text; secret
+
+
+@dataclass
 class Checked:
     inputs: dict[str, Any]
     failures: list[InputError] = field(default_factory=list)

@@ -8,6 +8,7 @@ shown in preview is the one the controller will make on the same lattice.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 import nats
 import nats.errors
 from nats.aio.client import Client as NatsClient
+from nats.aio.client import RawCredentials
 
 from host_agent.controller.view import LatticeView
 from host_agent.lattice.client import CtlClient, CtlError
@@ -38,6 +40,17 @@ class LatticeUnreachable(RuntimeError):
 # every application in one preview is planned against the same view.
 VIEW_TTL = 1.0
 LatticeSnapshot = tuple[LatticeView, dict[str, str]]
+
+
+class CredentialsRefused(LatticeUnreachable):
+    def __init__(self, url: str, reason: object) -> None:
+        RuntimeError.__init__(
+            self,
+            f"NATS at {url} refused the connection ({reason}): set the provider's "
+            "credentials to the .creds file of a user of this lattice's account, e.g. "
+            '`pulumi config set --secret wasmcloud:credentials -- "$(cat user.creds)"`; '
+            "nothing was changed",
+        )
 
 
 @dataclass
@@ -127,21 +140,25 @@ def placement_by_name(plan: PlacementPlan, names: dict[str, str]) -> dict[str, d
     }
 
 
-_clients: dict[str, tuple[asyncio.AbstractEventLoop, NatsClient]] = {}
+_clients: dict[tuple[str, str], tuple[asyncio.AbstractEventLoop, NatsClient]] = {}
 
 
 @asynccontextmanager
-async def connect(url: str, lattice: str, timeout: float = 3.0) -> AsyncIterator[Lattice]:
-    """The lattice at ``url``, over one NATS connection per URL for the provider's life
-    (a stack of N resources would otherwise connect N times)."""
+async def connect(
+    url: str, lattice: str, credentials: str | None = None, timeout: float = 3.0
+) -> AsyncIterator[Lattice]:
+    """The lattice at ``url``, over one NATS connection per URL (and credentials) for the
+    provider's life: a stack of N resources would otherwise connect N times.
+    ``credentials`` is the text of a NATS ``.creds`` file (user JWT + seed)."""
     loop = asyncio.get_running_loop()
-    pooled = _clients.get(url)
+    key = (url, hashlib.sha256((credentials or "").encode()).hexdigest())
+    pooled = _clients.get(key)
     if pooled is None or pooled[0] is not loop or not pooled[1].is_connected:
-        pooled = _clients[url] = (loop, await _open(url, timeout))
+        pooled = _clients[key] = (loop, await _open(url, timeout, credentials))
     yield Lattice(pooled[1], lattice, url)
 
 
-async def _open(url: str, timeout: float) -> NatsClient:
+async def _open(url: str, timeout: float, credentials: str | None) -> NatsClient:
     async def quiet(_: Exception) -> None:
         pass  # the failure is raised below, naming the URL; nats-py would log a traceback
 
@@ -156,8 +173,13 @@ async def _open(url: str, timeout: float) -> NatsClient:
                 reconnect_time_wait=0.2,
                 allow_reconnect=False,
                 error_cb=quiet,
+                user_credentials=RawCredentials(credentials) if credentials else None,
             ),
             timeout * 2,
         )
-    except (OSError, nats.errors.Error, TimeoutError) as exc:
+    except nats.errors.Error as exc:
+        if "authorization" in str(exc).lower() or "authentication" in str(exc).lower():
+            raise CredentialsRefused(url, exc) from None
+        raise LatticeUnreachable(url, exc) from None
+    except (OSError, TimeoutError) as exc:
         raise LatticeUnreachable(url, exc) from None

@@ -31,7 +31,7 @@ from pulumi.provider.experimental.provider import (
 
 from pulumi_wasmcloud.provider.application_resource import ApplicationResource
 from pulumi_wasmcloud.provider.engine_log import EngineLog, current_urn
-from pulumi_wasmcloud.provider.handlers import Diff, Handler
+from pulumi_wasmcloud.provider.handlers import Diff, Handler, ProviderSettings
 from pulumi_wasmcloud.provider.host_resource import HostResource
 from pulumi_wasmcloud.provider.lattice_resource import LatticeResource
 from pulumi_wasmcloud.provider.values import plain, to_props
@@ -50,10 +50,11 @@ CONFIG_DEFAULTS = {"natsUrl": "natsUrl", "lattice": "lattice"}
 class WasmcloudProvider(Provider):
     def __init__(self, engine_address: str | None = None) -> None:
         log = EngineLog(engine_address)
+        self.settings = ProviderSettings()
         self.handlers: dict[str, Handler] = {
             LATTICE: LatticeResource(),
             HOST: HostResource(),
-            APPLICATION: ApplicationResource(log),
+            APPLICATION: ApplicationResource(log, self.settings),
         }
         self.config: dict[str, Any] = {}
 
@@ -70,6 +71,10 @@ class WasmcloudProvider(Provider):
             value = args.get(key) or request.variables.get(f"wasmcloud:config:{key}")
             if value:
                 self.config[key] = value
+        credentials = args.get("credentials") or request.variables.get(
+            "wasmcloud:config:credentials"
+        )
+        self.settings.credentials = str(credentials) if credentials else None
         return ConfigureResponse(accept_secrets=True, supports_preview=True)
 
     def _defaults(self, news: dict[str, Any]) -> dict[str, Any]:

@@ -5,6 +5,8 @@ lattice: nats-server, redis-server, host processes and the controller."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import subprocess
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -12,15 +14,20 @@ from typing import Any
 
 import grpc
 import nats
+import nats.errors
 import pytest
 from google.protobuf import json_format, struct_pb2
+from nats.aio.client import RawCredentials
 from pulumi.provider.experimental.server import ProviderServicer
 from pulumi.runtime.proto import provider_pb2, provider_pb2_grpc
 
 from host_agent.lattice.client import CtlClient
 from host_agent.lattice.wadm import WadmClient
+from host_agent.local.supervisor import listening
 from pulumi_wasmcloud.provider.provider import WasmcloudProvider
 from tests.lattice import (
+    VENV_BIN,
+    ControllerProcess,
     NatsServer,
     Processes,
     RedisServer,
@@ -29,6 +36,7 @@ from tests.lattice import (
     free_port,
     run_async,
 )
+from tests.nats_auth import operator_auth
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 
@@ -46,7 +54,9 @@ def plain(message: struct_pb2.Struct) -> dict[str, Any]:
 
 
 @asynccontextmanager
-async def provider(nats_url: str | None) -> AsyncIterator[provider_pb2_grpc.ResourceProviderStub]:
+async def provider(
+    nats_url: str | None, credentials: str | None = None
+) -> AsyncIterator[provider_pb2_grpc.ResourceProviderStub]:
     """The provider served on a loopback port, configured like a stack would."""
     server = grpc.aio.server()
     servicer = ProviderServicer([], "0.0.0-test", WasmcloudProvider(None), engine_address=None)
@@ -56,6 +66,8 @@ async def provider(nats_url: str | None) -> AsyncIterator[provider_pb2_grpc.Reso
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
     stub = provider_pb2_grpc.ResourceProviderStub(channel)
     config = {"natsUrl": nats_url} if nats_url else {}
+    if credentials:
+        config["credentials"] = credentials
     urn = "urn:pulumi:test::proj::pulumi:providers:wasmcloud::default"
     checked = await stub.CheckConfig(provider_pb2.CheckRequest(urn=urn, news=struct(config)))
     await stub.Configure(provider_pb2.ConfigureRequest(args=checked.inputs))
@@ -204,3 +216,61 @@ async def test_unreachable_nats_is_named_and_nothing_is_created() -> None:
         with pytest.raises(grpc.aio.AioRpcError) as raised:
             await stub.Create(provider_pb2.CreateRequest(urn=APP, properties=checked.inputs))
         assert f"cannot reach NATS at {url}" in str(raised.value.details())
+
+
+@run_async
+async def test_credentials_from_the_provider_config(tmp_path: Path) -> None:
+    """A lattice whose NATS requires a user JWT: without credentials create fails and says
+    which setting to give; with them (wasmcloud:credentials) the application deploys."""
+    port = free_port()
+    auth = operator_auth(port, str(tmp_path / "jetstream"))
+    (tmp_path / "nats.conf").write_text(auth.config)
+    creds = tmp_path / "user.creds"
+    creds.write_text(auth.creds)
+    with (tmp_path / "nats.log").open("w") as log:
+        server = subprocess.Popen(
+            [str(VENV_BIN / "nats-server"), "-c", str(tmp_path / "nats.conf")],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    controller = None
+    try:
+        for _ in range(100):
+            if listening(port):
+                break
+            await asyncio.sleep(0.1)
+        url = f"nats://127.0.0.1:{port}"
+        controller = ControllerProcess(
+            NatsServer(tmp_path, port), "--nats-creds", str(creds), log=tmp_path / "c.log"
+        )
+        app = counter_manifest("redis://127.0.0.1:1", free_port())
+        counter = app["spec"]["components"][0]  # alone, at 0 instances: no host needed
+        counter["traits"] = [{"type": "spreadscaler", "properties": {"instances": 0}}]
+        app["spec"]["components"] = [counter]
+        nc = await nats.connect(url, user_credentials=RawCredentials(auth.creds))
+        for _ in range(100):  # until the controller answers the wadm API
+            with contextlib.suppress(nats.errors.Error):
+                await WadmClient(nc, "default").list()
+                break
+            await asyncio.sleep(0.1)
+        await nc.close()
+        async with provider(url) as stub:
+            checked = await check(stub, {"manifest": app})
+            with pytest.raises(grpc.aio.AioRpcError) as raised:
+                await stub.Create(provider_pb2.CreateRequest(urn=APP, properties=checked.inputs))
+            assert f"NATS at {url} refused the connection" in str(raised.value.details())
+            assert "wasmcloud:credentials" in str(raised.value.details())
+        async with provider(url, auth.creds) as stub:
+            checked = await check(stub, {"manifest": app})
+            assert "placement" in plain(checked.inputs)  # it planned on the live lattice
+            created = await stub.Create(
+                provider_pb2.CreateRequest(urn=APP, properties=checked.inputs, timeout=60)
+            )
+            state = plain(created.properties)
+            assert state["status"] == "deployed"
+            assert auth.creds not in str(state)  # credentials never reach resource state
+    finally:
+        if controller is not None:
+            controller.stop()
+        server.terminate()
+        server.wait(timeout=15)
