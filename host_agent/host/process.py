@@ -154,8 +154,11 @@ class Host:
                 async for source_id, links in self._store.watch_links():
                     by_source[source_id] = [Link.model_validate(link) for link in links]
                     every = [link for source in sorted(by_source) for link in by_source[source]]
-                    self.links = LinkIndex(every)
+                    # Providers first, then routing: a component's first call over a new
+                    # link must reach a provider that already has the link's config (a
+                    # keyvalue-redis without it would use its default Redis URL).
                     await self.providers.links_changed(every)
+                    self.links = LinkIndex(every)
             except asyncio.CancelledError:
                 raise
             except Exception:

@@ -70,7 +70,15 @@ class KeyValueProvider:
                 await backend.close()
 
     def _backend(self, headers: dict[str, str]) -> KeyValueBackend:
-        backend = self._backends.get(headers.get("source-id", "")) or self._default
+        source = headers.get("source-id", "")
+        if source and source not in self._backends:
+            # Upstream falls back to the provider-level connection here; a call that races
+            # ahead of its link's push would then write to the default store (for Redis,
+            # whatever listens on 127.0.0.1:6379). Refusing keeps data where links say.
+            raise KeyValueError(
+                "other", f"no link from {source} to {self.provider_id} has reached it yet"
+            )
+        backend = self._backends.get(source) or self._default
         if backend is None:
             raise KeyValueError("no-such-store", "provider is not started")
         return backend
