@@ -8,6 +8,7 @@ control interface; a dead host process is drift that ``read`` reports and ``up``
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import time
 from pathlib import Path
@@ -21,7 +22,7 @@ from host_agent.local.lattice import tool
 from host_agent.local.supervisor import ManagedProcess
 from host_agent.model.naming import is_valid_label_key
 from pulumi_wasmcloud.provider.handlers import Checked, Created, Diff, InputError, changed_keys
-from pulumi_wasmcloud.provider.live import connect
+from pulumi_wasmcloud.provider.live import LatticeUnreachable, connect
 from pulumi_wasmcloud.provider.values import UNKNOWN
 
 REPLACE_ON = ("natsUrl", "lattice", "name", "stateDir", "target")
@@ -143,4 +144,19 @@ class HostResource:
         return {**state, "running": True}
 
     async def delete(self, id: str, state: dict[str, Any]) -> None:
-        _process(state).stop()
+        """Stop the host, unless a deployed application would be left with instances no
+        other host can run: then refuse, naming them, and leave the host running."""
+        process = _process(state)
+        if process.running():
+            stranded: list[str] = []
+            with contextlib.suppress(LatticeUnreachable, nats.errors.Error, TimeoutError):
+                async with connect(str(state["natsUrl"]), str(state["lattice"])) as lattice:
+                    stranded = await lattice.stranded_by(id)
+            if stranded:
+                raise RuntimeError(
+                    f"host {state['name']} cannot go: no other host could run "
+                    f"{', '.join(stranded)}. Add a host whose labels match those spreads, "
+                    "change the spreads (or set allowUnplaced), or remove the application "
+                    "first; the host keeps running"
+                )
+        process.stop()

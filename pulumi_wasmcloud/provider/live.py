@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
@@ -22,8 +22,9 @@ from nats.aio.client import RawCredentials
 from host_agent.controller.view import LatticeView
 from host_agent.lattice.client import CtlClient, CtlError
 from host_agent.lattice.wadm import WadmClient
+from host_agent.model.loader import parse_manifest
 from host_agent.model.manifest import Manifest
-from host_agent.placement import PlacementPlan, plan_placement
+from host_agent.placement import HostInventory, PlacementPlan, plan_placement
 
 
 class LatticeUnreachable(RuntimeError):
@@ -122,6 +123,23 @@ class Lattice:
         ids = {c.name: c.component_id(manifest.name) for c in manifest.spec.components}
         return plan_placement(manifest, view.inventory(ids)), names
 
+    async def stranded_by(self, host_id: str) -> list[str]:
+        """Deployed applications whose instances could go nowhere if ``host_id`` left,
+        as ``"app: component x3"``."""
+        view, _ = await self.view(fresh=True)
+        stranded = []
+        for model in (await self.wadm.list()).models:
+            if not model.deployed_version:
+                continue
+            reply = await self.wadm.get(model.name, model.deployed_version)
+            if reply.manifest is None:
+                continue
+            manifest = parse_manifest(reply.manifest).manifest
+            ids = {c.name: c.component_id(manifest.name) for c in manifest.spec.components}
+            lost = newly_unplaced(manifest, view.inventory(ids), host_id)
+            stranded += [f"{manifest.name}: {name} x{n}" for name, n in sorted(lost.items())]
+        return stranded
+
     async def running(self, manifest: Manifest, fresh: bool = False) -> dict[str, dict[str, int]]:
         """Manifest component name -> {host name: instances} as the lattice runs now."""
         view, names = await self.view(fresh)
@@ -131,6 +149,16 @@ class Lattice:
             hosts = {names[h.id]: n for h in view.hosts.values() if (n := h.runs(wid))}
             placement[component.name] = dict(sorted(hosts.items()))
         return placement
+
+
+def newly_unplaced(
+    manifest: Manifest, hosts: Sequence[HostInventory], leaving: str
+) -> dict[str, int]:
+    """Instances of ``manifest`` that no host could run if host ``leaving`` went away
+    (pure: the planner on the hosts with and without it)."""
+    before = plan_placement(manifest, hosts).unplaced()
+    after = plan_placement(manifest, [h for h in hosts if h.id != leaving]).unplaced()
+    return {name: n - before.get(name, 0) for name, n in after.items() if n > before.get(name, 0)}
 
 
 def placement_by_name(plan: PlacementPlan, names: dict[str, str]) -> dict[str, dict[str, int]]:

@@ -28,7 +28,9 @@ core = wasmcloud.Host("e2e-core", lattice=lattice, labels={"tier": "core"})
 edge_labels = {"tier": "edge"}
 if config.get("edgeZone"):
     edge_labels["zone"] = config.require("edgeZone")
-edge = wasmcloud.Host("e2e-edge", lattice=lattice, labels=edge_labels)
+hosts = {"e2e-core": core}
+if not config.get_bool("dropEdge"):
+    hosts["e2e-edge"] = wasmcloud.Host("e2e-edge", lattice=lattice, labels=edge_labels)
 
 manifest = yaml.safe_load((root / "examples" / "counter" / "wadm.yaml").read_text())
 counter, _, http = manifest["spec"]["components"]
@@ -48,8 +50,8 @@ app = wasmcloud.Application(
     lattice=lattice,
     manifest=manifest,
     allow_unplaced=config.get_bool("allowUnplaced") or False,
-    opts=pulumi.ResourceOptions(depends_on=[core, edge]),
+    opts=pulumi.ResourceOptions(depends_on=list(hosts.values())),
 )
 
 pulumi.export("placement", app.placement)
-pulumi.export("hosts", {"e2e-core": core.host_id, "e2e-edge": edge.host_id})
+pulumi.export("hosts", {name: host.host_id for name, host in hosts.items()})

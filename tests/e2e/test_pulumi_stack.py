@@ -257,6 +257,23 @@ def test_host_labels_change_in_place(stack: Stack) -> None:
     stack.run("preview", "--expect-no-changes")
 
 
+def test_a_host_that_apps_still_need_is_not_removed(stack: Stack) -> None:
+    stack.config("spread", json.dumps([{"name": "edge", "requirements": {"tier": "edge"}}]))
+    stack.up()
+    assert list(stack.outputs()["placement"]["counter"]) == ["e2e-edge"]
+    stack.config("dropEdge", "true")
+    refused = stack.up(ok=False)
+    assert refused.returncode != 0
+    assert "host e2e-edge cannot go: no other host could run counter: counter x5" in (
+        refused.stdout
+    ), refused.stdout
+    assert stack.get("hello").startswith("hello -> ")  # still served from the edge host
+    stack.config("dropEdge", None)
+    stack.config("spread", None)
+    stack.up()
+    stack.run("preview", "--refresh", "--expect-no-changes")
+
+
 def test_destroy_leaves_no_process_or_port(stack: Stack) -> None:
     pids = [stack.pid(name) for name in ("nats-server", "controller", "redis-server")]
     pids += [stack.pid(f"host-{name}") for name in ("e2e-core", "e2e-edge")]

@@ -189,3 +189,21 @@ def test_language_host_runner_arguments() -> None:
     env = exec_environment(request)
     assert env["PULUMI_CONFIG"] == '{"proj:x": "1"}'
     assert env["PULUMI_CONFIG_SECRET_KEYS"] == '["proj:x"]'
+
+
+def test_newly_unplaced_names_what_only_the_leaving_host_can_run() -> None:
+    from host_agent.placement import HostInventory
+    from pulumi_wasmcloud.provider.live import newly_unplaced
+
+    data = manifest(3)
+    spread = [{"name": "edge", "requirements": {"tier": "edge"}}]
+    data["spec"]["components"][0]["traits"][0]["properties"]["spread"] = spread
+    parsed = parse_manifest(data).manifest
+    hosts = [
+        HostInventory(id="edge-1", labels={"tier": "edge"}, running={"hello": 3}),
+        HostInventory(id="core-1", labels={"tier": "core"}),
+    ]
+    assert newly_unplaced(parsed, hosts, "edge-1") == {"hello": 3}
+    assert newly_unplaced(parsed, hosts, "core-1") == {}
+    twin = HostInventory(id="edge-2", labels={"tier": "edge"})
+    assert newly_unplaced(parsed, [*hosts, twin], "edge-1") == {}
