@@ -232,8 +232,7 @@ def reconcile(
             for c in manifest.spec.components
             if c.properties.image is not None
         }
-        ids = {c.name: wid for wid, c in wanted.items()}
-        plan = plan_placement(manifest, view.inventory(ids))
+        plan = plan_placement(manifest, view.inventory_for(manifest))
         for component in manifest.spec.components:
             if component.properties.image is None:
                 continue  # a shared component another application runs

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from host_agent.model.manifest import Manifest
 from host_agent.placement.inventory import HostInventory
 
 MISSED_HEARTBEATS = 3
@@ -233,6 +234,17 @@ class LatticeView:
         """When the next host would time out (so the controller wakes up right then)."""
         deadlines = [h.last_seen + self.timeout_of(h) for h in self.hosts.values()]
         return min(deadlines, default=None)
+
+    def inventory_for(self, manifest: Manifest) -> list[HostInventory]:
+        """Hosts as the planner sees them for ``manifest``: the components it runs itself
+        by name (a shared component, with no image, is another application's), everything
+        else as load. The controller and `pulumi preview` both plan on this."""
+        ids = {
+            c.name: c.component_id(manifest.name)
+            for c in manifest.spec.components
+            if c.properties.image is not None
+        }
+        return self.inventory(ids)
 
     def inventory(self, ids: Mapping[str, str]) -> list[HostInventory]:
         """Hosts as the planner sees them; ``ids`` maps manifest component name -> lattice id."""

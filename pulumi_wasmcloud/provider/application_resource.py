@@ -34,6 +34,7 @@ from pulumi_wasmcloud.provider.handlers import (
     InputError,
     ProviderSettings,
     changed_keys,
+    nats_url_required,
 )
 from pulumi_wasmcloud.provider.live import (
     CredentialsRefused,
@@ -134,16 +135,14 @@ class ApplicationResource:
         if path is not None:
             inputs["manifestPath"] = path
         if not inputs["natsUrl"]:
-            failures.append(
-                InputError("natsUrl", "required: pass lattice.nats_url or set wasmcloud:natsUrl")
-            )
+            failures.append(nats_url_required())
         if manifest is not None and not failures and not has_unknowns(inputs["natsUrl"]):
             await self._plan_into(inputs, manifest)
         return Checked(inputs, failures)
 
     async def _plan_into(self, inputs: dict[str, Any], manifest: Manifest) -> None:
         try:
-            async with self._connect(str(inputs["natsUrl"]), str(inputs["lattice"])) as lattice:
+            async with self._connect(inputs["natsUrl"], inputs["lattice"]) as lattice:
                 plan, names = await lattice.plan(manifest)
         except CredentialsRefused as exc:
             await self.log.warn(str(exc))  # preview says it now; up would fail on it
@@ -182,15 +181,15 @@ class ApplicationResource:
 
     # create / update -----------------------------------------------------------------
     async def create(self, inputs: dict[str, Any], preview: bool) -> Created:
-        outputs = await self._apply(inputs, preview, urn_name=str(inputs.get("name")))
+        outputs = await self._apply(inputs, preview)
         return Created(str(inputs.get("name")) if not preview else "", outputs)
 
     async def update(
         self, id: str, olds: dict[str, Any], news: dict[str, Any], preview: bool
     ) -> dict[str, Any]:
-        return await self._apply(news, preview, urn_name=id)
+        return await self._apply(news, preview)
 
-    async def _apply(self, inputs: dict[str, Any], preview: bool, urn_name: str) -> dict[str, Any]:
+    async def _apply(self, inputs: dict[str, Any], preview: bool) -> dict[str, Any]:
         if preview:
             return {**inputs, "version": UNKNOWN, "status": UNKNOWN}
         manifest = parse_manifest(inputs["manifest"]).manifest
@@ -201,7 +200,7 @@ class ApplicationResource:
                 "labels match the spreads, change the spread requirements, or set "
                 "allowUnplaced: true. Nothing was deployed",
             )
-        async with self._connect(str(inputs["natsUrl"]), str(inputs["lattice"])) as lattice:
+        async with self._connect(inputs["natsUrl"], inputs["lattice"]) as lattice:
             try:
                 stored = await _stored(lattice, manifest.name)
             except nats.errors.NoRespondersError:
@@ -257,12 +256,12 @@ class ApplicationResource:
                     last = shown
                 if info.type is StatusType.DEPLOYED:
                     return info.type.value
-                if info.type is StatusType.FAILED and (
-                    allow_unplaced and "no hosts match" in info.message
-                ):
-                    return info.type.value
-                if info.type is StatusType.FAILED and "no hosts match" not in info.message:
-                    raise RuntimeError(f"{manifest.name} failed to deploy: {info.message}")
+                if info.type is StatusType.FAILED:
+                    if "no hosts match" not in info.message:
+                        raise RuntimeError(f"{manifest.name} failed to deploy: {info.message}")
+                    if allow_unplaced:
+                        return info.type.value
+                    # else: a host may still join; wait for it until the deadline
             await asyncio.sleep(0.1)
         raise RuntimeError(
             f"{manifest.name} did not reach deployed in {DEPLOY_TIMEOUT:.0f}s: {last}"
@@ -274,7 +273,7 @@ class ApplicationResource:
             return await self._import(id, state)
         manifest = parse_manifest(state["manifest"]).manifest
         try:
-            async with self._connect(str(state["natsUrl"]), str(state["lattice"])) as lattice:
+            async with self._connect(state["natsUrl"], state["lattice"]) as lattice:
                 placement = await lattice.running(manifest)
                 try:
                     stored = await _stored(lattice, id)
@@ -303,7 +302,7 @@ class ApplicationResource:
         if not state.get("natsUrl"):
             raise InputError("natsUrl", "set wasmcloud:natsUrl to import an application")
         lattice_name = str(state.get("lattice") or "default")
-        async with self._connect(str(state["natsUrl"]), lattice_name) as lattice:
+        async with self._connect(state["natsUrl"], lattice_name) as lattice:
             stored = await _stored(lattice, id)
             deployed = stored.deployed_manifest() if stored else None
         if deployed is None:
@@ -318,7 +317,7 @@ class ApplicationResource:
 
     async def delete(self, id: str, state: dict[str, Any]) -> None:
         try:
-            async with self._connect(str(state["natsUrl"]), str(state["lattice"])) as lattice:
+            async with self._connect(state["natsUrl"], state["lattice"]) as lattice:
                 await lattice.wadm.delete(id)
                 manifest = parse_manifest(state["manifest"]).manifest
                 deadline = time.monotonic() + 60

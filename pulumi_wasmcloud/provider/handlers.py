@@ -65,3 +65,7 @@ def changed_keys(
     olds: dict[str, Any], news: dict[str, Any], keys: tuple[str, ...]
 ) -> dict[str, tuple[Any, Any]]:
     return {k: (olds.get(k), news.get(k)) for k in keys if olds.get(k) != news.get(k)}
+
+
+def nats_url_required() -> InputError:
+    return InputError("natsUrl", "required: pass lattice.nats_url or set wasmcloud:natsUrl")

@@ -21,7 +21,14 @@ from host_agent.lattice.client import CtlError
 from host_agent.local.lattice import tool
 from host_agent.local.supervisor import ManagedProcess
 from host_agent.model.naming import is_valid_label_key
-from pulumi_wasmcloud.provider.handlers import Checked, Created, Diff, InputError, changed_keys
+from pulumi_wasmcloud.provider.handlers import (
+    Checked,
+    Created,
+    Diff,
+    InputError,
+    changed_keys,
+    nats_url_required,
+)
 from pulumi_wasmcloud.provider.live import LatticeUnreachable, connect
 from pulumi_wasmcloud.provider.values import UNKNOWN
 
@@ -51,9 +58,7 @@ class HostResource:
                 InputError("target", f"unknown target {target!r}; this version supports 'local'")
             )
         if not news.get("natsUrl"):
-            failures.append(
-                InputError("natsUrl", "required: pass lattice.nats_url or set wasmcloud:natsUrl")
-            )
+            failures.append(nats_url_required())
         inputs = {
             "name": news.get("name"),
             "natsUrl": news.get("natsUrl"),

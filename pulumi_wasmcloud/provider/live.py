@@ -120,8 +120,7 @@ class Lattice:
 
     async def plan(self, manifest: Manifest) -> tuple[PlacementPlan, dict[str, str]]:
         view, names = await self.view()
-        ids = {c.name: c.component_id(manifest.name) for c in manifest.spec.components}
-        return plan_placement(manifest, view.inventory(ids)), names
+        return plan_placement(manifest, view.inventory_for(manifest)), names
 
     async def stranded_by(self, host_id: str) -> list[str]:
         """Deployed applications whose instances could go nowhere if ``host_id`` left,
@@ -135,8 +134,7 @@ class Lattice:
             if reply.manifest is None:
                 continue
             manifest = parse_manifest(reply.manifest).manifest
-            ids = {c.name: c.component_id(manifest.name) for c in manifest.spec.components}
-            lost = newly_unplaced(manifest, view.inventory(ids), host_id)
+            lost = newly_unplaced(manifest, view.inventory_for(manifest), host_id)
             stranded += [f"{manifest.name}: {name} x{n}" for name, n in sorted(lost.items())]
         return stranded
 
