@@ -19,10 +19,10 @@ from nats.aio.subscription import Subscription
 from wasmtime import Engine
 
 from host_agent.host.links import LinkIndex
+from host_agent.interfaces.keyvalue import KeyValueError
 from host_agent.runtime.image import HTTP_HANDLER, ComponentImage, load_component
 from host_agent.runtime.instance import ComponentInstance, import_problems
 from host_agent.runtime.pool import InstancePool
-from host_agent.runtime.wasi_keyvalue import KeyValueError
 from host_agent.wrpc import keyvalue as kv
 from host_agent.wrpc.codec import DecodeError
 from host_agent.wrpc.http import (

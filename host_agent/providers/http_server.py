@@ -16,9 +16,9 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 from nats.aio.client import Client as NatsClient
 
+from host_agent.interfaces.http import HttpRequest, HttpResponse
 from host_agent.providers.contract import HostData, InterfaceLinkDefinition
 from host_agent.providers.sdk import run_provider
-from host_agent.runtime.messages import HttpRequest, HttpResponse
 from host_agent.wrpc.http import (
     HTTP_INSTANCE,
     decode_response,

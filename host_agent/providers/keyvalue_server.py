@@ -12,9 +12,9 @@ from collections.abc import Awaitable, Callable
 
 from nats.aio.client import Client as NatsClient
 
+from host_agent.interfaces.keyvalue import KeyValueError
 from host_agent.providers.contract import HostData, InterfaceLinkDefinition
 from host_agent.providers.kv_backends import KeyValueBackend
-from host_agent.runtime.wasi_keyvalue import KeyValueError
 from host_agent.wrpc import keyvalue as kv
 from host_agent.wrpc.transport import Payload, WrpcServer
 

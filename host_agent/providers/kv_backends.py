@@ -15,7 +15,7 @@ from nats.js.errors import BucketNotFoundError, KeyNotFoundError, KeyWrongLastSe
 from nats.js.kv import KeyValue
 from redis.exceptions import RedisError
 
-from host_agent.runtime.wasi_keyvalue import KeyValueError
+from host_agent.interfaces.keyvalue import KeyValueError
 
 PAGE = 1000  # keys per list-keys page
 

@@ -13,11 +13,11 @@ from typing import Any
 from wasmtime import Store, WasmtimeError
 from wasmtime.component import Linker, ResourceType
 
+from host_agent.interfaces.http import HttpRequest, HttpResponse
 from host_agent.lattice.protocol import Link
 from host_agent.runtime import compat
 from host_agent.runtime.image import HTTP_HANDLER, ComponentImage
 from host_agent.runtime.interface import HostInterface
-from host_agent.runtime.messages import HttpRequest, HttpResponse
 from host_agent.runtime.resources import ResourceTable
 from host_agent.runtime.wasi_cli import cli_interfaces
 from host_agent.runtime.wasi_http import (

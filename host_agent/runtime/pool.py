@@ -13,8 +13,8 @@ import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
+from host_agent.interfaces.http import HttpRequest, HttpResponse
 from host_agent.runtime.instance import ComponentInstance, ComponentTrap
-from host_agent.runtime.messages import HttpRequest, HttpResponse
 
 log = logging.getLogger(__name__)
 

@@ -12,8 +12,8 @@ from typing import Any
 
 from wasmtime.component import ResourceAny, Variant
 
+from host_agent.interfaces.http import Headers, HttpRequest, HttpResponse
 from host_agent.runtime.interface import HostInterface
-from host_agent.runtime.messages import Headers, HttpRequest, HttpResponse
 from host_agent.runtime.resources import ResourceTable
 from host_agent.runtime.wasi_io import InputStream, OutputStream, Pollable
 

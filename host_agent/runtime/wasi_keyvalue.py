@@ -10,26 +10,16 @@ from typing import Any, Protocol
 
 from wasmtime.component import Record, ResourceAny, Variant
 
+from host_agent.interfaces.keyvalue import KEYVALUE_VERSION, KeyValueError
 from host_agent.runtime.interface import HostInterface
 from host_agent.runtime.resources import ResourceTable
 
-# wasmCloud 1.x keyvalue providers serve this draft; components built against another
-# draft (the tutorial's draft vs draft2 pitfall) are refused at scale and link time.
-KEYVALUE_VERSION = "0.2.0-draft"
 
-
-class KeyValueError(Exception):
-    """A wasi:keyvalue `error` value: no-such-store, access-denied or other(message)."""
-
-    def __init__(self, kind: str, message: str = "") -> None:
-        super().__init__(message or kind)
-        self.kind = kind
-        self.message = message
-
-    def variant(self) -> Variant:
-        if self.kind == "other":
-            return Variant("other", self.message)
-        return Variant(self.kind)
+def error_variant(error: KeyValueError) -> Variant:
+    """The guest's view of a KeyValueError: wasi:keyvalue/store's `error` variant."""
+    if error.kind == "other":
+        return Variant("other", error.message)
+    return Variant(error.kind)
 
 
 class KeyValueClient(Protocol):
@@ -53,7 +43,7 @@ def keyvalue_interfaces(table: ResourceTable, client: KeyValueClient) -> list[Ho
         try:
             result = call()
         except KeyValueError as error:
-            return error.variant()
+            return error_variant(error)
         return result
 
     def open_(store: Any, identifier: str) -> Any:

@@ -15,7 +15,7 @@ end marker follows on the nested path 0.0, because an empty inline chunk means
 
 from __future__ import annotations
 
-from host_agent.runtime.messages import Headers, HttpRequest, HttpResponse
+from host_agent.interfaces.http import Headers, HttpRequest, HttpResponse
 from host_agent.wrpc.codec import DecodeError, Reader, Writer, read_stream_frames, stream_frames
 from host_agent.wrpc.transport import Payload
 

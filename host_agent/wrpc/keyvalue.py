@@ -10,11 +10,11 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-from host_agent.runtime.wasi_keyvalue import KEYVALUE_VERSION, KeyValueError
+from host_agent.interfaces.keyvalue import KEYVALUE_ERROR_KINDS, KEYVALUE_VERSION, KeyValueError
 from host_agent.wrpc.codec import DecodeError, Reader, Writer
 
 T = TypeVar("T")
-ERROR_CASES = ("no-such-store", "access-denied", "other")
+ERROR_CASES = KEYVALUE_ERROR_KINDS
 
 
 def instance(interface: str) -> str:

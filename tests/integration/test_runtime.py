@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 from wasmtime import Engine
 
+from host_agent.interfaces.http import HttpRequest
+from host_agent.interfaces.keyvalue import KeyValueError
 from host_agent.runtime.image import ComponentImage, ComponentLoadError, load_component
 from host_agent.runtime.instance import ComponentInstance, ComponentTrap, import_problems
-from host_agent.runtime.messages import HttpRequest
 from host_agent.runtime.pool import InstancePool
-from host_agent.runtime.wasi_keyvalue import KeyValueError
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 

@@ -45,3 +45,44 @@ def test_importing_every_host_agent_module_loads_no_pulumi() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=False, timeout=60
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_transport_and_providers_do_not_import_the_runtime() -> None:
+    # A provider process serves HTTP or keyvalue over wRPC: it needs the interface shapes
+    # (host_agent.interfaces), never the component runtime and the wasmtime it loads.
+    lower = [PACKAGE_DIR / "wrpc", PACKAGE_DIR / "providers", PACKAGE_DIR / "interfaces"]
+    offenders = []
+    for folder in lower:
+        for path in folder.rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text(), str(path))):
+                names: list[str] = []
+                if isinstance(node, ast.Import):
+                    names = [alias.name for alias in node.names]
+                elif isinstance(node, ast.ImportFrom) and node.module:
+                    names = [node.module]
+                offenders += [
+                    f"{path}: {n}"
+                    for n in names
+                    if n == "host_agent.runtime" or n.startswith("host_agent.runtime.")
+                ]
+    assert offenders == []
+
+    modules = [
+        m.name
+        for m in pkgutil.walk_packages([str(PACKAGE_DIR)], "host_agent.")
+        if m.name.split(".")[1] in ("wrpc", "providers", "interfaces")
+        and not m.name.endswith("__main__")
+    ]
+    assert "host_agent.providers.http_server" in modules
+    assert "host_agent.providers.keyvalue_redis" in modules
+    code = (
+        "import importlib, sys\n"
+        f"for name in {modules!r}: importlib.import_module(name)\n"
+        "bad = [m for m in sys.modules if m.split('.')[0] == 'wasmtime'"
+        " or m.startswith('host_agent.runtime')]\n"
+        "print(bad); sys.exit(1 if bad else 0)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=False, timeout=60
+    )
+    assert result.returncode == 0, result.stdout + result.stderr

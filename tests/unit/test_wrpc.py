@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from host_agent.runtime.messages import HttpRequest, HttpResponse
-from host_agent.runtime.wasi_keyvalue import KeyValueError
+from host_agent.interfaces.http import HttpRequest, HttpResponse
+from host_agent.interfaces.keyvalue import KeyValueError
 from host_agent.wrpc import keyvalue as kv
 from host_agent.wrpc.codec import DecodeError, Reader, Writer, read_stream_frames, stream_frames
 from host_agent.wrpc.http import (

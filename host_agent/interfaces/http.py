@@ -1,4 +1,5 @@
-"""Plain HTTP request/response values passed between providers, wRPC and the runtime."""
+"""Plain wasi:http request/response values: what the http-server provider, the wRPC
+codec and the component runtime pass between each other."""
 
 from __future__ import annotations
 
