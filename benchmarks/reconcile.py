@@ -24,9 +24,9 @@ from typing import Any
 import nats
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from host_agent.controller.api_types import StatusType
 from host_agent.lattice.client import CtlClient
 from host_agent.lattice.wadm import WadmClient
+from host_agent.lattice.wadm_types import StatusType
 from tests.lattice import ControllerProcess, HostProcess, NatsServer
 
 ROOT = Path(__file__).resolve().parent.parent

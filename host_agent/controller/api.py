@@ -1,8 +1,10 @@
 """The wadm API (``wadm.api.{lattice}.model.*``): one method per operation.
 
-Replies use wadm's shapes (api_types.py) and, where wash shows them to people, wadm's
-wording. The API only changes stored state; reconciliation notices the change by
-watching the manifests bucket, whichever controller served the request.
+Requests and replies use wadm's shapes (``host_agent.lattice.wadm_types``) and, where
+wash shows them to people, wadm's wording. Request bodies are parsed strictly: a field of
+the wrong type is refused naming the field, and nothing is changed. The API only changes
+stored state; reconciliation notices the change by watching the manifests bucket,
+whichever controller served the request.
 """
 
 from __future__ import annotations
@@ -11,9 +13,16 @@ import json
 import logging
 from typing import Any
 
-from host_agent.controller.api_types import (
+from host_agent.controller.storage import ManifestStore, StatusStore
+from host_agent.lattice.stored_manifest import StoreConflict, StoredManifest, new_ulid
+from host_agent.lattice.strict import BadRequest
+from host_agent.lattice.subjects import WADM_API_PREFIX
+from host_agent.lattice.wadm_types import (
+    DeleteModelRequest,
     DeleteModelResponse,
+    DeployModelRequest,
     DeployModelResponse,
+    GetModelRequest,
     GetModelResponse,
     ListModelsResponse,
     ModelSummary,
@@ -22,13 +31,12 @@ from host_agent.controller.api_types import (
     StatusInfo,
     StatusResponse,
     StatusType,
+    UndeployModelRequest,
     VersionInfo,
     VersionResponse,
     error_reply,
+    parse_model_request,
 )
-from host_agent.controller.storage import ManifestStore, StatusStore
-from host_agent.controller.stored import StoreConflict, StoredManifest, new_ulid
-from host_agent.lattice.subjects import WADM_API_PREFIX
 from host_agent.model.issues import ManifestError
 from host_agent.model.loader import parse_manifest, parse_manifest_text
 from host_agent.model.manifest import VERSION_ANNOTATION, Manifest
@@ -50,14 +58,6 @@ def parse_api_subject(subject: str, lattice: str) -> tuple[str, str | None]:
     return tokens[0], tokens[1] if len(tokens) == 2 else None
 
 
-def _requested_version(body: bytes) -> str | None:
-    if not body.strip():
-        return None
-    data = json.loads(body)
-    version = data.get("version") if isinstance(data, dict) else None
-    return version if isinstance(version, str) else None
-
-
 class WadmApi:
     def __init__(self, manifests: ManifestStore, statuses: StatusStore) -> None:
         self.manifests = manifests
@@ -77,21 +77,25 @@ class WadmApi:
                     models = await self.list_models()
                     return json.dumps([m.model_dump(mode="json") for m in models.models]).encode()
                 case "get", str():
-                    return await self.get(name, _requested_version(body))
+                    get = parse_model_request(GetModelRequest, body, operation)
+                    return await self.get(name, get.version)
                 case "versions", str():
                     return await self.versions(name)
                 case "del", str():
-                    return await self.delete(name, _requested_version(body))
+                    delete = parse_model_request(DeleteModelRequest, body, operation)
+                    return await self.delete(name, delete.version)
                 case "deploy", str():
-                    return await self.deploy(name, _requested_version(body))
+                    deploy = parse_model_request(DeployModelRequest, body, operation)
+                    return await self.deploy(name, deploy.version)
                 case "undeploy", str():
+                    parse_model_request(UndeployModelRequest, body, operation)
                     return await self.undeploy(name)
                 case "status", str():
                     return await self.status(name)
                 case "history", str():
                     return error_reply("history is not currently supported; use versions")
             return error_reply(f"unsupported operation {operation!r} on {subject}")
-        except (ValueError, json.JSONDecodeError) as exc:
+        except (BadRequest, ValueError) as exc:  # BadRequest names the field; nothing changed
             return error_reply(str(exc))
         except Exception as exc:  # storage failures must still answer the caller
             log.exception("wadm API request on %s failed", subject)
@@ -188,16 +192,17 @@ class WadmApi:
         def change(stored: StoredManifest | None) -> StoredManifest | None:
             if stored is None:
                 return None
-            outcome["found"] = version is None or stored.resolve(version) is not None
+            outcome["found"] = version is None or version in stored.manifests
             left, outcome["undeployed"] = stored.delete(version)
             return left
 
         await self.manifests.update(name, change)
         if not outcome["found"]:
+            which = "all" if version is None else repr(version)
             return DeleteModelResponse(
-                result="noop", message=f"Model {name} (version {version or 'all'}) not found"
+                result="noop", message=f"Model {name} (version {which}) not found"
             ).to_json()
-        what = f"version {version} of {name}" if version else f"all versions of {name}"
+        what = f"all versions of {name}" if version is None else f"version {version} of {name}"
         undeployed = bool(outcome["undeployed"])
         note = "; it was deployed, so it is being undeployed" if undeployed else ""
         return DeleteModelResponse(

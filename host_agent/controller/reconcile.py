@@ -15,8 +15,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from host_agent.controller.api_types import ScalerStatus, StatusInfo, StatusType
 from host_agent.controller.view import LatticeView
+from host_agent.lattice.wadm_types import ScalerStatus, StatusInfo, StatusType
 from host_agent.model.manifest import DAEMONSCALER, Component, ConfigProperty, Manifest
 from host_agent.model.naming import config_name
 from host_agent.placement.planner import PlacementPlan, WorkloadPlan, plan_placement

@@ -24,7 +24,6 @@ from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 
 from host_agent.controller.api import WadmApi
-from host_agent.controller.api_types import Status, StatusInfo, StatusType, aggregate_status
 from host_agent.controller.leader import LeaderLease
 from host_agent.controller.reconcile import (
     Command,
@@ -48,6 +47,7 @@ from host_agent.lattice.subjects import (
     WADM_API_QUEUE,
     events_wildcard,
 )
+from host_agent.lattice.wadm_types import Status, StatusInfo, StatusType, aggregate_status
 from host_agent.model.issues import ManifestError
 from host_agent.model.loader import parse_manifest
 from host_agent.model.manifest import Manifest

@@ -16,15 +16,15 @@ from nats.js.api import StorageType, StreamConfig
 from nats.js.errors import NotFoundError
 from nats.js.kv import KeyValue
 
-from host_agent.controller.api_types import Status
-from host_agent.controller.stored import StoredManifest
 from host_agent.lattice.jetstream import open_kv, read_json, update_json
+from host_agent.lattice.stored_manifest import StoredManifest
 from host_agent.lattice.subjects import (
     WADM_MANIFESTS_BUCKET,
     WADM_STATUS_PREFIX,
     WADM_STATUS_STREAM,
     wadm_status_subject,
 )
+from host_agent.lattice.wadm_types import Status
 
 StoredChange = Callable[[StoredManifest | None], StoredManifest | None]
 

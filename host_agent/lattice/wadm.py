@@ -1,5 +1,5 @@
 """A small async client for the wadm API (used by tests, ``wasmcloud up`` and the Pulumi
-provider). Replies come back as the typed shapes in ``controller.api_types``."""
+provider). Replies come back as the typed shapes in ``lattice.wadm_types``."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ from typing import Any, TypeVar
 from nats.aio.client import Client as NatsClient
 from pydantic import BaseModel
 
-from host_agent.controller.api_types import (
+from host_agent.lattice.subjects import DEFAULT_LATTICE, wadm_api_subject
+from host_agent.lattice.wadm_types import (
     DeleteModelResponse,
     DeployModelResponse,
     GetModelResponse,
@@ -18,7 +19,6 @@ from host_agent.controller.api_types import (
     StatusResponse,
     VersionResponse,
 )
-from host_agent.lattice.subjects import DEFAULT_LATTICE, wadm_api_subject
 
 Reply = TypeVar("Reply", bound=BaseModel)
 

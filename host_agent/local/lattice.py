@@ -20,9 +20,9 @@ from pathlib import Path
 import nats
 import nats.errors
 
-from host_agent.controller.api_types import StatusType
 from host_agent.lattice.client import CtlClient
 from host_agent.lattice.wadm import WadmClient, WadmError
+from host_agent.lattice.wadm_types import StatusType
 from host_agent.local.supervisor import ManagedProcess, StartError, listening, start_server
 from host_agent.model import load_manifest
 
@@ -52,15 +52,23 @@ class LocalLattice:
 
     # ---------------------------------------------------------------------------------
     def up(self, manifest_path: Path, timeout: float = 120.0) -> None:
+        asyncio.run(self._up(manifest_path, timeout))
+
+    def down(self) -> list[str]:
+        """Stop host, redis-server, nats-server (in that order); return what was stopped."""
+        return run_blocking(self._down())
+
+    # ---------------------------------------------------------------------------------
+    async def _up(self, manifest_path: Path, timeout: float) -> None:
         procs = self.processes()
-        self._start(
+        await self._start(
             procs["nats-server"],
             [tool("nats-server"), "-a", "127.0.0.1", "-p", str(self.nats_port), "-js",
              "-sd", str(self.state_dir / "jetstream")],
             self.nats_port,
             "--nats-port",
         )  # fmt: skip
-        self._start(
+        await self._start(
             procs["redis-server"],
             [tool("redis-server"), "--bind", "127.0.0.1", "--port", str(self.redis_port),
              "--dir", str(self.state_dir), "--save", "60", "1"],
@@ -74,20 +82,18 @@ class LocalLattice:
         ]  # fmt: skip
         pid, started = procs["host"].start(host_argv, cwd=Path.cwd())
         self.progress(f"{'started' if started else 'reusing'} host + controller (pid {pid})")
-        asyncio.run(self._deploy(manifest_path, timeout))
+        await self._deploy(manifest_path, timeout)
 
-    def down(self) -> list[str]:
-        """Stop host, redis-server, nats-server (in that order); return what was stopped."""
+    async def _down(self) -> list[str]:
         stopped = []
         for name, proc in reversed(self.processes().items()):
-            if proc.stop():
+            if await proc.stop_async():
                 stopped.append(name)
                 self.progress(f"stopped {name}")
         return stopped
 
-    # ---------------------------------------------------------------------------------
-    def _start(self, proc: ManagedProcess, argv: list[str], port: int, flag: str) -> None:
-        pid, started = start_server(proc, argv, port, f"pick another port with {flag}")
+    async def _start(self, proc: ManagedProcess, argv: list[str], port: int, flag: str) -> None:
+        pid, started = await start_server(proc, argv, port, f"pick another port with {flag}")
         where = f"127.0.0.1:{port}"
         if started:
             self.progress(f"started {proc.name} (pid {pid}, {where}, log {proc.logfile})")
@@ -103,13 +109,15 @@ class LocalLattice:
             deadline = time.monotonic() + timeout
             await _until(deadline, lambda: _has_host(ctl), "no host joined the lattice")
             await _until(deadline, lambda: _answers(wadm), "the controller did not answer")
-            try:
-                put = await wadm.put(manifest_path.read_bytes())
-                self.progress(f"put {put.name} {put.current_version}")
-            except WadmError as exc:
-                if "already exists" not in str(exc):
-                    raise LocalLatticeError(f"{manifest_path}: {exc}") from None
+            stored = await wadm.versions(manifest.name)
+            if any(v.version == manifest.version for v in stored.versions):
                 self.progress(f"{manifest.name} {manifest.version} already stored")
+            else:
+                try:
+                    put = await wadm.put(manifest_path.read_bytes())
+                except WadmError as exc:
+                    raise LocalLatticeError(f"{manifest_path}: {exc}") from None
+                self.progress(f"put {put.name} {put.current_version}")
             await wadm.deploy(manifest.name, manifest.version)
             self.progress(f"deploying {manifest.name} {manifest.version} ...")
             last = ""
@@ -137,7 +145,7 @@ class LocalLattice:
         the provider has received its link. Wait for it so the printed curl works."""
         for url in http_addresses(manifest_path):
             host, _, port = url.removeprefix("http://").rpartition(":")
-            while not listening(int(port), host) and time.monotonic() < deadline:
+            while not await listening_async(int(port), host) and time.monotonic() < deadline:
                 await asyncio.sleep(0.1)
             self.progress(f"listening on {url}")
 

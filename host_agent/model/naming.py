@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import re
 
+# wadm's "newest version" keyword is part of its API; defined once, with the wire shapes.
+from host_agent.lattice.wadm_types import LATEST_VERSION as LATEST_VERSION
+
 # wadm refuses application names outside this pattern (validation.rs, MANIFEST_NAME_REGEX).
 MANIFEST_NAME_PATTERN = re.compile(r"^[-\w]+$")
-LATEST_VERSION = "latest"
 
 
 def normalize_name(name: str) -> str:

@@ -20,9 +20,9 @@ from typing import Any
 
 import nats.errors
 
-from host_agent.controller.api_types import StatusType
-from host_agent.controller.stored import StoredManifest
+from host_agent.lattice.stored_manifest import StoredManifest
 from host_agent.lattice.wadm import WadmError
+from host_agent.lattice.wadm_types import StatusType
 from host_agent.model.issues import ManifestError
 from host_agent.model.loader import load_manifest, parse_manifest
 from host_agent.model.manifest import VERSION_ANNOTATION, Manifest

@@ -8,7 +8,6 @@ from typing import Any
 import pytest
 
 from host_agent.controller.api import parse_api_subject
-from host_agent.controller.api_types import StatusType, aggregate_status
 from host_agent.controller.reconcile import (
     APPSPEC,
     DeleteConfig,
@@ -22,8 +21,9 @@ from host_agent.controller.reconcile import (
     owned_by,
     reconcile,
 )
-from host_agent.controller.stored import StoreConflict, StoredManifest, new_ulid
 from host_agent.controller.view import ComponentSeen, HostRecord, LatticeView, ProviderSeen
+from host_agent.lattice.stored_manifest import StoreConflict, StoredManifest, new_ulid
+from host_agent.lattice.wadm_types import StatusType, aggregate_status
 from host_agent.model import Manifest, load_manifest, parse_manifest
 from host_agent.placement import plan_placement
 

@@ -12,7 +12,7 @@ from pulumi.provider.experimental.provider import PropertyDiffKind
 from pulumi.runtime.proto import language_pb2
 from pulumi.runtime.rpc import UNKNOWN as UNKNOWN_SENTINEL
 
-from host_agent.controller.stored import StoredManifest
+from host_agent.lattice.stored_manifest import StoredManifest
 from host_agent.model.loader import parse_manifest
 from pulumi_wasmcloud.app import CapabilityProvider, Component, Link, Spread, build_manifest
 from pulumi_wasmcloud.language_host import exec_arguments, exec_environment

@@ -1,15 +1,62 @@
 """The wadm API's JSON shapes (wadm-types 0.7, as wadm 0.20 and wash 0.36 use them).
 
-Defined once here; the API server builds replies from them and tests read replies back
-through them. Field names and enum spellings are wadm's (snake_case, lowercase).
+Defined once here; the controller parses requests and builds replies with them, and
+clients (``WadmClient``, the Pulumi provider, tests) read replies back through them.
+Field names and enum spellings are wadm's (snake_case, lowercase).
+
+Requests are parsed strictly from their JSON text, as wadm's serde does: ``{"version":
+["x"]}`` or ``{"version": 5}`` is refused naming ``version``, never read as "no version"
+(which for ``model.del`` means every version). Like wadm, unknown fields are ignored and
+an empty body means "no version".
 """
 
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from host_agent.lattice.strict import StrictModel, parse_json
+
+# The version keyword wadm reads as "the newest stored version" (and refuses as a name).
+LATEST_VERSION = "latest"
+
+
+# Requests -------------------------------------------------------------------------------
+class GetModelRequest(StrictModel):
+    """``model.get.{name}``: one version, or the newest when absent or null."""
+
+    version: str | None = None
+
+
+class DeleteModelRequest(StrictModel):
+    """``model.del.{name}``: one version, or every version when absent or null."""
+
+    version: str | None = None
+
+
+class DeployModelRequest(StrictModel):
+    """``model.deploy.{name}``: a version, or the newest when absent, null or ``latest``."""
+
+    version: str | None = None
+
+
+class UndeployModelRequest(StrictModel):
+    """``model.undeploy.{name}``: no fields (reserved by wadm), but the body must be an object."""
+
+
+RequestT = TypeVar("RequestT", bound=StrictModel)
+
+
+def parse_model_request(model: type[RequestT], body: bytes, operation: str) -> RequestT:
+    """A wadm API request body; empty means "no fields given", as in wadm."""
+    if not body.strip():
+        return model()
+    return parse_json(model, body, f"model.{operation} request")
+
+
+# Replies --------------------------------------------------------------------------------
 
 
 class StatusType(StrEnum):

@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from host_agent.model.naming import LATEST_VERSION
+from host_agent.lattice.wadm_types import LATEST_VERSION
 
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 
@@ -81,10 +81,13 @@ class StoredManifest:
         return replace(self, deployed_version=None)
 
     def delete(self, version: str | None) -> tuple[StoredManifest | None, bool]:
-        """Remove one version (or all with ``None``): (what is left or None, undeployed?)."""
-        if not version:
+        """Remove one version (or all with ``None`` only): (what is left or None, undeployed?).
+
+        The version must be a stored name, as in wadm: ``""`` or ``latest`` delete nothing.
+        """
+        if version is None:
             return None, self.deployed_version is not None
-        chosen = self.resolve(version)
+        chosen = version if version in self.manifests else None
         if chosen is None:
             return self, False
         left = {v: m for v, m in self.manifests.items() if v != chosen}
