@@ -1,21 +1,28 @@
 """The host <-> provider contract of wasmCloud 1.x: HostData on stdin and link definitions.
 
-Defined once here; the host writes these shapes and the provider SDK reads them.
+Defined once here; the host writes these shapes and the provider SDK reads them. Both are
+parsed strictly from their JSON (wasmcloud-core's serde types are the reference): a field
+of the wrong type is refused naming the field, never read as a default. As in serde,
+unknown fields are ignored, so a newer host's extra fields do not break a provider.
 """
 
 from __future__ import annotations
 
 import base64
-import json
-from typing import Any
+import binascii
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
+
+from host_agent.lattice.protocol import ConfigValues
+from host_agent.lattice.strict import BadRequest, StrictModel, parse_json
+
+# Encrypted secret bytes (serde's Vec<u8>: a JSON list of numbers).
+SecretBytes = list[Annotated[int, Field(ge=0, le=255)]]
 
 
-class InterfaceLinkDefinition(BaseModel):
+class InterfaceLinkDefinition(StrictModel):
     """A link as a provider sees it: config names already resolved to values."""
-
-    model_config = ConfigDict(extra="ignore")
 
     source_id: str
     target: str
@@ -25,17 +32,20 @@ class InterfaceLinkDefinition(BaseModel):
     interfaces: list[str]
     source_config: dict[str, str] = Field(default_factory=dict)
     target_config: dict[str, str] = Field(default_factory=dict)
-    source_secrets: Any = None
-    target_secrets: Any = None
+    source_secrets: SecretBytes | None = None
+    target_secrets: SecretBytes | None = None
 
     @property
     def key(self) -> tuple[str, str, str, str, str]:
         return (self.source_id, self.target, self.name, self.wit_namespace, self.wit_package)
 
+    @classmethod
+    def parse(cls, payload: bytes) -> InterfaceLinkDefinition:
+        """A link pushed on ``linkdefs.put``/``.del``, or ``BadRequest`` naming the field."""
+        return parse_json(cls, payload, "link definition")
 
-class HostData(BaseModel):
-    model_config = ConfigDict(extra="ignore")
 
+class HostData(StrictModel):
     host_id: str
     lattice_rpc_prefix: str
     link_name: str = "default"
@@ -48,12 +58,14 @@ class HostData(BaseModel):
     link_definitions: list[InterfaceLinkDefinition] = Field(default_factory=list)
     cluster_issuers: list[str] = Field(default_factory=list)
     config: dict[str, str] = Field(default_factory=dict)
+    # Opaque to the built-in providers (secret values, OpenTelemetry settings): any JSON
+    # object is accepted, but the field itself must be an object.
     secrets: dict[str, Any] = Field(default_factory=dict)
     host_xkey_public_key: str = ""
     provider_xkey_private_key: str = ""
-    default_rpc_timeout_ms: int = 2000
+    default_rpc_timeout_ms: int | None = Field(default=2000, ge=0)
     structured_logging: bool = False
-    log_level: str = "info"
+    log_level: str | None = "info"
     otel_config: dict[str, Any] = Field(default_factory=lambda: {"enable_observability": False})
 
     def encode(self) -> bytes:
@@ -62,7 +74,28 @@ class HostData(BaseModel):
 
     @classmethod
     def decode(cls, line: bytes) -> HostData:
-        return cls.model_validate(json.loads(base64.b64decode(line.strip())))
+        """Read the stdin line, or raise ``BadRequest`` naming what is wrong."""
+        try:
+            text = base64.b64decode(line.strip(), validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise BadRequest(f"invalid HostData on stdin: not base64 ({exc})") from None
+        return parse_json(cls, text, "HostData on stdin")
+
+
+class ShutdownRequest(StrictModel):
+    """The body of ``default.shutdown``: which host asks (the same provider id may run on
+    several hosts; only the one whose host asks stops)."""
+
+    host_id: str = ""
+
+    @classmethod
+    def parse(cls, payload: bytes) -> ShutdownRequest:
+        return parse_json(cls, payload or b"{}", "shutdown request")
+
+
+def parse_config_update(payload: bytes) -> dict[str, str]:
+    """The body of ``config.update``: the provider's merged config, string -> string."""
+    return parse_json(ConfigValues, payload or b"{}", "config update").root
 
 
 def provider_subject(lattice: str, provider_id: str, operation: str) -> str:

@@ -20,6 +20,7 @@ import nats
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 
+from host_agent.lattice.strict import BadRequest
 from host_agent.providers.contract import (
     CONFIG_UPDATE,
     HEALTH,
@@ -28,6 +29,8 @@ from host_agent.providers.contract import (
     SHUTDOWN,
     HostData,
     InterfaceLinkDefinition,
+    ShutdownRequest,
+    parse_config_update,
     provider_subject,
 )
 
@@ -67,19 +70,29 @@ async def serve(handler: ProviderHandler, host: HostData) -> None:
         healthy, message = await handler.health()
         await msg.respond(json.dumps({"healthy": healthy, "message": message}).encode())
 
+    async def refuse(msg: Msg, error: BadRequest) -> None:
+        # Pushes are published without a reply subject; the log is where a refusal shows.
+        log.warning("refused a message on %s: %s", msg.subject, error)
+        if msg.reply:
+            await msg.respond(str(error).encode())
+
     async def on_shutdown(msg: Msg) -> None:
-        with contextlib.suppress(ValueError):
-            if json.loads(msg.data or b"{}").get("host_id", host.host_id) != host.host_id:
-                return  # addressed to the same provider id on another host
+        try:
+            request = ShutdownRequest.parse(msg.data)
+        except BadRequest as error:
+            await refuse(msg, error)
+            return
+        if request.host_id and request.host_id != host.host_id:
+            return  # addressed to the same provider id on another host
         if msg.reply:
             await msg.respond(b"shutting down")
         stop.set()
 
     async def on_link(msg: Msg) -> None:
         try:
-            link = InterfaceLinkDefinition.model_validate_json(msg.data)
-        except ValueError as error:
-            log.warning("ignoring malformed link definition on %s: %s", msg.subject, error)
+            link = InterfaceLinkDefinition.parse(msg.data)
+        except BadRequest as error:
+            await refuse(msg, error)
             return
         try:
             if msg.subject.endswith(LINK_PUT):
@@ -90,9 +103,14 @@ async def serve(handler: ProviderHandler, host: HostData) -> None:
             log.exception("link update failed")
 
     async def on_config(msg: Msg) -> None:
+        try:
+            values = parse_config_update(msg.data)
+        except BadRequest as error:
+            await refuse(msg, error)
+            return
         log.info(
-            "config update received (%d bytes); built-in providers read config at link time",
-            len(msg.data),
+            "config update received (%d values); built-in providers read config at link time",
+            len(values),
         )
 
     await nc.subscribe(subject(SHUTDOWN), cb=on_shutdown)
@@ -128,4 +146,8 @@ def run_provider(handler: ProviderHandler) -> None:
             "provider: expected HostData (base64 JSON) on stdin; providers are started "
             "by a host (provider.start), not by hand"
         )
-    asyncio.run(serve(handler, HostData.decode(line)))
+    try:
+        host = HostData.decode(line)
+    except BadRequest as error:
+        sys.exit(f"provider: {error}")  # one line on stderr, exit status 1
+    asyncio.run(serve(handler, host))
