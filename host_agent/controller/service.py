@@ -236,11 +236,11 @@ class Controller:
     async def refresh_view(self) -> None:
         self._refresh = False
         now = time.monotonic()
-        for host in await self.ctl.ping_hosts(wait=0.5):
-            try:
-                self.view.apply_inventory(await self.ctl.get_inventory(str(host["id"])), now)
-            except (CtlError, TimeoutError, nats.errors.Error) as exc:
-                log.warning("inventory of %s unavailable: %s", host.get("id"), exc)
+        for host in await self.ctl.read_hosts(wait=0.5):
+            if host.inventory is None:
+                log.warning("inventory of %s unavailable: %s", host.host_id, host.error)
+            else:
+                self.view.apply_inventory(host.inventory, now)
 
     async def reconcile_pending(self) -> None:
         """Reconcile what changed since the last round (flags are taken first, so a

@@ -14,6 +14,7 @@ from typing import Any
 
 from host_agent.model.manifest import Manifest
 from host_agent.placement.inventory import HostInventory
+from host_agent.placement.lattice_view import inventory, inventory_for
 
 MISSED_HEARTBEATS = 3
 # How long a sent scale command may take before it is sent again. A host acknowledges a
@@ -52,6 +53,9 @@ class HostRecord:
         if workload_id in self.components:
             return self.components[workload_id].count
         return 1 if workload_id in self.providers else 0
+
+    def workload_ids(self) -> list[str]:
+        return [*self.components, *self.providers]
 
 
 @dataclass(frozen=True)
@@ -236,28 +240,13 @@ class LatticeView:
         return min(deadlines, default=None)
 
     def inventory_for(self, manifest: Manifest) -> list[HostInventory]:
-        """Hosts as the planner sees them for ``manifest``: the components it runs itself
-        by name (a shared component, with no image, is another application's), everything
-        else as load. The controller and `pulumi preview` both plan on this."""
-        ids = {
-            c.name: c.component_id(manifest.name)
-            for c in manifest.spec.components
-            if c.properties.image is not None
-        }
-        return self.inventory(ids)
+        """Hosts as the planner sees them for ``manifest`` (the one rule preview and the
+        controller share: host_agent.placement.lattice_view)."""
+        return inventory_for(manifest, self.hosts.values())
 
     def inventory(self, ids: Mapping[str, str]) -> list[HostInventory]:
         """Hosts as the planner sees them; ``ids`` maps manifest component name -> lattice id."""
-        mine = set(ids.values())
-        hosts = []
-        for host in sorted(self.hosts.values(), key=lambda h: h.id):
-            running = {name: n for name, wid in ids.items() if (n := host.runs(wid))}
-            # Other applications' work counts as load on the host, keyed by lattice id.
-            for wid in [*host.components, *host.providers]:
-                if wid not in mine and wid not in ids:
-                    running[wid] = host.runs(wid)
-            hosts.append(HostInventory(id=host.id, labels=host.labels, running=running))
-        return hosts
+        return inventory(ids, self.hosts.values())
 
 
 def _was_healthy(previous: HostRecord | None, provider_id: str) -> bool:

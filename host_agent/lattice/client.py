@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+from dataclasses import dataclass
 from typing import Any
 
+import nats.errors
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 
@@ -17,6 +19,20 @@ from host_agent.lattice.subjects import DEFAULT_CTL_PREFIX, DEFAULT_LATTICE, Ctl
 
 class CtlError(RuntimeError):
     """The host answered ``success: false``; the message says why."""
+
+
+@dataclass(frozen=True)
+class HostReading:
+    """One host as one read of the lattice found it, as wire data: its ping reply and
+    its ``host.get`` inventory, or why the inventory could not be had."""
+
+    ping: dict[str, Any]
+    inventory: dict[str, Any] | None
+    error: str = ""
+
+    @property
+    def host_id(self) -> str:
+        return str(self.ping["id"])
 
 
 class CtlClient:
@@ -57,6 +73,19 @@ class CtlClient:
         finally:
             await sub.unsubscribe()
         return sorted(replies, key=lambda h: h["id"])
+
+    async def read_hosts(self, wait: float = 0.5) -> list[HostReading]:
+        """Every host that answers a ping within ``wait`` seconds, with its inventory:
+        the read a new controller leader and the Pulumi provider both start from."""
+        readings = []
+        for host in await self.ping_hosts(wait):
+            try:
+                inventory = await self.get_inventory(str(host["id"]))
+            except (CtlError, nats.errors.Error, TimeoutError) as exc:
+                readings.append(HostReading(host, None, str(exc) or type(exc).__name__))
+            else:
+                readings.append(HostReading(host, inventory))
+        return readings
 
     async def get_inventory(self, host_id: str) -> dict[str, Any]:
         result: dict[str, Any] = await self.request(self.subjects.host_get(host_id))

@@ -23,7 +23,13 @@ import nats.errors
 from host_agent.lattice.client import CtlClient
 from host_agent.lattice.wadm import WadmClient, WadmError
 from host_agent.lattice.wadm_types import StatusType
-from host_agent.local.supervisor import ManagedProcess, StartError, listening, start_server
+from host_agent.local.supervisor import (
+    ManagedProcess,
+    StartError,
+    listening_async,
+    run_blocking,
+    start_server,
+)
 from host_agent.model import load_manifest
 
 Progress = Callable[[str], None]

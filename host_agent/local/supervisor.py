@@ -1,21 +1,33 @@
 """Detached processes that outlive the command that started them.
 
 Each process has a name, a pidfile and a log under one state folder. ``start`` is
-idempotent (a live process with the same name is reused), ``stop`` sends SIGTERM, waits,
-then SIGKILL. A pidfile records the pid and the process's start time (from /proc), and is
-trusted only if both still match, so a recycled pid is never signalled by mistake.
+idempotent (a live process with the same name is reused), ``stop_async`` sends SIGTERM,
+waits for the exit, then SIGKILL. A pidfile records the pid and the process's start time
+(from /proc), and is trusted only if both still match, so a recycled pid is never
+signalled by mistake.
+
+Waiting is asynchronous (the Pulumi provider serves every resource on one event loop,
+so a blocking wait would stall all of them): a process's exit is awaited on its pidfd,
+which becomes readable when the process ends. ``stop`` is the same, for synchronous
+callers.
 """
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import contextlib
 import os
 import signal
 import socket
 import subprocess
 import time
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -70,34 +82,61 @@ class ManagedProcess:
     def exited_early(self) -> bool:
         return self.pidfile.exists() and self.pid() is None
 
-    def stop(self, timeout: float = 15.0) -> bool:
-        """Stop it if it runs; True if something was stopped."""
+    async def stop_async(self, timeout: float = 15.0) -> bool:
+        """Stop it if it runs (SIGTERM, then SIGKILL after ``timeout``); True if something
+        was stopped."""
         pid = self.pid()
         if pid is None:
             return False
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and _start_time(pid) is not None:
-            time.sleep(0.1)
-        if _start_time(pid) is not None:
+        if not await wait_for_exit(pid, timeout):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
+            await wait_for_exit(pid, 5.0)
         self.pidfile.unlink(missing_ok=True)
         return True
+
+    def stop(self, timeout: float = 15.0) -> bool:
+        """``stop_async`` for synchronous callers."""
+        return run_blocking(self.stop_async(timeout))
 
 
 class StartError(RuntimeError):
     """A process could not be started; the message says what to do."""
 
 
+class PortTaken(StartError):
+    """The port is held by a process this command did not start."""
+
+    def __init__(self, port: int, fix: str) -> None:
+        super().__init__(
+            f"port {port} is taken by a process this command did not start; stop it or {fix}"
+        )
+        self.port = port
+
+
 def listening(port: int, host: str = "127.0.0.1") -> bool:
+    """Whether something accepts TCP connections on ``host:port`` (blocks at most 0.2 s;
+    for synchronous callers)."""
     with socket.socket() as sock:
         sock.settimeout(0.2)
         return sock.connect_ex((host, port)) == 0
 
 
-def start_server(
+async def listening_async(port: int, host: str = "127.0.0.1", timeout: float = 0.2) -> bool:
+    """Whether something accepts TCP connections on ``host:port``."""
+    try:
+        _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
+    except (OSError, TimeoutError):
+        return False
+    writer.close()
+    with contextlib.suppress(OSError):
+        await writer.wait_closed()
+    return True
+
+
+async def start_server(
     proc: ManagedProcess, argv: list[str], port: int, fix: str, timeout: float = 20.0
 ) -> tuple[int, bool]:
     """Start a server process unless it already runs, and wait until ``port`` answers.
@@ -105,17 +144,58 @@ def start_server(
     existing = proc.pid()
     if existing is not None:
         return existing, False
-    if listening(port):
-        raise StartError(
-            f"port {port} is taken by a process this command did not start; stop it or {fix}"
-        )
+    if await listening_async(port):
+        raise PortTaken(port, fix)
     pid, _ = proc.start(argv)
-    deadline = time.monotonic() + timeout
-    while not listening(port):
-        if proc.exited_early() or time.monotonic() > deadline:
-            raise StartError(f"{proc.name} did not start; see {proc.logfile}")
-        time.sleep(0.05)
+    exited = asyncio.ensure_future(wait_for_exit(pid, timeout))
+    try:
+        deadline = time.monotonic() + timeout
+        while not await listening_async(port):
+            if exited.done() or time.monotonic() > deadline:
+                raise StartError(f"{proc.name} did not start; see {proc.logfile}")
+            # No event says "listening"; retry soon, or at once if the process dies.
+            await asyncio.wait([exited], timeout=0.05)
+    finally:
+        exited.cancel()
     return pid, True
+
+
+async def wait_for_exit(pid: int, timeout: float) -> bool:
+    """Wait until process ``pid`` has exited (on its pidfd, readable once it ends), at
+    most ``timeout`` seconds; True if it is gone."""
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return True
+    try:
+        loop = asyncio.get_running_loop()
+        gone: asyncio.Future[None] = loop.create_future()
+
+        def exited() -> None:
+            if not gone.done():
+                gone.set_result(None)
+
+        loop.add_reader(fd, exited)
+        try:
+            await asyncio.wait_for(gone, timeout)
+        except TimeoutError:
+            pass
+        finally:
+            loop.remove_reader(fd)
+    finally:
+        os.close(fd)
+    return _start_time(pid) is None
+
+
+def run_blocking(work: Coroutine[Any, Any, T]) -> T:
+    """Run ``work`` to completion for a synchronous caller: on this thread when no event
+    loop runs here, else on a worker thread (never nested in the caller's loop)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(work)
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, work).result()
 
 
 def _start_time(pid: int) -> str | None:

@@ -1,8 +1,10 @@
 """The provider's connection to a running lattice (thin adapter over NATS).
 
-It reads the lattice the way the controller does (ping + inventories into a
-``LatticeView``) and plans with the same ``plan_placement`` call, so the placement
-shown in preview is the one the controller will make on the same lattice.
+It reads the lattice the way a new controller leader does (``CtlClient.read_hosts``:
+ping + inventories) into a read-only ``LatticeSnapshot``, and plans with the same
+``inventory_for`` + ``plan_placement`` calls, so the placement shown in preview is the one
+the controller will make on the same lattice. It depends on the control protocol and the
+planner, never on the controller's modules.
 """
 
 from __future__ import annotations
@@ -18,13 +20,14 @@ import nats
 import nats.errors
 from nats.aio.client import Client as NatsClient
 from nats.aio.client import RawCredentials
+from nats.protocol.parser import AUTHORIZATION_VIOLATION
 
-from host_agent.controller.view import LatticeView
-from host_agent.lattice.client import CtlClient, CtlError
+from host_agent.lattice.client import CtlClient
 from host_agent.lattice.wadm import WadmClient
 from host_agent.model.loader import parse_manifest
 from host_agent.model.manifest import Manifest
 from host_agent.placement import HostInventory, PlacementPlan, plan_placement
+from host_agent.placement.lattice_view import HostSnapshot, LatticeSnapshot
 
 
 class LatticeUnreachable(RuntimeError):
@@ -40,7 +43,6 @@ class LatticeUnreachable(RuntimeError):
 # would otherwise wait N times; within a second the lattice is the same lattice, and
 # every application in one preview is planned against the same view.
 VIEW_TTL = 1.0
-LatticeSnapshot = tuple[LatticeView, dict[str, str]]
 
 
 class CredentialsRefused(LatticeUnreachable):
@@ -83,9 +85,9 @@ class Lattice:
         return WadmClient(self.nc, self.lattice)
 
     async def view(self, fresh: bool = False) -> LatticeSnapshot:
-        """The hosts as the controller sees them, and host id -> display name: a read at
-        most ``VIEW_TTL`` old, or with ``fresh`` one that started after this call (for
-        checking a change this provider just made; concurrent callers share it)."""
+        """The hosts as the controller sees them: a read at most ``VIEW_TTL`` old, or
+        with ``fresh`` one that started after this call (for checking a change this
+        provider just made; concurrent callers share it)."""
         loop = asyncio.get_running_loop()
         cache = _views.get((self.url, self.lattice))
         if cache is None or cache.loop is not loop:  # another event loop (tests)
@@ -106,26 +108,21 @@ class Lattice:
         return snapshot
 
     async def _read_view(self) -> LatticeSnapshot:
-        view = LatticeView()
-        names: dict[str, str] = {}
-        now = time.monotonic()
-        for host in await self.ctl.ping_hosts(wait=0.5):
-            try:
-                view.apply_inventory(await self.ctl.get_inventory(str(host["id"])), now)
-            except (CtlError, nats.errors.Error, TimeoutError):
-                continue
-            names[str(host["id"])] = str(host.get("friendly_name") or host["id"])
-        duplicates = {n for n in names.values() if list(names.values()).count(n) > 1}
-        return view, {i: (i if n in duplicates else n) for i, n in names.items()}
+        hosts = [
+            HostSnapshot.from_inventory(h.inventory, str(h.ping.get("friendly_name") or ""))
+            for h in await self.ctl.read_hosts(wait=0.5)
+            if h.inventory is not None  # a host that does not answer host.get is not usable
+        ]
+        return LatticeSnapshot({h.id: h for h in hosts})
 
     async def plan(self, manifest: Manifest) -> tuple[PlacementPlan, dict[str, str]]:
-        view, names = await self.view()
-        return plan_placement(manifest, view.inventory_for(manifest)), names
+        view = await self.view()
+        return plan_placement(manifest, view.inventory_for(manifest)), view.names()
 
     async def stranded_by(self, host_id: str) -> list[str]:
         """Deployed applications whose instances could go nowhere if ``host_id`` left,
         as ``"app: component x3"``."""
-        view, _ = await self.view(fresh=True)
+        view = await self.view(fresh=True)
         stranded = []
         for model in (await self.wadm.list()).models:
             if not model.deployed_version:
@@ -140,7 +137,8 @@ class Lattice:
 
     async def running(self, manifest: Manifest, fresh: bool = False) -> dict[str, dict[str, int]]:
         """Manifest component name -> {host name: instances} as the lattice runs now."""
-        view, names = await self.view(fresh)
+        view = await self.view(fresh)
+        names = view.names()
         placement: dict[str, dict[str, int]] = {}
         for component in manifest.spec.components:
             wid = component.component_id(manifest.name)
@@ -204,8 +202,18 @@ async def _open(url: str, timeout: float, credentials: str | None) -> NatsClient
             timeout * 2,
         )
     except nats.errors.Error as exc:
-        if "authorization" in str(exc).lower() or "authentication" in str(exc).lower():
+        if credentials_refused(exc):
             raise CredentialsRefused(url, exc) from None
         raise LatticeUnreachable(url, exc) from None
     except (OSError, TimeoutError) as exc:
         raise LatticeUnreachable(url, exc) from None
+
+
+def credentials_refused(error: nats.errors.Error) -> bool:
+    """Whether NATS refused the connection's credentials. On a live connection nats-py
+    types this (AuthorizationError); on CONNECT it raises a plain ``nats.errors.Error``
+    carrying the server's ``-ERR`` token, which is compared with the protocol's own
+    constant, as nats-py does itself."""
+    if isinstance(error, nats.errors.AuthorizationError | nats.errors.InvalidUserCredentialsError):
+        return True
+    return AUTHORIZATION_VIOLATION in str(error).lower()

@@ -7,8 +7,13 @@ provider-level config (``wasmcloud:natsUrl``, ``wasmcloud:lattice``) as defaults
 
 from __future__ import annotations
 
+import logging
+import traceback
+from collections.abc import Awaitable, Callable
 from typing import Any
 
+import grpc
+import grpc.aio
 from pulumi.provider.experimental.provider import (
     CheckFailure,
     CheckRequest,
@@ -28,10 +33,13 @@ from pulumi.provider.experimental.provider import (
     UpdateRequest,
     UpdateResponse,
 )
+from pulumi.provider.experimental.server import ProviderServicer
+from pulumi.runtime._grpc_settings import _GRPC_CHANNEL_OPTIONS
+from pulumi.runtime.proto import provider_pb2_grpc
 
 from pulumi_wasmcloud.provider.application_resource import ApplicationResource
 from pulumi_wasmcloud.provider.engine_log import EngineLog, current_urn
-from pulumi_wasmcloud.provider.handlers import Diff, Handler, ProviderSettings
+from pulumi_wasmcloud.provider.handlers import Diff, Handler, InputError, ProviderSettings
 from pulumi_wasmcloud.provider.host_resource import HostResource
 from pulumi_wasmcloud.provider.lattice_resource import LatticeResource
 from pulumi_wasmcloud.provider.values import plain, to_props
@@ -87,7 +95,10 @@ class WasmcloudProvider(Provider):
         handler = self.handler(request.type)
         current_urn.set(request.urn)
         news = self._defaults(plain(request.new_inputs))
-        checked = await handler.check(plain(request.old_inputs), news)
+        try:
+            checked = await handler.check(plain(request.old_inputs), news)
+        except InputError as exc:  # found while checking (say, a lattice read): a failure
+            return CheckResponse(request.new_inputs, [CheckFailure(exc.property, exc.reason)])
         failures = [CheckFailure(f.property, f.reason) for f in checked.failures]
         return CheckResponse(to_props(checked.inputs, handler.secrets), failures or None)
 
@@ -155,3 +166,70 @@ def diff_response(diff: Diff) -> DiffResponse:
         detailed_diff=detailed,
         delete_before_replace=bool(diff.replaces),
     )
+
+
+log = logging.getLogger(__name__)
+
+# Exceptions the provider raises on purpose: their message is a sentence for the user
+# (what failed, what to do). Anything else is a bug, shown with its type so it can be
+# reported, and logged with its traceback.
+USER_ERRORS: tuple[type[BaseException], ...] = (InputError, RuntimeError, OSError, ValueError)
+
+
+def user_message(error: BaseException) -> str:
+    """What the CLI shows for a failed call: the sentence itself, never a class repr."""
+    if isinstance(error, USER_ERRORS) and str(error):
+        return str(error)
+    return (
+        f"internal error in the wasmcloud provider ({type(error).__name__}: {error}); "
+        "this is a bug: please report it with the provider log (pulumi --logtostderr -v=9)"
+    )
+
+
+Call = Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]]
+
+
+class PlainErrors(grpc.aio.ServerInterceptor):  # type: ignore[misc]
+    """Ends a failed call with its message as the gRPC status details.
+
+    The SDK's experimental ``ProviderServicer`` lets exceptions escape to grpc, which
+    reports them as ``Unexpected <class '...'>: message``, and the engine prints that
+    verbatim; aborting with the message ourselves is what makes the CLI show a sentence.
+    """
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(details)
+        if handler is None or handler.unary_unary is None:
+            return handler
+        inner: Call = handler.unary_unary
+
+        async def call(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            try:
+                return await inner(request, context)
+            except grpc.aio.AbortError:
+                raise  # the call already ended with its own status
+            except Exception as error:
+                if not isinstance(error, USER_ERRORS):
+                    log.error("%s failed:\n%s", details.method, traceback.format_exc())
+                await context.abort(grpc.StatusCode.UNKNOWN, user_message(error))
+
+        return grpc.unary_unary_rpc_method_handler(
+            call,
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+
+
+def grpc_server(
+    provider: Provider, version: str, args: list[str], engine_address: str | None
+) -> tuple[grpc.aio.Server, int]:
+    """The provider served on a loopback port (not started): the plugin's and tests' one
+    way to build it, so both see the same error handling."""
+    server = grpc.aio.server(interceptors=[PlainErrors()], options=_GRPC_CHANNEL_OPTIONS)
+    servicer = ProviderServicer(args, version, provider, engine_address=engine_address or "")
+    provider_pb2_grpc.add_ResourceProviderServicer_to_server(servicer, server)
+    return server, server.add_insecure_port("127.0.0.1:0")
