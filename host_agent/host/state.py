@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from host_agent.host.identity import HostIdentity
+from host_agent.redaction import redact_url
 
 
 @dataclass
@@ -82,8 +83,9 @@ class HostState:
             "uptime_seconds": uptime,
             "uptime_human": humanize_seconds(uptime),
             "version": self.version,
-            "ctl_host": nats_url,
-            "rpc_host": nats_url,
+            # Every lattice member can ping: a NATS password in the URL stays here.
+            "ctl_host": redact_url(nats_url),
+            "rpc_host": redact_url(nats_url),
         }
 
     def inventory(self) -> dict[str, Any]:

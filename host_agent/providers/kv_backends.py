@@ -16,6 +16,7 @@ from nats.js.kv import KeyValue
 from redis.exceptions import RedisError
 
 from host_agent.interfaces.keyvalue import KeyValueError
+from host_agent.redaction import redact_text, redact_url
 
 PAGE = 1000  # keys per list-keys page
 
@@ -82,14 +83,23 @@ class RedisBackend:
     keyvalue-redis; the bucket name is not part of the key."""
 
     def __init__(self, url: str) -> None:
-        self.url = url
-        self._redis = aioredis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=5)
+        self._url = url
+        # What messages show: the URL without its password (it reaches the component,
+        # the HTTP caller and the logs).
+        self.url = redact_url(url)
+        try:
+            self._redis = aioredis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=5)
+        except ValueError as error:
+            raise ValueError(
+                f"redis url {self.url} is not valid: {redact_text(str(error), url)}"
+            ) from None
 
     async def _call(self, op: str, *args: object) -> object:
         try:
             return await self._redis.execute_command(op, *args)  # type: ignore[no-untyped-call]
         except (RedisError, OSError) as error:
-            raise KeyValueError("other", f"redis at {self.url} failed: {error}") from None
+            reason = redact_text(str(error), self._url)
+            raise KeyValueError("other", f"redis at {self.url} failed: {reason}") from None
 
     async def get(self, bucket: str, key: str) -> bytes | None:
         value = await self._call("GET", key)
