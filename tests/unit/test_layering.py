@@ -86,3 +86,44 @@ def test_transport_and_providers_do_not_import_the_runtime() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=False, timeout=60
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_lattice_imports_no_other_host_agent_package() -> None:
+    # host_agent/lattice is the wire protocol (subjects, request/reply shapes, clients):
+    # the controller, the host and the Pulumi provider all build on it, so it builds on
+    # nothing of theirs.
+    offenders = []
+    for path in (PACKAGE_DIR / "lattice").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            names: list[str] = []
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                # `from . import x` stays in the package; `from .. import x` leaves it.
+                names = [node.module or ""] if node.level == 0 else []
+                if node.level > 1:
+                    names = ["." * node.level + (node.module or "")]
+            offenders += [
+                f"{path}: {n}"
+                for n in names
+                if n.startswith(".")
+                or n == "host_agent"
+                or (n.startswith("host_agent.") and not n.startswith("host_agent.lattice."))
+            ]
+    assert offenders == []
+
+    modules = [
+        m.name for m in pkgutil.walk_packages([str(PACKAGE_DIR / "lattice")], "host_agent.lattice.")
+    ]
+    assert "host_agent.lattice.wadm" in modules
+    code = (
+        "import importlib, sys\n"
+        f"for name in {modules!r}: importlib.import_module(name)\n"
+        "bad = sorted(m for m in sys.modules if m.startswith('host_agent.')\n"
+        "             and not m.startswith('host_agent.lattice'))\n"
+        "print(bad); sys.exit(1 if bad else 0)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=False, timeout=60
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
