@@ -48,6 +48,10 @@ from pulumi_wasmcloud.provider.values import UNKNOWN, has_unknowns
 REPLACE_ON = ("natsUrl", "lattice", "name")
 DEPLOY_TIMEOUT = 180.0
 SETTLE_TIMEOUT = 30.0
+# How long hosts the state knows may take to rejoin (they reconnect to a restarted NATS
+# every half second, and answer at once).
+REJOIN_TIMEOUT = 60.0
+DELETE_TIMEOUT = 60.0
 # Statuses read reports when it cannot ask the controller (both differ from "deployed",
 # so the next diff plans a redeploy).
 CONTROLLER_DOWN = "no controller answering"
@@ -143,6 +147,7 @@ class ApplicationResource:
     async def _plan_into(self, inputs: dict[str, Any], manifest: Manifest) -> None:
         try:
             async with self._connect(inputs["natsUrl"], inputs["lattice"]) as lattice:
+                await self._await_hosts(lattice)
                 plan, names = await lattice.plan(manifest)
         except CredentialsRefused as exc:
             await self.log.warn(str(exc))  # preview says it now; up would fail on it
@@ -201,6 +206,7 @@ class ApplicationResource:
                 "allowUnplaced: true. Nothing was deployed",
             )
         async with self._connect(inputs["natsUrl"], inputs["lattice"]) as lattice:
+            await self._await_hosts(lattice)
             try:
                 stored = await _stored(lattice, manifest.name)
             except nats.errors.NoRespondersError:
@@ -227,6 +233,39 @@ class ApplicationResource:
                 "the lattice changed during the update; run `pulumi up` again"
             )
         return {**inputs, "version": version, "status": status, "placement": placement}
+
+    async def _await_hosts(self, lattice: Lattice) -> None:
+        """Wait until every host the stack's state holds for this lattice, and whose
+        process runs, answers again: after a restart (of NATS, say) hosts take a few
+        seconds to reconnect, and a plan made before that would see no hosts."""
+        started = time.monotonic()
+        shown = -1
+        while True:
+            expected = [
+                h for h in self.settings.hosts_of(lattice.url, lattice.lattice) if h.running()
+            ]
+            if not expected:
+                return
+            view = await lattice.view(fresh=shown >= 0)
+            missing = [h.name for h in expected if h.id not in view.hosts]
+            if not missing:
+                return
+            waited = time.monotonic() - started
+            listed = ", ".join(missing)
+            if waited > REJOIN_TIMEOUT:
+                raise RuntimeError(
+                    f"{len(missing)} host(s) of lattice {lattice.lattice} did not rejoin within "
+                    f"{REJOIN_TIMEOUT:.0f} s: {listed}. Their processes run but do not answer "
+                    f"on {lattice.url}: check their logs (host-<name>.log in the Host's "
+                    "stateDir) and that NATS is reachable, then run `pulumi up` again; "
+                    "nothing was changed"
+                )
+            if int(waited) > shown:
+                shown = int(waited)
+                await self.log.info(
+                    f"waiting for {len(missing)} host(s) to rejoin the lattice ({listed}): "
+                    f"{shown} s"
+                )
 
     async def _settle(
         self, lattice: Lattice, manifest: Manifest, planned: Any, status: str
@@ -257,7 +296,10 @@ class ApplicationResource:
                 if info.type is StatusType.DEPLOYED:
                     return info.type.value
                 if info.type is StatusType.FAILED:
-                    if "no hosts match" not in info.message:
+                    # The controller plans with the same planner on the same hosts: when
+                    # it cannot place everything, our own plan says so too.
+                    unplaced = (await lattice.plan(manifest))[0].unplaced()
+                    if not unplaced:
                         raise RuntimeError(f"{manifest.name} failed to deploy: {info.message}")
                     if allow_unplaced:
                         return info.type.value
@@ -316,14 +358,26 @@ class ApplicationResource:
         return await self.read(id, inputs)
 
     async def delete(self, id: str, state: dict[str, Any]) -> None:
+        """Delete the application from the controller and wait until no host runs any
+        of it; fail, naming what still runs where, if that takes over DELETE_TIMEOUT."""
+        manifest = parse_manifest(state["manifest"]).manifest
         try:
             async with self._connect(state["natsUrl"], state["lattice"]) as lattice:
-                await lattice.wadm.delete(id)
-                manifest = parse_manifest(state["manifest"]).manifest
-                deadline = time.monotonic() + 60
-                while time.monotonic() < deadline:
-                    if not any((await lattice.running(manifest, fresh=True)).values()):
+                try:
+                    await lattice.wadm.delete(id)
+                except (nats.errors.NoRespondersError, nats.errors.TimeoutError):
+                    raise RuntimeError(
+                        f"no controller answers the wadm API of lattice {state['lattice']} "
+                        f"at {state['natsUrl']}, so {id} cannot be deleted: start one (the "
+                        "Lattice resource runs it), then run the command again"
+                    ) from None
+                deadline = time.monotonic() + DELETE_TIMEOUT
+                while True:
+                    running = await lattice.running(manifest, fresh=True)
+                    if not any(running.values()):
                         return
+                    if time.monotonic() > deadline:
+                        raise RuntimeError(still_running(id, running, DELETE_TIMEOUT))
                     await asyncio.sleep(0.25)
         except LatticeUnreachable:
             return  # the lattice is gone, and the application with it
@@ -356,3 +410,17 @@ def placement_changes(
                     after.get(host, 0),
                 )
     return changes
+
+
+def still_running(app: str, running: dict[str, dict[str, int]], waited: float) -> str:
+    """``app`` was deleted but instances remain: name them per host."""
+    per_host: dict[str, list[str]] = {}
+    for component, hosts in sorted(running.items()):
+        for host, count in sorted(hosts.items()):
+            per_host.setdefault(host, []).append(f"{component} x{count}")
+    where = "; ".join(f"on {host}: {', '.join(what)}" for host, what in sorted(per_host.items()))
+    return (
+        f"{app} was deleted from the controller, but {waited:.0f} s later its instances "
+        f"still run ({where}). Check the controller's and those hosts' logs, then run the "
+        "command again"
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -15,11 +16,33 @@ class InputError(ValueError):
         self.reason = reason
 
 
+@dataclass(frozen=True)
+class KnownHost:
+    """A host the stack's state holds (a Host resource the engine told us about)."""
+
+    id: str
+    name: str
+    running: Callable[[], bool]  # whether its process runs, i.e. it will (re)join
+
+
 @dataclass
 class ProviderSettings:
-    """What the provider's own config says (wasmcloud:*), shared by its handlers."""
+    """What the provider's own config says (wasmcloud:*), and what it learned from the
+    engine during this run, shared by its handlers."""
 
     credentials: str | None = None  # a NATS .creds file's text; secret
+    # (natsUrl, lattice) -> host id -> host: the hosts in the stack's state, so an
+    # application waits for them to rejoin after a restart before it plans.
+    hosts: dict[tuple[str, str], dict[str, KnownHost]] = field(default_factory=dict)
+
+    def remember_host(self, url: str, lattice: str, host: KnownHost) -> None:
+        self.hosts.setdefault((url, lattice), {})[host.id] = host
+
+    def forget_host(self, url: str, lattice: str, host_id: str) -> None:
+        self.hosts.get((url, lattice), {}).pop(host_id, None)
+
+    def hosts_of(self, url: str, lattice: str) -> list[KnownHost]:
+        return sorted(self.hosts.get((url, lattice), {}).values(), key=lambda h: h.name)
 
 
 @dataclass

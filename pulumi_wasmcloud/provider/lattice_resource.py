@@ -2,20 +2,36 @@
 
 Local target: both run as detached, supervised processes (pidfiles and logs in the
 stack's state folder) that outlive ``pulumi up``. A dead one is drift: ``read`` reports
-``running: false`` and the next ``up`` restarts it.
+``running: false`` and the next ``up`` restarts it, then waits until the controller
+answers, so what comes next in the same ``up`` finds a working lattice.
+
+Every property takes effect: ``lattice``, ``natsPort`` and ``stateDir`` replace the
+lattice; ``heartbeatSeconds`` restarts the controller with the new value; ``redisPort``
+moves (or starts, or stops) redis-server.
 """
 
 from __future__ import annotations
 
+import asyncio
 import shutil
+import time
 from pathlib import Path
 from typing import Any
 
+import nats.errors
+import redis.asyncio
+
+from host_agent.lattice.wadm import WadmClient
 from host_agent.local.lattice import tool
-from host_agent.local.supervisor import ManagedProcess, StartError, start_server
+from host_agent.local.supervisor import ManagedProcess, PortTaken, start_server
+from pulumi_wasmcloud.provider.engine_log import EngineLog
 from pulumi_wasmcloud.provider.handlers import Checked, Created, Diff, InputError, changed_keys
+from pulumi_wasmcloud.provider.live import LatticeUnreachable, connect
 
 REPLACE_ON = ("lattice", "natsPort", "stateDir")
+# Properties an update applies by restarting the process that reads them.
+RESTARTS = {"heartbeatSeconds": "controller", "redisPort": "redis-server"}
+CONTROLLER_TIMEOUT = 30.0
 
 
 def _processes(state: dict[str, Any]) -> dict[str, ManagedProcess]:
@@ -25,27 +41,44 @@ def _processes(state: dict[str, Any]) -> dict[str, ManagedProcess]:
     return {name: ManagedProcess(name, state_dir) for name in names}
 
 
+def _positive_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
 class LatticeResource:
     secrets: frozenset[str] = frozenset()
 
+    def __init__(self, log: EngineLog | None = None) -> None:
+        self.log = log or EngineLog(None)
+
     async def check(self, olds: dict[str, Any], news: dict[str, Any]) -> Checked:
+        def given(key: str, default: Any) -> Any:
+            return default if news.get(key) is None else news[key]
+
         inputs = {
-            "lattice": news.get("lattice") or "default",
-            "natsPort": news.get("natsPort") or 4222,
-            "stateDir": news.get("stateDir") or ".state/lattice",
-            "heartbeatSeconds": news.get("heartbeatSeconds") or 30,
+            "lattice": given("lattice", "default"),
+            "natsPort": given("natsPort", 4222),
+            "stateDir": given("stateDir", ".state/lattice"),
+            "heartbeatSeconds": given("heartbeatSeconds", 30),
             "redisPort": news.get("redisPort"),
             "running": True,  # desired; read reports the truth, so a dead process is drift
         }
         failures = []
         for field in ("natsPort", "redisPort"):
             port = inputs[field]
-            if port is not None and (not isinstance(port, int) or not 0 < port < 65536):
+            if port is not None and (not _positive_int(port) or not port < 65536):
                 failures.append(InputError(field, "must be a TCP port between 1 and 65535"))
+        if not _positive_int(inputs["heartbeatSeconds"]):
+            failures.append(
+                InputError("heartbeatSeconds", "must be a whole number of seconds, at least 1")
+            )
+        for field in ("lattice", "stateDir"):
+            if not isinstance(inputs[field], str) or not inputs[field]:
+                failures.append(InputError(field, "must be a non-empty string"))
         return Checked(inputs, failures)
 
     async def diff(self, id: str, olds: dict[str, Any], news: dict[str, Any]) -> Diff:
-        changed = changed_keys(olds, news, (*REPLACE_ON, "heartbeatSeconds", "redisPort"))
+        changed = changed_keys(olds, news, (*REPLACE_ON, *RESTARTS))
         if not self._alive(olds):
             changed["running"] = (olds.get("running", False), True)
         return Diff(changed, [k for k in REPLACE_ON if k in changed])
@@ -64,38 +97,93 @@ class LatticeResource:
 
     async def create(self, inputs: dict[str, Any], preview: bool) -> Created:
         if not preview:
-            self._start(inputs)
+            await self._start(inputs)
         outputs = self._outputs(inputs, preview)
         return Created(f"{inputs['lattice']}@{outputs['natsUrl']}", outputs)
 
-    def _start(self, inputs: dict[str, Any]) -> None:
+    async def _start(self, inputs: dict[str, Any]) -> None:
+        """Start whatever of this lattice does not run (what runs is kept), then wait
+        until the controller answers."""
         procs = _processes(inputs)
         state_dir = Path(str(inputs["stateDir"])).resolve()
         port = int(inputs["natsPort"])
         try:
-            start_server(
+            _, nats_started = await start_server(
                 procs["nats-server"],
                 [tool("nats-server"), "-a", "127.0.0.1", "-p", str(port), "-js",
                  "-sd", str(state_dir / "jetstream")],
                 port,
                 "choose another natsPort",
             )  # fmt: skip
-            if "redis-server" in procs:
-                redis_port = int(inputs["redisPort"])
-                start_server(
-                    procs["redis-server"],
-                    [tool("redis-server"), "--bind", "127.0.0.1", "--port", str(redis_port),
-                     "--dir", str(state_dir), "--save", "60", "1"],
-                    redis_port,
-                    "choose another redisPort",
-                )  # fmt: skip
-        except StartError as exc:
-            raise InputError("natsPort" if "nats" in str(exc) else "redisPort", str(exc)) from None
-        procs["controller"].start(
+        except PortTaken as exc:  # the user's choice of port; anything else says itself
+            raise InputError("natsPort", str(exc)) from None
+        restarted = nats_started
+        if "redis-server" in procs:
+            restarted = (
+                await self._start_redis(procs["redis-server"], state_dir, inputs) or restarted
+            )
+        _, started = procs["controller"].start(
             [tool("wasmcloud-controller"), "--nats-server", f"127.0.0.1:{port}",
              "--lattice", str(inputs["lattice"]),
              "--heartbeat-interval", str(inputs["heartbeatSeconds"])]
         )  # fmt: skip
+        if started or restarted:
+            await self._await_controller(inputs, procs["controller"])
+
+    async def _start_redis(
+        self, process: ManagedProcess, state_dir: Path, inputs: dict[str, Any]
+    ) -> bool:
+        """Start redis-server unless it runs; True if it was started. It keeps an
+        append-only file: every write reaches the file before its reply, so a killed
+        redis-server (kill -9) comes back with every count it acknowledged."""
+        port = int(inputs["redisPort"])
+        # Redis ignores a dump.rdb once appendonly is on at start: a data folder from
+        # before append-only starts without it, then switches at run time (Redis then
+        # writes the append-only file from what it loaded).
+        migrate = (state_dir / "dump.rdb").exists() and not (state_dir / "appendonlydir").exists()
+        try:
+            _, started = await start_server(
+                process,
+                [tool("redis-server"), "--bind", "127.0.0.1", "--port", str(port),
+                 "--dir", str(state_dir), "--save", "60", "1",
+                 "--appendonly", "no" if migrate else "yes"],
+                port,
+                "choose another redisPort",
+            )  # fmt: skip
+        except PortTaken as exc:  # the user's choice of port; anything else says itself
+            raise InputError("redisPort", str(exc)) from None
+        if started and migrate:
+            client = redis.asyncio.Redis(host="127.0.0.1", port=port)
+            try:
+                await client.config_set("appendonly", "yes")
+            finally:
+                await client.aclose()
+        return started
+
+    async def _await_controller(self, inputs: dict[str, Any], controller: ManagedProcess) -> None:
+        """Wait until a controller answers the wadm API: applications deployed next in
+        the same ``up`` need it."""
+        url, lattice = f"nats://127.0.0.1:{inputs['natsPort']}", str(inputs["lattice"])
+        started = time.monotonic()
+        shown = -1
+        while True:
+            waited = time.monotonic() - started
+            try:
+                async with connect(url, lattice) as live:
+                    await WadmClient(live.nc, lattice, timeout=1.0).list()
+                return
+            except (LatticeUnreachable, nats.errors.NoRespondersError, nats.errors.TimeoutError):
+                pass
+            if not controller.running() or waited > CONTROLLER_TIMEOUT:
+                raise RuntimeError(
+                    f"the controller of lattice {lattice} did not answer within "
+                    f"{CONTROLLER_TIMEOUT:.0f} s of its start; see {controller.logfile}, fix "
+                    "what it says, then run `pulumi up` again"
+                )
+            if int(waited) > shown:
+                shown = int(waited)
+                await self.log.info(f"waiting for the controller to answer: {shown} s")
+            await asyncio.sleep(0.1)  # no responders comes back at once: pace the retries
 
     async def read(self, id: str, state: dict[str, Any]) -> dict[str, Any] | None:
         return {**state, "running": self._alive(state)}
@@ -104,16 +192,19 @@ class LatticeResource:
         self, id: str, olds: dict[str, Any], news: dict[str, Any], preview: bool
     ) -> dict[str, Any]:
         if not preview:
-            if olds.get("redisPort") and olds.get("redisPort") != news.get("redisPort"):
-                _processes(olds)["redis-server"].stop()
-            self._start(news)
+            running = _processes(olds)
+            for field, name in RESTARTS.items():
+                if olds.get(field) != news.get(field) and name in running:
+                    await running[name].stop_async()  # _start runs it with the new value
+            await self._start(news)
         return self._outputs(news, preview)
 
     async def delete(self, id: str, state: dict[str, Any]) -> None:
         """Stop every process, then delete the lattice's data (JetStream store, Redis
         dump) so a new lattice in the same folder starts empty; logs stay for reading."""
         for proc in reversed(list(_processes(state).values())):
-            proc.stop()
+            await proc.stop_async()
         state_dir = Path(str(state["stateDir"])).resolve()
         shutil.rmtree(state_dir / "jetstream", ignore_errors=True)
         (state_dir / "dump.rdb").unlink(missing_ok=True)
+        shutil.rmtree(state_dir / "appendonlydir", ignore_errors=True)

@@ -39,8 +39,15 @@ from pulumi.runtime.proto import provider_pb2_grpc
 
 from pulumi_wasmcloud.provider.application_resource import ApplicationResource
 from pulumi_wasmcloud.provider.engine_log import EngineLog, current_urn
-from pulumi_wasmcloud.provider.handlers import Diff, Handler, InputError, ProviderSettings
+from pulumi_wasmcloud.provider.handlers import (
+    Diff,
+    Handler,
+    InputError,
+    KnownHost,
+    ProviderSettings,
+)
 from pulumi_wasmcloud.provider.host_resource import HostResource
+from pulumi_wasmcloud.provider.host_resource import _process as host_process
 from pulumi_wasmcloud.provider.lattice_resource import LatticeResource
 from pulumi_wasmcloud.provider.values import plain, to_props
 
@@ -60,7 +67,7 @@ class WasmcloudProvider(Provider):
         log = EngineLog(engine_address)
         self.settings = ProviderSettings()
         self.handlers: dict[str, Handler] = {
-            LATTICE: LatticeResource(),
+            LATTICE: LatticeResource(log),
             HOST: HostResource(),
             APPLICATION: ApplicationResource(log, self.settings),
         }
@@ -85,6 +92,20 @@ class WasmcloudProvider(Provider):
         self.settings.credentials = str(credentials) if credentials else None
         return ConfigureResponse(accept_secrets=True, supports_preview=True)
 
+    def _remember(self, type_token: str, state: dict[str, Any] | None) -> None:
+        """Note a Host the stack's state holds, so applications on its lattice wait for
+        it to rejoin after a restart (see ApplicationResource)."""
+        if type_token != HOST or not state or not state.get("hostId") or not state.get("name"):
+            return
+        if not all(isinstance(state.get(k), str) for k in ("natsUrl", "lattice", "stateDir")):
+            return  # not known yet (preview of a new host)
+        process = host_process(state)
+        self.settings.remember_host(
+            state["natsUrl"],
+            state["lattice"],
+            KnownHost(str(state["hostId"]), str(state["name"]), process.running),
+        )
+
     def _defaults(self, news: dict[str, Any]) -> dict[str, Any]:
         for field, key in CONFIG_DEFAULTS.items():
             if news.get(field) in (None, "") and key in self.config:
@@ -105,15 +126,17 @@ class WasmcloudProvider(Provider):
     async def diff(self, request: DiffRequest) -> DiffResponse:
         handler = self.handler(request.type)
         current_urn.set(request.urn)
-        diff = await handler.diff(
-            request.resource_id, plain(request.old_state), plain(request.new_inputs)
-        )
+        olds = plain(request.old_state)
+        self._remember(request.type, olds)
+        diff = await handler.diff(request.resource_id, olds, plain(request.new_inputs))
         return diff_response(diff)
 
     async def create(self, request: CreateRequest) -> CreateResponse:
         handler = self.handler(request.type)
         current_urn.set(request.urn)
         created = await handler.create(plain(request.properties), request.preview)
+        if not request.preview:
+            self._remember(request.type, created.outputs)
         return CreateResponse(created.id, to_props(created.outputs, handler.secrets))
 
     async def read(self, request: ReadRequest) -> ReadResponse:
@@ -123,6 +146,7 @@ class WasmcloudProvider(Provider):
         if not properties:  # an import: only the id is known, the config says where
             properties = self._defaults({})
         state = await handler.read(request.resource_id, properties)
+        self._remember(request.type, state)
         if state is None:
             return ReadResponse()  # gone: the engine drops it from the state
         # On import there are no inputs yet: the state's own inputs become them.
@@ -137,11 +161,18 @@ class WasmcloudProvider(Provider):
         outputs = await handler.update(
             request.resource_id, plain(request.olds), plain(request.news), request.preview
         )
+        if not request.preview:
+            self._remember(request.type, outputs)
         return UpdateResponse(to_props(outputs, handler.secrets))
 
     async def delete(self, request: DeleteRequest) -> None:
         current_urn.set(request.urn)
-        await self.handler(request.type).delete(request.resource_id, plain(request.properties))
+        state = plain(request.properties)
+        await self.handler(request.type).delete(request.resource_id, state)
+        if request.type == HOST and isinstance(state.get("natsUrl"), str):
+            self.settings.forget_host(
+                state["natsUrl"], str(state.get("lattice")), request.resource_id
+            )
 
 
 def diff_response(diff: Diff) -> DiffResponse:
