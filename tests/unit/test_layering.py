@@ -127,3 +127,42 @@ def test_lattice_imports_no_other_host_agent_package() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=False, timeout=60
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_pulumi_wasmcloud_does_not_import_the_controller() -> None:
+    # The provider depends on the control protocol (host_agent.lattice) and the planner's
+    # read-only lattice view, never on the controller's modules.
+    import pulumi_wasmcloud
+
+    iac_dir = Path(pulumi_wasmcloud.__file__).parent
+    offenders = []
+    for path in iac_dir.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            names: list[str] = []
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+            offenders += [
+                f"{path}: {n}"
+                for n in names
+                if n == "host_agent.controller" or n.startswith("host_agent.controller.")
+            ]
+    assert offenders == []
+
+    modules = [
+        m.name
+        for m in pkgutil.walk_packages([str(iac_dir)], "pulumi_wasmcloud.")
+        if not m.name.endswith("__main__")
+    ]
+    assert "pulumi_wasmcloud.provider.live" in modules
+    code = (
+        "import importlib, sys\n"
+        f"for name in {modules!r}: importlib.import_module(name)\n"
+        "bad = sorted(m for m in sys.modules if m.startswith('host_agent.controller'))\n"
+        "print(bad); sys.exit(1 if bad else 0)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=False, timeout=60
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
