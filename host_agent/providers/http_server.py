@@ -45,7 +45,9 @@ def _split_address(address: str) -> tuple[str, int]:
     host, sep, port = address.rpartition(":")
     if not sep or not port.isdigit():
         raise ValueError(f"address {address!r} must be host:port, e.g. 127.0.0.1:8080")
-    return host.strip("[]") or "0.0.0.0", int(port)
+    # No host (":8080") means loopback: listening on every interface is a choice the
+    # address must spell out (upstream's default is 0.0.0.0).
+    return host.strip("[]") or "127.0.0.1", int(port)
 
 
 class HttpServerProvider:

@@ -30,7 +30,7 @@ def test_up_deploys_the_counter_reuses_on_rerun_and_down_stops_everything(tmp_pa
     http_port = free_port()
     manifest = tmp_path / "counter.yaml"
     text = (ROOT / "examples" / "counter" / "wadm.yaml").read_text()
-    manifest.write_text(text.replace("0.0.0.0:8080", f"127.0.0.1:{http_port}"))
+    manifest.write_text(text.replace("127.0.0.1:8080", f"127.0.0.1:{http_port}"))
     redis_port = free_port()
     manifest.write_text(manifest.read_text().replace("127.0.0.1:6379", f"127.0.0.1:{redis_port}"))
     state = tmp_path / "state"

@@ -51,7 +51,7 @@ def test_counter_manifest_loads_with_tutorial_content() -> None:
     http_link = http.link_traits[0].properties
     assert http_link.target.name == "counter"
     assert http_link.interfaces == ["incoming-handler"]
-    assert http_link.effective_source_config[0].properties == {"address": "0.0.0.0:8080"}
+    assert http_link.effective_source_config[0].properties == {"address": "127.0.0.1:8080"}
 
 
 @pytest.mark.parametrize("dump", [dump_yaml, dump_json])
