@@ -7,8 +7,9 @@ import json
 from typing import Any, TypeVar
 
 from nats.aio.client import Client as NatsClient
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
+from host_agent.lattice.strict import describe_errors
 from host_agent.lattice.subjects import DEFAULT_LATTICE, wadm_api_subject
 from host_agent.lattice.wadm_types import (
     DeleteModelResponse,
@@ -16,6 +17,7 @@ from host_agent.lattice.wadm_types import (
     GetModelResponse,
     ListModelsResponse,
     PutModelResponse,
+    ReplyOutcome,
     StatusResponse,
     VersionResponse,
 )
@@ -40,10 +42,15 @@ class WadmClient:
         msg = await self.nc.request(
             wadm_api_subject(self.lattice, operation, name), payload, timeout=self.timeout
         )
-        data = json.loads(msg.data)
-        if data.get("result") == "error":
-            raise WadmError(data.get("message") or f"wadm {operation} failed")
-        return shape.model_validate(data)
+        try:
+            outcome = ReplyOutcome.model_validate_json(msg.data, strict=True)
+            if outcome.result == "error":
+                raise WadmError(outcome.message or f"wadm {operation} failed")
+            return shape.model_validate_json(msg.data, strict=True)
+        except ValidationError as exc:
+            raise WadmError(
+                f"the controller's {operation} reply is malformed: {describe_errors(exc)}"
+            ) from None
 
     async def put(self, manifest: str | bytes | dict[str, Any]) -> PutModelResponse:
         body = (

@@ -181,6 +181,13 @@ class StatusResponse(_Shape):
         return self.model_dump_json(exclude_none=True).encode()
 
 
+class ReplyOutcome(StrictModel):
+    """What every wadm reply starts with: ``result`` (``error`` on failure) and ``message``."""
+
+    result: str
+    message: str = ""
+
+
 def error_reply(message: str) -> bytes:
     """wadm's generic error for a bad subject, body or storage failure."""
     return _ErrorReply(message=message).to_json()
