@@ -151,7 +151,7 @@ async def start_server(
     try:
         deadline = time.monotonic() + timeout
         while not await listening_async(port):
-            if exited.done() or time.monotonic() > deadline:
+            if (exited.done() and exited.result()) or time.monotonic() > deadline:
                 raise StartError(f"{proc.name} did not start; see {proc.logfile}")
             # No event says "listening"; retry soon, or at once if the process dies.
             await asyncio.wait([exited], timeout=0.05)

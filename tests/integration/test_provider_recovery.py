@@ -1,0 +1,341 @@
+"""The native provider in-process over gRPC, served the way the plugin serves it
+(``grpc_server``, with the engine's Log service played by the test so progress messages
+can be read): failures as plain sentences, every Lattice property taking effect,
+applications waiting for hosts to rejoin after a NATS restart, and deletes that fail
+while instances still run. Real nats-server, controllers and hosts throughout."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import grpc
+import nats
+import pytest
+from google.protobuf import empty_pb2, json_format, struct_pb2
+from pulumi.runtime.proto import engine_pb2, engine_pb2_grpc, provider_pb2, provider_pb2_grpc
+
+from host_agent.lattice.wadm import WadmClient
+from host_agent.local.supervisor import ManagedProcess, listening
+from pulumi_wasmcloud.provider import application_resource
+from pulumi_wasmcloud.provider.provider import WasmcloudProvider, grpc_server
+from tests.lattice import (
+    ControllerProcess,
+    NatsServer,
+    Processes,
+    counter_manifest,
+    free_port,
+    run_async,
+)
+
+APP = "urn:pulumi:test::proj::wasmcloud:index:Application::counter"
+LATTICE = "urn:pulumi:test::proj::wasmcloud:index:Lattice::lattice"
+
+
+def host_urn(name: str) -> str:
+    return f"urn:pulumi:test::proj::wasmcloud:index:Host::{name}"
+
+
+def struct(values: dict[str, Any]) -> struct_pb2.Struct:
+    message = struct_pb2.Struct()
+    message.update(values)
+    return message
+
+
+def plain(message: struct_pb2.Struct) -> dict[str, Any]:
+    return dict(json_format.MessageToDict(message))
+
+
+@dataclass
+class EngineLog(engine_pb2_grpc.EngineServicer):  # type: ignore[misc]
+    """The engine's Log service: what the CLI would show under each resource."""
+
+    messages: list[str] = field(default_factory=list)
+    arrived: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def Log(self, request: engine_pb2.LogRequest, context: Any) -> empty_pb2.Empty:
+        self.messages.append(request.message)
+        self.arrived.set()
+        return empty_pb2.Empty()
+
+
+@asynccontextmanager
+async def provider(
+    nats_url: str | None = None,
+) -> AsyncIterator[tuple[provider_pb2_grpc.ResourceProviderStub, EngineLog]]:
+    engine = grpc.aio.server()
+    log = EngineLog()
+    engine_pb2_grpc.add_EngineServicer_to_server(log, engine)
+    engine_port = engine.add_insecure_port("127.0.0.1:0")
+    await engine.start()
+    address = f"127.0.0.1:{engine_port}"
+    server, port = grpc_server(WasmcloudProvider(address), "0.0.0-test", [], address)
+    await server.start()
+    channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
+    stub = provider_pb2_grpc.ResourceProviderStub(channel)
+    config = {"natsUrl": nats_url} if nats_url else {}
+    urn = "urn:pulumi:test::proj::pulumi:providers:wasmcloud::default"
+    checked = await stub.CheckConfig(provider_pb2.CheckRequest(urn=urn, news=struct(config)))
+    await stub.Configure(provider_pb2.ConfigureRequest(args=checked.inputs))
+    try:
+        yield stub, log
+    finally:
+        await channel.close()
+        await server.stop(None)
+        await engine.stop(None)
+
+
+async def create(
+    stub: provider_pb2_grpc.ResourceProviderStub, urn: str, news: dict[str, Any]
+) -> provider_pb2.CreateResponse:
+    checked = await stub.Check(provider_pb2.CheckRequest(urn=urn, news=struct(news)))
+    assert list(checked.failures) == [], checked.failures
+    return await stub.Create(
+        provider_pb2.CreateRequest(urn=urn, properties=checked.inputs, timeout=120)
+    )
+
+
+def cmdline(pid: int) -> list[str]:
+    return Path(f"/proc/{pid}/cmdline").read_text().split("\0")
+
+
+def pid_of(state_dir: Path, name: str) -> int:
+    pid = ManagedProcess(name, state_dir).pid()
+    assert pid is not None, f"{name} does not run"
+    return pid
+
+
+@asynccontextmanager
+async def lattice_resource(
+    stub: provider_pb2_grpc.ResourceProviderStub, state_dir: Path, **extra: Any
+) -> AsyncIterator[provider_pb2.CreateResponse]:
+    """A Lattice created through the provider; deleted (every process stopped) after."""
+    created = await create(
+        stub,
+        LATTICE,
+        {"natsPort": free_port(), "stateDir": str(state_dir), "heartbeatSeconds": 2, **extra},
+    )
+    try:
+        yield created
+    finally:
+        for name in ("host-rejoin-core", "host-rejoin-edge", "controller", "redis-server"):
+            ManagedProcess(name, state_dir).stop()
+        ManagedProcess("nats-server", state_dir).stop()
+
+
+# -- failures are sentences -------------------------------------------------------------
+
+
+@run_async
+async def test_failures_reach_the_engine_as_sentences_not_class_reprs() -> None:
+    manifest = counter_manifest("redis://127.0.0.1:1", 1)
+    async with provider() as (stub, _):
+        # An InputError (the planned placement left instances unplaced).
+        inputs = {
+            "natsUrl": "nats://127.0.0.1:1",
+            "lattice": "default",
+            "allowUnplaced": False,
+            "manifest": manifest,
+            "unplaced": {"counter": 3},
+        }
+        with pytest.raises(grpc.aio.AioRpcError) as raised:
+            await stub.Create(provider_pb2.CreateRequest(urn=APP, properties=struct(inputs)))
+        details = str(raised.value.details())
+        assert details.startswith("manifest: cannot place {'counter': 3}"), details
+        assert "<class" not in details and "Unexpected" not in details
+
+        # A bug (state without a manifest) still reads as a sentence, with its type name.
+        del inputs["manifest"]
+        with pytest.raises(grpc.aio.AioRpcError) as raised:
+            await stub.Create(provider_pb2.CreateRequest(urn=APP, properties=struct(inputs)))
+        details = str(raised.value.details())
+        assert details.startswith("internal error in the wasmcloud provider (KeyError"), details
+        assert "<class" not in details
+
+
+# -- Lattice updates take effect -------------------------------------------------------
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(180)
+@run_async
+async def test_lattice_updates_restart_what_reads_the_changed_value(tmp_path: Path) -> None:
+    state_dir = tmp_path / "lattice"
+    async with provider() as (stub, _), lattice_resource(stub, state_dir) as created:
+        controller = pid_of(state_dir, "controller")
+        nats_pid = pid_of(state_dir, "nats-server")
+        redis_port = free_port()
+        news = {**plain(created.properties), "heartbeatSeconds": 7, "redisPort": redis_port}
+        checked = await stub.Check(
+            provider_pb2.CheckRequest(urn=LATTICE, olds=created.properties, news=struct(news))
+        )
+        diff = await stub.Diff(
+            provider_pb2.DiffRequest(
+                id=created.id, urn=LATTICE, olds=created.properties, news=checked.inputs
+            )
+        )
+        assert set(diff.diffs) == {"heartbeatSeconds", "redisPort"}
+        assert list(diff.replaces) == []  # in place, so the update must apply them itself
+
+        await stub.Update(
+            provider_pb2.UpdateRequest(
+                id=created.id, urn=LATTICE, olds=created.properties, news=checked.inputs
+            )
+        )
+        restarted = pid_of(state_dir, "controller")
+        assert restarted != controller
+        argv = cmdline(restarted)
+        assert argv[argv.index("--heartbeat-interval") + 1] == "7"
+        assert pid_of(state_dir, "nats-server") == nats_pid  # untouched
+        assert listening(redis_port)
+        # The update returned once the new controller answers the wadm API.
+        nc = await nats.connect(str(plain(created.properties)["natsUrl"]))
+        try:
+            assert (await WadmClient(nc, "default", timeout=1.0).list()).models == []
+        finally:
+            await nc.close()
+
+
+@run_async
+async def test_wrongly_typed_lattice_inputs_are_refused_by_name() -> None:
+    async with provider() as (stub, _):
+        news = {"natsPort": "4222", "heartbeatSeconds": 0, "stateDir": 5}
+        checked = await stub.Check(provider_pb2.CheckRequest(urn=LATTICE, news=struct(news)))
+        assert sorted(f.property for f in checked.failures) == [
+            "heartbeatSeconds",
+            "natsPort",
+            "stateDir",
+        ]
+
+
+# -- one up after a NATS crash ---------------------------------------------------------
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(240)
+@run_async
+async def test_after_a_nats_restart_check_waits_for_the_hosts_in_state(tmp_path: Path) -> None:
+    state_dir = tmp_path / "lattice"
+    async with provider() as (stub, log), lattice_resource(stub, state_dir) as lattice:
+        url = str(plain(lattice.properties)["natsUrl"])
+        hosts = {}
+        for tier in ("core", "edge"):
+            created = await create(
+                stub,
+                host_urn(f"rejoin-{tier}"),
+                {
+                    "name": f"rejoin-{tier}",
+                    "natsUrl": url,
+                    "labels": {"tier": tier},
+                    "stateDir": str(state_dir),
+                    "heartbeatSeconds": 2,
+                },
+            )
+            hosts[tier] = created
+        manifest = counter_manifest("redis://127.0.0.1:1", free_port())
+        checked = await stub.Check(
+            provider_pb2.CheckRequest(urn=APP, news=struct({"manifest": manifest}))
+        )
+        before = plain(checked.inputs)["placement"]
+        assert before["counter"] == {"rejoin-edge": 3}
+
+        # What `up` does after `kill -9` of nats-server: the Lattice's diff sees it dead,
+        # its update restarts it; the hosts (still running) reconnect a moment later.
+        os.kill(pid_of(state_dir, "nats-server"), signal.SIGKILL)
+        lattice_state = await stub.Read(
+            provider_pb2.ReadRequest(id=lattice.id, urn=LATTICE, properties=lattice.properties)
+        )
+        assert plain(lattice_state.properties)["running"] is False
+        await stub.Update(
+            provider_pb2.UpdateRequest(
+                id=lattice.id,
+                urn=LATTICE,
+                olds=lattice_state.properties,
+                news=lattice.properties,
+            )
+        )
+        for tier, created in hosts.items():  # the engine diffs each Host (unchanged)
+            await stub.Diff(
+                provider_pb2.DiffRequest(
+                    id=created.id,
+                    urn=host_urn(f"rejoin-{tier}"),
+                    olds=created.properties,
+                    news=created.properties,
+                )
+            )
+        log.messages.clear()
+        rechecked = await stub.Check(
+            provider_pb2.CheckRequest(
+                urn=APP, olds=checked.inputs, news=struct({"manifest": manifest})
+            )
+        )
+        assert list(rechecked.failures) == []
+        assert plain(rechecked.inputs)["placement"] == before
+        assert plain(rechecked.inputs)["unplaced"] == {}
+        waits = [m for m in log.messages if m.startswith("waiting for")]
+        assert waits, log.messages  # progress was shown while the hosts reconnected
+        assert "to rejoin the lattice (" in waits[0] and "rejoin-" in waits[0]
+
+
+# -- delete fails while instances still run ---------------------------------------------
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(240)
+@run_async
+async def test_delete_fails_naming_what_still_runs_per_host(
+    nats_server: NatsServer,
+    processes: Processes,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    processes.host(tier="edge")
+    # A long leader lease: once the leader dies, the standby serves the wadm API at once
+    # but reconciles nothing until the lease ages out, so deleted instances stay.
+    leader = ControllerProcess(nats_server, "--lease-ttl", "120", log=tmp_path / "leader.log")
+    standby = None
+    app = counter_manifest("redis://127.0.0.1:1", free_port())
+    counter = app["spec"]["components"][0]
+    counter["traits"] = [{"type": "spreadscaler", "properties": {"instances": 2}}]
+    app["spec"]["components"] = [counter]
+    try:
+        async with provider(nats_server.url) as (stub, _):
+            created = await create(stub, APP, {"manifest": app})
+            assert plain(created.properties)["status"] == "deployed"
+            running = plain(created.properties)["placement"]["counter"]
+            [(host_name, count)] = running.items()
+            assert count == 2
+
+            leader.kill()
+            standby = ControllerProcess(
+                nats_server, "--lease-ttl", "120", log=tmp_path / "standby.log"
+            )
+            nc = await nats.connect(nats_server.url)
+            try:
+                while True:  # the standby answers the API (a reply, not "no responders")
+                    try:
+                        await WadmClient(nc, "default", timeout=1.0).list()
+                        break
+                    except nats.errors.NoRespondersError:
+                        await asyncio.sleep(0.1)
+            finally:
+                await nc.close()
+
+            monkeypatch.setattr(application_resource, "DELETE_TIMEOUT", 2.0)
+            with pytest.raises(grpc.aio.AioRpcError) as raised:
+                await stub.Delete(
+                    provider_pb2.DeleteRequest(id="counter", urn=APP, properties=created.properties)
+                )
+            details = str(raised.value.details())
+            assert "counter was deleted from the controller" in details, details
+            assert f"on {host_name}: counter x2" in details, details
+    finally:
+        leader.stop()
+        if standby is not None:
+            standby.stop()
