@@ -157,12 +157,16 @@ class LatticeView:
             return
         host = self.hosts.get(source)
         if event == "host_started":
-            # A restarted host forgot what it was asked to do; ask again.
+            # A (re)started host runs nothing yet and forgot what it was asked to do: a
+            # host killed and started again with its id must not keep its old inventory
+            # until its first heartbeat (one interval later), or nothing is restarted.
             self.pending_scales = {k: v for k, v in self.pending_scales.items() if k[0] != source}
-            if host is None:
-                self.hosts[source] = HostRecord(
-                    source, dict(data.get("labels") or {}), last_seen=now
-                )
+            self.hosts[source] = HostRecord(
+                source,
+                dict(data.get("labels") or {}),
+                last_seen=now,
+                interval=host.interval if host else None,
+            )
             return
         if host is None:
             return  # an unknown host's heartbeat or inventory will bring its full state

@@ -1,0 +1,67 @@
+"""The lattice as the planner sees it, from the controller's events and from the
+provider's one-shot read: the same rule on both sides, and a restarted host runs nothing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from host_agent.controller.view import LatticeView
+from host_agent.model import load_manifest
+from host_agent.placement import plan_placement
+from host_agent.placement.lattice_view import HostSnapshot, LatticeSnapshot
+
+ROOT = Path(__file__).resolve().parents[2]
+COUNTER = load_manifest(ROOT / "examples" / "counter" / "wadm.yaml").manifest
+
+
+def inventory(
+    host_id: str, tier: str, components: dict[str, int], providers: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    """A ``host.get`` reply / heartbeat body as hosts send it."""
+    return {
+        "host_id": host_id,
+        "labels": {"tier": tier},
+        "components": [
+            {"id": wid, "image_ref": "file://x.wasm", "max_instances": n}
+            for wid, n in components.items()
+        ],
+        "providers": [{"id": wid, "image_ref": "builtin:x"} for wid in providers],
+    }
+
+
+def test_a_restarted_host_runs_nothing_until_it_says_otherwise() -> None:
+    view = LatticeView()
+    view.apply_inventory(inventory("H1", "core", {"counter-counter": 3}, ("http",)), 0.0)
+    assert view.hosts["H1"].runs("counter-counter") == 3
+    # kill -9 and started again with its seed: the same id, nothing running.
+    view.apply_event("host_started", "H1", {"labels": {"tier": "core"}}, now=1.0)
+    assert list(view.hosts["H1"].workload_ids()) == []
+    assert view.hosts["H1"].labels == {"tier": "core"}
+
+
+def test_the_provider_and_the_controller_plan_on_the_same_inventory() -> None:
+    ids = {c.name: c.component_id(COUNTER.name) for c in COUNTER.spec.components}
+    wires = [
+        inventory("H1", "core", {"other-app": 2}, (ids["httpserver"], "other-provider")),
+        inventory("H2", "edge", {ids["counter"]: 2}),
+    ]
+    view = LatticeView()
+    for wire in wires:
+        view.apply_inventory(wire, 0.0)
+    snapshot = LatticeSnapshot({w["host_id"]: HostSnapshot.from_inventory(w) for w in wires})
+    assert len(view.inventory_for(COUNTER)[0].running) == 3  # its provider + other load
+    assert snapshot.inventory_for(COUNTER) == view.inventory_for(COUNTER)
+    assert plan_placement(COUNTER, snapshot.inventory_for(COUNTER)).placements() == (
+        plan_placement(COUNTER, view.inventory_for(COUNTER)).placements()
+    )
+
+
+def test_display_names_fall_back_to_ids_where_names_repeat() -> None:
+    hosts = [
+        HostSnapshot("H1", "edge"),
+        HostSnapshot("H2", "edge"),
+        HostSnapshot("H3", "core"),
+    ]
+    snapshot = LatticeSnapshot({h.id: h for h in hosts})
+    assert snapshot.names() == {"H1": "H1", "H2": "H2", "H3": "core"}
