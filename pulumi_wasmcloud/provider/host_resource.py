@@ -164,4 +164,4 @@ class HostResource:
                     "change the spreads (or set allowUnplaced), or remove the application "
                     "first; the host keeps running"
                 )
-        process.stop()
+        await process.stop_async()  # never block the event loop every resource shares
