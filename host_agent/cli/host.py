@@ -12,19 +12,43 @@ import os
 import signal
 import sys
 from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TypeVar
 
 import nats.errors
+from nats.aio.client import RawCredentials
 
 from host_agent.cli.logs import configure_logging
 from host_agent.controller.service import Controller, ControllerConfig
 from host_agent.host.identity import IdentityError
 from host_agent.host.process import Host, HostConfig
+from host_agent.lattice.connection import (
+    AddressError,
+    ConnectionRefused,
+    CredentialsError,
+    NatsAddress,
+    NatsCredentials,
+)
 
 LABEL_ENV_PREFIX = "WASMCLOUD_LABEL_"
+T = TypeVar("T", int, float)
+# Secrets given as flags are readable by every user of the machine (ps, /proc/*/cmdline).
+SECRET_FLAGS = {"--host-seed": "WASMCLOUD_HOST_SEED", "--nats-seed": "WASMCLOUD_NATS_SEED"}
 
 
 def _env_flag(env: Mapping[str, str], name: str) -> bool:
     return env.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _env_number(env: Mapping[str, str], name: str, default: str, kind: type[T]) -> T:
+    """A number from the environment, refused by name when it is not one (never read as
+    the default)."""
+    text = env.get(name, default)
+    try:
+        return kind(text)
+    except ValueError:
+        what = "a whole number" if kind is int else "a number"
+        raise ValueError(f"{name}={text!r}: expected {what}") from None
 
 
 def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
@@ -42,13 +66,34 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
     p.add_argument(
         "--nats-port",
         type=int,
-        default=int(env.get("WASMCLOUD_NATS_PORT", "4222")),
+        default=None,
         help="NATS server port (env WASMCLOUD_NATS_PORT; default 4222)",
+    )
+    p.add_argument(
+        "--ctl-tls",
+        "--rpc-tls",
+        dest="nats_tls",
+        action="store_true",
+        default=_env_flag(env, "WASMCLOUD_CTL_TLS") or _env_flag(env, "WASMCLOUD_RPC_TLS"),
+        help="require TLS on the NATS connection (env WASMCLOUD_CTL_TLS or "
+        "WASMCLOUD_RPC_TLS; this host uses one connection for control and RPC)",
     )
     p.add_argument(
         "--nats-creds",
         default=env.get("WASMCLOUD_NATS_CREDS"),
-        help="NATS credentials file (env WASMCLOUD_NATS_CREDS)",
+        help="NATS credentials file: the user JWT and seed, as nsc writes them "
+        "(env WASMCLOUD_NATS_CREDS); providers started here connect as the same user",
+    )
+    p.add_argument(
+        "--nats-jwt",
+        default=env.get("WASMCLOUD_NATS_JWT"),
+        help="NATS user JWT, with --nats-seed (env WASMCLOUD_NATS_JWT)",
+    )
+    p.add_argument(
+        "--nats-seed",
+        default=None,
+        help="NATS user nkey seed (SU...), with --nats-jwt; prefer the environment "
+        "variable WASMCLOUD_NATS_SEED: a flag shows in every user's `ps`",
     )
     p.add_argument(
         "-x",
@@ -66,15 +111,16 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--host-seed",
-        default=env.get("WASMCLOUD_HOST_SEED"),
-        help="server nkey seed (SN...) for a stable host id (env "
-        "WASMCLOUD_HOST_SEED; generated when absent)",
+        default=None,
+        help="server nkey seed (SN...) for a stable host id; prefer the environment "
+        "variable WASMCLOUD_HOST_SEED: a flag shows in every user's `ps` (generated "
+        "when absent)",
     )
     p.add_argument("--friendly-name", default=None, help="human-readable host name")
     p.add_argument(
         "--heartbeat-interval-seconds",
         type=float,
-        default=float(env.get("WASMCLOUD_HEARTBEAT_INTERVAL", "30")),
+        default=None,
         help="seconds between heartbeats (env WASMCLOUD_HEARTBEAT_INTERVAL; default 30)",
     )
     p.add_argument(
@@ -142,46 +188,108 @@ async def _serve(host: Host, controller: Controller | None) -> None:
     await asyncio.gather(host.run(), controller.run())
 
 
+def nats_address(args: argparse.Namespace, env: Mapping[str, str]) -> NatsAddress:
+    port = args.nats_port
+    if port is None:
+        port = _env_number(env, "WASMCLOUD_NATS_PORT", "4222", int)
+    if not 0 < port < 65536:
+        raise ValueError(f"NATS port {port} is out of range; give 1-65535")
+    return NatsAddress(args.nats_host, port, args.nats_tls)
+
+
+def nats_credentials(
+    args: argparse.Namespace, env: Mapping[str, str]
+) -> tuple[NatsCredentials | None, str | None]:
+    """The NATS user to connect as (None: no credentials), and the creds file it came
+    from, if any. Like the real host: a JWT needs its seed, and a creds file excludes
+    both."""
+    seed = args.nats_seed or env.get("WASMCLOUD_NATS_SEED")
+    if args.nats_creds and (args.nats_jwt or seed):
+        raise CredentialsError(
+            "give the NATS user either as a creds file (--nats-creds / WASMCLOUD_NATS_CREDS) "
+            "or as --nats-jwt and WASMCLOUD_NATS_SEED, not both"
+        )
+    if args.nats_creds:
+        path = Path(args.nats_creds)
+        try:
+            text = path.read_text()
+        except OSError as exc:
+            raise CredentialsError(f"cannot read NATS creds file {path}: {exc.strerror}") from None
+        return NatsCredentials.from_creds(text, f"NATS creds file {path}"), str(path)
+    if bool(args.nats_jwt) != bool(seed):
+        raise CredentialsError(
+            "a NATS user needs both its JWT (--nats-jwt / WASMCLOUD_NATS_JWT) and its seed "
+            "(WASMCLOUD_NATS_SEED); only one was given"
+        )
+    if args.nats_jwt and seed:
+        return NatsCredentials(args.nats_jwt.strip(), seed.strip()), None
+    return None, None
+
+
+def warn_secret_flags(argv: Sequence[str]) -> None:
+    for flag, variable in SECRET_FLAGS.items():
+        if any(a == flag or a.startswith(f"{flag}=") for a in argv):
+            print(
+                f"wasmcloud-host: warning: {flag} puts a secret on the command line, where "
+                f"every user of this machine can read it (ps); set {variable} instead",
+                file=sys.stderr,
+            )
+
+
 def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> int:
     env = os.environ if env is None else env
+    argv = sys.argv[1:] if argv is None else argv
     args = build_parser(env).parse_args(argv)
     configure_logging(args.log_level)
+    warn_secret_flags(argv)
     try:
         labels = parse_labels(env, args.label)
+        address = nats_address(args, env)
+        credentials, creds_file = nats_credentials(args, env)
+        heartbeat = args.heartbeat_interval_seconds
+        if heartbeat is None:
+            heartbeat = _env_number(env, "WASMCLOUD_HEARTBEAT_INTERVAL", "30", float)
+        if not heartbeat > 0:
+            raise ValueError(f"heartbeat interval {heartbeat} must be more than 0 seconds")
         host = Host(
             HostConfig(
-                nats_url=f"nats://{args.nats_host}:{args.nats_port}",
+                nats_url=address.url,
                 lattice=args.lattice,
                 labels=labels,
-                seed=args.host_seed,
+                seed=args.host_seed or env.get("WASMCLOUD_HOST_SEED"),
                 friendly_name=args.friendly_name,
-                heartbeat_interval=args.heartbeat_interval_seconds,
+                heartbeat_interval=heartbeat,
                 allow_file_load=args.allow_file_load,
                 ctl_prefix=args.ctl_topic_prefix,
                 js_domain=args.js_domain,
-                credentials=args.nats_creds,
+                credentials=credentials,
             )
         )
-    except (ValueError, IdentityError) as exc:
+    except (ValueError, IdentityError, AddressError, CredentialsError) as exc:
         print(f"wasmcloud-host: error: {exc}", file=sys.stderr)
         return 2
     controller = None
     if args.with_controller:
         controller = Controller(
             ControllerConfig(
-                nats_url=host.config.nats_url,
+                nats_url=address.url,
                 lattice=args.lattice,
-                heartbeat_interval=args.heartbeat_interval_seconds,
+                heartbeat_interval=heartbeat,
                 js_domain=args.js_domain,
-                credentials=args.nats_creds,
+                credentials=(
+                    creds_file or (RawCredentials(credentials.creds()) if credentials else None)
+                ),
             )
         )
     try:
         asyncio.run(_serve(host, controller))
+    except ConnectionRefused as exc:
+        print(f"wasmcloud-host: {exc}", file=sys.stderr)
+        return 1
     except (OSError, nats.errors.NoServersError) as exc:
         print(
-            f"wasmcloud-host: cannot reach NATS at nats://{args.nats_host}:{args.nats_port}: "
-            f"{exc}; start nats-server with -js or set WASMCLOUD_NATS_HOST/PORT",
+            f"wasmcloud-host: cannot reach NATS at {address.url}: {exc}; start nats-server "
+            "with -js or set WASMCLOUD_NATS_HOST/PORT",
             file=sys.stderr,
         )
         return 1

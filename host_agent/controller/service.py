@@ -21,6 +21,7 @@ from typing import Any
 
 import nats
 from nats.aio.client import Client as NatsClient
+from nats.aio.client import RawCredentials
 from nats.aio.msg import Msg
 
 from host_agent.controller.api import WadmApi
@@ -84,7 +85,7 @@ class ControllerConfig:
     resync_interval: float = 10.0
     lease_ttl: float = 10.0
     js_domain: str | None = None
-    credentials: str | None = None
+    credentials: str | RawCredentials | None = None  # a .creds path, or its text
 
 
 class Controller:

@@ -1,4 +1,7 @@
-"""Host identity: a server-type nkey (public key ``N...``) and a friendly name."""
+"""Host identity: a server-type nkey (public key ``N...``) and a friendly name.
+
+The seed is the host's secret: it never appears in a repr (logs, tracebacks, test output).
+"""
 
 from __future__ import annotations
 
@@ -6,7 +9,7 @@ import os
 import platform
 import random
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import nkeys
 
@@ -55,7 +58,7 @@ class IdentityError(ValueError):
 @dataclass(frozen=True)
 class HostIdentity:
     public_key: str
-    seed: str
+    seed: str = field(repr=False)
     friendly_name: str
 
     @classmethod
@@ -68,7 +71,7 @@ class HostIdentity:
         if not seed.startswith("SN"):
             raise IdentityError(
                 "host seed must be a server nkey seed starting with 'SN' "
-                "(set WASMCLOUD_HOST_SEED / --host-seed, or leave it out to generate one)"
+                "(set WASMCLOUD_HOST_SEED, or leave it out to generate one)"
             )
         try:
             keypair = nkeys.from_seed(bytearray(seed.encode()))

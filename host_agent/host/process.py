@@ -7,7 +7,6 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-import nats
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
@@ -20,6 +19,7 @@ from host_agent.host.links import LinkIndex
 from host_agent.host.providers import ProviderSupervisor
 from host_agent.host.state import HostState
 from host_agent.host.store import LatticeStore
+from host_agent.lattice.connection import NatsAddress, NatsCredentials, connect_nats
 from host_agent.lattice.events import cloud_event
 from host_agent.lattice.protocol import Link
 from host_agent.lattice.subjects import DEFAULT_CTL_PREFIX, CtlSubjects, event_subject
@@ -39,7 +39,8 @@ class HostConfig:
     allow_file_load: bool = False
     ctl_prefix: str = DEFAULT_CTL_PREFIX
     js_domain: str | None = None
-    credentials: str | None = None
+    # The NATS user this host connects as; its providers connect as the same user.
+    credentials: NatsCredentials | None = None
 
 
 class Host:
@@ -78,10 +79,12 @@ class Host:
 
     async def start(self) -> None:
         """Connect, join the lattice and announce the host."""
-        self._nc = await nats.connect(
-            self.config.nats_url,
+        self._nc = await connect_nats(
+            NatsAddress.parse(self.config.nats_url),
+            self.config.credentials,
+            who="host",
+            fix=self._credentials_fix(),
             name=f"wasmcloud-host {self.host_id}",
-            user_credentials=self.config.credentials,
             max_reconnect_attempts=-1,  # keep trying: a host outlives NATS restarts
             reconnect_time_wait=0.5,
             disconnected_cb=self._on_disconnect,
@@ -102,7 +105,12 @@ class Host:
             lambda: self.links,
         )
         self.providers = ProviderSupervisor(
-            self.state, self._nc, self.config.nats_url, self.publish_event, self._read_configs
+            self.state,
+            self._nc,
+            self.config.nats_url,
+            self.publish_event,
+            self._read_configs,
+            self.config.credentials,
         )
         self.handlers = CtlHandlers(
             self.state,
@@ -134,6 +142,19 @@ class Host:
                 "lattice": self.config.lattice,
                 "labels": self.state.labels,
             },
+        )
+
+    def _credentials_fix(self) -> str:
+        if self.config.credentials is None:
+            return (
+                "this NATS requires a user; give the host the .creds of a user of the "
+                "lattice's account: WASMCLOUD_NATS_CREDS=<file>, or WASMCLOUD_NATS_JWT and "
+                "WASMCLOUD_NATS_SEED (the Pulumi provider passes wasmcloud:credentials)"
+            )
+        return (
+            "the server does not accept this host's NATS user; check that its .creds "
+            "(WASMCLOUD_NATS_CREDS or WASMCLOUD_NATS_JWT/SEED) belong to an account of "
+            "this NATS server and have not expired or been revoked"
         )
 
     async def _read_configs(self, names: list[str]) -> dict[str, str]:

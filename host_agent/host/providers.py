@@ -1,8 +1,10 @@
 """Provider processes on this host: start with HostData on stdin, push links, stop.
 
 Like the Rust host: the process gets a cleared environment and one base64 JSON line
-on stdin; `provider_started` is published once it is spawned; links where it is source
-or target are pushed on `linkdefs.put`/`linkdefs.del` as they change in the lattice.
+on stdin, which carries the host's NATS URL and NATS user (JWT and seed), so a provider
+reaches the lattice wherever, and as whoever, the host does; `provider_started` is
+published once it is spawned; links where it is source or target are pushed on
+`linkdefs.put`/`linkdefs.del` as they change in the lattice.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from nats.aio.client import Client as NatsClient
 
 from host_agent.host.links import LinkIndex, LinkKey, ResolvedLink, provider_link_changes
 from host_agent.host.state import HostState, ProviderRecord
+from host_agent.lattice.connection import NatsCredentials
 from host_agent.lattice.protocol import Link, StartProviderCommand
 from host_agent.providers.builtin import BuiltinProvider, UnknownProvider, resolve_provider
 from host_agent.providers.contract import (
@@ -77,10 +80,12 @@ class ProviderSupervisor:
         nats_url: str,
         publish: Publish,
         read_configs: ConfigReader,
+        credentials: NatsCredentials | None = None,
     ) -> None:
         self.state = state
         self.nc = nc
         self.nats_url = nats_url
+        self.credentials = credentials
         self.publish = publish
         self.read_configs = read_configs
         self.running: dict[str, RunningProvider] = {}
@@ -105,6 +110,8 @@ class ProviderSupervisor:
             host_id=self.state.host_id,
             lattice_rpc_prefix=self.state.lattice,
             lattice_rpc_url=self.nats_url,
+            lattice_rpc_user_jwt=self.credentials.jwt if self.credentials else "",
+            lattice_rpc_user_seed=self.credentials.seed if self.credentials else "",
             provider_key=command.provider_id,
             instance_id=str(uuid.uuid4()),
             link_definitions=[link_definition(link) for link in links],

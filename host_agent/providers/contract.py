@@ -50,7 +50,7 @@ class HostData(StrictModel):
     lattice_rpc_prefix: str
     link_name: str = "default"
     lattice_rpc_user_jwt: str = ""
-    lattice_rpc_user_seed: str = ""
+    lattice_rpc_user_seed: str = Field(default="", repr=False)  # secret: never in a repr
     lattice_rpc_url: str
     provider_key: str
     env_values: dict[str, str] = Field(default_factory=dict)
@@ -62,7 +62,7 @@ class HostData(StrictModel):
     # object is accepted, but the field itself must be an object.
     secrets: dict[str, Any] = Field(default_factory=dict)
     host_xkey_public_key: str = ""
-    provider_xkey_private_key: str = ""
+    provider_xkey_private_key: str = Field(default="", repr=False)
     default_rpc_timeout_ms: int | None = Field(default=2000, ge=0)
     structured_logging: bool = False
     log_level: str | None = "info"

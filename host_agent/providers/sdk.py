@@ -16,10 +16,17 @@ import os
 import sys
 from typing import Protocol
 
-import nats
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 
+from host_agent.lattice.connection import (
+    AddressError,
+    ConnectionRefused,
+    CredentialsError,
+    NatsAddress,
+    NatsCredentials,
+    connect_nats,
+)
 from host_agent.lattice.strict import BadRequest
 from host_agent.providers.contract import (
     CONFIG_UPDATE,
@@ -54,9 +61,36 @@ async def _watch_parent(stop: asyncio.Event) -> None:
             stop.set()
 
 
+def rpc_credentials(host: HostData) -> NatsCredentials | None:
+    """The NATS user the host passed (its own, as the real host does), or None."""
+    jwt, seed = host.lattice_rpc_user_jwt, host.lattice_rpc_user_seed
+    if not jwt and not seed:
+        return None
+    if not jwt or not seed:
+        raise CredentialsError(
+            "HostData: lattice_rpc_user_jwt and lattice_rpc_user_seed must both be given "
+            "(a NATS user) or both be empty"
+        )
+    try:
+        return NatsCredentials(jwt, seed)
+    except CredentialsError as exc:
+        raise CredentialsError(f"HostData lattice_rpc_user_jwt/seed: {exc}") from None
+
+
 async def serve(handler: ProviderHandler, host: HostData) -> None:
-    nc = await nats.connect(
-        host.lattice_rpc_url,
+    credentials = rpc_credentials(host)
+    fix = (
+        "the host passed no NATS user in HostData (lattice_rpc_user_jwt/seed are empty); "
+        "start the host with the lattice's credentials (WASMCLOUD_NATS_CREDS, or "
+        "WASMCLOUD_NATS_JWT and WASMCLOUD_NATS_SEED)"
+        if credentials is None
+        else "the NATS user the host passed in HostData is not accepted by this server"
+    )
+    nc = await connect_nats(
+        NatsAddress.parse(host.lattice_rpc_url),
+        credentials,
+        who=f"provider {host.provider_key}",
+        fix=fix,
         name=f"provider {host.provider_key}",
         max_reconnect_attempts=-1,
         reconnect_time_wait=0.5,
@@ -150,4 +184,7 @@ def run_provider(handler: ProviderHandler) -> None:
         host = HostData.decode(line)
     except BadRequest as error:
         sys.exit(f"provider: {error}")  # one line on stderr, exit status 1
-    asyncio.run(serve(handler, host))
+    try:
+        asyncio.run(serve(handler, host))
+    except (AddressError, ConnectionRefused, CredentialsError) as error:
+        sys.exit(f"provider {host.provider_key}: {error}")
