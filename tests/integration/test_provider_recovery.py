@@ -21,6 +21,7 @@ import pytest
 from google.protobuf import empty_pb2, json_format, struct_pb2
 from pulumi.runtime.proto import engine_pb2, engine_pb2_grpc, provider_pb2, provider_pb2_grpc
 
+from host_agent.lattice.client import CtlClient
 from host_agent.lattice.wadm import WadmClient
 from host_agent.local.supervisor import ManagedProcess, listening
 from pulumi_wasmcloud.provider import application_resource
@@ -239,48 +240,60 @@ async def test_after_a_nats_restart_check_waits_for_the_hosts_in_state(tmp_path:
             )
             hosts[tier] = created
         manifest = counter_manifest("redis://127.0.0.1:1", free_port())
-        checked = await stub.Check(
-            provider_pb2.CheckRequest(urn=APP, news=struct({"manifest": manifest}))
-        )
+        app = {"manifest": manifest, "natsUrl": url}
+        checked = await stub.Check(provider_pb2.CheckRequest(urn=APP, news=struct(app)))
+        assert list(checked.failures) == []
         before = plain(checked.inputs)["placement"]
-        assert before["counter"] == {"rejoin-edge": 3}
+        assert sum(before["counter"].values()) == 3
 
         # What `up` does after `kill -9` of nats-server: the Lattice's diff sees it dead,
-        # its update restarts it; the hosts (still running) reconnect a moment later.
-        os.kill(pid_of(state_dir, "nats-server"), signal.SIGKILL)
-        lattice_state = await stub.Read(
-            provider_pb2.ReadRequest(id=lattice.id, urn=LATTICE, properties=lattice.properties)
-        )
-        assert plain(lattice_state.properties)["running"] is False
-        await stub.Update(
-            provider_pb2.UpdateRequest(
-                id=lattice.id,
-                urn=LATTICE,
-                olds=lattice_state.properties,
-                news=lattice.properties,
+        # its update restarts it, and the hosts (still running) reconnect. The hosts are
+        # paused across the restart so the check surely comes before they are back.
+        host_pids = [pid_of(state_dir, f"host-rejoin-{tier}") for tier in hosts]
+        for pid in host_pids:
+            os.kill(pid, signal.SIGSTOP)
+        try:
+            os.kill(pid_of(state_dir, "nats-server"), signal.SIGKILL)
+            lattice_state = await stub.Read(
+                provider_pb2.ReadRequest(id=lattice.id, urn=LATTICE, properties=lattice.properties)
             )
-        )
-        for tier, created in hosts.items():  # the engine diffs each Host (unchanged)
-            await stub.Diff(
-                provider_pb2.DiffRequest(
-                    id=created.id,
-                    urn=host_urn(f"rejoin-{tier}"),
-                    olds=created.properties,
-                    news=created.properties,
+            assert plain(lattice_state.properties)["running"] is False
+            await stub.Update(
+                provider_pb2.UpdateRequest(
+                    id=lattice.id,
+                    urn=LATTICE,
+                    olds=lattice_state.properties,
+                    news=lattice.properties,
                 )
             )
-        log.messages.clear()
-        rechecked = await stub.Check(
-            provider_pb2.CheckRequest(
-                urn=APP, olds=checked.inputs, news=struct({"manifest": manifest})
+            for tier, created in hosts.items():  # the engine diffs each Host (unchanged)
+                await stub.Diff(
+                    provider_pb2.DiffRequest(
+                        id=created.id,
+                        urn=host_urn(f"rejoin-{tier}"),
+                        olds=created.properties,
+                        news=created.properties,
+                    )
+                )
+            log.messages.clear()
+            log.arrived.clear()
+            rechecking = asyncio.ensure_future(
+                stub.Check(
+                    provider_pb2.CheckRequest(urn=APP, olds=checked.inputs, news=struct(app))
+                )
             )
-        )
+            await asyncio.wait_for(log.arrived.wait(), 30)  # the first progress message
+            assert not rechecking.done()
+            waiting = log.messages[0]
+            assert waiting.startswith("waiting for 2 host(s) to rejoin the lattice ("), waiting
+            assert "rejoin-core" in waiting and "rejoin-edge" in waiting
+        finally:
+            for pid in host_pids:
+                os.kill(pid, signal.SIGCONT)
+        rechecked = await rechecking
         assert list(rechecked.failures) == []
         assert plain(rechecked.inputs)["placement"] == before
         assert plain(rechecked.inputs)["unplaced"] == {}
-        waits = [m for m in log.messages if m.startswith("waiting for")]
-        assert waits, log.messages  # progress was shown while the hosts reconnected
-        assert "to rejoin the lattice (" in waits[0] and "rejoin-" in waits[0]
 
 
 # -- delete fails while instances still run ---------------------------------------------
@@ -305,6 +318,12 @@ async def test_delete_fails_naming_what_still_runs_per_host(
     counter["traits"] = [{"type": "spreadscaler", "properties": {"instances": 2}}]
     app["spec"]["components"] = [counter]
     try:
+        nc = await nats.connect(nats_server.url)
+        try:
+            while not await CtlClient(nc, "default").ping_hosts(wait=0.3):
+                await asyncio.sleep(0.1)  # "no responders" comes back at once: pace the pings
+        finally:
+            await nc.close()
         async with provider(nats_server.url) as (stub, _):
             created = await create(stub, APP, {"manifest": app})
             assert plain(created.properties)["status"] == "deployed"
