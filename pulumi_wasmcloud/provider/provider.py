@@ -14,6 +14,7 @@ from typing import Any
 
 import grpc
 import grpc.aio
+import nats.errors
 from pulumi.provider.experimental.provider import (
     CheckFailure,
     CheckRequest,
@@ -68,7 +69,7 @@ class WasmcloudProvider(Provider):
         self.settings = ProviderSettings()
         self.handlers: dict[str, Handler] = {
             LATTICE: LatticeResource(log),
-            HOST: HostResource(),
+            HOST: HostResource(self.settings),
             APPLICATION: ApplicationResource(log, self.settings),
         }
         self.config: dict[str, Any] = {}
@@ -209,6 +210,13 @@ USER_ERRORS: tuple[type[BaseException], ...] = (InputError, RuntimeError, OSErro
 
 def user_message(error: BaseException) -> str:
     """What the CLI shows for a failed call: the sentence itself, never a class repr."""
+    if isinstance(error, nats.errors.NoRespondersError | nats.errors.TimeoutError):
+        # nats-py's own texts ("nats: timeout") say too little to act on.
+        return (
+            "a request to the lattice got no answer (nothing subscribed, or no reply in "
+            "time): check that the lattice's NATS, controller and hosts run (the Lattice "
+            "resource's stateDir has their logs), then run the command again"
+        )
     if isinstance(error, USER_ERRORS) and str(error):
         return str(error)
     return (

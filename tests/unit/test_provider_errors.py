@@ -24,6 +24,8 @@ def test_user_errors_read_as_their_sentence_and_bugs_name_their_type() -> None:
     bug = user_message(KeyError("manifest"))
     assert bug.startswith("internal error in the wasmcloud provider (KeyError: 'manifest')")
     assert "<class" not in bug
+    timeout = user_message(nats.errors.TimeoutError())
+    assert timeout.startswith("a request to the lattice got no answer") and "nats:" not in timeout
 
 
 def test_a_delete_that_leaves_instances_names_them_per_host() -> None:
