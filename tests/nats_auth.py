@@ -56,7 +56,7 @@ class OperatorAuth:
     creds: str  # the user's .creds file content
 
 
-def operator_auth(port: int, store: str) -> OperatorAuth:
+def operator_auth(port: int, store: str, host: str = "127.0.0.1") -> OperatorAuth:
     operator, operator_pub = _keypair(nkeys.PREFIX_BYTE_OPERATOR)
     account, account_pub = _keypair(nkeys.PREFIX_BYTE_ACCOUNT)
     _, system_pub = _keypair(nkeys.PREFIX_BYTE_ACCOUNT)  # nats-server needs one for JetStream
@@ -78,7 +78,7 @@ def operator_auth(port: int, store: str) -> OperatorAuth:
         {"type": "user", "pub": {}, "sub": {}, **UNLIMITED},
     )  # fmt: skip
     config = f"""
-listen: 127.0.0.1:{port}
+listen: "{host}:{port}"
 jetstream {{ store_dir: "{store}" }}
 operator: {operator_jwt}
 system_account: {system_pub}

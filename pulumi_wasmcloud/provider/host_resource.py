@@ -1,8 +1,16 @@
 """``wasmcloud:index:Host``: a host agent on a target (``local`` here) with labels.
 
 The host's identity (a server nkey seed, kept secret in state) is made once at create,
-so a host restarted by a later ``up`` keeps its id. Labels change in place through the
-control interface; a dead host process is drift that ``read`` reports and ``up`` repairs.
+so a host restarted by a later ``up`` keeps its id. The host connects to the whole
+``natsUrl`` (``nats://`` or ``tls://``, any address) as the NATS user of the provider's
+``wasmcloud:credentials``, and its providers connect as the same user. Secrets reach the
+host process in its environment (readable by its own user only), never on its command
+line (readable by every user through ``ps``), and credentials are never kept in state.
+
+Every property takes effect: ``labels`` change in place through the control interface;
+``natsUrl`` and ``heartbeatSeconds`` restart the host with the same identity;
+``lattice``, ``name``, ``stateDir`` and ``target`` replace it. A dead host process is
+drift that ``read`` reports and ``up`` repairs.
 """
 
 from __future__ import annotations
@@ -11,6 +19,7 @@ import asyncio
 import contextlib
 import os
 import time
+from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +27,12 @@ import nats.errors
 
 from host_agent.host.identity import HostIdentity
 from host_agent.lattice.client import CtlError
+from host_agent.lattice.connection import (
+    AddressError,
+    CredentialsError,
+    NatsAddress,
+    NatsCredentials,
+)
 from host_agent.local.lattice import tool
 from host_agent.local.supervisor import ManagedProcess
 from host_agent.model.naming import is_valid_label_key
@@ -26,56 +41,156 @@ from pulumi_wasmcloud.provider.handlers import (
     Created,
     Diff,
     InputError,
+    ProviderSettings,
     changed_keys,
     nats_url_required,
 )
-from pulumi_wasmcloud.provider.live import LatticeUnreachable, connect
+from pulumi_wasmcloud.provider.live import CredentialsRefused, Lattice, LatticeUnreachable, connect
 from pulumi_wasmcloud.provider.values import UNKNOWN
 
-REPLACE_ON = ("natsUrl", "lattice", "name", "stateDir", "target")
+REPLACE_ON = ("lattice", "name", "stateDir", "target")
+# Properties an update applies by restarting the host process with the same seed.
+RESTART_ON = ("natsUrl", "heartbeatSeconds")
 READY_TIMEOUT = 60.0
+# The host's connection, identity and labels come from this resource only: variables
+# with these names in the provider's own environment must not reach the host.
+HOST_SETTINGS = (
+    "WASMCLOUD_NATS_",
+    "WASMCLOUD_CTL_",
+    "WASMCLOUD_RPC_",
+    "WASMCLOUD_LABEL_",
+    "WASMCLOUD_HOST_SEED",
+    "WASMCLOUD_LATTICE",
+    "WASMCLOUD_HEARTBEAT_INTERVAL",
+    "WASMCLOUD_JS_DOMAIN",
+)
 
 
 def _process(state: dict[str, Any]) -> ManagedProcess:
     return ManagedProcess(f"host-{state['name']}", Path(str(state["stateDir"])).resolve())
 
 
+def host_command(state: Mapping[str, Any]) -> list[str]:
+    """The host's command line: nothing secret (every user can read it)."""
+    return [
+        tool("wasmcloud-host"),
+        "--friendly-name",
+        str(state["name"]),
+        "--allow-file-load",
+    ]
+
+
+def host_environment(
+    state: Mapping[str, Any],
+    credentials: NatsCredentials | None,
+    inherited: Mapping[str, str],
+) -> dict[str, str]:
+    """The environment the host starts with: where NATS is, who to connect as, its
+    identity, lattice and labels, in the host's ``WASMCLOUD_*`` variables."""
+    address = NatsAddress.parse(state["natsUrl"])
+    env = {k: v for k, v in inherited.items() if not k.startswith(HOST_SETTINGS)}
+    env |= {
+        "WASMCLOUD_HOST_SEED": str(state["seed"]),
+        "WASMCLOUD_NATS_HOST": address.host,
+        "WASMCLOUD_NATS_PORT": str(address.port),
+        "WASMCLOUD_LATTICE": str(state["lattice"]),
+        "WASMCLOUD_HEARTBEAT_INTERVAL": str(state["heartbeatSeconds"]),
+    }
+    if address.tls:
+        env["WASMCLOUD_CTL_TLS"] = env["WASMCLOUD_RPC_TLS"] = "true"
+    if credentials is not None:
+        env["WASMCLOUD_NATS_JWT"] = credentials.jwt
+        env["WASMCLOUD_NATS_SEED"] = credentials.seed
+    env |= {f"WASMCLOUD_LABEL_{k}": str(v) for k, v in sorted(state["labels"].items())}
+    return env
+
+
+def _is_known_string(value: Any) -> bool:
+    return value is UNKNOWN or (isinstance(value, str) and value != "")
+
+
+def _check_labels(labels: Any) -> list[InputError]:
+    if labels is UNKNOWN:
+        return []
+    if not isinstance(labels, dict):
+        return [InputError("labels", 'must be a map of strings, e.g. {"tier": "edge"}')]
+    failures = []
+    for key, value in labels.items():
+        if not is_valid_label_key(key):
+            reason = "not a valid label key; use letters, digits, '-', '_' or '.' (max 63)"
+            failures.append(InputError(f"labels.{key}", reason))
+        if not isinstance(value, str) and value is not UNKNOWN:
+            failures.append(InputError(f"labels.{key}", 'must be a string; quote it, e.g. "1"'))
+    return failures
+
+
 class HostResource:
     secrets: frozenset[str] = frozenset({"seed"})
 
+    def __init__(self, settings: ProviderSettings | None = None) -> None:
+        self.settings = settings or ProviderSettings()
+
     async def check(self, olds: dict[str, Any], news: dict[str, Any]) -> Checked:
-        failures = []
-        labels = news.get("labels") or {}
-        for key, value in labels.items() if isinstance(labels, dict) else []:
-            if not is_valid_label_key(key):
-                reason = "not a valid label key; use letters, digits, '-', '_' or '.' (max 63)"
-                failures.append(InputError(f"labels.{key}", reason))
-            if not isinstance(value, str) and value is not UNKNOWN:
-                failures.append(InputError(f"labels.{key}", 'must be a string; quote it, e.g. "1"'))
-        target = news.get("target") or "local"
-        if target != "local":
-            failures.append(
-                InputError("target", f"unknown target {target!r}; this version supports 'local'")
-            )
-        if not news.get("natsUrl"):
-            failures.append(nats_url_required())
+        def given(key: str, default: Any) -> Any:
+            return default if news.get(key) is None else news[key]
+
         inputs = {
             "name": news.get("name"),
             "natsUrl": news.get("natsUrl"),
-            "lattice": news.get("lattice") or "default",
-            "labels": labels,
-            "stateDir": news.get("stateDir") or ".state/lattice",
-            "target": target,
-            "heartbeatSeconds": news.get("heartbeatSeconds") or 30,
+            "lattice": given("lattice", "default"),
+            "labels": given("labels", {}),
+            "stateDir": given("stateDir", ".state/lattice"),
+            "target": given("target", "local"),
+            "heartbeatSeconds": given("heartbeatSeconds", 30),
             "running": True,  # desired; read reports the truth, so a dead host is drift
         }
+        failures = _check_labels(inputs["labels"])
+        if inputs["target"] != "local":
+            failures.append(
+                InputError(
+                    "target", f"unknown target {inputs['target']!r}; this version supports 'local'"
+                )
+            )
+        url = inputs["natsUrl"]
+        if url in (None, ""):
+            failures.append(nats_url_required())
+        elif url is not UNKNOWN:
+            try:
+                NatsAddress.parse(url)
+            except AddressError as exc:
+                failures.append(InputError("natsUrl", str(exc)))
+        for field in ("name", "lattice", "stateDir"):
+            if not _is_known_string(inputs[field]):
+                failures.append(InputError(field, "must be a non-empty string"))
+        heartbeat = inputs["heartbeatSeconds"]
+        if heartbeat is not UNKNOWN and (
+            not isinstance(heartbeat, int) or isinstance(heartbeat, bool) or heartbeat < 1
+        ):
+            failures.append(
+                InputError("heartbeatSeconds", "must be a whole number of seconds, at least 1")
+            )
         return Checked(inputs, failures)
 
     async def diff(self, id: str, olds: dict[str, Any], news: dict[str, Any]) -> Diff:
-        changed = changed_keys(olds, news, (*REPLACE_ON, "labels", "heartbeatSeconds"))
+        changed = changed_keys(olds, news, (*REPLACE_ON, *RESTART_ON, "labels"))
         if not olds.get("running", True) or not _process(olds).running():
             changed["running"] = (False, True)
         return Diff(changed, [k for k in REPLACE_ON if k in changed])
+
+    def _credentials(self) -> NatsCredentials | None:
+        if not self.settings.credentials:
+            return None
+        try:
+            return NatsCredentials.from_creds(self.settings.credentials, "wasmcloud:credentials")
+        except CredentialsError as exc:
+            raise RuntimeError(f"{exc}; nothing was changed") from None
+
+    @contextlib.asynccontextmanager
+    async def _lattice(self, state: dict[str, Any]) -> AsyncIterator[Lattice]:
+        async with connect(
+            str(state["natsUrl"]), str(state["lattice"]), self.settings.credentials
+        ) as lattice:
+            yield lattice
 
     async def create(self, inputs: dict[str, Any], preview: bool) -> Created:
         if preview:
@@ -87,46 +202,52 @@ class HostResource:
         return Created(identity.public_key, outputs)
 
     async def _start(self, state: dict[str, Any]) -> dict[str, Any]:
-        url = str(state["natsUrl"])
-        port = url.rsplit(":", 1)[-1]
-        labels = [a for k, v in sorted(state["labels"].items()) for a in ("--label", f"{k}={v}")]
-        process = _process(state)
-        process.start(
-            [tool("wasmcloud-host"), "--nats-port", port, "--lattice", str(state["lattice"]),
-             "--friendly-name", str(state["name"]), "--allow-file-load",
-             "--heartbeat-interval-seconds", str(state["heartbeatSeconds"]), *labels],
-            env={**os.environ, "WASMCLOUD_HOST_SEED": str(state["seed"])},
-            cwd=Path.cwd(),  # file:// images in manifests are relative to the project
-        )  # fmt: skip
-        async with connect(url, str(state["lattice"])) as lattice:
-            deadline = time.monotonic() + READY_TIMEOUT
-            while True:
-                try:
-                    inventory = await lattice.ctl.get_inventory(str(state["hostId"]))
-                    break
-                except (CtlError, nats.errors.Error, TimeoutError):
-                    if process.exited_early() or time.monotonic() > deadline:
-                        raise RuntimeError(
-                            f"host {state['name']} did not join lattice {state['lattice']} at "
-                            f"{url}; see {process.logfile}"
-                        ) from None
-                    await asyncio.sleep(0.2)
-            await self._set_labels(lattice.ctl, state, inventory.get("labels") or {})
+        credentials = self._credentials()
+        # Connect first: an unreachable NATS or refused credentials fail here, naming
+        # the fix, before any process starts.
+        async with self._lattice(state) as lattice:
+            process = _process(state)
+            process.start(
+                host_command(state),
+                env=host_environment(state, credentials, os.environ),
+                cwd=Path.cwd(),  # file:// images in manifests are relative to the project
+            )
+            inventory = await self._await_join(lattice, process, state)
+            await self._set_labels(lattice, state, inventory.get("labels") or {})
         return {**state, "running": True}
 
-    async def _set_labels(self, ctl: Any, state: dict[str, Any], current: dict[str, str]) -> None:
+    async def _await_join(
+        self, lattice: Lattice, process: ManagedProcess, state: dict[str, Any]
+    ) -> dict[str, Any]:
+        deadline = time.monotonic() + READY_TIMEOUT
+        while True:
+            try:
+                return await lattice.ctl.get_inventory(str(state["hostId"]))
+            except (CtlError, nats.errors.Error, TimeoutError):
+                if process.exited_early() or time.monotonic() > deadline:
+                    raise RuntimeError(
+                        f"host {state['name']} did not join lattice {state['lattice']} at "
+                        f"{state['natsUrl']}{_last_words(process)}; see {process.logfile}"
+                    ) from None
+                await asyncio.sleep(0.2)  # no event tells of a host that has not joined
+
+    async def _set_labels(
+        self, lattice: Lattice, state: dict[str, Any], current: dict[str, str]
+    ) -> None:
         wanted: dict[str, str] = state["labels"]
         for key, value in wanted.items():
             if current.get(key) != value:
-                await ctl.put_label(state["hostId"], key, value)
+                await lattice.ctl.put_label(state["hostId"], key, value)
 
     async def read(self, id: str, state: dict[str, Any]) -> dict[str, Any] | None:
         if not _process(state).running():
             return {**state, "running": False}
         try:
-            async with connect(str(state["natsUrl"]), str(state["lattice"])) as lattice:
+            async with self._lattice(state) as lattice:
                 inventory = await lattice.ctl.get_inventory(id)
-        except Exception:
+        except CredentialsRefused:
+            raise  # not drift: the user has to give credentials, and the error says so
+        except (LatticeUnreachable, CtlError, nats.errors.Error, TimeoutError):
             return {**state, "running": False}
         labels = inventory.get("labels") or {}
         # Only labels this resource manages are compared; hosts add their own (hostcore.*).
@@ -139,13 +260,19 @@ class HostResource:
         state = {**news, "hostId": id, "seed": olds["seed"]}
         if preview:
             return {**state, "running": True}
-        if not _process(olds).running():
+        process = _process(olds)
+        if process.running() and any(olds.get(k) != news.get(k) for k in RESTART_ON):
+            # Check the new address (and credentials) answer before the old host stops.
+            async with self._lattice(state):
+                pass
+            await process.stop_async()
+        if not process.running():
             return await self._start(state)
-        async with connect(str(news["natsUrl"]), str(news["lattice"])) as lattice:
+        async with self._lattice(state) as lattice:
             removed = set(olds.get("labels", {})) - set(news["labels"])
             for key in sorted(removed):
                 await lattice.ctl.delete_label(id, key)
-            await self._set_labels(lattice.ctl, state, dict(olds.get("labels", {})))
+            await self._set_labels(lattice, state, dict(olds.get("labels", {})))
         return {**state, "running": True}
 
     async def delete(self, id: str, state: dict[str, Any]) -> None:
@@ -155,7 +282,7 @@ class HostResource:
         if process.running():
             stranded: list[str] = []
             with contextlib.suppress(LatticeUnreachable, nats.errors.Error, TimeoutError):
-                async with connect(str(state["natsUrl"]), str(state["lattice"])) as lattice:
+                async with self._lattice(state) as lattice:
                     stranded = await lattice.stranded_by(id)
             if stranded:
                 raise RuntimeError(
@@ -164,4 +291,15 @@ class HostResource:
                     "change the spreads (or set allowUnplaced), or remove the application "
                     "first; the host keeps running"
                 )
-        await process.stop_async()  # never block the event loop every resource shares
+        await process.stop_async()
+
+
+def _last_words(process: ManagedProcess) -> str:
+    """``: <the last line of the log>`` of a host that exited, to say why in the error."""
+    if process.running():
+        return ""
+    try:
+        lines = process.logfile.read_text(errors="replace").strip().splitlines()
+    except OSError:
+        return ""
+    return f": {lines[-1].strip()}" if lines else ""

@@ -1,0 +1,135 @@
+"""A network namespace joined to this machine by a veth pair, for tests of lattice parts
+at a non-loopback address (a NATS server, later an SSH host) without any real network.
+
+Addresses come from 198.18.0.0/15 (RFC 2544's benchmarking range): the namespace side
+gets ``address`` (e.g. ``198.18.0.2/24``), this machine's side the first address of the
+same /24 (``198.18.0.1``). Everything a ``NetworkNamespace`` made goes with ``cleanup``:
+the processes it ran, the namespace and the veth pair. Needs root and iproute2's ``ip``;
+``unavailable()`` says why not, for ``pytest.skip``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import itertools
+import os
+import re
+import shutil
+import subprocess
+from collections.abc import Sequence
+from typing import Any
+
+TEST_RANGE = ipaddress.ip_network("198.18.0.0/15")
+_names = itertools.count()
+
+
+def _ip(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["ip", *args], capture_output=True, text=True, check=False, timeout=30)
+
+
+def unavailable() -> str | None:
+    """Why namespaces cannot be made here (None when they can)."""
+    if shutil.which("ip") is None:
+        return "iproute2's `ip` is not installed (apt-get install iproute2)"
+    if os.geteuid() != 0:
+        return "network namespaces need root"
+    probe = f"wcprobe{os.getpid()}"
+    made = _ip("netns", "add", probe)
+    if made.returncode != 0:
+        return f"`ip netns add` is not permitted here: {made.stderr.strip()}"
+    _ip("netns", "del", probe)
+    return None
+
+
+def free_subnet() -> str:
+    """The first ``198.18.N.2/24`` whose /24 no interface on this machine uses, so tests
+    (and helpers) running side by side do not share a route."""
+    used = set(re.findall(r"inet (198\.1[89]\.\d+)\.\d+/", _ip("-o", "-4", "addr").stdout))
+    for third in range(256):
+        if f"198.18.{third}" not in used:
+            return f"198.18.{third}.2/24"
+    raise RuntimeError("every 198.18.N.0/24 is in use on this machine")
+
+
+class NetworkNamespace:
+    """``create(name, address)``, then ``run``/``popen`` commands inside, then ``cleanup``."""
+
+    def __init__(self, name: str, address: str) -> None:
+        interface = ipaddress.ip_interface(address)
+        if interface.network.prefixlen < 16 or not interface.network.subnet_of(TEST_RANGE):  # type: ignore[arg-type]
+            raise ValueError(f"{address}: test namespaces use addresses in {TEST_RANGE} only")
+        gateway = interface.network[1]
+        if interface.ip == gateway:
+            raise ValueError(f"{address}: the first address of the subnet is this machine's side")
+        self.name = name
+        self.address = str(interface.ip)  # the namespace's side
+        self.prefixlen = interface.network.prefixlen
+        self.gateway = str(gateway)  # this machine's side
+        # Interface names are at most 15 bytes.
+        self._outside = f"{name[:12]}-o"
+        self._inside = f"{name[:12]}-i"
+        self._processes: list[subprocess.Popen[Any]] = []
+
+    @classmethod
+    def create(cls, name: str | None = None, address: str | None = None) -> NetworkNamespace:
+        """A fresh namespace ``name`` (default: unique to this process) at ``address``
+        (default: ``free_subnet()``), reachable from this machine, with loopback up."""
+        name = name or f"wc{os.getpid()}n{next(_names)}"
+        namespace = cls(name, address or free_subnet())
+        try:
+            namespace._setup()
+        except BaseException:
+            namespace.cleanup()
+            raise
+        return namespace
+
+    def _setup(self) -> None:
+        def ip(*args: str) -> None:
+            done = _ip(*args)
+            if done.returncode != 0:
+                raise RuntimeError(f"ip {' '.join(args)}: {done.stderr.strip()}")
+
+        ip("netns", "add", self.name)
+        ip("link", "add", self._outside, "type", "veth", "peer", "name", self._inside)
+        ip("link", "set", self._inside, "netns", self.name)
+        ip("addr", "add", f"{self.gateway}/{self.prefixlen}", "dev", self._outside)
+        ip("link", "set", self._outside, "up")
+        inside = ("netns", "exec", self.name, "ip")
+        ip(*inside, "addr", "add", f"{self.address}/{self.prefixlen}", "dev", self._inside)
+        ip(*inside, "link", "set", self._inside, "up")
+        ip(*inside, "link", "set", "lo", "up")
+
+    def command(self, argv: Sequence[str]) -> list[str]:
+        return ["ip", "netns", "exec", self.name, *argv]
+
+    def run(self, argv: Sequence[str], **kwargs: Any) -> subprocess.CompletedProcess[Any]:
+        """Run a command inside to completion (``subprocess.run`` arguments)."""
+        kwargs.setdefault("timeout", 60)
+        return subprocess.run(self.command(argv), check=False, **kwargs)
+
+    def popen(self, argv: Sequence[str], **kwargs: Any) -> subprocess.Popen[Any]:
+        """Start a long-running command inside; ``cleanup`` stops it."""
+        process = subprocess.Popen(self.command(argv), **kwargs)
+        self._processes.append(process)
+        return process
+
+    def cleanup(self) -> None:
+        """Stop what ran inside, then remove the namespace and the veth pair."""
+        for process in self._processes:
+            if process.poll() is None:
+                process.terminate()
+                try:
+                    process.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
+        # Whatever else still runs in the namespace (a child that escaped its parent).
+        for pid in _ip("netns", "pids", self.name).stdout.split():
+            with contextlib.suppress(ProcessLookupError, ValueError):
+                os.kill(int(pid), 9)
+        _ip("netns", "del", self.name)  # takes the inside end of the pair, and so both
+        _ip("link", "del", self._outside)  # in case the pair never reached the namespace
+
+    def exists(self) -> bool:
+        return self.name in _ip("netns", "list").stdout.split()
