@@ -20,17 +20,23 @@ from host_agent.host.state import ComponentRecord, HostState
 from host_agent.host.store import LatticeStore, LinkConflict
 from host_agent.lattice.protocol import (
     BadRequest,
+    ComponentAuctionRequest,
     DeleteLinkRequest,
     HostLabel,
     Link,
+    ProviderAuctionRequest,
+    RegistryCredential,
     ScaleComponentCommand,
     StartProviderCommand,
     StopHostCommand,
     StopProviderCommand,
     UpdateComponentCommand,
+    component_auction_ack,
     ctl_reply,
     parse_config,
+    parse_registry_credentials,
     parse_request,
+    provider_auction_ack,
 )
 from host_agent.lattice.subjects import CtlSubjects
 from host_agent.runtime.image import ComponentLoadError
@@ -121,11 +127,37 @@ class CtlHandlers:
                 await self.publish("config_deleted", {"config_name": name})
                 return ctl_reply(True, "successfully deleted config")
             case ["registry", "put"]:
-                return ctl_reply(True, "successfully put registries")
-            case [("component" | "provider"), "auction"]:
-                return None  # no OCI fetching yet, so this host never bids
+                return self.put_registries(parse_registry_credentials(payload))
+            case ["component", "auction"]:
+                return self.component_auction(parse_request(ComponentAuctionRequest, payload))
+            case ["provider", "auction"]:
+                return self.provider_auction(parse_request(ProviderAuctionRequest, payload))
             case _:
                 return ctl_reply(False, "unsupported subject")
+
+    # auctions and registries -----------------------------------------------------------
+    def component_auction(self, request: ComponentAuctionRequest) -> bytes | None:
+        """Bid (reply) when this host's labels satisfy every constraint; stay silent
+        otherwise. 1.4.2 also means to skip hosts already running the component id, but
+        its request getter returns the image ref for the id, so in effect it bids on the
+        constraints alone; so does this host (a scale to a host that runs it resizes)."""
+        if not self.state.satisfies(request.constraints):
+            return None
+        return ctl_reply(True, "", component_auction_ack(request, self.state.host_id))
+
+    def provider_auction(self, request: ProviderAuctionRequest) -> bytes | None:
+        """Bid when the labels satisfy the constraints and this host does not already run
+        a provider with that id (a second start of the same id would be refused)."""
+        if not self.state.satisfies(request.constraints):
+            return None
+        if request.provider_id in self.state.providers:
+            return None
+        return ctl_reply(True, "", provider_auction_ack(request, self.state.host_id))
+
+    def put_registries(self, credentials: dict[str, RegistryCredential]) -> bytes:
+        self.state.put_registry_credentials(credentials)
+        log.info("updated registry credentials for %s", ", ".join(sorted(credentials)) or "none")
+        return ctl_reply(True, "successfully put registries")
 
     # host ---------------------------------------------------------------------------
     def stop_host(self, command: StopHostCommand) -> bytes:

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from host_agent.host.identity import HostIdentity
+from host_agent.lattice.protocol import RegistryCredential
 from host_agent.redaction import redact_url
 
 
@@ -64,10 +65,24 @@ class HostState:
     started: float = field(default_factory=time.monotonic)
     components: dict[str, ComponentRecord] = field(default_factory=dict)
     providers: dict[str, ProviderRecord] = field(default_factory=dict)
+    # registry host name -> credentials from `registry.put`, for fetching OCI artifacts.
+    registries: dict[str, RegistryCredential] = field(default_factory=dict, repr=False)
 
     @property
     def host_id(self) -> str:
         return self.identity.public_key
+
+    def satisfies(self, constraints: dict[str, str]) -> bool:
+        """Whether every constraint names a label this host has, with that value."""
+        return all(self.labels.get(key) == value for key, value in constraints.items())
+
+    def put_registry_credentials(self, credentials: dict[str, RegistryCredential]) -> None:
+        """Add or replace credentials per registry; other registries keep theirs."""
+        self.registries.update(credentials)
+
+    def registry_credential(self, registry: str) -> RegistryCredential | None:
+        """The credentials `registry.put` gave for `registry` (e.g. "ghcr.io"), if any."""
+        return self.registries.get(registry)
 
     def uptime_seconds(self) -> int:
         return int(time.monotonic() - self.started)

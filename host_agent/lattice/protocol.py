@@ -12,7 +12,8 @@ from __future__ import annotations
 import json
 from typing import Any, ClassVar, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, RootModel
+from pydantic import BaseModel, ConfigDict, Field, RootModel, model_validator
+from pydantic_core import PydanticCustomError
 
 from host_agent.lattice.strict import BadRequest, parse_json
 
@@ -135,3 +136,97 @@ def ctl_reply(success: bool, message: str = "", response: Any = None) -> bytes:
     if response is not None:
         body["response"] = response
     return json.dumps(body).encode()
+
+
+# Auctions, claims and registry credentials (control-interface 2.2, host 1.4.2) -------
+class ComponentAuctionRequest(_Request):
+    """``component.auction``: which hosts could run this component?"""
+
+    operation = "component.auction"
+
+    component_ref: str = ""
+    component_id: str = Field(min_length=1)
+    constraints: dict[str, str]  # required by serde: labels a bidding host must have
+
+
+class ProviderAuctionRequest(_Request):
+    """``provider.auction``: which hosts could start this provider?"""
+
+    operation = "provider.auction"
+
+    provider_ref: str = ""
+    provider_id: str = Field(min_length=1)
+    constraints: dict[str, str]
+
+
+def component_auction_ack(request: ComponentAuctionRequest, host_id: str) -> dict[str, Any]:
+    """``ComponentAuctionAck``: a host's bid."""
+    return {
+        "component_ref": request.component_ref,
+        "component_id": request.component_id,
+        "host_id": host_id,
+        "constraints": dict(request.constraints),
+    }
+
+
+def provider_auction_ack(request: ProviderAuctionRequest, host_id: str) -> dict[str, Any]:
+    """``ProviderAuctionAck``: a host's bid."""
+    return {
+        "host_id": host_id,
+        "provider_ref": request.provider_ref,
+        "provider_id": request.provider_id,
+        "constraints": dict(request.constraints),
+    }
+
+
+REGISTRY_TYPES = ("oci",)
+
+
+class RegistryCredential(_Request):
+    """One registry's credentials in a ``registry.put`` body. Upstream reads an unknown
+    ``registryType`` or a half-given user/password as anonymous OCI access (with a log
+    warning); here either is refused, naming the field, so a typo never means "no auth".
+    Secrets are left out of the repr."""
+
+    # serde renames the type to `registryType` and accepts only that spelling.
+    model_config = ConfigDict(extra="forbid", validate_by_name=False, strict=True)
+    operation = "registry.put"
+
+    username: str | None = None
+    password: str | None = Field(default=None, repr=False)
+    token: str | None = Field(default=None, repr=False)
+    registry_type: str = Field(default="oci", alias="registryType")
+
+    @model_validator(mode="after")
+    def _one_way_to_authenticate(self) -> RegistryCredential:
+        def refuse(message: str) -> PydanticCustomError:
+            return PydanticCustomError("registry_credential", message)
+
+        if self.registry_type not in REGISTRY_TYPES:
+            raise refuse(f'registryType "{self.registry_type}" is not supported; use "oci"')
+        basic = (self.username is not None, self.password is not None)
+        if basic == (True, False):
+            raise refuse("password is missing: username and password go together")
+        if basic == (False, True):
+            raise refuse("username is missing: username and password go together")
+        if all(basic) and self.token is not None:
+            raise refuse("token and username/password both given: give one way to log in")
+        return self
+
+    @property
+    def auth(self) -> str:
+        """``basic``, ``token`` or ``anonymous``: how a registry client should log in."""
+        if self.username is not None:
+            return "basic"
+        return "token" if self.token is not None else "anonymous"
+
+
+class RegistryCredentials(RootModel[dict[str, RegistryCredential]]):
+    """The ``registry.put`` body: registry host name -> credentials."""
+
+    model_config = ConfigDict(strict=True)
+
+
+def parse_registry_credentials(payload: bytes) -> dict[str, RegistryCredential]:
+    what = "registry.put body (a map of registry -> {username, password, token, registryType})"
+    return parse_json(RegistryCredentials, payload or b"{}", what).root

@@ -1,0 +1,214 @@
+"""Auctions, claims.get and registry.put as wash uses them, against real hosts.
+
+`wash start component|provider` without `--host-id` publishes an auction and takes a
+bid; hosts whose labels do not satisfy the constraints stay silent, so the replies are
+gathered over a bounded window, as ping's are.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import nats
+import pytest
+from nats.aio.client import Client as NatsClient
+
+from host_agent.host.process import Host, HostConfig
+from host_agent.lattice.subjects import CtlSubjects
+from tests.integration.test_counter_app import lattice
+from tests.lattice import NatsServer, Processes, run_async
+
+pytestmark = pytest.mark.timeout(120)
+SUBJECTS = CtlSubjects("default")
+GATHER = 1.0  # seconds: every live host answers a request within this on loopback
+
+
+async def gather(nc: NatsClient, subject: str, body: Any) -> list[dict[str, Any]]:
+    """Publish one request and collect every reply for GATHER seconds (scatter/gather)."""
+    inbox = nc.new_inbox()
+    sub = await nc.subscribe(inbox)
+    replies: list[dict[str, Any]] = []
+    payload = body if isinstance(body, bytes) else json.dumps(body).encode()
+    try:
+        await nc.publish(subject, payload, reply=inbox)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + GATHER
+        while (remaining := deadline - loop.time()) > 0:
+            try:
+                msg = await sub.next_msg(timeout=remaining)
+            except TimeoutError:
+                break
+            if msg.data:
+                replies.append(json.loads(msg.data))
+    finally:
+        await sub.unsubscribe()
+    return replies
+
+
+@asynccontextmanager
+async def east_and_west(
+    nats_server: NatsServer, processes: Processes
+) -> AsyncIterator[tuple[NatsClient, dict[str, str]]]:
+    """Two host processes labeled zone=east and zone=west; zone -> host id."""
+    processes.host(zone="east", tier="web")
+    processes.host(zone="west", tier="web")
+    async with lattice(nats_server) as lat:
+        await lat.host_ids(2)
+        hosts = {h["labels"]["zone"]: h["id"] for h in await lat.ctl.ping_hosts(wait=0.3)}
+        yield lat.nc, hosts
+
+
+@run_async
+async def test_a_component_auction_gets_bids_only_from_hosts_whose_labels_match(
+    nats_server: NatsServer, processes: Processes
+) -> None:
+    async with east_and_west(nats_server, processes) as (nc, hosts):
+        request = {
+            "component_ref": "ghcr.io/wasmcloud/components/http-hello-world-rust:0.1.0",
+            "component_id": "hello",
+            "constraints": {"zone": "east"},
+        }
+        bids = await gather(nc, SUBJECTS("component", "auction"), request)
+        assert bids == [
+            {
+                "success": True,
+                "message": "",
+                "response": {
+                    "component_ref": request["component_ref"],
+                    "component_id": "hello",
+                    "host_id": hosts["east"],
+                    "constraints": {"zone": "east"},
+                },
+            }
+        ]
+        both = await gather(nc, SUBJECTS("component", "auction"), {**request, "constraints": {}})
+        assert sorted(b["response"]["host_id"] for b in both) == sorted(hosts.values())
+        # Every constraint must hold: a label value that differs, or a label no host has.
+        for constraints in ({"zone": "north"}, {"zone": "east", "tier": "db"}, {"gpu": "true"}):
+            none = await gather(
+                nc, SUBJECTS("component", "auction"), {**request, "constraints": constraints}
+            )
+            assert none == [], constraints
+
+
+@run_async
+async def test_a_provider_auction_skips_hosts_already_running_that_provider(
+    nats_server: NatsServer, processes: Processes
+) -> None:
+    async with east_and_west(nats_server, processes) as (nc, hosts):
+        async with lattice(nats_server) as lat:
+            await lat.ctl.start_provider(hosts["east"], "kv", "builtin:keyvalue-inmemory")
+            await lat.event("provider_started", provider_id="kv")
+        request = {"provider_ref": "builtin:keyvalue-inmemory", "provider_id": "kv"}
+        bids = await gather(nc, SUBJECTS("provider", "auction"), {**request, "constraints": {}})
+        assert bids == [
+            {
+                "success": True,
+                "message": "",
+                "response": {
+                    "host_id": hosts["west"],
+                    "provider_ref": "builtin:keyvalue-inmemory",
+                    "provider_id": "kv",
+                    "constraints": {},
+                },
+            }
+        ]
+        other = {"provider_ref": "builtin:keyvalue-inmemory", "provider_id": "kv2"}
+        east_only = await gather(
+            nc, SUBJECTS("provider", "auction"), {**other, "constraints": {"zone": "east"}}
+        )
+        assert [b["response"]["host_id"] for b in east_only] == [hosts["east"]]
+        none = await gather(
+            nc, SUBJECTS("provider", "auction"), {**request, "constraints": {"zone": "east"}}
+        )
+        assert none == []
+
+
+@run_async
+async def test_a_malformed_auction_is_refused_naming_the_field(
+    nats_server: NatsServer, processes: Processes
+) -> None:
+    async with east_and_west(nats_server, processes) as (nc, _):
+        cases = [
+            ("component", {"component_id": "x", "constraints": {"zone": 1}}, "constraints.zone"),
+            ("component", {"component_id": "x"}, "constraints: required"),
+            ("provider", {"provider_id": 5, "constraints": {}}, "provider_id"),
+            ("provider", {"provider_id": "p", "constraints": ["zone=east"]}, "constraints"),
+        ]
+        for kind, body, field in cases:
+            replies = await gather(nc, SUBJECTS(kind, "auction"), body)
+            assert len(replies) == 2, (body, replies)  # every host says why, none bids
+            for reply in replies:
+                assert reply["success"] is False and "response" not in reply
+                assert f"{kind}.auction" in reply["message"] and field in reply["message"]
+
+
+@run_async
+async def test_claims_get_answers_the_claims_list(
+    nats_server: NatsServer, processes: Processes
+) -> None:
+    async with east_and_west(nats_server, processes) as (nc, _):
+        msg = await nc.request(SUBJECTS.claims_get(), b"", timeout=5)
+        reply = json.loads(msg.data)
+        assert reply == {"success": True, "message": "", "response": []}
+
+
+@asynccontextmanager
+async def host_in_process(nats_server: NatsServer) -> AsyncIterator[Host]:
+    host = Host(HostConfig(nats_url=nats_server.url, heartbeat_interval=60))
+    await host.start()
+    try:
+        yield host
+    finally:
+        await host.shutdown()
+
+
+@run_async
+async def test_registry_put_keeps_the_credentials_for_fetching(nats_server: NatsServer) -> None:
+    async with host_in_process(nats_server) as host:
+        nc = await nats.connect(nats_server.url)
+        try:
+            put = SUBJECTS("registry", "put")
+            body = {
+                "ghcr.io": {"username": "ci", "password": "s3cret", "registryType": "oci"},
+                "registry.example:5000": {"token": "t0ken"},
+            }
+            reply = json.loads((await nc.request(put, json.dumps(body).encode(), 5)).data)
+            assert reply == {"success": True, "message": "successfully put registries"}
+            ghcr = host.state.registry_credential("ghcr.io")
+            assert ghcr is not None and ghcr.auth == "basic"
+            assert (ghcr.username, ghcr.password) == ("ci", "s3cret")
+            assert "s3cret" not in repr(ghcr) and "s3cret" not in repr(host.state)
+            local = host.state.registry_credential("registry.example:5000")
+            assert local is not None and (local.auth, local.token) == ("token", "t0ken")
+
+            # A second put replaces one registry's credentials and keeps the others.
+            again = {"ghcr.io": {"token": "new"}}
+            reply = json.loads((await nc.request(put, json.dumps(again).encode(), 5)).data)
+            assert reply["success"] is True
+            ghcr = host.state.registry_credential("ghcr.io")
+            assert ghcr is not None and (ghcr.auth, ghcr.token) == ("token", "new")
+            assert host.state.registry_credential("registry.example:5000") == local
+            assert host.state.registry_credential("docker.io") is None
+
+            # Malformed bodies change nothing and say which field is wrong.
+            before = dict(host.state.registries)
+            for bad, field in [
+                ({"ghcr.io": {"username": "ci"}}, "ghcr.io: password is missing"),
+                ({"ghcr.io": {"password": 5}}, "ghcr.io.password: expected a string"),
+                ({"ghcr.io": {"registryType": "docker"}}, 'registryType "docker"'),
+                ({"ghcr.io": {"registry_type": "oci"}}, "ghcr.io.registry_type: unknown field"),
+                ({"ghcr.io": "ci:s3cret"}, "ghcr.io: expected a JSON object"),
+                (["ghcr.io"], "expected an object"),
+            ]:
+                msg = await nc.request(put, json.dumps(bad).encode(), 5)
+                reply = json.loads(msg.data)
+                assert reply["success"] is False, bad
+                assert "registry.put" in reply["message"] and field in reply["message"], reply
+            assert host.state.registries == before
+        finally:
+            await nc.close()
