@@ -141,9 +141,9 @@ class NatsCredentials:
         """Parse the text of a ``.creds`` file (the JWT block, then the seed block)."""
         jwt, seed = _JWT_BLOCK.search(text), _SEED_BLOCK.search(text)
         if jwt is None or seed is None:
-            missing = "-----BEGIN NATS USER JWT-----" if jwt is None else "USER NKEY SEED"
+            missing = "BEGIN NATS USER JWT" if jwt is None else "BEGIN USER NKEY SEED"
             raise CredentialsError(
-                f"{source} is not a NATS .creds file: its {missing} block is missing; give "
+                f"{source} is not a NATS .creds file: it has no {missing} block; give "
                 "the whole text of the user's .creds file (nsc generate creds)"
             )
         try:
