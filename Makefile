@@ -1,5 +1,8 @@
 # The README's two commands: `make up` (the main job on the local default) and
-# `make test` (everything CI runs). Both install what they need via scripts/bootstrap.sh.
+# `make test` (everything CI runs). `make up` installs only what the main job needs
+# (scripts/bootstrap.sh); `make test` also builds the test-only tools
+# (scripts/bootstrap-test-tools.sh: wadm-probe, real wash). Slow builds are cached once
+# per machine outside the clone (scripts/tool-cache.sh).
 SHELL := /bin/bash
 TOOLS := $(CURDIR)/.tools
 VENV := $(TOOLS)/venv
@@ -9,10 +12,14 @@ export PATH := $(VENV)/bin:$(TOOLS)/pulumi/v$(PULUMI_VERSION)/bin:$(PATH)
 MANIFEST ?= examples/counter/wadm.yaml
 HOSTS ?= examples/local/hosts.yaml
 
-.PHONY: up preview destroy lattice-up lattice-down test bootstrap lint typecheck unit bench clean
+.PHONY: up preview destroy lattice-up lattice-down test bootstrap test-tools lint typecheck unit bench clean
 
 bootstrap:
 	@bash scripts/bootstrap.sh
+
+## test-tools: wadm-probe and real wash for the compatibility tests (SKIP_WASH=1 skips wash)
+test-tools: bootstrap
+	@bash scripts/bootstrap-test-tools.sh
 
 ## up: `pulumi up` on the root project's `local` stack (file backend under .state/):
 ## NATS with JetStream, the controller, redis-server, two hosts and the counter app
@@ -38,7 +45,7 @@ lattice-down:
 	@wasmcloud down
 
 ## test: lint, type-check and run the whole test suite (what .ci/run does)
-test: bootstrap lint typecheck unit
+test: bootstrap test-tools lint typecheck unit
 
 lint:
 	ruff check .
@@ -58,5 +65,6 @@ bench: bootstrap
 	python benchmarks/reconcile.py
 	python benchmarks/preview.py
 
+## clean: remove .tools/ (the per-machine cache, ~/.cache/pulumi-wasmcloud, stays)
 clean:
 	rm -rf $(TOOLS)

