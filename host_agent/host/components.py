@@ -18,6 +18,7 @@ from typing import Any
 from nats.aio.subscription import Subscription
 from wasmtime import Engine
 
+from host_agent.host.claims import ClaimsError, ComponentClaims, component_claims
 from host_agent.host.links import LinkIndex
 from host_agent.interfaces.keyvalue import KeyValueError
 from host_agent.runtime.image import HTTP_HANDLER, ComponentImage, load_component
@@ -132,6 +133,8 @@ class ComponentHost:
         # a WIT version mismatch for a component that could not start.
         self.images: dict[str, ComponentImage] = {}
         self._loading: dict[str, asyncio.Future[ComponentImage]] = {}
+        # Verified claims of the signed components loaded here, by image digest.
+        self.claims: dict[str, ComponentClaims] = {}
 
     async def load(self, wasm: bytes) -> ComponentImage:
         """Compile (or load from cache) once per distinct binary: scale requests that
@@ -141,10 +144,23 @@ class ComponentHost:
         loading = self._loading.get(digest)
         if loading is None:
             loop = asyncio.get_running_loop()
-            loading = loop.run_in_executor(None, load_component, wasm, self.engine)
+            loading = loop.run_in_executor(None, self._verify_and_compile, wasm)
             self._loading[digest] = loading
             loading.add_done_callback(lambda _: self._loading.pop(digest, None))
         return await asyncio.shield(loading)
+
+    def _verify_and_compile(self, wasm: bytes) -> ComponentImage:
+        """Check a signed component's claims (as 1.4.2 does before running it), then
+        compile. Runs in a worker thread: hashing and compiling take a while."""
+        try:
+            claims = component_claims(wasm)
+        except ClaimsError as error:
+            message = f"the component's embedded claims are refused: {error}"
+            raise ComponentStartError(message) from None
+        image = load_component(wasm, self.engine)
+        if claims is not None:
+            self.claims[image.digest] = claims
+        return image
 
     async def run(self, component_id: str, image: ComponentImage, count: int) -> None:
         """Start (or resize, or replace) `component_id` with `count` instances."""

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from host_agent.host.artifacts import ArtifactError, read_component
+from host_agent.host.claims import claims_entry, stored_json
 from host_agent.host.components import ComponentHost, ComponentStartError
 from host_agent.host.providers import ProviderSupervisor
 from host_agent.host.state import ComponentRecord, HostState
@@ -114,7 +115,8 @@ class CtlHandlers:
             case ["link", "get"]:
                 return ctl_reply(True, "", await self.store.get_links())
             case ["claims", "get"]:
-                return ctl_reply(True, "", [])
+                entries = [claims_entry(value) for value in await self.store.get_claims()]
+                return ctl_reply(True, "", [entry for entry in entries if entry is not None])
             case ["config", "put", name]:
                 return await self.put_config(name, parse_config(payload))
             case ["config", "get", name]:
@@ -194,6 +196,9 @@ class CtlHandlers:
             )
             started = time.monotonic()
             image = await self.components.load(wasm)
+            claims = self.components.claims.get(image.digest)
+            if claims is not None:  # lattice-wide, so any host answers claims.get
+                await self.store.put_claims(claims.subject, stored_json(claims))
             await self.components.run(command.component_id, image, command.count)
             log.info(
                 "component %s running with up to %d instances (ready in %.2fs)",

@@ -108,6 +108,24 @@ class LatticeStore:
                 links = json.loads(entry.value).get("links", [])
             yield entry.key[len(prefix) :], links
 
+    # claims (CLAIMS_{subject}, as the Rust host keeps them) --------------------------
+    async def put_claims(self, subject: str, value: bytes) -> None:
+        await self._links.put(f"CLAIMS_{subject}", value)
+
+    async def get_claims(self) -> list[bytes]:
+        try:
+            keys = await self._links.keys()
+        except NoKeysError:
+            return []
+        values: list[bytes] = []
+        for key in sorted(k for k in keys if k.startswith("CLAIMS_")):
+            try:
+                entry = await self._links.get(key)
+            except MISSING_KEY:
+                continue  # deleted between the listing and the read
+            values.append(entry.value or b"")
+        return values
+
     async def _read_spec(self, key: str) -> tuple[dict[str, Any], int | None]:
         spec, revision = await read_json(self._links, key)
         return spec or {"url": "", "links": []}, revision

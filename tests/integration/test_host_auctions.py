@@ -8,22 +8,28 @@ gathered over a bounded window, as ping's are.
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
 import json
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import nats
+import nkeys
 import pytest
 from nats.aio.client import Client as NatsClient
 
 from host_agent.host.process import Host, HostConfig
 from host_agent.lattice.subjects import CtlSubjects
 from tests.integration.test_counter_app import lattice
-from tests.lattice import NatsServer, Processes, run_async
+from tests.lattice import ROOT, NatsServer, Processes, run_async
 
 pytestmark = pytest.mark.timeout(120)
 SUBJECTS = CtlSubjects("default")
+HELLO = ROOT / "examples" / "hello" / "build" / "hello.wasm"
 GATHER = 1.0  # seconds: every live host answers a request within this on loopback
 
 
@@ -147,14 +153,120 @@ async def test_a_malformed_auction_is_refused_naming_the_field(
                 assert f"{kind}.auction" in reply["message"] and field in reply["message"]
 
 
+ACCOUNT = nkeys.from_seed(nkeys.encode_seed(bytes(range(32)), nkeys.PREFIX_BYTE_ACCOUNT))
+OTHER_ACCOUNT = nkeys.from_seed(nkeys.encode_seed(bytes(32), nkeys.PREFIX_BYTE_ACCOUNT))
+MODULE_PREFIX = 12 << 3  # nkey role "M" (module/component), which nkeys-py does not list
+
+
+def module_key(raw: bytes) -> str:
+    body = bytes([MODULE_PREFIX]) + raw
+    return base64.b32encode(body + nkeys.crc16(bytearray(body)).to_bytes(2, "little")).decode()
+
+
+def custom_section(name: str, data: bytes) -> bytes:
+    def leb(n: int) -> bytes:
+        out = bytearray()
+        while True:
+            byte, n = n & 0x7F, n >> 7
+            out.append(byte | (0x80 if n else 0))
+            if not n:
+                return bytes(out)
+
+    payload = leb(len(name)) + name.encode() + data
+    return b"\x00" + leb(len(payload)) + payload
+
+
+def signed(
+    wasm: bytes, expires: int | None = None, signer: nkeys.KeyPair = ACCOUNT, **meta: Any
+) -> bytes:
+    """`wasm` signed the way `wash claims sign` does: a wascap JWT (Ed25519, by an account
+    key) in a `wasmcloud_jwt` custom section, over the hash of the unsigned bytes."""
+
+    def segment(value: dict[str, Any]) -> str:
+        return base64.urlsafe_b64encode(json.dumps(value).encode()).rstrip(b"=").decode()
+
+    claims: dict[str, Any] = {
+        "jti": "h3-test-token",
+        "iat": int(time.time()),
+        "iss": ACCOUNT.public_key.decode(),
+        "sub": module_key(bytes(range(32, 64))),
+        "wascap": {"hash": hashlib.sha256(wasm).hexdigest().upper(), "prov": False, **meta},
+        "wascap_revision": 3,
+    }
+    if expires is not None:
+        claims["exp"] = expires
+    head_and_claims = f"{segment({'typ': 'jwt', 'alg': 'Ed25519'})}.{segment(claims)}"
+    signature = base64.urlsafe_b64encode(signer.sign(head_and_claims.encode()))
+    token = f"{head_and_claims}.{signature.rstrip(b'=').decode()}"
+    return wasm + custom_section("wasmcloud_jwt", token.encode())
+
+
 @run_async
-async def test_claims_get_answers_the_claims_list(
-    nats_server: NatsServer, processes: Processes
+async def test_claims_get_reports_the_claims_of_signed_components(
+    nats_server: NatsServer, processes: Processes, tmp_path: Path
 ) -> None:
-    async with east_and_west(nats_server, processes) as (nc, _):
+    hello = HELLO.read_bytes()
+    good = tmp_path / "hello-signed.wasm"
+    meta = {"name": "Hello", "tags": ["demo", "http"], "rev": 4, "ver": "0.1.0"}
+    good.write_bytes(signed(hello, **meta))
+    tampered = tmp_path / "hello-tampered.wasm"
+    tampered.write_bytes(
+        signed(hello, **meta).replace(b"hello from wasmCloud", b"HELLO from wasmCloud")
+    )
+    expired = tmp_path / "hello-expired.wasm"
+    expired.write_bytes(signed(hello, expires=int(time.time()) - 60, **meta))
+    forged = tmp_path / "hello-forged.wasm"
+    forged.write_bytes(signed(hello, signer=OTHER_ACCOUNT, **meta))  # claims ACCOUNT as iss
+    plain = tmp_path / "hello.wasm"
+    plain.write_bytes(hello)
+
+    async with east_and_west(nats_server, processes) as (nc, hosts):
         msg = await nc.request(SUBJECTS.claims_get(), b"", timeout=5)
-        reply = json.loads(msg.data)
-        assert reply == {"success": True, "message": "", "response": []}
+        assert json.loads(msg.data) == {"success": True, "message": "", "response": []}
+        async with lattice(nats_server) as lat:
+            east = hosts["east"]
+            await lat.ctl.scale_component(east, "plain", f"file://{plain}", 1)
+            await lat.ctl.scale_component(east, "tampered", f"file://{tampered}", 1)
+            await lat.ctl.scale_component(east, "expired", f"file://{expired}", 1)
+            await lat.ctl.scale_component(east, "forged", f"file://{forged}", 1)
+            await lat.ctl.scale_component(east, "signed", f"file://{good}", 1)
+            for refused, why in [
+                ("tampered", "changed after it was signed"),
+                ("expired", "expired"),
+                ("forged", "signature does not verify"),
+            ]:
+                failed = await lat.event("component_scale_failed", component_id=refused)
+                assert "embedded claims are refused" in failed["error"] and why in failed["error"]
+            async with asyncio.timeout(120):  # a cold compile takes 3-20 s on a busy box
+                while not {"plain", "signed"} <= {
+                    d.get("component_id") for n, d in lat.events if n == "component_scaled"
+                }:
+                    await asyncio.sleep(0.05)
+        # claims.get is answered by one host (queue group). Claims are lattice-wide: with
+        # the east host gone, the west host, which ran nothing, answers with them.
+        east_process = processes.started[0]  # east_and_west starts east first
+        east_process.stop()
+        reply = json.loads((await nc.request(SUBJECTS.claims_get(), b"", timeout=5)).data)
+        subject = module_key(bytes(range(32, 64)))
+        issuer = ACCOUNT.public_key.decode()
+        assert reply == {
+            "success": True,
+            "message": "",
+            "response": [
+                {
+                    "call_alias": "",
+                    "iss": issuer,
+                    "issuer": issuer,
+                    "name": "Hello",
+                    "rev": "4",
+                    "revision": "4",
+                    "sub": subject,
+                    "subject": subject,
+                    "tags": "demo,http",
+                    "version": "0.1.0",
+                }
+            ],
+        }
 
 
 @asynccontextmanager
