@@ -35,6 +35,10 @@ class ClaimsError(ValueError):
     """A signed component whose claims do not verify; the message says why."""
 
 
+class _NotWasm(ValueError):
+    """The bytes do not parse as sections: compiling them says what is wrong, better."""
+
+
 class _Wire(BaseModel):
     model_config = ConfigDict(strict=True)  # serde: wrong types refused, unknown ignored
 
@@ -137,7 +141,7 @@ def _leb128(data: bytes, at: int) -> tuple[int, int]:
     value = shift = 0
     while True:
         if at >= len(data):
-            raise ClaimsError("the component ends inside a section header")
+            raise _NotWasm("the binary ends inside a section header")
         byte = data[at]
         at += 1
         value |= (byte & 0x7F) << shift
@@ -145,7 +149,7 @@ def _leb128(data: bytes, at: int) -> tuple[int, int]:
             return value, at
         shift += 7
         if shift > 35:
-            raise ClaimsError("a section length is not a valid u32")
+            raise _NotWasm("a section length is not a valid u32")
 
 
 def _jwt_and_rest(wasm: bytes) -> tuple[str | None, bytes]:
@@ -159,7 +163,7 @@ def _jwt_and_rest(wasm: bytes) -> tuple[str | None, bytes]:
         size, body = _leb128(wasm, at + 1)
         end = body + size
         if end > len(wasm):
-            raise ClaimsError("a section runs past the end of the component")
+            raise _NotWasm("a section runs past the end of the binary")
         at = end
         if section_id == CUSTOM_SECTION:
             name_length, name_at = _leb128(wasm, body)
@@ -206,8 +210,14 @@ def _parse(model: type[Any], segment: str, what: str) -> Any:
 
 
 def component_claims(wasm: bytes, now: float | None = None) -> ComponentClaims | None:
-    """The verified claims of a signed component; None for an unsigned one."""
-    token, unsigned = _jwt_and_rest(wasm)
+    """The verified claims of a signed component; None for an unsigned one (or for bytes
+    that are not WebAssembly at all, which the compiler then refuses with its reason)."""
+    if not wasm.startswith(b"\0asm"):
+        return None
+    try:
+        token, unsigned = _jwt_and_rest(wasm)
+    except _NotWasm:
+        return None
     if token is None:
         return None
     try:
