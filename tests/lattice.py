@@ -223,6 +223,18 @@ class ControllerProcess(ChildProcess):
             stderr=subprocess.STDOUT,
         )
 
+    def controller_id(self, timeout: float = 20.0) -> str:
+        """The id this controller logs when it starts (what it writes in the leader lease)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for line in self.log.read_text().splitlines():
+                with suppress(json.JSONDecodeError):
+                    entry = json.loads(line)
+                    if entry.get("message") == "controller started":
+                        return str(entry["controller"])
+            time.sleep(0.1)
+        raise AssertionError(f"no 'controller started' line in {self.log}")
+
 
 def http_get(url: str, data: bytes | None = None) -> tuple[int, bytes]:
     try:
@@ -260,7 +272,8 @@ class Processes:
         return host
 
     def controller(self) -> ControllerProcess:
-        controller = ControllerProcess(self.nats, log=self.tmp / "controller.log")
+        log = self.tmp / f"controller{len(self.started)}.log"  # one each: ids are per log
+        controller = ControllerProcess(self.nats, log=log)
         self.started.append(controller)
         return controller
 

@@ -65,10 +65,18 @@ async def hosts_by_label(ctl: CtlClient, count: int) -> dict[str, dict[str, Any]
     return {h["labels"].get("zone", ""): h for h in hosts}
 
 
-async def next_events(
-    nc: Any, subject: str, count: int, timeout: float = 15.0, types: tuple[str, ...] = ()
-) -> list[dict[str, Any]]:
+async def listen(nc: Any, subject: str) -> Any:
+    """Subscribe and return once the server has the subscription, so every event published
+    after this call is delivered (no sleep hoping the subscription got there first)."""
     sub = await nc.subscribe(subject)
+    await nc.flush()
+    return sub
+
+
+async def next_events(
+    sub: Any, count: int, timeout: float = 15.0, types: tuple[str, ...] = ()
+) -> list[dict[str, Any]]:
+    """The next ``count`` events on a subscription from ``listen`` (then unsubscribes)."""
     events = []
     try:
         while len(events) < count:
@@ -98,7 +106,7 @@ def test_two_hosts_are_discovered_with_labels_heartbeats_and_inventory(
                 assert host["lattice"] == "default"
                 assert {"hostcore.os", "hostcore.osfamily", "hostcore.arch"} <= set(host["labels"])
 
-            beats = await next_events(ctl.nc, "wasmbus.evt.default.host_heartbeat", 4)
+            beats = await next_events(await listen(ctl.nc, "wasmbus.evt.default.host_heartbeat"), 4)
             by_source = {b["source"]: b for b in beats}
             assert set(by_source) == {east["id"], west["id"]}
             beat = by_source[east["id"]]
@@ -133,12 +141,9 @@ def test_labels_links_and_config_are_shared_across_the_lattice(
             hosts = await hosts_by_label(ctl, 2)
             east = hosts["east"]["id"]
 
-            changed = asyncio.create_task(
-                next_events(ctl.nc, "wasmbus.evt.default.labels_changed", 1)
-            )
-            await asyncio.sleep(0.1)
+            changed = await listen(ctl.nc, "wasmbus.evt.default.labels_changed")
             await ctl.put_label(east, "gpu", "true")
-            [event] = await changed
+            [event] = await next_events(changed, 1)
             assert event["source"] == east and event["data"]["labels"]["gpu"] == "true"
             assert (await ctl.get_inventory(east))["labels"]["gpu"] == "true"
             await ctl.delete_label(east, "gpu")
@@ -180,11 +185,11 @@ def test_bad_requests_get_clear_failures_and_the_host_keeps_serving(
             s = ctl.subjects
             cases = [
                 (s.component_scale(host_id), b"{not json", "not valid JSON"),
-                (s.component_scale(host_id), b'{"count": 1}', "component_id: field required"),
+                (s.component_scale(host_id), b'{"count": 1}', "component_id: required but missing"),
                 (
                     s.component_scale(host_id),
                     b'{"component_id": "x", "colour": 1}',
-                    "colour: extra inputs are not permitted",
+                    "colour: unknown field",
                 ),
                 (
                     s.component_update(host_id),
@@ -196,7 +201,7 @@ def test_bad_requests_get_clear_failures_and_the_host_keeps_serving(
                     b'{"provider_id": "nope"}',
                     "provider with that ID is not running",
                 ),
-                (s.label_put(host_id), b'{"value": "x"}', "key: field required"),
+                (s.label_put(host_id), b'{"value": "x"}', "key: required but missing"),
                 (
                     s.config_put("bad"),
                     b'{"port": 8080}',
@@ -227,18 +232,14 @@ def test_component_scale_loads_files_and_reports_events(
         async with client(nats_server) as ctl:
             host_id = (await hosts_by_label(ctl, 1))["east"]["id"]
             annotations = {"wasmcloud.dev/managed-by": "wadm", "wasmcloud.dev/appspec": "app"}
-            events = asyncio.create_task(
-                next_events(
-                    ctl.nc,
-                    "wasmbus.evt.default.>",
-                    2,
-                    types=("component_scaled", "component_scale_failed"),
-                )
-            )
-            await asyncio.sleep(0.1)
+            events = await listen(ctl.nc, "wasmbus.evt.default.>")
             await ctl.scale_component(host_id, "app-hello", f"file://{component}", 3, annotations)
             await ctl.scale_component(host_id, "app-core", f"file://{core}", 1)
-            by_type = {e["type"].rsplit(".", 1)[-1]: e for e in await events}
+            scaled_or_failed = ("component_scaled", "component_scale_failed")
+            by_type = {
+                e["type"].rsplit(".", 1)[-1]: e
+                for e in await next_events(events, 2, types=scaled_or_failed)
+            }
             scaled, failed = by_type["component_scaled"], by_type["component_scale_failed"]
             assert scaled["type"].endswith("component_scaled")
             assert scaled["source"] == host_id
@@ -278,7 +279,9 @@ def test_host_survives_a_nats_restart_and_keeps_state(
 
     async def after() -> None:
         async with client(nats_server) as ctl:
-            beats = await next_events(ctl.nc, "wasmbus.evt.default.host_heartbeat", 1, timeout=30)
+            beats = await next_events(
+                await listen(ctl.nc, "wasmbus.evt.default.host_heartbeat"), 1, timeout=30
+            )
             assert beats[0]["source"] == host_id
             assert beats[0]["data"]["labels"]["kept"] == "yes"
             assert await ctl.get_config("survives") == {"a": "b"}
@@ -294,12 +297,9 @@ def test_sigterm_publishes_host_stopped_and_exits_cleanly(
     async def scenario() -> None:
         async with client(nats_server) as ctl:
             host_id = (await hosts_by_label(ctl, 1))["east"]["id"]
-            stopped = asyncio.create_task(
-                next_events(ctl.nc, "wasmbus.evt.default.host_stopped", 1)
-            )
-            await asyncio.sleep(0.1)
+            stopped = await listen(ctl.nc, "wasmbus.evt.default.host_stopped")
             host.proc.send_signal(signal.SIGTERM)
-            [event] = await stopped
+            [event] = await next_events(stopped, 1)
             assert event["source"] == host_id
             assert event["data"]["labels"]["zone"] == "east"
             assert await ctl.ping_hosts(wait=0.5) == []
