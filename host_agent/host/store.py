@@ -12,12 +12,16 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from nats.js import JetStreamContext
-from nats.js.errors import (
-    NoKeysError,
-)
 from nats.js.kv import KeyValue
 
-from host_agent.lattice.jetstream import MISSING_KEY, follow, open_kv, read_json, update_json
+from host_agent.lattice.jetstream import (
+    MISSING_KEY,
+    follow,
+    kv_keys,
+    open_kv,
+    read_json,
+    update_json,
+)
 from host_agent.lattice.protocol import DeleteLinkRequest, Link
 from host_agent.lattice.subjects import component_spec_key, config_bucket, links_bucket
 
@@ -54,10 +58,7 @@ class LatticeStore:
 
     # links ------------------------------------------------------------------------
     async def get_links(self) -> list[dict[str, Any]]:
-        try:
-            keys = await self._links.keys()
-        except NoKeysError:
-            return []
+        keys = await kv_keys(self._links)
         links: list[dict[str, Any]] = []
         # KV filters are subject wildcards (whole tokens only), so match the prefix here.
         for key in sorted(k for k in keys if k.startswith(component_spec_key(""))):
@@ -113,10 +114,7 @@ class LatticeStore:
         await self._links.put(f"CLAIMS_{subject}", value)
 
     async def get_claims(self) -> list[bytes]:
-        try:
-            keys = await self._links.keys()
-        except NoKeysError:
-            return []
+        keys = await kv_keys(self._links)
         values: list[bytes] = []
         for key in sorted(k for k in keys if k.startswith("CLAIMS_")):
             try:

@@ -49,6 +49,19 @@ async def follow(kv: KeyValue) -> AsyncIterator[KeyValue.Entry]:
             await watcher.stop()  # type: ignore[no-untyped-call]
 
 
+async def kv_keys(kv: KeyValue) -> list[str]:
+    """The bucket's keys, read from its stream's per-subject state.
+
+    nats-py's ``KeyValue.keys()`` sometimes finds no keys at all while there are some
+    (about one call in a thousand here): its watcher announces "initial values done" when
+    consumer info reports nothing pending before the client has counted the delivery.
+    Deleted or purged keys are listed too (their marker is the last message on the
+    subject); readers skip them as missing.
+    """
+    info = await kv._js.stream_info(kv._stream, subjects_filter=f"{kv._pre}>")
+    return sorted(subject[len(kv._pre) :] for subject in info.state.subjects or {})
+
+
 async def read_json(kv: KeyValue, key: str) -> tuple[Any, int | None]:
     """(decoded value, revision), or (None, None) when the key is absent."""
     try:
