@@ -217,9 +217,10 @@ class WadmApi:
             ).to_json()
         chosen = stored.resolve(version)
         if chosen is None:
+            shown = version or '""'
             return DeployModelResponse(
                 result="error",
-                message=f"Version {version} of {name} not found; stored versions: "
+                message=f"Version {shown} of {name} not found; stored versions: "
                 + ", ".join(stored.versions),
                 name=name,
             ).to_json()

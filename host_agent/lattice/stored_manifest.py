@@ -48,8 +48,9 @@ class StoredManifest:
         return self.versions[-1] if self.manifests else None
 
     def resolve(self, version: str | None) -> str | None:
-        """``None`` or ``latest`` mean the newest stored version."""
-        if version in (None, "", LATEST_VERSION):
+        """``None`` or ``latest`` mean the newest stored version; ``""`` names no version
+        (as in wadm, which looks it up and finds nothing)."""
+        if version in (None, LATEST_VERSION):
             return self.latest_version
         return version if version in self.manifests else None
 

@@ -204,9 +204,14 @@ def test_wadm_request_with_a_wrong_typed_field_is_refused_and_changes_nothing(
     lattice.unchanged()
 
 
-def test_deleting_an_empty_version_deletes_nothing(lattice: Lattice) -> None:
+def test_an_empty_version_is_no_version_to_delete_or_deploy(lattice: Lattice) -> None:
     reply = lattice.request(wadm_api_subject("default", "del", APP), body({"version": ""}))
     assert reply["result"] == "noop"
+    reply = lattice.request(wadm_api_subject("default", "deploy", APP), body({"version": ""}))
+    assert (reply["result"], reply["message"]) == (
+        "error",
+        'Version "" of probe not found; stored versions: v1, v2',
+    )
     lattice.unchanged()
 
 

@@ -136,10 +136,13 @@ def test_a_wadm_body_that_is_not_an_object_is_refused() -> None:
     assert "not valid JSON" in refusal(parse_model_request, UndeployModelRequest, b"{", "undeploy")
 
 
-def test_deleting_an_empty_or_latest_version_deletes_nothing() -> None:
+def test_an_empty_version_names_no_version() -> None:
+    # Only an absent or null version means "all" (delete) or "the newest" (deploy, get).
     stored = StoredManifest({"v1": {}, "v2": {}}, "v1")
     assert stored.delete("") == (stored, False)
     assert stored.delete("latest") == (stored, False)
+    assert stored.resolve("") is None
+    assert stored.resolve("latest") == stored.resolve(None) == "v2"
     assert stored.delete(None) == (None, True)
 
 
