@@ -249,8 +249,10 @@ class PlainErrors(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         async def call(request: Any, context: grpc.aio.ServicerContext) -> Any:
             try:
                 return await inner(request, context)
-            except grpc.aio.AbortError:
-                raise  # the call already ended with its own status
+            except (grpc.aio.AbortError, NotImplementedError):
+                # Already ended with its own status; or an optional method (Handshake,
+                # List): UNIMPLEMENTED tells the engine to fall back, keep it.
+                raise
             except Exception as error:
                 if not isinstance(error, USER_ERRORS):
                     log.error("%s failed:\n%s", details.method, traceback.format_exc())

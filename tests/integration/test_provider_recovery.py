@@ -159,6 +159,11 @@ async def test_failures_reach_the_engine_as_sentences_not_class_reprs() -> None:
         assert details.startswith("internal error in the wasmcloud provider (KeyError"), details
         assert "<class" not in details
 
+        # Optional methods stay UNIMPLEMENTED: the engine's handshake falls back on it.
+        with pytest.raises(grpc.aio.AioRpcError) as raised:
+            await stub.Handshake(provider_pb2.ProviderHandshakeRequest())
+        assert raised.value.code() == grpc.StatusCode.UNIMPLEMENTED
+
 
 # -- Lattice updates take effect -------------------------------------------------------
 
