@@ -33,7 +33,7 @@ class HostConfig:
     nats_url: str = "nats://127.0.0.1:4222"
     lattice: str = "default"
     labels: dict[str, str] = field(default_factory=dict)
-    seed: str | None = None
+    seed: str | None = field(default=None, repr=False)  # secret
     friendly_name: str | None = None
     heartbeat_interval: float = 30.0
     allow_file_load: bool = False

@@ -15,6 +15,7 @@ import pytest
 
 from host_agent.cli.host import build_parser, nats_address, nats_credentials
 from host_agent.host.identity import HostIdentity
+from host_agent.host.process import HostConfig
 from host_agent.lattice.connection import (
     AddressError,
     CredentialsError,
@@ -104,6 +105,9 @@ def test_a_host_identity_repr_has_no_seed() -> None:
     assert identity.seed.startswith("SN")
     assert identity.seed not in repr(identity) and identity.public_key in repr(identity)
     assert identity.seed not in str(identity)
+    config = HostConfig(seed=identity.seed, credentials=user())
+    assert identity.seed not in repr(config) and config.credentials is not None
+    assert config.credentials.seed not in repr(config)
 
 
 def options(*argv: str, **env: str) -> tuple[argparse.Namespace, dict[str, str]]:
