@@ -48,7 +48,7 @@ def json_kind(value: Any) -> str:
         case None:
             return "null"
         case bool():
-            return f"{str(value).lower()}"
+            return "true" if value else "false"
         case int() | float():
             return f"a number ({value!r})"
         case str():
