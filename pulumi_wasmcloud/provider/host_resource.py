@@ -281,9 +281,13 @@ class HostResource:
         process = _process(state)
         if process.running():
             stranded: list[str] = []
-            with contextlib.suppress(LatticeUnreachable, nats.errors.Error, TimeoutError):
+            try:
                 async with self._lattice(state) as lattice:
                     stranded = await lattice.stranded_by(id)
+            except CredentialsRefused:
+                raise  # the check cannot be skipped for want of credentials the user can give
+            except (LatticeUnreachable, nats.errors.Error, TimeoutError):
+                pass  # no lattice to strand anything on
             if stranded:
                 raise RuntimeError(
                     f"host {state['name']} cannot go: no other host could run "
