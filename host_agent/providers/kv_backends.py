@@ -13,6 +13,8 @@ import redis.asyncio as aioredis
 from nats.aio.client import Client as NatsClient
 from nats.js.errors import BucketNotFoundError, KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
 from redis.exceptions import RedisError
 
 from host_agent.interfaces.keyvalue import KeyValueError
@@ -88,7 +90,14 @@ class RedisBackend:
         # the HTTP caller and the logs).
         self.url = redact_url(url)
         try:
-            self._redis = aioredis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=5)
+            self._redis = aioredis.Redis.from_url(
+                url,
+                socket_connect_timeout=2,
+                socket_timeout=5,
+                # A restarted redis-server leaves pooled connections closed: reconnect and
+                # retry, so the first call after the restart does not fail.
+                retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), 3),
+            )
         except ValueError as error:
             raise ValueError(
                 f"redis url {self.url} is not valid: {redact_text(str(error), url)}"
