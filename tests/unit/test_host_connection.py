@@ -9,6 +9,7 @@ import asyncio
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import nkeys
 import pytest
@@ -114,7 +115,7 @@ def options(*argv: str, **env: str) -> tuple[argparse.Namespace, dict[str, str]]
     return build_parser(env).parse_args(argv), env
 
 
-def test_host_options_take_the_nats_user_like_the_real_host() -> None:
+def test_host_options_take_the_nats_user_like_the_real_host(tmp_path: Path) -> None:
     credentials = user()
     args, env = options(
         WASMCLOUD_NATS_HOST="198.18.0.2",
@@ -133,6 +134,13 @@ def test_host_options_take_the_nats_user_like_the_real_host() -> None:
         "--nats-creds", "/x.creds", WASMCLOUD_NATS_JWT=credentials.jwt, WASMCLOUD_NATS_SEED="SU"
     )
     with pytest.raises(CredentialsError, match="not both"):
+        nats_credentials(args, env)
+    creds = tmp_path / "user.creds"
+    creds.write_text(credentials.creds())
+    args, env = options(WASMCLOUD_NATS_CREDS=str(creds))
+    assert nats_credentials(args, env) == (credentials, str(creds))
+    args, env = options("--nats-creds", str(tmp_path / "missing.creds"))
+    with pytest.raises(CredentialsError, match="cannot read NATS creds file"):
         nats_credentials(args, env)
     args, env = options(WASMCLOUD_NATS_PORT="42x")
     with pytest.raises(ValueError, match="WASMCLOUD_NATS_PORT='42x': expected a whole number"):
