@@ -39,6 +39,10 @@ def unavailable() -> str | None:
     if made.returncode != 0:
         return f"`ip netns add` is not permitted here: {made.stderr.strip()}"
     _ip("netns", "del", probe)
+    made = _ip("link", "add", f"{probe[:12]}-o", "type", "veth", "peer", "name", f"{probe[:12]}-i")
+    if made.returncode != 0:
+        return f"veth pairs cannot be made here: {made.stderr.strip()}"
+    _ip("link", "del", f"{probe[:12]}-o")
     return None
 
 
