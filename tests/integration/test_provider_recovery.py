@@ -23,7 +23,7 @@ from pulumi.runtime.proto import engine_pb2, engine_pb2_grpc, provider_pb2, prov
 
 from host_agent.lattice.client import CtlClient
 from host_agent.lattice.wadm import WadmClient
-from host_agent.local.supervisor import ManagedProcess, listening
+from host_agent.local.supervisor import ManagedProcess, listening, wait_for_exit
 from pulumi_wasmcloud.provider import application_resource
 from pulumi_wasmcloud.provider.provider import WasmcloudProvider, grpc_server
 from tests.lattice import (
@@ -258,7 +258,9 @@ async def test_after_a_nats_restart_check_waits_for_the_hosts_in_state(tmp_path:
         for pid in host_pids:
             os.kill(pid, signal.SIGSTOP)
         try:
-            os.kill(pid_of(state_dir, "nats-server"), signal.SIGKILL)
+            nats_pid = pid_of(state_dir, "nats-server")
+            os.kill(nats_pid, signal.SIGKILL)
+            assert await wait_for_exit(nats_pid, 10)
             lattice_state = await stub.Read(
                 provider_pb2.ReadRequest(id=lattice.id, urn=LATTICE, properties=lattice.properties)
             )
