@@ -1,6 +1,9 @@
 """End to end with the real Pulumi CLI and engine: a stack with a Lattice, two Hosts and
 the counter Application, driven the way a user drives it (config set, preview, up,
-refresh, destroy). The tests run in order on one stack; each leaves it converged.
+refresh, destroy). The tests share one stack (a Pulumi up costs seconds), but none relies
+on another having run: each starts from a fixture that puts the stack where it needs it
+(``deployed``: the program's defaults, up and converged; ``empty``: nothing deployed).
+Counters are read on paths unique to each test, so no test depends on another's requests.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ import json
 import os
 import re
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -34,9 +38,11 @@ class Stack:
         self.state = workdir / "state"
         self.ports = {"natsPort": free_port(), "redisPort": free_port(), "httpPort": free_port()}
         self.env = cli_environment(workdir, "e2e")
+        self.varied: set[str] = set()  # config keys a test set (reset by the fixtures)
         self.run("stack", "init", "e2e")
         for key, value in {**self.ports, "root": ROOT, "stateDir": self.state}.items():
             self.config(key, str(value))
+        self.varied.clear()  # the settings above are the stack's, not a test's
 
     @property
     def nats_url(self) -> str:
@@ -58,8 +64,15 @@ class Stack:
     def config(self, key: str, value: str | None) -> None:
         if value is None:
             self.run("config", "rm", key)
+            self.varied.discard(key)
         else:
             self.run("config", "set", "--", key, value)
+            self.varied.add(key)
+
+    def reset_config(self) -> None:
+        """Back to the program's defaults (ports and paths stay)."""
+        for key in sorted(self.varied):
+            self.config(key, None)
 
     def up(self, *args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
         return self.run("up", "--yes", "--skip-preview", *args, ok=ok)
@@ -114,6 +127,22 @@ def wait_for_hosts(nats_url: str, count: int) -> None:
     asyncio.run(wait())
 
 
+def gone(pid: int) -> bool:
+    """The process has exited (a zombie waiting for its parent counts as exited)."""
+    stat = Path(f"/proc/{pid}/stat")
+    try:
+        return stat.read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
+
+
+def wait_gone(pid: int, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not gone(pid):
+        assert time.monotonic() < deadline, f"process {pid} still runs {timeout}s after SIGTERM"
+        time.sleep(0.1)
+
+
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     if not (PULUMI_BIN / "pulumi").exists():
@@ -125,21 +154,42 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         stack.run("destroy", "--yes", ok=False)
 
 
-def test_up_serves_the_counter_and_matches_the_preview(stack: Stack) -> None:
+@pytest.fixture
+def empty(stack: Stack) -> Stack:
+    """The stack with the program's defaults and nothing deployed."""
+    stack.reset_config()
+    stack.run("destroy", "--yes")
+    return stack
+
+
+@pytest.fixture
+def deployed(stack: Stack) -> Stack:
+    """The program's defaults, deployed, with nothing drifted: whatever ran before
+    (a destroy, a hand-scaled component, a killed controller, other config)."""
+    stack.reset_config()
+    if stack.run("preview", "--refresh", "--expect-no-changes", ok=False).returncode != 0:
+        stack.up()
+        stack.run("preview", "--refresh", "--expect-no-changes")
+    return stack
+
+
+def test_up_serves_the_counter_and_matches_the_preview(empty: Stack) -> None:
+    stack = empty
     preview = stack.run("preview", "--diff").stdout
     assert "wasmcloud:index:Application" in preview and "+ 5 to create" in preview
     stack.up()
-    assert [stack.get("hello"), stack.get("hello"), stack.get("world")] == [
-        "hello -> 1",
-        "hello -> 2",
-        "world -> 1",
+    assert [stack.get("up-a"), stack.get("up-a"), stack.get("up-b")] == [
+        "up-a -> 1",
+        "up-a -> 2",
+        "up-b -> 1",
     ]
     outputs = stack.outputs()
     names = {host_id: name for name, host_id in outputs["hosts"].items()}
     assert running_placement(stack.nats_url, names) == outputs["placement"]
 
 
-def test_host_seeds_stay_secret_in_state(stack: Stack) -> None:
+def test_host_seeds_stay_secret_in_state(deployed: Stack) -> None:
+    stack = deployed
     state = json.loads(stack.run("stack", "export").stdout)
     hosts = [
         r["outputs"]
@@ -153,12 +203,15 @@ def test_host_seeds_stay_secret_in_state(stack: Stack) -> None:
     assert not re.search(r'"S[A-Z2-7]{57}"', json.dumps(state))  # no nkey seed in clear
 
 
-def test_a_second_up_changes_nothing(stack: Stack) -> None:
+def test_a_second_up_changes_nothing(deployed: Stack) -> None:
+    stack = deployed
     stack.run("preview", "--expect-no-changes")
     assert "5 unchanged" in stack.up().stdout
 
 
-def test_preview_shows_the_per_host_placement_change(stack: Stack) -> None:
+def test_preview_shows_the_per_host_placement_change(deployed: Stack) -> None:
+    stack = deployed
+    assert stack.get("placement") == "placement -> 1"
     stack.config("instances", "5")
     stack.config("spread", json.dumps([{"name": "core", "requirements": {"tier": "core"}}]))
     preview = stack.run("preview", "--diff").stdout
@@ -168,30 +221,42 @@ def test_preview_shows_the_per_host_placement_change(stack: Stack) -> None:
     assert outputs["placement"]["counter"] == {"e2e-core": 5}
     names = {host_id: name for name, host_id in outputs["hosts"].items()}
     assert running_placement(stack.nats_url, names) == outputs["placement"]
-    assert stack.get("hello") == "hello -> 3"
+    assert stack.get("placement") == "placement -> 2"  # the same store, still counting
 
 
-def test_drift_is_reported_by_refresh_and_repaired_by_up(stack: Stack) -> None:
-    os.kill(stack.pid("controller"), 15)  # a dead controller is drift too
-    core = stack.outputs()["hosts"]["e2e-core"]
+def test_drift_is_reported_by_refresh_and_repaired_by_up(deployed: Stack) -> None:
+    stack = deployed
+    assert stack.get("drift") == "drift -> 1"
+    outputs = stack.outputs()
+    host, planned = sorted(outputs["placement"]["counter"].items())[0]
+    controller = stack.pid("controller")
+    os.kill(controller, 15)  # a dead controller is drift too
+    wait_gone(controller)
 
     async def scale_by_hand() -> None:
         nc = await nats.connect(stack.nats_url)
         image = f"file://{ROOT}/examples/counter/build/counter.wasm"
-        await CtlClient(nc, "default").scale_component(core, "counter-counter", image, 2)
+        host_id = outputs["hosts"][host]
+        await CtlClient(nc, "default").scale_component(
+            host_id, "counter-counter", image, planned + 2
+        )
         await nc.close()
 
     asyncio.run(scale_by_hand())
     drift = stack.run("preview", "--refresh", "--expect-no-changes", "--diff", ok=False)
     assert drift.returncode != 0
     assert "running: false => true" in drift.stdout
-    assert re.search(r"e2e-core\s*:\s*2 => 5", drift.stdout), drift.stdout
+    assert re.search(rf"{host}\s*:\s*{planned + 2} => {planned}", drift.stdout), drift.stdout
     stack.up()
     stack.run("preview", "--refresh", "--expect-no-changes")
-    assert stack.get("world") == "world -> 2"
+    assert stack.get("drift") == "drift -> 2"
 
 
-def test_a_saved_plan_is_refused_when_the_lattice_changed(stack: Stack) -> None:
+def test_a_saved_plan_is_refused_when_the_lattice_changed(deployed: Stack) -> None:
+    stack = deployed
+    outputs = stack.outputs()
+    names = {host_id: name for name, host_id in outputs["hosts"].items()}
+    before = running_placement(stack.nats_url, names)
     stack.config("spread", json.dumps([{"name": "blue", "requirements": {"zone": "blue"}}]))
     stack.config("allowUnplaced", "true")
     plan = stack.dir / "plan.json"
@@ -205,15 +270,18 @@ def test_a_saved_plan_is_refused_when_the_lattice_changed(stack: Stack) -> None:
     try:
         wait_for_hosts(stack.nats_url, 3)
         refused = stack.up("--plan", str(plan), ok=False)
-        assert refused.returncode != 0
-        assert "plan" in refused.stdout + refused.stderr
-        assert "placement" in refused.stdout + refused.stderr
+        said = refused.stdout + refused.stderr
+        assert refused.returncode != 0, said
+        # Pulumi's own check: the resource and the property that no longer match the plan.
+        assert re.search(
+            r"Application::counter violates plan: properties changed: .*placement", said
+        ), said
+        # Nothing was applied: the stack and the lattice are as they were before the plan.
+        # (The joined host is not in ``names``: anything placed on it would show by its id.)
+        assert stack.outputs() == outputs
+        assert running_placement(stack.nats_url, names) == before
     finally:
         joined.stop()
-    stack.config("spread", None)
-    stack.config("allowUnplaced", None)
-    stack.up()
-    stack.run("preview", "--refresh", "--expect-no-changes")
 
 
 @pytest.mark.parametrize(
@@ -224,20 +292,19 @@ def test_a_saved_plan_is_refused_when_the_lattice_changed(stack: Stack) -> None:
     ],
 )
 def test_bad_input_fails_preview_and_names_the_field(
-    stack: Stack, key: str, value: str, named: str
+    deployed: Stack, key: str, value: str, named: str
 ) -> None:
-    before = stack.run("config", "get", key, ok=False)
+    stack = deployed
     stack.config(key, value)
-    try:
-        failed = stack.run("preview", ok=False)
-        assert failed.returncode != 0
-        assert named in failed.stdout, failed.stdout
-    finally:
-        stack.config(key, before.stdout.strip() if before.returncode == 0 else None)
+    failed = stack.run("preview", ok=False)
+    assert failed.returncode != 0
+    assert named in failed.stdout, failed.stdout
+    stack.config(key, None)
     stack.run("preview", "--expect-no-changes")
 
 
-def test_host_labels_change_in_place(stack: Stack) -> None:
+def test_host_labels_change_in_place(deployed: Stack) -> None:
+    stack = deployed
     edge = stack.outputs()["hosts"]["e2e-edge"]
     stack.config("edgeZone", "b")
     preview = stack.run("preview", "--diff").stdout
@@ -257,28 +324,29 @@ def test_host_labels_change_in_place(stack: Stack) -> None:
     stack.run("preview", "--expect-no-changes")
 
 
-def test_a_host_that_apps_still_need_is_not_removed(stack: Stack) -> None:
+def test_a_host_that_apps_still_need_is_not_removed(deployed: Stack) -> None:
+    stack = deployed
     stack.config("spread", json.dumps([{"name": "edge", "requirements": {"tier": "edge"}}]))
+    stack.config("instances", "5")
     stack.up()
-    assert list(stack.outputs()["placement"]["counter"]) == ["e2e-edge"]
+    assert stack.outputs()["placement"]["counter"] == {"e2e-edge": 5}
     stack.config("dropEdge", "true")
     refused = stack.up(ok=False)
     assert refused.returncode != 0
     assert "host e2e-edge cannot go: no other host could run counter: counter x5" in (
         refused.stdout
     ), refused.stdout
-    assert stack.get("hello").startswith("hello -> ")  # still served from the edge host
+    assert stack.get("still") == "still -> 1"  # still served from the edge host
     stack.config("dropEdge", None)
     stack.config("spread", None)
     stack.up()
     stack.run("preview", "--refresh", "--expect-no-changes")
 
 
-def test_destroy_leaves_no_process_or_port(stack: Stack) -> None:
+def test_destroy_leaves_no_process_or_port(deployed: Stack) -> None:
+    stack = deployed
     pids = [stack.pid(name) for name in ("nats-server", "controller", "redis-server")]
     pids += [stack.pid(f"host-{name}") for name in ("e2e-core", "e2e-edge")]
     stack.run("destroy", "--yes")
-    for pid in pids:
-        state = Path(f"/proc/{pid}/stat")
-        assert not state.exists() or state.read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    assert [pid for pid in pids if not gone(pid)] == []
     assert not any(listening(port) for port in stack.ports.values())
