@@ -18,6 +18,7 @@ from redis.backoff import ExponentialBackoff
 from redis.exceptions import RedisError
 
 from host_agent.interfaces.keyvalue import KeyValueError
+from host_agent.lattice.jetstream import kv_keys
 from host_agent.redaction import redact_text, redact_url
 
 PAGE = 1000  # keys per list-keys page
@@ -173,11 +174,15 @@ class NatsKvBackend:
         return await self.get(bucket, key) is not None
 
     async def list_keys(self, bucket: str, cursor: int | None) -> tuple[list[str], int | None]:
-        try:
-            keys = await (await self._kv(bucket)).keys()
-        except Exception:  # nats-py raises NoKeysError for an empty bucket
-            keys = []
-        return _page(sorted(keys), cursor)
+        # Not KeyValue.keys(): it returns no keys about one call in a thousand (see kv_keys).
+        # kv_keys also lists deleted keys, so each key of the page is read and the deleted
+        # ones left out; the cursor counts listed subjects, so pages stay stable.
+        kv = await self._kv(bucket)
+        page, next_cursor = _page(await kv_keys(kv), cursor)
+        live = await asyncio.gather(*(self.get(bucket, key) for key in page))
+        return [
+            key for key, value in zip(page, live, strict=True) if value is not None
+        ], next_cursor
 
     async def increment(self, bucket: str, key: str, delta: int) -> int:
         kv = await self._kv(bucket)

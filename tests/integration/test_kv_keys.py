@@ -11,6 +11,7 @@ from __future__ import annotations
 import nats
 
 from host_agent.lattice.jetstream import kv_keys, open_kv
+from host_agent.providers.kv_backends import NatsKvBackend
 from tests.lattice import NatsServer, run_async
 
 
@@ -25,5 +26,25 @@ async def test_kv_keys_lists_every_key_on_every_call(nats_server: NatsServer) ->
         await kv.delete("gone")  # listed (its delete marker is the last message); readers skip it
         listings = [await kv_keys(kv) for _ in range(3000)]
         assert {tuple(keys) for keys in listings} == {("CLAIMS_x", "COMPONENT_counter", "gone")}
+    finally:
+        await nc.close()
+
+
+@run_async
+async def test_keyvalue_nats_lists_its_keys_on_every_call(nats_server: NatsServer) -> None:
+    """The keyvalue-nats provider's list-keys: every live key on every call, deleted keys
+    never (it listed none at all about once in a thousand calls through KeyValue.keys())."""
+    nc = await nats.connect(nats_server.url)
+    try:
+        backend = NatsKvBackend(nc, "LIST_PROBE")
+        await backend.set("b", "counter", b"1")
+        await backend.set("b", "other", b"2")
+        await backend.set("b", "gone", b"3")
+        await backend.delete("b", "gone")
+        listings = set()
+        for _ in range(2000):
+            keys, cursor = await backend.list_keys("b", None)
+            listings.add((tuple(keys), cursor))
+        assert listings == {(("counter", "other"), None)}
     finally:
         await nc.close()
