@@ -41,6 +41,7 @@ from pulumi_wasmcloud.provider.handlers import (
     Created,
     Diff,
     InputError,
+    KnownHost,
     ProviderSettings,
     changed_keys,
     nats_url_required,
@@ -68,6 +69,17 @@ HOST_SETTINGS = (
 
 def _process(state: dict[str, Any]) -> ManagedProcess:
     return ManagedProcess(f"host-{state['name']}", Path(str(state["stateDir"])).resolve())
+
+
+def known_host(state: dict[str, Any] | None) -> KnownHost | None:
+    """The host a Host resource's state describes, with a way to tell whether its
+    process runs; None while that state is incomplete (the preview of a new host)."""
+    if not state or not all(
+        isinstance(state.get(k), str) and state[k]
+        for k in ("hostId", "name", "natsUrl", "lattice", "stateDir")
+    ):
+        return None
+    return KnownHost(state["hostId"], state["name"], _process(state).running)
 
 
 def host_command(state: Mapping[str, Any]) -> list[str]:

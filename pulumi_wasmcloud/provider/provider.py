@@ -44,11 +44,9 @@ from pulumi_wasmcloud.provider.handlers import (
     Diff,
     Handler,
     InputError,
-    KnownHost,
     ProviderSettings,
 )
-from pulumi_wasmcloud.provider.host_resource import HostResource
-from pulumi_wasmcloud.provider.host_resource import _process as host_process
+from pulumi_wasmcloud.provider.host_resource import HostResource, known_host
 from pulumi_wasmcloud.provider.lattice_resource import LatticeResource
 from pulumi_wasmcloud.provider.values import plain, to_props
 
@@ -96,16 +94,11 @@ class WasmcloudProvider(Provider):
     def _remember(self, type_token: str, state: dict[str, Any] | None) -> None:
         """Note a Host the stack's state holds, so applications on its lattice wait for
         it to rejoin after a restart (see ApplicationResource)."""
-        if type_token != HOST or not state or not state.get("hostId") or not state.get("name"):
+        if type_token != HOST or state is None:
             return
-        if not all(isinstance(state.get(k), str) for k in ("natsUrl", "lattice", "stateDir")):
-            return  # not known yet (preview of a new host)
-        process = host_process(state)
-        self.settings.remember_host(
-            state["natsUrl"],
-            state["lattice"],
-            KnownHost(str(state["hostId"]), str(state["name"]), process.running),
-        )
+        host = known_host(state)
+        if host is not None:  # None: not known yet (preview of a new host)
+            self.settings.remember_host(state["natsUrl"], state["lattice"], host)
 
     def _defaults(self, news: dict[str, Any]) -> dict[str, Any]:
         for field, key in CONFIG_DEFAULTS.items():
