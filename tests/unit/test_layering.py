@@ -1,168 +1,135 @@
-"""host_agent is installed on every lattice machine: it must never pull in Pulumi."""
+"""Who may import whom. Each rule is checked twice: statically (every import statement in
+the package's files, so a lazy import inside a function counts) and at runtime (import
+every module in a fresh interpreter, then look at ``sys.modules``, so an indirect import
+through a third package counts)."""
 
 from __future__ import annotations
 
 import ast
+import importlib.util
 import pkgutil
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
-import host_agent
-
-PACKAGE_DIR = Path(host_agent.__file__).parent
-FORBIDDEN = ("pulumi", "pulumi_wasmcloud")
+import pytest
 
 
-def test_no_host_agent_module_imports_pulumi_statically() -> None:
-    offenders = []
-    for path in PACKAGE_DIR.rglob("*.py"):
-        for node in ast.walk(ast.parse(path.read_text(), str(path))):
-            names: list[str] = []
-            if isinstance(node, ast.Import):
-                names = [alias.name for alias in node.names]
-            elif isinstance(node, ast.ImportFrom) and node.module:
-                names = [node.module]
-            offenders += [f"{path}: {n}" for n in names if n.split(".")[0] in FORBIDDEN]
-    assert offenders == []
+@dataclass(frozen=True)
+class Rule:
+    why: str
+    packages: tuple[str, ...]  # the modules under these packages are checked
+    forbidden: tuple[str, ...]  # ...and may import none of these (or their submodules)
+    allowed: tuple[str, ...]  # ...except these (or their submodules)
+    sentinel: str  # a module the walk must find, so an empty walk cannot pass
+
+    def breaks(self, name: str) -> bool:
+        def under(prefixes: tuple[str, ...]) -> bool:
+            return any(name == p or name.startswith(p + ".") for p in prefixes)
+
+        return under(self.forbidden) and not under(self.allowed)
 
 
-def test_importing_every_host_agent_module_loads_no_pulumi() -> None:
-    # __main__ modules run a program when imported; their imports are checked statically.
-    modules = [
-        m.name
-        for m in pkgutil.walk_packages([str(PACKAGE_DIR)], "host_agent.")
-        if not m.name.endswith("__main__")
-    ]
-    assert "host_agent.placement.planner" in modules
-    code = (
-        "import importlib, sys\n"
-        f"for name in {modules!r}: importlib.import_module(name)\n"
-        "bad = [m for m in sys.modules if m.split('.')[0] in ('pulumi', 'pulumi_wasmcloud')]\n"
-        "print(bad); sys.exit(1 if bad else 0)\n"
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=False, timeout=60
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-
-
-def test_transport_and_providers_do_not_import_the_runtime() -> None:
+RULES = {
+    # host_agent is installed on every lattice machine: it must never pull in Pulumi.
+    "host_agent-without-pulumi": Rule(
+        why="host_agent runs on lattice machines without Pulumi",
+        packages=("host_agent",),
+        forbidden=("pulumi", "pulumi_wasmcloud"),
+        allowed=(),
+        sentinel="host_agent.placement.planner",
+    ),
     # A provider process serves HTTP or keyvalue over wRPC: it needs the interface shapes
     # (host_agent.interfaces), never the component runtime and the wasmtime it loads.
-    lower = [PACKAGE_DIR / "wrpc", PACKAGE_DIR / "providers", PACKAGE_DIR / "interfaces"]
-    offenders = []
-    for folder in lower:
-        for path in folder.rglob("*.py"):
-            for node in ast.walk(ast.parse(path.read_text(), str(path))):
-                names: list[str] = []
-                if isinstance(node, ast.Import):
-                    names = [alias.name for alias in node.names]
-                elif isinstance(node, ast.ImportFrom) and node.module:
-                    names = [node.module]
-                offenders += [
-                    f"{path}: {n}"
-                    for n in names
-                    if n == "host_agent.runtime" or n.startswith("host_agent.runtime.")
-                ]
-    assert offenders == []
-
-    modules = [
-        m.name
-        for m in pkgutil.walk_packages([str(PACKAGE_DIR)], "host_agent.")
-        if m.name.split(".")[1] in ("wrpc", "providers", "interfaces")
-        and not m.name.endswith("__main__")
-    ]
-    assert "host_agent.providers.http_server" in modules
-    assert "host_agent.providers.keyvalue_redis" in modules
-    code = (
-        "import importlib, sys\n"
-        f"for name in {modules!r}: importlib.import_module(name)\n"
-        "bad = [m for m in sys.modules if m.split('.')[0] == 'wasmtime'"
-        " or m.startswith('host_agent.runtime')]\n"
-        "print(bad); sys.exit(1 if bad else 0)\n"
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=False, timeout=60
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-
-
-def test_lattice_imports_no_other_host_agent_package() -> None:
+    "transport-and-providers-without-runtime": Rule(
+        why="provider processes must not load the component runtime (wasmtime)",
+        packages=("host_agent.wrpc", "host_agent.providers", "host_agent.interfaces"),
+        forbidden=("host_agent.runtime", "wasmtime"),
+        allowed=(),
+        sentinel="host_agent.providers.keyvalue_redis",
+    ),
     # host_agent/lattice is the wire protocol (subjects, request/reply shapes, clients):
     # the controller, the host and the Pulumi provider all build on it, so it builds on
     # nothing of theirs.
-    offenders = []
-    for path in (PACKAGE_DIR / "lattice").rglob("*.py"):
-        for node in ast.walk(ast.parse(path.read_text(), str(path))):
-            names: list[str] = []
-            if isinstance(node, ast.Import):
-                names = [alias.name for alias in node.names]
-            elif isinstance(node, ast.ImportFrom):
-                # `from . import x` stays in the package; `from .. import x` leaves it.
-                names = [node.module or ""] if node.level == 0 else []
-                if node.level > 1:
-                    names = ["." * node.level + (node.module or "")]
-            offenders += [
-                f"{path}: {n}"
-                for n in names
-                if n.startswith(".")
-                or n == "host_agent"
-                or (n.startswith("host_agent.") and not n.startswith("host_agent.lattice."))
-            ]
-    assert offenders == []
-
-    modules = [
-        m.name for m in pkgutil.walk_packages([str(PACKAGE_DIR / "lattice")], "host_agent.lattice.")
-    ]
-    assert "host_agent.lattice.wadm" in modules
-    code = (
-        "import importlib, sys\n"
-        f"for name in {modules!r}: importlib.import_module(name)\n"
-        "bad = sorted(m for m in sys.modules if m.startswith('host_agent.')\n"
-        "             and not m.startswith('host_agent.lattice'))\n"
-        "print(bad); sys.exit(1 if bad else 0)\n"
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=False, timeout=60
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-
-
-def test_pulumi_wasmcloud_does_not_import_the_controller() -> None:
+    "lattice-stands-alone": Rule(
+        why="host_agent.lattice is the protocol everything else builds on",
+        packages=("host_agent.lattice",),
+        forbidden=("host_agent",),
+        allowed=("host_agent.lattice",),
+        sentinel="host_agent.lattice.wadm",
+    ),
     # The provider depends on the control protocol (host_agent.lattice) and the planner's
     # read-only lattice view, never on the controller's modules.
-    import pulumi_wasmcloud
+    "provider-without-controller": Rule(
+        why="pulumi_wasmcloud talks to the controller over the wadm API only",
+        packages=("pulumi_wasmcloud",),
+        forbidden=("host_agent.controller",),
+        allowed=(),
+        sentinel="pulumi_wasmcloud.provider.live",
+    ),
+}
 
-    iac_dir = Path(pulumi_wasmcloud.__file__).parent
-    offenders = []
-    for path in iac_dir.rglob("*.py"):
-        for node in ast.walk(ast.parse(path.read_text(), str(path))):
-            names: list[str] = []
-            if isinstance(node, ast.Import):
-                names = [alias.name for alias in node.names]
-            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-                names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
-            offenders += [
-                f"{path}: {n}"
-                for n in names
-                if n == "host_agent.controller" or n.startswith("host_agent.controller.")
-            ]
-    assert offenders == []
 
-    modules = [
-        m.name
-        for m in pkgutil.walk_packages([str(iac_dir)], "pulumi_wasmcloud.")
-        if not m.name.endswith("__main__")
-    ]
-    assert "pulumi_wasmcloud.provider.live" in modules
+def package_dir(package: str) -> Path:
+    spec = importlib.util.find_spec(package)
+    assert spec is not None and spec.submodule_search_locations, package
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def modules_of(package: str) -> list[str]:
+    """Every module of ``package``; ``__main__`` modules run a program when imported, so
+    only the static check covers them."""
+    walked = pkgutil.walk_packages([str(package_dir(package))], f"{package}.")
+    return [package] + [m.name for m in walked if not m.name.endswith("__main__")]
+
+
+def imported_names(path: Path, module: str) -> list[str]:
+    """What ``path`` (module ``module``) imports, as absolute dotted names; for
+    ``from x import y`` both ``x`` and ``x.y`` (y may be a submodule)."""
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    names = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            names += [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:  # relative: resolve against the importing module's package
+                parent = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
+                base = f"{parent}.{base}" if base else parent
+            names += [base] + [f"{base}.{alias.name}" for alias in node.names]
+    return names
+
+
+@pytest.mark.parametrize("rule", RULES.values(), ids=RULES.keys())
+def test_no_import_statement_breaks_the_rule(rule: Rule) -> None:
+    offenders, seen = [], set()
+    for package in rule.packages:
+        root = package_dir(package)
+        for path in sorted(root.rglob("*.py")):
+            parts = [package, *path.relative_to(root).with_suffix("").parts]
+            module = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+            seen.add(module)
+            offenders += [f"{path}: {n}" for n in imported_names(path, module) if rule.breaks(n)]
+    assert rule.sentinel in seen
+    assert offenders == [], rule.why
+
+
+@pytest.mark.parametrize("rule", RULES.values(), ids=RULES.keys())
+def test_importing_every_module_loads_nothing_forbidden(rule: Rule) -> None:
+    modules = [m for package in rule.packages for m in modules_of(package)]
+    assert rule.sentinel in modules
     code = (
         "import importlib, sys\n"
         f"for name in {modules!r}: importlib.import_module(name)\n"
-        "bad = sorted(m for m in sys.modules if m.startswith('host_agent.controller'))\n"
+        f"forbidden, allowed = {rule.forbidden!r}, {rule.allowed!r}\n"
+        "def under(name, prefixes):\n"
+        "    return any(name == p or name.startswith(p + '.') for p in prefixes)\n"
+        "bad = sorted(m for m in sys.modules if under(m, forbidden) and not under(m, allowed)\n"
+        "             and not any(c.startswith(m + '.') for c in allowed))\n"
         "print(bad); sys.exit(1 if bad else 0)\n"
     )
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=False, timeout=60
     )
-    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.returncode == 0, f"{rule.why}: {result.stdout}{result.stderr}"
