@@ -59,6 +59,20 @@ LATTICE_DOWN = "lattice unreachable"
 MISSING = "not in the lattice"
 
 
+def _wrongly_typed(inputs: dict[str, Any]) -> list[InputError]:
+    """Inputs of the wrong type, by name (never read as a default: "false" is not false)."""
+    failures = []
+    if inputs["allowUnplaced"] is None:
+        inputs["allowUnplaced"] = False
+    elif not isinstance(inputs["allowUnplaced"], bool) and inputs["allowUnplaced"] is not UNKNOWN:
+        failures.append(InputError("allowUnplaced", "must be true or false"))
+    for field in ("natsUrl", "lattice"):
+        value = inputs[field]
+        if value not in (None, UNKNOWN) and not isinstance(value, str):
+            failures.append(InputError(field, "must be a string"))
+    return failures
+
+
 def content_hash(data: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:8]
 
@@ -114,8 +128,10 @@ class ApplicationResource:
             failures.append(
                 InputError("manifest", "required: a wadm manifest (dict) or manifestPath")
             )
-        elif has_unknowns(given):
+        elif has_unknowns(given) or path is UNKNOWN:
             pass  # built from outputs not known yet; checked again when they are
+        elif given is None and not isinstance(path, str):
+            failures.append(InputError("manifestPath", "must be a string: a file's path"))
         else:
             try:
                 manifest = (
@@ -129,7 +145,7 @@ class ApplicationResource:
         inputs: dict[str, Any] = {
             "natsUrl": news.get("natsUrl"),
             "lattice": news.get("lattice") or "default",
-            "allowUnplaced": bool(news.get("allowUnplaced", False)),
+            "allowUnplaced": news.get("allowUnplaced", False),
             "manifest": manifest.to_data()
             if manifest
             else (given if given is not None else UNKNOWN),
@@ -138,6 +154,7 @@ class ApplicationResource:
         }
         if path is not None:
             inputs["manifestPath"] = path
+        failures += _wrongly_typed(inputs)
         if not inputs["natsUrl"]:
             failures.append(nats_url_required())
         if manifest is not None and not failures and not has_unknowns(inputs["natsUrl"]):
@@ -323,6 +340,8 @@ class ApplicationResource:
                 except (nats.errors.NoRespondersError, nats.errors.TimeoutError, TimeoutError):
                     # Hosts answer but no controller does: what runs is still real drift.
                     return {**state, "status": CONTROLLER_DOWN, "placement": placement}
+        except CredentialsRefused:
+            raise  # not drift: the user has to give credentials, and the error says so
         except LatticeUnreachable:
             return {**state, "status": LATTICE_DOWN}
         if stored is None:
@@ -379,6 +398,8 @@ class ApplicationResource:
                     if time.monotonic() > deadline:
                         raise RuntimeError(still_running(id, running, DELETE_TIMEOUT))
                     await asyncio.sleep(0.25)
+        except CredentialsRefused:
+            raise  # the lattice runs: dropping the app from state would leave it deployed
         except LatticeUnreachable:
             return  # the lattice is gone, and the application with it
 

@@ -7,8 +7,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import subprocess
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -16,15 +14,13 @@ import grpc
 import nats
 import nats.errors
 import pytest
-from google.protobuf import json_format, struct_pb2
+from google.protobuf import struct_pb2
 from nats.aio.client import RawCredentials
-from pulumi.provider.experimental.server import ProviderServicer
 from pulumi.runtime.proto import provider_pb2, provider_pb2_grpc
 
 from host_agent.lattice.client import CtlClient
 from host_agent.lattice.wadm import WadmClient
 from host_agent.local.supervisor import listening
-from pulumi_wasmcloud.provider.provider import WasmcloudProvider
 from tests.lattice import (
     VENV_BIN,
     ControllerProcess,
@@ -37,45 +33,11 @@ from tests.lattice import (
     run_async,
 )
 from tests.nats_auth import operator_auth
+from tests.provider_grpc import plain, provider, struct
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 
 APP = "urn:pulumi:test::proj::wasmcloud:index:Application::counter"
-
-
-def struct(values: dict[str, Any]) -> struct_pb2.Struct:
-    message = struct_pb2.Struct()
-    message.update(values)
-    return message
-
-
-def plain(message: struct_pb2.Struct) -> dict[str, Any]:
-    return dict(json_format.MessageToDict(message))
-
-
-@asynccontextmanager
-async def provider(
-    nats_url: str | None, credentials: str | None = None
-) -> AsyncIterator[provider_pb2_grpc.ResourceProviderStub]:
-    """The provider served on a loopback port, configured like a stack would."""
-    server = grpc.aio.server()
-    servicer = ProviderServicer([], "0.0.0-test", WasmcloudProvider(None), engine_address=None)
-    provider_pb2_grpc.add_ResourceProviderServicer_to_server(servicer, server)
-    port = server.add_insecure_port("127.0.0.1:0")
-    await server.start()
-    channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
-    stub = provider_pb2_grpc.ResourceProviderStub(channel)
-    config = {"natsUrl": nats_url} if nats_url else {}
-    if credentials:
-        config["credentials"] = credentials
-    urn = "urn:pulumi:test::proj::pulumi:providers:wasmcloud::default"
-    checked = await stub.CheckConfig(provider_pb2.CheckRequest(urn=urn, news=struct(config)))
-    await stub.Configure(provider_pb2.ConfigureRequest(args=checked.inputs))
-    try:
-        yield stub
-    finally:
-        await channel.close()
-        await server.stop(None)
 
 
 async def check(
@@ -123,7 +85,7 @@ async def test_engine_order_create_read_update_delete(
     hosts = await hosts_by_tier(nats_server.url, 2)
     port = free_port()
     manifest = counter_manifest(redis_server.url, port)
-    async with provider(nats_server.url) as stub:
+    async with provider(nats_server.url) as (stub, _):
         checked = await check(stub, {"manifest": manifest})
         assert list(checked.failures) == []
         inputs = plain(checked.inputs)
@@ -194,7 +156,7 @@ async def test_check_names_the_field_and_the_fix(tmp_path: Path) -> None:
     broken.write_text("apiVersion: core.oam.dev/v1beta1\nkind: [unclosed\n")
     bad_instances = counter_manifest("redis://127.0.0.1:1", 1)
     bad_instances["spec"]["components"][0]["traits"][0]["properties"]["instances"] = -1
-    async with provider("nats://127.0.0.1:1") as stub:
+    async with provider("nats://127.0.0.1:1") as (stub, _):
         failures = (await check(stub, {"manifestPath": str(broken)})).failures
         assert [f.property for f in failures] == ["manifestPath"]
         assert "not valid YAML" in failures[0].reason and "line 3" in failures[0].reason
@@ -205,11 +167,22 @@ async def test_check_names_the_field_and_the_fix(tmp_path: Path) -> None:
         failures = (await check(stub, {"manifest": bad_instances, "manifestPath": "x"})).failures
         assert "not both" in failures[0].reason
 
+        # Wrongly typed inputs are refused by name, never read as a default or coerced:
+        # "false" would otherwise be true, and 5 a lattice named "5".
+        good = counter_manifest("redis://127.0.0.1:1", 1)
+        wrong = {"allowUnplaced": "false", "lattice": 5, "natsUrl": 4222}
+        failures = (await check(stub, {"manifest": good, **wrong})).failures
+        assert sorted(f.property for f in failures) == sorted(wrong)
+        failures = (await check(stub, {"manifestPath": 5})).failures
+        assert [(f.property, f.reason) for f in failures] == [
+            ("manifestPath", "must be a string: a file's path")
+        ]
+
 
 @run_async
 async def test_unreachable_nats_is_named_and_nothing_is_created() -> None:
     url = f"nats://127.0.0.1:{free_port()}"
-    async with provider(url) as stub:
+    async with provider(url) as (stub, _):
         checked = await check(stub, {"manifest": counter_manifest("redis://127.0.0.1:1", 1)})
         assert list(checked.failures) == []
         assert "placement" not in plain(checked.inputs)  # nothing to plan against
@@ -254,13 +227,13 @@ async def test_credentials_from_the_provider_config(tmp_path: Path) -> None:
                 break
             await asyncio.sleep(0.1)
         await nc.close()
-        async with provider(url) as stub:
+        async with provider(url) as (stub, _):
             checked = await check(stub, {"manifest": app})
             with pytest.raises(grpc.aio.AioRpcError) as raised:
                 await stub.Create(provider_pb2.CreateRequest(urn=APP, properties=checked.inputs))
             assert f"NATS at {url} refused the connection" in str(raised.value.details())
             assert "wasmcloud:credentials" in str(raised.value.details())
-        async with provider(url, auth.creds) as stub:
+        async with provider(url, auth.creds) as (stub, _):
             checked = await check(stub, {"manifest": app})
             assert "placement" in plain(checked.inputs)  # it planned on the live lattice
             created = await stub.Create(
@@ -269,6 +242,26 @@ async def test_credentials_from_the_provider_config(tmp_path: Path) -> None:
             state = plain(created.properties)
             assert state["status"] == "deployed"
             assert auth.creds not in str(state)  # credentials never reach resource state
+        async with provider(url) as (stub, _):
+            # Without them, refresh and destroy fail naming the setting; neither reads the
+            # refusal as a lattice that is gone (which would drop a deployed app from state).
+            for call in (
+                stub.Read(
+                    provider_pb2.ReadRequest(id="counter", urn=APP, properties=created.properties)
+                ),
+                stub.Delete(
+                    provider_pb2.DeleteRequest(id="counter", urn=APP, properties=created.properties)
+                ),
+            ):
+                with pytest.raises(grpc.aio.AioRpcError) as raised:
+                    await call
+                assert "wasmcloud:credentials" in str(raised.value.details())
+        nc = await nats.connect(url, user_credentials=RawCredentials(auth.creds))
+        try:
+            models = (await WadmClient(nc, "default").list()).models
+            assert [(m.name, m.deployed_version is not None) for m in models] == [("counter", True)]
+        finally:
+            await nc.close()
     finally:
         if controller is not None:
             controller.stop()

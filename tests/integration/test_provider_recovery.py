@@ -11,21 +11,18 @@ import os
 import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import grpc
 import nats
 import pytest
-from google.protobuf import empty_pb2, json_format, struct_pb2
-from pulumi.runtime.proto import engine_pb2, engine_pb2_grpc, provider_pb2, provider_pb2_grpc
+from pulumi.runtime.proto import provider_pb2, provider_pb2_grpc
 
 from host_agent.lattice.client import CtlClient
 from host_agent.lattice.wadm import WadmClient
 from host_agent.local.supervisor import ManagedProcess, listening, wait_for_exit
 from pulumi_wasmcloud.provider import application_resource
-from pulumi_wasmcloud.provider.provider import WasmcloudProvider, grpc_server
 from tests.lattice import (
     ControllerProcess,
     NatsServer,
@@ -34,6 +31,7 @@ from tests.lattice import (
     free_port,
     run_async,
 )
+from tests.provider_grpc import plain, provider, struct
 
 APP = "urn:pulumi:test::proj::wasmcloud:index:Application::counter"
 LATTICE = "urn:pulumi:test::proj::wasmcloud:index:Lattice::lattice"
@@ -41,55 +39,6 @@ LATTICE = "urn:pulumi:test::proj::wasmcloud:index:Lattice::lattice"
 
 def host_urn(name: str) -> str:
     return f"urn:pulumi:test::proj::wasmcloud:index:Host::{name}"
-
-
-def struct(values: dict[str, Any]) -> struct_pb2.Struct:
-    message = struct_pb2.Struct()
-    message.update(values)
-    return message
-
-
-def plain(message: struct_pb2.Struct) -> dict[str, Any]:
-    return dict(json_format.MessageToDict(message))
-
-
-@dataclass
-class EngineLog(engine_pb2_grpc.EngineServicer):  # type: ignore[misc]
-    """The engine's Log service: what the CLI would show under each resource."""
-
-    messages: list[str] = field(default_factory=list)
-    arrived: asyncio.Event = field(default_factory=asyncio.Event)
-
-    async def Log(self, request: engine_pb2.LogRequest, context: Any) -> empty_pb2.Empty:
-        self.messages.append(request.message)
-        self.arrived.set()
-        return empty_pb2.Empty()
-
-
-@asynccontextmanager
-async def provider(
-    nats_url: str | None = None,
-) -> AsyncIterator[tuple[provider_pb2_grpc.ResourceProviderStub, EngineLog]]:
-    engine = grpc.aio.server()
-    log = EngineLog()
-    engine_pb2_grpc.add_EngineServicer_to_server(log, engine)
-    engine_port = engine.add_insecure_port("127.0.0.1:0")
-    await engine.start()
-    address = f"127.0.0.1:{engine_port}"
-    server, port = grpc_server(WasmcloudProvider(address), "0.0.0-test", [], address)
-    await server.start()
-    channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
-    stub = provider_pb2_grpc.ResourceProviderStub(channel)
-    config = {"natsUrl": nats_url} if nats_url else {}
-    urn = "urn:pulumi:test::proj::pulumi:providers:wasmcloud::default"
-    checked = await stub.CheckConfig(provider_pb2.CheckRequest(urn=urn, news=struct(config)))
-    await stub.Configure(provider_pb2.ConfigureRequest(args=checked.inputs))
-    try:
-        yield stub, log
-    finally:
-        await channel.close()
-        await server.stop(None)
-        await engine.stop(None)
 
 
 async def create(
