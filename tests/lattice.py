@@ -87,41 +87,40 @@ class NatsServer:
 
 
 class RedisServer:
-    """Debian's ``redis-server`` on a loopback port, without persistence."""
+    """Debian's ``redis-server`` on a loopback port, without persistence; with
+    ``password``, it refuses clients that do not give it (``--requirepass``)."""
 
-    def __init__(self, workdir: Path, port: int | None = None) -> None:
+    def __init__(self, workdir: Path, port: int | None = None, password: str | None = None) -> None:
         self.workdir = workdir
         self.port = port or free_port()
+        self.password = password
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}"
 
+    def url_with(self, password: str) -> str:
+        return f"redis://:{password}@127.0.0.1:{self.port}/0"
+
     def start(self) -> RedisServer:
         self.workdir.mkdir(parents=True, exist_ok=True)
+        auth = ["--requirepass", self.password] if self.password else []
         self.proc = subprocess.Popen(
             [
-                "redis-server",
-                "--bind",
-                "127.0.0.1",
-                "--port",
-                str(self.port),
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                str(self.workdir),
+                *("redis-server", "--bind", "127.0.0.1", "--port", str(self.port), *auth),
+                *("--save", "", "--appendonly", "no", "--dir", str(self.workdir)),
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
+        # Up: it answers PING (or, with a password, asks for it).
+        ready = b"-NOAUTH" if self.password else b"+PONG"
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             with suppress(OSError), socket.create_connection(("127.0.0.1", self.port), 0.2) as s:
                 s.sendall(b"PING\r\n")
-                if s.recv(16).startswith(b"+PONG"):
+                if s.recv(64).startswith(ready):
                     return self
             time.sleep(0.05)
         raise RuntimeError("redis-server did not start")

@@ -6,11 +6,7 @@ Real redis-server with `--requirepass` on a loopback port, real hosts and provid
 from __future__ import annotations
 
 import asyncio
-import socket
-import subprocess
-import time
 from collections.abc import Callable, Iterator
-from contextlib import suppress
 from pathlib import Path
 
 import pytest
@@ -21,47 +17,23 @@ from host_agent.interfaces.keyvalue import KeyValueError
 from host_agent.providers.kv_backends import RedisBackend
 from host_agent.redaction import redact_text, redact_url
 from tests.integration.test_counter_app import COUNTER, KV_REDIS, Lattice, lattice
-from tests.lattice import HostProcess, NatsServer, eventually_get, free_port, http_get, run_async
+from tests.lattice import (
+    HostProcess,
+    NatsServer,
+    RedisServer,
+    eventually_get,
+    free_port,
+    http_get,
+    run_async,
+)
 
 RIGHT = "h3-right-pw-5f1c9e"
 WRONG = "h3-wrong-pw-a72d04"
 
 
-class PasswordRedis:
-    """redis-server on a loopback port that refuses clients without `RIGHT`."""
-
-    def __init__(self, workdir: Path) -> None:
-        self.port = free_port()
-        workdir.mkdir(parents=True, exist_ok=True)
-        self.proc = subprocess.Popen(
-            [
-                *("redis-server", "--bind", "127.0.0.1", "--port", str(self.port)),
-                *("--requirepass", RIGHT, "--save", "", "--appendonly", "no"),
-                *("--dir", str(workdir)),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            with suppress(OSError), socket.create_connection(("127.0.0.1", self.port), 0.2) as s:
-                s.sendall(b"PING\r\n")
-                if s.recv(64).startswith(b"-NOAUTH"):  # up, and asking for the password
-                    return
-            time.sleep(0.05)
-        raise RuntimeError("redis-server did not start")
-
-    def url(self, password: str) -> str:
-        return f"redis://:{password}@127.0.0.1:{self.port}/0"
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(timeout=10)
-
-
 @pytest.fixture
-def password_redis(tmp_path: Path) -> Iterator[PasswordRedis]:
-    server = PasswordRedis(tmp_path / "redis")
+def password_redis(tmp_path: Path) -> Iterator[RedisServer]:
+    server = RedisServer(tmp_path / "redis", password=RIGHT).start()
     yield server
     server.stop()
 
@@ -85,9 +57,9 @@ def test_a_host_ping_shows_its_nats_url_without_the_password() -> None:
 
 @run_async
 async def test_redis_errors_name_the_server_without_the_password(
-    password_redis: PasswordRedis,
+    password_redis: RedisServer,
 ) -> None:
-    wrong = RedisBackend(password_redis.url(WRONG))
+    wrong = RedisBackend(password_redis.url_with(WRONG))
     with pytest.raises(KeyValueError) as refused:
         await wrong.increment("b", "k", 1)
     await wrong.close()
@@ -95,7 +67,7 @@ async def test_redis_errors_name_the_server_without_the_password(
     assert f"redis at redis://:***@127.0.0.1:{password_redis.port}/0 failed" in message
     assert WRONG not in message and RIGHT not in message
 
-    right = RedisBackend(password_redis.url(RIGHT))
+    right = RedisBackend(password_redis.url_with(RIGHT))
     assert await right.increment("b", "k", 1) == 1
     assert RIGHT not in right.url
     await right.close()
@@ -146,7 +118,7 @@ async def redis_refusal(url: str) -> bytes:
 @run_async
 async def test_a_wrong_redis_password_never_reaches_the_caller_or_the_logs(
     nats_server: NatsServer,
-    password_redis: PasswordRedis,
+    password_redis: RedisServer,
     start_host: Callable[[], HostProcess],
 ) -> None:
     host_process = start_host()
@@ -154,8 +126,8 @@ async def test_a_wrong_redis_password_never_reaches_the_caller_or_the_logs(
     url = f"http://127.0.0.1:{port}"
     async with lattice(nats_server) as lat:
         [host] = await lat.host_ids(1)
-        await lat.ctl.put_config("redis-wrong", {"url": password_redis.url(WRONG)})
-        await lat.ctl.put_config("redis-right", {"url": password_redis.url(RIGHT)})
+        await lat.ctl.put_config("redis-wrong", {"url": password_redis.url_with(WRONG)})
+        await lat.ctl.put_config("redis-right", {"url": password_redis.url_with(RIGHT)})
         await lat.ctl.start_provider(host, "kvredis", KV_REDIS)
         await lat.ctl.scale_component(host, "counter", COUNTER, 1)
         await scaled(lat, "counter")
