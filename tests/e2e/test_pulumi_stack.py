@@ -12,81 +12,19 @@ import asyncio
 import json
 import os
 import re
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import nats
 import pytest
 
 from host_agent.lattice.client import CtlClient
 from host_agent.local.supervisor import listening
-from tests.lattice import ROOT, HostProcess, NatsServer, free_port, http_get
-from tests.pulumi_cli import PULUMI_BIN, cli_environment, write_project
+from tests.lattice import ROOT, HostProcess, NatsServer
+from tests.pulumi_cli import Stack, e2e_stack
 
 pytestmark = pytest.mark.slow
-
-
-class Stack:
-    """One Pulumi project + stack in a temporary folder, with a file backend."""
-
-    def __init__(self, workdir: Path) -> None:
-        program = (Path(__file__).parent / "program.py").read_text()
-        self.dir = write_project(workdir / "project", "wasmcloud-e2e", program)
-        self.state = workdir / "state"
-        self.ports = {"natsPort": free_port(), "redisPort": free_port(), "httpPort": free_port()}
-        self.env = cli_environment(workdir, "e2e")
-        self.varied: set[str] = set()  # config keys a test set (reset by the fixtures)
-        self.run("stack", "init", "e2e")
-        for key, value in {**self.ports, "root": ROOT, "stateDir": self.state}.items():
-            self.config(key, str(value))
-        self.varied.clear()  # the settings above are the stack's, not a test's
-
-    @property
-    def nats_url(self) -> str:
-        return f"nats://127.0.0.1:{self.ports['natsPort']}"
-
-    def run(self, *args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
-        done = subprocess.run(
-            ["pulumi", "--non-interactive", *args],
-            cwd=self.dir,
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=600,
-        )
-        if ok and done.returncode != 0:
-            raise AssertionError(f"pulumi {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}")
-        return done
-
-    def config(self, key: str, value: str | None) -> None:
-        if value is None:
-            self.run("config", "rm", key)
-            self.varied.discard(key)
-        else:
-            self.run("config", "set", "--", key, value)
-            self.varied.add(key)
-
-    def reset_config(self) -> None:
-        """Back to the program's defaults (ports and paths stay)."""
-        for key in sorted(self.varied):
-            self.config(key, None)
-
-    def up(self, *args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
-        return self.run("up", "--yes", "--skip-preview", *args, ok=ok)
-
-    def outputs(self) -> dict[str, Any]:
-        return dict(json.loads(self.run("stack", "output", "--json").stdout))
-
-    def get(self, path: str) -> str:
-        status, body = http_get(f"http://127.0.0.1:{self.ports['httpPort']}/{path}")
-        assert status == 200, body
-        return body.decode()
-
-    def pid(self, name: str) -> int:
-        return int((self.state / f"{name}.pid").read_text().split()[0])
 
 
 def running_placement(nats_url: str, host_names: dict[str, str]) -> dict[str, dict[str, int]]:
@@ -145,13 +83,8 @@ def wait_gone(pid: int, timeout: float = 30.0) -> None:
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    if not (PULUMI_BIN / "pulumi").exists():
-        pytest.fail("the Pulumi CLI is missing: run scripts/bootstrap.sh (it builds it)")
-    stack = Stack(tmp_path_factory.mktemp("pulumi-e2e"))
-    try:
+    with e2e_stack(tmp_path_factory.mktemp("pulumi-e2e"), "e2e") as stack:
         yield stack
-    finally:
-        stack.run("destroy", "--yes", ok=False)
 
 
 @pytest.fixture
