@@ -291,3 +291,43 @@ def counter_manifest(redis_url: str, port: int) -> dict[str, Any]:
         f"127.0.0.1:{port}"
     )
     return data
+
+
+def counter_on_inmemory_kv(
+    instances: int, spread: list[dict[str, Any]] | None = None, **properties: Any
+) -> dict[str, Any]:
+    """The counter component (``properties`` added to its own), linked to a component
+    named ``kv`` over wasi:keyvalue atomics + store."""
+    scaler: dict[str, Any] = {"instances": instances}
+    if spread is not None:
+        scaler["spread"] = spread
+    return {
+        "name": "counter",
+        "type": "component",
+        "properties": {"image": f"file://{COUNTER_WASM}", **properties},
+        "traits": [
+            {"type": "spreadscaler", "properties": scaler},
+            {
+                "type": "link",
+                "properties": {
+                    "target": {"name": "kv"},
+                    "namespace": "wasi",
+                    "package": "keyvalue",
+                    "interfaces": ["atomics", "store"],
+                },
+            },
+        ],
+    }
+
+
+def inmemory_kv(spread: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """One builtin in-memory keyvalue provider named ``kv``."""
+    scaler: dict[str, Any] = {"instances": 1}
+    if spread is not None:
+        scaler["spread"] = spread
+    return {
+        "name": "kv",
+        "type": "capability",
+        "properties": {"image": "builtin:keyvalue-inmemory"},
+        "traits": [{"type": "spreadscaler", "properties": scaler}],
+    }

@@ -32,9 +32,11 @@ from tests.lattice import (
     Processes,
     RedisServer,
     counter_manifest,
+    counter_on_inmemory_kv,
     eventually_get,
     free_port,
     http_get,
+    inmemory_kv,
     run_async,
 )
 
@@ -56,31 +58,8 @@ def edge_core_manifest(port: int) -> dict[str, Any]:
         "metadata": {"name": "shop", "annotations": {"version": "v1"}},
         "spec": {
             "components": [
-                {
-                    "name": "counter",
-                    "type": "component",
-                    "properties": {"image": f"file://{COUNTER_WASM}"},
-                    "traits": [
-                        {"type": "spreadscaler", "properties": {"instances": 4, "spread": spread}},
-                        {
-                            "type": "link",
-                            "properties": {
-                                "target": {"name": "kv"},
-                                "namespace": "wasi",
-                                "package": "keyvalue",
-                                "interfaces": ["atomics", "store"],
-                            },
-                        },
-                    ],
-                },
-                {
-                    "name": "kv",
-                    "type": "capability",
-                    "properties": {"image": "builtin:keyvalue-inmemory"},
-                    "traits": [
-                        {"type": "spreadscaler", "properties": {"instances": 1, "spread": core}}
-                    ],
-                },
+                counter_on_inmemory_kv(4, spread),
+                inmemory_kv(core),
                 {
                     "name": "http",
                     "type": "capability",

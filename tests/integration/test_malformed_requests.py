@@ -34,7 +34,9 @@ from tests.lattice import (
     ControllerProcess,
     HostProcess,
     NatsServer,
+    counter_on_inmemory_kv,
     first_host_id,
+    inmemory_kv,
 )
 from tests.malformed import CTL_FIELDS, WADM_FIELDS, body, names_field, wrong_value
 
@@ -55,32 +57,11 @@ def manifest(version: str, instances: int) -> dict[str, Any]:
         "metadata": {"name": APP, "annotations": {"version": version}},
         "spec": {
             "components": [
-                {
-                    "name": "counter",
-                    "type": "component",
-                    "properties": {
-                        "image": f"file://{COUNTER_WASM}",
-                        "config": [{"name": "greeting", "properties": {"greeting": "hi"}}],
-                    },
-                    "traits": [
-                        {"type": "spreadscaler", "properties": {"instances": instances}},
-                        {
-                            "type": "link",
-                            "properties": {
-                                "target": {"name": "kv"},
-                                "namespace": "wasi",
-                                "package": "keyvalue",
-                                "interfaces": ["atomics", "store"],
-                            },
-                        },
-                    ],
-                },
-                {
-                    "name": "kv",
-                    "type": "capability",
-                    "properties": {"image": "builtin:keyvalue-inmemory"},
-                    "traits": [{"type": "spreadscaler", "properties": {"instances": 1}}],
-                },
+                counter_on_inmemory_kv(
+                    instances,
+                    config=[{"name": "greeting", "properties": {"greeting": "hi"}}],
+                ),
+                inmemory_kv(),
             ]
         },
     }
