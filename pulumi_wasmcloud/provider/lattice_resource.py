@@ -27,6 +27,7 @@ from host_agent.local.supervisor import ManagedProcess, PortTaken, start_server
 from pulumi_wasmcloud.provider.engine_log import EngineLog
 from pulumi_wasmcloud.provider.handlers import Checked, Created, Diff, InputError, changed_keys
 from pulumi_wasmcloud.provider.live import LatticeUnreachable, connect
+from pulumi_wasmcloud.provider.values import UNKNOWN
 
 REPLACE_ON = ("lattice", "natsPort", "stateDir")
 # Properties an update applies by restarting the process that reads them.
@@ -43,6 +44,10 @@ def _processes(state: dict[str, Any]) -> dict[str, ManagedProcess]:
 
 def _positive_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
+def _is_port(value: Any) -> bool:
+    return value is None or value is UNKNOWN or (_positive_int(value) and value < 65536)
 
 
 class LatticeResource:
@@ -64,16 +69,19 @@ class LatticeResource:
             "running": True,  # desired; read reports the truth, so a dead process is drift
         }
         failures = []
+        # An unknown value (an output of a resource still to be created) is checked again
+        # once it is known.
         for field in ("natsPort", "redisPort"):
-            port = inputs[field]
-            if port is not None and (not _positive_int(port) or not port < 65536):
+            if not _is_port(inputs[field]):
                 failures.append(InputError(field, "must be a TCP port between 1 and 65535"))
-        if not _positive_int(inputs["heartbeatSeconds"]):
+        heartbeat = inputs["heartbeatSeconds"]
+        if heartbeat is not UNKNOWN and not _positive_int(heartbeat):
             failures.append(
                 InputError("heartbeatSeconds", "must be a whole number of seconds, at least 1")
             )
         for field in ("lattice", "stateDir"):
-            if not isinstance(inputs[field], str) or not inputs[field]:
+            value = inputs[field]
+            if value is not UNKNOWN and (not isinstance(value, str) or not value):
                 failures.append(InputError(field, "must be a non-empty string"))
         return Checked(inputs, failures)
 
@@ -89,9 +97,10 @@ class LatticeResource:
         return all(p.running() for p in _processes(state).values())
 
     def _outputs(self, inputs: dict[str, Any], preview: bool = False) -> dict[str, Any]:
+        port = inputs["natsPort"]
         return {
             **inputs,
-            "natsUrl": f"nats://127.0.0.1:{inputs['natsPort']}",
+            "natsUrl": UNKNOWN if port is UNKNOWN else f"nats://127.0.0.1:{port}",
             "running": True if preview else self._alive(inputs),
         }
 

@@ -18,6 +18,7 @@ import grpc
 import nats
 import pytest
 from pulumi.runtime.proto import provider_pb2, provider_pb2_grpc
+from pulumi.runtime.rpc import UNKNOWN as UNKNOWN_SENTINEL
 
 from host_agent.lattice.client import CtlClient
 from host_agent.lattice.wadm import WadmClient
@@ -167,6 +168,20 @@ async def test_wrongly_typed_lattice_inputs_are_refused_by_name() -> None:
             "natsPort",
             "stateDir",
         ]
+
+
+@run_async
+async def test_unknown_lattice_inputs_are_checked_once_known() -> None:
+    """Values that are outputs of resources still to be created reach check as unknown
+    in preview: not refused as wrongly typed, and the lattice's natsUrl is unknown too."""
+    async with provider() as (stub, _):
+        news = {"natsPort": UNKNOWN_SENTINEL, "heartbeatSeconds": UNKNOWN_SENTINEL}
+        checked = await stub.Check(provider_pb2.CheckRequest(urn=LATTICE, news=struct(news)))
+        assert list(checked.failures) == []
+        created = await stub.Create(
+            provider_pb2.CreateRequest(urn=LATTICE, properties=checked.inputs, preview=True)
+        )
+        assert plain(created.properties)["natsUrl"] == UNKNOWN_SENTINEL
 
 
 # -- one up after a NATS crash ---------------------------------------------------------
