@@ -73,6 +73,11 @@ def _wrongly_typed(inputs: dict[str, Any]) -> list[InputError]:
     return failures
 
 
+def _instances(counts: dict[str, int]) -> str:
+    """``{"counter": 3}`` as ``counter x3``, for messages."""
+    return ", ".join(f"{name} x{count}" for name, count in sorted(counts.items()))
+
+
 def content_hash(data: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:8]
 
@@ -174,7 +179,7 @@ class ApplicationResource:
         inputs["placement"] = placement_by_name(plan, names)
         inputs["unplaced"] = plan.unplaced()
         if plan.unplaced():
-            what = ", ".join(f"{n} x{c}" for n, c in plan.unplaced().items())
+            what = _instances(plan.unplaced())
             await self.log.warn(
                 f"{manifest.name}: cannot place {what}: {'; '.join(plan.problems())}"
                 + (
@@ -218,9 +223,9 @@ class ApplicationResource:
         if inputs.get("unplaced") and not inputs["allowUnplaced"]:
             raise InputError(
                 "manifest",
-                f"cannot place {inputs['unplaced']} on the lattice's hosts; add hosts whose "
-                "labels match the spreads, change the spread requirements, or set "
-                "allowUnplaced: true. Nothing was deployed",
+                f"cannot place {_instances(inputs['unplaced'])} on the lattice's hosts; add "
+                "hosts whose labels match the spreads, change the spread requirements, or "
+                "set allowUnplaced: true. Nothing was deployed",
             )
         async with self._connect(inputs["natsUrl"], inputs["lattice"]) as lattice:
             await self._await_hosts(lattice)

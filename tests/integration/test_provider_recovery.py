@@ -98,7 +98,7 @@ async def test_failures_reach_the_engine_as_sentences_not_class_reprs() -> None:
         with pytest.raises(grpc.aio.AioRpcError) as raised:
             await stub.Create(provider_pb2.CreateRequest(urn=APP, properties=struct(inputs)))
         details = str(raised.value.details())
-        assert details.startswith("manifest: cannot place {'counter': 3}"), details
+        assert details.startswith("manifest: cannot place counter x3 on the lattice's"), details
         assert "<class" not in details and "Unexpected" not in details
 
         # A bug (state without a manifest) still reads as a sentence, with its type name.
