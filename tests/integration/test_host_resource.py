@@ -13,9 +13,9 @@ from pulumi.runtime.proto import provider_pb2, provider_pb2_grpc
 
 from host_agent.lattice.client import CtlClient
 from host_agent.local.supervisor import ManagedProcess
-from tests.integration.test_provider_grpc import plain, provider, struct
 from tests.integration.test_remote_nats import check_host, cmdline, host_inputs, host_urn
 from tests.lattice import NatsServer, run_async
+from tests.provider_grpc import plain, provider, struct
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
 
@@ -63,7 +63,7 @@ async def test_every_host_property_takes_effect(nats_server: NatsServer, tmp_pat
     inputs = host_inputs("edge", nats_server.url, state_dir, tier="edge")
     urn = host_urn("edge")
     process = ManagedProcess("host-edge", state_dir)
-    async with provider(nats_server.url) as stub:
+    async with provider(nats_server.url) as (stub, _):
         checked = await check_host(stub, inputs)
         created = await stub.Create(
             provider_pb2.CreateRequest(urn=urn, properties=checked.inputs, timeout=120)

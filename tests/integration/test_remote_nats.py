@@ -33,10 +33,10 @@ from host_agent.lattice.subjects import event_subject
 from host_agent.local.supervisor import ManagedProcess
 from host_agent.providers.contract import HostData
 from tests.integration.test_counter_app import COUNTER, HTTP_SERVER
-from tests.integration.test_provider_grpc import plain, provider, struct
 from tests.lattice import VENV_BIN, eventually_get, free_port, run_async
 from tests.nats_auth import operator_auth
 from tests.netns import NetworkNamespace, unavailable
+from tests.provider_grpc import plain, provider, struct
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 
@@ -183,7 +183,7 @@ async def test_a_host_joins_the_nats_its_nats_url_names(
     )
     state_dir = tmp_path / "state"
     async with (
-        provider(url) as stub,
+        provider(url) as (stub, _),
         host_resource(stub, host_inputs("remote", url, state_dir, zone="netns")) as created,
     ):
         nc = await nats.connect(url)
@@ -213,7 +213,7 @@ async def test_a_lattice_that_needs_credentials_gets_them_for_host_and_providers
     inputs = host_inputs("secure", url, state_dir, zone="netns")
 
     # Without credentials the provider says which setting to give, and starts nothing.
-    async with provider(url) as stub:
+    async with provider(url) as (stub, _):
         checked = await check_host(stub, inputs)
         with pytest.raises(grpc.aio.AioRpcError) as raised:
             await stub.Create(
@@ -259,7 +259,7 @@ async def test_a_lattice_that_needs_credentials_gets_them_for_host_and_providers
     # With them: the host joins, and its providers serve the counter over that NATS.
     http_port = free_port()
     async with (
-        provider(url, auth.creds) as stub,
+        provider(url, auth.creds) as (stub, _),
         host_resource(stub, inputs) as created,
     ):
         state = plain(created.properties)
