@@ -219,13 +219,29 @@ class HostResource:
         # the fix, before any process starts.
         async with self._lattice(state) as lattice:
             process = _process(state)
-            process.start(
+            pid, started = process.start(
                 host_command(state),
                 env=host_environment(state, credentials, os.environ),
                 cwd=Path.cwd(),  # file:// images in manifests are relative to the project
             )
-            inventory = await self._await_join(lattice, process, state)
-            await self._set_labels(lattice, state, inventory.get("labels") or {})
+            if not started:
+                # Not this resource's host (update starts only a stopped one): a leftover
+                # with another identity would never answer as this one.
+                raise InputError(
+                    "name",
+                    f"a host process named {state['name']} already runs from "
+                    f"{process.pidfile} (pid {pid}) and is not this resource's: stop it "
+                    "(kill it, or destroy the stack that made it) or choose another name "
+                    "or stateDir; nothing was changed",
+                )
+            try:
+                inventory = await self._await_join(lattice, process, state)
+                await self._set_labels(lattice, state, inventory.get("labels") or {})
+            except BaseException:
+                # Leave nothing half made: a host left running here is in no state, and
+                # would hold the name against the next `up`.
+                await process.stop_async()
+                raise
         return {**state, "running": True}
 
     async def _await_join(

@@ -7,12 +7,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import grpc
 import nats
 import pytest
 from pulumi.runtime.proto import provider_pb2, provider_pb2_grpc
 
 from host_agent.lattice.client import CtlClient
 from host_agent.local.supervisor import ManagedProcess
+from pulumi_wasmcloud.provider import host_resource
 from tests.integration.test_remote_nats import check_host, cmdline, host_inputs, host_urn
 from tests.lattice import NatsServer, run_async
 from tests.provider_grpc import plain, provider, struct
@@ -120,3 +122,49 @@ async def test_every_host_property_takes_effect(nats_server: NatsServer, tmp_pat
             state = updated.properties if updated is not None else created.properties
             await stub.Delete(provider_pb2.DeleteRequest(id=host_id, urn=urn, properties=state))
         assert process.pid() is None
+
+
+@run_async
+async def test_a_failed_create_leaves_no_host_and_the_next_create_succeeds(
+    nats_server: NatsServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A create that fails after starting its host (here: the join wait runs out) stops
+    that host, so the next `up` starts afresh; a host of the same name that the stack does
+    not know is refused naming it, not waited on until the join times out."""
+    state_dir = tmp_path / "state"
+    inputs = host_inputs("edge", nats_server.url, state_dir)
+    urn = host_urn("edge")
+    process = ManagedProcess("host-edge", state_dir)
+    try:
+        async with provider(nats_server.url) as (stub, _):
+            checked = await check_host(stub, inputs)
+            monkeypatch.setattr(host_resource, "READY_TIMEOUT", 0.0)
+            with pytest.raises(grpc.aio.AioRpcError) as raised:
+                await stub.Create(provider_pb2.CreateRequest(urn=urn, properties=checked.inputs))
+            assert "host edge did not join lattice default" in str(raised.value.details())
+            assert process.pid() is None
+
+            monkeypatch.undo()
+            created = await stub.Create(
+                provider_pb2.CreateRequest(urn=urn, properties=checked.inputs, timeout=120)
+            )
+            assert (await ping(nats_server.url, created.id))["id"] == created.id
+            await stub.Delete(
+                provider_pb2.DeleteRequest(id=created.id, urn=urn, properties=created.properties)
+            )
+            assert process.pid() is None
+
+            stranger, _ = process.start(["sleep", "60"])
+            try:
+                with pytest.raises(grpc.aio.AioRpcError) as raised:
+                    await stub.Create(
+                        provider_pb2.CreateRequest(urn=urn, properties=checked.inputs)
+                    )
+                details = str(raised.value.details())
+                assert details.startswith("name: a host process named edge already runs"), details
+                assert f"(pid {stranger})" in details
+                assert process.pid() == stranger  # not this resource's to stop
+            finally:
+                process.stop()
+    finally:
+        process.stop()  # whatever a failing assertion left running
