@@ -16,12 +16,9 @@ from collections.abc import Mapping, Sequence
 
 import nats.errors
 
+from host_agent.cli.env import env_number, env_optional_number
 from host_agent.cli.logs import configure_logging
 from host_agent.controller.service import Controller, ControllerConfig
-
-
-def _optional_float(value: str | None) -> float | None:
-    return float(value) if value else None
 
 
 def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
@@ -55,14 +52,14 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
     p.add_argument(
         "--heartbeat-interval",
         type=float,
-        default=float(env.get("WASMCLOUD_HEARTBEAT_INTERVAL", "30")),
+        default=env_number(env, "WASMCLOUD_HEARTBEAT_INTERVAL", "30", float),
         help="hosts' heartbeat interval in seconds, assumed until a host has sent two "
         "heartbeats (then its measured interval is used; default 30)",
     )
     p.add_argument(
         "--host-timeout",
         type=float,
-        default=_optional_float(env.get("WADM_HOST_TIMEOUT")),
+        default=env_optional_number(env, "WADM_HOST_TIMEOUT", float),
         help="drop a host after this many seconds without a heartbeat and re-place its "
         "work (env WADM_HOST_TIMEOUT; default: three of the host's heartbeat intervals)",
     )
@@ -97,7 +94,12 @@ async def _serve(controller: Controller) -> None:
 
 def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> int:
     env = os.environ if env is None else env
-    args = build_parser(env).parse_args(argv)
+    try:
+        parser = build_parser(env)  # reads option defaults from the environment
+    except ValueError as exc:
+        print(f"wasmcloud-controller: error: {exc}", file=sys.stderr)
+        return 2
+    args = parser.parse_args(argv)
     configure_logging(args.log_level)
     server = args.nats_server if "://" in args.nats_server else f"nats://{args.nats_server}"
     controller = Controller(

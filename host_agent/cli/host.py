@@ -13,11 +13,11 @@ import signal
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TypeVar
 
 import nats.errors
 from nats.aio.client import RawCredentials
 
+from host_agent.cli.env import env_flag, env_number
 from host_agent.cli.logs import configure_logging
 from host_agent.controller.service import Controller, ControllerConfig
 from host_agent.host.identity import IdentityError
@@ -31,24 +31,8 @@ from host_agent.lattice.connection import (
 )
 
 LABEL_ENV_PREFIX = "WASMCLOUD_LABEL_"
-T = TypeVar("T", int, float)
 # Secrets given as flags are readable by every user of the machine (ps, /proc/*/cmdline).
 SECRET_FLAGS = {"--host-seed": "WASMCLOUD_HOST_SEED", "--nats-seed": "WASMCLOUD_NATS_SEED"}
-
-
-def _env_flag(env: Mapping[str, str], name: str) -> bool:
-    return env.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
-
-
-def _env_number(env: Mapping[str, str], name: str, default: str, kind: type[T]) -> T:
-    """A number from the environment, refused by name when it is not one (never read as
-    the default)."""
-    text = env.get(name, default)
-    try:
-        return kind(text)
-    except ValueError:
-        what = "a whole number" if kind is int else "a number"
-        raise ValueError(f"{name}={text!r}: expected {what}") from None
 
 
 def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
@@ -74,7 +58,7 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
         "--rpc-tls",
         dest="nats_tls",
         action="store_true",
-        default=_env_flag(env, "WASMCLOUD_CTL_TLS") or _env_flag(env, "WASMCLOUD_RPC_TLS"),
+        default=env_flag(env, "WASMCLOUD_CTL_TLS") or env_flag(env, "WASMCLOUD_RPC_TLS"),
         help="require TLS on the NATS connection (env WASMCLOUD_CTL_TLS or "
         "WASMCLOUD_RPC_TLS; this host uses one connection for control and RPC)",
     )
@@ -136,13 +120,13 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
     p.add_argument(
         "--allow-file-load",
         action="store_true",
-        default=_env_flag(env, "WASMCLOUD_ALLOW_FILE_LOAD"),
+        default=env_flag(env, "WASMCLOUD_ALLOW_FILE_LOAD"),
         help="allow file:// component references (env WASMCLOUD_ALLOW_FILE_LOAD)",
     )
     p.add_argument(
         "--with-controller",
         action="store_true",
-        default=_env_flag(env, "WASMCLOUD_WITH_CONTROLLER"),
+        default=env_flag(env, "WASMCLOUD_WITH_CONTROLLER"),
         help="also run the lattice controller (wadm API and reconciliation) in this "
         "process: the one-machine setup (env WASMCLOUD_WITH_CONTROLLER)",
     )
@@ -191,7 +175,7 @@ async def _serve(host: Host, controller: Controller | None) -> None:
 def nats_address(args: argparse.Namespace, env: Mapping[str, str]) -> NatsAddress:
     port = args.nats_port
     if port is None:
-        port = _env_number(env, "WASMCLOUD_NATS_PORT", "4222", int)
+        port = env_number(env, "WASMCLOUD_NATS_PORT", "4222", int)
     if not 0 < port < 65536:
         raise ValueError(f"NATS port {port} is out of range; give 1-65535")
     return NatsAddress(args.nats_host, port, args.nats_tls)
@@ -239,7 +223,12 @@ def warn_secret_flags(argv: Sequence[str]) -> None:
 def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> int:
     env = os.environ if env is None else env
     argv = sys.argv[1:] if argv is None else argv
-    args = build_parser(env).parse_args(argv)
+    try:
+        parser = build_parser(env)  # reads the switches' defaults from the environment
+    except ValueError as exc:
+        print(f"wasmcloud-host: error: {exc}", file=sys.stderr)
+        return 2
+    args = parser.parse_args(argv)
     configure_logging(args.log_level)
     warn_secret_flags(argv)
     try:
@@ -248,7 +237,7 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
         credentials, creds_file = nats_credentials(args, env)
         heartbeat = args.heartbeat_interval_seconds
         if heartbeat is None:
-            heartbeat = _env_number(env, "WASMCLOUD_HEARTBEAT_INTERVAL", "30", float)
+            heartbeat = env_number(env, "WASMCLOUD_HEARTBEAT_INTERVAL", "30", float)
         if not heartbeat > 0:
             raise ValueError(f"heartbeat interval {heartbeat} must be more than 0 seconds")
         host = Host(
