@@ -42,8 +42,10 @@ _EXPECTED = {
 }
 
 
-def json_kind(value: Any) -> str:
-    """``a string ("0")``, ``a list``, ``null``...: what the sender actually wrote."""
+def json_kind(value: Any, quote_strings: bool = True) -> str:
+    """``a string ("0")``, ``a list``, ``null``...: what the sender actually wrote. With
+    ``quote_strings`` false a string is only ``a string``: for bodies that carry secrets,
+    where the misplaced string may be the password itself."""
     match value:
         case None:
             return "null"
@@ -51,6 +53,8 @@ def json_kind(value: Any) -> str:
             return "true" if value else "false"
         case int() | float():
             return f"a number ({value!r})"
+        case str() if not quote_strings:
+            return "a string"
         case str():
             shown = value if len(value) <= 40 else value[:37] + "..."
             return f"a string ({json.dumps(shown)})"
@@ -69,13 +73,14 @@ def field_path(loc: tuple[int | str, ...]) -> str:
     return path
 
 
-def describe(error: ErrorDetails) -> str:
+def describe(error: ErrorDetails, quote_strings: bool = True) -> str:
     """One pydantic error as ``field: expected ..., got ...`` (no field: the whole body)."""
     path = field_path(tuple(error["loc"]))
-    return f"{path}: {_problem(error)}" if path else _problem(error)
+    problem = _problem(error, quote_strings)
+    return f"{path}: {problem}" if path else problem
 
 
-def _problem(error: ErrorDetails) -> str:
+def _problem(error: ErrorDetails, quote_strings: bool) -> str:
     kind = error["type"]
     ctx = error.get("ctx") or {}
     if kind == "missing":
@@ -91,21 +96,24 @@ def _problem(error: ErrorDetails) -> str:
             "less_than_equal": f"at most {ctx.get('le')}",
             "less_than": f"less than {ctx.get('lt')}",
         }[kind]
-        return f"expected a number {bound}, got {json_kind(error['input'])}"
+        return f"expected a number {bound}, got {json_kind(error['input'], quote_strings)}"
     expected = _EXPECTED.get(kind)
     if expected is None:
         return error["msg"][0].lower() + error["msg"][1:]
     if kind == "string_too_short":
         return expected
-    return f"{expected}, got {json_kind(error['input'])}"
+    return f"{expected}, got {json_kind(error['input'], quote_strings)}"
 
 
-def describe_errors(error: ValidationError) -> str:
-    return "; ".join(describe(e) for e in error.errors())
+def describe_errors(error: ValidationError, quote_strings: bool = True) -> str:
+    return "; ".join(describe(e, quote_strings) for e in error.errors())
 
 
-def parse_json(model: type[ModelT], payload: bytes | str, what: str) -> ModelT:
+def parse_json(
+    model: type[ModelT], payload: bytes | str, what: str, quote_strings: bool = True
+) -> ModelT:
     """Validate ``payload`` (JSON text) as ``model``; ``what`` names the body in errors.
+    Bodies that carry secrets pass ``quote_strings=False`` (see ``json_kind``).
 
     Raises ``BadRequest`` saying e.g. ``invalid component.scale request: count: expected a
     whole number, got a string ("0")``.
@@ -113,4 +121,4 @@ def parse_json(model: type[ModelT], payload: bytes | str, what: str) -> ModelT:
     try:
         return model.model_validate_json(payload, strict=True)
     except ValidationError as exc:
-        raise BadRequest(f"invalid {what}: {describe_errors(exc)}") from None
+        raise BadRequest(f"invalid {what}: {describe_errors(exc, quote_strings)}") from None

@@ -42,7 +42,7 @@ class InterfaceLinkDefinition(StrictModel):
     @classmethod
     def parse(cls, payload: bytes) -> InterfaceLinkDefinition:
         """A link pushed on ``linkdefs.put``/``.del``, or ``BadRequest`` naming the field."""
-        return parse_json(cls, payload, "link definition")
+        return parse_json(cls, payload, "link definition", quote_strings=False)
 
 
 class HostData(StrictModel):
@@ -79,7 +79,7 @@ class HostData(StrictModel):
             text = base64.b64decode(line.strip(), validate=True)
         except (binascii.Error, ValueError) as exc:
             raise BadRequest(f"invalid HostData on stdin: not base64 ({exc})") from None
-        return parse_json(cls, text, "HostData on stdin")
+        return parse_json(cls, text, "HostData on stdin", quote_strings=False)
 
 
 class ShutdownRequest(StrictModel):

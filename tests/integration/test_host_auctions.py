@@ -314,8 +314,9 @@ async def test_registry_put_keeps_the_credentials_for_fetching(nats_server: Nats
                 ({"ghcr.io": {"password": 5}}, "ghcr.io.password: expected a string"),
                 ({"ghcr.io": {"registryType": "docker"}}, 'registryType "docker"'),
                 ({"ghcr.io": {"registry_type": "oci"}}, "ghcr.io.registry_type: unknown field"),
-                ({"ghcr.io": "ci:s3cret"}, 'ghcr.io: expected a JSON object, got a string ("***")'),
-                ({"ghcr.io": "ci:s3cret" * 10}, 'got a string ("***...")'),  # quoted cut short
+                # A string is never quoted here: it may be the credential itself.
+                ({"ghcr.io": "ci:s3cret"}, "ghcr.io: expected a JSON object, got a string"),
+                ({"ghcr.io": "ci:s3cret" * 10}, "ghcr.io: expected a JSON object, got a string"),
                 (["ghcr.io"], "expected an object"),
             ]:
                 msg = await nc.request(put, json.dumps(bad).encode(), 5)

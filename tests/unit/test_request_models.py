@@ -23,6 +23,7 @@ from host_agent.lattice.protocol import (
     StopProviderCommand,
     UpdateComponentCommand,
     parse_config,
+    parse_registry_credentials,
     parse_request,
 )
 from host_agent.lattice.stored_manifest import StoredManifest
@@ -293,3 +294,26 @@ def test_a_provider_given_bad_host_data_exits_with_one_line_naming_the_field() -
     assert lines == [
         "provider: invalid HostData on stdin: provider_key: expected a string, got a list"
     ]
+
+
+SECRET = "s3cret-" + "x" * 40  # longer than the 37 characters a quoted string is cut to
+
+
+def test_bodies_that_carry_secrets_never_quote_a_string_in_a_refusal() -> None:
+    """A misplaced string in registry.put, HostData or a link push may be the secret
+    itself: the refusal names the field and says "a string", never what it was."""
+    refusals = [
+        refusal(parse_registry_credentials, body({"ghcr.io": f"ci:{SECRET}"})),
+        refusal(parse_registry_credentials, body({"ghcr.io": {"username": SECRET}})),
+        refusal(HostData.decode, stdin_line(host_data(secrets=SECRET))),
+        refusal(HostData.decode, stdin_line(host_data(otel_config=SECRET))),
+        refusal(
+            InterfaceLinkDefinition.parse,
+            body({**VALID_CTL["link.put"], "target_secrets": SECRET}),
+        ),
+    ]
+    for message in refusals:
+        assert SECRET[:10] not in message
+    assert "ghcr.io: expected a JSON object, got a string" in refusals[0]
+    assert "secrets: expected an object, got a string" in refusals[2]
+    assert "target_secrets: expected a list, got a string" in refusals[4]
