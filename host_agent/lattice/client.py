@@ -6,19 +6,25 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from dataclasses import dataclass
 from typing import Any
 
 import nats.errors
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
+from pydantic import ValidationError
 
-from host_agent.lattice.protocol import DEFAULT_LINK_NAME
+from host_agent.lattice.protocol import DEFAULT_LINK_NAME, CtlReply, PingedHost
+from host_agent.lattice.strict import BadRequest, describe_errors, parse_json
 from host_agent.lattice.subjects import DEFAULT_CTL_PREFIX, DEFAULT_LATTICE, CtlSubjects
+
+log = logging.getLogger(__name__)
 
 
 class CtlError(RuntimeError):
-    """The host answered ``success: false``; the message says why."""
+    """The host answered ``success: false`` (the message says why), or its reply was not
+    a control reply (the message names the field)."""
 
 
 @dataclass(frozen=True)
@@ -51,7 +57,7 @@ class CtlClient:
         """Send one request; return its ``response`` (None when there is none)."""
         payload = body if isinstance(body, bytes) else json.dumps(body or {}).encode()
         msg = await self.nc.request(subject, payload, timeout=self.timeout)
-        return _unwrap(msg)
+        return _unwrap(msg, subject)
 
     async def ping_hosts(self, wait: float = 1.0) -> list[dict[str, Any]]:
         """Every host answers a ping: gather replies for ``wait`` seconds."""
@@ -69,7 +75,17 @@ class CtlClient:
                     break
                 if not msg.data:
                     break  # "no responders" status, or wash's end-of-replies marker
-                replies.append(_unwrap(msg))
+                try:
+                    host = _unwrap(msg, self.subjects.host_ping())
+                    PingedHost.model_validate(host)
+                except ValidationError as exc:
+                    # One bad reply must not hide the hosts that answered properly.
+                    log.warning("ignoring a host.ping reply: %s", describe_errors(exc))
+                    continue
+                except CtlError as exc:
+                    log.warning("ignoring a host.ping reply: %s", exc)
+                    continue
+                replies.append(host)
         finally:
             await sub.unsubscribe()
         return sorted(replies, key=lambda h: h["id"])
@@ -176,11 +192,13 @@ class CtlClient:
         await self.request(self.subjects.host_stop(host_id), {"host_id": host_id})
 
 
-def _unwrap(msg: Msg) -> Any:
+def _unwrap(msg: Msg, asked: str) -> Any:
+    """The ``response`` of a ``CtlResponse`` reply, or ``CtlError``: the host's message
+    when it answered ``success: false``, the field when the reply is malformed."""
     try:
-        body = json.loads(msg.data)
-    except json.JSONDecodeError as exc:
-        raise CtlError(f"reply on {msg.subject} is not JSON: {exc}") from None
-    if not body.get("success"):
-        raise CtlError(body.get("message") or "request failed without a message")
-    return body.get("response")
+        reply = parse_json(CtlReply, msg.data, f"reply to {asked}")
+    except BadRequest as exc:
+        raise CtlError(str(exc)) from None
+    if not reply.success:
+        raise CtlError(reply.message or "request failed without a message")
+    return reply.response

@@ -130,6 +130,26 @@ def parse_config(payload: bytes) -> dict[str, str]:
     return parse_json(ConfigValues, payload or b"{}", what).root
 
 
+class CtlReply(BaseModel):
+    """The ``CtlResponse`` envelope every control reply comes in, read strictly (a
+    ``"success": "true"`` is refused, not read as a failure or a success)."""
+
+    model_config = ConfigDict(strict=True)
+
+    success: bool
+    message: str = ""
+    response: Any = None
+
+
+class PingedHost(BaseModel):
+    """What a reader needs from a ``host.ping`` response: the host's id (the rest of the
+    host's description is kept as sent)."""
+
+    model_config = ConfigDict(strict=True)
+
+    id: str = Field(min_length=1)
+
+
 def ctl_reply(success: bool, message: str = "", response: Any = None) -> bytes:
     """The ``CtlResponse`` envelope; ``response`` is omitted (never null) when absent."""
     body: dict[str, Any] = {"success": success, "message": message}
