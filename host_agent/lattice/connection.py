@@ -46,18 +46,20 @@ class NatsAddress:
                 f"expected a string such as nats://127.0.0.1:4222, got {type(url).__name__}"
             )
         example = "e.g. nats://127.0.0.1:4222 or tls://nats.example.com:4222"
+        shown = repr(_without_userinfo(url))
         if "," in url:
-            raise AddressError(f"{url!r} lists several servers; give one NATS URL, {example}")
+            raise AddressError(f"{shown} lists several servers; give one NATS URL, {example}")
         if "://" not in url:
-            raise AddressError(f"{url!r} has no scheme; write it as a URL, {example}")
+            raise AddressError(f"{shown} has no scheme; write it as a URL, {example}")
         try:
             parts = urlsplit(url)
             port = parts.port
         except ValueError as exc:
-            raise AddressError(f"{url!r} is not a valid URL ({exc}); {example}") from None
+            reason = str(exc).replace(url, _without_userinfo(url))
+            raise AddressError(f"{shown} is not a valid URL ({reason}); {example}") from None
         if parts.scheme not in SCHEMES:
             raise AddressError(
-                f"{url!r}: scheme {parts.scheme!r} is not supported; use nats:// or tls://"
+                f"{shown}: scheme {parts.scheme!r} is not supported; use nats:// or tls://"
             )
         if parts.username is not None or parts.password is not None:
             # The URL is kept in plain state and shown in outputs: no secret may ride in it.
@@ -67,11 +69,11 @@ class NatsAddress:
                 "secret wasmcloud:credentials (or WASMCLOUD_NATS_CREDS) instead"
             )
         if not parts.hostname:
-            raise AddressError(f"{url!r} names no host; {example}")
+            raise AddressError(f"{shown} names no host; {example}")
         if parts.path not in ("", "/") or parts.query or parts.fragment:
-            raise AddressError(f"{url!r}: a NATS URL has no path, query or fragment; {example}")
+            raise AddressError(f"{shown}: a NATS URL has no path, query or fragment; {example}")
         if port == 0:
-            raise AddressError(f"{url!r}: port 0 is not a server port; {example}")
+            raise AddressError(f"{shown}: port 0 is not a server port; {example}")
         return cls(parts.hostname, DEFAULT_PORT if port is None else port, parts.scheme == "tls")
 
     @property
@@ -81,6 +83,16 @@ class NatsAddress:
 
     def __str__(self) -> str:
         return self.url
+
+
+def _without_userinfo(url: str) -> str:
+    """``url`` as an error may show it: a user or password before ``@`` left out (it is
+    refused anyway, and the refusal must not carry the password into logs or state)."""
+    userinfo, at, rest = url.rpartition("@")
+    if not at:
+        return url
+    scheme, sep, _ = userinfo.partition("://")
+    return f"{scheme}{sep}...@{rest}" if sep else f"...@{rest}"
 
 
 class CredentialsError(ValueError):

@@ -60,6 +60,11 @@ def test_a_nats_url_names_one_server_and_whether_it_needs_tls(
         ("nats://127.0.0.1:70000", "is not a valid URL"),
         ("nats://:4222", "names no host"),
         ("nats://127.0.0.1:4222/lattice", "no path, query or fragment"),
+        # Refused for another reason first, still without the password.
+        ("nats://app:pw@a:4222,nats://b:4222", "lists several servers"),
+        ("app:pw@127.0.0.1:4222", "has no scheme"),
+        ("nats://app:pw@127.0.0.1:notaport", "is not a valid URL"),
+        ("http://app:pw@127.0.0.1:4222", "scheme 'http' is not supported"),
     ],
 )
 def test_a_bad_nats_url_is_refused_saying_what_to_write(url: object, said: str) -> None:
