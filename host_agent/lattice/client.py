@@ -55,17 +55,17 @@ class CtlClient:
 
     async def request(self, subject: str, body: Any = None) -> Any:
         """Send one request; return its ``response`` (None when there is none)."""
-        payload = body if isinstance(body, bytes) else json.dumps(body or {}).encode()
-        msg = await self.nc.request(subject, payload, timeout=self.timeout)
+        msg = await self.nc.request(subject, _payload(body), timeout=self.timeout)
         return _unwrap(msg, subject)
 
-    async def ping_hosts(self, wait: float = 1.0) -> list[dict[str, Any]]:
-        """Every host answers a ping: gather replies for ``wait`` seconds."""
+    async def gather(self, subject: str, body: Any = None, wait: float = 1.0) -> list[Msg]:
+        """Publish one request and collect every reply for ``wait`` seconds (scatter/gather:
+        pings and auctions, where each host answers or stays silent)."""
         inbox = self.nc.new_inbox()
-        replies: list[dict[str, Any]] = []
+        replies: list[Msg] = []
         sub = await self.nc.subscribe(inbox)
         try:
-            await self.nc.publish(self.subjects.host_ping(), b"", reply=inbox)
+            await self.nc.publish(subject, _payload(body), reply=inbox)
             loop = asyncio.get_running_loop()
             deadline = loop.time() + wait
             while (remaining := deadline - loop.time()) > 0:
@@ -75,20 +75,28 @@ class CtlClient:
                     break
                 if not msg.data:
                     break  # "no responders" status, or wash's end-of-replies marker
-                try:
-                    host = _unwrap(msg, self.subjects.host_ping())
-                    PingedHost.model_validate(host)
-                except ValidationError as exc:
-                    # One bad reply must not hide the hosts that answered properly.
-                    log.warning("ignoring a host.ping reply: %s", describe_errors(exc))
-                    continue
-                except CtlError as exc:
-                    log.warning("ignoring a host.ping reply: %s", exc)
-                    continue
-                replies.append(host)
+                replies.append(msg)
         finally:
             await sub.unsubscribe()
-        return sorted(replies, key=lambda h: h["id"])
+        return replies
+
+    async def ping_hosts(self, wait: float = 1.0) -> list[dict[str, Any]]:
+        """Every host answers a ping: gather replies for ``wait`` seconds."""
+        subject = self.subjects.host_ping()
+        hosts: list[dict[str, Any]] = []
+        for msg in await self.gather(subject, b"", wait):
+            try:
+                host = _unwrap(msg, subject)
+                PingedHost.model_validate(host)
+            except ValidationError as exc:
+                # One bad reply must not hide the hosts that answered properly.
+                log.warning("ignoring a host.ping reply: %s", describe_errors(exc))
+                continue
+            except CtlError as exc:
+                log.warning("ignoring a host.ping reply: %s", exc)
+                continue
+            hosts.append(host)
+        return sorted(hosts, key=lambda h: h["id"])
 
     async def read_hosts(self, wait: float = 0.5) -> list[HostReading]:
         """Every host that answers a ping within ``wait`` seconds, with its inventory:
@@ -190,6 +198,11 @@ class CtlClient:
 
     async def stop_host(self, host_id: str) -> None:
         await self.request(self.subjects.host_stop(host_id), {"host_id": host_id})
+
+
+def _payload(body: Any) -> bytes:
+    """A request body: bytes as given, anything else as JSON (no body: ``{}``)."""
+    return body if isinstance(body, bytes) else json.dumps({} if body is None else body).encode()
 
 
 def _unwrap(msg: Msg, asked: str) -> Any:

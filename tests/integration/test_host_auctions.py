@@ -23,6 +23,7 @@ import pytest
 from nats.aio.client import Client as NatsClient
 
 from host_agent.host.process import Host, HostConfig
+from host_agent.lattice.client import CtlClient
 from host_agent.lattice.subjects import CtlSubjects
 from tests.integration.test_counter_app import lattice
 from tests.lattice import ROOT, NatsServer, Processes, run_async
@@ -35,24 +36,7 @@ GATHER = 1.0  # seconds: every live host answers a request within this on loopba
 
 async def gather(nc: NatsClient, subject: str, body: Any) -> list[dict[str, Any]]:
     """Publish one request and collect every reply for GATHER seconds (scatter/gather)."""
-    inbox = nc.new_inbox()
-    sub = await nc.subscribe(inbox)
-    replies: list[dict[str, Any]] = []
-    payload = body if isinstance(body, bytes) else json.dumps(body).encode()
-    try:
-        await nc.publish(subject, payload, reply=inbox)
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + GATHER
-        while (remaining := deadline - loop.time()) > 0:
-            try:
-                msg = await sub.next_msg(timeout=remaining)
-            except TimeoutError:
-                break
-            if msg.data:
-                replies.append(json.loads(msg.data))
-    finally:
-        await sub.unsubscribe()
-    return replies
+    return [json.loads(msg.data) for msg in await CtlClient(nc).gather(subject, body, GATHER)]
 
 
 @asynccontextmanager
