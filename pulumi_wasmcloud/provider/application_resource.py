@@ -162,7 +162,10 @@ class ApplicationResource:
         failures += _wrongly_typed(inputs)
         if not inputs["natsUrl"]:
             failures.append(nats_url_required())
-        if manifest is not None and not failures and not has_unknowns(inputs["natsUrl"]):
+        # Plan only where the lattice is known: an address or a lattice name that is another
+        # resource's output in preview would otherwise be planned as the literal "<unknown>".
+        where = [inputs["natsUrl"], inputs["lattice"]]
+        if manifest is not None and not failures and not has_unknowns(where):
             await self._plan_into(inputs, manifest)
         return Checked(inputs, failures)
 

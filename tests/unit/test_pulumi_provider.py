@@ -4,6 +4,7 @@ the language host's runner command line."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -16,8 +17,13 @@ from host_agent.lattice.stored_manifest import StoredManifest
 from host_agent.model.loader import parse_manifest
 from pulumi_wasmcloud.app import CapabilityProvider, Component, Link, Spread, build_manifest
 from pulumi_wasmcloud.language_host import exec_arguments, exec_environment
-from pulumi_wasmcloud.provider.application_resource import choose_version, placement_changes
-from pulumi_wasmcloud.provider.handlers import Diff, InputError
+from pulumi_wasmcloud.provider.application_resource import (
+    ApplicationResource,
+    choose_version,
+    placement_changes,
+)
+from pulumi_wasmcloud.provider.engine_log import EngineLog
+from pulumi_wasmcloud.provider.handlers import Diff, InputError, ProviderSettings
 from pulumi_wasmcloud.provider.provider import diff_response
 from pulumi_wasmcloud.provider.values import UNKNOWN, has_unknowns, plain, to_props
 
@@ -207,3 +213,22 @@ def test_newly_unplaced_names_what_only_the_leaving_host_can_run() -> None:
     assert newly_unplaced(parsed, hosts, "core-1") == {}
     twin = HostInventory(id="edge-2", labels={"tier": "edge"})
     assert newly_unplaced(parsed, [*hosts, twin], "edge-1") == {}
+
+
+@pytest.mark.parametrize("unknown", ["natsUrl", "lattice"])
+def test_check_does_not_plan_on_a_lattice_that_is_not_known_yet(unknown: str) -> None:
+    """In preview a lattice's address or name can be another resource's output: planning
+    then would ask a lattice literally named "<unknown>" and warn "cannot place"."""
+    asked: list[tuple[object, object]] = []
+
+    class Recording(ApplicationResource):
+        def _connect(self, url: object, lattice: object) -> Any:
+            asked.append((url, lattice))
+            raise AssertionError("check connected to a lattice it cannot know yet")
+
+    news: dict[str, Any] = {"manifest": manifest(), "natsUrl": "nats://127.0.0.1:1"}
+    news["lattice"] = "default"
+    news[unknown] = UNKNOWN
+    checked = asyncio.run(Recording(EngineLog(None), ProviderSettings()).check({}, news))
+    assert checked.failures == [] and asked == []
+    assert "placement" not in checked.inputs
