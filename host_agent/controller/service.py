@@ -43,6 +43,7 @@ from host_agent.controller.view import LatticeView, ProviderSeen
 from host_agent.lattice.client import CtlClient, CtlError
 from host_agent.lattice.events import EVENT_TYPE_PREFIX
 from host_agent.lattice.jetstream import follow
+from host_agent.lattice.strict import BadRequest
 from host_agent.lattice.subjects import (
     WADM_API_PREFIX,
     WADM_API_QUEUE,
@@ -152,8 +153,9 @@ class Controller:
             name = str(event.get("type", "")).removeprefix(EVENT_TYPE_PREFIX)
             data = event.get("data") or {}
             self.view.apply_event(name, str(event.get("source", "")), data, time.monotonic())
-        except (json.JSONDecodeError, AttributeError, TypeError, ValueError):
-            log.warning("ignoring malformed event on %s", msg.subject)
+        except (json.JSONDecodeError, AttributeError, TypeError, ValueError) as exc:
+            # BadRequest (a ValueError) names the field of a malformed heartbeat.
+            log.warning("ignoring malformed event on %s: %s", msg.subject, exc)
             return
         if name in _RECONCILE_EVENTS:
             self._mark_everything()
@@ -240,8 +242,11 @@ class Controller:
         for host in await self.ctl.read_hosts(wait=0.5):
             if host.inventory is None:
                 log.warning("inventory of %s unavailable: %s", host.host_id, host.error)
-            else:
+                continue
+            try:
                 self.view.apply_inventory(host.inventory, now)
+            except BadRequest as exc:  # one host's bad reply must not stop the controller
+                log.warning("ignoring the inventory of %s: %s", host.host_id, exc)
 
     async def reconcile_pending(self) -> None:
         """Reconcile what changed since the last round (flags are taken first, so a

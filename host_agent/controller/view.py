@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from host_agent.lattice.protocol import InventoryReport
 from host_agent.model.manifest import Manifest
 from host_agent.placement.inventory import HostInventory
 from host_agent.placement.lattice_view import inventory, inventory_for
@@ -111,10 +112,10 @@ class LatticeView:
     def apply_inventory(
         self, inventory: Mapping[str, Any], now: float, heartbeat: bool = False
     ) -> None:
-        """A heartbeat or ``host.get`` reply: the host's complete state."""
-        host_id = str(inventory.get("host_id") or "")
-        if not host_id:
-            return
+        """A heartbeat or ``host.get`` reply: the host's complete state. A malformed one
+        raises ``BadRequest`` naming the field and leaves the view as it was."""
+        report = InventoryReport.parse(inventory, "heartbeat" if heartbeat else "host inventory")
+        host_id = report.host_id
         previous = self.hosts.get(host_id)
         interval = previous.interval if previous else None
         last_heartbeat = previous.last_heartbeat if previous else None
@@ -124,22 +125,14 @@ class LatticeView:
             last_heartbeat = now
         self.hosts[host_id] = HostRecord(
             id=host_id,
-            labels=dict(inventory.get("labels") or {}),
+            labels=report.labels,
             components={
-                c["id"]: ComponentSeen(
-                    c.get("image_ref", ""),
-                    int(c.get("max_instances", 0)),
-                    c.get("annotations") or {},
-                )
-                for c in inventory.get("components") or []
+                c.id: ComponentSeen(c.ref, c.max_instances, c.annotation_map)
+                for c in report.components
             },
             providers={
-                p["id"]: ProviderSeen(
-                    p.get("image_ref", ""),
-                    p.get("annotations") or {},
-                    _was_healthy(previous, p["id"]),
-                )
-                for p in inventory.get("providers") or []
+                p.id: ProviderSeen(p.ref, p.annotation_map, _was_healthy(previous, p.id))
+                for p in report.providers
             },
             last_seen=now,
             interval=interval,

@@ -12,10 +12,10 @@ from __future__ import annotations
 import json
 from typing import Any, ClassVar, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, RootModel, model_validator
+from pydantic import BaseModel, ConfigDict, Field, RootModel, ValidationError, model_validator
 from pydantic_core import PydanticCustomError
 
-from host_agent.lattice.strict import BadRequest, parse_json
+from host_agent.lattice.strict import BadRequest, describe_errors, parse_json
 
 DEFAULT_LINK_NAME = "default"
 U32_MAX = 2**32 - 1
@@ -148,6 +148,50 @@ class PingedHost(BaseModel):
     model_config = ConfigDict(strict=True)
 
     id: str = Field(min_length=1)
+
+
+class _Reported(BaseModel):
+    # What hosts report: strict types, unknown fields ignored (hosts add fields).
+    model_config = ConfigDict(strict=True)
+
+
+class ReportedProvider(_Reported):
+    # control-interface 2.2 makes image_ref and annotations Options: null is "none".
+    id: str = Field(min_length=1)
+    image_ref: str | None = None
+    annotations: dict[str, str] | None = None
+
+    @property
+    def ref(self) -> str:
+        return self.image_ref or ""
+
+    @property
+    def annotation_map(self) -> dict[str, str]:
+        """The annotations (none: empty)."""
+        return dict(self.annotations or {})
+
+
+class ReportedComponent(ReportedProvider):
+    max_instances: int = Field(default=0, ge=0, le=U32_MAX)
+
+
+class InventoryReport(_Reported):
+    """What a host runs, as its ``host.get`` reply and its heartbeats say (the fields the
+    controller and the provider's lattice read use). A component without an id or a
+    count of ``"5"`` is refused naming the field, never read as 0 or dropped."""
+
+    host_id: str = Field(min_length=1)
+    labels: dict[str, str] = Field(default_factory=dict)
+    components: list[ReportedComponent] = Field(default_factory=list)
+    providers: list[ReportedProvider] = Field(default_factory=list)
+
+    @classmethod
+    def parse(cls, data: Any, what: str = "host inventory") -> InventoryReport:
+        """``data`` (decoded JSON) checked strictly, or ``BadRequest`` naming the field."""
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            raise BadRequest(f"invalid {what}: {describe_errors(exc)}") from None
 
 
 def ctl_reply(success: bool, message: str = "", response: Any = None) -> bytes:

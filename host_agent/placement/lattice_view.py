@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from host_agent.lattice.protocol import InventoryReport
 from host_agent.model.manifest import Manifest
 from host_agent.placement.inventory import HostInventory
 
@@ -43,16 +44,14 @@ class HostSnapshot:
 
     @classmethod
     def from_inventory(cls, inventory: Mapping[str, Any], name: str = "") -> HostSnapshot:
-        host_id = str(inventory["host_id"])
+        """From a ``host.get`` reply; ``BadRequest`` names a wrongly typed field."""
+        report = InventoryReport.parse(inventory)
         return cls(
-            id=host_id,
-            name=name or host_id,
-            labels=dict(inventory.get("labels") or {}),
-            components={
-                str(c["id"]): int(c.get("max_instances", 0))
-                for c in inventory.get("components") or []
-            },
-            providers=frozenset(str(p["id"]) for p in inventory.get("providers") or []),
+            id=report.host_id,
+            name=name or report.host_id,
+            labels=report.labels,
+            components={c.id: c.max_instances for c in report.components},
+            providers=frozenset(p.id for p in report.providers),
         )
 
     def runs(self, workload_id: str) -> int:

@@ -3,10 +3,14 @@ provider's one-shot read: the same rule on both sides, and a restarted host runs
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from host_agent.controller.view import LatticeView
+from host_agent.lattice.strict import BadRequest
 from host_agent.model import load_manifest
 from host_agent.placement import plan_placement
 from host_agent.placement.lattice_view import HostSnapshot, LatticeSnapshot
@@ -65,3 +69,38 @@ def test_display_names_fall_back_to_ids_where_names_repeat() -> None:
     ]
     snapshot = LatticeSnapshot({h.id: h for h in hosts})
     assert snapshot.names() == {"H1": "H1", "H2": "H2", "H3": "core"}
+
+
+@pytest.mark.parametrize(
+    ("change", "said"),
+    [
+        ({"components": [{"id": "c", "max_instances": "5"}]}, "components[0].max_instances"),
+        ({"components": [{"image_ref": "x"}]}, "components[0].id: required but missing"),
+        ({"providers": [{"id": 7}]}, "providers[0].id: expected a string"),
+        ({"labels": {"tier": 1}}, "labels.tier: expected a string"),
+        ({"labels": ["tier"]}, "labels: expected an object"),
+    ],
+)
+def test_a_malformed_inventory_is_refused_by_both_readers_naming_the_field(
+    change: dict[str, Any], said: str
+) -> None:
+    """A count of "5" is not read as 0 (or 5), a component without an id is not a
+    KeyError escaping the controller's event handler; the view keeps what it had."""
+    view = LatticeView()
+    view.apply_inventory(inventory("H1", "core", {"c": 2}), 0.0)
+    bad = {**inventory("H1", "core", {"c": 2}), **change}
+    with pytest.raises(BadRequest, match=re.escape(said)):
+        view.apply_inventory(bad, 1.0, heartbeat=True)
+    assert view.hosts["H1"].runs("c") == 2 and view.hosts["H1"].labels == {"tier": "core"}
+    with pytest.raises(BadRequest, match=re.escape(said)):
+        HostSnapshot.from_inventory(bad)
+
+
+def test_null_image_refs_and_annotations_read_as_none() -> None:
+    """control-interface 2.2 serializes absent Options as null."""
+    wire = inventory("H1", "core", {"c": 1}, ("p",))
+    wire["providers"][0].update(image_ref=None, annotations=None)
+    view = LatticeView()
+    view.apply_inventory(wire, 0.0)
+    assert view.hosts["H1"].providers["p"].image_ref == ""
+    assert HostSnapshot.from_inventory(wire).providers == frozenset({"p"})
