@@ -47,7 +47,7 @@ async def test_a_malformed_control_reply_is_an_error_naming_the_field(
             with pytest.raises(CtlError, match=said):
                 await ctl.get_inventory(host_id)
         await answer(nc, ctl.subjects.host_get("NFAIL"), {"success": False, "message": "no"})
-        with pytest.raises(CtlError, match="^no$"):
+        with pytest.raises(CtlError, match=r"^no$"):
             await ctl.get_inventory("NFAIL")
     finally:
         await nc.close()
