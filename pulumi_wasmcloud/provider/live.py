@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -23,6 +24,7 @@ from nats.aio.client import RawCredentials
 from nats.protocol.parser import AUTHORIZATION_VIOLATION
 
 from host_agent.lattice.client import CtlClient
+from host_agent.lattice.strict import BadRequest
 from host_agent.lattice.wadm import WadmClient
 from host_agent.model.loader import parse_manifest
 from host_agent.model.manifest import Manifest
@@ -37,6 +39,8 @@ class LatticeUnreachable(RuntimeError):
             "Lattice resource (or wasmcloud:natsUrl in the stack config); nothing was changed"
         )
 
+
+log = logging.getLogger("pulumi_wasmcloud.provider.live")
 
 # How long one read of the hosts serves checks and diffs. The engine calls Check one
 # resource at a time, and a read waits for ping replies, so a stack of N applications
@@ -108,12 +112,20 @@ class Lattice:
         return snapshot
 
     async def _read_view(self) -> LatticeSnapshot:
-        hosts = [
-            HostSnapshot.from_inventory(h.inventory, str(h.ping.get("friendly_name") or ""))
-            for h in await self.ctl.read_hosts(wait=0.5)
-            if h.inventory is not None  # a host that does not answer host.get is not usable
-        ]
-        return LatticeSnapshot({h.id: h for h in hosts})
+        hosts: dict[str, HostSnapshot] = {}
+        for host in await self.ctl.read_hosts(wait=0.5):
+            if host.inventory is None:
+                continue  # a host that does not answer host.get is not usable
+            name = str(host.ping.get("friendly_name") or "")
+            try:
+                snapshot = HostSnapshot.from_inventory(host.inventory, name)
+            except BadRequest as exc:
+                # As the controller does: a host whose inventory cannot be read is not
+                # planned on, and one such host must not stop every preview of the lattice.
+                log.warning("ignoring host %s: its inventory is malformed: %s", host.host_id, exc)
+                continue
+            hosts[snapshot.id] = snapshot
+        return LatticeSnapshot(hosts)
 
     async def plan(self, manifest: Manifest) -> tuple[PlacementPlan, dict[str, str]]:
         view = await self.view()

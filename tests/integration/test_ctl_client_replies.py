@@ -12,6 +12,7 @@ import nats
 import pytest
 
 from host_agent.lattice.client import CtlClient, CtlError
+from pulumi_wasmcloud.provider.live import connect
 from tests.lattice import NatsServer, run_async
 
 
@@ -69,5 +70,31 @@ async def test_a_malformed_ping_reply_does_not_hide_the_other_hosts(
         )
         hosts = await ctl.ping_hosts(wait=1.0)
         assert [host["id"] for host in hosts] == ["NGOOD"]
+    finally:
+        await nc.close()
+
+
+@run_async
+async def test_the_provider_plans_without_a_host_whose_inventory_is_malformed(
+    nats_server: NatsServer,
+) -> None:
+    """A host whose inventory cannot be read is left out of the provider's view (as the
+    controller leaves it out), instead of failing every preview of the lattice."""
+    nc = await nats.connect(nats_server.url)
+    try:
+        ctl = CtlClient(nc)
+        await answer(
+            nc,
+            ctl.subjects.host_ping(),
+            {"success": True, "response": {"id": "NGOOD", "friendly_name": "good"}},
+            {"success": True, "response": {"id": "NBAD", "friendly_name": "bad"}},
+        )
+        good = {"host_id": "NGOOD", "labels": {"zone": "a"}, "components": [], "providers": []}
+        bad = {"host_id": "NBAD", "labels": {}, "components": [{"max_instances": "5"}]}
+        await answer(nc, ctl.subjects.host_get("NGOOD"), {"success": True, "response": good})
+        await answer(nc, ctl.subjects.host_get("NBAD"), {"success": True, "response": bad})
+        async with connect(nats_server.url, "default") as lattice:
+            view = await lattice.view(fresh=True)
+        assert view.names() == {"NGOOD": "good"}
     finally:
         await nc.close()
