@@ -6,6 +6,7 @@ Real redis-server with `--requirepass` on a loopback port, real hosts and provid
 from __future__ import annotations
 
 import asyncio
+import urllib.error
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -103,10 +104,14 @@ async def scaled(lat: Lattice, component_id: str) -> None:
 
 async def redis_refusal(url: str) -> bytes:
     """The 500 body once the link has reached the provider and Redis has answered
-    (before that the provider says the link has not reached it yet)."""
+    (before that the http-server may not listen yet, or the provider says the link has
+    not reached it yet)."""
     body = b""
     for _ in range(150):
-        status, body = await asyncio.to_thread(http_get, url)
+        try:
+            status, body = await asyncio.to_thread(http_get, url)
+        except urllib.error.URLError:  # the http-server's listener is not up yet
+            status = 0
         if status == 500 and b"redis at" in body:
             return body
         await asyncio.sleep(0.1)
