@@ -9,6 +9,8 @@
 #   .tools/wit/deps             WASI WIT packages from crates.io (scripts/build-components.sh)
 #   examples/*/build/*.wasm     the example components (componentize-py, cached per machine)
 #   redis-server                from Debian (apt-get), when missing and we are root
+#   docker-registry             the distribution OCI registry from Debian (apt-get), when
+#                               missing and we are root; the Lattice runs one on loopback
 #
 # Tools only the tests use (wadm-probe, real wash) are built by
 # scripts/bootstrap-test-tools.sh, which `make test` runs after this.
@@ -88,6 +90,27 @@ elif command -v apt-get >/dev/null 2>&1 && [[ "$(id -u)" == "0" ]]; then
     'apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null'
 else
   step "WARNING: redis-server is not installed and cannot be (needs root + apt-get); Redis tests will fail"
+fi
+
+# docker-registry (Debian's packaging of the distribution registry) is the OCI registry the
+# Lattice resource runs beside the lattice, and the registry the OCI tests push to and pull from.
+if command -v docker-registry >/dev/null 2>&1; then
+  step "docker-registry: $(docker-registry --version | awk '{print $3}')"
+elif command -v apt-get >/dev/null 2>&1 && [[ "$(id -u)" == "0" ]]; then
+  # The package's postinst starts a system service on :5000 where an init system runs one;
+  # policy-rc.d 101 keeps it from starting, we run our own instances on free loopback ports.
+  timed "docker-registry from Debian" bash -c '
+    apt-get update -qq >/dev/null
+    policy=/usr/sbin/policy-rc.d
+    made_policy=0
+    if [[ ! -e $policy ]]; then printf "#!/bin/sh\nexit 101\n" >$policy; chmod +x $policy; made_policy=1; fi
+    status=0
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends docker-registry >/dev/null || status=$?
+    [[ $made_policy == 1 ]] && rm -f $policy
+    exit $status'
+  step "docker-registry: $(docker-registry --version | awk '{print $3}')"
+else
+  step "WARNING: docker-registry is not installed and cannot be (needs root + apt-get); the lattice's registry and OCI tests will fail"
 fi
 
 timed "example components (componentize-py)" bash "$ROOT/scripts/build-components.sh"
