@@ -20,6 +20,7 @@ from nats.aio.client import RawCredentials
 from host_agent.cli.env import env_flag, env_number
 from host_agent.cli.logs import configure_logging
 from host_agent.controller.service import Controller, ControllerConfig
+from host_agent.host.artifacts import OciOptions, max_component_size_from_env
 from host_agent.host.identity import IdentityError
 from host_agent.host.process import Host, HostConfig
 from host_agent.lattice.connection import (
@@ -240,6 +241,8 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
             heartbeat = env_number(env, "WASMCLOUD_HEARTBEAT_INTERVAL", "30", float)
         if not heartbeat > 0:
             raise ValueError(f"heartbeat interval {heartbeat} must be more than 0 seconds")
+        OciOptions.from_env(env)  # refuses a bad WASMCLOUD_OCI_* now, not at the first pull
+        max_component_size_from_env(env)
         host = Host(
             HostConfig(
                 nats_url=address.url,

@@ -10,10 +10,15 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from host_agent.host.artifacts import ArtifactError, read_component
+from host_agent.host.artifacts import (
+    ArtifactError,
+    OciOptions,
+    fetch_component_bytes,
+    max_component_size_from_env,
+)
 from host_agent.host.claims import claims_entry, stored_json
 from host_agent.host.components import ComponentHost, ComponentStartError
 from host_agent.host.providers import ProviderSupervisor
@@ -51,8 +56,9 @@ Publish = Callable[[str, dict[str, Any]], Awaitable[None]]
 @dataclass
 class HostOptions:
     allow_file_load: bool = False
-    max_component_size: int = 50 * 1024 * 1024
+    max_component_size: int = field(default_factory=max_component_size_from_env)
     nats_url: str = "nats://127.0.0.1:4222"
+    oci: OciOptions = field(default_factory=OciOptions.from_env)
 
 
 class CtlHandlers:
@@ -191,8 +197,12 @@ class CtlHandlers:
             await self.publish("component_scaled", {**event, "max_instances": 0})
             return
         try:
-            wasm = read_component(
-                command.component_ref, self.options.allow_file_load, self.options.max_component_size
+            wasm = await fetch_component_bytes(
+                command.component_ref,
+                allow_file_load=self.options.allow_file_load,
+                max_size=self.options.max_component_size,
+                oci=self.options.oci,
+                registry_credential=self.state.registry_credential,
             )
             started = time.monotonic()
             image = await self.components.load(wasm)
