@@ -4,19 +4,32 @@ wasmcloud validate FILE                       check a manifest as wadm would
 wasmcloud plan FILE --hosts HOSTS.yaml        show where every instance would land
 wasmcloud up [--manifest FILE]                a local lattice with the app deployed
 wasmcloud down                                stop everything `up` started
+wasmcloud push FILE REF                       publish a component to an OCI registry
+wasmcloud pull REF [-o FILE]                  fetch a component from an OCI registry
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
+import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from host_agent.host.artifacts import ArtifactError, check_component
 from host_agent.local.lattice import LocalLattice, http_addresses
 from host_agent.local.supervisor import StartError
 from host_agent.model import ManifestError, load_manifest
+from host_agent.oci import (
+    Credentials,
+    InvalidReference,
+    RegistryError,
+    fetch_component,
+    parse_reference,
+    push_component,
+)
 from host_agent.placement import (
     HostsFileError,
     diff_placement,
@@ -87,7 +100,122 @@ def build_parser() -> argparse.ArgumentParser:
         "started (found by their pidfiles in the state folder). Data stays on disk.",
     )
     _local_options(down)
+
+    push = commands.add_parser(
+        "push",
+        help="publish a component to an OCI registry (like `wash push`)",
+        description="Push a WebAssembly component as an OCI artifact in the layout wasmCloud "
+        "uses (an OCI image manifest, an application/vnd.wasm.config.v0+json config and one "
+        "application/wasm layer), so any wasmCloud 1.x host can run it by reference. Prints "
+        "the manifest digest and the reference pinned to it (REF@sha256:...), which is what "
+        "to deploy for a reproducible lattice.",
+    )
+    push.add_argument("file", help="the component (.wasm), e.g. build/counter.wasm")
+    push.add_argument(
+        "ref", help="where to push it: registry/repository:tag, e.g. 127.0.0.1:5000/counter:0.1.0"
+    )
+    _registry_options(push)
+    pull = commands.add_parser(
+        "pull",
+        help="fetch a component from an OCI registry (like `wash pull`)",
+        description="Pull a component by tag or digest, verifying the manifest digest and "
+        "the layer's digest and size, and write it to a file. Prints the manifest digest.",
+    )
+    pull.add_argument("ref", help="registry/repository:tag or registry/repository@sha256:<digest>")
+    pull.add_argument(
+        "-o", "--output", help="file to write (default: the repository's last part + .wasm)"
+    )
+    _registry_options(pull)
     return parser
+
+
+def _registry_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--insecure",
+        action="store_true",
+        help="talk to the registry over plain http (a registry on loopback or a lab network)",
+    )
+    parser.add_argument(
+        "--user",
+        help="registry user name (default: WASMCLOUD_OCI_REGISTRY_USER); anonymous when unset",
+    )
+    parser.add_argument(
+        "--password",
+        help="registry password or token; prefer WASMCLOUD_OCI_REGISTRY_PASSWORD, since "
+        "other users of this machine can read command lines",
+    )
+
+
+def _credentials(args: argparse.Namespace, env: Mapping[str, str]) -> Credentials | None:
+    user = args.user or env.get("WASMCLOUD_OCI_REGISTRY_USER") or None
+    password = args.password or env.get("WASMCLOUD_OCI_REGISTRY_PASSWORD") or None
+    if (user is None) != (password is None):
+        raise ValueError(
+            "a registry user needs a password and a password needs a user: give --user and "
+            "--password (or WASMCLOUD_OCI_REGISTRY_USER and WASMCLOUD_OCI_REGISTRY_PASSWORD)"
+        )
+    return Credentials(user, password) if user is not None and password is not None else None
+
+
+def _progress(line: str) -> None:
+    print(f"  {line}", file=sys.stderr, flush=True)
+
+
+class _ByteProgress:
+    """Prints a download's progress every 10% (to stderr), not for every chunk."""
+
+    def __init__(self) -> None:
+        self.shown = -1
+
+    def __call__(self, line: str) -> None:
+        done, _, total = line.partition(" ")[0].partition("/")
+        if done.isdigit() and total.isdigit() and int(total):
+            tenth = int(done) * 10 // int(total)
+            if tenth == self.shown:
+                return
+            self.shown = tenth
+        _progress(line)
+
+
+def cmd_push(args: argparse.Namespace, env: Mapping[str, str]) -> int:
+    try:
+        credentials = _credentials(args, env)
+        ref = parse_reference(args.ref)
+        print(f"pushing {args.file} to {ref}", file=sys.stderr)
+        digest = asyncio.run(
+            push_component(
+                Path(args.file),
+                ref,
+                insecure=args.insecure,
+                credentials=credentials,
+                progress=_progress,
+            )
+        )
+    except (ValueError, RegistryError, OSError) as exc:
+        return _fail([exc])
+    print(digest)
+    print(f"deploy it as: {ref.with_digest(digest)}", file=sys.stderr)
+    return EXIT_OK
+
+
+def cmd_pull(args: argparse.Namespace, env: Mapping[str, str]) -> int:
+    try:
+        credentials = _credentials(args, env)
+        ref = parse_reference(args.ref)
+        output = Path(args.output or ref.repository.rsplit("/", 1)[-1] + ".wasm")
+        print(f"pulling {ref}", file=sys.stderr)
+        pulled = asyncio.run(
+            fetch_component(
+                ref, insecure=args.insecure, credentials=credentials, progress=_ByteProgress()
+            )
+        )
+        check_component(pulled.data, str(ref))
+        output.write_bytes(pulled.data)
+    except (InvalidReference, ArtifactError, ValueError, RegistryError, OSError) as exc:
+        return _fail([exc])
+    print(pulled.digest)
+    print(f"wrote {output} ({len(pulled.data)} bytes)", file=sys.stderr)
+    return EXIT_OK
 
 
 def _local_options(parser: argparse.ArgumentParser) -> None:
@@ -167,8 +295,13 @@ def cmd_plan(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    env = os.environ if env is None else env
+    if args.command == "push":
+        return cmd_push(args, env)
+    if args.command == "pull":
+        return cmd_pull(args, env)
     handlers = {"validate": cmd_validate, "plan": cmd_plan, "up": cmd_up, "down": cmd_down}
     return handlers[args.command](args)
 

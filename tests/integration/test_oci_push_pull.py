@@ -3,7 +3,11 @@ the artifact layout wasmCloud uses, digests, credentials, and the refusals a use
 
 from __future__ import annotations
 
+import base64
 import json
+import os
+import subprocess
+import sys
 import urllib.request
 from pathlib import Path
 
@@ -30,12 +34,19 @@ pytestmark = [
 COUNTER = Path(__file__).resolve().parents[2] / "examples" / "counter" / "build" / "counter.wasm"
 
 
-def registry_manifest(registry: RegistryProcess, repo: str, tag: str) -> dict[str, object]:
-    request = urllib.request.Request(
-        f"{registry.url}/v2/{repo}/manifests/{tag}", headers={"Accept": layout.OCI_MANIFEST}
-    )
+def registry_manifest_bytes(registry: RegistryProcess, repo: str, tag: str) -> bytes:
+    headers = {"Accept": layout.OCI_MANIFEST}
+    if registry.users:
+        user, password = next(iter(registry.users.items()))
+        token = base64.b64encode(f"{user}:{password}".encode()).decode()
+        headers["Authorization"] = f"Basic {token}"
+    request = urllib.request.Request(f"{registry.url}/v2/{repo}/manifests/{tag}", headers=headers)
     with urllib.request.urlopen(request, timeout=5) as response:
-        return dict(json.loads(response.read()))
+        return bytes(response.read())
+
+
+def registry_manifest(registry: RegistryProcess, repo: str, tag: str) -> dict[str, object]:
+    return dict(json.loads(registry_manifest_bytes(registry, repo, tag)))
 
 
 @run_async
@@ -83,5 +94,48 @@ async def test_credentials_are_required_and_used(tmp_path: Path) -> None:
             await pull_component(ref, insecure=True)
         data, pulled = await pull_component(ref, insecure=True, credentials=good)
         assert (data, pulled) == (COUNTER.read_bytes(), digest)
+    finally:
+        registry.stop()
+
+
+def wasmcloud(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "host_agent.cli.wasmcloud", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, **(env or {})},
+        check=False,
+    )
+
+
+def test_wasmcloud_push_and_pull_commands(tmp_path: Path) -> None:
+    registry = RegistryProcess(tmp_path / "auth", users={"ci": "s3cret"}).start()
+    try:
+        ref = f"{registry.address}/components/counter:0.2.0"
+        refused = wasmcloud("push", str(COUNTER), ref, "--insecure")
+        assert refused.returncode == 1
+        assert "asks for a user name and password" in refused.stderr
+        assert "Traceback" not in refused.stderr
+        creds = {"WASMCLOUD_OCI_REGISTRY_USER": "ci", "WASMCLOUD_OCI_REGISTRY_PASSWORD": "s3cret"}
+        pushed = wasmcloud("push", str(COUNTER), ref, "--insecure", env=creds)
+        assert pushed.returncode == 0, pushed.stderr
+        digest = pushed.stdout.strip()
+        assert digest == sha256_digest(
+            registry_manifest_bytes(registry, "components/counter", "0.2.0")
+        )
+        assert f"{registry.address}/components/counter@{digest}" in pushed.stderr
+        out = tmp_path / "pulled.wasm"
+        pinned = f"{registry.address}/components/counter@{digest}"
+        pulled = wasmcloud(
+            "pull", pinned, "-o", str(out), "--insecure", "--user", "ci", "--password", "s3cret"
+        )
+        assert pulled.returncode == 0, pulled.stderr
+        assert pulled.stdout.strip() == digest
+        assert out.read_bytes() == COUNTER.read_bytes()
+        assert "100%" in pulled.stderr or f"{COUNTER.stat().st_size}/" in pulled.stderr
+        bad = wasmcloud("pull", f"{registry.address}/Components/counter:0.2.0", "--insecure")
+        assert bad.returncode == 1
+        assert "repository part 'Components'" in bad.stderr
     finally:
         registry.stop()
