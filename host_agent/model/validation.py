@@ -17,6 +17,7 @@ from host_agent.model.naming import (
     MANIFEST_NAME_PATTERN,
     is_valid_label_key,
 )
+from host_agent.providers.builtin import provider_reference_problem
 
 SECRET_POLICY_TYPE = "policy.secret.wasmcloud.dev/v1alpha1"
 
@@ -149,6 +150,21 @@ def check_component_properties(manifest: Manifest) -> Iterator[ManifestIssue]:
                     f"shared component from {shared!r} cannot have a scaler trait",
                     "remove the scaler; the shared application scales it",
                 )
+
+
+def check_provider_references(manifest: Manifest) -> Iterator[ManifestIssue]:
+    """Stricter than wadm: a capability's image must be one our hosts run at the WIT we serve.
+
+    wadm would deploy it and every host would answer ``provider_start_failed``; the reason is
+    the same sentence, known before anything is deployed.
+    """
+    for index, component in enumerate(manifest.spec.components):
+        image = component.properties.image
+        if not component.is_capability or image is None:
+            continue
+        problem = provider_reference_problem(image)
+        if problem is not None:
+            yield _error((*_component_path(index), "properties", "image"), problem)
 
 
 def check_traits(manifest: Manifest) -> Iterator[ManifestIssue]:
@@ -308,6 +324,7 @@ CHECKS: tuple[Callable[[Manifest], Iterator[ManifestIssue]], ...] = (
     check_label_keys,
     check_unique_names_and_ids,
     check_component_properties,
+    check_provider_references,
     check_traits,
     check_links,
     check_link_config_names,

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import json
 import time
 from collections.abc import AsyncIterator
@@ -34,6 +33,7 @@ from tests.lattice import (
     counter_manifest,
     counter_on_inmemory_kv,
     eventually_get,
+    first_host_id,
     free_port,
     http_get,
     inmemory_kv,
@@ -288,38 +288,30 @@ async def test_bad_input_is_refused_or_reported_and_recovers(
 
 
 @run_async
-async def test_provider_that_fails_to_start_is_reported_and_retried(
+async def test_provider_reference_no_host_runs_is_refused_at_put(
     nats_server: NatsServer, processes: Processes
 ) -> None:
+    """A provider our hosts would refuse (provider_start_failed, retried with backoff forever:
+    tests/unit/test_controller.py covers the retry) is refused when the manifest is put,
+    naming the reference and what is supported; nothing is stored or started."""
     processes.host()
     processes.controller()
     manifest = edge_core_manifest(free_port())
-    for component in manifest["spec"]["components"]:
-        for trait in component.get("traits", []):
-            trait["properties"].pop("spread", None)
-    manifest["spec"]["components"][1]["properties"]["image"] = "ghcr.io/example/no-such:1.0"
-    async with clients(nats_server) as (wadm, _):
-        failures: list[float] = []
-
-        async def count(msg: Any) -> None:
-            if b"shop-kv" in msg.data:
-                failures.append(time.monotonic())
-
-        await wadm.nc.subscribe("wasmbus.evt.default.provider_start_failed", cb=count)
-        await wadm.put(manifest)
-        await wadm.deploy("shop")
-        await wait_status(wadm, "shop", StatusType.FAILED, contains="shop-kv")
-        reply = await wadm.status("shop")
-        assert reply.status is not None
-        kv = next(s for s in reply.status.scalers if s.name == "shop-kv")
-        assert "no provider implementation" in kv.status.message
-        for _ in range(100):  # the retry comes after a backoff of about a second
-            if len(failures) >= 3:
-                break
-            await asyncio.sleep(0.1)
-        assert len(failures) >= 3  # retried, more than once
-        gaps = [b - a for a, b in itertools.pairwise(failures)]
-        assert all(gap >= 0.9 for gap in gaps)  # with backoff, not in a tight loop
+    kv = manifest["spec"]["components"][1]
+    async with clients(nats_server) as (wadm, ctl):
+        for image, reason in [
+            ("ghcr.io/example/no-such:1.0", "supported: builtin:http-server"),
+            ("ghcr.io/wasmcloud/keyvalue-redis:0.23.0", "releases before 0.24.0 serve"),
+        ]:
+            kv["properties"]["image"] = image
+            with pytest.raises(WadmError) as refused:
+                await wadm.put(manifest)
+            message = str(refused.value)
+            assert "spec.components[1].properties.image:" in message
+            assert repr(image) in message and reason in message
+        assert (await wadm.list()).models == []
+        host = await first_host_id(wadm.nc)
+        assert (await ctl.get_inventory(host))["providers"] == []
 
 
 # Control requests that change a host or the lattice (reads such as host.get are left out).

@@ -51,9 +51,14 @@ def test_no_spreads_is_one_default_spread_with_everything() -> None:
     assert (target.spread.name, target.spread.requirements, target.count) == ("default", {}, 5)
 
 
+def image(kind: str, name: str) -> str:
+    return "builtin:keyvalue-inmemory" if kind == "capability" else f"example/{name}:1"
+
+
 def manifest_with(traits_by_component: dict[str, tuple[str, list[dict[str, Any]]]]) -> Manifest:
+    # A capability must name a provider our hosts run (check_provider_references).
     components = [
-        {"name": name, "type": kind, "properties": {"image": f"example/{name}:1"}, "traits": traits}
+        {"name": name, "type": kind, "properties": {"image": image(kind, name)}, "traits": traits}
         for name, (kind, traits) in traits_by_component.items()
     ]
     data = {
