@@ -41,8 +41,10 @@ class Provider(pulumi.ProviderResource):
 
 class Lattice(pulumi.CustomResource):
     """A lattice: NATS with JetStream on disk, the controller, and (optionally) the
-    redis-server that keyvalue-redis providers use. Runs on this machine (target
-    ``local``) as detached, supervised processes with pidfiles and logs in ``state_dir``.
+    redis-server that keyvalue-redis providers use and an OCI registry (``registry_port``:
+    Debian's docker-registry on loopback, blobs under ``state_dir``; its hosts may pull from
+    it over plain HTTP). Runs on this machine (target ``local``) as detached, supervised
+    processes with pidfiles and logs in ``state_dir``.
     """
 
     def __init__(
@@ -53,6 +55,7 @@ class Lattice(pulumi.CustomResource):
         state_dir: pulumi.Input[str] | None = None,
         heartbeat_seconds: pulumi.Input[int] = 30,
         redis_port: pulumi.Input[int] | None = None,
+        registry_port: pulumi.Input[int] | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         props: dict[str, Any] = {
@@ -61,7 +64,9 @@ class Lattice(pulumi.CustomResource):
             "stateDir": state_dir,
             "heartbeatSeconds": heartbeat_seconds,
             "redisPort": redis_port,
+            "registryPort": registry_port,
             "natsUrl": None,
+            "registryUrl": None,
             "running": None,
         }
         super().__init__("wasmcloud:index:Lattice", resource_name, props, opts)
@@ -70,6 +75,11 @@ class Lattice(pulumi.CustomResource):
     def nats_url(self) -> pulumi.Output[str]:
         """``nats://127.0.0.1:<port>``: where hosts, the controller and clients connect."""
         return _output(self, "natsUrl")
+
+    @property
+    def registry_url(self) -> pulumi.Output[str | None]:
+        """``http://127.0.0.1:<port>`` when the lattice runs a registry, else None."""
+        return _output(self, "registryUrl")
 
     @property
     def lattice_id(self) -> pulumi.Output[str]:
@@ -97,6 +107,7 @@ class Host(pulumi.CustomResource):
             "lattice": lattice.lattice_id,
             "stateDir": lattice.state_dir,
             "heartbeatSeconds": _output(lattice, "heartbeatSeconds"),
+            "registryUrl": lattice.registry_url,
             "labels": labels or {},
             "target": target,
             "hostId": None,

@@ -10,6 +10,7 @@ storage is "the registry comes back": what was pushed before is still there.
 from __future__ import annotations
 
 import base64
+import hashlib
 import shutil
 import subprocess
 import time
@@ -25,6 +26,37 @@ import yaml
 from tests.lattice import free_port
 
 REGISTRY_BINARY = "docker-registry"
+
+
+def put_blob(base_url: str, repository: str, data: bytes) -> str:
+    """Upload ``data`` as a blob of ``repository`` with the distribution API's monolithic
+    upload (POST, then PUT with the digest); returns its digest."""
+    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    start = urllib.request.Request(f"{base_url}/v2/{repository}/blobs/uploads/", method="POST")
+    with urllib.request.urlopen(start, timeout=5) as response:
+        location = str(response.headers["Location"])
+    if location.startswith("/"):
+        location = base_url + location
+    separator = "&" if "?" in location else "?"
+    upload = urllib.request.Request(
+        f"{location}{separator}digest={digest}", data=data, method="PUT"
+    )
+    upload.add_header("Content-Type", "application/octet-stream")
+    with urllib.request.urlopen(upload, timeout=5) as response:
+        if response.status != 201:
+            raise RuntimeError(f"blob upload answered {response.status}, not 201")
+    return digest
+
+
+def http_status(url: str) -> int | None:
+    """The HTTP status of GET ``url``, or None when nothing answers."""
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as error:
+        return error.code
+    except OSError:
+        return None
 
 
 def registry_available() -> bool:

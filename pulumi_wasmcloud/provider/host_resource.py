@@ -51,7 +51,7 @@ from pulumi_wasmcloud.provider.values import UNKNOWN
 
 REPLACE_ON = ("lattice", "name", "stateDir", "target")
 # Properties an update applies by restarting the host process with the same seed.
-RESTART_ON = ("natsUrl", "heartbeatSeconds")
+RESTART_ON = ("natsUrl", "heartbeatSeconds", "registryUrl")
 READY_TIMEOUT = 60.0
 # The host's connection, identity and labels come from this resource only: variables
 # with these names in the provider's own environment must not reach the host.
@@ -114,6 +114,14 @@ def host_environment(
         env["WASMCLOUD_NATS_JWT"] = credentials.jwt
         env["WASMCLOUD_NATS_SEED"] = credentials.seed
     env |= {f"WASMCLOUD_LABEL_{k}": str(v) for k, v in sorted(state["labels"].items())}
+    registry = state.get("registryUrl")
+    if isinstance(registry, str) and registry.startswith("http://"):
+        # The lattice's own registry speaks plain HTTP on loopback: the host may pull from
+        # it without TLS, besides any registries the environment already allows.
+        allowed = [r for r in env.get("WASMCLOUD_OCI_ALLOWED_INSECURE", "").split(",") if r]
+        env["WASMCLOUD_OCI_ALLOWED_INSECURE"] = ",".join(
+            [*allowed, registry.removeprefix("http://")]
+        )
     return env
 
 
@@ -154,6 +162,7 @@ class HostResource:
             "stateDir": given("stateDir", ".state/lattice"),
             "target": given("target", "local"),
             "heartbeatSeconds": given("heartbeatSeconds", 30),
+            "registryUrl": news.get("registryUrl"),  # the lattice's registry, if it runs one
             "running": True,  # desired; read reports the truth, so a dead host is drift
         }
         failures = _check_labels(inputs["labels"])

@@ -7,7 +7,10 @@ answers, so what comes next in the same ``up`` finds a working lattice.
 
 Every property takes effect: ``lattice``, ``natsPort`` and ``stateDir`` replace the
 lattice; ``heartbeatSeconds`` restarts the controller with the new value; ``redisPort``
-moves (or starts, or stops) redis-server.
+moves (or starts, or stops) redis-server; ``registryPort`` moves (or starts, or stops) the
+OCI registry beside the lattice: Debian's ``docker-registry`` (the distribution registry)
+on loopback, storing blobs under ``stateDir/registry``, output as ``registryUrl``. Hosts of
+the lattice are given its address as allowed-insecure (plain HTTP on loopback).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from typing import Any
 
 import nats.errors
 import redis.asyncio
+import yaml
 
 from host_agent.lattice.wadm import WadmClient
 from host_agent.local.lattice import tool
@@ -31,7 +35,11 @@ from pulumi_wasmcloud.provider.values import UNKNOWN
 
 REPLACE_ON = ("lattice", "natsPort", "stateDir")
 # Properties an update applies by restarting the process that reads them.
-RESTARTS = {"heartbeatSeconds": "controller", "redisPort": "redis-server"}
+RESTARTS = {
+    "heartbeatSeconds": "controller",
+    "redisPort": "redis-server",
+    "registryPort": "registry",
+}
 CONTROLLER_TIMEOUT = 30.0
 
 
@@ -39,7 +47,31 @@ def _processes(state: dict[str, Any]) -> dict[str, ManagedProcess]:
     """The processes this lattice runs (redis-server only when redisPort is set)."""
     state_dir = Path(str(state["stateDir"])).resolve()
     names = ["nats-server", "controller"] + (["redis-server"] if state.get("redisPort") else [])
+    if state.get("registryPort"):
+        names.append("registry")
     return {name: ManagedProcess(name, state_dir) for name in names}
+
+
+def registry_url(port: Any) -> Any:
+    """``http://127.0.0.1:<port>``: the registry's API; its ``127.0.0.1:<port>`` part is the
+    registry in component references (``127.0.0.1:<port>/counter:0.1.0``)."""
+    if port is UNKNOWN:
+        return UNKNOWN
+    return f"http://127.0.0.1:{port}" if port else None
+
+
+def registry_config(state_dir: Path, port: int) -> dict[str, Any]:
+    """docker-registry's configuration: filesystem storage in the state folder, loopback
+    only, deletes allowed (so an image can be replaced and garbage collected)."""
+    return {
+        "version": "0.1",
+        "log": {"level": "info", "accesslog": {"disabled": True}},
+        "storage": {
+            "filesystem": {"rootdirectory": str(state_dir / "registry")},
+            "delete": {"enabled": True},
+        },
+        "http": {"addr": f"127.0.0.1:{port}"},
+    }
 
 
 def _positive_int(value: Any) -> bool:
@@ -66,12 +98,13 @@ class LatticeResource:
             "stateDir": given("stateDir", ".state/lattice"),
             "heartbeatSeconds": given("heartbeatSeconds", 30),
             "redisPort": news.get("redisPort"),
+            "registryPort": news.get("registryPort"),
             "running": True,  # desired; read reports the truth, so a dead process is drift
         }
         failures = []
         # An unknown value (an output of a resource still to be created) is checked again
         # once it is known.
-        for field in ("natsPort", "redisPort"):
+        for field in ("natsPort", "redisPort", "registryPort"):
             if not _is_port(inputs[field]):
                 failures.append(InputError(field, "must be a TCP port between 1 and 65535"))
         heartbeat = inputs["heartbeatSeconds"]
@@ -101,6 +134,7 @@ class LatticeResource:
         return {
             **inputs,
             "natsUrl": UNKNOWN if port is UNKNOWN else f"nats://127.0.0.1:{port}",
+            "registryUrl": registry_url(inputs.get("registryPort")),
             "running": True if preview else self._alive(inputs),
         }
 
@@ -131,6 +165,8 @@ class LatticeResource:
             restarted = (
                 await self._start_redis(procs["redis-server"], state_dir, inputs) or restarted
             )
+        if "registry" in procs:
+            await self._start_registry(procs["registry"], state_dir, int(inputs["registryPort"]))
         _, started = procs["controller"].start(
             [tool("wasmcloud-controller"), "--nats-server", f"127.0.0.1:{port}",
              "--lattice", str(inputs["lattice"]),
@@ -168,6 +204,22 @@ class LatticeResource:
             finally:
                 await client.aclose()
         return started
+
+    async def _start_registry(self, process: ManagedProcess, state_dir: Path, port: int) -> None:
+        """Start docker-registry unless it runs; it answers GET /v2/ once it listens."""
+        config = state_dir / "registry.yml"
+        if not process.running():
+            state_dir.mkdir(parents=True, exist_ok=True)
+            config.write_text(yaml.safe_dump(registry_config(state_dir, port)))
+        try:
+            await start_server(
+                process,
+                [tool("docker-registry"), "serve", str(config)],
+                port,
+                "choose another registryPort",
+            )
+        except PortTaken as exc:  # the user's choice of port; anything else says itself
+            raise InputError("registryPort", str(exc)) from None
 
     async def _await_controller(self, inputs: dict[str, Any], controller: ManagedProcess) -> None:
         """Wait until a controller answers the wadm API: applications deployed next in
@@ -210,10 +262,13 @@ class LatticeResource:
 
     async def delete(self, id: str, state: dict[str, Any]) -> None:
         """Stop every process, then delete the lattice's data (JetStream store, Redis
-        dump) so a new lattice in the same folder starts empty; logs stay for reading."""
+        dump, registry blobs) so a new lattice in the same folder starts empty; logs stay
+        for reading."""
         for proc in reversed(list(_processes(state).values())):
             await proc.stop_async()
         state_dir = Path(str(state["stateDir"])).resolve()
         shutil.rmtree(state_dir / "jetstream", ignore_errors=True)
         (state_dir / "dump.rdb").unlink(missing_ok=True)
         shutil.rmtree(state_dir / "appendonlydir", ignore_errors=True)
+        shutil.rmtree(state_dir / "registry", ignore_errors=True)
+        (state_dir / "registry.yml").unlink(missing_ok=True)

@@ -3,33 +3,14 @@ asks for credentials when it has users, and keeps what was pushed across a resta
 
 from __future__ import annotations
 
-import hashlib
-import urllib.request
 from pathlib import Path
 
-from tests.registry import RegistryProcess
-
-
-def _put_blob(registry: RegistryProcess, data: bytes) -> str:
-    digest = "sha256:" + hashlib.sha256(data).hexdigest()
-    start = urllib.request.Request(registry.url + "/v2/probe/blobs/uploads/", method="POST")
-    with urllib.request.urlopen(start, timeout=5) as response:
-        location = response.headers["Location"]
-    if location.startswith("/"):
-        location = registry.url + location
-    separator = "&" if "?" in location else "?"
-    upload = urllib.request.Request(
-        f"{location}{separator}digest={digest}", data=data, method="PUT"
-    )
-    upload.add_header("Content-Type", "application/octet-stream")
-    with urllib.request.urlopen(upload, timeout=5) as response:
-        assert response.status == 201
-    return digest
+from tests.registry import RegistryProcess, put_blob
 
 
 def test_answers_v2_and_keeps_blobs_across_restart(registry: RegistryProcess) -> None:
     assert registry.get_status("/v2/") == 200
-    digest = _put_blob(registry, b"a component, say")
+    digest = put_blob(registry.url, "probe", b"a component, say")
     assert registry.get_status(f"/v2/probe/blobs/{digest}") == 200
 
     registry.stop()
