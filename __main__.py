@@ -1,5 +1,6 @@
-"""The local default stack: NATS (JetStream on disk) + controller + redis-server, two
-hosts labeled differently, and the tutorial's counter app with HTTP on 127.0.0.1:8080.
+"""The local default stack: NATS (JetStream on disk) + controller + redis-server + an OCI
+registry (docker-registry on 127.0.0.1:5000), two hosts labeled differently, and the
+tutorial's counter app with HTTP on 127.0.0.1:8080.
 
     make up        # pulumi up on the `local` stack (file backend under .state/)
     curl http://127.0.0.1:8080/hello
@@ -17,6 +18,7 @@ lattice = wasmcloud.Lattice(
     "local",
     nats_port=config.get_int("natsPort") or 4222,
     redis_port=config.get_int("redisPort") or 6379,
+    registry_port=config.get_int("registryPort") or 5000,
     state_dir=state_dir,
     heartbeat_seconds=config.get_int("heartbeatSeconds") or 5,
 )
@@ -31,6 +33,7 @@ counter = wasmcloud.Application(
 )
 
 pulumi.export("natsUrl", lattice.nats_url)
+pulumi.export("registryUrl", lattice.registry_url)
 pulumi.export("hosts", {"local-core": core.host_id, "local-edge": edge.host_id})
 pulumi.export("placement", counter.placement)
 pulumi.export("try", "curl http://127.0.0.1:8080/hello")
