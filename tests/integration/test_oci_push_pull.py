@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import subprocess
 import sys
 import urllib.request
@@ -16,13 +17,17 @@ import pytest
 from host_agent.oci import (
     ArtifactNotFound,
     Credentials,
+    InvalidReference,
+    NotAComponentArtifact,
     RegistryAuthError,
     RegistryUnreachable,
     layout,
+    parse_reference,
     pull_component,
     push_component,
     sha256_digest,
 )
+from host_agent.oci.client import component_layer
 from tests.lattice import free_port, run_async
 from tests.registry import RegistryProcess, registry_available
 
@@ -139,3 +144,29 @@ def test_wasmcloud_push_and_pull_commands(tmp_path: Path) -> None:
         assert "repository part 'Components'" in bad.stderr
     finally:
         registry.stop()
+
+
+def test_references_are_read_strictly() -> None:
+    ref = parse_reference("127.0.0.1:5000/components/counter@sha256:" + "a" * 64)
+    assert (ref.registry, ref.repository, ref.tag) == ("127.0.0.1:5000", "components/counter", None)
+    hub = parse_reference("wasmcloud/counter:0.1.0")
+    assert (hub.registry, hub.repository, hub.tag) == ("docker.io", "wasmcloud/counter", "0.1.0")
+    assert parse_reference("localhost:5000/counter").effective_tag == "latest"
+    refusals = {
+        "ghcr.io/x/counter@sha256:abc": "a digest is sha256: followed by 64",
+        "ghcr.io/x/Counter:1": "repository part 'Counter'",
+        "ghcr.io/x/counter:-1": "has tag '-1'",
+        "oci://ghcr.io/x/counter:1": "has a URL scheme",
+        "ghcr.io/x/counter :1": "contains whitespace",
+    }
+    for text, reason in refusals.items():
+        with pytest.raises(InvalidReference, match=re.escape(reason)):
+            parse_reference(text)
+
+
+def test_an_artifact_with_two_wasm_layers_is_not_a_component() -> None:
+    layer = {"mediaType": "application/wasm", "digest": "sha256:" + "b" * 64, "size": 8}
+    manifest = json.dumps({"schemaVersion": 2, "layers": [layer, layer]}).encode()
+    ref = parse_reference("ghcr.io/x/counter:1.0.0")
+    with pytest.raises(NotAComponentArtifact, match="exactly one layer"):
+        component_layer(manifest, ref, layout.OCI_MANIFEST)
