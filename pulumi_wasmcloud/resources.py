@@ -150,6 +150,8 @@ class Application(pulumi.CustomResource):
         props: dict[str, Any] = {
             "natsUrl": lattice.nats_url if lattice else None,
             "lattice": lattice.lattice_id if lattice else None,
+            # Local component files are pushed to the lattice's registry, if it runs one.
+            "registryUrl": lattice.registry_url if lattice else None,
             "manifest": manifest,
             "manifestPath": manifest_path,
             "allowUnplaced": allow_unplaced,

@@ -7,6 +7,11 @@ adds ``placement`` (component -> host -> instances) and ``unplaced`` computed by
 placement preview shows is the one ``up`` applies, and with update plans
 (``--save-plan`` / ``up --plan``) a lattice that changed in between changes ``placement``
 and the engine refuses. ``read`` reports what really runs, so refresh shows drift.
+
+With ``registryUrl`` (the Lattice's registry), a component whose image is a local file
+(``file://...`` or a plain path) is pushed there and deployed by digest: ``check`` reads the
+file and pins ``<registry>/<app>/<component>@sha256:...`` into the manifest, so a rebuilt
+component shows in preview as a changed digest and nothing else; ``up`` pushes it first.
 """
 
 from __future__ import annotations
@@ -14,18 +19,25 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import re
 import time
 from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 import nats.errors
 
+from host_agent.host.artifacts import ArtifactError, check_component
 from host_agent.lattice.stored_manifest import StoredManifest
 from host_agent.lattice.wadm import WadmError
 from host_agent.lattice.wadm_types import StatusType
 from host_agent.model.issues import ManifestError
 from host_agent.model.loader import load_manifest, parse_manifest
 from host_agent.model.manifest import VERSION_ANNOTATION, Manifest
+from host_agent.oci import ImageReference, RegistryError, layout
+from host_agent.oci.client import Descriptor, RegistrySession, component_manifest, sha256_digest
 from pulumi_wasmcloud.provider.engine_log import EngineLog
 from pulumi_wasmcloud.provider.handlers import (
     Checked,
@@ -57,6 +69,132 @@ DELETE_TIMEOUT = 60.0
 CONTROLLER_DOWN = "no controller answering"
 LATTICE_DOWN = "lattice unreachable"
 MISSING = "not in the lattice"
+
+
+# -- local components pushed to the lattice's registry ----------------------------------
+
+
+@dataclass(frozen=True)
+class LocalArtifact:
+    """A local component file as the OCI artifact it is pushed as: wasmCloud's layout
+    (layout.py), with a config whose ``created`` is fixed so the same bytes always give
+    the same manifest digest (a timestamp would change the digest on every preview)."""
+
+    layer: bytes
+    config: bytes
+    manifest: bytes
+
+    @property
+    def digest(self) -> str:
+        return sha256_digest(self.manifest)
+
+    @classmethod
+    def of(cls, data: bytes) -> LocalArtifact:
+        layer_digest = sha256_digest(data)
+        config = json.dumps(
+            {
+                "created": "1970-01-01T00:00:00Z",  # reproducible, like SOURCE_DATE_EPOCH=0
+                "architecture": "wasm",
+                "os": "wasip2",
+                "layerDigests": [layer_digest],
+            },
+            separators=(",", ":"),
+        ).encode()
+        manifest = component_manifest(
+            Descriptor(layout.WASM_CONFIG, sha256_digest(config), len(config)),
+            Descriptor(layout.WASM_LAYER, layer_digest, len(data)),
+        )
+        return cls(data, config, manifest)
+
+
+def local_component_path(image: str) -> Path | None:
+    """The file a component image names (``file://path`` or a plain path), or None for a
+    registry reference."""
+    parsed = urlparse(image)
+    if parsed.scheme == "file":
+        return Path(parsed.netloc + parsed.path)
+    if "://" in image:
+        return None
+    if image.startswith(("/", "./", "../", "~")) or Path(image).is_file():
+        return Path(image).expanduser()
+    return None
+
+
+def registry_address(url: Any) -> str | None:
+    """``http://127.0.0.1:5000`` -> ``127.0.0.1:5000`` (the registry part of a reference)."""
+    if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+        return None
+    return urlparse(url).netloc or None
+
+
+def repository_for(app: str, component: str) -> str:
+    """``<app>/<component>``, lowercased to what OCI repository names allow."""
+
+    def clean(part: str) -> str:
+        return re.sub(r"[^a-z0-9]+", "-", part.lower()).strip("-") or "component"
+
+    return f"{clean(app)}/{clean(component)}"
+
+
+def pin_local_components(
+    manifest: dict[str, Any], registry: str
+) -> tuple[dict[str, Any], dict[str, str], list[InputError]]:
+    """The manifest with each local component image replaced by its digest reference in
+    ``registry``; {reference: file} to push; refusals naming the image."""
+    pinned: dict[str, Any] = json.loads(json.dumps(manifest))
+    pushes: dict[str, str] = {}
+    failures: list[InputError] = []
+    app = str(pinned.get("metadata", {}).get("name", "app"))
+    for index, component in enumerate(pinned.get("spec", {}).get("components", [])):
+        props = component.get("properties") or {}
+        image = props.get("image")
+        if component.get("type") == "capability" or not isinstance(image, str):
+            continue
+        path = local_component_path(image)
+        if path is None:
+            continue
+        where = f"manifest.spec.components[{index}].properties.image"
+        try:
+            data = path.read_bytes()
+            check_component(data, str(path))
+        except OSError as exc:
+            failures.append(InputError(where, f"cannot read component file {path}: {exc.strerror}"))
+            continue
+        except ArtifactError as exc:
+            failures.append(InputError(where, str(exc)))
+            continue
+        repository = repository_for(app, str(component.get("name", "component")))
+        reference = f"{registry}/{repository}@{LocalArtifact.of(data).digest}"
+        props["image"] = reference
+        pushes[reference] = str(path)
+    return pinned, pushes, failures
+
+
+async def push_local_components(pushes: dict[str, str], log: EngineLog) -> None:
+    """Push each local component to the lattice's registry under the digest check pinned;
+    a file that changed since then is refused (its digest would not match the plan)."""
+    for reference, file in sorted(pushes.items()):
+        registry, _, rest = reference.partition("/")
+        repository, _, digest = rest.partition("@")
+        data = await asyncio.to_thread(Path(file).read_bytes)
+        artifact = LocalArtifact.of(data)
+        if artifact.digest != digest:
+            raise RuntimeError(
+                f"{file} changed since the plan (it is now {artifact.digest}, not {digest}); "
+                "run `pulumi up` again; nothing was deployed"
+            )
+        target = ImageReference(registry, repository, None, digest)
+        try:
+            async with RegistrySession(target, insecure=True, credentials=None) as session:
+                await session.put_blob(artifact.layer, None)
+                await session.put_blob(artifact.config, None)
+                await session.put_manifest(artifact.manifest, layout.OCI_MANIFEST)
+        except RegistryError as exc:
+            raise RuntimeError(
+                f"pushing {file} to the lattice's registry {registry} failed: {exc}; "
+                "nothing was deployed"
+            ) from None
+        await log.info(f"pushed {file} as {reference}")
 
 
 def _wrongly_typed(inputs: dict[str, Any]) -> list[InputError]:
@@ -159,6 +297,19 @@ class ApplicationResource:
         }
         if path is not None:
             inputs["manifestPath"] = path
+        registry = news.get("registryUrl")
+        if registry is not None:
+            inputs["registryUrl"] = registry
+        address = registry_address(registry)
+        if manifest is not None and address is not None:
+            pinned, pushes, refused = pin_local_components(inputs["manifest"], address)
+            failures += refused
+            if pushes:
+                manifest = parse_manifest(pinned).manifest
+                inputs["manifest"] = manifest.to_data()
+                inputs["localComponents"] = pushes
+        elif registry not in (None, UNKNOWN) and address is None:
+            failures.append(InputError("registryUrl", "must be an http:// or https:// URL"))
         failures += _wrongly_typed(inputs)
         if not inputs["natsUrl"]:
             failures.append(nats_url_required())
@@ -230,6 +381,7 @@ class ApplicationResource:
                 "hosts whose labels match the spreads, change the spread requirements, or "
                 "set allowUnplaced: true. Nothing was deployed",
             )
+        await push_local_components(dict(inputs.get("localComponents") or {}), self.log)
         async with self._connect(inputs["natsUrl"], inputs["lattice"]) as lattice:
             await self._await_hosts(lattice)
             try:
