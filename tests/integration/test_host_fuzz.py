@@ -60,9 +60,20 @@ json_values = st.recursive(
     | st.dictionaries(st.text(max_size=8), inner, max_size=4),
     max_leaves=10,
 )
+
+
+def on_loopback(body: dict[str, Any]) -> dict[str, Any]:
+    """A string component_ref is an OCI reference the host would pull: keep generated ones
+    on loopback (port 1, nothing listens) so the fuzz never reaches for docker.io."""
+    ref = body.get("component_ref")
+    if isinstance(ref, str) and not ref.startswith("file://"):
+        return {**body, "component_ref": f"127.0.0.1:1/fuzz/{ref}"}
+    return body
+
+
 bodies = st.one_of(
     st.dictionaries(st.sampled_from(FIELDS), json_values, max_size=6).map(
-        lambda d: json.dumps(d).encode()
+        lambda d: json.dumps(on_loopback(d)).encode()
     ),
     json_values.map(lambda v: json.dumps(v).encode()),
     st.binary(max_size=40),
