@@ -30,6 +30,7 @@ from urllib.parse import urlparse
 import nats.errors
 
 from host_agent.host.artifacts import ArtifactError, check_component
+from host_agent.lattice.client import CtlClient, CtlError
 from host_agent.lattice.stored_manifest import StoredManifest
 from host_agent.lattice.wadm import WadmError
 from host_agent.lattice.wadm_types import StatusType
@@ -195,6 +196,30 @@ async def push_local_components(pushes: dict[str, str], log: EngineLog) -> None:
                 "nothing was deployed"
             ) from None
         await log.info(f"pushed {file} as {reference}")
+
+
+async def _stale_images(lattice: Lattice, manifest: Manifest) -> list[str]:
+    """Components a host runs from another image than the manifest names, as
+    ``<id> on <host>: <image>`` (from each host's inventory, which has the image refs)."""
+    wanted = {
+        component.component_id(manifest.name): component.properties.image
+        for component in manifest.spec.components
+        if not component.is_capability and component.properties.image is not None
+    }
+    ctl = CtlClient(lattice.nc, lattice.lattice)
+    stale = []
+    for host_id in (await lattice.view(fresh=True)).hosts:
+        try:
+            inventory = await ctl.get_inventory(host_id)
+        except (CtlError, nats.errors.Error):
+            continue  # a host that left: placement says what is missing
+        for component in inventory.get("components") or []:
+            if not isinstance(component, dict):
+                continue
+            wid, image = component.get("id"), component.get("image_ref")
+            if wid in wanted and image != wanted[wid]:
+                stale.append(f"{wid} on {host_id}: {image}")
+    return stale
 
 
 def _wrongly_typed(inputs: dict[str, Any]) -> list[InputError]:
@@ -453,9 +478,19 @@ class ApplicationResource:
         deadline = time.monotonic() + SETTLE_TIMEOUT
         while True:
             placement = await lattice.running(manifest, fresh=True)
-            if planned is None or status != StatusType.DEPLOYED.value or placement == planned:
+            if status != StatusType.DEPLOYED.value:
+                return placement
+            # A new image under the same placement (a rebuilt component): "deployed" may
+            # still be the status of the previous version, so wait for the hosts to run it.
+            stale = await _stale_images(lattice, manifest)
+            if (planned is None or placement == planned) and not stale:
                 return placement
             if time.monotonic() > deadline:
+                if stale:
+                    raise RuntimeError(
+                        f"{manifest.name}: after {SETTLE_TIMEOUT:.0f} s hosts still run "
+                        f"{', '.join(stale)}; see the hosts' logs, then run `pulumi up` again"
+                    )
                 return placement
             await asyncio.sleep(0.25)
 

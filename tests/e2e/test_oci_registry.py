@@ -1,0 +1,207 @@
+"""Components through the lattice's OCI registry, with the real Pulumi CLI: the Lattice runs
+a real docker-registry, the Application pushes the counter (a local build) there and deploys
+it by digest through the controller onto two hosts, which pull it (the second start is a
+cache hit in its log); the curl sequence answers. A rebuilt component shows in preview as a
+digest change of the image and nothing else, and up moves the instances to it."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import secrets
+import subprocess
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+import nats
+import pytest
+
+from host_agent.lattice.client import CtlClient
+from host_agent.local.supervisor import ManagedProcess
+from tests.lattice import ROOT, free_port, http_get
+from tests.pulumi_cli import PULUMI_BIN, cli_environment, write_project
+from tests.registry import registry_available
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
+
+COUNTER_WASM = ROOT / "examples" / "counter" / "build" / "counter.wasm"
+
+PROGRAM = textwrap.dedent(
+    """
+    import pulumi
+    import yaml
+    from pathlib import Path
+
+    import pulumi_wasmcloud as wasmcloud
+
+    config = pulumi.Config()
+    root = Path(config.require("root"))
+    redis_port = config.require_int("redisPort")
+    lattice = wasmcloud.Lattice(
+        "lattice",
+        nats_port=config.require_int("natsPort"),
+        redis_port=redis_port,
+        registry_port=config.require_int("registryPort"),
+        state_dir=config.require("stateDir"),
+        heartbeat_seconds=2,
+    )
+    core = wasmcloud.Host("oci-core", lattice=lattice, labels={"tier": "core"})
+    edge = wasmcloud.Host("oci-edge", lattice=lattice, labels={"tier": "edge"})
+
+    manifest = yaml.safe_load((root / "examples" / "counter" / "wadm.yaml").read_text())
+    counter, _, http = manifest["spec"]["components"]
+    counter["properties"]["image"] = config.require("componentFile")
+    tiers = config.require("tiers").split(",")
+    counter["traits"][0]["properties"] = {
+        "instances": 2,
+        "spread": [{"name": t, "requirements": {"tier": t}, "weight": 1} for t in tiers],
+    }
+    link = counter["traits"][1]["properties"]
+    link["target_config"][0]["properties"]["url"] = f"redis://127.0.0.1:{redis_port}"
+    address = http["traits"][0]["properties"]["source_config"][0]["properties"]
+    address["address"] = f"127.0.0.1:{config.require_int('httpPort')}"
+    for provider in manifest["spec"]["components"][1:]:
+        provider.setdefault("traits", []).append(
+            {"type": "spreadscaler", "properties": {"instances": 1,
+             "spread": [{"name": "core", "requirements": {"tier": "core"}}]}}
+        )
+
+    app = wasmcloud.Application(
+        "counter", lattice=lattice, manifest=manifest,
+        opts=pulumi.ResourceOptions(depends_on=[core, edge]),
+    )
+    pulumi.export("registryUrl", lattice.registry_url)
+    pulumi.export("placement", app.placement)
+    """
+)
+
+
+def variant(path: Path) -> str:
+    """Write the counter with a custom section holding a fresh nonce: a rebuilt component
+    (same behaviour, new bytes, so a digest no cache has seen)."""
+    nonce = secrets.token_hex(8).encode()
+    name = b"build-id"
+    body = bytes([len(name)]) + name + nonce
+    path.write_bytes(COUNTER_WASM.read_bytes() + b"\x00" + bytes([len(body)]) + body)
+    return nonce.decode()
+
+
+class OciStack:
+    def __init__(self, workdir: Path) -> None:
+        self.dir = write_project(workdir / "project", "wasmcloud-oci", PROGRAM)
+        self.state = workdir / "state"
+        self.component = workdir / "counter.wasm"
+        self.ports = {
+            "natsPort": free_port(),
+            "redisPort": free_port(),
+            "httpPort": free_port(),
+            "registryPort": free_port(),
+        }
+        self.env = cli_environment(workdir, "oci")
+        # The hosts' blob cache, new for this test (hosts inherit the CLI's environment).
+        self.env["WASMCLOUD_CACHE_DIR"] = str(workdir / "host-cache")
+        self.run("stack", "init", "oci")
+        settings = {**self.ports, "root": ROOT, "stateDir": self.state,
+                    "componentFile": self.component, "tiers": "core"}  # fmt: skip
+        for key, value in settings.items():
+            self.run("config", "set", "--", key, str(value))
+
+    def run(self, *args: str, ok: bool = True) -> str:
+        done = subprocess.run(
+            ["pulumi", "--non-interactive", *args],
+            cwd=self.dir,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert done.returncode == 0 or not ok, (
+            f"pulumi {' '.join(args)}:\n{done.stdout}\n{done.stderr}"
+        )
+        return done.stdout
+
+    def get(self, path: str) -> str:
+        status, body = http_get(f"http://127.0.0.1:{self.ports['httpPort']}/{path}")
+        assert status == 200, body
+        return body.decode()
+
+    def host_log(self, name: str) -> str:
+        return (self.state / f"host-{name}.log").read_text()
+
+
+@pytest.fixture
+def oci_stack(tmp_path: Path) -> Iterator[OciStack]:
+    if not (PULUMI_BIN / "pulumi").exists():
+        pytest.fail("the Pulumi CLI is missing: run scripts/bootstrap.sh (it builds it)")
+    if not registry_available():
+        pytest.fail(
+            "docker-registry is missing: run scripts/bootstrap.sh (as root, it installs it)"
+        )
+    if not COUNTER_WASM.exists():
+        pytest.fail("the counter is not built: run scripts/bootstrap.sh")
+    stack = OciStack(tmp_path)
+    try:
+        yield stack
+    finally:
+        # A failed test may leave what destroy refuses (an app no host could run): stop
+        # whatever is left by its pidfile.
+        stack.run("destroy", "--yes", ok=False)
+        for pidfile in stack.state.glob("*.pid"):
+            ManagedProcess(pidfile.stem, stack.state).stop()
+
+
+def image_refs(nats_url: str) -> set[str]:
+    """The image each running counter instance was started from, on every host."""
+
+    async def ask() -> set[str]:
+        nc = await nats.connect(nats_url)
+        try:
+            ctl = CtlClient(nc, "default")
+            refs = set()
+            for host in await ctl.ping_hosts(wait=1.0):
+                for component in (await ctl.get_inventory(str(host["id"])))["components"]:
+                    if component["id"].endswith("counter"):
+                        refs.add(str(component["image_ref"]))
+            return refs
+        finally:
+            await nc.close()
+
+    return asyncio.run(ask())
+
+
+def test_counter_through_the_lattice_registry(oci_stack: OciStack) -> None:
+    stack = oci_stack
+    variant(stack.component)
+    stack.run("up", "--yes", "--skip-preview")
+    registry = f"127.0.0.1:{stack.ports['registryPort']}"
+    nats_url = f"nats://127.0.0.1:{stack.ports['natsPort']}"
+    [first] = image_refs(nats_url)
+    assert re.fullmatch(rf"{re.escape(registry)}/counter/counter@sha256:[0-9a-f]{{64}}", first)
+    assert f"pulled {first}" in stack.host_log("oci-core")
+
+    # The second host starts the same digest: from the cache the first pull filled.
+    stack.run("config", "set", "tiers", "core,edge")
+    stack.run("up", "--yes", "--skip-preview")
+    assert f"cache hit for {first}" in stack.host_log("oci-edge")
+    assert f"pulled {first}" not in stack.host_log("oci-edge")
+    assert [stack.get("hello"), stack.get("hello"), stack.get("world")] == [
+        "hello -> 1",
+        "hello -> 2",
+        "world -> 1",
+    ]
+
+    # A rebuild: preview shows the image's digest change, and nothing else.
+    variant(stack.component)
+    preview = stack.run("preview", "--diff")
+    changed = re.findall(r"^\s*~ image\s*:\s*\"([^\"]+)\" => \"([^\"]+)\"", preview, re.M)
+    assert len(changed) == 1, preview
+    old, new = changed[0]
+    assert old == first and new.startswith(f"{registry}/counter/counter@sha256:") and new != old
+    assert "~ instances" not in preview and "~ address" not in preview
+
+    stack.run("up", "--yes", "--skip-preview")
+    assert image_refs(nats_url) == {new}
+    assert stack.get("hello") == "hello -> 3"  # same Redis: the count goes on
+    assert os.path.getsize(stack.component) > 0
