@@ -78,7 +78,7 @@ class Lattice(pulumi.CustomResource):
 
     @property
     def registry_url(self) -> pulumi.Output[str | None]:
-        """``http://127.0.0.1:<port>`` when the lattice runs a registry, else None."""
+        """``http://127.0.0.1:<port>`` when the lattice runs a registry, else ``""``."""
         return _output(self, "registryUrl")
 
     @property

@@ -333,7 +333,7 @@ class ApplicationResource:
                 manifest = parse_manifest(pinned).manifest
                 inputs["manifest"] = manifest.to_data()
                 inputs["localComponents"] = pushes
-        elif registry not in (None, UNKNOWN) and address is None:
+        elif registry not in (None, "", UNKNOWN) and address is None:
             failures.append(InputError("registryUrl", "must be an http:// or https:// URL"))
         failures += _wrongly_typed(inputs)
         if not inputs["natsUrl"]:

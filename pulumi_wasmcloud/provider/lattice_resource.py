@@ -54,10 +54,11 @@ def _processes(state: dict[str, Any]) -> dict[str, ManagedProcess]:
 
 def registry_url(port: Any) -> Any:
     """``http://127.0.0.1:<port>``: the registry's API; its ``127.0.0.1:<port>`` part is the
-    registry in component references (``127.0.0.1:<port>/counter:0.1.0``)."""
+    registry in component references (``127.0.0.1:<port>/counter:0.1.0``); "" without one (a
+    null output reads as unknown in preview, and every Host would show a change)."""
     if port is UNKNOWN:
         return UNKNOWN
-    return f"http://127.0.0.1:{port}" if port else None
+    return f"http://127.0.0.1:{port}" if port else ""
 
 
 def registry_config(state_dir: Path, port: int) -> dict[str, Any]:

@@ -103,3 +103,17 @@ def test_hosts_of_a_lattice_with_a_registry_may_pull_from_it_over_http() -> None
     assert env["WASMCLOUD_OCI_ALLOWED_INSECURE"] == "10.0.0.5:5000,127.0.0.1:5123"
     without = host_environment({**state, "registryUrl": None}, None, {})
     assert "WASMCLOUD_OCI_ALLOWED_INSECURE" not in without
+
+
+@run_async
+async def test_a_lattice_without_registry_says_so_with_a_known_value() -> None:
+    """registryUrl is "" rather than null: a null output reads as unknown in preview, and
+    every Host of the lattice would then show a change on each preview."""
+    async with provider() as (stub, _):
+        checked = await stub.Check(
+            provider_pb2.CheckRequest(urn=LATTICE, news=struct({"natsPort": free_port()}))
+        )
+        created = await stub.Create(
+            provider_pb2.CreateRequest(urn=LATTICE, properties=checked.inputs, preview=True)
+        )
+        assert plain(created.properties)["registryUrl"] == ""
