@@ -8,7 +8,7 @@ import json
 import os
 import re
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -65,14 +65,30 @@ class Stack:
     """The e2e program (tests/e2e/program.py) as a Pulumi project + stack in a temporary
     folder (file backend), on free ports, with its state folder under ``workdir``."""
 
-    def __init__(self, workdir: Path, name: str) -> None:
-        self.dir = write_project(workdir / "project", f"wasmcloud-{name}", E2E_PROGRAM.read_text())
+    command_timeout = 600  # seconds one pulumi command may take
+
+    def __init__(
+        self,
+        workdir: Path,
+        name: str,
+        program: str | None = None,
+        extra_ports: tuple[str, ...] = (),
+        settings: dict[str, object] | None = None,
+        env: dict[str, str] | None = None,
+    ) -> None:
+        """``program`` replaces the e2e program; ``extra_ports`` are more free ports it is
+        configured with, ``settings`` more config, ``env`` more environment for the CLI
+        (the lattice's processes inherit it)."""
+        text = E2E_PROGRAM.read_text() if program is None else program
+        self.dir = write_project(workdir / "project", f"wasmcloud-{name}", text)
         self.state = workdir / "state"
-        self.ports = {"natsPort": free_port(), "redisPort": free_port(), "httpPort": free_port()}
-        self.env = cli_environment(workdir, name)
+        port_names = ("natsPort", "redisPort", "httpPort", *extra_ports)
+        self.ports = {key: free_port() for key in port_names}
+        self.env = {**cli_environment(workdir, name), **(env or {})}
         self.varied: set[str] = set()  # config keys a test set (reset_config undoes them)
         self.run("stack", "init", name)
-        for key, value in {**self.ports, "root": ROOT, "stateDir": self.state}.items():
+        stack_settings = {**self.ports, "root": ROOT, "stateDir": self.state, **(settings or {})}
+        for key, value in stack_settings.items():
             self.config(key, str(value))
         self.varied.clear()  # the settings above are the stack's, not a test's
 
@@ -87,7 +103,7 @@ class Stack:
             env=self.env,
             capture_output=True,
             text=True,
-            timeout=600,
+            timeout=self.command_timeout,
         )
         if ok and done.returncode != 0:
             raise AssertionError(f"pulumi {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}")
@@ -133,12 +149,12 @@ class Stack:
 
 
 @contextmanager
-def e2e_stack(workdir: Path, name: str) -> Iterator[Stack]:
+def e2e_stack(workdir: Path, name: str, make: Callable[[], Stack] | None = None) -> Iterator[Stack]:
     """A ``Stack`` for a test module; destroyed after, and whatever destroy could not
     stop (a process it no longer knew of) stopped by its pidfile."""
     if not (PULUMI_BIN / "pulumi").exists():
         pytest.fail("the Pulumi CLI is missing: run scripts/bootstrap.sh (it builds it)")
-    stack = Stack(workdir, name)
+    stack = make() if make is not None else Stack(workdir, name)
     try:
         yield stack
     finally:

@@ -10,7 +10,6 @@ import asyncio
 import os
 import re
 import secrets
-import subprocess
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,9 +18,8 @@ import nats
 import pytest
 
 from host_agent.lattice.client import CtlClient
-from host_agent.local.supervisor import ManagedProcess
-from tests.lattice import ROOT, free_port, http_get
-from tests.pulumi_cli import PULUMI_BIN, cli_environment, write_project
+from tests.lattice import ROOT
+from tests.pulumi_cli import Stack, e2e_stack
 from tests.registry import registry_available
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
@@ -88,44 +86,20 @@ def variant(path: Path) -> str:
     return nonce.decode()
 
 
-class OciStack:
+class OciStack(Stack):
+    command_timeout = 300
+
     def __init__(self, workdir: Path) -> None:
-        self.dir = write_project(workdir / "project", "wasmcloud-oci", PROGRAM)
-        self.state = workdir / "state"
         self.component = workdir / "counter.wasm"
-        self.ports = {
-            "natsPort": free_port(),
-            "redisPort": free_port(),
-            "httpPort": free_port(),
-            "registryPort": free_port(),
-        }
-        self.env = cli_environment(workdir, "oci")
-        # The hosts' blob cache, new for this test (hosts inherit the CLI's environment).
-        self.env["WASMCLOUD_CACHE_DIR"] = str(workdir / "host-cache")
-        self.run("stack", "init", "oci")
-        settings = {**self.ports, "root": ROOT, "stateDir": self.state,
-                    "componentFile": self.component, "tiers": "core"}  # fmt: skip
-        for key, value in settings.items():
-            self.run("config", "set", "--", key, str(value))
-
-    def run(self, *args: str, ok: bool = True) -> str:
-        done = subprocess.run(
-            ["pulumi", "--non-interactive", *args],
-            cwd=self.dir,
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=300,
+        super().__init__(
+            workdir,
+            "oci",
+            program=PROGRAM,
+            extra_ports=("registryPort",),
+            settings={"componentFile": self.component, "tiers": "core"},
+            # The hosts' blob cache, new for this test (hosts inherit the CLI's environment).
+            env={"WASMCLOUD_CACHE_DIR": str(workdir / "host-cache")},
         )
-        assert done.returncode == 0 or not ok, (
-            f"pulumi {' '.join(args)}:\n{done.stdout}\n{done.stderr}"
-        )
-        return done.stdout
-
-    def get(self, path: str) -> str:
-        status, body = http_get(f"http://127.0.0.1:{self.ports['httpPort']}/{path}")
-        assert status == 200, body
-        return body.decode()
 
     def host_log(self, name: str) -> str:
         return (self.state / f"host-{name}.log").read_text()
@@ -133,23 +107,15 @@ class OciStack:
 
 @pytest.fixture
 def oci_stack(tmp_path: Path) -> Iterator[OciStack]:
-    if not (PULUMI_BIN / "pulumi").exists():
-        pytest.fail("the Pulumi CLI is missing: run scripts/bootstrap.sh (it builds it)")
     if not registry_available():
         pytest.fail(
             "docker-registry is missing: run scripts/bootstrap.sh (as root, it installs it)"
         )
     if not COUNTER_WASM.exists():
         pytest.fail("the counter is not built: run scripts/bootstrap.sh")
-    stack = OciStack(tmp_path)
-    try:
+    with e2e_stack(tmp_path, "oci", lambda: OciStack(tmp_path)) as stack:
+        assert isinstance(stack, OciStack)
         yield stack
-    finally:
-        # A failed test may leave what destroy refuses (an app no host could run): stop
-        # whatever is left by its pidfile.
-        stack.run("destroy", "--yes", ok=False)
-        for pidfile in stack.state.glob("*.pid"):
-            ManagedProcess(pidfile.stem, stack.state).stop()
 
 
 def image_refs(nats_url: str) -> set[str]:
@@ -194,7 +160,7 @@ def test_counter_through_the_lattice_registry(oci_stack: OciStack) -> None:
 
     # A rebuild: preview shows the image's digest change, and nothing else.
     variant(stack.component)
-    preview = stack.run("preview", "--diff")
+    preview = stack.run("preview", "--diff").stdout
     changed = re.findall(r"^\s*~ image\s*:\s*\"([^\"]+)\" => \"([^\"]+)\"", preview, re.M)
     assert len(changed) == 1, preview
     old, new = changed[0]
