@@ -6,6 +6,9 @@
 #   .tools/wadm-probe/release/wadm-probe   wadm-client 0.7 CLI (tests/integration/test_wadm_client_compat.py)
 #   .tools/wash/bin/wash                    real wash-cli 0.39 (tests/integration/test_wash_compat.py)
 #
+# and installs openssh-server from Debian (its sshd runs on the test machines of
+# tests/machines.py; no system sshd is started).
+#
 # A cold machine pays about 5 minutes for wadm-probe and 25 for wash; later runs, in
 # any clone, take a second. A tool that fails to build is reported and its tests skip
 # with the reason. SKIP_WASH=1 skips the wash build (its tests then skip).
@@ -23,6 +26,31 @@ timed() {
   "$@"
   step "$label: done in $((SECONDS - start))s"
 }
+
+# sshd: each test machine (tests/machines.py, a network namespace) runs its own sshd on its
+# own address for the SSH provisioning tests. The package's postinst would start a system
+# sshd on the host's port 22 where an init system runs one; policy-rc.d 101 keeps it from
+# starting, and where systemd is PID 1 the unit it enabled is disabled again: the tests
+# never use a system sshd, and a fresh install should not open port 22.
+if [[ -x /usr/sbin/sshd ]]; then
+  step "sshd: $(/usr/sbin/sshd -V 2>&1 | head -1)"
+elif command -v apt-get >/dev/null 2>&1 && [[ "$(id -u)" == "0" ]]; then
+  timed "openssh-server from Debian" bash -c '
+    apt-get update -qq >/dev/null
+    policy=/usr/sbin/policy-rc.d
+    made_policy=0
+    if [[ ! -e $policy ]]; then printf "#!/bin/sh\nexit 101\n" >$policy; chmod +x $policy; made_policy=1; fi
+    status=0
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends openssh-server >/dev/null || status=$?
+    [[ $made_policy == 1 ]] && rm -f $policy
+    if [[ $status == 0 && "$(ps -p 1 -o comm= 2>/dev/null)" == systemd ]]; then
+      systemctl disable --now ssh.service ssh.socket >/dev/null 2>&1 || true
+    fi
+    exit $status'
+  step "sshd: $(/usr/sbin/sshd -V 2>&1 | head -1)"
+else
+  step "WARNING: openssh-server is not installed and cannot be (needs root + apt-get); SSH provisioning tests will be skipped"
+fi
 
 if ! command -v cargo >/dev/null 2>&1; then
   step "WARNING: cargo is not installed; the wadm-client and wash compatibility tests will be skipped"
