@@ -6,6 +6,10 @@ gets ``address`` (e.g. ``198.18.0.2/24``), this machine's side the first address
 same /24 (``198.18.0.1``). Everything a ``NetworkNamespace`` made goes with ``cleanup``:
 the processes it ran, the namespace and the veth pair. Needs root and iproute2's ``ip``;
 ``unavailable()`` says why not, for ``pytest.skip``.
+
+Several namespaces that must reach each other (a NATS cluster, a bastion and the machine
+behind it) share a ``Bridge``: this machine holds the bridge's first address, and each
+namespace's veth pair has its outside end enslaved to the bridge instead of an address.
 """
 
 from __future__ import annotations
@@ -56,16 +60,69 @@ def free_subnet() -> str:
     raise RuntimeError("every 198.18.N.0/24 is in use on this machine")
 
 
+def _checked_interface(address: str) -> ipaddress.IPv4Interface | ipaddress.IPv6Interface:
+    interface = ipaddress.ip_interface(address)
+    if interface.network.prefixlen < 16 or not interface.network.subnet_of(TEST_RANGE):  # type: ignore[arg-type]
+        raise ValueError(f"{address}: test namespaces use addresses in {TEST_RANGE} only")
+    return interface
+
+
+class Bridge:
+    """A Linux bridge on this machine holding the first address of a 198.18.N.0/24, which
+    ``NetworkNamespace.create(..., bridge=...)`` joins. ``cleanup`` removes it."""
+
+    def __init__(self, name: str, network: str) -> None:
+        interface = _checked_interface(network)
+        self.name = name
+        self.network = interface.network
+        self.gateway = str(interface.network[1])  # this machine's side
+
+    @classmethod
+    def create(cls, name: str | None = None, network: str | None = None) -> Bridge:
+        """A fresh bridge ``name`` (default: unique to this process) for ``network``
+        (default: the /24 of ``free_subnet()``), up, with this machine at its first address."""
+        name = name or f"wc{os.getpid()}b{next(_names)}"
+        if network is None:
+            network = str(ipaddress.ip_interface(free_subnet()).network)
+        bridge = cls(name[:15], network)
+        try:
+            for args in (
+                ("link", "add", bridge.name, "type", "bridge"),
+                ("addr", "add", f"{bridge.gateway}/{bridge.network.prefixlen}", "dev", bridge.name),
+                ("link", "set", bridge.name, "up"),
+            ):
+                done = _ip(*args)
+                if done.returncode != 0:
+                    raise RuntimeError(f"ip {' '.join(args)}: {done.stderr.strip()}")
+        except BaseException:
+            bridge.cleanup()
+            raise
+        return bridge
+
+    def address(self, host: int) -> str:
+        """The ``host``-th address of the network with its prefix (``198.18.N.host/24``)."""
+        if not 1 < host < self.network.num_addresses - 1:
+            raise ValueError(f"{host}: not a namespace's host number in {self.network}")
+        return f"{self.network[host]}/{self.network.prefixlen}"
+
+    def cleanup(self) -> None:
+        _ip("link", "del", self.name)
+
+    def exists(self) -> bool:
+        return _ip("link", "show", self.name).returncode == 0
+
+
 class NetworkNamespace:
     """``create(name, address)``, then ``run``/``popen`` commands inside, then ``cleanup``."""
 
-    def __init__(self, name: str, address: str) -> None:
-        interface = ipaddress.ip_interface(address)
-        if interface.network.prefixlen < 16 or not interface.network.subnet_of(TEST_RANGE):  # type: ignore[arg-type]
-            raise ValueError(f"{address}: test namespaces use addresses in {TEST_RANGE} only")
+    def __init__(self, name: str, address: str, bridge: Bridge | None = None) -> None:
+        interface = _checked_interface(address)
         gateway = interface.network[1]
         if interface.ip == gateway:
             raise ValueError(f"{address}: the first address of the subnet is this machine's side")
+        if bridge is not None and interface.network != bridge.network:
+            raise ValueError(f"{address}: not in the network of bridge {bridge.name}")
+        self.bridge = bridge
         self.name = name
         self.address = str(interface.ip)  # the namespace's side
         self.prefixlen = interface.network.prefixlen
@@ -76,11 +133,17 @@ class NetworkNamespace:
         self._processes: list[subprocess.Popen[Any]] = []
 
     @classmethod
-    def create(cls, name: str | None = None, address: str | None = None) -> NetworkNamespace:
+    def create(
+        cls, name: str | None = None, address: str | None = None, bridge: Bridge | None = None
+    ) -> NetworkNamespace:
         """A fresh namespace ``name`` (default: unique to this process) at ``address``
-        (default: ``free_subnet()``), reachable from this machine, with loopback up."""
+        (default: ``free_subnet()``), reachable from this machine, with loopback up. With a
+        ``bridge``, ``address`` is required and in its network, and the namespace reaches
+        every other namespace on that bridge."""
         name = name or f"wc{os.getpid()}n{next(_names)}"
-        namespace = cls(name, address or free_subnet())
+        if bridge is not None and address is None:
+            raise ValueError("a namespace on a bridge needs its address in the bridge's network")
+        namespace = cls(name, address or free_subnet(), bridge)
         try:
             namespace._setup()
         except BaseException:
@@ -97,7 +160,10 @@ class NetworkNamespace:
         ip("netns", "add", self.name)
         ip("link", "add", self._outside, "type", "veth", "peer", "name", self._inside)
         ip("link", "set", self._inside, "netns", self.name)
-        ip("addr", "add", f"{self.gateway}/{self.prefixlen}", "dev", self._outside)
+        if self.bridge is None:
+            ip("addr", "add", f"{self.gateway}/{self.prefixlen}", "dev", self._outside)
+        else:
+            ip("link", "set", self._outside, "master", self.bridge.name)
         ip("link", "set", self._outside, "up")
         inside = ("netns", "exec", self.name, "ip")
         ip(*inside, "addr", "add", f"{self.address}/{self.prefixlen}", "dev", self._inside)
@@ -137,3 +203,7 @@ class NetworkNamespace:
 
     def exists(self) -> bool:
         return self.name in _ip("netns", "list").stdout.split()
+
+    def link_exists(self) -> bool:
+        """Whether this machine's end of the veth pair is still there."""
+        return _ip("link", "show", self._outside).returncode == 0
