@@ -7,7 +7,9 @@
 #   .tools/pulumi/v<ver>        link to the Pulumi CLI, built once per machine from the
 #                               Go module proxy into the tool cache (scripts/tool-cache.sh)
 #   .tools/wit/deps             WASI WIT packages from crates.io (scripts/build-components.sh)
-#   examples/*/build/*.wasm     the example components (componentize-py, cached per machine)
+#   <dir>/build/<dir>.wasm      every component: examples/<name>, examples/<name>/<part>
+#                               and tests/components/<name> (scripts/build-components.sh;
+#                               componentize-py, cached per machine)
 #   redis-server                from Debian (apt-get), when missing and we are root
 #   docker-registry             the distribution OCI registry from Debian (apt-get), when
 #                               missing and we are root; the Lattice runs one on loopback
@@ -113,7 +115,7 @@ else
   step "WARNING: docker-registry is not installed and cannot be (needs root + apt-get); the lattice's registry and OCI tests will fail"
 fi
 
-timed "example components (componentize-py)" bash "$ROOT/scripts/build-components.sh"
+timed "components (componentize-py)" bash "$ROOT/scripts/build-components.sh"
 
 pulumi_cache="$TOOL_CACHE/pulumi/v$PULUMI_VERSION"
 pulumi_link="$TOOLS/pulumi/v$PULUMI_VERSION"

@@ -1,13 +1,27 @@
 #!/usr/bin/env bash
-# Build the example components (examples/*/component/app.py + examples/*/wit/world.wit)
-# into examples/<name>/build/<name>.wasm with componentize-py.
+# Build the Python components with componentize-py. A component directory holds
+#
+#   component/app.py       the code (componentize-py bundles the whole component/ folder)
+#   wit/world.wit          its world (exactly one `world` line) and any other .wit files
+#                          of the same package
+#   wit/deps/<package>/    WIT packages it imports beyond WASI, e.g. another component's
+#                          interface (a symlink to the shared contract is fine)
+#
+# and builds into <dir>/build/<dir name>.wasm. Component directories are searched in
+#
+#   examples/<name>/              e.g. examples/counter -> examples/counter/build/counter.wasm
+#   examples/<name>/<component>/  e.g. examples/edge-core-app/gateway/build/gateway.wasm
+#   tests/components/<name>/      test-only components, e.g. tests/components/types-callee
 #
 # The standard WASI WIT packages are interface contracts taken from crates.io: we
 # `cargo fetch` the pinned wasmtime-wasi-http and wasmtime-wasi-keyvalue crates
 # (scripts/wit-crates) and copy the wit/deps they ship. A component is rebuilt only
-# when its sources, the WIT crates or componentize-py change; built components are also
-# kept in the per-machine tool cache under that key (scripts/tool-cache.sh), so a fresh
-# clone copies them instead of running componentize-py again.
+# when its sources (every file under component/ and wit/), the WIT crates or
+# componentize-py change; built components are also kept in the per-machine tool cache
+# under that key (scripts/tool-cache.sh), so a fresh clone copies them instead of
+# running componentize-py again.
+#
+#   scripts/build-components.sh [DIR ...]   only these component directories
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -47,41 +61,90 @@ fetch_wit() {
   echo "$wit_stamp" >"$DEPS/.stamp"
 }
 
-tool_version="$("$COMPONENTIZE" --version 2>/dev/null | awk '{print $2}')"
-for example in "$ROOT"/examples/*; do
-  name="$(basename "$example")"
-  [[ -d "$example" && -f "$example/component/app.py" && -f "$example/wit/world.wit" ]] || continue
-  out="$example/build/$name.wasm"
-  want="$(cat "$example/component/app.py" "$example/wit/world.wit" | sha256sum | cut -d' ' -f1)-$wit_stamp-$tool_version"
-  cached="$TOOL_CACHE/components/$name/$(printf '%s' "$want" | sha256sum | cut -c1-16).wasm"
+# sources_hash DIR: one hash over the path and content of every source file of the
+# component (symlinks followed, so a change to a shared WIT contract rebuilds its users).
+sources_hash() {
+  (cd "$1" && find -L component wit -type f ! -path '*/__pycache__/*' ! -name '*.pyc' |
+    LC_ALL=C sort | while IFS= read -r file; do
+      printf '%s %s\n' "$(sha256sum "$file" | cut -d' ' -f1)" "$file"
+    done) | sha256sum | cut -d' ' -f1
+}
+
+# world_name DIR: the one world its world.wit declares (what componentize-py builds).
+world_name() {
+  local worlds
+  worlds="$(sed -nE 's/^[[:space:]]*world[[:space:]]+([a-z][a-z0-9-]*)[[:space:]]*\{.*/\1/p' "$1/wit/world.wit")"
+  if [[ -z "$worlds" || "$(wc -l <<<"$worlds")" -ne 1 ]]; then
+    echo "build-components: $1/wit/world.wit must declare exactly one world (found: ${worlds:-none})" >&2
+    exit 1
+  fi
+  printf '%s' "$worlds"
+}
+
+build_one() {
+  local dir="$1" name rel out want cached work start world
+  name="$(basename "$dir")"
+  rel="${dir#"$ROOT"/}"
+  out="$dir/build/$name.wasm"
+  want="$(sources_hash "$dir")-$wit_stamp-$tool_version"
+  # Keyed by where the component lives, so two directories of one name never share entries.
+  cached="$TOOL_CACHE/components/${rel//\//-}/$(printf '%s' "$want" | sha256sum | cut -c1-16).wasm"
   if [[ -f "$out" && -f "$out.stamp" && "$(cat "$out.stamp")" == "$want" ]]; then
-    say "$name: up to date ($out)"
+    say "$rel: up to date ($out)"
     if [[ ! -f "$cached" ]]; then # built before the cache existed: share it
       mkdir -p "$(dirname "$cached")"
       cp "$out" "$cached.$$" && mv "$cached.$$" "$cached"
     fi
-    continue
+    return 0
   fi
-  mkdir -p "$example/build"
+  mkdir -p "$dir/build"
   if [[ -f "$cached" ]]; then
     cp "$cached" "$out.tmp"
     mv "$out.tmp" "$out"
     echo "$want" >"$out.stamp"
-    say "$name: copied from the machine's cache ($cached)"
-    continue
+    say "$rel: copied from the machine's cache ($cached)"
+    return 0
   fi
   fetch_wit
-  work="$TOOLS/build/$name"
-  rm -rf "$work" && mkdir -p "$work/wit"
-  cp "$example/wit/world.wit" "$work/wit/"
-  ln -s "$DEPS" "$work/wit/deps"
+  work="$TOOLS/build/${rel//\//-}"
+  rm -rf "$work" && mkdir -p "$work/wit/deps"
+  # The component's own WIT (its deps dereferenced), then the WASI packages next to them.
+  find "$dir/wit" -maxdepth 1 -name '*.wit' -exec cp -L {} "$work/wit/" \;
+  if [[ -d "$dir/wit/deps" ]]; then
+    cp -rL "$dir/wit/deps/." "$work/wit/deps/"
+  fi
+  for dep in "$DEPS"/*; do
+    [[ -e "$work/wit/deps/$(basename "$dep")" ]] || ln -s "$dep" "$work/wit/deps/"
+  done
+  world="$(world_name "$dir")"
   start=$SECONDS
-  say "$name: componentize-py (about 15 s) ..."
-  (cd "$work" && "$COMPONENTIZE" -d wit -w "$name" componentize \
-    -p "$example/component" app -o "$out.tmp" >&2)
+  say "$rel: componentize-py (about 15 s) ..."
+  (cd "$work" && "$COMPONENTIZE" -d wit -w "$world" componentize \
+    -p "$dir/component" app -o "$out.tmp" >&2)
   mv "$out.tmp" "$out"
   echo "$want" >"$out.stamp"
   mkdir -p "$(dirname "$cached")"
   cp "$out" "$cached.$$" && mv "$cached.$$" "$cached"
-  say "$name: built $out ($(du -h "$out" | cut -f1)) in $((SECONDS - start))s"
+  say "$rel: built $out ($(du -h "$out" | cut -f1)) in $((SECONDS - start))s"
+}
+
+is_component() { [[ -f "$1/component/app.py" && -f "$1/wit/world.wit" ]]; }
+
+tool_version="$("$COMPONENTIZE" --version 2>/dev/null | awk '{print $2}')"
+if [[ $# -gt 0 ]]; then
+  for arg in "$@"; do
+    dir="$(cd "$arg" && pwd)"
+    is_component "$dir" || {
+      echo "build-components: $arg is not a component directory (component/app.py + wit/world.wit)" >&2
+      exit 1
+    }
+    build_one "$dir"
+  done
+  exit 0
+fi
+shopt -s nullglob
+for dir in "$ROOT"/examples/* "$ROOT"/examples/*/* "$ROOT"/tests/components/*; do
+  if is_component "$dir"; then
+    build_one "$dir"
+  fi
 done
