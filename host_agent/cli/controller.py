@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 
 import nats.errors
 
-from host_agent.cli.env import env_number, env_optional_number
+from host_agent.cli.env import env_number, env_optional_number, finite_float
 from host_agent.cli.logs import configure_logging
 from host_agent.controller.service import Controller, ControllerConfig
 
@@ -51,27 +51,27 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--heartbeat-interval",
-        type=float,
+        type=finite_float,
         default=env_number(env, "WASMCLOUD_HEARTBEAT_INTERVAL", "30", float),
         help="hosts' heartbeat interval in seconds, assumed until a host has sent two "
         "heartbeats (then its measured interval is used; default 30)",
     )
     p.add_argument(
         "--host-timeout",
-        type=float,
+        type=finite_float,
         default=env_optional_number(env, "WADM_HOST_TIMEOUT", float),
         help="drop a host after this many seconds without a heartbeat and re-place its "
         "work (env WADM_HOST_TIMEOUT; default: three of the host's heartbeat intervals)",
     )
     p.add_argument(
         "--resync-interval",
-        type=float,
+        type=finite_float,
         default=10.0,
         help="reconcile at least this often, in seconds, even without events (default 10)",
     )
     p.add_argument(
         "--lease-ttl",
-        type=float,
+        type=finite_float,
         default=10.0,
         help="leadership lease in seconds: how fast a standby takes over from a dead "
         "leader (default 10)",

@@ -7,6 +7,8 @@ must not quietly mean "no TLS").
 
 from __future__ import annotations
 
+import argparse
+import math
 from collections.abc import Mapping
 from typing import TypeVar
 
@@ -33,10 +35,25 @@ def env_number(env: Mapping[str, str], name: str, default: str, kind: type[T]) -
     not one."""
     text = env.get(name, default)
     try:
-        return kind(text)
+        value = kind(text)
     except ValueError:
         what = "a whole number" if kind is int else "a number"
         raise ValueError(f"{name}={text!r}: expected {what}") from None
+    if not math.isfinite(value):  # float() takes "inf" and "nan"; no setting means those
+        raise ValueError(f"{name}={text!r}: expected a finite number")
+    return value
+
+
+def finite_float(text: str) -> float:
+    """argparse type for seconds and sizes: a number, but not inf or nan (which float()
+    takes and which would mean "never" or compare false everywhere)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
+    return value
 
 
 def env_optional_number(env: Mapping[str, str], name: str, kind: type[T]) -> T | None:

@@ -17,7 +17,7 @@ from pathlib import Path
 import nats.errors
 from nats.aio.client import RawCredentials
 
-from host_agent.cli.env import env_flag, env_number
+from host_agent.cli.env import env_flag, env_number, finite_float
 from host_agent.cli.logs import configure_logging
 from host_agent.controller.service import Controller, ControllerConfig
 from host_agent.host.artifacts import OciOptions, max_component_size_from_env
@@ -104,7 +104,7 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
     p.add_argument("--friendly-name", default=None, help="human-readable host name")
     p.add_argument(
         "--heartbeat-interval-seconds",
-        type=float,
+        type=finite_float,
         default=None,
         help="seconds between heartbeats (env WASMCLOUD_HEARTBEAT_INTERVAL; default 30)",
     )

@@ -39,3 +39,18 @@ def test_the_controller_refuses_a_number_it_cannot_read(
     assert controller_cli.main([], {variable: "30s"}) == 2
     err = capsys.readouterr().err
     assert f"wasmcloud-controller: error: {variable}='30s': expected a number" in err
+
+
+@pytest.mark.parametrize("text", ["inf", "nan", "-Infinity"])
+def test_a_number_that_is_not_finite_is_refused_by_name(
+    text: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # float() reads "inf": a heartbeat every inf seconds is a host that never reports.
+    assert (
+        host_cli.main([], {"WASMCLOUD_HEARTBEAT_INTERVAL": text, "WASMCLOUD_NATS_PORT": "1"}) == 2
+    )
+    err = capsys.readouterr().err
+    assert f"WASMCLOUD_HEARTBEAT_INTERVAL={text!r}: expected a finite number" in err
+    with pytest.raises(SystemExit):
+        controller_cli.main([f"--lease-ttl={text}"], {})
+    assert f"argument --lease-ttl: {text!r} is not a finite number" in capsys.readouterr().err
