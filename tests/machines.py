@@ -44,6 +44,12 @@ SSH_PORT = 22
 # Overlaid per machine: where provisioning writes binaries, config, state and logs.
 PRIVATE_TREES = ("/etc", "/opt", "/var/lib", "/var/log")
 BOOT_TIMEOUT = 20.0
+# A machine's namespaces besides its network one: mounts (private, so our overlays stay
+# inside), hostname, and pids (sshd becomes PID 1; --kill-child: it dies with unshare).
+UNSHARE = (
+    "unshare", "--mount", "--propagation", "private", "--uts",
+    "--pid", "--fork", "--kill-child", "--mount-proc",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -189,9 +195,7 @@ def _boot_script(name: str, machine_dir: Path, config: Path) -> str:
     return "\n".join(lines)
 
 
-def _boot(
-    name: str, host: int, bridge: Bridge, client_key: KeyPair, directory: Path
-) -> Machine:
+def _boot(name: str, host: int, bridge: Bridge, client_key: KeyPair, directory: Path) -> Machine:
     machine_dir = directory / name
     (machine_dir / "fs").mkdir(parents=True)
     host_key = KeyPair.generate(f"host@{name}")
@@ -206,11 +210,7 @@ def _boot(
         config = machine_dir / "sshd_config"
         config.write_text(_sshd_config(machine_dir, namespace.address))
         sshd = namespace.popen(
-            [
-                "unshare", "--mount", "--propagation", "private", "--uts",
-                "--pid", "--fork", "--kill-child", "--mount-proc",
-                "sh", "-c", _boot_script(name, machine_dir, config),
-            ],  # fmt: skip
+            [*UNSHARE, "sh", "-c", _boot_script(name, machine_dir, config)],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,

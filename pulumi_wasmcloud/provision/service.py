@@ -1,0 +1,287 @@
+"""Run a process as a service on a machine: a systemd unit where systemd is PID 1,
+otherwise a small POSIX-sh supervisor that restarts it on failure.
+
+The supervisor is started in its own session (``setsid``) with its output in a log, so
+it outlives the SSH session that started it; stopping it signals its process group, so
+the service goes with it. Both forms have the same states (definition written or not,
+running or not), read by one probe, and the planners here are pure: they return only
+the changes still needed, so install/start/stop/remove are idempotent.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import shlex
+from dataclasses import dataclass
+
+from pulumi_wasmcloud.provision.changes import Change, Command, Shell, Upload
+from pulumi_wasmcloud.provision.facts import ABSENT, Fact, parse_sha256
+
+SERVICES_DIR = "/var/lib/wasmcloud/services"
+LOG_DIR = "/var/log/wasmcloud"
+SYSTEMD_DIR = "/etc/systemd/system"
+_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
+STOP_SECONDS = 15
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    """A service ``name`` (``nats-server``; the unit is ``wasmcloud-nats-server``) that
+    runs ``argv``, restarted ``restart_seconds`` after it exits with a failure."""
+
+    name: str
+    argv: tuple[str, ...]
+    description: str
+    restart_seconds: int = 2
+
+    def __post_init__(self) -> None:
+        _check_name(self.name)
+        if not self.argv or not self.argv[0].startswith("/"):
+            raise ValueError(f"argv of service {self.name}: starts with an absolute path")
+        for arg in self.argv:
+            if "\n" in arg or "\0" in arg:
+                raise ValueError(f"argv of service {self.name}: {arg!r} has a line break")
+        if self.restart_seconds < 1:
+            raise ValueError(f"restart_seconds of service {self.name}: at least 1")
+
+
+def _check_name(name: str) -> None:
+    if not _NAME.fullmatch(name):
+        raise ValueError(
+            f"service name {name!r}: lowercase letters, digits and '-', at most 63 characters"
+        )
+
+
+def unit_name(name: str) -> str:
+    return f"wasmcloud-{name}"
+
+
+@dataclass(frozen=True)
+class ServiceState:
+    definition_sha256: str | None  # of the unit file or the supervisor script
+    running: bool
+
+
+# --- layout and rendering (pure) -------------------------------------------------------
+
+
+def definition_path(name: str, systemd: bool) -> str:
+    if systemd:
+        return f"{SYSTEMD_DIR}/{unit_name(name)}.service"
+    return f"{SERVICES_DIR}/{name}/run"
+
+
+def _pid_path(name: str) -> str:
+    return f"{SERVICES_DIR}/{name}/pid"
+
+
+def log_path(name: str) -> str:
+    """Where a supervised service's output goes (systemd's go to the journal)."""
+    return f"{LOG_DIR}/{name}.log"
+
+
+def _systemd_quote(arg: str) -> str:
+    # systemd.service(5) command lines: % and $ are specifiers/variables, doubled to be
+    # literal; double quotes group words, with C-style escapes inside.
+    escaped = arg.replace("%", "%%").replace("$", "$$")
+    if re.fullmatch(r"[A-Za-z0-9_@+=:,./%$-]+", escaped):
+        return escaped
+    return '"' + escaped.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def render_systemd_unit(spec: ServiceSpec) -> str:
+    return "\n".join(
+        [
+            "# Written by pulumi-wasmcloud; changes here are replaced on the next `up`.",
+            "[Unit]",
+            f"Description={spec.description}",
+            "After=network-online.target",
+            "Wants=network-online.target",
+            "",
+            "[Service]",
+            "ExecStart=" + " ".join(_systemd_quote(a) for a in spec.argv),
+            "Restart=on-failure",
+            f"RestartSec={spec.restart_seconds}",
+            "",
+            "[Install]",
+            "WantedBy=multi-user.target",
+            "",
+        ]
+    )
+
+
+def render_supervisor(spec: ServiceSpec) -> str:
+    """A POSIX sh supervisor: runs argv, restarts it when it exits non-zero, stops it
+    (and itself) on TERM. Its pid, written first, is also its process group's id."""
+    pid = shlex.quote(_pid_path(spec.name))
+    command = " ".join(shlex.quote(a) for a in spec.argv)
+    label = unit_name(spec.name)
+    return "\n".join(
+        [
+            "#!/bin/sh",
+            f"# {label}: {spec.description}",
+            "# Written by pulumi-wasmcloud: this machine has no systemd, so this script",
+            "# supervises the service; changes here are replaced on the next `up`.",
+            f"echo $$ > {pid}.tmp && mv -f {pid}.tmp {pid}",
+            "child=",
+            'stop() { if [ -n "$child" ]; then kill -TERM "$child" 2>/dev/null; '
+            'wait "$child"; fi; ' + f"rm -f {pid}; exit 0; }}",
+            "trap stop TERM INT HUP",
+            "while :; do",
+            f"  {command} &",
+            "  child=$!",
+            '  wait "$child"',
+            "  status=$?",
+            f'  if [ "$status" -eq 0 ]; then rm -f {pid}; exit 0; fi',
+            f'  echo "$(date -u +%Y-%m-%dT%H:%M:%SZ) {label}: exited with status $status; '
+            f'restarting in {spec.restart_seconds}s"',
+            f"  sleep {spec.restart_seconds} & wait $!",
+            "done",
+            "",
+        ]
+    )
+
+
+def render_definition(spec: ServiceSpec, systemd: bool) -> str:
+    return render_systemd_unit(spec) if systemd else render_supervisor(spec)
+
+
+# --- the probe -------------------------------------------------------------------------
+
+
+def parse_service_state(output: str) -> ServiceState:
+    lines = output.splitlines()
+    if len(lines) != 2 or lines[1] not in ("running", "stopped"):
+        raise ValueError(
+            f"expected a sha256 (or {ABSENT!r}) and 'running' or 'stopped', got {output!r}"
+        )
+    return ServiceState(parse_sha256(lines[0]), lines[1] == "running")
+
+
+def service_state(name: str, systemd: bool) -> Fact[ServiceState]:
+    _check_name(name)
+    definition = shlex.quote(definition_path(name, systemd))
+    digest = f"if [ -f {definition} ]; then sha256sum < {definition}; else echo {ABSENT}; fi"
+    if systemd:
+        running = f"systemctl is-active --quiet {unit_name(name)}"
+    else:
+        # The pid must be a live process running this service's script (not a reused pid).
+        pid = shlex.quote(_pid_path(name))
+        running = (
+            f'pid=$(cat {pid} 2>/dev/null) && [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null '
+            f"&& tr '\\0' ' ' < /proc/$pid/cmdline | grep -qF {definition}"
+        )
+    return Fact(
+        f"service {name}",
+        f"{digest}; if {running}; then echo running; else echo stopped; fi",
+        parse_service_state,
+    )
+
+
+# --- planners (pure) -------------------------------------------------------------------
+
+
+def _sha256(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _start(name: str, systemd: bool) -> Command:
+    if systemd:
+        return Shell(f"systemctl enable --now {unit_name(name)}")
+    pid = shlex.quote(_pid_path(name))
+    log = shlex.quote(log_path(name))
+    run = shlex.quote(definition_path(name, False))
+    # setsid -f: a new session, so the supervisor outlives this SSH session; then wait
+    # (bounded) until it has written its pid, so a probe right after sees it running.
+    return Shell(
+        f"mkdir -p {shlex.quote(LOG_DIR)} && rm -f {pid} && "
+        f"setsid -f /bin/sh {run} </dev/null >>{log} 2>&1 && "
+        f"i=0; while [ ! -s {pid} ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done; "
+        f"[ -s {pid} ] || {{ echo 'the supervisor did not start; see {log}' >&2; exit 1; }}"
+    )
+
+
+def _stop(name: str, systemd: bool) -> Command:
+    if systemd:
+        return Shell(f"systemctl stop {unit_name(name)}")
+    pid = shlex.quote(_pid_path(name))
+    # TERM the whole process group (supervisor and service), wait for it to go, and
+    # KILL what is left after STOP_SECONDS.
+    tries = STOP_SECONDS * 10
+    return Shell(
+        f'pid=$(cat {pid} 2>/dev/null) || exit 0; [ -n "$pid" ] || exit 0; '
+        'kill -TERM -- "-$pid" 2>/dev/null; '
+        f'i=0; while kill -0 -- "-$pid" 2>/dev/null && [ $i -lt {tries} ]; do '
+        "sleep 0.1; i=$((i+1)); done; "
+        f'kill -KILL -- "-$pid" 2>/dev/null; rm -f {pid}; exit 0',
+        timeout=STOP_SECONDS + 30,
+    )
+
+
+def plan_service(
+    machine: str,
+    spec: ServiceSpec,
+    state: ServiceState,
+    systemd: bool,
+    restart: bool = False,
+) -> list[Change]:
+    """The changes that leave ``spec`` defined and running on ``machine``; ``restart``
+    when what it runs changed (a new binary or config) though its definition did not."""
+    definition = render_definition(spec, systemd)
+    changes: list[Change] = []
+    redefined = state.definition_sha256 != _sha256(definition)
+    if redefined:
+        path = definition_path(spec.name, systemd)
+        commands: list[Command] = [Upload(path, definition.encode(), 0o644 if systemd else 0o755)]
+        if systemd:
+            commands.append(Shell("systemctl daemon-reload"))
+        verb = "define" if state.definition_sha256 is None else "redefine"
+        changes.append(Change(f"{spec.name} service: {verb} on {machine}", tuple(commands)))
+    if not state.running:
+        changes.append(
+            Change(f"{spec.name} service: start on {machine}", (_start(spec.name, systemd),))
+        )
+    elif redefined or restart:
+        changes.append(
+            Change(
+                f"{spec.name} service: restart on {machine}",
+                (_stop(spec.name, systemd), _start(spec.name, systemd)),
+            )
+        )
+    return changes
+
+
+def remove_empty_dirs(*paths: str) -> Shell:
+    """Remove each directory of ours that is empty by now (in the order given, deepest
+    first), so a machine we leave has no trace of us; one still in use stays."""
+    quoted = " ".join(shlex.quote(p) for p in paths)
+    return Shell(f'for d in {quoted}; do rmdir "$d" 2>/dev/null || true; done')
+
+
+def plan_stop(machine: str, name: str, state: ServiceState, systemd: bool) -> list[Change]:
+    if not state.running:
+        return []
+    return [Change(f"{name} service: stop on {machine}", (_stop(name, systemd),))]
+
+
+def plan_remove(machine: str, name: str, state: ServiceState, systemd: bool) -> list[Change]:
+    """Stop the service and remove every file of it (definition, pid, log)."""
+    if not state.running and state.definition_sha256 is None:
+        return []
+    commands: list[Command] = []
+    if state.running:
+        commands.append(_stop(name, systemd))
+    if systemd:
+        unit = unit_name(name)
+        commands += [
+            Shell(f"systemctl disable {unit} 2>/dev/null || true"),
+            Shell(f"rm -f {shlex.quote(definition_path(name, True))}"),
+            Shell("systemctl daemon-reload"),
+        ]
+    else:
+        commands += [
+            Shell(f"rm -rf {shlex.quote(f'{SERVICES_DIR}/{name}')} {shlex.quote(log_path(name))}"),
+            remove_empty_dirs(SERVICES_DIR, LOG_DIR),
+        ]
+    return [Change(f"{name} service: remove from {machine}", tuple(commands))]
