@@ -302,3 +302,17 @@ def _pids_in_machines(machines: Machines) -> list[int]:
             except OSError:
                 continue
     return found
+
+
+def booted(*names: str) -> Iterator[Machines]:
+    """For a fixture: ``yield from booted("core-1", "core-2")`` skips when machines cannot
+    be booted here, and after the test checks that their teardown left nothing."""
+    import pytest  # only fixtures need it; the module itself is plain
+
+    reason = unavailable()
+    if reason is not None:
+        pytest.skip(f"no test machines: {reason}")
+    with boot_machines(names) as machines:
+        yield machines
+    left = leftovers(machines)
+    assert not left, f"test machines left behind: {left}"
