@@ -79,7 +79,7 @@ def test_nats_server_version_or_absent() -> None:
     assert parse_nats_server_version("nats-server: v2.12.0-RC.3\n") == "2.12.0-RC.3"
     assert parse_nats_server_version("absent\n") is None
     for output in ("v2.12.1\n", "nats-server: 2.12.1\n", "Segmentation fault\n", ""):
-        with pytest.raises(ValueError, match="nats-server: vX.Y.Z"):
+        with pytest.raises(ValueError, match=r"nats-server: vX\.Y\.Z"):
             parse_nats_server_version(output)
 
 
