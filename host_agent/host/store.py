@@ -8,6 +8,7 @@ Every host reads the same buckets, so every host sees the same links and config.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -19,15 +20,46 @@ from host_agent.lattice.jetstream import (
     follow,
     kv_keys,
     open_kv,
-    read_json,
     update_json,
 )
 from host_agent.lattice.protocol import DeleteLinkRequest, Link
+from host_agent.lattice.strict import BadRequest, StrictModel, parse_json
 from host_agent.lattice.subjects import component_spec_key, config_bucket, links_bucket
+
+log = logging.getLogger(__name__)
 
 
 class LinkConflict(ValueError):
     pass
+
+
+class UnreadableLinkEntry(LinkConflict):
+    """A ``COMPONENT_{id}`` entry that is not a component specification: a link on that
+    source cannot be stored (as with the 1.4.2 host) until the entry is repaired."""
+
+
+class ComponentSpecification(StrictModel):
+    """The value of ``COMPONENT_{id}``, as the 1.4.2 host (de)serializes it: both fields
+    are required there (serde has no default on them)."""
+
+    url: str
+    links: list[Link]
+
+
+def parse_spec(key: str, value: bytes) -> ComponentSpecification:
+    """Strictly, naming the key: hosts of other versions write this bucket too."""
+    return parse_json(ComponentSpecification, value, f"link entry {key}")
+
+
+def _links_or_nothing(key: str, value: bytes) -> list[dict[str, Any]]:
+    """The links of one entry; an unreadable entry routes nothing (its links cannot be
+    trusted) and is reported, instead of stopping the links of every other component."""
+    try:
+        spec = parse_spec(key, value)
+    except BadRequest as error:
+        log.warning("%s; its links are ignored until it is rewritten (wash link put)", error)
+        return []
+    return [link.model_dump() for link in spec.links]
 
 
 class LatticeStore:
@@ -62,8 +94,12 @@ class LatticeStore:
         links: list[dict[str, Any]] = []
         # KV filters are subject wildcards (whole tokens only), so match the prefix here.
         for key in sorted(k for k in keys if k.startswith(component_spec_key(""))):
-            spec, _ = await self._read_spec(key)
-            links.extend(spec.get("links", []))
+            try:
+                entry = await self._links.get(key)
+            except MISSING_KEY:
+                continue  # deleted between the listing and the read
+            if entry.value:
+                links.extend(_links_or_nothing(key, entry.value))
         return links
 
     async def put_link(self, link: Link) -> None:
@@ -106,7 +142,7 @@ class LatticeStore:
                 continue
             links: list[dict[str, Any]] = []
             if entry.operation is None and entry.value:
-                links = json.loads(entry.value).get("links", [])
+                links = _links_or_nothing(entry.key, entry.value)
             yield entry.key[len(prefix) :], links
 
     # claims (CLAIMS_{subject}, as the Rust host keeps them) --------------------------
@@ -124,15 +160,29 @@ class LatticeStore:
             values.append(entry.value or b"")
         return values
 
-    async def _read_spec(self, key: str) -> tuple[dict[str, Any], int | None]:
-        spec, revision = await read_json(self._links, key)
-        return spec or {"url": "", "links": []}, revision
-
     async def _update_links(self, source_id: str, change: Any) -> None:
-        def edit(spec: dict[str, Any] | None) -> dict[str, Any]:
-            spec = dict(spec or {})
-            spec["links"] = change(list(spec.get("links", [])))
-            spec.setdefault("url", "")
-            return spec
+        key = component_spec_key(source_id)
 
-        await update_json(self._links, component_spec_key(source_id), edit)
+        def edit(current: Any) -> dict[str, Any]:
+            if current is None:
+                spec = ComponentSpecification(url="", links=[])
+            else:
+                try:
+                    spec = parse_spec(key, json.dumps(current).encode())
+                except BadRequest as error:
+                    raise UnreadableLinkEntry(
+                        f"{error}; links from {source_id} cannot be changed until it is "
+                        "repaired (purge the key from the lattice's LATTICEDATA bucket, "
+                        "then put the links again)"
+                    ) from None
+            links = change([link.model_dump() for link in spec.links])
+            return {"url": spec.url, "links": links}
+
+        try:
+            await update_json(self._links, key, edit)
+        except json.JSONDecodeError:
+            raise UnreadableLinkEntry(
+                f"invalid link entry {key}: not JSON; links from {source_id} cannot be "
+                "changed until it is repaired (purge the key from the lattice's LATTICEDATA "
+                "bucket, then put the links again)"
+            ) from None
