@@ -1,10 +1,15 @@
 """wRPC value encoding: component-model values as LEB128 integers and length-prefixed bytes.
 
 Written by hand because no maintained Python wRPC library exists; the layout follows
-the wrpc-transport crate (see docs/architecture.md).
+the wrpc-transport crate (see docs/architecture.md). Integers follow leb128-tokio, which
+wrpc uses: at most ceil(bits/7) bytes, and the last byte may carry no bits beyond the width
+(padding inside that length is accepted, as upstream does). Reference bytes printed by the
+real crates are in tests/unit/wrpc_vectors.json.
 """
 
 from __future__ import annotations
+
+import struct
 
 
 class DecodeError(ValueError):
@@ -42,6 +47,28 @@ class Writer:
         self.buffer.append(value & 0xFF)
         return self
 
+    def s8(self, value: int) -> Writer:
+        """s8 is one two's-complement byte (not LEB128), as wrpc writes it."""
+        self.buffer.append(value & 0xFF)
+        return self
+
+    def f32(self, value: float) -> Writer:
+        self.buffer += struct.pack("<f", value)
+        return self
+
+    def f64(self, value: float) -> Writer:
+        self.buffer += struct.pack("<d", value)
+        return self
+
+    def char(self, value: str) -> Writer:
+        """A char is its UTF-8 bytes, with no length (wasm-tokio's Utf8Codec)."""
+        self.buffer += value.encode()
+        return self
+
+    def raw(self, value: bytes) -> Writer:
+        self.buffer += value
+        return self
+
     def boolean(self, value: bool) -> Writer:
         return self.u8(1 if value else 0)
 
@@ -74,26 +101,62 @@ class Reader:
         self.offset += 1
         return byte
 
-    def _leb128(self, max_bits: int) -> tuple[int, int, int]:
-        """Raw LEB128 groups: (value, bits consumed, last byte), for u() and s() to finish."""
+    def _leb128(self, bits: int) -> tuple[int, int]:
+        """Raw LEB128 groups of an integer `bits` wide: (value, bits consumed)."""
         result = shift = 0
-        while True:
+        for _ in range(-(-bits // 7)):
             byte = self._byte()
             result |= (byte & 0x7F) << shift
             shift += 7
             if not byte & 0x80:
-                return result, shift, byte
-            if shift >= max_bits + 7:
-                raise DecodeError("LEB128 integer too long")
+                return result, shift
+        raise DecodeError(f"LEB128 integer longer than {-(-bits // 7)} bytes for {bits} bits")
 
     def u(self, max_bits: int = 64) -> int:
-        return self._leb128(max_bits)[0]
+        """Unsigned LEB128 of an integer `max_bits` wide; larger values are refused."""
+        value, _ = self._leb128(max_bits)
+        if value >> max_bits:
+            raise DecodeError(f"LEB128 integer does not fit in {max_bits} bits")
+        return value
 
     def s(self, max_bits: int = 64) -> int:
-        result, shift, last = self._leb128(max_bits)
-        if last & 0x40:  # sign bit of the last group
-            result -= 1 << shift
-        return result
+        """Signed LEB128 of an integer `max_bits` wide; out-of-range values are refused."""
+        value, shift = self._leb128(max_bits)
+        if value >> (shift - 1):  # sign bit of the last group
+            value -= 1 << shift
+        if not -(1 << (max_bits - 1)) <= value < 1 << (max_bits - 1):
+            raise DecodeError(f"signed LEB128 integer does not fit in {max_bits} bits")
+        return value
+
+    def fixed(self, size: int) -> bytes:
+        end = self.offset + size
+        if end > len(self.data):
+            raise DecodeError("unexpected end of wRPC value")
+        value = bytes(self.data[self.offset : end])
+        self.offset = end
+        return value
+
+    def s8(self) -> int:
+        byte = self._byte()
+        return byte - 256 if byte & 0x80 else byte
+
+    def f32(self) -> float:
+        return float(struct.unpack("<f", self.fixed(4))[0])
+
+    def f64(self) -> float:
+        return float(struct.unpack("<d", self.fixed(8))[0])
+
+    def char(self) -> str:
+        """One UTF-8 encoded scalar value; its first byte gives its length."""
+        first = self._byte()
+        size = 1 if first < 0x80 else 2 if first >> 5 == 0b110 else 3 if first >> 4 == 0b1110 else 4
+        if first >= 0x80 and (first >> 6 == 0b10 or first >= 0xF8):
+            raise DecodeError(f"char is not UTF-8: invalid first byte 0x{first:02x}")
+        encoded = bytes([first]) + self.fixed(size - 1)
+        try:
+            return encoded.decode()
+        except UnicodeDecodeError:
+            raise DecodeError(f"char is not UTF-8: bytes {encoded.hex()}") from None
 
     def u8(self) -> int:
         return self._byte()
@@ -106,18 +169,19 @@ class Reader:
 
     def list_u8(self) -> bytes:
         length = self.u(32)
-        end = self.offset + length
-        if end > len(self.data):
-            raise DecodeError("byte list longer than the message")
-        value = bytes(self.data[self.offset : end])
-        self.offset = end
-        return value
+        if self.offset + length > len(self.data):
+            raise DecodeError(f"byte list of {length} bytes is longer than the message")
+        return self.fixed(length)
+
+    def remaining(self) -> int:
+        return len(self.data) - self.offset
 
     def string(self) -> str:
         try:
             return self.list_u8().decode()
         except UnicodeDecodeError as error:
-            raise DecodeError(f"string is not UTF-8: {error}") from None
+            reason = f"{error.reason} at byte {error.start}"
+            raise DecodeError(f"string is not UTF-8 ({reason})") from None
 
     def option_string(self) -> str | None:
         return self.string() if self.option() else None
