@@ -57,16 +57,16 @@ class BadPath(Exception):
 
 def parse(path: str) -> Request:
     """`/sum/1,2,3` -> Request(SUM, [1, 2, 3]); anything else is refused with the reason."""
-    parts = path.strip("/").split("/")
-    if len(parts) != 2 or parts[0] not in OPERATIONS:
+    operation, _, listed = path.strip("/").partition("/")
+    if operation not in OPERATIONS or "/" in listed:
         raise BadPath(f"unknown path {path!r}; {USAGE}")
     numbers: list[int] = []
-    for text in filter(None, parts[1].split(",")):
+    for text in filter(None, listed.split(",")):
         try:
             numbers.append(int(text))
         except ValueError:
             raise BadPath(f"{text!r} is not an integer; {USAGE}") from None
-    return Request(operation=OPERATIONS[parts[0]], numbers=numbers, caller=None)
+    return Request(operation=OPERATIONS[operation], numbers=numbers, caller=None)
 
 
 class IncomingHandler(exports.IncomingHandler):
