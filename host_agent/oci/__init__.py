@@ -60,6 +60,7 @@ __all__ = [
 ]
 
 DEFAULT_MAX_SIZE = 50 * 1024 * 1024
+DEFAULT_TIMEOUT = 60.0  # seconds to connect, and for each wait for data
 
 
 @dataclass(frozen=True)
@@ -119,14 +120,17 @@ async def fetch_component(
     max_size: int = DEFAULT_MAX_SIZE,
     cache: BlobCache | None = None,
     progress: Progress | None = None,
+    timeout: float = DEFAULT_TIMEOUT,
 ) -> PulledComponent:
     """Pull a component, using and filling `cache` when given. A pinned reference whose
-    manifest and layer are cached needs no registry at all."""
+    manifest and layer are cached needs no registry at all. `timeout` bounds connecting
+    and each wait for data, so a registry that stops answering is reported, not waited
+    on forever."""
     target = _as_ref(ref)
     manifest: bytes | None = None
     if cache is not None and target.digest is not None:
         manifest = await asyncio.to_thread(cache.get, target.digest)
-    session = RegistrySession(target, insecure=insecure, credentials=credentials)
+    session = RegistrySession(target, insecure=insecure, credentials=credentials, timeout=timeout)
     async with session:
         manifest_cached = manifest is not None
         if manifest is not None:
@@ -142,9 +146,7 @@ async def fetch_component(
         data = await asyncio.to_thread(cache.get, layer.digest) if cache is not None else None
         hit = data is not None
         if data is None:
-            parts: list[bytes] = []
-            await session.get_blob(layer, parts.append, progress)
-            data = b"".join(parts)
+            data = await session.get_blob(layer, progress)
     if cache is not None:
         if not hit:
             await asyncio.to_thread(cache.put, layer.digest, data)
@@ -160,9 +162,15 @@ async def pull_component(
     credentials: Credentials | None = None,
     max_size: int = DEFAULT_MAX_SIZE,
     progress: Progress | None = None,
+    timeout: float = DEFAULT_TIMEOUT,
 ) -> tuple[bytes, str]:
     """Pull a component; returns its bytes and the manifest digest."""
     pulled = await fetch_component(
-        ref, insecure=insecure, credentials=credentials, max_size=max_size, progress=progress
+        ref,
+        insecure=insecure,
+        credentials=credentials,
+        max_size=max_size,
+        progress=progress,
+        timeout=timeout,
     )
     return pulled.data, pulled.digest

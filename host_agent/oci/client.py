@@ -6,7 +6,9 @@ the host must (verify the manifest digest against a pinned reference, refuse a l
 the size limit before downloading it, stream the blob through sha256 into a 0700 cache)
 needs control over each request that oras's file-oriented pull does not give. The API
 used is the plain distribution spec: GET/PUT manifests, HEAD/GET blobs, POST+PUT uploads,
-with Basic or Bearer-token auth from a 401's WWW-Authenticate challenge.
+with Basic or Bearer-token auth from a 401's WWW-Authenticate challenge. Blob bodies are
+read by download.py (blocking readinto in a worker thread, hashed as they arrive), every
+other request by aiohttp.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import http.client
 import json
 import re
 from collections.abc import Callable
@@ -25,13 +28,11 @@ from urllib.parse import urljoin
 import aiohttp
 
 from host_agent.oci import layout
+from host_agent.oci.download import BlobDownload, Downloaded, TooManyRedirects
 from host_agent.oci.reference import ImageReference
 
 Progress = Callable[[str], None]
 CHUNK = 1024 * 1024
-# aiohttp pauses reading whenever its buffer passes this; its 64 KiB default made a pull of
-# an 18 MB component 3x slower than a plain GET of the same blob (benchmarks/pull.py).
-READ_BUFFER = 4 * 1024 * 1024
 
 
 class RegistryError(Exception):
@@ -111,13 +112,12 @@ class RegistrySession:
         self.scheme = "http" if insecure else "https"
         self.base = f"{self.scheme}://{ref.registry}/v2/{ref.repository}"
         self._auth_header: str | None = None
+        self._timeout_s = timeout
         self._timeout = aiohttp.ClientTimeout(total=None, connect=timeout, sock_read=timeout)
         self._session: aiohttp.ClientSession | None = None
 
     async def __aenter__(self) -> RegistrySession:
-        self._session = aiohttp.ClientSession(
-            timeout=self._timeout, auto_decompress=False, read_bufsize=READ_BUFFER
-        )
+        self._session = aiohttp.ClientSession(timeout=self._timeout, auto_decompress=False)
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -196,14 +196,19 @@ class RegistrySession:
                 return resp
             challenge = resp.headers.get("WWW-Authenticate", "")
             resp.release()
-            if resp.status == 403 or attempt == 1 or not challenge:
-                given = "with the credentials given" if self.credentials else "without credentials"
-                raise RegistryAuthError(
-                    f"{self.where} refused access to {self.ref} {given} "
-                    f"(HTTP {resp.status}); " + _auth_fix(self.ref.registry)
-                )
-            await self._authorize(challenge, push)
+            await self._answer_refusal(resp.status, challenge, attempt, push)
         raise AssertionError("unreachable")
+
+    async def _answer_refusal(self, status: int, challenge: str, attempt: int, push: bool) -> None:
+        """After a 401/403: authorize for the challenge, or raise when there is nothing
+        (more) to try."""
+        if status == 403 or attempt == 1 or not challenge:
+            given = "with the credentials given" if self.credentials else "without credentials"
+            raise RegistryAuthError(
+                f"{self.where} refused access to {self.ref} {given} "
+                f"(HTTP {status}); " + _auth_fix(self.ref.registry)
+            )
+        await self._authorize(challenge, push)
 
     # pull ---------------------------------------------------------------------------
     async def get_manifest(self) -> tuple[bytes, str, str]:
@@ -231,64 +236,63 @@ class RegistrySession:
             )
         return body, digest, media_type
 
-    async def get_blob(
-        self, descriptor: Descriptor, sink: Callable[[bytes], None], progress: Progress | None
-    ) -> None:
-        """Stream a blob into `sink`, checking its size and digest; raises on mismatch."""
+    async def get_blob(self, descriptor: Descriptor, progress: Progress | None) -> bytes:
+        """The blob's bytes, checked against the descriptor's size and digest (raises on a
+        mismatch). The body is read by download.BlobDownload in worker threads."""
         url = f"{self.base}/blobs/{descriptor.digest}"
-        resp = await self.request("GET", url)
-        async with resp:
-            if resp.status == 404:
+        loop = asyncio.get_running_loop()
+
+        def report(received: int) -> None:  # called from the download thread
+            if progress is not None:
+                text = f"{received}/{descriptor.size} bytes"
+                loop.call_soon_threadsafe(progress, text)
+
+        for attempt in range(2):
+            headers = {"Authorization": self._auth_header} if self._auth_header else {}
+            download = BlobDownload(
+                url, headers, descriptor.size, timeout=self._timeout_s, progress=report
+            )
+            try:
+                outcome = await asyncio.to_thread(download.run)
+            except asyncio.CancelledError:
+                download.abort()  # the thread cannot be cancelled; its socket can be closed
+                raise
+            except TimeoutError:
+                raise RegistryUnreachable(
+                    f"{self.where} did not answer in time (after {self._timeout_s:g} s) "
+                    f"for blob {descriptor.digest}"
+                ) from None
+            except (OSError, http.client.HTTPException, TooManyRedirects) as exc:
+                raise RegistryUnreachable(
+                    f"cannot fetch blob {descriptor.digest} from {self.where}: "
+                    f"{exc or type(exc).__name__}"
+                ) from None
+            if isinstance(outcome, Downloaded):
+                break
+            if outcome.status in (401, 403):
+                await self._answer_refusal(outcome.status, outcome.challenge, attempt, push=False)
+                continue
+            if outcome.status == 404:
                 raise ArtifactNotFound(
                     f"{self.where} has no blob {descriptor.digest} for {self.ref}"
                 )
-            if resp.status != 200:
-                raise RegistryError(
-                    f"{self.where} answered HTTP {resp.status} for blob {descriptor.digest}"
-                )
-            # sha256 runs at about the speed loopback delivers, so each chunk is hashed in a
-            # worker thread (hashlib releases the GIL) while the next one is read: verifying
-            # then costs little more than the download itself.
-            hasher = hashlib.sha256()
-            loop = asyncio.get_running_loop()
-            hashing: asyncio.Future[None] | None = None
-            batch: list[bytes] = []
-            batched = 0
-            received = 0
-
-            def hash_all(chunks: list[bytes]) -> None:
-                for piece in chunks:
-                    hasher.update(piece)
-
-            async for chunk in resp.content.iter_any():
-                received += len(chunk)
-                if received > descriptor.size:
-                    raise DigestMismatch(
-                        f"blob {descriptor.digest} of {self.ref} is longer than the "
-                        f"{descriptor.size} bytes its manifest says; refusing it"
-                    )
-                sink(chunk)
-                batch.append(chunk)
-                batched += len(chunk)
-                if batched >= CHUNK:  # one thread hand-off per MiB, not per socket read
-                    if hashing is not None:
-                        await hashing
-                    hashing = loop.run_in_executor(None, hash_all, batch)
-                    batch, batched = [], 0
-                    if progress:
-                        progress(f"{received}/{descriptor.size} bytes")
-            if hashing is not None:
-                await hashing
-            hash_all(batch)
-            if progress:
-                progress(f"{received}/{descriptor.size} bytes")
-        actual = "sha256:" + hasher.hexdigest()
-        if received != descriptor.size or actual != descriptor.digest:
-            raise DigestMismatch(
-                f"blob of {self.ref} from {self.where} has digest {actual} ({received} bytes), "
-                f"not {descriptor.digest} ({descriptor.size} bytes) as its manifest says; "
-                "refusing it"
+            raise RegistryError(
+                f"{self.where} answered HTTP {outcome.status} for blob {descriptor.digest}"
             )
+        else:
+            raise AssertionError("unreachable")
+        if outcome.longer:
+            raise DigestMismatch(
+                f"blob {descriptor.digest} of {self.ref} is longer than the "
+                f"{descriptor.size} bytes its manifest says; refusing it"
+            )
+        if outcome.received != descriptor.size or outcome.digest != descriptor.digest:
+            raise DigestMismatch(
+                f"blob of {self.ref} from {self.where} has digest {outcome.digest} "
+                f"({outcome.received} bytes), not {descriptor.digest} ({descriptor.size} "
+                "bytes) as its manifest says; refusing it"
+            )
+        return outcome.data
 
     # push ---------------------------------------------------------------------------
     async def put_blob(self, data: bytes, progress: Progress | None) -> Descriptor:
