@@ -12,6 +12,8 @@ With ``registryUrl`` (the Lattice's registry), a component whose image is a loca
 (``file://...`` or a plain path) is pushed there and deployed by digest: ``check`` reads the
 file and pins ``<registry>/<app>/<component>@sha256:...`` into the manifest, so a rebuilt
 component shows in preview as a changed digest and nothing else; ``up`` pushes it first.
+A component image named by tag in a registry is pinned the same way, to the digest the tag
+names when ``check`` runs (image_tags.py), so a new push under the same tag shows too.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import os
 import re
 import time
 from contextlib import AbstractAsyncContextManager
@@ -49,6 +52,7 @@ from pulumi_wasmcloud.provider.handlers import (
     changed_keys,
     nats_url_required,
 )
+from pulumi_wasmcloud.provider.image_tags import pin_tagged_images
 from pulumi_wasmcloud.provider.live import (
     CredentialsRefused,
     Lattice,
@@ -335,6 +339,15 @@ class ApplicationResource:
                 inputs["localComponents"] = pushes
         elif registry not in (None, "", UNKNOWN) and address is None:
             failures.append(InputError("registryUrl", "must be an http:// or https:// URL"))
+        if manifest is not None and registry is not UNKNOWN and not failures:
+            # A tag can move: pin what it names now, so a new push under the same tag is
+            # an image change in preview (image_tags.py). Skipped while the Lattice's
+            # registry is not known yet: it decides how that registry is reached.
+            pinned, refused = await pin_tagged_images(inputs["manifest"], address, os.environ)
+            failures += refused
+            if pinned is not inputs["manifest"] and not refused:
+                manifest = parse_manifest(pinned).manifest
+                inputs["manifest"] = manifest.to_data()
         failures += _wrongly_typed(inputs)
         if not inputs["natsUrl"]:
             failures.append(nats_url_required())
@@ -475,22 +488,25 @@ class ApplicationResource:
         """What runs, once it matches the plan or SETTLE_TIMEOUT passed. "deployed" can be
         a status an earlier controller published (a restarted one takes over within its
         lease), so what the hosts run is the proof, not the status alone."""
-        deadline = time.monotonic() + SETTLE_TIMEOUT
+        started = time.monotonic()
         while True:
             placement = await lattice.running(manifest, fresh=True)
             if status != StatusType.DEPLOYED.value:
                 return placement
-            # A new image under the same placement (a rebuilt component): "deployed" may
-            # still be the status of the previous version, so wait for the hosts to run it.
+            # A new image under the same placement (a rebuilt component, a moved tag):
+            # "deployed" may still be the status of the previous version, so wait for the
+            # hosts to run it. The controller stops the old image, then the hosts pull and
+            # compile the new one, which takes as long as a deploy may.
             stale = await _stale_images(lattice, manifest)
             if (planned is None or placement == planned) and not stale:
                 return placement
-            if time.monotonic() > deadline:
-                if stale:
-                    raise RuntimeError(
-                        f"{manifest.name}: after {SETTLE_TIMEOUT:.0f} s hosts still run "
-                        f"{', '.join(stale)}; see the hosts' logs, then run `pulumi up` again"
-                    )
+            waited = time.monotonic() - started
+            if stale and waited > DEPLOY_TIMEOUT:
+                raise RuntimeError(
+                    f"{manifest.name}: after {DEPLOY_TIMEOUT:.0f} s hosts still run "
+                    f"{', '.join(stale)}; see the hosts' logs, then run `pulumi up` again"
+                )
+            if not stale and waited > SETTLE_TIMEOUT:
                 return placement
             await asyncio.sleep(0.25)
 
