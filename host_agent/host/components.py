@@ -1,9 +1,15 @@
-"""Components running on this host: compiled image, instance pool, wRPC export.
+"""Components running on this host: compiled image, instance pool, wRPC exports.
 
 Each running component serves its wasi:http/incoming-handler export on the wRPC
 subject `{lattice}.{component_id}.wrpc.0.0.1.wrpc:http/incoming-handler@0.1.0.handle`
 (queue group per component, so several hosts share the load), and reaches providers
 for its wasi:keyvalue imports through the links in the lattice.
+
+Custom interfaces (outside `wasi:`) link components to each other: each function a
+component exports is served on `{lattice}.{component_id}.wrpc.0.0.1.{ns:pkg/iface@ver}.
+{function}` (same queue group), and each function it imports is a wRPC call to the
+component its link names. Values are encoded from the component's own types
+(host_agent/wrpc/values.py).
 """
 
 from __future__ import annotations
@@ -21,8 +27,15 @@ from wasmtime import Engine
 from host_agent.host.claims import ClaimsError, ComponentClaims, component_claims
 from host_agent.host.links import LinkIndex
 from host_agent.interfaces.keyvalue import KeyValueError
+from host_agent.runtime.custom import (
+    ComponentCallError,
+    CustomInterface,
+    custom_exports,
+    custom_imports,
+)
 from host_agent.runtime.image import HTTP_HANDLER, ComponentImage, load_component
-from host_agent.runtime.instance import ComponentInstance, import_problems
+from host_agent.runtime.instance import ComponentInstance, ComponentTrap, import_problems
+from host_agent.runtime.interface import split_import
 from host_agent.runtime.pool import InstancePool
 from host_agent.wrpc import keyvalue as kv
 from host_agent.wrpc.codec import DecodeError
@@ -32,11 +45,22 @@ from host_agent.wrpc.http import (
     encode_response,
     pending_request_paths,
 )
-from host_agent.wrpc.transport import Payload, WrpcClient, WrpcError, WrpcServer
+from host_agent.wrpc.transport import NoResponders, Payload, WrpcClient, WrpcError, WrpcServer
+from host_agent.wrpc.values import (
+    UnsupportedType,
+    WitType,
+    decode_values,
+    encode_values,
+    func_signature,
+    param_labels,
+)
 
 log = logging.getLogger("host_agent.components")
 
 KEYVALUE_TIMEOUT = 10.0
+# How long a component's call to a linked component may take, end to end: under the
+# http-server's default 10 s, so an HTTP caller can still answer with the reason.
+COMPONENT_CALL_TIMEOUT = 5.0
 
 
 class ComponentStartError(Exception):
@@ -107,12 +131,132 @@ class LinkedKeyValue:
         return kv.decode_increment(self._call("atomics", "increment", params))
 
 
+@dataclass(frozen=True)
+class Signature:
+    """One function's parameter and result types, for the wRPC encoding."""
+
+    params: list[tuple[str, WitType]]
+    result: WitType | None
+
+    @property
+    def param_types(self) -> list[WitType]:
+        return [ty for _, ty in self.params]
+
+    @property
+    def param_labels(self) -> list[str]:
+        return param_labels([name for name, _ in self.params])
+
+    @property
+    def result_types(self) -> list[WitType]:
+        return [] if self.result is None else [self.result]
+
+    @property
+    def result_labels(self) -> list[str]:
+        return [] if self.result is None else ["result"]
+
+    def results(self, value: Any) -> list[Any]:
+        return [] if self.result is None else [value]
+
+
+FunctionKey = tuple[str, str]  # (versioned interface, function)
+
+
+def signatures(interfaces: dict[str, CustomInterface]) -> dict[FunctionKey, Signature]:
+    """Every function's signature; a type that cannot cross wRPC refuses the component."""
+    found: dict[FunctionKey, Signature] = {}
+    for iface in interfaces.values():
+        for function, func_type in iface.functions.items():
+            try:
+                params, result = func_signature(func_type)
+            except UnsupportedType as error:
+                raise ComponentStartError(f"{iface.name}.{function}: {error}") from None
+            found[(iface.name, function)] = Signature(params, result)
+    return found
+
+
+class LinkedComponents:
+    """A component's custom imports: each call goes to the component its link names.
+
+    Called from the component's worker thread; the wRPC call runs on the host's event
+    loop and the thread waits for it. Every failure is a ComponentCallError naming the
+    target and the function, which traps the caller.
+    """
+
+    def __init__(
+        self,
+        component_id: str,
+        links: Callable[[], LinkIndex],
+        client: WrpcClient,
+        loop: asyncio.AbstractEventLoop,
+        imports: dict[str, CustomInterface],
+        timeout: float = COMPONENT_CALL_TIMEOUT,
+    ) -> None:
+        self.component_id = component_id
+        self._links = links
+        self._client = client
+        self._loop = loop
+        self._imports = imports
+        self._signatures = signatures(imports)
+        self._timeout = timeout
+
+    def call(self, interface: str, function: str, args: list[Any]) -> Any:
+        base, _ = split_import(interface)
+        what = f"{interface}.{function}"
+        namespace, package, name = self._imports[base].namespace_package_interface
+        target = self._links().target_for(self.component_id, namespace, package, name)
+        if target is None:
+            raise ComponentCallError(
+                f"{self.component_id} has no link for {base}; put a link from "
+                f"{self.component_id} to a component that exports {interface}"
+            )
+        signature = self._signatures[(interface, function)]
+        try:
+            params = encode_values(signature.param_types, args, labels=signature.param_labels)
+        except ValueError as error:
+            raise ComponentCallError(f"cannot send {what} to {target}: {error}") from None
+        call = self._client.invoke(
+            target,
+            interface,
+            function,
+            Payload(params),
+            source_id=self.component_id,
+            timeout=self._timeout,
+        )
+        future = asyncio.run_coroutine_threadsafe(call, self._loop)
+        try:
+            reply = future.result(self._timeout + 1)
+        except NoResponders:
+            raise ComponentCallError(
+                f"no running instance of {target} serves {what}: start {target}, "
+                f"built against {interface}"
+            ) from None
+        except WrpcError as error:
+            raise ComponentCallError(f"{target} failed {what}: {error}") from None
+        except TimeoutError:
+            future.cancel()
+            raise ComponentCallError(
+                f"{target} did not answer {what} within {self._timeout:g} s"
+            ) from None
+        try:
+            values = decode_values(
+                signature.result_types, reply.data, labels=signature.result_labels
+            )
+        except DecodeError as error:
+            raise ComponentCallError(
+                f"the reply of {target} to {what} does not decode: {error}"
+            ) from None
+        return values[0] if signature.result is not None else None
+
+
 @dataclass
 class RunningComponent:
     id: str
     image: ComponentImage
     pool: InstancePool
     server: Subscription | None
+    # Custom exports: their signatures, and one subscription per served function.
+    export_signatures: dict[FunctionKey, Signature]
+    export_servers: dict[FunctionKey, Subscription]
 
 
 class ComponentHost:
@@ -170,7 +314,11 @@ class ComponentHost:
             raise ComponentStartError("; ".join(problems))
         loop = asyncio.get_running_loop()
         keyvalue = LinkedKeyValue(component_id, self.links, self.client, loop)
-        pool = InstancePool(lambda: ComponentInstance(image, keyvalue, component_id), count)
+        linked = LinkedComponents(
+            component_id, self.links, self.client, loop, custom_imports(image)
+        )
+        export_signatures = signatures(custom_exports(image))
+        pool = InstancePool(lambda: ComponentInstance(image, keyvalue, component_id, linked), count)
         try:
             await pool.fill()
         except Exception as error:
@@ -186,9 +334,64 @@ class ComponentHost:
                 self._http_handler(component_id),
                 pending_params=pending_request_paths,
             )
-        self.running[component_id] = RunningComponent(component_id, image, pool, server)
+        export_servers = await self._serve_exports(
+            component_id, export_signatures, previous.export_servers if previous else {}
+        )
+        self.running[component_id] = RunningComponent(
+            component_id, image, pool, server, export_signatures, export_servers
+        )
         if previous is not None:
             previous.pool.close()
+
+    async def _serve_exports(
+        self,
+        component_id: str,
+        wanted: dict[FunctionKey, Signature],
+        serving: dict[FunctionKey, Subscription],
+    ) -> dict[FunctionKey, Subscription]:
+        """Subscribe the custom export functions not served yet; stop serving the ones the
+        (updated) component no longer exports."""
+        servers = {}
+        for key, subscription in serving.items():
+            if key in wanted:
+                servers[key] = subscription
+            else:
+                await subscription.unsubscribe()
+        for key in wanted.keys() - servers.keys():
+            interface, function = key
+            servers[key] = await self.server.serve(
+                component_id, interface, function, self._export_handler(component_id, key)
+            )
+        return servers
+
+    def _export_handler(self, component_id: str, key: FunctionKey) -> Any:
+        interface, function = key
+        what = f"{interface}.{function}"
+
+        async def handle(params: Payload, headers: dict[str, str]) -> Payload:
+            running = self.running.get(component_id)
+            signature = running.export_signatures.get(key) if running else None
+            if running is None or signature is None:
+                raise WrpcError(f"{component_id} on this host does not serve {what}")
+            try:
+                args = decode_values(
+                    signature.param_types, params.data, labels=signature.param_labels
+                )
+            except DecodeError as error:
+                raise WrpcError(
+                    f"the parameters of {what} for {component_id} do not decode: {error}"
+                ) from None
+            base, _ = split_import(interface)
+            try:
+                result = await running.pool.call(base, function, args)
+            except ComponentTrap as trap:
+                raise WrpcError(f"{component_id} trapped in {what}: {trap}") from None
+            results = signature.results(result)
+            return Payload(
+                encode_values(signature.result_types, results, labels=signature.result_labels)
+            )
+
+        return handle
 
     def _http_handler(self, component_id: str) -> Any:
         async def handle(params: Payload, headers: dict[str, str]) -> Payload:
@@ -202,11 +405,14 @@ class ComponentHost:
         return handle
 
     async def stop(self, component_id: str) -> None:
+        self.images.pop(component_id, None)  # link.put must not judge by a stopped image
         running = self.running.pop(component_id, None)
         if running is None:
             return
         if running.server is not None:
             await running.server.unsubscribe()
+        for subscription in running.export_servers.values():
+            await subscription.unsubscribe()
         running.pool.close()
 
     async def stop_all(self) -> None:

@@ -46,7 +46,7 @@ from host_agent.lattice.protocol import (
 )
 from host_agent.lattice.subjects import CtlSubjects
 from host_agent.runtime.image import ComponentLoadError
-from host_agent.runtime.instance import version_mismatch
+from host_agent.runtime.instance import link_problem
 
 log = logging.getLogger("host_agent.ctl")
 
@@ -178,9 +178,42 @@ class CtlHandlers:
 
     # components ---------------------------------------------------------------------
     def scale_component(self, command: ScaleComponentCommand) -> bytes:
-        # Like the real host: acknowledge now, report the outcome as an event.
-        self._spawn(self._scale(command))
-        return ctl_reply(True, "")
+        """Acknowledge now and report the outcome as an event, like the real host. A scale
+        that names another image than the one this component runs does not replace it (the
+        1.4.2 host's rule): the component is resized on its running image and the reply
+        says so; with ``allow_update`` it is moved to the new image afterwards, as by
+        ``component.update``. The reply texts are 1.4.2's, which clients may show or match."""
+        record = self.state.components.get(command.component_id)
+        moved = record is not None and record.image_ref != command.component_ref
+        message = ""
+        if record is not None and moved and not command.allow_update:
+            message = (
+                "Requested to scale existing component to a different image reference: "
+                f"{record.image_ref} != {command.component_ref}. The component will be scaled "
+                "but the image reference will not be updated. If you meant to update this "
+                "component to a new image ref, use the update command."
+            )
+            log.warning("%s", message)
+        elif record is not None and moved:
+            message = (
+                "Requested to scale existing component, with a changed image reference: "
+                f"{record.image_ref} != {command.component_ref}. The component will be scaled, "
+                "and the image reference will be updated afterwards."
+            )
+        if record is not None and moved and command.count > 0:
+            self._spawn(self._scale_running(command, record))
+        else:
+            self._spawn(self._scale(command))
+        return ctl_reply(True, message)
+
+    async def _fetch(self, ref: str) -> bytes:
+        return await fetch_component_bytes(
+            ref,
+            allow_file_load=self.options.allow_file_load,
+            max_size=self.options.max_component_size,
+            oci=self.options.oci,
+            registry_credential=self.state.registry_credential,
+        )
 
     async def _scale(self, command: ScaleComponentCommand) -> None:
         record = self.state.components.get(command.component_id)
@@ -194,16 +227,12 @@ class CtlHandlers:
         if command.count == 0:
             self.state.components.pop(command.component_id, None)
             await self.components.stop(command.component_id)
+            if record is not None:  # the event names what was stopped, as 1.4.2's does
+                event |= {"annotations": record.annotations, "image_ref": record.image_ref}
             await self.publish("component_scaled", {**event, "max_instances": 0})
             return
         try:
-            wasm = await fetch_component_bytes(
-                command.component_ref,
-                allow_file_load=self.options.allow_file_load,
-                max_size=self.options.max_component_size,
-                oci=self.options.oci,
-                registry_credential=self.state.registry_credential,
-            )
+            wasm = await self._fetch(command.component_ref)
             started = time.monotonic()
             image = await self.components.load(wasm)
             claims = self.components.claims.get(image.digest)
@@ -232,6 +261,48 @@ class CtlHandlers:
         )
         await self.publish("component_scaled", {**event, "max_instances": command.count})
 
+    async def _scale_running(self, command: ScaleComponentCommand, record: ComponentRecord) -> None:
+        """A scale naming another image than the running one. As in 1.4.2, the named image
+        is fetched first (a fetch that fails is ``component_scale_failed`` and changes
+        nothing); the component is then resized on the image it runs, and its
+        ``component_scaled`` event names that image. With ``allow_update`` it then moves
+        to the new image."""
+        wid = command.component_id
+        try:
+            await self._fetch(command.component_ref)
+            running = self.components.running.get(wid)
+            resize = command.count != record.max_instances or list(command.config) != record.config
+            if running is not None and resize:
+                await self.components.run(wid, running.image, command.count)
+        except (ArtifactError, OSError, ComponentLoadError, ComponentStartError) as exc:
+            log.warning("cannot scale %s: %s", wid, exc)
+            await self.publish(
+                "component_scale_failed",
+                {
+                    "annotations": command.annotations or record.annotations,
+                    "host_id": self.state.host_id,
+                    "image_ref": command.component_ref,
+                    "component_id": wid,
+                    "max_instances": command.count,
+                    "error": str(exc),
+                },
+            )
+            return
+        record.max_instances = command.count
+        record.config = list(command.config)
+        await self.publish(
+            "component_scaled",
+            {
+                "annotations": record.annotations,
+                "host_id": self.state.host_id,
+                "image_ref": record.image_ref,
+                "component_id": wid,
+                "max_instances": record.max_instances,
+            },
+        )
+        if command.allow_update:
+            await self._update(wid, command.component_ref, command.annotations)
+
     async def update_component(self, command: UpdateComponentCommand) -> bytes:
         record = self.state.components.get(command.component_id)
         if record is None:
@@ -243,20 +314,53 @@ class CtlHandlers:
             )
         old_ref = record.image_ref
         self._spawn(
-            self._scale(
-                ScaleComponentCommand(
-                    component_id=record.id,
-                    component_ref=command.new_component_ref,
-                    annotations=command.annotations or record.annotations,
-                    count=record.max_instances,
-                    config=record.config,
-                )
-            )
+            self._update(command.component_id, command.new_component_ref, command.annotations)
         )
         return ctl_reply(
             True,
             f"component {command.component_id} updating from {old_ref} to "
             f"{command.new_component_ref}",
+        )
+
+    async def _update(self, wid: str, new_ref: str, annotations: dict[str, str] | None) -> None:
+        """Move a running component to ``new_ref`` with the same instance count: the new
+        image serves before the old one's instances close. 1.4.2 only logs a failed update;
+        here it is also ``component_scale_failed``, so whoever asked learns why."""
+        record = self.state.components.get(wid)
+        if record is None or record.image_ref == new_ref:
+            return
+        labels = annotations or record.annotations
+        try:
+            image = await self.components.load(await self._fetch(new_ref))
+            claims = self.components.claims.get(image.digest)
+            if claims is not None:
+                await self.store.put_claims(claims.subject, stored_json(claims))
+            await self.components.run(wid, image, record.max_instances)
+        except (ArtifactError, OSError, ComponentLoadError, ComponentStartError) as exc:
+            log.warning("cannot update %s to %s: %s", wid, new_ref, exc)
+            await self.publish(
+                "component_scale_failed",
+                {
+                    "annotations": labels,
+                    "host_id": self.state.host_id,
+                    "image_ref": new_ref,
+                    "component_id": wid,
+                    "max_instances": record.max_instances,
+                    "error": str(exc),
+                },
+            )
+            return
+        log.info("component %s updated from %s to %s", wid, record.image_ref, new_ref)
+        record.image_ref, record.annotations = new_ref, labels
+        await self.publish(
+            "component_scaled",
+            {
+                "annotations": labels,
+                "host_id": self.state.host_id,
+                "image_ref": new_ref,
+                "component_id": wid,
+                "max_instances": record.max_instances,
+            },
         )
 
     # providers ----------------------------------------------------------------------
@@ -294,8 +398,8 @@ class CtlHandlers:
 
     # links and config ---------------------------------------------------------------
     async def put_link(self, link: Link) -> bytes:
-        image = self.components.images.get(link.source_id)
-        mismatch = version_mismatch(image.imports, link) if image else None
+        images = self.components.images  # only what runs here: see link_problem
+        mismatch = link_problem(images.get(link.source_id), images.get(link.target), link)
         if mismatch is not None:
             return await self._link_failed(link, mismatch)
         for name in [*link.source_config, *link.target_config]:

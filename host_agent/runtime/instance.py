@@ -16,6 +16,14 @@ from wasmtime.component import Linker, ResourceType
 from host_agent.interfaces.http import HttpRequest, HttpResponse
 from host_agent.lattice.protocol import Link
 from host_agent.runtime import compat
+from host_agent.runtime.custom import (
+    ComponentCallError,
+    NoRemoteCalls,
+    RemoteCalls,
+    custom_imports,
+    is_custom,
+    resource_problems,
+)
 from host_agent.runtime.image import HTTP_HANDLER, ComponentImage
 from host_agent.runtime.interface import HostInterface
 from host_agent.runtime.resources import ResourceTable
@@ -84,11 +92,13 @@ def import_problems(image: ComponentImage) -> list[str]:
                     f"{'.x' if served.version_family.endswith('.') else ''}; "
                     f"rebuild the component against {base}@{wanted}"
                 )
+        elif is_custom(base):
+            continue  # served by a linked component; the link may come later
         elif not base.startswith(TRAPPED_PREFIXES):
             problems.append(
                 f"missing import {base}@{version}: no built-in interface or provider offers it"
             )
-    return problems
+    return problems + resource_problems(image)
 
 
 def version_mismatch(imports: dict[str, str], link: Link) -> str | None:
@@ -107,12 +117,44 @@ def version_mismatch(imports: dict[str, str], link: Link) -> str | None:
     return None
 
 
+def link_problem(
+    source: ComponentImage | None, target: ComponentImage | None, link: Link
+) -> str | None:
+    """Why `link` cannot work, judged from the images this host knows (None if it can,
+    or if this host knows neither end). A provider target is checked against the WIT
+    versions providers serve; a component target must export each linked interface, at
+    the version the source imports."""
+    if source is not None:
+        mismatch = version_mismatch(source.imports, link)
+        if mismatch is not None:
+            return mismatch
+    if target is None:
+        return None
+    for interface in link.interfaces:
+        base = f"{link.wit_namespace}:{link.wit_package}/{interface}"
+        exported = target.exports.get(base)
+        if exported is None:
+            offers = ", ".join(sorted(target.export_name(name) for name in target.exports))
+            return (
+                f"{link.target} does not export {base} (it exports {offers or 'nothing'}); "
+                f"link {link.source_id} to a component that exports {base}"
+            )
+        imported = source.imports.get(base) if source is not None else None
+        if imported is not None and imported != exported:
+            return (
+                f"{link.source_id} imports {base}@{imported} but {link.target} exports "
+                f"{base}@{exported}; rebuild one of them against the other's version"
+            )
+    return None
+
+
 class ComponentInstance:
     def __init__(
         self,
         image: ComponentImage,
         keyvalue: KeyValueClient,
         component_id: str = "component",
+        remote: RemoteCalls | None = None,
     ) -> None:
         self.image = image
         self.component_id = component_id
@@ -120,6 +162,7 @@ class ComponentInstance:
         self.store = Store(image.engine)
         self.dead = False
         self._names: dict[int, str] = {}
+        self._exports: dict[tuple[str, str], Any] = {}
         linker = Linker(image.engine)
         with linker.root() as root:
             for iface in host_interfaces(self.table, keyvalue, self._stdout, self._stderr):
@@ -131,6 +174,11 @@ class ComponentInstance:
                     for name, func in iface.functions.items():
                         inst.add_func(name, func)
                 self._names[id(iface)] = iface.name
+            calls = remote or NoRemoteCalls()
+            for custom in custom_imports(image).values():
+                with root.add_instance(custom.name) as inst:
+                    for name in custom.functions:
+                        inst.add_func(name, _forward(calls, custom.name, name))
         linker.define_unknown_imports_as_traps(image.component)
         try:
             self.instance = linker.instantiate(self.store, image.component)
@@ -147,6 +195,26 @@ class ComponentInstance:
         if func is None:
             raise ComponentTrap(f"component exports {interface} without `{name}`")
         return func
+
+    def call_export(self, interface: str, function: str, args: list[Any]) -> Any:
+        """Call `function` of the exported `interface` (unversioned name) with Python
+        values; returns its result (None without one). Raises ComponentTrap if the guest
+        traps, or if it does not export that function (the instance stays usable then)."""
+        if self.dead:
+            raise ComponentTrap("instance is dead after an earlier trap")
+        func = self._exports.get((interface, function))
+        if func is None:
+            if interface not in self.image.exports:
+                raise ComponentTrap(f"{self.component_id} does not export {interface}")
+            func = self._export_func(interface, function)
+            self._exports[(interface, function)] = func
+        try:
+            result = func(self.store, *args)
+            func.post_return(self.store)
+        except Exception as error:  # a trap, or a host function's exception surfacing as one
+            self.dead = True
+            raise ComponentTrap(_trap_message(error)) from error
+        return result
 
     def _dtor(self, store: Any, rep: int) -> None:
         self.table.drop(rep)
@@ -175,6 +243,24 @@ class ComponentInstance:
         return slot.result()
 
 
+def _forward(calls: RemoteCalls, interface: str, function: str) -> Callable[..., Any]:
+    """The host function behind one imported custom function: the call goes to the
+    linked component. A failure raises, which traps the caller with that message."""
+
+    def forward(store: Any, *args: Any) -> Any:
+        try:
+            return calls.call(interface, function, list(args))
+        except ComponentCallError:
+            raise
+        except Exception as error:  # a bug in the forwarding must still name the call
+            raise ComponentCallError(f"calling {interface}.{function} failed: {error}") from None
+
+    return forward
+
+
 def _trap_message(error: BaseException) -> str:
-    lines = [line for line in str(error).strip().splitlines() if line.strip()]
+    """The line that says why: wasmtime puts the cause after a wasm backtrace."""
+    text = str(error)
+    _, caused, cause = text.partition("Caused by:")
+    lines = [line.strip() for line in (cause if caused else text).splitlines() if line.strip()]
     return lines[0] if lines else type(error).__name__

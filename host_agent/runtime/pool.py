@@ -12,6 +12,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 from host_agent.interfaces.http import HttpRequest, HttpResponse
 from host_agent.runtime.instance import ComponentInstance, ComponentTrap
@@ -58,6 +59,22 @@ class InstancePool:
             log.warning("%s trapped: %s; replacing the instance", instance.component_id, trap)
             instance = await loop.run_in_executor(self._executor, self._make)
             return HttpResponse.text(500, f"component trapped: {trap}")
+        finally:
+            self._idle.put_nowait(instance)
+
+    async def call(self, interface: str, function: str, args: list[Any]) -> Any:
+        """Call an exported function (a wRPC caller's request); a trap replaces the
+        instance and is raised again for the caller to answer with."""
+        instance = await self._acquire()
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(
+                self._executor, instance.call_export, interface, function, args
+            )
+        except ComponentTrap as trap:
+            log.warning("%s trapped: %s; replacing the instance", instance.component_id, trap)
+            instance = await loop.run_in_executor(self._executor, self._make)
+            raise
         finally:
             self._idle.put_nowait(instance)
 

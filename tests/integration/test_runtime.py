@@ -146,7 +146,8 @@ def test_import_problems_name_the_interface(counter: ComponentImage) -> None:
         digest="x",
         imports={
             "wasi:io/streams": "0.2.3",
-            "acme:greeter/greet": "0.1.0",
+            "wasi:blobstore/blobstore": "0.2.0-draft",
+            "acme:greeter/greet": "0.1.0",  # served by a linked component: not a problem
             "wasi:keyvalue/store": "0.2.0-draft2",
             "wasi:filesystem/types": "0.2.9",  # trapped on use, not refused
         },
@@ -154,5 +155,5 @@ def test_import_problems_name_the_interface(counter: ComponentImage) -> None:
     )
     problems = import_problems(image)
     assert len(problems) == 2
-    assert any("missing import acme:greeter/greet@0.1.0" in p for p in problems)
+    assert any("missing import wasi:blobstore/blobstore@0.2.0-draft" in p for p in problems)
     assert any("wasi:keyvalue/store@0.2.0-draft2" in p and "rebuild" in p for p in problems)
