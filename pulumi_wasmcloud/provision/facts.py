@@ -9,10 +9,11 @@ anything unexpected is an error naming the fact, not a value read as a default.
 from __future__ import annotations
 
 import re
+import secrets
 import shlex
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from pulumi_wasmcloud.provision.connector import ProvisionError, SshConnection
 
@@ -48,6 +49,39 @@ def probe(connection: SshConnection, fact: Fact[T], timeout: float = 30.0) -> T:
         return fact.parse(result.stdout)
     except ValueError as e:
         raise FactError(f"fact {fact.name} on {connection.name}: {e}") from None
+
+
+def probe_many(
+    connection: SshConnection, facts: Sequence[Fact[Any]], timeout: float = 60.0
+) -> list[Any]:
+    """Each fact's value, as ``probe`` gives it, from one command: one round trip for
+    them all. After each probe's output comes a line with a random boundary and the
+    probe's exit code, so one probe's output cannot pass for another's."""
+    boundary = f"--wasmcloud-fact-{secrets.token_hex(8)}"
+    script = "; ".join(f'( {fact.command} ); echo "\n{boundary} $?"' for fact in facts)
+    result = connection.run(script, timeout)
+    rest = result.stdout
+    values = []
+    for fact in facts:
+        output, found, after = rest.partition(f"\n{boundary} ")
+        code, _, rest = after.partition("\n")
+        if not found or not code.isdigit():
+            raise FactError(
+                f"fact {fact.name} on {connection.name}: the probe did not finish "
+                f"(exit code {result.exit_code}): {result.stderr.strip() or '(no output)'}"
+            )
+        if code != "0":
+            raise FactError(
+                f"fact {fact.name} on {connection.name}: the probe exited with code {code}: "
+                f"{result.stderr.strip() or output.strip() or '(no output)'}"
+            )
+        try:
+            values.append(fact.parse(output))
+        except ValueError as e:
+            raise FactError(f"fact {fact.name} on {connection.name}: {e}") from None
+    if rest:
+        raise FactError(f"facts on {connection.name}: unexpected output after the probes: {rest!r}")
+    return values
 
 
 def _one_line(output: str, what: str) -> str:
@@ -200,10 +234,10 @@ class MachineFacts:
     systemd: bool
 
 
+MACHINE_FACTS: tuple[Fact[Any], ...] = (OS_RELEASE, ARCH, PYTHON, SYSTEMD_IS_INIT)
+
+
 def machine_facts(connection: SshConnection) -> MachineFacts:
-    return MachineFacts(
-        os=probe(connection, OS_RELEASE),
-        arch=probe(connection, ARCH),
-        python=probe(connection, PYTHON),
-        systemd=probe(connection, SYSTEMD_IS_INIT),
-    )
+    """One round trip."""
+    os_release, arch, python, systemd = probe_many(connection, MACHINE_FACTS)
+    return MachineFacts(os=os_release, arch=arch, python=python, systemd=systemd)

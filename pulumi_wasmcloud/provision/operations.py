@@ -25,7 +25,7 @@ from pulumi_wasmcloud.provision.facts import (
     file_sha256,
     machine_facts,
     nats_server_version,
-    probe,
+    probe_many,
 )
 from pulumi_wasmcloud.provision.service import (
     ServiceSpec,
@@ -96,13 +96,17 @@ class NatsServerFacts:
 
 
 def gather_nats_server_facts(connection: SshConnection) -> NatsServerFacts:
+    """Two round trips: the machine, then ours on it (which depends on its init)."""
     machine = machine_facts(connection)
-    return NatsServerFacts(
-        machine=machine,
-        installed_version=probe(connection, nats_server_version(NATS_SERVER_BINARY)),
-        config_sha256=probe(connection, file_sha256(NATS_SERVER_CONFIG)),
-        service=probe(connection, service_state(NATS_SERVICE, machine.systemd)),
+    version, config, service = probe_many(
+        connection,
+        [
+            nats_server_version(NATS_SERVER_BINARY),
+            file_sha256(NATS_SERVER_CONFIG),
+            service_state(NATS_SERVICE, machine.systemd),
+        ],
     )
+    return NatsServerFacts(machine, version, config, service)
 
 
 def nats_server_service() -> ServiceSpec:

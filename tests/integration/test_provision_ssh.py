@@ -24,6 +24,7 @@ from pulumi_wasmcloud.provision.connector import (
 )
 from pulumi_wasmcloud.provision.facts import (
     ARCH,
+    PYTHON,
     Fact,
     FactError,
     machine_facts,
@@ -31,6 +32,7 @@ from pulumi_wasmcloud.provision.facts import (
     parse_arch,
     parse_os_release,
     probe,
+    probe_many,
 )
 from pulumi_wasmcloud.provision.operations import NATS_SERVER_BINARY
 from tests.machines import KeyPair, Machines, boot_machines, booted, leftovers, unavailable
@@ -93,7 +95,7 @@ def test_facts_of_a_machine_are_read_strictly(machines: Machines) -> None:
         assert facts.python is not None and re.fullmatch(r"\d+\.\d+\.\d+", facts.python)
         assert facts.systemd is False  # PID 1 is sshd
         assert probe(core1, nats_server_version(NATS_SERVER_BINARY)) is None
-        assert core1.commands_run == 5
+        assert core1.commands_run == 2  # the four machine facts come in one round trip
 
         # Output that does not parse, and a probe that fails, are errors naming the fact.
         with pytest.raises(FactError) as unparsed:
@@ -103,6 +105,17 @@ def test_facts_of_a_machine_are_read_strictly(machines: Machines) -> None:
             probe(core1, Fact("os", "cat /etc/no-such-release", parse_os_release))
         assert "fact os on core-1: the probe exited with code 1" in str(failed.value)
         assert "No such file or directory" in str(failed.value)
+        # The same in a batch: the failing probe is the one named, the others parse.
+        arch, python = probe_many(core1, [ARCH, PYTHON])
+        assert (arch, python) == (facts.arch, facts.python)
+        for broken in (
+            Fact("os", "cat /etc/no-such-release", parse_os_release),
+            Fact("os", "echo ID=debian; exit 4", parse_os_release),
+            Fact("os", "echo 'ID=Debian Linux'", parse_os_release),
+        ):
+            with pytest.raises(FactError) as batch:
+                probe_many(core1, [ARCH, broken, PYTHON])
+            assert str(batch.value).startswith("fact os on core-1: ")
 
 
 def test_a_wrong_host_key_is_refused_before_login_and_accepted_only_by_opting_out(
