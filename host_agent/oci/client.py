@@ -188,16 +188,22 @@ class RegistrySession:
                 resp = await self._session.request(
                     method, url, headers=sent, data=data, allow_redirects=True
                 )
+            except TimeoutError:  # before ClientError: aiohttp's timeouts are both
+                raise RegistryUnreachable(self._no_answer(f"{method} {url}")) from None
             except aiohttp.ClientError as exc:
                 raise RegistryUnreachable(f"cannot reach {self.where}: {exc}") from None
-            except TimeoutError:
-                raise RegistryUnreachable(f"{self.where} did not answer in time") from None
             if resp.status not in (401, 403):
                 return resp
             challenge = resp.headers.get("WWW-Authenticate", "")
             resp.release()
             await self._answer_refusal(resp.status, challenge, attempt, push)
         raise AssertionError("unreachable")
+
+    def _no_answer(self, what: str) -> str:
+        return (
+            f"{self.where} did not answer within {self._timeout_s:g} s ({what}); check that "
+            "the registry is up and reachable from this machine"
+        )
 
     async def _answer_refusal(self, status: int, challenge: str, attempt: int, push: bool) -> None:
         """After a 401/403: authorize for the challenge, or raise when there is nothing
@@ -258,10 +264,7 @@ class RegistrySession:
                 download.abort()  # the thread cannot be cancelled; its socket can be closed
                 raise
             except TimeoutError:
-                raise RegistryUnreachable(
-                    f"{self.where} did not answer in time (after {self._timeout_s:g} s) "
-                    f"for blob {descriptor.digest}"
-                ) from None
+                raise RegistryUnreachable(self._no_answer(f"blob {descriptor.digest}")) from None
             except (OSError, http.client.HTTPException, TooManyRedirects) as exc:
                 raise RegistryUnreachable(
                     f"cannot fetch blob {descriptor.digest} from {self.where}: "

@@ -3,12 +3,14 @@ the artifact layout wasmCloud uses, digests, credentials, and the refusals a use
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import os
 import re
 import subprocess
 import sys
+import time
 import urllib.request
 from pathlib import Path
 
@@ -16,7 +18,9 @@ import pytest
 
 from host_agent.oci import (
     ArtifactNotFound,
+    ArtifactTooLarge,
     Credentials,
+    DigestMismatch,
     InvalidReference,
     NotAComponentArtifact,
     RegistryAuthError,
@@ -27,7 +31,13 @@ from host_agent.oci import (
     push_component,
     sha256_digest,
 )
-from host_agent.oci.client import component_layer
+from host_agent.oci.client import (
+    Descriptor,
+    RegistrySession,
+    component_layer,
+    component_manifest,
+    wasm_config,
+)
 from tests.lattice import free_port, run_async
 from tests.registry import RegistryProcess, registry_available
 
@@ -170,3 +180,179 @@ def test_an_artifact_with_two_wasm_layers_is_not_a_component() -> None:
     ref = parse_reference("ghcr.io/x/counter:1.0.0")
     with pytest.raises(NotAComponentArtifact, match="exactly one layer"):
         component_layer(manifest, ref, layout.OCI_MANIFEST)
+
+
+class SilentServer:
+    """Fault injection: a TCP server that accepts connections, reads what it is sent and
+    never answers (a registry host that hangs)."""
+
+    def __init__(self) -> None:
+        self.accepted = asyncio.Event()
+        self._server: asyncio.Server | None = None
+
+    async def __aenter__(self) -> str:
+        self._server = await asyncio.start_server(self._hold, "127.0.0.1", 0)
+        port = self._server.sockets[0].getsockname()[1]
+        return f"127.0.0.1:{port}"
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._server is not None
+        self._server.close()
+
+    async def _hold(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.accepted.set()
+        await reader.read()  # until the client gives up and closes
+        writer.close()
+
+
+class StallingProxy:
+    """Fault injection in front of a real registry: relays every connection, except that a
+    blob download gets only the first `stall_after` bytes of its response, then nothing
+    more (a registry that stops sending halfway through a layer)."""
+
+    def __init__(self, registry: RegistryProcess, stall_after: int) -> None:
+        self.registry = registry
+        self.stall_after = stall_after
+        self.stalled = asyncio.Event()  # a blob response was cut off
+        self.client_gone = asyncio.Event()  # ...and its client then closed the connection
+        self._server: asyncio.Server | None = None
+
+    async def __aenter__(self) -> str:
+        self._server = await asyncio.start_server(self._relay, "127.0.0.1", 0)
+        port = self._server.sockets[0].getsockname()[1]
+        return f"127.0.0.1:{port}"
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._server is not None
+        self._server.close()
+
+    async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.registry.port)
+        up_writer.write(head)
+        try:
+            if b"/blobs/" not in head.split(b"\r\n", 1)[0]:
+                await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer))
+                return
+            sent = 0
+            while sent < self.stall_after:
+                chunk = await up_reader.read(min(65536, self.stall_after - sent))
+                if not chunk:
+                    break
+                writer.write(chunk)
+                sent += len(chunk)
+            await writer.drain()
+            self.stalled.set()
+            await reader.read()  # nothing more is sent; wait for the client to close
+            self.client_gone.set()
+        finally:
+            up_writer.close()
+            writer.close()
+
+
+async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    while chunk := await reader.read(65536):
+        writer.write(chunk)
+        await writer.drain()
+    writer.close()
+
+
+@run_async
+async def test_a_registry_that_accepts_and_never_answers_is_reported_within_the_timeout() -> None:
+    silent = SilentServer()
+    async with silent as address:
+        started = time.monotonic()
+        with pytest.raises(RegistryUnreachable) as refused:
+            await pull_component(f"{address}/components/counter:0.1.0", insecure=True, timeout=1)
+        waited = time.monotonic() - started
+    assert silent.accepted.is_set()
+    assert f"registry {address} (http) did not answer within 1 s" in str(refused.value)
+    assert "check that the registry is up" in str(refused.value)
+    assert waited < 10, f"the pull gave up after {waited:.1f} s, not about 1 s"
+
+
+@run_async
+async def test_a_blob_download_that_stalls_halfway_is_reported_within_the_timeout(
+    registry: RegistryProcess,
+) -> None:
+    await push_component(COUNTER, f"{registry.address}/components/counter:0.1.0", insecure=True)
+    proxy = StallingProxy(registry, stall_after=2 * 1024 * 1024)
+    async with proxy as address:
+        started = time.monotonic()
+        with pytest.raises(RegistryUnreachable) as refused:
+            await pull_component(f"{address}/components/counter:0.1.0", insecure=True, timeout=1)
+        waited = time.monotonic() - started
+        await asyncio.wait_for(proxy.client_gone.wait(), 10)
+    assert proxy.stalled.is_set()
+    message = str(refused.value)
+    assert f"registry {address} (http) did not answer within 1 s (blob sha256:" in message
+    assert waited < 10, f"the pull gave up after {waited:.1f} s, not about 1 s"
+
+
+@run_async
+async def test_a_cancelled_pull_closes_its_blob_download(registry: RegistryProcess) -> None:
+    """The blob is read in a worker thread, which a cancelled task cannot stop; the pull
+    closes the download's socket instead of leaving it to the timeout."""
+    await push_component(COUNTER, f"{registry.address}/components/counter:0.1.0", insecure=True)
+    proxy = StallingProxy(registry, stall_after=2 * 1024 * 1024)
+    async with proxy as address:
+        pull = asyncio.create_task(
+            pull_component(f"{address}/components/counter:0.1.0", insecure=True, timeout=60)
+        )
+        await asyncio.wait_for(proxy.stalled.wait(), 30)
+        pull.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await pull
+        await asyncio.wait_for(proxy.client_gone.wait(), 5)  # not after the 60 s timeout
+
+
+async def push_with_declared_size(
+    registry: RegistryProcess, ref: str, data: bytes, declared_size: int
+) -> None:
+    """Push `data` as the one wasm layer of a manifest that says it has `declared_size`
+    bytes (the registry does not check sizes against its blobs)."""
+    image = parse_reference(ref)
+    async with RegistrySession(image, insecure=True, credentials=None) as session:
+        layer = await session.put_blob(data, None)
+        config_bytes = wasm_config(layer.digest)
+        config = await session.put_blob(config_bytes, None)
+        manifest = component_manifest(
+            Descriptor(layout.WASM_CONFIG, config.digest, config.size),
+            Descriptor(layout.WASM_LAYER, layer.digest, declared_size),
+        )
+        await session.put_manifest(manifest, layout.OCI_MANIFEST)
+
+
+@run_async
+async def test_a_blob_of_another_size_or_digest_than_its_manifest_says_is_refused(
+    registry: RegistryProcess,
+) -> None:
+    wasm = COUNTER.read_bytes()
+    understated = f"{registry.address}/components/understated:1.0.0"
+    await push_with_declared_size(registry, understated, wasm, len(wasm) - 1)
+    with pytest.raises(DigestMismatch, match=f"longer than the {len(wasm) - 1} bytes"):
+        await pull_component(understated, insecure=True)
+    overstated = f"{registry.address}/components/overstated:1.0.0"
+    await push_with_declared_size(registry, overstated, wasm, len(wasm) + 1)
+    with pytest.raises(DigestMismatch, match=rf"\({len(wasm)} bytes\), not sha256:\w+ \("):
+        await pull_component(overstated, insecure=True)
+    # the registry serves stored bytes unverified: one flipped byte must be caught by us
+    tampered = f"{registry.address}/components/tampered:1.0.0"
+    await push_component(COUNTER, tampered, insecure=True)
+    [blob] = registry.storage.rglob(f"blobs/sha256/*/{sha256_digest(wasm)[7:]}/data")
+    blob.write_bytes(wasm[:-1] + bytes([wasm[-1] ^ 0xFF]))
+    with pytest.raises(DigestMismatch, match=f"not {sha256_digest(wasm)} .* refusing it"):
+        await pull_component(tampered, insecure=True)
+
+
+@run_async
+async def test_a_component_over_the_size_limit_is_refused_before_its_download(
+    registry: RegistryProcess,
+) -> None:
+    ref = f"{registry.address}/components/counter:0.1.0"
+    await push_component(COUNTER, ref, insecure=True)
+    size = COUNTER.stat().st_size
+    with pytest.raises(ArtifactTooLarge, match=f"is {size} bytes, over this host's {size - 1}"):
+        await pull_component(ref, insecure=True, max_size=size - 1)
+    data, _ = await pull_component(ref, insecure=True, max_size=size)
+    assert len(data) == size
