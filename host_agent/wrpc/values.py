@@ -25,7 +25,7 @@ printed by the real crates.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, TypeAlias
 
@@ -52,6 +52,7 @@ __all__ = [
     "encode_values",
     "func_signature",
     "param_labels",
+    "resource_names",
     "wit_type",
 ]
 
@@ -291,6 +292,18 @@ def func_signature(
     params = [(name, wit_type(ty, resource_name)) for name, ty in func_type.params]
     result = func_type.result
     return params, None if result is None else wit_type(result, resource_name)
+
+
+def resource_names(exports: Mapping[str, Any]) -> ResourceNamer:
+    """A ResourceNamer for the resources an interface exports (its `exports(engine)`):
+    ResourceType has equality but no name or hash, so this compares against each."""
+    known = [(name, extern.ty) for name, extern in exports.items()]
+    resources = [(name, ty) for name, ty in known if isinstance(ty, wc.ResourceType)]
+
+    def name_of(ty: Any) -> str:
+        return next((name for name, resource in resources if resource == ty), "resource")
+
+    return name_of
 
 
 def param_labels(names: Sequence[str]) -> list[str]:

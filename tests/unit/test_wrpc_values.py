@@ -13,11 +13,20 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from wasmtime import Engine
-from wasmtime.component import ComponentInstanceType, FuncType, Record, ResourceHost, Variant
+from wasmtime.component import (
+    Component,
+    ComponentInstanceType,
+    ErrorContext,
+    FuncType,
+    Record,
+    ResourceHost,
+    Variant,
+)
 
 from host_agent.runtime.image import load_component
 from host_agent.wrpc.values import (
     DecodeError,
+    UnsupportedType,
     WitEnum,
     WitFlags,
     WitHandle,
@@ -33,6 +42,7 @@ from host_agent.wrpc.values import (
     encode_values,
     func_signature,
     param_labels,
+    resource_names,
     wit_type,
 )
 from host_agent.wrpc.values import _python_classes as _python_classes
@@ -643,3 +653,60 @@ def test_random_values_cross_a_real_component(types: list[WitType], data: st.Dat
     for index, ty in enumerate(types):
         value = data.draw(values_of(ty))
         assert plain(host.echo(index, value)) == plain(value)
+
+
+ALL_KINDS = """
+(component
+  (import "example:all/types" (instance
+    (type $point' (record (field "x" s32) (field "user-name" string)))
+    (export "point" (type $point (eq $point')))
+    (type $shape' (variant (case "none") (case "circle" f32) (case "at" $point)))
+    (export "shape" (type $shape (eq $shape')))
+    (type $color' (enum "red" "green"))
+    (export "color" (type $color (eq $color')))
+    (type $perm' (flags "read" "write" "exec"))
+    (export "perm" (type $perm (eq $perm')))
+    (export "thing" (type $thing (sub resource)))
+    (export "f" (func (param "p" $point) (param "s" $shape) (param "c" $color) (param "f" $perm)
+       (param "t" (tuple char u8 s64 bool f64)) (param "o" (option (list u16)))
+       (param "b" (borrow $thing)) (param "n" (list string)) (param "i" s8) (param "j" u64)
+       (result (result (own $thing) (error string)))))
+    (export "g" (func))
+  ))
+)
+"""
+
+
+def test_wit_type_reads_every_kind_of_a_real_component_type() -> None:
+    engine = Engine()
+    component = Component(engine, ALL_KINDS)
+    interface = component.type.imports(engine)["example:all/types"].ty
+    assert isinstance(interface, ComponentInstanceType)
+    exports = interface.exports(engine)
+    f, g = exports["f"].ty, exports["g"].ty
+    assert isinstance(f, FuncType) and isinstance(g, FuncType)
+    point = WitRecord((("x", P("s32")), ("user-name", P("string"))))
+    params, result = func_signature(f, resource_names(exports))
+    assert params == [
+        ("p", point),
+        ("s", WitVariant((("none", None), ("circle", P("f32")), ("at", point)))),
+        ("c", WitEnum(("red", "green"))),
+        ("f", WitFlags(("read", "write", "exec"))),
+        ("t", WitTuple((P("char"), P("u8"), P("s64"), P("bool"), P("f64")))),
+        ("o", WitOption(WitList(P("u16")))),
+        ("b", WitHandle("borrow", "thing")),
+        ("n", WitList(P("string"))),
+        ("i", P("s8")),
+        ("j", P("u64")),
+    ]
+    assert result == WitResult(WitHandle("own", "thing"), P("string"))
+    assert func_signature(g) == ([], None)
+    # Without names, handles are still typed; the wasmtime ResourceType is kept for the host.
+    handle = func_signature(f)[0][6][1]
+    assert isinstance(handle, WitHandle) and handle == WitHandle("borrow")
+    assert handle.wasm_type == exports["thing"].ty
+
+
+def test_types_wrpc_cannot_carry_are_refused_by_name() -> None:
+    with pytest.raises(UnsupportedType, match="values of type errorcontext cannot cross wRPC"):
+        wit_type(ErrorContext())
