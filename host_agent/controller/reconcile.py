@@ -327,8 +327,15 @@ def _reconcile_workload(
         else:
             seen = host.components.get(wid)
             have = seen.count if seen else 0
-            stale_image = seen is not None and want and seen.image_ref != image
-            if have != want or stale_image:
+            if seen is not None and seen.image_ref != image:
+                # Another image under this id: a 1.4.2 host keeps a running component's
+                # image when a scale names a new one (no allow_update, which wadm 0.20 never
+                # sends). wadm moves it as its new scaler and the old one's cleanup do: the
+                # old image is scaled to 0, then the next round starts the new one.
+                if not view.awaiting_scale(host.id, wid, seen.image_ref, 0, now):
+                    round_.commands.append(ScaleComponent(host.id, wid, seen.image_ref, 0, {}, []))
+                pending += 1
+            elif have != want:
                 if not view.awaiting_scale(host.id, wid, image, want, now):
                     round_.commands.append(
                         ScaleComponent(

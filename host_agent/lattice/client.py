@@ -139,6 +139,7 @@ class CtlClient:
                 "host_id": host_id,
                 "annotations": annotations or {},
                 "config": config or [],
+                "allow_update": False,  # as wadm 0.20's control client always sends it
             },
         )
 
