@@ -226,6 +226,13 @@ async def _stale_images(lattice: Lattice, manifest: Manifest) -> list[str]:
     return stale
 
 
+async def _reconciling(lattice: Lattice, manifest: Manifest) -> bool:
+    """Whether the controller still works on the application (its status says so)."""
+    reply = await lattice.wadm.status(manifest.name)
+    info = reply.status.status if reply.status else None
+    return info is not None and info.type is StatusType.RECONCILING
+
+
 def _wrongly_typed(inputs: dict[str, Any]) -> list[InputError]:
     """Inputs of the wrong type, by name (never read as a default: "false" is not false)."""
     failures = []
@@ -488,11 +495,16 @@ class ApplicationResource:
         """What runs, once it matches the plan or SETTLE_TIMEOUT passed. "deployed" can be
         a status an earlier controller published (a restarted one takes over within its
         lease), so what the hosts run is the proof, not the status alone."""
+        if status != StatusType.DEPLOYED.value:
+            return await lattice.running(manifest, fresh=True)
         started = time.monotonic()
         while True:
+            # The status first, then what runs: a "deployed" read before the hosts' reading
+            # is not older than it. Between an old image's stop and the new one's start the
+            # controller reports reconciling: fewer instances then are the move under way,
+            # not a changed plan.
+            reconciling = await _reconciling(lattice, manifest)
             placement = await lattice.running(manifest, fresh=True)
-            if status != StatusType.DEPLOYED.value:
-                return placement
             # A new image under the same placement (a rebuilt component, a moved tag):
             # "deployed" may still be the status of the previous version, so wait for the
             # hosts to run it. The controller stops the old image, then the hosts pull and
@@ -506,7 +518,9 @@ class ApplicationResource:
                     f"{manifest.name}: after {DEPLOY_TIMEOUT:.0f} s hosts still run "
                     f"{', '.join(stale)}; see the hosts' logs, then run `pulumi up` again"
                 )
-            if not stale and waited > SETTLE_TIMEOUT:
+            if not stale and (
+                waited > DEPLOY_TIMEOUT or (waited > SETTLE_TIMEOUT and not reconciling)
+            ):
                 return placement
             await asyncio.sleep(0.25)
 

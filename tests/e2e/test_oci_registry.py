@@ -10,6 +10,7 @@ import asyncio
 import os
 import re
 import secrets
+import subprocess
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,12 +20,13 @@ import pytest
 
 from host_agent.lattice.client import CtlClient
 from tests.lattice import ROOT
-from tests.pulumi_cli import Stack, e2e_stack
+from tests.pulumi_cli import VENV, Stack, e2e_stack
 from tests.registry import registry_available
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
 COUNTER_WASM = ROOT / "examples" / "counter" / "build" / "counter.wasm"
+VENV_BIN = VENV / "bin"
 
 PROGRAM = textwrap.dedent(
     """
@@ -171,3 +173,53 @@ def test_counter_through_the_lattice_registry(oci_stack: OciStack) -> None:
     assert image_refs(nats_url) == {new}
     assert stack.get("hello") == "hello -> 3"  # same Redis: the count goes on
     assert os.path.getsize(stack.component) > 0
+
+
+HELLO_WASM = ROOT / "examples" / "hello" / "build" / "hello.wasm"
+IMAGE_CHANGE = re.compile(r"^\s*~ image\s*:\s*\"([^\"]+)\" => \"([^\"]+)\"", re.M)
+# A changed value in `preview --diff` (`~ name: old => new`), or one added or removed.
+VALUE_CHANGE = re.compile(r"^.* => .*$|^\s*[-+] .*$", re.M)
+
+
+def wasmcloud_push(file: Path, ref: str) -> str:
+    """`wasmcloud push FILE REF --insecure`, as a user publishes a build; its digest."""
+    done = subprocess.run(
+        [str(VENV_BIN / "wasmcloud"), "push", str(file), ref, "--insecure"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    digest = done.stdout.strip()
+    assert re.fullmatch(r"sha256:[0-9a-f]{64}", digest), done.stdout
+    return digest
+
+
+def test_a_new_push_under_the_same_tag_is_an_image_change(oci_stack: OciStack) -> None:
+    stack = oci_stack
+    variant(stack.component)
+    stack.run("up", "--yes", "--skip-preview")  # the lattice and its registry
+    registry = f"127.0.0.1:{stack.ports['registryPort']}"
+    nats_url = f"nats://127.0.0.1:{stack.ports['natsPort']}"
+    tag = f"{registry}/shop/counter:1.0"
+
+    first = wasmcloud_push(COUNTER_WASM, tag)
+    stack.config("componentFile", tag)
+    stack.run("up", "--yes", "--skip-preview")
+    assert image_refs(nats_url) == {f"{tag}@{first}"}
+    assert stack.count("tagged") == 1
+
+    # A different build under the same tag: preview shows the digest change and nothing
+    # else; up moves the instances; curl answers from the new build.
+    second = wasmcloud_push(HELLO_WASM, tag)
+    assert second != first
+    preview = stack.run("preview", "--diff").stdout
+    print(preview)
+    assert IMAGE_CHANGE.findall(preview) == [(f"{tag}@{first}", f"{tag}@{second}")], preview
+    assert len(VALUE_CHANGE.findall(preview)) == 1, preview
+
+    stack.run("up", "--yes", "--skip-preview")
+    assert image_refs(nats_url) == {f"{tag}@{second}"}
+    assert stack.get("tagged") == "hello from wasmCloud"
+    assert stack.run("preview", "--expect-no-changes").returncode == 0
