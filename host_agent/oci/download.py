@@ -134,13 +134,12 @@ class BlobDownload:
         raise TooManyRedirects(f"more than {MAX_REDIRECTS} redirects from {self.url}")
 
     def _read(self, response: http.client.HTTPResponse) -> Downloaded:
-        # The body is read into a BytesIO sized up front, through its getbuffer() view:
-        # getvalue() then hands over that very buffer as bytes (no copy while no view is
-        # left), where joining pieces or bytes(bytearray) would copy the blob once more.
-        body = io.BytesIO()
-        if self.size:
-            body.seek(self.size - 1)
-            body.write(b"\0")
+        # The body is read in place into the buffer the caller gets: bytes(size) is
+        # calloc'd (fresh pages come zeroed from the kernel as they are first written, no
+        # extra pass over them), the BytesIO owns it alone, so getbuffer() writes into it
+        # without copying and getvalue() hands it back as bytes, again without copying.
+        # Joining pieces, or bytes(bytearray), would copy the whole blob once more.
+        body = io.BytesIO(bytes(self.size))
         hasher = hashlib.sha256()
         pieces: queue.SimpleQueue[tuple[int, int] | None] = queue.SimpleQueue()
         received = 0
