@@ -161,7 +161,18 @@ def test_nats_server_is_installed_and_serves_then_a_second_run_runs_nothing(
 
 def test_the_service_restarts_after_a_crash_and_removal_leaves_no_trace(two: Machines) -> None:
     core2 = two["core-2"]
-    provision(two, "core-2", render(settings(core2)))
+    config = render(settings(core2))
+    # An install cut short after the binary and config: the next run does only the rest.
+    with connect(two, "core-2") as connection:
+        plan = plan_nats_server(
+            "core-2", gather_nats_server_facts(connection), packaged_nats_server(), config
+        )
+        apply(connection, plan[:2])
+    described, _ = provision(two, "core-2", config)
+    assert described == [
+        "nats-server service: define on core-2",
+        "nats-server service: start on core-2",
+    ]
     [crashed] = nats_server_pids(core2)
     assert core2.inside(["kill", "-9", str(crashed)]).returncode == 0
     restarted = eventually(

@@ -17,6 +17,7 @@ import pytest
 from pulumi_wasmcloud.provision.connector import (
     AuthenticationFailed,
     CommandTimedOut,
+    ConnectionLost,
     HostKeyRefused,
     SshConnection,
     SshTarget,
@@ -228,3 +229,19 @@ def test_commands_time_out_by_name_and_files_are_written_whole(machines: Machine
         assert listing.stdout == "600 7 /opt/wasmcloud/blob\nsecond\n"
         with pytest.raises(ValueError, match="absolute path"):
             core1.put_file(b"x", "relative", 0o600)
+
+
+def test_a_connection_dropped_mid_command_is_named_and_not_reused(machines: Machines) -> None:
+    with SshConnection.connect(target(machines, "core-1")) as core1:
+        # The command kills the sshd process serving this connection (its parent).
+        with pytest.raises(ConnectionLost) as dropped:
+            core1.run("echo started; kill -9 $PPID; sleep 30", timeout=20)
+        assert str(dropped.value).startswith(
+            f"the SSH connection to core-1 ({machines['core-1'].address}:22) dropped while "
+            "running `echo started; kill -9 $PPID; sleep 30`"
+        )
+        with pytest.raises(ConnectionLost):
+            core1.run("true")
+    # A new connection works: the machine itself is fine.
+    with SshConnection.connect(target(machines, "core-1")) as again:
+        assert again.check("hostname").stdout == "core-1\n"
