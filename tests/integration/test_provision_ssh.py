@@ -13,6 +13,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from pulumi_wasmcloud.provision.connector import (
     AuthenticationFailed,
@@ -145,11 +147,26 @@ def test_a_wrong_host_key_is_refused_before_login_and_accepted_only_by_opting_ou
     # Refused before authenticating: core-1's sshd saw no login from that attempt.
     assert core1.sshd_log().count("Accepted publickey") == logins_before
 
+    # A known key of a type the machine does not have (RSA; it has ed25519) is refused too.
+    with pytest.raises(HostKeyRefused) as other_type:
+        SshConnection.connect(target(machines, "core-1", known_host_key=rsa_public_line()))
+    assert str(other_type.value).startswith(
+        "refused: core-1 shows no ssh-rsa host key, the type of its known key SHA256:"
+    )
+
     with SshConnection.connect(
         target(machines, "core-1", known_host_key=None, verify_host_key=False)
     ) as trusting:
         assert trusting.host_key == " ".join(core1.host_key.split()[:2])
         assert trusting.check("hostname").stdout == "core-1\n"
+
+
+def rsa_public_line() -> str:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    public = key.public_key().public_bytes(
+        serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH
+    )
+    return public.decode()
 
 
 def test_a_key_the_machine_does_not_know_is_refused_by_name(machines: Machines) -> None:
