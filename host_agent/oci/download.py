@@ -14,6 +14,7 @@ what makes verifying nearly free.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import http.client
 import io
@@ -52,6 +53,12 @@ class Downloaded:
     received: int
     digest: str  # sha256 of the received bytes, "sha256:<hex>"
     longer: bool  # the body went on past `size`: refused without reading the rest
+
+
+@functools.cache
+def _tls_context() -> ssl.SSLContext:
+    """The system's CAs, loaded once (loading them takes milliseconds, every pull)."""
+    return ssl.create_default_context()
 
 
 def _origin(url: str) -> tuple[str, str, int | None]:
@@ -111,7 +118,7 @@ class BlobDownload:
                     parts.hostname or "",
                     parts.port,
                     timeout=self.timeout,
-                    context=ssl.create_default_context(),
+                    context=_tls_context(),
                 )
             else:
                 connection = http.client.HTTPConnection(

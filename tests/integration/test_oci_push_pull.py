@@ -205,14 +205,24 @@ class SilentServer:
         writer.close()
 
 
-class StallingProxy:
-    """Fault injection in front of a real registry: relays every connection, except that a
-    blob download gets only the first `stall_after` bytes of its response, then nothing
-    more (a registry that stops sending halfway through a layer)."""
+class RegistryRelay:
+    """Fault injection in front of a real registry: relays every connection and records the
+    head of each one's first request; blob downloads can be cut off after `stall_after`
+    bytes of the response (a registry that stops sending halfway through a layer), or
+    answered with a 307 to the same path under `redirect_blobs_to` (as registries send
+    blob downloads to their storage)."""
 
-    def __init__(self, registry: RegistryProcess, stall_after: int) -> None:
+    def __init__(
+        self,
+        registry: RegistryProcess,
+        *,
+        stall_after: int | None = None,
+        redirect_blobs_to: str | None = None,
+    ) -> None:
         self.registry = registry
         self.stall_after = stall_after
+        self.redirect_blobs_to = redirect_blobs_to
+        self.heads: list[bytes] = []
         self.stalled = asyncio.Event()  # a blob response was cut off
         self.client_gone = asyncio.Event()  # ...and its client then closed the connection
         self._server: asyncio.Server | None = None
@@ -228,10 +238,23 @@ class StallingProxy:
 
     async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         head = await reader.readuntil(b"\r\n\r\n")
+        self.heads.append(head)
+        request_line = head.split(b"\r\n", 1)[0]
+        is_blob = b"/blobs/" in request_line
+        if is_blob and self.redirect_blobs_to is not None:
+            path = request_line.split(b" ")[1].decode()
+            writer.write(
+                b"HTTP/1.1 307 Temporary Redirect\r\n"
+                + f"Location: {self.redirect_blobs_to}{path}\r\n".encode()
+                + b"Content-Length: 0\r\nConnection: close\r\n\r\n"
+            )
+            await writer.drain()
+            writer.close()
+            return
         up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.registry.port)
         up_writer.write(head)
         try:
-            if b"/blobs/" not in head.split(b"\r\n", 1)[0]:
+            if not is_blob or self.stall_after is None:
                 await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer))
                 return
             sent = 0
@@ -276,7 +299,7 @@ async def test_a_blob_download_that_stalls_halfway_is_reported_within_the_timeou
     registry: RegistryProcess,
 ) -> None:
     await push_component(COUNTER, f"{registry.address}/components/counter:0.1.0", insecure=True)
-    proxy = StallingProxy(registry, stall_after=2 * 1024 * 1024)
+    proxy = RegistryRelay(registry, stall_after=2 * 1024 * 1024)
     async with proxy as address:
         started = time.monotonic()
         with pytest.raises(RegistryUnreachable) as refused:
@@ -294,7 +317,7 @@ async def test_a_cancelled_pull_closes_its_blob_download(registry: RegistryProce
     """The blob is read in a worker thread, which a cancelled task cannot stop; the pull
     closes the download's socket instead of leaving it to the timeout."""
     await push_component(COUNTER, f"{registry.address}/components/counter:0.1.0", insecure=True)
-    proxy = StallingProxy(registry, stall_after=2 * 1024 * 1024)
+    proxy = RegistryRelay(registry, stall_after=2 * 1024 * 1024)
     async with proxy as address:
         pull = asyncio.create_task(
             pull_component(f"{address}/components/counter:0.1.0", insecure=True, timeout=60)
@@ -356,3 +379,34 @@ async def test_a_component_over_the_size_limit_is_refused_before_its_download(
         await pull_component(ref, insecure=True, max_size=size - 1)
     data, _ = await pull_component(ref, insecure=True, max_size=size)
     assert len(data) == size
+
+
+@run_async
+async def test_blob_downloads_follow_redirects_without_the_registry_credentials(
+    registry: RegistryProcess, tmp_path: Path
+) -> None:
+    """Registries hand blobs out from storage elsewhere (a 307 to a signed URL): the pull
+    follows it, and does not send the registry's credentials to that other origin."""
+    private = RegistryProcess(tmp_path / "auth", users={"ci": "s3cret"}).start()
+    try:
+        good = Credentials("ci", "s3cret")
+        path = "components/counter:0.1.0"
+        digest = await push_component(
+            COUNTER, f"{private.address}/{path}", insecure=True, credentials=good
+        )
+        await push_component(COUNTER, f"{registry.address}/{path}", insecure=True)
+        storage = RegistryRelay(registry)  # anonymous, like a signed storage URL
+        async with storage as storage_address:
+            front = RegistryRelay(private, redirect_blobs_to=f"http://{storage_address}")
+            async with front as front_address:
+                data, pulled = await pull_component(
+                    f"{front_address}/{path}", insecure=True, credentials=good
+                )
+        assert (data, pulled) == (COUNTER.read_bytes(), digest)
+        [asked] = [head for head in front.heads if b"/blobs/" in head]
+        assert b"authorization: basic" in asked.lower()
+        [redirected] = storage.heads
+        assert b"/blobs/sha256:" in redirected
+        assert b"authorization" not in redirected.lower()
+    finally:
+        private.stop()
