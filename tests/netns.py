@@ -81,10 +81,22 @@ class Bridge:
     def create(cls, name: str | None = None, network: str | None = None) -> Bridge:
         """A fresh bridge ``name`` (default: unique to this process) for ``network``
         (default: the /24 of ``free_subnet()``), up, with this machine at its first address."""
-        name = name or f"wc{os.getpid()}b{next(_names)}"
-        if network is None:
-            network = str(ipaddress.ip_interface(free_subnet()).network)
-        bridge = cls(name[:15], network)
+        name = (name or f"wc{os.getpid()}b{next(_names)}")[:15]
+        if network is not None:
+            return cls._made(name, network)
+        # free_subnet() and taking it are two steps, and other test runs (other helpers)
+        # may take the same /24 between them: whoever then sees someone else's address in
+        # it gives it up and takes another.
+        for _ in range(8):
+            bridge = cls._made(name, str(ipaddress.ip_interface(free_subnet()).network))
+            if not bridge._shared():
+                return bridge
+            bridge.cleanup()
+        raise RuntimeError("no 198.18.N.0/24 stayed free for a test bridge after 8 tries")
+
+    @classmethod
+    def _made(cls, name: str, network: str) -> Bridge:
+        bridge = cls(name, network)
         try:
             for args in (
                 ("link", "add", bridge.name, "type", "bridge"),
@@ -98,6 +110,15 @@ class Bridge:
             bridge.cleanup()
             raise
         return bridge
+
+    def _shared(self) -> bool:
+        """Whether another interface on this machine has an address in our network."""
+        for line in _ip("-o", "-4", "addr").stdout.splitlines():
+            fields = line.split()
+            interface, address = fields[1], ipaddress.ip_interface(fields[3])
+            if interface != self.name and address.ip in self.network:
+                return True
+        return False
 
     def address(self, host: int) -> str:
         """The ``host``-th address of the network with its prefix (``198.18.N.host/24``)."""
