@@ -19,7 +19,7 @@ import nats
 import pytest
 
 from pulumi_wasmcloud.provision.changes import apply
-from pulumi_wasmcloud.provision.connector import SshConnection, SshTarget
+from pulumi_wasmcloud.provision.connector import SshConnection, SshTarget, Unreachable
 from pulumi_wasmcloud.provision.nats_config import (
     ClusterSettings,
     JetStreamSettings,
@@ -35,6 +35,7 @@ from pulumi_wasmcloud.provision.operations import (
     plan_nats_server,
     plan_remove_nats_server,
 )
+from pulumi_wasmcloud.provision.parallel import on_machines
 from tests.lattice import VENV_BIN
 from tests.machines import Machine, Machines, booted
 
@@ -54,15 +55,17 @@ def three() -> Iterator[Machines]:
     yield from booted("core-1", "core-2", "core-3")
 
 
-def connect(machines: Machines, name: str) -> SshConnection:
-    return SshConnection.connect(
-        SshTarget(
-            name=name,
-            host=machines[name].address,
-            private_key=machines.client_key.private_openssh,
-            known_host_key=machines[name].host_key,
-        )
+def target_of(machines: Machines, name: str) -> SshTarget:
+    return SshTarget(
+        name=name,
+        host=machines[name].address,
+        private_key=machines.client_key.private_openssh,
+        known_host_key=machines[name].host_key,
     )
+
+
+def connect(machines: Machines, name: str) -> SshConnection:
+    return SshConnection.connect(target_of(machines, name))
 
 
 def settings(machine: Machine, **fields: Any) -> NatsServerSettings:
@@ -235,6 +238,43 @@ def test_three_nodes_from_rendered_configs_form_a_cluster(three: Machines) -> No
         for node in nodes
     }
     assert len(set(leaders.values())) == 1 and set(leaders.values()) <= set(three.by_name)
+
+
+def test_machines_are_provisioned_in_parallel_and_an_unreachable_one_does_not_stop_the_rest(
+    three: Machines,
+) -> None:
+    binary = packaged_nats_server()
+    configs = {m.name: render(settings(m)) for m in three}
+
+    def install(connection: SshConnection) -> int:
+        facts = gather_nats_server_facts(connection)
+        return apply(
+            connection, plan_nats_server(connection.name, facts, binary, configs[connection.name])
+        )
+
+    ghost = SshTarget(
+        name="core-9",
+        host=three.unused_address(),
+        private_key=three.client_key.private_openssh,
+        known_host_key=three["core-1"].host_key,
+        connect_timeout=2.0,
+        attempts=1,
+    )
+    targets = [target_of(three, m.name) for m in three]
+    first = on_machines([*targets[:2], ghost, targets[2]], install)
+    assert list(first) == ["core-1", "core-2", "core-9", "core-3"]
+    assert {name: o.value for name, o in first.items() if o.ok} == {
+        "core-1": 4, "core-2": 4, "core-3": 4
+    }  # fmt: skip
+    assert isinstance(first["core-9"].error, Unreachable)
+    assert str(first["core-9"].error).startswith(
+        f"cannot reach core-9 at {three.unused_address()}:22"
+    )
+    for machine in three:
+        assert server_name_at(machine.address) == machine.name
+
+    again = on_machines(targets, install)
+    assert {name: o.value for name, o in again.items()} == {"core-1": 0, "core-2": 0, "core-3": 0}
 
 
 def test_rendered_configs_are_accepted_by_nats_server(tmp_path: Path) -> None:
