@@ -8,6 +8,8 @@
   needed (commands plus a sentence for preview); ``apply`` runs them on a connection.
 - ``nats_config`` renders a nats-server config; ``service`` runs a process as a systemd
   unit or, without systemd, under a small supervisor that restarts it on failure.
+- ``parallel.on_machines``: the same work on many machines at once, a failure on one
+  reported by name while the others go on.
 
 Plain Python: the Pulumi provider calls it, it never imports pulumi.
 """

@@ -348,7 +348,8 @@ def _connect_with_retries(target: SshTarget, bastion: SshConnection | None) -> p
     assert last is not None
     raise Unreachable(
         f"cannot reach {target.name} at {target.address}{via}: {_cause(last)} "
-        f"({target.attempts} attempts, {target.connect_timeout:g}s timeout each). Check that "
+        f"({target.attempts} attempt{'s' if target.attempts != 1 else ''}, "
+        f"{target.connect_timeout:g}s timeout each). Check that "
         f"the machine is up, that sshd listens on port {target.port}, and that the address "
         "is routable from here."
     )
