@@ -38,6 +38,7 @@ from pulumi_wasmcloud.provision.service import (
 
 NATS_SERVER_BINARY = "/opt/wasmcloud/bin/nats-server"
 NATS_SERVER_CONFIG = "/etc/wasmcloud/nats-server.conf"
+NATS_SERVER_CANDIDATE = NATS_SERVER_CONFIG + ".new"  # checked before it replaces the config
 NATS_SERVER_STORE = "/var/lib/wasmcloud/nats"
 NATS_SERVICE = "nats-server"
 
@@ -154,7 +155,15 @@ def plan_nats_server(
         changes.append(
             Change(
                 f"nats-server config: {verb} on {machine}",
-                (Upload(NATS_SERVER_CONFIG, config_bytes, 0o640),),
+                (
+                    Upload(NATS_SERVER_CANDIDATE, config_bytes, 0o640),
+                    # The machine's nats-server checks it before it replaces the running
+                    # one's, so a config it refuses leaves the node as it was.
+                    Shell(
+                        f"{NATS_SERVER_BINARY} -t -c {NATS_SERVER_CANDIDATE} && "
+                        f"mv -f {NATS_SERVER_CANDIDATE} {NATS_SERVER_CONFIG}"
+                    ),
+                ),
             )
         )
     changes += plan_service(
@@ -172,7 +181,13 @@ def plan_remove_nats_server(machine: str, facts: NatsServerFacts) -> list[Change
     changes = plan_remove(machine, NATS_SERVICE, facts.service, facts.machine.systemd)
     if facts.installed_version is not None or facts.config_sha256 is not None:
         paths = " ".join(
-            shlex.quote(p) for p in (NATS_SERVER_BINARY, NATS_SERVER_CONFIG, NATS_SERVER_STORE)
+            shlex.quote(p)
+            for p in (
+                NATS_SERVER_BINARY,
+                NATS_SERVER_CONFIG,
+                NATS_SERVER_CANDIDATE,
+                NATS_SERVER_STORE,
+            )
         )
         removal: tuple[Command, ...] = (
             Shell(f"rm -rf {paths}"),

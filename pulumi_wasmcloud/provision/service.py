@@ -198,7 +198,8 @@ def _start(name: str, systemd: bool) -> Command:
         f"mkdir -p {shlex.quote(LOG_DIR)} && rm -f {pid} && "
         f"setsid -f /bin/sh {run} </dev/null >>{log} 2>&1 && "
         f"i=0; while [ ! -s {pid} ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done; "
-        f"[ -s {pid} ] || {{ echo 'the supervisor did not start; see {log}' >&2; exit 1; }}"
+        f"[ -s {pid} ] || {{ echo 'the supervisor did not start; the end of {log}:' >&2; "
+        f"tail -n 20 {log} >&2; exit 1; }}"
     )
 
 

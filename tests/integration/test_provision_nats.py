@@ -19,7 +19,12 @@ import nats
 import pytest
 
 from pulumi_wasmcloud.provision.changes import apply
-from pulumi_wasmcloud.provision.connector import SshConnection, SshTarget, Unreachable
+from pulumi_wasmcloud.provision.connector import (
+    CommandFailed,
+    SshConnection,
+    SshTarget,
+    Unreachable,
+)
 from pulumi_wasmcloud.provision.nats_config import (
     ClusterSettings,
     JetStreamSettings,
@@ -136,7 +141,7 @@ def test_nats_server_is_installed_and_serves_then_a_second_run_runs_nothing(
             f"nats-server service: define on {machine.name}",
             f"nats-server service: start on {machine.name}",
         ]
-        assert ran == 4
+        assert ran == 5  # binary; config written, then checked in place; unit; start
     # The SSH sessions that started them are closed; each node serves on its address.
     for machine in two:
         assert server_name_at(machine.address) == machine.name
@@ -160,6 +165,29 @@ def test_nats_server_is_installed_and_serves_then_a_second_run_runs_nothing(
     assert nats_server_pids(core1) != [before]
     assert server_name_at(core1.address) == "core-1"
     assert http_json(core1.address, "varz", port=8223)["server_name"] == "core-1"
+
+
+def test_a_config_the_machines_nats_server_refuses_leaves_the_node_serving(
+    two: Machines,
+) -> None:
+    core1 = two["core-1"]
+    good = render(settings(core1))
+    provision(two, "core-1", good)
+    [serving] = nats_server_pids(core1)
+    broken = good.replace("max_file_store", "max_file_stor")
+    with connect(two, "core-1") as connection:
+        plan = plan_nats_server(
+            "core-1", gather_nats_server_facts(connection), packaged_nats_server(), broken
+        )
+        with pytest.raises(CommandFailed) as refused:
+            apply(connection, plan)
+    said = str(refused.value)
+    assert "failed on core-1 with exit code 1" in said
+    assert 'unknown field "max_file_stor"' in said  # nats-server's own words
+    assert nats_server_pids(core1) == [serving]
+    assert server_name_at(core1.address) == "core-1"
+    # Given a good config again, nothing is left to do.
+    assert provision(two, "core-1", good) == ([], 0)
 
 
 def test_the_service_restarts_after_a_crash_and_removal_leaves_no_trace(two: Machines) -> None:
@@ -264,7 +292,7 @@ def test_machines_are_provisioned_in_parallel_and_an_unreachable_one_does_not_st
     first = on_machines([*targets[:2], ghost, targets[2]], install)
     assert list(first) == ["core-1", "core-2", "core-9", "core-3"]
     assert {name: o.value for name, o in first.items() if o.ok} == {
-        "core-1": 4, "core-2": 4, "core-3": 4
+        "core-1": 5, "core-2": 5, "core-3": 5
     }  # fmt: skip
     assert isinstance(first["core-9"].error, Unreachable)
     assert str(first["core-9"].error).startswith(

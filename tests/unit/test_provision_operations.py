@@ -12,6 +12,7 @@ from pulumi_wasmcloud.provision.changes import Change, Shell, Upload
 from pulumi_wasmcloud.provision.facts import MachineFacts, OsRelease
 from pulumi_wasmcloud.provision.operations import (
     NATS_SERVER_BINARY,
+    NATS_SERVER_CANDIDATE,
     NATS_SERVER_CONFIG,
     NatsServerBinary,
     NatsServerFacts,
@@ -69,10 +70,15 @@ def test_a_fresh_machine_gets_binary_config_and_a_started_service() -> None:
     uploads = [c for change in plan for c in change.commands if isinstance(c, Upload)]
     assert [(u.path, u.mode) for u in uploads] == [
         (NATS_SERVER_BINARY, 0o755),
-        (NATS_SERVER_CONFIG, 0o640),
+        (NATS_SERVER_CANDIDATE, 0o640),
         (definition_path("nats-server", False), 0o755),
     ]
     assert uploads[0].data == BINARY.data and uploads[1].data == CONFIG.encode()
+    # The config replaces the running one's only once the machine's nats-server accepts it.
+    assert str(plan[1].commands[1]) == (
+        f"{NATS_SERVER_BINARY} -t -c {NATS_SERVER_CANDIDATE} && "
+        f"mv -f {NATS_SERVER_CANDIDATE} {NATS_SERVER_CONFIG}"
+    )
 
 
 @pytest.mark.parametrize("systemd", [False, True])
