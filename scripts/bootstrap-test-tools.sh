@@ -6,8 +6,9 @@
 #   .tools/wadm-probe/release/wadm-probe   wadm-client 0.7 CLI (tests/integration/test_wadm_client_compat.py)
 #   .tools/wash/bin/wash                    real wash-cli 0.39 (tests/integration/test_wash_compat.py)
 #
-# and installs openssh-server from Debian (its sshd runs on the test machines of
-# tests/machines.py; no system sshd is started).
+# and installs openssh-server and sudo from Debian (sshd runs on the test machines of
+# tests/machines.py, where a non-root user provisions through sudo; no system sshd is
+# started).
 #
 # A cold machine pays about 5 minutes for wadm-probe and 25 for wash; later runs, in
 # any clone, take a second. A tool that fails to build is reported and its tests skip
@@ -32,16 +33,16 @@ timed() {
 # sshd on the host's port 22 where an init system runs one; policy-rc.d 101 keeps it from
 # starting, and where systemd is PID 1 the unit it enabled is disabled again: the tests
 # never use a system sshd, and a fresh install should not open port 22.
-if [[ -x /usr/sbin/sshd ]]; then
+if [[ -x /usr/sbin/sshd && -x /usr/bin/sudo ]]; then
   step "sshd: $(/usr/sbin/sshd -V 2>&1 | head -1)"
 elif command -v apt-get >/dev/null 2>&1 && [[ "$(id -u)" == "0" ]]; then
-  timed "openssh-server from Debian" bash -c '
+  timed "openssh-server and sudo from Debian" bash -c '
     apt-get update -qq >/dev/null
     policy=/usr/sbin/policy-rc.d
     made_policy=0
     if [[ ! -e $policy ]]; then printf "#!/bin/sh\nexit 101\n" >$policy; chmod +x $policy; made_policy=1; fi
     status=0
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends openssh-server >/dev/null || status=$?
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends openssh-server sudo >/dev/null || status=$?
     [[ $made_policy == 1 ]] && rm -f $policy
     if [[ $status == 0 && "$(ps -p 1 -o comm= 2>/dev/null)" == systemd ]]; then
       systemctl disable --now ssh.service ssh.socket >/dev/null 2>&1 || true
@@ -49,7 +50,7 @@ elif command -v apt-get >/dev/null 2>&1 && [[ "$(id -u)" == "0" ]]; then
     exit $status'
   step "sshd: $(/usr/sbin/sshd -V 2>&1 | head -1)"
 else
-  step "WARNING: openssh-server is not installed and cannot be (needs root + apt-get); SSH provisioning tests will be skipped"
+  step "WARNING: openssh-server or sudo is not installed and cannot be (needs root + apt-get); SSH provisioning tests will be skipped"
 fi
 
 if ! command -v cargo >/dev/null 2>&1; then
