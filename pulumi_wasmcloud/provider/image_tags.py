@@ -25,6 +25,7 @@ import asyncio
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from host_agent.host.artifacts import OciOptions
@@ -67,8 +68,8 @@ def tagged_images(manifest: Mapping[str, Any]) -> list[TaggedImage]:
         image = (component.get("properties") or {}).get("image")
         if component.get("type") == "capability" or not isinstance(image, str):
             continue
-        if "://" in image or image.startswith(("/", ".", "~")):
-            continue  # a local file: pinned by pin_local_components, or refused by the host
+        if "://" in image or image.startswith(("/", ".", "~")) or Path(image).is_file():
+            continue  # a local file: pinned by pin_local_components, or read by the host
         try:
             ref = parse_reference(image)
         except InvalidReference:

@@ -6,6 +6,7 @@ component, the registry and the fix. Real docker-registry on loopback."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -87,3 +88,18 @@ async def test_a_missing_tag_or_an_artifact_that_is_no_component_is_refused(
         # refusal says how to allow plain http.
         [failure] = (await check(stub, {"manifest": tagged(missing)})).failures
         assert "list it in WASMCLOUD_OCI_ALLOWED_INSECURE" in failure.reason
+
+
+@run_async
+async def test_a_local_file_is_not_taken_for_a_tag(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A relative path can also read as a registry reference (``127.0.0.1:1/counter.wasm``:
+    registry 127.0.0.1:1); the file wins, as on the host, and no registry is asked."""
+    (tmp_path / "127.0.0.1:1").mkdir()
+    (tmp_path / "127.0.0.1:1" / "counter.wasm").write_bytes(COUNTER_WASM.read_bytes())
+    monkeypatch.chdir(tmp_path)
+    async with provider("nats://127.0.0.1:1") as (stub, _):
+        checked = await check(stub, {"manifest": tagged("127.0.0.1:1/counter.wasm")})
+        assert list(checked.failures) == []
+        assert image_of(checked.inputs) == "127.0.0.1:1/counter.wasm"
