@@ -67,9 +67,7 @@ class Compute(exports.Compute):
     def compute(self, request: Request) -> Reply:
         name = instance_name()
         if len(request.numbers) > MAX_NUMBERS:
-            raise Err(
-                Error_BadRequest(f"{len(request.numbers)} numbers; at most {MAX_NUMBERS}")
-            )
+            raise Err(Error_BadRequest(f"{len(request.numbers)} numbers; at most {MAX_NUMBERS}"))
         value, shape = shape_of(exact(request.operation, request.numbers))
         try:
             with store.open(BUCKET) as bucket:
