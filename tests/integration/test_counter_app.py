@@ -71,13 +71,17 @@ class Lattice:
             await asyncio.sleep(0.1)  # hosts still starting: no responders yet
         raise AssertionError(f"fewer than {count} hosts answered")
 
-    async def event(self, name: str, **match: str) -> dict[str, Any]:
-        for _ in range(200):
+    async def event(self, name: str, timeout: float = 10.0, **match: str) -> dict[str, Any]:
+        """The first `name` event whose data has `match`; compiles on a loaded machine take
+        tens of seconds, so waits for a component to start pass a longer `timeout`."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
             for seen, data in self.events:
                 if seen == name and all(data.get(k) == v for k, v in match.items()):
                     return data
+            if asyncio.get_running_loop().time() > deadline:
+                raise AssertionError(f"no {name} event matching {match}; saw {self.events}")
             await asyncio.sleep(0.05)
-        raise AssertionError(f"no {name} event matching {match}; saw {self.events}")
 
     async def link(
         self, source: str, target: str, package: str, interfaces: list[str], **configs: list[str]

@@ -30,7 +30,7 @@ from tests.registry import RegistryProcess, registry_available
 
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.timeout(240),
+    pytest.mark.timeout(480),
     pytest.mark.skipif(not registry_available(), reason="docker-registry is not installed"),
 ]
 
@@ -59,6 +59,11 @@ def start_host(
         host.stop()
 
 
+# A cold compile of a componentize-py component took 25-44 s on this 2-core machine under
+# load; an outcome event is waited for this long (a bound, not a sleep).
+COMPILE_WAIT = 120.0
+
+
 async def log_line(host: HostProcess, *words: str) -> str:
     """Wait for the host's log to have a line with all `words`."""
     for _ in range(200):
@@ -73,7 +78,7 @@ async def scale(lat: Lattice, host: str, component: str, ref: str) -> tuple[str,
     """Scale; wait for the outcome event ("component_scaled" or "component_scale_failed")."""
     start = len(lat.events)
     await lat.ctl.scale_component(host, component, ref, 1)
-    for _ in range(600):
+    for _ in range(int(COMPILE_WAIT / 0.05)):
         for name, data in lat.events[start:]:
             outcome = ("component_scaled", "component_scale_failed")
             if name in outcome and data.get("component_id") == component:
@@ -128,7 +133,9 @@ async def test_hosts_run_the_counter_by_digest_and_tag_and_share_the_cache(
             lat.ctl.subjects.component_update(host_a),
             {"component_id": "counter", "new_component_ref": hello_ref},
         )
-        await lat.event("component_scaled", component_id="counter", image_ref=hello_ref)
+        await lat.event(
+            "component_scaled", timeout=COMPILE_WAIT, component_id="counter", image_ref=hello_ref
+        )
         assert len(lat.events) > start
         inventory = await lat.ctl.get_inventory(host_a)
         [running] = [c for c in inventory["components"] if c["id"] == "counter"]
