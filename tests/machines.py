@@ -5,14 +5,15 @@ A machine is three namespaces around one sshd (started by ``unshare``):
 
 - network: its own 198.18.N.x address on a bridge this machine (the test runner) also
   sits on, so the runner and the machines reach each other and nothing else;
-- mount: ``/etc``, ``/opt``, ``/var/lib`` and ``/var/log`` are overlays whose writable
-  layer is a tmpfs of that machine, and ``/run`` is its own tmpfs, so what provisioning
-  installs stays on that machine and disappears with it;
+- mount: ``/etc``, ``/opt``, ``/var/lib``, ``/var/log`` and ``/home`` are overlays whose
+  writable layer is a tmpfs of that machine, and ``/run`` is its own tmpfs, so what
+  provisioning installs stays on that machine and disappears with it;
 - pid (and uts): sshd is PID 1, so a machine has no systemd (service.py's supervised
   mode) and killing the machine kills everything started on it, however detached.
 
-Logins are ``root`` with one ed25519 key made for the session (``Machines.client_key``);
-every machine has its own host key (``Machine.host_key``), which a connector verifies.
+Logins are ``root`` (or a user ``Machine.add_user`` made) with one ed25519 key made for
+the session (``Machines.client_key``); every machine has its own host key
+(``Machine.host_key``), which a connector verifies.
 ``boot_machines`` is the context manager a fixture wraps; on exit nothing is left:
 processes, namespaces, veth pairs, bridge and files.
 """
@@ -42,7 +43,7 @@ from tests.netns import unavailable as netns_unavailable
 SSHD = Path("/usr/sbin/sshd")
 SSH_PORT = 22
 # Overlaid per machine: where provisioning writes binaries, config, state and logs.
-PRIVATE_TREES = ("/etc", "/opt", "/var/lib", "/var/log")
+PRIVATE_TREES = ("/etc", "/opt", "/var/lib", "/var/log", "/home")
 BOOT_TIMEOUT = 20.0
 # A machine's namespaces besides its network one: mounts (private, so our overlays stay
 # inside), hostname, and pids (sshd becomes PID 1; --kill-child: it dies with unshare).
@@ -114,6 +115,19 @@ class Machine:
         kwargs.setdefault("text", True)
         command = ["nsenter", "-t", str(self.init_pid), "-m", "-u", "-n", "-p", *argv]
         return subprocess.run(command, check=False, **kwargs)
+
+    def add_user(self, user: str, sudo: str | None = "NOPASSWD: ALL") -> None:
+        """A login user on this machine only (its /etc and /home are its own), who logs
+        in with the session key; with ``sudo``, that sudoers rule (``None``: no sudo)."""
+        # Password "*": no password login, but not locked ("!"), which sshd would refuse.
+        steps = [["useradd", "--create-home", "--shell", "/bin/bash", "--password", "*", user]]
+        if sudo is not None:
+            rule = f"{user} ALL=(ALL) {sudo}\n"
+            steps.append(["sh", "-c", f"printf %s {shlex.quote(rule)} > /etc/sudoers.d/{user}"])
+        for argv in steps:
+            done = self.inside(argv)
+            if done.returncode != 0:
+                raise RuntimeError(f"{' '.join(argv)} on {self.name}: {done.stderr.strip()}")
 
     def sshd_log(self) -> str:
         return "".join(self._log_lines)
@@ -190,6 +204,8 @@ def _boot_script(name: str, machine_dir: Path, config: Path) -> str:
         "mount -t tmpfs -o mode=0755 run /run",
         "mkdir -p /run/sshd",
         f"echo {shlex.quote(name)} > /proc/sys/kernel/hostname",
+        # As an installer would: the machine's own name resolves (sudo asks for it).
+        f"echo {shlex.quote('127.0.1.1 ' + name)} >> /etc/hosts",
         f"exec {SSHD} -D -e -f {config}",
     ]
     return "\n".join(lines)
@@ -203,6 +219,7 @@ def _boot(name: str, host: int, bridge: Bridge, client_key: KeyPair, directory: 
     key_file.write_text(host_key.private_openssh)
     key_file.chmod(0o600)
     (machine_dir / "authorized_keys").write_text(client_key.public_line + "\n")
+    (machine_dir / "authorized_keys").chmod(0o644)
     address = bridge.address(host)
     namespace = NetworkNamespace.create(address=address, bridge=bridge)
     machine: Machine | None = None
@@ -255,6 +272,7 @@ def boot_machines(names: Sequence[str]) -> Iterator[Machines]:
     if len(set(names)) != len(names):
         raise ValueError(f"machine names repeat: {list(names)}")
     directory = Path(tempfile.mkdtemp(prefix="wc-machines-"))
+    directory.chmod(0o755)  # sshd reads authorized_keys as the user logging in
     client_key = KeyPair.generate("pulumi-wasmcloud-tests")
     bridge = Bridge.create()
     booted: list[Machine] = []

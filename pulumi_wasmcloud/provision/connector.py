@@ -125,6 +125,8 @@ class SshTarget:
     known_host_key: str | None = None
     verify_host_key: bool = True
     bastion: SshTarget | None = None
+    # Run commands through `sudo -n` (a NOPASSWD rule); by default when not root.
+    sudo: bool | None = None
     connect_timeout: float = 10.0
     attempts: int = 3
     retry_delay: float = 1.0
@@ -151,6 +153,10 @@ class SshTarget:
     @property
     def address(self) -> str:
         return f"{self.host}:{self.port}"
+
+    @property
+    def uses_sudo(self) -> bool:
+        return self.sudo if self.sudo is not None else self.user != "root"
 
 
 class SshConnection:
@@ -184,7 +190,23 @@ class SshConnection:
             if bastion is not None:
                 bastion.close()
             raise
-        return cls(target, transport, bastion)
+        connection = cls(target, transport, bastion)
+        if target.uses_sudo:
+            try:
+                connection._check_sudo()
+            except BaseException:
+                connection.close()
+                raise
+        return connection
+
+    def _check_sudo(self) -> None:
+        allowed = self.run("true")
+        if allowed.exit_code != 0:
+            said = allowed.stderr.strip() or allowed.stdout.strip() or "(no output)"
+            raise AuthenticationFailed(
+                f"{self.target.user} on {self.name} cannot use sudo without a password "
+                f"({said}). Give that user a NOPASSWD sudoers rule, or log in as root."
+            )
 
     def __enter__(self) -> SshConnection:
         return self
@@ -209,7 +231,8 @@ class SshConnection:
         )
 
     def run(self, command: str, timeout: float = 120.0, stdin: bytes = b"") -> CommandResult:
-        """Run ``command`` in the login user's shell; its exit code and output. Raises
+        """Run ``command`` with ``sh`` as root (through ``sudo -n`` when the login user is
+        not root); its exit code and output. Raises
         ``CommandTimedOut`` when it has not finished within ``timeout`` seconds and
         ``ConnectionLost`` when the connection drops before it finishes."""
         self.commands_run += 1
@@ -238,8 +261,13 @@ class SshConnection:
         stderr_reader = threading.Thread(
             target=_read_until_timeout, args=(channel.recv_stderr, stderr), daemon=True
         )
+        # Every command runs in `sh` whatever the login shell is, as root through sudo
+        # when the login is not root.
+        wrapped = f"sh -c {shlex.quote(command)}"
+        if self.target.uses_sudo:
+            wrapped = f"sudo -n -- {wrapped}"
         try:
-            channel.exec_command(command)
+            channel.exec_command(wrapped)
             stderr_reader.start()
             if stdin:
                 channel.sendall(stdin)

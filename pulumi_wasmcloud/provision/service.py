@@ -212,10 +212,10 @@ def _stop(name: str, systemd: bool) -> Command:
     tries = STOP_SECONDS * 10
     return Shell(
         f'pid=$(cat {pid} 2>/dev/null) || exit 0; [ -n "$pid" ] || exit 0; '
-        'kill -TERM -- "-$pid" 2>/dev/null; '
-        f'i=0; while kill -0 -- "-$pid" 2>/dev/null && [ $i -lt {tries} ]; do '
+        'kill -TERM "-$pid" 2>/dev/null; '
+        f'i=0; while kill -0 "-$pid" 2>/dev/null && [ $i -lt {tries} ]; do '
         "sleep 0.1; i=$((i+1)); done; "
-        f'kill -KILL -- "-$pid" 2>/dev/null; rm -f {pid}; exit 0',
+        f'kill -KILL "-$pid" 2>/dev/null; rm -f {pid}; exit 0',
         timeout=STOP_SECONDS + 30,
     )
 

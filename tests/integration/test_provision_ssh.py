@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import platform
 import re
+import shutil
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -82,7 +83,8 @@ def test_machines_are_separate_and_leave_nothing_behind() -> None:
         # Each machine reaches the other over the bridge (core-1's sshd greets core-2).
         with SshConnection.connect(target(machines, "core-2")) as over:
             address = machines["core-1"].address
-            greeting = over.check(f"timeout 5 head -c 7 < /dev/tcp/{address}/22").stdout
+            reach = f"timeout 5 head -c 7 < /dev/tcp/{address}/22"  # bash's /dev/tcp
+            greeting = over.check(f"bash -c '{reach}'").stdout
             assert greeting == "SSH-2.0"
     assert leftovers(machines) == []
     assert not os.path.exists(machines.directory)
@@ -262,3 +264,30 @@ def test_a_connection_dropped_mid_command_is_named_and_not_reused(machines: Mach
     # A new connection works: the machine itself is fine.
     with SshConnection.connect(target(machines, "core-1")) as again:
         assert again.check("hostname").stdout == "core-1\n"
+
+
+def test_a_user_with_sudo_provisions_as_root_and_one_without_is_refused_by_name(
+    machines: Machines,
+) -> None:
+    if shutil.which("sudo") is None:
+        pytest.skip("sudo is not installed (scripts/bootstrap-test-tools.sh installs it)")
+    core1 = machines["core-1"]
+    core1.add_user("deploy")
+    core1.add_user("guest", sudo=None)
+    core1.add_user("asker", sudo="ALL")  # sudo, but with a password
+    with SshConnection.connect(target(machines, "core-1", user="deploy")) as deploy:
+        said = deploy.check("id -un; echo $SUDO_USER").stdout.split()
+        assert said == ["root", "deploy"]
+        deploy.put_file(b"x\n", "/etc/wasmcloud/by-deploy", 0o600)
+        assert deploy.check("stat -c '%U %a' /etc/wasmcloud/by-deploy").stdout == "root 600\n"
+        assert machine_facts(deploy).os.id
+    for user in ("guest", "asker"):
+        with pytest.raises(AuthenticationFailed) as refused:
+            SshConnection.connect(target(machines, "core-1", user=user))
+        assert str(refused.value).startswith(
+            f"{user} on core-1 cannot use sudo without a password ("
+        )
+        assert "NOPASSWD" in str(refused.value)
+    # Opting out of sudo runs as the user itself.
+    with SshConnection.connect(target(machines, "core-1", user="guest", sudo=False)) as guest:
+        assert guest.check("id -un").stdout == "guest\n"
