@@ -231,10 +231,10 @@ class SshConnection:
         )
 
     def run(self, command: str, timeout: float = 120.0, stdin: bytes = b"") -> CommandResult:
-        """Run ``command`` with ``sh`` as root (through ``sudo -n`` when the login user is
-        not root); its exit code and output. Raises
-        ``CommandTimedOut`` when it has not finished within ``timeout`` seconds and
-        ``ConnectionLost`` when the connection drops before it finishes."""
+        """Run ``command`` with ``sh``, through ``sudo -n`` when the target uses sudo; its
+        exit code and output. Raises ``CommandTimedOut`` when it has not finished within
+        ``timeout`` seconds and ``ConnectionLost`` when the connection drops before it
+        finishes. Counted in ``commands_run`` (probes and the sudo check too)."""
         self.commands_run += 1
         deadline = time.monotonic() + timeout
         try:
