@@ -268,6 +268,50 @@ def test_three_nodes_from_rendered_configs_form_a_cluster(three: Machines) -> No
     assert len(set(leaders.values())) == 1 and set(leaders.values()) <= set(three.by_name)
 
 
+@pytest.fixture
+def core_and_edge() -> Iterator[Machines]:
+    yield from booted("core-1", "edge-1")
+
+
+def test_an_edge_node_joins_the_core_as_a_leaf_and_messages_cross(
+    core_and_edge: Machines,
+) -> None:
+    core, edge = core_and_edge["core-1"], core_and_edge["edge-1"]
+    hub = settings(core, leafnodes=LeafNodeSettings(listen_port=7422))
+    leaf = settings(
+        edge, leafnodes=LeafNodeSettings(remotes=[LeafRemote(urls=[f"{core.address}:7422"])])
+    )
+    provision(core_and_edge, "core-1", render(hub))
+    provision(core_and_edge, "edge-1", render(leaf))
+
+    def leaf_names() -> list[str] | None:
+        leafs = http_json(core.address, "leafz").get("leafs", [])
+        return [str(entry.get("name")) for entry in leafs] or None
+
+    assert eventually(leaf_names, "edge-1 connected to core-1 as a leaf") == ["edge-1"]
+
+    async def cross() -> bytes:
+        at_core = await nats.connect(f"nats://{core.address}:4222", max_reconnect_attempts=0)
+        at_edge = await nats.connect(f"nats://{edge.address}:4222", max_reconnect_attempts=0)
+        try:
+            sub = await at_core.subscribe("edge.hello")
+            await at_core.flush()
+            # Interest crosses the leaf connection asynchronously: publish until it arrives.
+            for _ in range(50):
+                await at_edge.publish("edge.hello", b"from edge-1")
+                await at_edge.flush()
+                try:
+                    return (await sub.next_msg(timeout=0.2)).data
+                except nats.errors.TimeoutError:
+                    continue
+            raise AssertionError("a message from edge-1 never reached core-1")
+        finally:
+            await at_edge.close()
+            await at_core.close()
+
+    assert asyncio.run(cross()) == b"from edge-1"
+
+
 def test_machines_are_provisioned_in_parallel_and_an_unreachable_one_does_not_stop_the_rest(
     three: Machines,
 ) -> None:
