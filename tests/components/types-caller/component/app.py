@@ -9,7 +9,8 @@
 The zoo calls go wherever the host's link for test:types/zoo points.
 """
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 from urllib.parse import unquote
 
 from componentize_py_types import Err, Ok
@@ -50,7 +51,11 @@ def checks() -> list[tuple[str, Callable[[], Any], Any]]:
         ("echo-result err", lambda: zoo.echo_result(Err("bad")), "err: bad"),
         ("echo-points", lambda: zoo.echo_points(points), points),
         ("echo-points empty", lambda: zoo.echo_points([]), []),
-        ("echo-bytes", lambda: zoo.echo_bytes(bytes([0, 1, 127, 128, 255])), b"\x00\x01\x7f\x80\xff"),
+        (
+            "echo-bytes",
+            lambda: zoo.echo_bytes(bytes([0, 1, 127, 128, 255])),
+            b"\x00\x01\x7f\x80\xff",
+        ),
         ("echo-tuple", lambda: zoo.echo_tuple((7, -(2**40), "t")), (7, -(2**40), "t")),
         ("echo-string", lambda: zoo.echo_string("héllo\nwörld"), "héllo\nwörld"),
         ("echo-numbers", lambda: zoo.echo_numbers(*numbers), numbers),
