@@ -165,6 +165,15 @@ VECTOR_VALUES: dict[str, tuple[list[WitType], list[Any]]] = {
     "flags-3-a-c": ([WitFlags(("a", "b", "c"))], [{"a", "c"}]),
     "flags-9-f8": ([flags(9)], [{"f8"}]),
     "flags-20-f0-f19": ([flags(20)], [{"f0", "f19"}]),
+    "list-of-records": (
+        [WitList(POINT)],
+        [[record(x=1, y=-1, label="a"), record(x=200, y=0, label="")]],
+    ),
+    "option-variant": ([WitOption(SHAPE)], [Variant("some", 0.5)]),
+    "result-enum-flags-err": (
+        [WitResult(WitEnum(("red", "green", "blue")), WitFlags(("a", "b", "c")))],
+        [{"b"}],
+    ),
     "own-handle": ([WitHandle("own", "thing")], [ResourceHost.own(0x04030201, 1)]),
     "params-string-u64": ([P("string"), P("u64")], ["counter", 1]),
 }
