@@ -433,7 +433,11 @@ def _encode(
                 raise ValueError(
                     f"{_where(path)}: a resource handle needs a HandleCodec to cross wRPC"
                 )
-            writer.list_u8(handles.encode_handle(ty, value))
+            try:
+                handle = handles.encode_handle(ty, value)
+            except ValueError as error:
+                raise ValueError(f"{_where(path)}: {error}") from None
+            writer.list_u8(handle)
         case WitVariant() | WitOption() | WitResult():
             index, payload_type, payload = _choose_case(ty, value, path)
             if isinstance(ty, WitVariant):

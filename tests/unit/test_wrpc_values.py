@@ -385,6 +385,26 @@ def test_values_of_the_wrong_shape_are_refused_with_their_path(
         encode_values(types, values)
 
 
+def test_leb128_padding_inside_the_width_is_read_as_upstream_reads_it() -> None:
+    # leb128-tokio accepts 0x80 0x00 for 0 (two bytes, within a u32's five); so do we.
+    assert decode_values([P("u32"), P("s64")], b"\x80\x00\xff\x7f") == [0, -1]
+
+
+def test_handle_codec_errors_name_the_path() -> None:
+    class Refusing:
+        def encode_handle(self, ty: WitHandle, value: Any) -> bytes:
+            raise ValueError("this resource was dropped")
+
+        def decode_handle(self, ty: WitHandle, handle: bytes) -> Any:
+            raise DecodeError(f"unknown handle {handle.hex()}")
+
+    ty = WitRecord((("file", WitHandle("own", "file")),))
+    with pytest.raises(ValueError, match=r"^value: field 'file': this resource was dropped"):
+        encode_values([ty], [record(file=None)], handles=Refusing())
+    with pytest.raises(DecodeError, match=r"^value: field 'file': unknown handle 0102"):
+        decode_values([ty], b"\x02\x01\x02", handles=Refusing())
+
+
 def test_labels_name_parameters_in_encode_errors() -> None:
     with pytest.raises(ValueError, match=r"^param 'delta': expected an int, got str"):
         encode_values([P("string"), P("u64")], ["k", "1"], labels=param_labels(["key", "delta"]))
