@@ -32,6 +32,7 @@ from host_agent.providers.contract import (
     LINK_DEL,
     LINK_PUT,
     SHUTDOWN,
+    HealthCheckRequest,
     HostData,
     InterfaceLinkDefinition,
     provider_subject,
@@ -156,10 +157,13 @@ class ProviderSupervisor:
 
     async def _when_ready(self, running: RunningProvider) -> None:
         subject = provider_subject(self.state.lattice, running.record.id, HEALTH)
+        # Addressed to this host's instance: another host's instance of the same provider
+        # id would answer an empty request at once, before ours listens for links.
+        ours = HealthCheckRequest(host_id=self.state.host_id).model_dump_json().encode()
         deadline = asyncio.get_running_loop().time() + READY_TIMEOUT
         while not running.stopping and asyncio.get_running_loop().time() < deadline:
             try:
-                await self.nc.request(subject, b"", timeout=0.5)
+                await self.nc.request(subject, ours, timeout=0.5)
             except Exception:
                 await asyncio.sleep(0.1)
                 continue

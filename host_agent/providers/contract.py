@@ -93,6 +93,19 @@ class ShutdownRequest(StrictModel):
         return parse_json(cls, payload or b"{}", "shutdown request")
 
 
+class HealthCheckRequest(StrictModel):
+    """The body of ``health``. Upstream hosts send none (every instance answers). Ours names
+    itself: the same provider id may run on several hosts, and the readiness check after a
+    start must hear from the instance this host started, not from one already running
+    elsewhere (links pushed before that instance subscribed would be lost)."""
+
+    host_id: str = ""
+
+    @classmethod
+    def parse(cls, payload: bytes) -> HealthCheckRequest:
+        return parse_json(cls, payload or b"{}", "health check request")
+
+
 def parse_config_update(payload: bytes) -> dict[str, str]:
     """The body of ``config.update``: the provider's merged config, string -> string."""
     return parse_json(ConfigValues, payload or b"{}", "config update").root

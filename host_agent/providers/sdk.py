@@ -34,6 +34,7 @@ from host_agent.providers.contract import (
     LINK_DEL,
     LINK_PUT,
     SHUTDOWN,
+    HealthCheckRequest,
     HostData,
     InterfaceLinkDefinition,
     ShutdownRequest,
@@ -101,6 +102,13 @@ async def serve(handler: ProviderHandler, host: HostData) -> None:
         return provider_subject(host.lattice_rpc_prefix, host.provider_key, operation)
 
     async def on_health(msg: Msg) -> None:
+        try:
+            request = HealthCheckRequest.parse(msg.data)
+        except BadRequest as error:
+            await refuse(msg, error)
+            return
+        if request.host_id and request.host_id != host.host_id:
+            return  # the host that started the same provider id elsewhere asks its own
         healthy, message = await handler.health()
         await msg.respond(json.dumps({"healthy": healthy, "message": message}).encode())
 
