@@ -44,9 +44,7 @@ from wasmtime.component import Record
 
 from host_agent.lattice.client import CtlClient
 from host_agent.model import normalize_name
-from host_agent.wrpc import keyvalue as kv
-from host_agent.wrpc.transport import Payload, WrpcClient
-from host_agent.wrpc.values import (
+from host_agent.runtime.wrpc_values import (
     WitEnum,
     WitList,
     WitOption,
@@ -57,6 +55,8 @@ from host_agent.wrpc.values import (
     decode_values,
     encode_values,
 )
+from host_agent.wrpc import keyvalue as kv
+from host_agent.wrpc.transport import Payload, WrpcClient
 from tests.lattice import VENV_BIN, HostProcess, NatsServer, first_host_id, free_port
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -9,7 +9,7 @@ Custom interfaces (outside `wasi:`) link components to each other: each function
 component exports is served on `{lattice}.{component_id}.wrpc.0.0.1.{ns:pkg/iface@ver}.
 {function}` (same queue group), and each function it imports is a wRPC call to the
 component its link names. Values are encoded from the component's own types
-(host_agent/wrpc/values.py).
+(host_agent/runtime/wrpc_values.py).
 """
 
 from __future__ import annotations
@@ -37,6 +37,14 @@ from host_agent.runtime.image import HTTP_HANDLER, ComponentImage, load_componen
 from host_agent.runtime.instance import ComponentInstance, ComponentTrap, import_problems
 from host_agent.runtime.interface import split_import
 from host_agent.runtime.pool import InstancePool
+from host_agent.runtime.wrpc_values import (
+    UnsupportedType,
+    WitType,
+    decode_values,
+    encode_values,
+    func_signature,
+    param_labels,
+)
 from host_agent.wrpc import keyvalue as kv
 from host_agent.wrpc.codec import DecodeError
 from host_agent.wrpc.http import (
@@ -46,14 +54,6 @@ from host_agent.wrpc.http import (
     pending_request_paths,
 )
 from host_agent.wrpc.transport import NoResponders, Payload, WrpcClient, WrpcError, WrpcServer
-from host_agent.wrpc.values import (
-    UnsupportedType,
-    WitType,
-    decode_values,
-    encode_values,
-    func_signature,
-    param_labels,
-)
 
 log = logging.getLogger("host_agent.components")
 

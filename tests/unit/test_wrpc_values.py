@@ -24,7 +24,7 @@ from wasmtime.component import (
 )
 
 from host_agent.runtime.image import load_component
-from host_agent.wrpc.values import (
+from host_agent.runtime.wrpc_values import (
     DecodeError,
     UnsupportedType,
     WitEnum,
@@ -45,7 +45,7 @@ from host_agent.wrpc.values import (
     resource_names,
     wit_type,
 )
-from host_agent.wrpc.values import _python_classes as _python_classes
+from host_agent.runtime.wrpc_values import _python_classes as _python_classes
 
 ROOT = Path(__file__).resolve().parents[2]
 VECTORS = json.loads((Path(__file__).with_name("wrpc_vectors.json")).read_text())["vectors"]

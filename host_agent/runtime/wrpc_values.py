@@ -21,6 +21,10 @@ payload); option 0 | 1 value; result 0 ok | 1 err; flags little-endian bits in c
 bytes; resource handles an opaque byte vector. Parameters travel as one tuple of all
 parameters, results as one tuple of all results. tests/unit/wrpc_vectors.json holds bytes
 printed by the real crates.
+
+It lives in the runtime, not in host_agent.wrpc, because its values are wasmtime-py's own
+classes (Record, Variant, resource handles): provider processes speak wRPC without loading
+wasmtime, so the wrpc package never imports it.
 """
 
 from __future__ import annotations
