@@ -331,3 +331,30 @@ def inmemory_kv(spread: list[dict[str, Any]] | None = None) -> dict[str, Any]:
         "properties": {"image": "builtin:keyvalue-inmemory"},
         "traits": [{"type": "spreadscaler", "properties": scaler}],
     }
+
+
+def http_server_to_counter(port: int, spread: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """One http-server provider named ``http`` on 127.0.0.1:``port``, linked to ``counter``
+    over wasi:http incoming-handler."""
+    scaler: dict[str, Any] = {"instances": 1}
+    if spread is not None:
+        scaler["spread"] = spread
+    listen = {"name": "listen", "properties": {"address": f"127.0.0.1:{port}"}}
+    return {
+        "name": "http",
+        "type": "capability",
+        "properties": {"image": "ghcr.io/wasmcloud/http-server:0.23.0"},
+        "traits": [
+            {"type": "spreadscaler", "properties": scaler},
+            {
+                "type": "link",
+                "properties": {
+                    "target": {"name": "counter"},
+                    "namespace": "wasi",
+                    "package": "http",
+                    "interfaces": ["incoming-handler"],
+                    "source": {"config": [listen]},
+                },
+            },
+        ],
+    }

@@ -36,6 +36,7 @@ from tests.lattice import (
     first_host_id,
     free_port,
     http_get,
+    http_server_to_counter,
     inmemory_kv,
     run_async,
 )
@@ -60,31 +61,7 @@ def edge_core_manifest(port: int) -> dict[str, Any]:
             "components": [
                 counter_on_inmemory_kv(4, spread),
                 inmemory_kv(core),
-                {
-                    "name": "http",
-                    "type": "capability",
-                    "properties": {"image": "ghcr.io/wasmcloud/http-server:0.23.0"},
-                    "traits": [
-                        {"type": "spreadscaler", "properties": {"instances": 1, "spread": core}},
-                        {
-                            "type": "link",
-                            "properties": {
-                                "target": {"name": "counter"},
-                                "namespace": "wasi",
-                                "package": "http",
-                                "interfaces": ["incoming-handler"],
-                                "source": {
-                                    "config": [
-                                        {
-                                            "name": "listen",
-                                            "properties": {"address": f"127.0.0.1:{port}"},
-                                        }
-                                    ]
-                                },
-                            },
-                        },
-                    ],
-                },
+                http_server_to_counter(port, core),
             ]
         },
     }

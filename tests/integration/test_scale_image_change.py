@@ -29,6 +29,7 @@ from tests.lattice import (
     eventually_get,
     free_port,
     http_get,
+    http_server_to_counter,
     inmemory_kv,
     run_async,
 )
@@ -178,31 +179,7 @@ def app_manifest(image: str, version: str, port: int) -> dict[str, Any]:
             "components": [
                 component,
                 inmemory_kv(),
-                {
-                    "name": "http",
-                    "type": "capability",
-                    "properties": {"image": "ghcr.io/wasmcloud/http-server:0.23.0"},
-                    "traits": [
-                        {"type": "spreadscaler", "properties": {"instances": 1}},
-                        {
-                            "type": "link",
-                            "properties": {
-                                "target": {"name": "counter"},
-                                "namespace": "wasi",
-                                "package": "http",
-                                "interfaces": ["incoming-handler"],
-                                "source": {
-                                    "config": [
-                                        {
-                                            "name": "listen",
-                                            "properties": {"address": f"127.0.0.1:{port}"},
-                                        }
-                                    ]
-                                },
-                            },
-                        },
-                    ],
-                },
+                http_server_to_counter(port),
             ]
         },
     }
