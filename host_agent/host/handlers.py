@@ -215,30 +215,54 @@ class CtlHandlers:
             registry_credential=self.state.registry_credential,
         )
 
-    async def _scale(self, command: ScaleComponentCommand) -> None:
-        record = self.state.components.get(command.component_id)
-        annotations = command.annotations or (record.annotations if record else {})
-        event = {
+    async def _run_wasm(self, component_id: str, wasm: bytes, count: int) -> None:
+        """Compile ``wasm`` and run it as ``component_id`` with up to ``count`` instances.
+        A signed component's claims are stored lattice-wide, so any host answers
+        claims.get."""
+        image = await self.components.load(wasm)
+        claims = self.components.claims.get(image.digest)
+        if claims is not None:
+            await self.store.put_claims(claims.subject, stored_json(claims))
+        await self.components.run(component_id, image, count)
+
+    def _component_event(
+        self,
+        component_id: str,
+        image_ref: str,
+        annotations: dict[str, str],
+        max_instances: int,
+        error: str | None = None,
+    ) -> dict[str, Any]:
+        """The body of ``component_scaled`` (and, with ``error``, ``_scale_failed``)."""
+        event: dict[str, Any] = {
             "annotations": annotations,
             "host_id": self.state.host_id,
-            "image_ref": command.component_ref or (record.image_ref if record else ""),
-            "component_id": command.component_id,
+            "image_ref": image_ref,
+            "component_id": component_id,
+            "max_instances": max_instances,
         }
+        if error is not None:
+            event["error"] = error
+        return event
+
+    async def _scale(self, command: ScaleComponentCommand) -> None:
+        wid = command.component_id
+        record = self.state.components.get(wid)
+        annotations = command.annotations or (record.annotations if record else {})
+        image_ref = command.component_ref or (record.image_ref if record else "")
         if command.count == 0:
-            self.state.components.pop(command.component_id, None)
-            await self.components.stop(command.component_id)
+            self.state.components.pop(wid, None)
+            await self.components.stop(wid)
             if record is not None:  # the event names what was stopped, as 1.4.2's does
-                event |= {"annotations": record.annotations, "image_ref": record.image_ref}
-            await self.publish("component_scaled", {**event, "max_instances": 0})
+                annotations, image_ref = record.annotations, record.image_ref
+            await self.publish(
+                "component_scaled", self._component_event(wid, image_ref, annotations, 0)
+            )
             return
         try:
             wasm = await self._fetch(command.component_ref)
             started = time.monotonic()
-            image = await self.components.load(wasm)
-            claims = self.components.claims.get(image.digest)
-            if claims is not None:  # lattice-wide, so any host answers claims.get
-                await self.store.put_claims(claims.subject, stored_json(claims))
-            await self.components.run(command.component_id, image, command.count)
+            await self._run_wasm(wid, wasm, command.count)
             log.info(
                 "component %s running with up to %d instances (ready in %.2fs)",
                 command.component_id,
@@ -246,10 +270,10 @@ class CtlHandlers:
                 time.monotonic() - started,
             )
         except (ArtifactError, OSError, ComponentLoadError, ComponentStartError) as exc:
-            log.warning("cannot run %s: %s", command.component_id, exc)
+            log.warning("cannot run %s: %s", wid, exc)
             await self.publish(
                 "component_scale_failed",
-                {**event, "max_instances": command.count, "error": str(exc)},
+                self._component_event(wid, image_ref, annotations, command.count, str(exc)),
             )
             return
         self.state.components[command.component_id] = ComponentRecord(
@@ -259,7 +283,9 @@ class CtlHandlers:
             annotations,
             list(command.config),
         )
-        await self.publish("component_scaled", {**event, "max_instances": command.count})
+        await self.publish(
+            "component_scaled", self._component_event(wid, image_ref, annotations, command.count)
+        )
 
     async def _scale_running(self, command: ScaleComponentCommand, record: ComponentRecord) -> None:
         """A scale naming another image than the running one. As in 1.4.2, the named image
@@ -276,29 +302,17 @@ class CtlHandlers:
                 await self.components.run(wid, running.image, command.count)
         except (ArtifactError, OSError, ComponentLoadError, ComponentStartError) as exc:
             log.warning("cannot scale %s: %s", wid, exc)
+            labels = command.annotations or record.annotations
             await self.publish(
                 "component_scale_failed",
-                {
-                    "annotations": command.annotations or record.annotations,
-                    "host_id": self.state.host_id,
-                    "image_ref": command.component_ref,
-                    "component_id": wid,
-                    "max_instances": command.count,
-                    "error": str(exc),
-                },
+                self._component_event(wid, command.component_ref, labels, command.count, str(exc)),
             )
             return
         record.max_instances = command.count
         record.config = list(command.config)
         await self.publish(
             "component_scaled",
-            {
-                "annotations": record.annotations,
-                "host_id": self.state.host_id,
-                "image_ref": record.image_ref,
-                "component_id": wid,
-                "max_instances": record.max_instances,
-            },
+            self._component_event(wid, record.image_ref, record.annotations, record.max_instances),
         )
         if command.allow_update:
             await self._update(wid, command.component_ref, command.annotations)
@@ -331,36 +345,18 @@ class CtlHandlers:
             return
         labels = annotations or record.annotations
         try:
-            image = await self.components.load(await self._fetch(new_ref))
-            claims = self.components.claims.get(image.digest)
-            if claims is not None:
-                await self.store.put_claims(claims.subject, stored_json(claims))
-            await self.components.run(wid, image, record.max_instances)
+            await self._run_wasm(wid, await self._fetch(new_ref), record.max_instances)
         except (ArtifactError, OSError, ComponentLoadError, ComponentStartError) as exc:
             log.warning("cannot update %s to %s: %s", wid, new_ref, exc)
             await self.publish(
                 "component_scale_failed",
-                {
-                    "annotations": labels,
-                    "host_id": self.state.host_id,
-                    "image_ref": new_ref,
-                    "component_id": wid,
-                    "max_instances": record.max_instances,
-                    "error": str(exc),
-                },
+                self._component_event(wid, new_ref, labels, record.max_instances, str(exc)),
             )
             return
         log.info("component %s updated from %s to %s", wid, record.image_ref, new_ref)
         record.image_ref, record.annotations = new_ref, labels
         await self.publish(
-            "component_scaled",
-            {
-                "annotations": labels,
-                "host_id": self.state.host_id,
-                "image_ref": new_ref,
-                "component_id": wid,
-                "max_instances": record.max_instances,
-            },
+            "component_scaled", self._component_event(wid, new_ref, labels, record.max_instances)
         )
 
     # providers ----------------------------------------------------------------------
