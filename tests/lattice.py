@@ -293,20 +293,25 @@ def counter_manifest(redis_url: str, port: int) -> dict[str, Any]:
     return data
 
 
+def spreadscaler(instances: int, spread: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """A spreadscaler trait of ``instances``, over ``spread`` when given."""
+    properties: dict[str, Any] = {"instances": instances}
+    if spread is not None:
+        properties["spread"] = spread
+    return {"type": "spreadscaler", "properties": properties}
+
+
 def counter_on_inmemory_kv(
     instances: int, spread: list[dict[str, Any]] | None = None, **properties: Any
 ) -> dict[str, Any]:
     """The counter component (``properties`` added to its own), linked to a component
     named ``kv`` over wasi:keyvalue atomics + store."""
-    scaler: dict[str, Any] = {"instances": instances}
-    if spread is not None:
-        scaler["spread"] = spread
     return {
         "name": "counter",
         "type": "component",
         "properties": {"image": f"file://{COUNTER_WASM}", **properties},
         "traits": [
-            {"type": "spreadscaler", "properties": scaler},
+            spreadscaler(instances, spread),
             {
                 "type": "link",
                 "properties": {
@@ -322,30 +327,24 @@ def counter_on_inmemory_kv(
 
 def inmemory_kv(spread: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """One builtin in-memory keyvalue provider named ``kv``."""
-    scaler: dict[str, Any] = {"instances": 1}
-    if spread is not None:
-        scaler["spread"] = spread
     return {
         "name": "kv",
         "type": "capability",
         "properties": {"image": "builtin:keyvalue-inmemory"},
-        "traits": [{"type": "spreadscaler", "properties": scaler}],
+        "traits": [spreadscaler(1, spread)],
     }
 
 
 def http_server_to_counter(port: int, spread: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """One http-server provider named ``http`` on 127.0.0.1:``port``, linked to ``counter``
     over wasi:http incoming-handler."""
-    scaler: dict[str, Any] = {"instances": 1}
-    if spread is not None:
-        scaler["spread"] = spread
     listen = {"name": "listen", "properties": {"address": f"127.0.0.1:{port}"}}
     return {
         "name": "http",
         "type": "capability",
         "properties": {"image": "ghcr.io/wasmcloud/http-server:0.23.0"},
         "traits": [
-            {"type": "spreadscaler", "properties": scaler},
+            spreadscaler(1, spread),
             {
                 "type": "link",
                 "properties": {
