@@ -32,12 +32,14 @@ from host_agent.runtime.custom import (
     CustomInterface,
     custom_exports,
     custom_imports,
+    wire_name,
 )
 from host_agent.runtime.image import HTTP_HANDLER, ComponentImage, load_component
 from host_agent.runtime.instance import ComponentInstance, ComponentTrap, import_problems
 from host_agent.runtime.interface import split_import
 from host_agent.runtime.pool import InstancePool
 from host_agent.runtime.wrpc_values import (
+    HandleCodec,
     UnsupportedType,
     WitType,
     decode_values,
@@ -167,7 +169,7 @@ def signatures(interfaces: dict[str, CustomInterface]) -> dict[FunctionKey, Sign
     for iface in interfaces.values():
         for function, func_type in iface.functions.items():
             try:
-                params, result = func_signature(func_type)
+                params, result = func_signature(func_type, iface.resource_name)
             except UnsupportedType as error:
                 raise ComponentStartError(f"{iface.name}.{function}: {error}") from None
             found[(iface.name, function)] = Signature(params, result)
@@ -199,9 +201,12 @@ class LinkedComponents:
         self._signatures = signatures(imports)
         self._timeout = timeout
 
-    def call(self, interface: str, function: str, args: list[Any]) -> Any:
+    def call(
+        self, interface: str, function: str, args: list[Any], handles: HandleCodec | None = None
+    ) -> Any:
         base, _ = split_import(interface)
-        what = f"{interface}.{function}"
+        wire = wire_name(function)  # a resource's `[method]counter.add` is `counter.add`
+        what = f"{interface}.{wire}"
         namespace, package, name = self._imports[base].namespace_package_interface
         target = self._links().target_for(self.component_id, namespace, package, name)
         if target is None:
@@ -211,13 +216,15 @@ class LinkedComponents:
             )
         signature = self._signatures[(interface, function)]
         try:
-            params = encode_values(signature.param_types, args, labels=signature.param_labels)
+            params = encode_values(
+                signature.param_types, args, handles=handles, labels=signature.param_labels
+            )
         except ValueError as error:
             raise ComponentCallError(f"cannot send {what} to {target}: {error}") from None
         call = self._client.invoke(
             target,
             interface,
-            function,
+            wire,
             Payload(params),
             source_id=self.component_id,
             timeout=self._timeout,
@@ -239,7 +246,10 @@ class LinkedComponents:
             ) from None
         try:
             values = decode_values(
-                signature.result_types, reply.data, labels=signature.result_labels
+                signature.result_types,
+                reply.data,
+                handles=handles,
+                labels=signature.result_labels,
             )
         except DecodeError as error:
             raise ComponentCallError(

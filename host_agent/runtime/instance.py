@@ -20,6 +20,8 @@ from host_agent.runtime.custom import (
     ComponentCallError,
     NoRemoteCalls,
     RemoteCalls,
+    RemoteHandle,
+    RemoteHandles,
     custom_imports,
     is_custom,
     resource_problems,
@@ -177,8 +179,13 @@ class ComponentInstance:
             calls = remote or NoRemoteCalls()
             for custom in custom_imports(image).values():
                 with root.add_instance(custom.name) as inst:
+                    # A linked peer's resource: the guest's drop only forgets the handle
+                    # bytes here, as wrpc-runtime-wasmtime 0.24.1 does (see custom.py).
+                    remote_type = ResourceType.host(self.table.tag(RemoteHandle))
+                    for name in custom.resources:
+                        inst.add_resource(name, remote_type, self._dtor)
                     for name in custom.functions:
-                        inst.add_func(name, _forward(calls, custom.name, name))
+                        inst.add_func(name, self._forward(calls, custom.name, name))
         linker.define_unknown_imports_as_traps(image.component)
         try:
             self.instance = linker.instantiate(self.store, image.component)
@@ -216,6 +223,22 @@ class ComponentInstance:
             raise ComponentTrap(_trap_message(error)) from error
         return result
 
+    def _forward(self, calls: RemoteCalls, interface: str, function: str) -> Callable[..., Any]:
+        """The host function behind one imported custom function: the call goes to the
+        linked component. A failure raises, which traps the caller with that message."""
+
+        def forward(store: Any, *args: Any) -> Any:
+            handles = RemoteHandles(self.table, store)
+            try:
+                return calls.call(interface, function, list(args), handles)
+            except ComponentCallError:
+                raise
+            except Exception as error:  # a bug in the forwarding must still name the call
+                message = f"calling {interface}.{function} failed: {error}"
+                raise ComponentCallError(message) from None
+
+        return forward
+
     def _dtor(self, store: Any, rep: int) -> None:
         self.table.drop(rep)
 
@@ -241,21 +264,6 @@ class ComponentInstance:
             self.dead = True
             raise ComponentTrap(_trap_message(error)) from error
         return slot.result()
-
-
-def _forward(calls: RemoteCalls, interface: str, function: str) -> Callable[..., Any]:
-    """The host function behind one imported custom function: the call goes to the
-    linked component. A failure raises, which traps the caller with that message."""
-
-    def forward(store: Any, *args: Any) -> Any:
-        try:
-            return calls.call(interface, function, list(args))
-        except ComponentCallError:
-            raise
-        except Exception as error:  # a bug in the forwarding must still name the call
-            raise ComponentCallError(f"calling {interface}.{function} failed: {error}") from None
-
-    return forward
 
 
 def _trap_message(error: BaseException) -> str:

@@ -23,9 +23,11 @@ from host_agent.runtime.instance import (
     link_problem,
 )
 from host_agent.runtime.pool import InstancePool
+from host_agent.runtime.wrpc_values import HandleCodec, WitHandle
 
 ROOT = Path(__file__).resolve().parents[2]
 ZOO = "test:types/zoo"
+COUNTER = "test:types/counter"
 
 
 def wasm(path: Path) -> bytes:
@@ -39,7 +41,7 @@ def images() -> dict[str, ComponentImage]:
     engine = Engine()
     paths = {
         name: ROOT / "tests" / "components" / name / "build" / f"{name}.wasm"
-        for name in ("types-caller", "types-callee", "types-caller-v2")
+        for name in ("types-caller", "types-callee", "types-caller-v2", "types-counter")
     }
     paths["hello"] = ROOT / "examples" / "hello" / "build" / "hello.wasm"
     return {name: load_component(wasm(path), engine) for name, path in paths.items()}
@@ -61,7 +63,8 @@ def zoo_link(source: str, target: str) -> Link:
 
 def test_a_custom_import_is_not_a_missing_import(images: dict[str, ComponentImage]) -> None:
     assert import_problems(images["types-caller"]) == []
-    assert list(custom_imports(images["types-caller"])) == [ZOO]
+    assert list(custom_imports(images["types-caller"])) == [ZOO, COUNTER]
+    assert custom_imports(images["types-caller"])[COUNTER].resources == ("counter",)
     assert list(custom_exports(images["types-callee"])) == [ZOO]
     functions = custom_exports(images["types-callee"])[ZOO].functions
     assert {"echo-point", "echo-shape", "divide", "note", "crash"} <= set(functions)
@@ -101,7 +104,9 @@ class FailingCalls:
     def __init__(self) -> None:
         self.calls: list[tuple[str, str, list[Any]]] = []
 
-    def call(self, interface: str, function: str, args: list[Any]) -> Any:
+    def call(
+        self, interface: str, function: str, args: list[Any], handles: HandleCodec | None = None
+    ) -> Any:
         self.calls.append((interface, function, args))
         raise ComponentCallError(f"types-callee failed {interface}.{function}: it is down")
 
@@ -159,3 +164,46 @@ def test_an_export_the_component_lacks_is_refused(images: dict[str, ComponentIma
         instance.call_export("example:other/iface", "run", [])
     with pytest.raises(ComponentTrap, match="without `missing`"):
         instance.call_export(ZOO, "missing", [])
+
+
+def test_a_component_that_exports_a_resource_is_refused_naming_it(
+    images: dict[str, ComponentImage],
+) -> None:
+    assert import_problems(images["types-counter"]) == [
+        "exports test:types/counter@0.1.0 with resource counter: resources a component "
+        "exports are not served across the lattice (a wasmCloud 1.4.2 host runs each wRPC "
+        "call in a fresh instance, so a handle would not outlive the call that made it); "
+        "serve counter from a provider, or pass records or ids instead"
+    ]
+
+
+class CounterCalls:
+    """Answers test:types/counter as its provider would: the constructor returns handle
+    bytes (through the instance's codec, as a wRPC reply is decoded), add sees them."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, Any]] = []
+
+    def call(
+        self, interface: str, function: str, args: list[Any], handles: HandleCodec | None = None
+    ) -> Any:
+        assert handles is not None
+        if function == "[constructor]counter":
+            self.seen.append((function, args[0]))
+            return handles.decode_handle(WitHandle("own", "counter"), b"handle-" + bytes(args))
+        handle = handles.encode_handle(WitHandle("borrow", "counter"), args[0])
+        self.seen.append((function, handle))
+        return 100 + args[1]
+
+
+def test_an_imported_resource_handle_carries_the_peers_bytes_until_the_guest_drops_it(
+    images: dict[str, ComponentImage],
+) -> None:
+    calls = CounterCalls()
+    instance = ComponentInstance(images["types-caller"], NoKeyValue(), "types-caller", calls)
+    assert instance.handle_http(HttpRequest("GET", "/counter/new?start=5")).body == b"created"
+    assert len(instance.table) == 1  # the handle, kept by the guest between requests
+    assert instance.handle_http(HttpRequest("GET", "/counter/add?n=3")).body == b"103"
+    assert calls.seen == [("[constructor]counter", 5), ("[method]counter.add", b"handle-\x05")]
+    assert instance.handle_http(HttpRequest("GET", "/counter/drop")).body == b"dropped"
+    assert len(instance.table) == 0

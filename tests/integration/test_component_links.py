@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -19,7 +20,14 @@ import pytest
 from nats.aio.msg import Msg
 
 from host_agent.lattice.client import CtlError
-from host_agent.wrpc.transport import Payload, WrpcClient, WrpcError, invocation_subject
+from host_agent.wrpc.codec import Reader, Writer
+from host_agent.wrpc.transport import (
+    Payload,
+    WrpcClient,
+    WrpcError,
+    WrpcServer,
+    invocation_subject,
+)
 from tests.integration.test_counter_app import Lattice, lattice
 from tests.lattice import (
     HostProcess,
@@ -289,3 +297,121 @@ async def test_links_to_components_are_checked_against_what_they_export(
         assert [(link["source_id"], link["target"]) for link in links] == [
             ("types-caller", "types-callee")
         ]
+
+
+COUNTER = "test:types/counter@0.1.0"
+
+
+class CounterPeer:
+    """A wRPC peer serving test:types/counter for `target`, as a wasmCloud 1.4.2 provider
+    (wit-bindgen-wrpc) serves a resource: the constructor on `counter`, the method on
+    `counter.add` with the handle bytes it made as the first parameter, no drop function.
+    Every subject published under `target`'s counter instance is recorded."""
+
+    def __init__(self, lat: Lattice, target: str) -> None:
+        self.lat = lat
+        self.target = target
+        self.counters: dict[bytes, int] = {}
+        self.subjects: list[str] = []
+
+    async def construct(self, params: Payload, headers: dict[str, str]) -> Payload:
+        reader = Reader(params.data)
+        handle = uuid.uuid4().bytes
+        self.counters[handle] = reader.u(32)
+        writer = Writer()
+        writer.list_u8(handle)
+        return Payload(writer.finish())
+
+    async def add(self, params: Payload, headers: dict[str, str]) -> Payload:
+        reader = Reader(params.data)
+        handle, n = reader.list_u8(), reader.u(32)
+        if handle not in self.counters:
+            raise WrpcError(f"unknown counter handle {handle.hex()}")
+        self.counters[handle] += n
+        writer = Writer()
+        writer.u(self.counters[handle])
+        return Payload(writer.finish())
+
+    @asynccontextmanager
+    async def serving(self) -> AsyncIterator[CounterPeer]:
+        server = WrpcServer(self.lat.nc, "default")
+
+        async def record(msg: Msg) -> None:
+            self.subjects.append(msg.subject.rpartition(f"{COUNTER}.")[2])
+
+        subs = [
+            await server.serve(self.target, COUNTER, "counter", self.construct),
+            await server.serve(self.target, COUNTER, "counter.add", self.add),
+            await self.lat.nc.subscribe(
+                invocation_subject("default", self.target, COUNTER, ">"), cb=record
+            ),
+        ]
+        try:
+            yield self
+        finally:
+            for sub in subs:
+                await sub.unsubscribe()
+
+
+@run_async
+async def test_a_resource_a_provider_serves_is_created_used_and_dropped_through_its_handle(
+    nats_server: NatsServer, processes: Processes
+) -> None:
+    processes.host(tier="edge")
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    async with lattice(nats_server) as lat, CounterPeer(lat, "counter-provider").serving() as peer:
+        [host] = await lat.host_ids(1)
+        await scale(lat, host, "types-caller")
+        await lat.ctl.put_link(
+            {
+                "source_id": "types-caller",
+                "target": "counter-provider",
+                "wit_namespace": "test",
+                "wit_package": "types",
+                "interfaces": ["counter"],
+            }
+        )
+        await lat.serve_http(host, "types-caller", port)
+
+        assert (await eventually_get(f"{url}/counter/new?start=5")).decode() == "created"
+        [handle] = peer.counters
+        assert (await asyncio.to_thread(get, f"{url}/counter/add?n=3"))[:2] == (200, "8")
+        assert (await asyncio.to_thread(get, f"{url}/counter/add?n=4"))[:2] == (200, "12")
+        assert peer.counters == {handle: 12}  # both calls carried the handle the peer made
+
+        # The guest drops its handle: nothing goes on the wire (wRPC 0.24.1 has no drop).
+        assert (await asyncio.to_thread(get, f"{url}/counter/drop"))[:2] == (200, "dropped")
+        assert (await asyncio.to_thread(get, f"{url}/counter/new?start=1"))[:2] == (
+            200,
+            "created",
+        )
+        assert peer.subjects == ["counter", "counter.add", "counter.add", "counter"]
+
+        # The provider forgot its handles (a restart): the call fails at once, naming why.
+        peer.counters.clear()
+        status, body, took = await asyncio.to_thread(get, f"{url}/counter/add?n=1")
+        assert status == 500 and took < 2.0, (status, body, took)
+        assert f"counter-provider failed {COUNTER}.counter.add: unknown counter handle" in body
+        # The trapped caller was replaced; a new counter works again.
+        assert (await asyncio.to_thread(get, f"{url}/counter/new?start=40"))[:2] == (
+            200,
+            "created",
+        )
+        assert (await asyncio.to_thread(get, f"{url}/counter/add?n=2"))[:2] == (200, "42")
+
+
+@run_async
+async def test_a_component_that_exports_a_resource_is_refused_naming_it(
+    nats_server: NatsServer, processes: Processes
+) -> None:
+    processes.host(tier="one")
+    async with lattice(nats_server) as lat:
+        [host] = await lat.host_ids(1)
+        await lat.ctl.scale_component(host, "types-counter", component("types-counter"), 1)
+        failed = await event(lat, "component_scale_failed", component_id="types-counter")
+        assert (
+            f"exports {COUNTER} with resource counter: resources a component exports are not "
+            "served across the lattice" in failed["error"]
+        ), failed
+        assert "serve counter from a provider" in failed["error"]

@@ -5,8 +5,12 @@
   /echo?s=TEXT  echo-string of the (percent-decoded) query value, answered as is
   /describe     describe(point): work only the callee does
   /crash        asks the callee to trap; the failed import call traps this caller too
+  /counter/new?start=N  constructs a test:types/counter resource (remote) and keeps it
+  /counter/add?n=N      calls add on the kept counter; answers the new value
+  /counter/drop         drops the kept counter
 
-The zoo calls go wherever the host's link for test:types/zoo points.
+The zoo calls go wherever the host's link for test:types/zoo points; the counter calls
+wherever its link for test:types/counter points (a resource served by a provider).
 """
 
 from collections.abc import Callable
@@ -15,7 +19,7 @@ from urllib.parse import unquote
 
 from componentize_py_types import Err, Ok
 from wit_world import exports
-from wit_world.imports import zoo
+from wit_world.imports import counter, zoo
 from wit_world.imports.types import (
     Fields,
     IncomingRequest,
@@ -25,6 +29,9 @@ from wit_world.imports.types import (
 )
 
 CHUNK = 4096  # wasi:io output streams accept at most 4 KiB per blocking write
+
+# The counter /counter/new made: it lives in this instance between requests.
+kept: list[counter.Counter] = []
 
 POINT = zoo.Point(x=-7, y=2147483647, label="π ünïcode ✓")
 
@@ -97,8 +104,25 @@ class IncomingHandler(exports.IncomingHandler):
             respond(response_out, 200, zoo.describe(POINT))
         elif path == "/crash":
             respond(response_out, 200, zoo.crash("on purpose"))
+        elif path.startswith("/counter/"):
+            respond(response_out, 200, counter_route(path, query))
         else:
             respond(response_out, 404, f"no route {path}")
+
+
+def counter_route(path: str, query: str) -> str:
+    number = int(query.partition("=")[2] or "0")
+    if path == "/counter/new":
+        for old in kept:
+            old.__exit__(None, None, None)  # drops the handle
+        kept[:] = [counter.Counter(number)]
+        return "created"
+    if path == "/counter/add":
+        return str(kept[0].add(number))
+    if path == "/counter/drop":
+        kept.pop().__exit__(None, None, None)
+        return "dropped"
+    return f"no route {path}"
 
 
 def respond(response_out: ResponseOutparam, status: int, text: str) -> None:
