@@ -9,7 +9,9 @@ Custom interfaces (outside `wasi:`) link components to each other: each function
 component exports is served on `{lattice}.{component_id}.wrpc.0.0.1.{ns:pkg/iface@ver}.
 {function}` (same queue group), and each function it imports is a wRPC call to the
 component its link names. Values are encoded from the component's own types
-(host_agent/runtime/wrpc_values.py).
+(host_agent/runtime/wrpc_values.py). A resource's functions travel under wRPC's names
+(`counter.add` for `[method]counter.add`); which resources cross, and how, is in
+host_agent/runtime/custom.py.
 """
 
 from __future__ import annotations

@@ -13,7 +13,12 @@ from wasmtime import Engine
 
 from host_agent.interfaces.http import HttpRequest
 from host_agent.lattice.protocol import Link
-from host_agent.runtime.custom import ComponentCallError, custom_exports, custom_imports
+from host_agent.runtime.custom import (
+    ComponentCallError,
+    custom_exports,
+    custom_imports,
+    wire_name,
+)
 from host_agent.runtime.image import ComponentImage, load_component
 from host_agent.runtime.instance import (
     ComponentInstance,
@@ -207,3 +212,10 @@ def test_an_imported_resource_handle_carries_the_peers_bytes_until_the_guest_dro
     assert calls.seen == [("[constructor]counter", 5), ("[method]counter.add", b"handle-\x05")]
     assert instance.handle_http(HttpRequest("GET", "/counter/drop")).body == b"dropped"
     assert len(instance.table) == 0
+
+
+def test_resource_functions_travel_under_the_names_wrpc_gives_them() -> None:
+    assert wire_name("[constructor]counter") == "counter"
+    assert wire_name("[method]counter.add") == "counter.add"
+    assert wire_name("[static]counter.zero") == "counter.zero"
+    assert wire_name("echo-point") == "echo-point"
