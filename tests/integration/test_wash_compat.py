@@ -39,7 +39,7 @@ pytestmark = [
         not WASH.exists(),
         reason=f"real wash is not built ({WASH} is missing): run `make test-tools` "
         "(scripts/build-wash.sh builds wash-cli 0.39.0 into the per-machine tool cache, "
-        "about 25 minutes once per machine)",
+        "about 7 minutes once per machine)",
     ),
     pytest.mark.slow,
     pytest.mark.timeout(240),
