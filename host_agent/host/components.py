@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
@@ -67,6 +67,20 @@ KEYVALUE_TIMEOUT = 10.0
 COMPONENT_CALL_TIMEOUT = 5.0
 
 
+def wait_from_thread(
+    loop: asyncio.AbstractEventLoop, call: Coroutine[Any, Any, Payload], timeout: float
+) -> Payload:
+    """Run a wRPC call on the host's event loop and wait for it from a component's worker
+    thread (a guest's import call is synchronous); one that outlives `timeout` is cancelled
+    and raises TimeoutError."""
+    future = asyncio.run_coroutine_threadsafe(call, loop)
+    try:
+        return future.result(timeout)
+    except TimeoutError:
+        future.cancel()
+        raise
+
+
 class ComponentStartError(Exception):
     pass
 
@@ -107,8 +121,7 @@ class LinkedKeyValue:
             timeout=KEYVALUE_TIMEOUT,
         )
         try:
-            future = asyncio.run_coroutine_threadsafe(call, self._loop)
-            return future.result(KEYVALUE_TIMEOUT + 1).data
+            return wait_from_thread(self._loop, call, KEYVALUE_TIMEOUT + 1).data
         except (WrpcError, DecodeError) as error:
             raise KeyValueError("other", f"keyvalue provider {target}: {error}") from None
         except TimeoutError:
@@ -231,9 +244,8 @@ class LinkedComponents:
             source_id=self.component_id,
             timeout=self._timeout,
         )
-        future = asyncio.run_coroutine_threadsafe(call, self._loop)
         try:
-            reply = future.result(self._timeout + 1)
+            reply = wait_from_thread(self._loop, call, self._timeout + 1)
         except NoResponders:
             raise ComponentCallError(
                 f"no running instance of {target} serves {what}: start {target}, "
@@ -242,7 +254,6 @@ class LinkedComponents:
         except WrpcError as error:
             raise ComponentCallError(f"{target} failed {what}: {error}") from None
         except TimeoutError:
-            future.cancel()
             raise ComponentCallError(
                 f"{target} did not answer {what} within {self._timeout:g} s"
             ) from None

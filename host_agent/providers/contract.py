@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar, Self
 
 from pydantic import Field
 
@@ -82,28 +82,35 @@ class HostData(StrictModel):
         return parse_json(cls, text, "HostData on stdin", quote_strings=False)
 
 
-class ShutdownRequest(StrictModel):
-    """The body of ``default.shutdown``: which host asks (the same provider id may run on
-    several hosts; only the one whose host asks stops)."""
+class HostAddressedRequest(StrictModel):
+    """A request a host sends to the provider instance it started. The same provider id
+    may run on several hosts, all subscribed to the same subject, so the body names the
+    asking host and only that host's instance acts; an empty body (what upstream hosts send
+    for health checks) is for every instance."""
 
     host_id: str = ""
+    what: ClassVar[str]  # names the body in errors
 
     @classmethod
-    def parse(cls, payload: bytes) -> ShutdownRequest:
-        return parse_json(cls, payload or b"{}", "shutdown request")
+    def parse(cls, payload: bytes) -> Self:
+        return parse_json(cls, payload or b"{}", cls.what)
+
+    def for_host(self, host_id: str) -> bool:
+        return not self.host_id or self.host_id == host_id
 
 
-class HealthCheckRequest(StrictModel):
-    """The body of ``health``. Upstream hosts send none (every instance answers). Ours names
-    itself: the same provider id may run on several hosts, and the readiness check after a
-    start must hear from the instance this host started, not from one already running
-    elsewhere (links pushed before that instance subscribed would be lost)."""
+class ShutdownRequest(HostAddressedRequest):
+    """The body of ``default.shutdown``: only the instance of the asking host stops."""
 
-    host_id: str = ""
+    what = "shutdown request"
 
-    @classmethod
-    def parse(cls, payload: bytes) -> HealthCheckRequest:
-        return parse_json(cls, payload or b"{}", "health check request")
+
+class HealthCheckRequest(HostAddressedRequest):
+    """The body of ``health``. Ours names the host: the readiness check after a start must
+    hear from the instance this host started, not from one already running elsewhere
+    (links pushed before the new instance subscribed would be lost)."""
+
+    what = "health check request"
 
 
 def parse_config_update(payload: bytes) -> dict[str, str]:

@@ -35,6 +35,7 @@ from host_agent.providers.contract import (
     LINK_PUT,
     SHUTDOWN,
     HealthCheckRequest,
+    HostAddressedRequest,
     HostData,
     InterfaceLinkDefinition,
     ShutdownRequest,
@@ -101,14 +102,18 @@ async def serve(handler: ProviderHandler, host: HostData) -> None:
     def subject(operation: str) -> str:
         return provider_subject(host.lattice_rpc_prefix, host.provider_key, operation)
 
-    async def on_health(msg: Msg) -> None:
+    async def addressed_here(msg: Msg, request: type[HostAddressedRequest]) -> bool:
+        """Whether a host-addressed request is for this instance (a malformed one is
+        refused); another host asks its own instance of the same provider id."""
         try:
-            request = HealthCheckRequest.parse(msg.data)
+            return request.parse(msg.data).for_host(host.host_id)
         except BadRequest as error:
             await refuse(msg, error)
+            return False
+
+    async def on_health(msg: Msg) -> None:
+        if not await addressed_here(msg, HealthCheckRequest):
             return
-        if request.host_id and request.host_id != host.host_id:
-            return  # the host that started the same provider id elsewhere asks its own
         healthy, message = await handler.health()
         await msg.respond(json.dumps({"healthy": healthy, "message": message}).encode())
 
@@ -119,13 +124,8 @@ async def serve(handler: ProviderHandler, host: HostData) -> None:
             await msg.respond(str(error).encode())
 
     async def on_shutdown(msg: Msg) -> None:
-        try:
-            request = ShutdownRequest.parse(msg.data)
-        except BadRequest as error:
-            await refuse(msg, error)
+        if not await addressed_here(msg, ShutdownRequest):
             return
-        if request.host_id and request.host_id != host.host_id:
-            return  # addressed to the same provider id on another host
         if msg.reply:
             await msg.respond(b"shutting down")
         stop.set()
