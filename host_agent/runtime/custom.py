@@ -81,9 +81,13 @@ class CustomInterface:
     base: str  # namespace:package/interface, without version
     version: str
     functions: dict[str, FuncType]
-    resources: tuple[str, ...]  # the resource types it defines, by name
-    # (name, wasmtime ResourceType) of those resources, to name the types of handles.
+    # (name, wasmtime ResourceType) of the resources it defines: ResourceType has no name.
     resource_types: tuple[tuple[str, ResourceType], ...] = field(default=(), compare=False)
+
+    @property
+    def resources(self) -> tuple[str, ...]:
+        """The resource types it defines, by name."""
+        return tuple(name for name, _ in self.resource_types)
 
     def resource_name(self, ty: Any) -> str:
         """The name of one of this interface's resources (ResourceType has no name)."""
@@ -119,8 +123,7 @@ def _interfaces(items: dict[str, Any], engine: Any) -> dict[str, CustomInterface
                 functions[item_name] = kind
             elif isinstance(kind, ResourceType):
                 resources.append((item_name, kind))
-        names = tuple(name for name, _ in resources)
-        found[base] = CustomInterface(base, version, functions, names, tuple(resources))
+        found[base] = CustomInterface(base, version, functions, tuple(resources))
     return found
 
 
