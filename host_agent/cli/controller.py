@@ -77,12 +77,41 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
         "leader (default 10)",
     )
     p.add_argument(
+        "--stream-replicas",
+        type=_replicas,
+        default=_env_replicas(env),
+        help="copies of the controller's buckets and stream on a JetStream cluster, 1 to 5; "
+        "existing ones with fewer are raised (env WADM_STREAM_REPLICAS; default 1). Not a "
+        "wadm 0.20 option: wadm makes one copy and keeps the settings of streams made "
+        "before it starts",
+    )
+    p.add_argument(
         "--log-level",
         default=env.get("WADM_LOG_LEVEL", "info"),
         choices=["debug", "info", "warning", "error"],
         help="log level (env WADM_LOG_LEVEL; default info)",
     )
     return p
+
+
+MAX_REPLICAS = 5  # JetStream's limit
+
+
+def _replicas(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if not 1 <= value <= MAX_REPLICAS:
+        raise argparse.ArgumentTypeError(f"{value} is not between 1 and {MAX_REPLICAS}")
+    return value
+
+
+def _env_replicas(env: Mapping[str, str]) -> int:
+    value = env_number(env, "WADM_STREAM_REPLICAS", "1", int)
+    if not 1 <= value <= MAX_REPLICAS:
+        raise ValueError(f"WADM_STREAM_REPLICAS={value}: expected 1 to {MAX_REPLICAS}")
+    return value
 
 
 async def _serve(controller: Controller) -> None:
@@ -112,6 +141,7 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
             lease_ttl=args.lease_ttl,
             js_domain=args.js_domain,
             credentials=args.nats_creds,
+            stream_replicas=args.stream_replicas,
         )
     )
     try:

@@ -20,7 +20,7 @@ from nats.js import JetStreamContext
 from nats.js.errors import KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 
-from host_agent.lattice.jetstream import open_kv
+from host_agent.lattice.jetstream import ensure_kv
 from host_agent.lattice.subjects import WADM_LEADER_BUCKET
 
 log = logging.getLogger("host_agent.controller.leader")
@@ -34,8 +34,10 @@ class LeaderLease:
         self.revision: int | None = None
 
     @classmethod
-    async def open(cls, js: JetStreamContext, lattice: str, holder: str, ttl: float) -> LeaderLease:
-        return cls(await open_kv(js, WADM_LEADER_BUCKET, ttl=ttl), lattice, holder)
+    async def open(
+        cls, js: JetStreamContext, lattice: str, holder: str, ttl: float, replicas: int = 1
+    ) -> LeaderLease:
+        return cls(await ensure_kv(js, WADM_LEADER_BUCKET, replicas, ttl=ttl), lattice, holder)
 
     @property
     def held(self) -> bool:

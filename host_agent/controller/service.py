@@ -87,6 +87,8 @@ class ControllerConfig:
     lease_ttl: float = 10.0
     js_domain: str | None = None
     credentials: str | RawCredentials | None = None  # a .creds path, or its text
+    # Copies of the controller's buckets and stream (a cluster's lattice: up to 3).
+    stream_replicas: int = 1
 
 
 class Controller:
@@ -122,9 +124,10 @@ class Controller:
         )
         js = nc.jetstream(domain=self.config.js_domain)
         lattice = self.config.lattice
-        self.manifests = await ManifestStore.open(js, lattice)
-        self.statuses = await StatusStore.open(js, lattice)
-        self.lease = await LeaderLease.open(js, lattice, self.id, self.config.lease_ttl)
+        replicas = self.config.stream_replicas
+        self.manifests = await ManifestStore.open(js, lattice, replicas)
+        self.statuses = await StatusStore.open(js, lattice, replicas)
+        self.lease = await LeaderLease.open(js, lattice, self.id, self.config.lease_ttl, replicas)
         self.ctl = CtlClient(nc, lattice)
         api = WadmApi(self.manifests, self.statuses)
 

@@ -16,7 +16,7 @@ from nats.js.api import StorageType, StreamConfig
 from nats.js.errors import NotFoundError
 from nats.js.kv import KeyValue
 
-from host_agent.lattice.jetstream import open_kv, read_json, update_json
+from host_agent.lattice.jetstream import ensure_kv, ensure_replicas, read_json, update_json
 from host_agent.lattice.stored_manifest import StoredManifest
 from host_agent.lattice.subjects import (
     WADM_MANIFESTS_BUCKET,
@@ -35,8 +35,8 @@ class ManifestStore:
         self.lattice = lattice
 
     @classmethod
-    async def open(cls, js: JetStreamContext, lattice: str) -> ManifestStore:
-        return cls(await open_kv(js, WADM_MANIFESTS_BUCKET), lattice)
+    async def open(cls, js: JetStreamContext, lattice: str, replicas: int = 1) -> ManifestStore:
+        return cls(await ensure_kv(js, WADM_MANIFESTS_BUCKET, replicas), lattice)
 
     def key(self, name: str) -> str:
         return f"{self.lattice}-{name}"
@@ -76,18 +76,20 @@ class StatusStore:
         self.lattice = lattice
 
     @classmethod
-    async def open(cls, js: JetStreamContext, lattice: str) -> StatusStore:
+    async def open(cls, js: JetStreamContext, lattice: str, replicas: int = 1) -> StatusStore:
         config = StreamConfig(
             name=WADM_STATUS_STREAM,
             subjects=[f"{WADM_STATUS_PREFIX}.*.*"],
             max_msgs_per_subject=10,
             storage=StorageType.FILE,
             allow_direct=True,
+            num_replicas=replicas,
         )
         try:
             await js.stream_info(WADM_STATUS_STREAM)
         except NotFoundError:
             await js.add_stream(config)
+        await ensure_replicas(js, WADM_STATUS_STREAM, replicas)
         return cls(js, lattice)
 
     async def publish(self, app: str, status: Status) -> None:

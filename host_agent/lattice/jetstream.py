@@ -1,11 +1,17 @@
 """JetStream KV helpers shared by the host and the controller: open-or-create a bucket,
-read-modify-write a JSON value under optimistic concurrency, and follow a bucket."""
+read-modify-write a JSON value under optimistic concurrency, and follow a bucket.
+
+Replicas: a bucket made here gets ``replicas`` copies (1 by default, as wasmCloud 1.4.2
+hosts and wadm 0.20 make theirs). A lattice on a cluster has its buckets made before
+anything opens them (``ensure_kv``), with replicas matching the cluster; opening an
+existing bucket keeps its settings, as upstream does."""
 
 from __future__ import annotations
 
 import contextlib
 import json
 from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
 from typing import Any
 
 from nats.js import JetStreamContext
@@ -22,13 +28,33 @@ MISSING_KEY = (KeyNotFoundError, KeyDeletedError)
 _UPDATE_ATTEMPTS = 8
 
 
-async def open_kv(js: JetStreamContext, name: str, **config: Any) -> KeyValue:
-    """The bucket, created on disk (file storage, history 1) if it does not exist yet."""
+async def open_kv(js: JetStreamContext, name: str, replicas: int = 1, **config: Any) -> KeyValue:
+    """The bucket, created on disk (file storage, history 1, ``replicas`` copies) if it
+    does not exist yet; an existing bucket is opened as it is."""
     try:
         return await js.key_value(name)
     except BucketNotFoundError:
         settings = {"history": 1, "storage": StorageType.FILE, **config}
-        return await js.create_key_value(KeyValueConfig(bucket=name, **settings))
+        return await js.create_key_value(KeyValueConfig(bucket=name, replicas=replicas, **settings))
+
+
+async def ensure_kv(js: JetStreamContext, name: str, replicas: int, **config: Any) -> KeyValue:
+    """The bucket with at least ``replicas`` copies: made so, or an existing bucket's
+    replicas raised (``ensure_replicas``)."""
+    kv = await open_kv(js, name, replicas, **config)
+    await ensure_replicas(js, kv._stream, replicas)
+    return kv
+
+
+async def ensure_replicas(js: JetStreamContext, stream: str, replicas: int) -> int:
+    """Raise the stream's replicas to ``replicas`` (JetStream copies its data to the new
+    peers); never lowers them. The replicas it has now."""
+    info = await js.stream_info(stream)
+    have = info.config.num_replicas or 1
+    if have < replicas:
+        await js.update_stream(replace(info.config, num_replicas=replicas))
+        return replicas
+    return have
 
 
 async def follow(kv: KeyValue) -> AsyncIterator[KeyValue.Entry]:

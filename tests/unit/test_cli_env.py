@@ -54,3 +54,16 @@ def test_a_number_that_is_not_finite_is_refused_by_name(
     with pytest.raises(SystemExit):
         controller_cli.main([f"--lease-ttl={text}"], {})
     assert f"argument --lease-ttl: {text!r} is not a finite number" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("text", "says"), [("3x", "expected a whole number"), ("0", "1 to 5")])
+def test_the_controller_refuses_stream_replicas_it_cannot_use(
+    text: str, says: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert controller_cli.main([], {"WADM_STREAM_REPLICAS": text}) == 2
+    err = capsys.readouterr().err
+    assert "wasmcloud-controller: error: WADM_STREAM_REPLICAS=" in err
+    assert says in err
+    with pytest.raises(SystemExit):
+        controller_cli.main(["--stream-replicas=6"], {})
+    assert "argument --stream-replicas: 6 is not between 1 and 5" in capsys.readouterr().err
