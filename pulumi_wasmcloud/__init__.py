@@ -16,9 +16,11 @@ __all__ = [
     "Component",
     "Host",
     "Lattice",
+    "LeafNode",
     "Link",
     "Provider",
     "Spread",
+    "SshMachine",
     "__version__",
 ]
 
@@ -34,4 +36,8 @@ def __getattr__(name: str) -> object:
         from pulumi_wasmcloud import app
 
         return getattr(app, name)
+    if name in ("LeafNode", "SshMachine"):
+        from pulumi_wasmcloud import machines
+
+        return getattr(machines, name)
     raise AttributeError(name)

@@ -127,6 +127,10 @@ class SshTarget:
     bastion: SshTarget | None = None
     # Run commands through `sudo -n` (a NOPASSWD rule); by default when not root.
     sudo: bool | None = None
+    # No key known yet and the caller records the one shown (the Pulumi provider keeps it
+    # in state and verifies every later connection against it): accepted once, then
+    # `SshConnection.host_keys_seen` says what to record.
+    record_host_key: bool = False
     connect_timeout: float = 10.0
     attempts: int = 3
     retry_delay: float = 1.0
@@ -140,7 +144,7 @@ class SshTarget:
             raise ValueError(f"attempts of {self.name}: must be at least 1")
         if self.connect_timeout <= 0:
             raise ValueError(f"connect_timeout of {self.name}: must be positive")
-        if self.verify_host_key and self.known_host_key is None:
+        if self.verify_host_key and self.known_host_key is None and not self.record_host_key:
             raise ValueError(
                 f"known_host_key of {self.name}: give the machine's host key "
                 "(`ssh-keyscan` it and check the fingerprint out of band), or set "
@@ -198,6 +202,12 @@ class SshConnection:
                 connection.close()
                 raise
         return connection
+
+    def host_keys_seen(self) -> dict[str, str]:
+        """The host key each machine on the way showed (the bastions', then this one's),
+        by machine name: what a caller records after a first connection."""
+        seen = self._bastion.host_keys_seen() if self._bastion is not None else {}
+        return {**seen, self.name: self.host_key}
 
     def _check_sudo(self) -> None:
         allowed = self.run("true")
