@@ -12,6 +12,7 @@ from typing import Any
 import pulumi
 
 from pulumi_wasmcloud.app import CapabilityProvider, Component, Link, build_manifest
+from pulumi_wasmcloud.machines import SshMachine
 
 
 class Provider(pulumi.ProviderResource):
@@ -91,7 +92,16 @@ class Lattice(pulumi.CustomResource):
 
 
 class Host(pulumi.CustomResource):
-    """A wasmCloud host agent in ``lattice`` with ``labels`` (target ``local``)."""
+    """A wasmCloud host agent in ``lattice`` with ``labels``: on this machine (target
+    ``local``), or on ``machine`` over SSH (see ``pulumi_wasmcloud.machines``), where it runs
+    as a service from the host agent the provider installs there.
+
+    ``nats_url`` is where the host reaches NATS (default ``lattice.nats_url``; an edge host
+    gives its leaf node's, ``lattice.nats_urls["edge-1"]``); the provider itself always
+    talks to the lattice at ``lattice.nats_url``. A host on a machine gets the lattice's
+    JetStream domain (``jsDomain``), and its machine's host key is recorded in
+    ``host_keys`` (machine name -> key line) unless given.
+    """
 
     def __init__(
         self,
@@ -99,6 +109,8 @@ class Host(pulumi.CustomResource):
         lattice: Lattice,
         labels: pulumi.Input[dict[str, str]] | None = None,
         target: str = "local",
+        machine: SshMachine | None = None,
+        nats_url: pulumi.Input[str] | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         props: dict[str, Any] = {
@@ -114,7 +126,25 @@ class Host(pulumi.CustomResource):
             "seed": None,
             "running": None,
         }
+        if machine is not None:
+            if not isinstance(machine, SshMachine):
+                raise TypeError(f"Host {resource_name}: machine must be an SshMachine")
+            del props["stateDir"], props["target"]  # a machine has its own places
+            props |= {
+                "machine": machine.to_input(),
+                "hostNatsUrl": nats_url if nats_url is not None else lattice.nats_url,
+                "jsDomain": _output(lattice, "jsDomain"),
+                "hostKeys": None,
+            }
+        elif nats_url is not None:
+            props["natsUrl"] = nats_url
+
         super().__init__("wasmcloud:index:Host", resource_name, props, opts)
+
+    @property
+    def host_keys(self) -> pulumi.Output[dict[str, str]]:
+        """Machine name -> the host key recorded for it (a host on a machine)."""
+        return _output(self, "hostKeys")
 
     @property
     def host_id(self) -> pulumi.Output[str]:
