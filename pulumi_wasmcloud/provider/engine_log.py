@@ -36,5 +36,10 @@ class EngineLog:
     async def info(self, message: str, urn: str = "") -> None:
         await self._send(engine_pb2.INFO, message, urn, ephemeral=True)
 
+    async def note(self, message: str, urn: str = "") -> None:
+        """An info message that stays in the output (what a preview says will change on a
+        machine, what an `up` did there), unlike ``info``'s passing progress."""
+        await self._send(engine_pb2.INFO, message, urn, ephemeral=False)
+
     async def warn(self, message: str, urn: str = "") -> None:
         await self._send(engine_pb2.WARNING, message, urn, ephemeral=False)
