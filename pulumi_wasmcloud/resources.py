@@ -12,7 +12,7 @@ from typing import Any
 import pulumi
 
 from pulumi_wasmcloud.app import CapabilityProvider, Component, Link, build_manifest
-from pulumi_wasmcloud.machines import SshMachine
+from pulumi_wasmcloud.machines import LeafNode, SshMachine
 
 
 class Provider(pulumi.ProviderResource):
@@ -46,6 +46,14 @@ class Lattice(pulumi.CustomResource):
     Debian's docker-registry on loopback, blobs under ``state_dir``; its hosts may pull from
     it over plain HTTP). Runs on this machine (target ``local``) as detached, supervised
     processes with pidfiles and logs in ``state_dir``.
+
+    With ``cluster`` (``SshMachine``s) the lattice lives on those machines instead: a NATS
+    cluster with JetStream on disk in the domain ``jetstream_domain`` (at most
+    ``max_file_store`` bytes per node), the controller on every cluster node, the
+    registry (``registry_port``) on ``cluster[0]``, and a NATS leaf node on each of
+    ``leaf_nodes``' machines for its region's hosts. The lattice's JetStream state has
+    min(3, cluster size) replicas: 3 nodes keep serving with one down, 1 or 2 with none.
+    ``nats_url`` is then ``cluster[0]``'s, ``nats_urls`` every machine's.
     """
 
     def __init__(
@@ -57,6 +65,10 @@ class Lattice(pulumi.CustomResource):
         heartbeat_seconds: pulumi.Input[int] = 30,
         redis_port: pulumi.Input[int] | None = None,
         registry_port: pulumi.Input[int] | None = None,
+        cluster: list[SshMachine] | None = None,
+        leaf_nodes: list[LeafNode] | None = None,
+        jetstream_domain: pulumi.Input[str] | None = None,
+        max_file_store: pulumi.Input[int] | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         props: dict[str, Any] = {
@@ -70,7 +82,45 @@ class Lattice(pulumi.CustomResource):
             "registryUrl": None,
             "running": None,
         }
+        if cluster is not None:
+            for i, machine in enumerate(cluster):
+                if not isinstance(machine, SshMachine):
+                    raise TypeError(f"Lattice {resource_name}: cluster[{i}] must be an SshMachine")
+            for i, leaf in enumerate(leaf_nodes or []):
+                if not isinstance(leaf, LeafNode):
+                    raise TypeError(f"Lattice {resource_name}: leaf_nodes[{i}] must be a LeafNode")
+            del props["natsPort"], props["stateDir"]  # machines have their own places
+            props |= {
+                "cluster": [machine.to_input() for machine in cluster],
+                "leafNodes": [leaf.to_input() for leaf in leaf_nodes or []],
+                "jetstreamDomain": jetstream_domain,
+                "maxFileStore": max_file_store,
+                "natsUrls": None,
+                "jsDomain": None,
+                "hostKeys": None,
+            }
+        elif leaf_nodes or jetstream_domain is not None or max_file_store is not None:
+            raise ValueError(
+                f"Lattice {resource_name}: leaf_nodes, jetstream_domain and max_file_store "
+                "are for a lattice on machines; give cluster too"
+            )
         super().__init__("wasmcloud:index:Lattice", resource_name, props, opts)
+
+    @property
+    def nats_urls(self) -> pulumi.Output[dict[str, str]]:
+        """Machine name -> ``nats://<address>:4222`` of the NATS node on that machine (a
+        lattice on machines): hosts connect to the one nearest them."""
+        return _output(self, "natsUrls")
+
+    @property
+    def js_domain(self) -> pulumi.Output[str]:
+        """The JetStream domain of the core cluster (a lattice on machines)."""
+        return _output(self, "jsDomain")
+
+    @property
+    def host_keys(self) -> pulumi.Output[dict[str, str]]:
+        """Machine name -> the host key recorded for it (a lattice on machines)."""
+        return _output(self, "hostKeys")
 
     @property
     def nats_url(self) -> pulumi.Output[str]:
