@@ -21,11 +21,13 @@ processes, namespaces, veth pairs, bridge and files.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shlex
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import threading
 from collections.abc import Iterator, Sequence
@@ -88,6 +90,32 @@ def unavailable() -> str | None:
     return None
 
 
+# Run inside a machine (its mount namespace) by Machine.own_files: walks each private
+# tree's writable layer and prints [kind, path on the machine, detail] as JSON.
+_LIST_LAYERS = """
+import hashlib, json, os, stat, sys
+found = []
+for tree, upper in json.loads(sys.argv[1]).items():
+    for root, dirs, files in os.walk(upper):
+        for name in dirs + files:
+            full = os.path.join(root, name)
+            path = os.path.join(tree, os.path.relpath(full, upper))
+            mode = os.lstat(full).st_mode
+            if stat.S_ISLNK(mode):
+                found.append(["link", path, "-> " + os.readlink(full)])
+            elif stat.S_ISDIR(mode):
+                found.append(["dir", path, ""])
+            elif stat.S_ISCHR(mode):
+                found.append(["deleted", path, ""])
+            elif stat.S_ISREG(mode):
+                with open(full, "rb") as f:
+                    found.append(["file", path, hashlib.sha256(f.read()).hexdigest()])
+            else:
+                found.append(["other", path, oct(mode)])
+print(json.dumps(found))
+"""
+
+
 @dataclass
 class Machine:
     """One booted machine. ``address`` is where its sshd listens (port 22)."""
@@ -128,6 +156,37 @@ class Machine:
             done = self.inside(argv)
             if done.returncode != 0:
                 raise RuntimeError(f"{' '.join(argv)} on {self.name}: {done.stderr.strip()}")
+
+    def own_files(self) -> list[str]:
+        """What this machine's private trees hold that the runner's do not, one sorted line
+        each: ``file <path> <sha256>``, ``link <path> -> <target>``, ``dir <path>`` (a
+        directory only this machine has) and ``deleted <path>`` (an overlay whiteout). Read
+        from each tree's writable layer, so it is exactly what was written on the machine;
+        directories copied up only because something under them changed are left out
+        (the runner's tree, the overlay's lower layer, has them too)."""
+        layers = {tree: str(_layer(self.directory, tree) / "upper") for tree in PRIVATE_TREES}
+        listed = self.inside([sys.executable, "-c", _LIST_LAYERS, json.dumps(layers)])
+        if listed.returncode != 0:
+            raise RuntimeError(f"listing the files of {self.name}: {listed.stderr.strip()}")
+        lines = []
+        for kind, path, detail in json.loads(listed.stdout):
+            if kind == "dir" and Path(path).is_dir():
+                continue  # copied up: the runner has it
+            lines.append(f"{kind} {path} {detail}".rstrip())
+        return sorted(lines)
+
+    def processes(self) -> list[str]:
+        """The command lines of the processes running on this machine besides its PID 1
+        (sshd) and the ``ps`` that lists them."""
+        listed = self.inside(["ps", "-eo", "pid=,args="])
+        if listed.returncode != 0:
+            raise RuntimeError(f"ps on {self.name}: {listed.stderr.strip()}")
+        found = []
+        for row in listed.stdout.splitlines():
+            pid, _, args = row.strip().partition(" ")
+            if pid != "1" and args.strip() != "ps -eo pid=,args=":
+                found.append(args.strip())
+        return found
 
     def sshd_log(self) -> str:
         return "".join(self._log_lines)
@@ -189,12 +248,18 @@ def _sshd_config(machine_dir: Path, address: str) -> str:
     )
 
 
+def _layer(machine_dir: Path, tree: str) -> Path:
+    """Where a private tree's overlay keeps its writable layer (``upper``) and work dir,
+    on the machine's own tmpfs (seen only inside the machine's mount namespace)."""
+    return machine_dir / "fs" / tree.strip("/").replace("/", "-")
+
+
 def _boot_script(name: str, machine_dir: Path, config: Path) -> str:
     """What the machine's PID 1 runs before it becomes sshd: the private file trees."""
     fs = machine_dir / "fs"
     lines = ["set -e", f"mount -t tmpfs -o mode=0755 {shlex.quote('machine-' + name)} {fs}"]
     for tree in PRIVATE_TREES:
-        layer = fs / tree.strip("/").replace("/", "-")
+        layer = _layer(machine_dir, tree)
         lines += [
             f"mkdir -p {layer}/upper {layer}/work",
             f"mount -t overlay overlay -o lowerdir={tree},upperdir={layer}/upper,"
