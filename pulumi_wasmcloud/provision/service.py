@@ -6,6 +6,13 @@ it outlives the SSH session that started it; stopping it signals its process gro
 the service goes with it. Both forms have the same states (definition written or not,
 running or not), read by one probe, and the planners here are pure: they return only
 the changes still needed, so install/start/stop/remove are idempotent.
+
+A service may read its environment from a file (``ServiceSpec.environment_file``, mode
+0600 since it holds secrets): systemd's ``EnvironmentFile=``, and the supervisor sources
+it (``set -a``) in the subshell that becomes the service, so it is read at every start.
+A changed definition or environment of a running service is written beside the one in
+use and moved in place only when the service is restarted: a run cut short in between
+leaves the old one in place, so the next run still sees the change and restarts it.
 """
 
 from __future__ import annotations
@@ -13,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import re
 import shlex
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from pulumi_wasmcloud.provision.changes import Change, Command, Shell, Upload
@@ -34,9 +42,18 @@ class ServiceSpec:
     argv: tuple[str, ...]
     description: str
     restart_seconds: int = 2
+    # A file of KEY=value lines (render_environment) read at every start; None: none.
+    environment_file: str | None = None
 
     def __post_init__(self) -> None:
         _check_name(self.name)
+        if self.environment_file is not None and not re.fullmatch(
+            r"/[A-Za-z0-9_./-]+", self.environment_file
+        ):
+            raise ValueError(
+                f"environment_file of service {self.name}: an absolute path of letters, "
+                f"digits and '_./-', got {self.environment_file!r}"
+            )
         if not self.argv or not self.argv[0].startswith("/"):
             raise ValueError(f"argv of service {self.name}: starts with an absolute path")
         for arg in self.argv:
@@ -61,6 +78,7 @@ def unit_name(name: str) -> str:
 class ServiceState:
     definition_sha256: str | None  # of the unit file or the supervisor script
     running: bool
+    environment_sha256: str | None = None  # of its environment file, when it has one
 
 
 # --- layout and rendering (pure) -------------------------------------------------------
@@ -100,6 +118,7 @@ def render_systemd_unit(spec: ServiceSpec) -> str:
             "Wants=network-online.target",
             "",
             "[Service]",
+            *([f"EnvironmentFile={spec.environment_file}"] if spec.environment_file else []),
             "ExecStart=" + " ".join(_systemd_quote(a) for a in spec.argv),
             "Restart=on-failure",
             f"RestartSec={spec.restart_seconds}",
@@ -116,6 +135,10 @@ def render_supervisor(spec: ServiceSpec) -> str:
     (and itself) on TERM. Its pid, written first, is also its process group's id."""
     pid = shlex.quote(_pid_path(spec.name))
     command = " ".join(shlex.quote(a) for a in spec.argv)
+    if spec.environment_file is not None:
+        # A subshell that exports the file's variables and becomes the service: the
+        # supervisor's own environment stays as it was, and each start reads the file.
+        command = f"( set -a; . {shlex.quote(spec.environment_file)}; exec {command} )"
     label = unit_name(spec.name)
     return "\n".join(
         [
@@ -147,6 +170,35 @@ def render_definition(spec: ServiceSpec, systemd: bool) -> str:
     return render_systemd_unit(spec) if systemd else render_supervisor(spec)
 
 
+_ENVIRONMENT_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _environment_value(value: str) -> str:
+    # Both systemd's EnvironmentFile= parser and sh read '...' literally, and inside
+    # "..." both take a backslash before " \ ` $ as that character.
+    if "'" not in value:
+        return f"'{value}'"
+    return '"' + re.sub(r'(["\\`$])', r"\\\1", value) + '"'
+
+
+def render_environment(variables: Mapping[str, str]) -> str:
+    """An environment file that systemd (``EnvironmentFile=``) and sh (``set -a; .``)
+    read the same: ``KEY='value'`` lines, sorted by name."""
+    lines = ["# Written by pulumi-wasmcloud (mode 0600: it holds secrets); replaced on `up`."]
+    for key, value in sorted(variables.items()):
+        if not _ENVIRONMENT_NAME.fullmatch(key):
+            raise ValueError(
+                f"environment variable name {key!r}: letters, digits and '_', not starting "
+                "with a digit"
+            )
+        if not isinstance(value, str):
+            raise ValueError(f"environment variable {key}: expected a string")
+        if any(c in value for c in "\n\r\0"):
+            raise ValueError(f"environment variable {key}: a value cannot hold a line break")
+        lines.append(f"{key}={_environment_value(value)}")
+    return "\n".join(lines) + "\n"
+
+
 # --- the probe -------------------------------------------------------------------------
 
 
@@ -159,10 +211,30 @@ def parse_service_state(output: str) -> ServiceState:
     return ServiceState(parse_sha256(lines[0]), lines[1] == "running")
 
 
-def service_state(name: str, systemd: bool) -> Fact[ServiceState]:
+def parse_service_state_with_environment(output: str) -> ServiceState:
+    lines = output.splitlines()
+    if len(lines) != 3:
+        raise ValueError(
+            f"expected the definition's sha256, 'running' or 'stopped', and the environment "
+            f"file's sha256 (or {ABSENT!r} for each), got {output!r}"
+        )
+    state = parse_service_state("\n".join(lines[:2]))
+    return ServiceState(state.definition_sha256, state.running, parse_sha256(lines[2]))
+
+
+def _digest(path: str) -> str:
+    quoted = shlex.quote(path)
+    return f"if [ -f {quoted} ]; then sha256sum < {quoted}; else echo {ABSENT}; fi"
+
+
+def service_state(
+    name: str, systemd: bool, environment_file: str | None = None
+) -> Fact[ServiceState]:
+    """The service's definition, whether it runs, and (given ``environment_file``) the
+    sha256 of that file."""
     _check_name(name)
     definition = shlex.quote(definition_path(name, systemd))
-    digest = f"if [ -f {definition} ]; then sha256sum < {definition}; else echo {ABSENT}; fi"
+    digest = _digest(definition_path(name, systemd))
     if systemd:
         running = f"systemctl is-active --quiet {unit_name(name)}"
     else:
@@ -172,10 +244,13 @@ def service_state(name: str, systemd: bool) -> Fact[ServiceState]:
             f'pid=$(cat {pid} 2>/dev/null) && [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null '
             f"&& tr '\\0' ' ' < /proc/$pid/cmdline | grep -qF {definition}"
         )
+    command = f"{digest}; if {running}; then echo running; else echo stopped; fi"
+    if environment_file is None:
+        return Fact(f"service {name}", command, parse_service_state)
     return Fact(
         f"service {name}",
-        f"{digest}; if {running}; then echo running; else echo stopped; fi",
-        parse_service_state,
+        f"{command}; {_digest(environment_file)}",
+        parse_service_state_with_environment,
     )
 
 
@@ -186,16 +261,19 @@ def _sha256(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def _start(name: str, systemd: bool) -> Command:
+def _start(name: str, systemd: bool, before: tuple[str, ...] = ()) -> Command:
+    """Start the service; ``before``: commands that must succeed first (moving a new
+    definition or environment in place)."""
+    first = f"{' && '.join(before)} || exit 1; " if before else ""
     if systemd:
-        return Shell(f"systemctl enable --now {unit_name(name)}")
+        return Shell(f"{first}systemctl enable --now {unit_name(name)}")
     pid = shlex.quote(_pid_path(name))
     log = shlex.quote(log_path(name))
     run = shlex.quote(definition_path(name, False))
     # setsid -f: a new session, so the supervisor outlives this SSH session; then wait
     # (bounded) until it has written its pid, so a probe right after sees it running.
     return Shell(
-        f"mkdir -p {shlex.quote(LOG_DIR)} && rm -f {pid} && "
+        f"{first}mkdir -p {shlex.quote(LOG_DIR)} && rm -f {pid} && "
         f"setsid -f /bin/sh {run} </dev/null >>{log} 2>&1 && "
         f"i=0; while [ ! -s {pid} ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done; "
         f"[ -s {pid} ] || {{ echo 'the supervisor did not start; the end of {log}:' >&2; "
@@ -226,28 +304,61 @@ def plan_service(
     state: ServiceState,
     systemd: bool,
     restart: bool = False,
+    environment: str | None = None,
+    environment_label: str | None = None,
 ) -> list[Change]:
     """The changes that leave ``spec`` defined and running on ``machine``; ``restart``
-    when what it runs changed (a new binary or config) though its definition did not."""
+    when what it runs changed (a new binary or config) though its definition did not.
+    A spec with an environment file takes its content (``render_environment``) in
+    ``environment``; its change is described as ``<environment_label>: update``."""
     definition = render_definition(spec, systemd)
     changes: list[Change] = []
+    # Moves done right before the (re)start, when the service no longer runs the old.
+    before: list[str] = []
     redefined = state.definition_sha256 != _sha256(definition)
     if redefined:
         path = definition_path(spec.name, systemd)
-        commands: list[Command] = [Upload(path, definition.encode(), 0o644 if systemd else 0o755)]
-        if systemd:
-            commands.append(Shell("systemctl daemon-reload"))
+        mode = 0o644 if systemd else 0o755
+        commands: list[Command] = []
+        if state.running:
+            commands.append(Upload(path + ".new", definition.encode(), mode))
+            before.append(f"mv -f {shlex.quote(path + '.new')} {shlex.quote(path)}")
+            if systemd:
+                before.append("systemctl daemon-reload")
+        else:
+            commands.append(Upload(path, definition.encode(), mode))
+            if systemd:
+                commands.append(Shell("systemctl daemon-reload"))
         verb = "define" if state.definition_sha256 is None else "redefine"
         changes.append(Change(f"{spec.name} service: {verb} on {machine}", tuple(commands)))
+    new_environment = False
+    if spec.environment_file is not None:
+        if environment is None:
+            raise ValueError(f"service {spec.name} reads an environment file: give its content")
+        new_environment = state.environment_sha256 != _sha256(environment)
+        if new_environment:
+            path = spec.environment_file
+            verb = "write" if state.environment_sha256 is None else "update"
+            label = environment_label or f"{spec.name} environment"
+            changes.append(
+                Change(
+                    f"{label}: {verb} on {machine}",
+                    (Upload(path + ".new", environment.encode(), 0o600),),
+                )
+            )
+            before.append(f"mv -f {shlex.quote(path + '.new')} {shlex.quote(path)}")
     if not state.running:
         changes.append(
-            Change(f"{spec.name} service: start on {machine}", (_start(spec.name, systemd),))
+            Change(
+                f"{spec.name} service: start on {machine}",
+                (_start(spec.name, systemd, tuple(before)),),
+            )
         )
-    elif redefined or restart:
+    elif redefined or new_environment or restart:
         changes.append(
             Change(
                 f"{spec.name} service: restart on {machine}",
-                (_stop(spec.name, systemd), _start(spec.name, systemd)),
+                (_stop(spec.name, systemd), _start(spec.name, systemd, tuple(before))),
             )
         )
     return changes
@@ -277,7 +388,10 @@ def plan_remove(machine: str, name: str, state: ServiceState, systemd: bool) -> 
         unit = unit_name(name)
         commands += [
             Shell(f"systemctl disable {unit} 2>/dev/null || true"),
-            Shell(f"rm -f {shlex.quote(definition_path(name, True))}"),
+            Shell(
+                f"rm -f {shlex.quote(definition_path(name, True))} "
+                f"{shlex.quote(definition_path(name, True) + '.new')}"
+            ),
             Shell("systemctl daemon-reload"),
         ]
     else:

@@ -1,0 +1,550 @@
+"""The host agent (and the controller, which ships in the same package) on a machine.
+
+Layout (all ours, all removed when the last user goes):
+
+- ``/opt/wasmcloud/agent/``: ``wheelhouse/`` (the wheels last uploaded), one venv per
+  install (``venv-<wheelhouse sha256 prefix>``, made with the machine's
+  ``python3 -m venv`` and filled by ``pip install --no-index --find-links``), ``venv``
+  (a symlink to the current one, swapped atomically), ``installed`` (the marker a
+  second run compares: version and wheelhouse sha256, written last).
+- ``/etc/wasmcloud/host-<name>.env``, ``/etc/wasmcloud/controller.env`` (0600, the
+  ``WASMCLOUD_*`` variables with the seeds), ``/var/lib/wasmcloud/host-<name>/`` (the
+  host's caches).
+- services (service.py) ``host-<name>`` and ``controller``.
+
+A service runs its install's own venv (its definition names ``venv-<id>``): a new install
+never changes what a running agent loads, a failed one leaves the old agent running, and
+a service moves to a new install by being redefined and restarted. Several hosts and the
+controller share one install; each resource plans its own service, and the install step
+runs under a lock on the machine and does nothing when the install is already there.
+
+The planners are pure (facts in, changes out; a converged machine gets ``[]``);
+``gather_agent_facts`` (one round trip) and ``changes.apply`` are the effects.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import io
+import re
+import shlex
+import tarfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from pulumi_wasmcloud.provision.changes import Change, Command, Shell, Upload
+from pulumi_wasmcloud.provision.connector import SshConnection
+from pulumi_wasmcloud.provision.facts import (
+    ABSENT,
+    MACHINE_FACTS,
+    Fact,
+    MachineFacts,
+    probe_many,
+)
+from pulumi_wasmcloud.provision.operations import Unsupported
+from pulumi_wasmcloud.provision.service import (
+    LOG_DIR,
+    SERVICES_DIR,
+    SYSTEMD_DIR,
+    ServiceSpec,
+    ServiceState,
+    parse_service_state_with_environment,
+    plan_remove,
+    plan_service,
+    remove_empty_dirs,
+    render_environment,
+    service_state,
+)
+from pulumi_wasmcloud.provision.wheelhouse import (
+    DISTRIBUTION,
+    Wheelhouse,
+    host_wheelhouse,
+    wheel_needs,
+)
+
+__all__ = [
+    "AGENT_DIR",
+    "CONTROLLER_SERVICE",
+    "AgentFacts",
+    "ControllerConfig",
+    "HostAgentConfig",
+    "InstalledAgent",
+    "Wheelhouse",
+    "environment_path",
+    "gather_agent_facts",
+    "host_service",
+    "host_wheelhouse",
+    "plan_controller",
+    "plan_host_agent",
+    "plan_remove_controller",
+    "plan_remove_host_agent",
+    "refuse_unsupported_agent",
+    "state_path",
+]
+
+AGENT_DIR = "/opt/wasmcloud/agent"
+WHEELHOUSE_DIR = f"{AGENT_DIR}/wheelhouse"
+VENV_LINK = f"{AGENT_DIR}/venv"
+MARKER = f"{AGENT_DIR}/installed"
+LOCK = f"{AGENT_DIR}/.lock"
+CONFIG_DIR = "/etc/wasmcloud"
+STATE_DIR = "/var/lib/wasmcloud"
+CONTROLLER_SERVICE = "controller"
+CHECKSUMS = "SHA256SUMS"
+MINIMUM_PYTHON = (3, 11)
+INSTALL_SECONDS = 900.0
+# What the install and removal scripts run besides python3 (coreutils, tar, util-linux).
+TOOLS = ("flock", "tar", "sha256sum")
+# Where our services' definitions are, to find the ones that use the agent install.
+_DEFINITIONS = (
+    f"{SYSTEMD_DIR}/wasmcloud-*.service",
+    f"{SERVICES_DIR}/*/run",
+    f"{CONFIG_DIR}/host-*.env",
+    f"{CONFIG_DIR}/{CONTROLLER_SERVICE}.env",
+)
+
+
+@dataclass(frozen=True)
+class HostAgentConfig:
+    """A host on a machine: ``name`` (its service is ``host-<name>``) and the
+    ``WASMCLOUD_*`` variables it starts with (its seed among them: written 0600)."""
+
+    name: str
+    environment: Mapping[str, str]
+
+    def __post_init__(self) -> None:
+        host_service(self.name)
+
+
+@dataclass(frozen=True)
+class ControllerConfig:
+    environment: Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class InstalledAgent:
+    version: str
+    sha256: str
+
+
+@dataclass(frozen=True)
+class AgentFacts:
+    """What a machine is and what of the agent it has. ``services``: the state of each
+    service asked about (with its environment file's sha256); ``leftovers``: of those,
+    the ones with an environment file or state directory left; ``users``: every service
+    of ours on the machine that uses the agent install (by definition or environment)."""
+
+    machine: MachineFacts
+    missing: tuple[str, ...]  # what the machine lacks to install the agent (named)
+    installed: InstalledAgent | None
+    agent_dir: bool
+    services: Mapping[str, ServiceState]
+    leftovers: frozenset[str]
+    users: frozenset[str]
+
+
+def host_service(name: str) -> str:
+    """The service of host ``name`` (``host-edge-1``), refused when not a service name."""
+    service = f"host-{name}"
+    if not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,62}", service):
+        raise ValueError(
+            f"host name {name!r}: lowercase letters, digits and '-', at most 58 characters "
+            "(it names the host's service and files on the machine)"
+        )
+    return service
+
+
+def environment_path(service: str) -> str:
+    return f"{CONFIG_DIR}/{service}.env"
+
+
+def state_path(service: str) -> str:
+    return f"{STATE_DIR}/{service}"
+
+
+def venv_path(wheelhouse_sha256: str) -> str:
+    return f"{AGENT_DIR}/venv-{wheelhouse_sha256[:16]}"
+
+
+# --- facts -----------------------------------------------------------------------------
+
+
+def parse_installed(output: str) -> tuple[InstalledAgent | None, bool]:
+    """The marker (``<version> <sha256>``) or ``absent``, then ``dir`` or ``no-dir``."""
+    lines = output.splitlines()
+    if len(lines) != 2 or lines[1] not in ("dir", "no-dir"):
+        raise ValueError(f"expected the marker line and 'dir' or 'no-dir', got {output!r}")
+    present = lines[1] == "dir"
+    if lines[0] == ABSENT:
+        return None, present
+    matched = re.fullmatch(r"(\S+) ([0-9a-f]{64})", lines[0])
+    if matched is None:
+        raise ValueError(f"expected '<version> <sha256>' in {MARKER}, got {lines[0]!r}")
+    return InstalledAgent(matched[1], matched[2]), present
+
+
+INSTALLED = Fact(
+    "agent install",
+    # The marker counts only while the venv it names is there to run.
+    f"if [ -f {MARKER} ] && [ -x {VENV_LINK}/bin/python ]; then cat {MARKER}; "
+    f"else echo {ABSENT}; fi; if [ -d {AGENT_DIR} ]; then echo dir; else echo no-dir; fi",
+    parse_installed,
+)
+
+
+def parse_missing(output: str) -> tuple[str, ...]:
+    lines = output.splitlines()
+    if lines != ["ok"] and not (len(lines) == 1 and lines[0].startswith("missing:")):
+        raise ValueError(f"expected 'ok' or 'missing: ...', got {output!r}")
+    return tuple(lines[0].removeprefix("missing:").split())
+
+
+MISSING = Fact(
+    "agent prerequisites",
+    "m=; "
+    + "".join(f'command -v {tool} >/dev/null 2>&1 || m="$m {tool}"; ' for tool in TOOLS)
+    + "if command -v python3 >/dev/null 2>&1; then "
+    "python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || m=\"$m python3-venv\"; fi; "
+    'if [ -n "$m" ]; then echo "missing:$m"; else echo ok; fi',
+    parse_missing,
+)
+
+
+def parse_users(output: str) -> frozenset[str]:
+    users = set()
+    for line in output.splitlines():
+        matched = (
+            re.fullmatch(rf"{SYSTEMD_DIR}/wasmcloud-([a-z0-9-]+)\.service", line)
+            or re.fullmatch(rf"{SERVICES_DIR}/([a-z0-9-]+)/run", line)
+            or re.fullmatch(rf"{CONFIG_DIR}/([a-z0-9-]+)\.env", line)
+        )
+        if matched is None:
+            raise ValueError(f"expected paths of our service definitions, got {line!r}")
+        users.add(matched[1])
+    return frozenset(users)
+
+
+def _users_command() -> str:
+    definitions = " ".join(_DEFINITIONS[:2])
+    environments = " ".join(_DEFINITIONS[2:])
+    return (
+        f"grep -lsF {AGENT_DIR}/ {definitions}; "
+        f'for f in {environments}; do [ -f "$f" ] && echo "$f"; done; true'
+    )
+
+
+USERS = Fact("agent users", _users_command(), parse_users)
+
+
+def _service_fact(name: str) -> Fact[ServiceState]:
+    # Both forms of the probe, chosen on the machine by its PID 1: one round trip.
+    environment = environment_path(name)
+    systemd = service_state(name, True, environment).command
+    supervised = service_state(name, False, environment).command
+    return Fact(
+        f"service {name}",
+        f'if [ "$(cat /proc/1/comm)" = systemd ]; then {systemd}; else {supervised}; fi',
+        parse_service_state_with_environment,
+    )
+
+
+def _leftover_fact(name: str) -> Fact[bool]:
+    paths = [environment_path(name), environment_path(name) + ".new", state_path(name)]
+    test = " || ".join(f"[ -e {shlex.quote(p)} ]" for p in paths)
+    return Fact(f"files of {name}", f"if {test}; then echo yes; else echo no; fi", _yes_no)
+
+
+def _yes_no(output: str) -> bool:
+    if output not in ("yes\n", "no\n"):
+        raise ValueError(f"expected 'yes' or 'no', got {output!r}")
+    return output == "yes\n"
+
+
+def gather_agent_facts(connection: SshConnection, services: Sequence[str]) -> AgentFacts:
+    """One round trip: the machine, the install, and each of ``services`` (service names:
+    ``host_service(name)`` or ``CONTROLLER_SERVICE``)."""
+    facts: list[Fact[Any]] = [*MACHINE_FACTS, MISSING, INSTALLED, USERS]
+    for name in services:
+        facts += [_service_fact(name), _leftover_fact(name)]
+    values = probe_many(connection, facts)
+    os_release, arch, python, systemd, missing, (installed, agent_dir), users = values[:7]
+    states = values[7::2]
+    leftover = values[8::2]
+    return AgentFacts(
+        machine=MachineFacts(os=os_release, arch=arch, python=python, systemd=systemd),
+        missing=missing,
+        installed=installed,
+        agent_dir=agent_dir,
+        services=dict(zip(services, states, strict=True)),
+        leftovers=frozenset(n for n, left in zip(services, leftover, strict=True) if left),
+        users=users,
+    )
+
+
+# --- planners (pure) ---------------------------------------------------------------------
+
+
+def refuse_unsupported_agent(machine: str, facts: AgentFacts, wheelhouse: Wheelhouse) -> None:
+    """Raise ``Unsupported`` naming the machine when the wheelhouse cannot be installed
+    there; called before any change, so such a machine is left as it was."""
+    needs = wheel_needs([f.name for f in wheelhouse.files])
+    python = facts.machine.python
+    where = f"{machine} ({facts.machine.os}, {facts.machine.arch})"
+    if python is None:
+        raise Unsupported(
+            f"{where} has no python3; the host agent needs Python "
+            f"{'.'.join(map(str, MINIMUM_PYTHON))} or newer. Install python3 there."
+        )
+    version = tuple(int(part) for part in python.split(".")[:2])
+    if version < MINIMUM_PYTHON:
+        raise Unsupported(
+            f"{where} has Python {python}; the host agent needs "
+            f"{'.'.join(map(str, MINIMUM_PYTHON))} or newer. Install a newer python3 there."
+        )
+    if needs.python is not None and version != needs.python:
+        built_for = ".".join(map(str, needs.python))
+        raise Unsupported(
+            f"{where} has Python {python}, and the host agent's wheels are built for "
+            f"CPython {built_for} (the Python that runs this provider); run the provider "
+            f"with Python {'.'.join(map(str, version))}, or install python{built_for} "
+            f"as python3 on {machine}."
+        )
+    if needs.arch is not None and needs.arch != facts.machine.arch:
+        raise Unsupported(
+            f"{where}: the host agent's wheels (wasmtime's among them) are built for "
+            f"{needs.arch}; run the provider from a {facts.machine.arch} installation, or "
+            f"leave {machine} out."
+        )
+    if needs.glibc and facts.machine.os.id == "alpine":
+        raise Unsupported(
+            f"{where}: the host agent's wheels need glibc (manylinux), which Alpine does not "
+            f"have; use a glibc distribution on {machine}."
+        )
+    if facts.missing:
+        raise Unsupported(
+            f"{where} lacks {', '.join(facts.missing)}, which installing the host agent "
+            "needs (python3-venv: Python's venv and ensurepip modules); install "
+            f"{'it' if len(facts.missing) == 1 else 'them'} there."
+        )
+
+
+@functools.lru_cache(maxsize=4)
+def _wheelhouse_archive(wheelhouse: Wheelhouse) -> bytes:
+    """The wheels and a SHA256SUMS of them, as one tar (one upload)."""
+    data = io.BytesIO()
+    sums = []
+    with tarfile.open(fileobj=data, mode="w") as archive:
+        for path in wheelhouse.files:
+            content = path.read_bytes()
+            sums.append(f"{hashlib.sha256(content).hexdigest()}  {path.name}\n")
+            _add(archive, path.name, content)
+        _add(archive, CHECKSUMS, "".join(sums).encode())
+    return data.getvalue()
+
+
+def _add(archive: tarfile.TarFile, name: str, content: bytes) -> None:
+    info = tarfile.TarInfo(name)
+    info.size = len(content)
+    info.mode = 0o644
+    archive.addfile(info, io.BytesIO(content))
+
+
+def _gc_installs(keep: str | None) -> str:
+    """Remove each venv of ours no service definition names (but ``keep``)."""
+    definitions = " ".join(_DEFINITIONS[:2])
+    keep_test = f'[ "$d" = {shlex.quote(keep)} ] && continue; ' if keep else ""
+    return (
+        f'for d in {AGENT_DIR}/venv-*; do [ -d "$d" ] || continue; {keep_test}'
+        f'grep -qsF "$d/" {definitions} || rm -rf "$d"; done'
+    )
+
+
+def _install(machine: str, facts: AgentFacts, wheelhouse: Wheelhouse) -> list[Change]:
+    wanted = InstalledAgent(wheelhouse.version, wheelhouse.sha256)
+    if facts.installed == wanted:
+        return []
+    marker = f"{wanted.version} {wanted.sha256}"
+    venv = venv_path(wheelhouse.sha256)
+    archive = f"{AGENT_DIR}/wheelhouse-{wheelhouse.sha256[:16]}.tar"
+    requirement = f"{DISTRIBUTION}=={wheelhouse.version}"
+    # Under the machine's lock, since every host and the controller on a machine may
+    # install at once; a second one finds the marker and stops. The venv is made at its
+    # final path (scripts in it name it) and only then is `venv` pointed at it and the
+    # marker written: a failure on the way leaves the old install whole and running.
+    script = "; ".join(
+        [
+            "set -e",
+            f"cd {AGENT_DIR}",
+            f"exec 9>{LOCK}",
+            "flock 9",
+            f'if [ "$(cat {MARKER} 2>/dev/null)" = {shlex.quote(marker)} ] && '
+            f"[ -x {venv}/bin/python ]; then rm -f {archive}; exit 0; fi",
+            f"rm -rf wheelhouse.new {venv}",
+            "mkdir wheelhouse.new",
+            f"tar -xf {archive} -C wheelhouse.new",
+            f"rm -f {archive}",
+            f"(cd wheelhouse.new && sha256sum -c --quiet {CHECKSUMS})",
+            "rm -rf wheelhouse",
+            "mv wheelhouse.new wheelhouse",
+            f"trap 'rm -rf {venv}' EXIT",
+            f"python3 -m venv {venv}",
+            f"{venv}/bin/python -m pip install --quiet --no-index --no-cache-dir "
+            f"--disable-pip-version-check --find-links {WHEELHOUSE_DIR} "
+            f"{shlex.quote(requirement)}",
+            "trap - EXIT",
+            f"ln -sfn {venv.rsplit('/', 1)[1]} venv.tmp",
+            'python3 -c \'import os; os.replace("venv.tmp", "venv")\'',
+            f"printf '%s\\n' {shlex.quote(marker)} > installed.tmp",
+            "mv -f installed.tmp installed",
+            _gc_installs(keep=venv),
+        ]
+    )
+    if facts.installed is None:
+        described = f"host agent {wanted.version}: install on {machine}"
+    elif facts.installed.version != wanted.version:
+        described = f"host agent {facts.installed.version} => {wanted.version} on {machine}"
+    else:
+        described = f"host agent {wanted.version}: reinstall on {machine} (its wheels changed)"
+    commands: tuple[Command, ...] = (
+        Upload(archive, _wheelhouse_archive(wheelhouse), 0o600),
+        Shell(script, timeout=INSTALL_SECONDS),
+    )
+    return [Change(described, commands)]
+
+
+def _state(facts: AgentFacts, service: str) -> ServiceState:
+    try:
+        return facts.services[service]
+    except KeyError:
+        raise ValueError(
+            f"the facts have no service {service}: gather them with it "
+            f"(gather_agent_facts(connection, [{service!r}, ...]))"
+        ) from None
+
+
+def _plan_agent_service(
+    machine: str,
+    facts: AgentFacts,
+    wheelhouse: Wheelhouse,
+    spec: ServiceSpec,
+    environment: Mapping[str, str],
+    label: str,
+) -> list[Change]:
+    refuse_unsupported_agent(machine, facts, wheelhouse)
+    changes = _install(machine, facts, wheelhouse)
+    state = _state(facts, spec.name)
+    service_changes = plan_service(
+        machine,
+        spec,
+        state,
+        facts.machine.systemd,
+        environment=render_environment(environment),
+        environment_label=label,
+    )
+    if state.definition_sha256 is not None and any(
+        c.description.startswith(f"{spec.name} service: redefine") for c in service_changes
+    ):
+        # It moves to the new install: the one it ran is removed once no service uses it.
+        last = service_changes[-1]
+        service_changes[-1] = Change(
+            last.description, (*last.commands, Shell(_gc_installs(keep=None)))
+        )
+    return changes + service_changes
+
+
+def host_agent_spec(config: HostAgentConfig, wheelhouse: Wheelhouse) -> ServiceSpec:
+    service = host_service(config.name)
+    return ServiceSpec(
+        name=service,
+        argv=(f"{venv_path(wheelhouse.sha256)}/bin/python", "-m", "host_agent"),
+        description=f"wasmCloud host {config.name}",
+        environment_file=environment_path(service),
+    )
+
+
+def controller_spec(wheelhouse: Wheelhouse) -> ServiceSpec:
+    return ServiceSpec(
+        name=CONTROLLER_SERVICE,
+        argv=(
+            f"{venv_path(wheelhouse.sha256)}/bin/python",
+            "-m",
+            "host_agent.cli.controller",
+        ),
+        description="wasmCloud lattice controller (wadm-compatible)",
+        environment_file=environment_path(CONTROLLER_SERVICE),
+    )
+
+
+def plan_host_agent(
+    machine: str, facts: AgentFacts, wheelhouse: Wheelhouse, config: HostAgentConfig
+) -> list[Change]:
+    """The changes that leave host ``config.name`` running on ``machine`` from
+    ``wheelhouse`` with ``config.environment``: only what differs from ``facts``."""
+    service = host_service(config.name)
+    # The host's caches (compiled components, OCI blobs) live in its state directory,
+    # not in root's home.
+    environment = {**config.environment, "XDG_CACHE_HOME": state_path(service)}
+    return _plan_agent_service(
+        machine,
+        facts,
+        wheelhouse,
+        host_agent_spec(config, wheelhouse),
+        environment,
+        f"host {config.name} config",
+    )
+
+
+def plan_controller(
+    machine: str, facts: AgentFacts, wheelhouse: Wheelhouse, config: ControllerConfig
+) -> list[Change]:
+    """The changes that leave the controller running on ``machine``."""
+    return _plan_agent_service(
+        machine,
+        facts,
+        wheelhouse,
+        controller_spec(wheelhouse),
+        dict(config.environment),
+        "controller config",
+    )
+
+
+def _plan_remove(machine: str, facts: AgentFacts, service: str, what: str) -> list[Change]:
+    state = _state(facts, service)
+    changes = plan_remove(machine, service, state, facts.machine.systemd)
+    commands: list[Command] = []
+    if service in facts.leftovers or changes:
+        environment = environment_path(service)
+        paths = [environment, environment + ".new", state_path(service)]
+        commands.append(Shell("rm -rf " + " ".join(shlex.quote(p) for p in paths)))
+    others = facts.users - {service}
+    if facts.agent_dir and not others:
+        # Decided again on the machine, under the install lock: another resource may
+        # have defined a service using the install since the facts were read.
+        commands.append(
+            Shell(
+                f"[ -d {AGENT_DIR} ] || exit 0; exec 9>>{LOCK}; flock 9; "
+                f"used=$(grep -lsF {AGENT_DIR}/ {' '.join(_DEFINITIONS[:2])}; "
+                f'for f in {" ".join(_DEFINITIONS[2:])}; do [ -f "$f" ] && echo "$f"; done); '
+                f'if [ -z "$used" ]; then rm -rf {AGENT_DIR}; fi'
+            )
+        )
+    if commands:
+        commands.append(
+            remove_empty_dirs(
+                STATE_DIR + "/services", LOG_DIR, "/opt/wasmcloud", CONFIG_DIR, STATE_DIR
+            )
+        )
+        changes.append(Change(f"{what}: remove from {machine}", tuple(commands)))
+    return changes
+
+
+def plan_remove_host_agent(machine: str, facts: AgentFacts, name: str) -> list[Change]:
+    """Stop and remove host ``name``'s service, its environment file and state directory;
+    and the agent install when no other service of ours uses it."""
+    return _plan_remove(machine, facts, host_service(name), f"host {name}")
+
+
+def plan_remove_controller(machine: str, facts: AgentFacts) -> list[Change]:
+    return _plan_remove(machine, facts, CONTROLLER_SERVICE, "controller")

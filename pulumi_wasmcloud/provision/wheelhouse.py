@@ -1,0 +1,329 @@
+"""The wheels a machine installs the host agent (and the controller) from.
+
+Machines have no internet, so the runner (which has PyPI) builds a wheelhouse once: the
+project's own wheel, built from its source tree, plus every wheel its base dependencies
+need (never the ``pulumi`` extra), at exactly the versions installed beside this
+provider, which are the versions its tests ran with. It is cached per machine outside
+the clone, like the tools in scripts/tool-cache.sh:
+
+    ${PULUMI_WASMCLOUD_CACHE:-${XDG_CACHE_HOME:-~/.cache}/pulumi-wasmcloud}/wheelhouse/<key>/
+
+keyed by what goes into it (the project's version, a hash of its source, the dependency
+pins, the Python and platform the wheels are for); an entry is built under a lock in a
+temporary directory and renamed when complete, so concurrent runs never see half of one.
+The dependency wheels, which are what take minutes (downloads, an sdist build), have an
+entry of their own keyed by the pins only, so a source change rebuilds just our wheel.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import importlib.metadata
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import sysconfig
+import tempfile
+import tomllib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import canonicalize_name
+
+from pulumi_wasmcloud.provision.connector import ProvisionError
+
+DISTRIBUTION = "pulumi-wasmcloud"
+# What of the source tree goes into the project's wheel (and so into its hash).
+SOURCE_PACKAGES = ("host_agent", "pulumi_wasmcloud")
+SOURCE_FILES = ("pyproject.toml", "README.md")
+# Zip entries get this time instead of the files' mtimes, so building the same source
+# twice gives the same bytes (bdist_wheel honours SOURCE_DATE_EPOCH).
+SOURCE_DATE_EPOCH = "315532800"  # 1980-01-01, the earliest time a zip entry can hold
+BUILD_TIMEOUT = 900.0
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Wheelhouse:
+    """``version``: the project's; ``sha256``: over the wheels' names and contents (two
+    builds of the same source and pins compare equal: the project wheel is built
+    reproducibly, see SOURCE_DATE_EPOCH); ``files``: the wheels, sorted by name."""
+
+    version: str
+    sha256: str
+    files: tuple[Path, ...]
+
+
+def cache_root() -> Path:
+    configured = os.environ.get("PULUMI_WASMCLOUD_CACHE")
+    if configured:
+        return Path(configured)
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")
+    return Path(base) / "pulumi-wasmcloud"
+
+
+def host_wheelhouse(progress: Progress | None = None) -> Wheelhouse:
+    """The wheelhouse of the installed project, built the first time (minutes: progress
+    says what it is doing) and taken from the cache afterwards."""
+    return build_wheelhouse(source_tree(), cache_root(), progress)
+
+
+def source_tree() -> Path:
+    """The source tree this provider runs from (an editable or in-place install: the
+    tree holding the running ``pulumi_wasmcloud`` package and its pyproject.toml)."""
+    import pulumi_wasmcloud
+
+    where = Path(pulumi_wasmcloud.__file__).resolve().parent.parent
+    pyproject = where / "pyproject.toml"
+    if pyproject.is_file():
+        with contextlib.suppress(tomllib.TOMLDecodeError, KeyError, TypeError):
+            if tomllib.loads(pyproject.read_text())["project"]["name"] == DISTRIBUTION:
+                return where
+    raise ProvisionError(
+        f"the host agent's wheelhouse is built from {DISTRIBUTION}'s source tree, and the "
+        f"running {DISTRIBUTION} ({where}) is not in one; install it from a clone "
+        "(`pip install -e .`, as scripts/bootstrap.sh does)"
+    )
+
+
+def project_version(source: Path) -> str:
+    project = tomllib.loads((source / "pyproject.toml").read_text())["project"]
+    version = project.get("version")
+    if not isinstance(version, str):
+        raise ProvisionError(f"{source}/pyproject.toml: project.version is not a string")
+    return version
+
+
+def source_files(source: Path) -> list[Path]:
+    """The files of ``source`` that go into the project's wheel, relative, sorted."""
+    found = [Path(name) for name in SOURCE_FILES if (source / name).is_file()]
+    for package in SOURCE_PACKAGES:
+        for path in (source / package).rglob("*"):
+            if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc":
+                found.append(path.relative_to(source))
+    return sorted(found)
+
+
+def source_sha256(source: Path) -> str:
+    digest = hashlib.sha256()
+    for relative in source_files(source):
+        digest.update(str(relative).encode() + b"\0")
+        digest.update(hashlib.sha256((source / relative).read_bytes()).digest())
+    return digest.hexdigest()
+
+
+def dependency_pins(source: Path) -> list[str]:
+    """``name==version`` for the project's base dependencies and everything they need,
+    at the versions installed here (the pinned ones must be the pyproject's pins)."""
+    project = tomllib.loads((source / "pyproject.toml").read_text())["project"]
+    # Markers read this Python and platform; no extra is asked for.
+    no_extra = {"extra": ""}
+    pins: dict[str, str] = {}
+    pending = [_requirement(text, "pyproject.toml") for text in project.get("dependencies", [])]
+    for requirement in pending:
+        if requirement.specifier and not any(s.operator == "==" for s in requirement.specifier):
+            raise ProvisionError(
+                f"pyproject.toml: dependency {requirement} is not pinned (name==version)"
+            )
+    while pending:
+        requirement = pending.pop()
+        name = canonicalize_name(requirement.name)
+        if name in pins:
+            continue
+        if requirement.marker is not None and not requirement.marker.evaluate(no_extra):
+            continue
+        try:
+            distribution = importlib.metadata.distribution(name)
+        except importlib.metadata.PackageNotFoundError:
+            raise ProvisionError(
+                f"{requirement.name}, which the host agent needs, is not installed beside "
+                f"the provider; install {DISTRIBUTION} with its dependencies"
+            ) from None
+        if not requirement.specifier.contains(distribution.version, prereleases=True):
+            raise ProvisionError(
+                f"{requirement.name} {distribution.version} is installed beside the provider "
+                f"but {requirement} is required; reinstall {DISTRIBUTION}"
+            )
+        pins[name] = distribution.version
+        for text in distribution.requires or []:
+            dependency = _requirement(text, f"{name}'s metadata")
+            if dependency.marker is None or dependency.marker.evaluate(no_extra):
+                pending.append(dependency)
+    return [f"{name}=={version}" for name, version in sorted(pins.items())]
+
+
+def _requirement(text: str, where: str) -> Requirement:
+    try:
+        return Requirement(text)
+    except InvalidRequirement as e:
+        raise ProvisionError(f"{where}: {text!r} is not a requirement: {e}") from None
+
+
+def wheel_target() -> str:
+    """What the wheels are built for: this Python and platform (``cp311-linux_x86_64``)."""
+    return f"cp{sys.version_info[0]}{sys.version_info[1]}-{sysconfig.get_platform()}"
+
+
+def _key(*parts: object) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:20]
+
+
+def build_wheelhouse(source: Path, cache: Path, progress: Progress | None = None) -> Wheelhouse:
+    """The wheelhouse for ``source`` (a project tree), from ``cache`` or built into it."""
+    say = progress or (lambda _: None)
+    version = project_version(source)
+    pins = dependency_pins(source)
+    target = wheel_target()
+    root = cache / "wheelhouse"
+    entry = root / _key(version, source_sha256(source), pins, target)
+    if not entry.is_dir():
+        root.mkdir(parents=True, exist_ok=True)
+        with _locked(root / ".lock", say):
+            if not entry.is_dir():
+                dependencies = _dependency_wheels(root, pins, target, say)
+                with _building(root, entry) as building:
+                    say(f"wheelhouse: building {DISTRIBUTION} {version} from {source}")
+                    _build_project_wheel(source, building)
+                    for wheel in dependencies.iterdir():
+                        shutil.copy2(wheel, building / wheel.name)
+    say(f"wheelhouse: {DISTRIBUTION} {version} ready ({entry})")
+    return wheelhouse_in(entry, version)
+
+
+def wheelhouse_in(directory: Path, version: str) -> Wheelhouse:
+    files = tuple(sorted(directory.glob("*.whl")))
+    return Wheelhouse(version, wheels_sha256(files), files)
+
+
+def wheels_sha256(files: tuple[Path, ...]) -> str:
+    digest = hashlib.sha256()
+    for path in sorted(files, key=lambda p: p.name):
+        digest.update(path.name.encode() + b"\0")
+        digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()
+
+
+def _dependency_wheels(root: Path, pins: list[str], target: str, say: Progress) -> Path:
+    entry = root / f"dependencies-{_key(pins, target)}"
+    if entry.is_dir():
+        return entry
+    with _building(root, entry) as building:
+        say(f"wheelhouse: fetching {len(pins)} dependency wheels from PyPI (the first time)")
+        requirements = building / "requirements.txt"
+        requirements.write_text("\n".join(pins) + "\n")
+        # --no-deps: the pins are the whole closure already, at the versions tested here.
+        _pip("wheel", "--no-deps", "--wheel-dir", str(building), "-r", str(requirements))
+        requirements.unlink()
+        built = {canonicalize_name(w.name.split("-")[0]) for w in building.glob("*.whl")}
+        missing = sorted({canonicalize_name(p.split("==")[0]) for p in pins} - built)
+        if missing:
+            raise ProvisionError(f"wheelhouse: pip made no wheel for {', '.join(missing)}")
+    return entry
+
+
+def _build_project_wheel(source: Path, into: Path) -> None:
+    # Built from a copy of the files that go into it: pip builds in the tree it is
+    # given, and build/ or *.egg-info in the user's clone would be ours to clean up.
+    with tempfile.TemporaryDirectory(prefix="wheelhouse-source-") as copy:
+        for relative in source_files(source):
+            (Path(copy) / relative).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source / relative, Path(copy) / relative)
+        _pip("wheel", "--no-deps", "--wheel-dir", str(into), copy)
+
+
+def _pip(*args: str) -> None:
+    environment = {**os.environ, "SOURCE_DATE_EPOCH": SOURCE_DATE_EPOCH}
+    environment["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
+    command = [sys.executable, "-m", "pip", *args]
+    try:
+        done = subprocess.run(
+            command,
+            capture_output=True,
+            text=True,
+            env=environment,
+            timeout=BUILD_TIMEOUT,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        raise ProvisionError(
+            f"wheelhouse: `pip {args[0]}` did not finish within {BUILD_TIMEOUT:g}s"
+        ) from None
+    if done.returncode != 0:
+        said = (done.stderr.strip() or done.stdout.strip())[-3000:]
+        raise ProvisionError(
+            f"wheelhouse: `pip {' '.join(args)}` failed with exit code {done.returncode}: {said}"
+        )
+
+
+@contextlib.contextmanager
+def _locked(path: Path, say: Progress) -> Iterator[None]:
+    with open(path, "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            say(f"wheelhouse: waiting for another build on this machine ({path})")
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
+@contextlib.contextmanager
+def _building(root: Path, entry: Path) -> Iterator[Path]:
+    """A temporary directory beside ``entry``, renamed to it when the block completes."""
+    building = Path(tempfile.mkdtemp(prefix=f".{entry.name}-", dir=root))
+    try:
+        yield building
+        building.rename(entry)
+    finally:
+        shutil.rmtree(building, ignore_errors=True)
+
+
+_WHEEL_NAME = re.compile(
+    r"(?P<name>[^-]+)-(?P<version>[^-]+)(-\d[^-]*)?-(?P<python>[^-]+)-(?P<abi>[^-]+)"
+    r"-(?P<platform>[^-]+)\.whl"
+)
+
+
+@dataclass(frozen=True)
+class WheelNeeds:
+    """What a machine needs to install a wheelhouse: a CPython of one minor version
+    (``None`` when every wheel is pure Python) and an architecture (``None`` likewise)."""
+
+    python: tuple[int, int] | None
+    arch: str | None
+    glibc: bool  # a manylinux wheel: musl machines (Alpine) cannot install it
+
+
+def wheel_needs(names: list[str]) -> WheelNeeds:
+    """From wheel file names (PEP 427 tags), pure: what the machine must be."""
+    pythons: set[tuple[int, int]] = set()
+    arches: set[str] = set()
+    glibc = False
+    for name in names:
+        matched = _WHEEL_NAME.fullmatch(name)
+        if matched is None:
+            raise ValueError(f"{name} is not a wheel file name")
+        for tag in matched["python"].split("."):
+            found = re.fullmatch(r"cp(\d)(\d+)", tag)
+            if found and matched["abi"] != "abi3":
+                pythons.add((int(found[1]), int(found[2])))
+        for platform in matched["platform"].split("."):
+            if platform == "any":
+                continue
+            arch = re.sub(r"^(manylinux\d*(_\d+_\d+)?|musllinux_\d+_\d+|linux)_", "", platform)
+            arches.add(arch)
+            glibc = glibc or platform.startswith("manylinux")
+    if len(pythons) > 1:
+        raise ValueError(f"the wheels are for several Pythons: {sorted(pythons)}")
+    if len(arches) > 1:
+        raise ValueError(f"the wheels are for several architectures: {sorted(arches)}")
+    return WheelNeeds(
+        next(iter(pythons)) if pythons else None, next(iter(arches)) if arches else None, glibc
+    )
