@@ -1,0 +1,438 @@
+"""examples/edge-core end to end on five namespace machines (tests/machines.py), driven
+with the real Pulumi CLI the way its README says: config from the machines' addresses
+and host keys, preview, up, curl, a second up, a cluster node down, destroy.
+
+The topology (examples/edge-core/README.md): core-1..3 run the NATS cluster and a core
+host each; edge-1 (region west) and edge-2 (region east) a leaf node and an edge host
+each. The counter runs 4 instances in the west and 1 in the core; the east runs only an
+http-server, so its requests are answered across its leaf node. Which host answered a
+request is read from the NATS servers themselves (/connz: messages delivered on each
+host's subscription to the counter's wRPC queue group), not from anything we wrote.
+
+The tests share one deployed stack (an `up` on five machines costs minutes) and run in
+file order; the last one destroys it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import socket
+import subprocess
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import nats
+import pytest
+import yaml
+
+from host_agent.lattice.client import CtlClient
+from host_agent.lattice.wadm import WadmClient
+from host_agent.lattice.wadm_types import StatusType
+from tests.lattice import ROOT, http_get
+from tests.machines import Machine, Machines, booted
+from tests.pulumi_cli import PULUMI_BIN, cli_environment
+
+pytestmark = pytest.mark.slow
+
+EXAMPLE = ROOT / "examples" / "edge-core"
+CORE = ("core-1", "core-2", "core-3")
+EDGE_REGIONS = {"edge-1": "west", "edge-2": "east"}
+WEST, EAST = "edge-1", "edge-2"
+HTTP_PORT = 8080  # the http-server's listen address in wadm.yaml (0.0.0.0:8080)
+MONITORING_PORT = 8222  # every nats-server's monitoring endpoint (/connz, /routez)
+APP = "counter"
+# The counter's wRPC queue group: {lattice}.{component id}, the id being <app>-<component>.
+COUNTER_QUEUE = f"default.{APP}-counter"
+COMMAND_TIMEOUT = 900  # one pulumi command on five machines (the first up installs)
+# Which cluster node goes down in test_a_cluster_node_down: not cluster[0], whose address
+# is the lattice's natsUrl (the provider's and tools' way in) and which runs the registry.
+VICTIM = "core-2"
+
+
+def host_name(machine: str) -> str:
+    return f"{machine}-host"
+
+
+def keyscan_line(host_key: str) -> str:
+    """What `ssh-keyscan` prints after the address: ``ssh-ed25519 AAAA...``."""
+    return " ".join(host_key.split()[:2])
+
+
+def example_project(folder: Path) -> Path:
+    """The example's Pulumi.yaml, its program (``main``) and venv paths made absolute, in
+    a throwaway folder: the stack's config and state stay out of examples/."""
+    project = yaml.safe_load((EXAMPLE / "Pulumi.yaml").read_text())
+    project["main"] = str(EXAMPLE)
+    options = project["runtime"]["options"]
+    options["virtualenv"] = str((EXAMPLE / options["virtualenv"]).resolve())
+    for plugins in project["plugins"].values():
+        for plugin in plugins:
+            plugin["path"] = str((EXAMPLE / plugin["path"]).resolve())
+    folder.mkdir(parents=True)
+    (folder / "Pulumi.yaml").write_text(yaml.safe_dump(project, sort_keys=False))
+    return folder
+
+
+class EdgeCoreStack:
+    """The example as a stack on a file backend under ``workdir``, configured for
+    ``machines`` with the commands the README gives."""
+
+    def __init__(self, workdir: Path, machines: Machines) -> None:
+        self.dir = example_project(workdir / "project")
+        self.env = cli_environment(workdir, "edge-core")
+        self.run("stack", "init", "edge-core")
+        entries: list[tuple[str, str, dict[str, object]]] = [
+            ("core", name, {}) for name in CORE
+        ] + [("edge", name, {"region": region}) for name, region in EDGE_REGIONS.items()]
+        index = {"core": 0, "edge": 0}
+        for group, name, extra in entries:
+            machine = machines[name]
+            i = index[group]
+            index[group] += 1
+            values = {
+                "name": name,
+                "host": machine.address,
+                "user": "root",
+                "port": "22",
+                "hostKey": keyscan_line(machine.host_key),
+                **extra,
+            }
+            for key, value in values.items():
+                self.run("config", "set", "--path", f"{group}[{i}].{key}", "--", str(value))
+        # As `pulumi config set --secret sshPrivateKey < ~/.ssh/id_ed25519`.
+        self.run(
+            "config", "set", "--secret", "sshPrivateKey", stdin=machines.client_key.private_openssh
+        )
+
+    def run(
+        self, *args: str, ok: bool = True, stdin: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        started = time.monotonic()
+        done = _run_pulumi(self.dir, self.env, args, stdin)
+        took = time.monotonic() - started
+        if args and args[0] in ("preview", "up", "destroy"):
+            print(f"pulumi {' '.join(args)}: {took:.1f}s, exit {done.returncode}")
+        if ok and done.returncode != 0:
+            raise AssertionError(f"pulumi {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}")
+        return done
+
+    def up(self, *args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
+        return self.run("up", "--yes", "--skip-preview", *args, ok=ok)
+
+    def outputs(self) -> dict[str, Any]:
+        return dict(json.loads(self.run("stack", "output", "--json", "--show-secrets").stdout))
+
+
+def _run_pulumi(
+    cwd: Path, env: dict[str, str], args: tuple[str, ...], stdin: str | None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["pulumi", "--non-interactive", *args],
+        cwd=cwd,
+        env=env,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=COMMAND_TIMEOUT,
+    )
+
+
+def command_counts(output: str) -> list[tuple[str, int]]:
+    """The provider's per-machine progress lines ``<machine>: N commands``."""
+    return [
+        (machine, int(count))
+        for machine, count in re.findall(r"\b([a-z0-9][a-z0-9-]*): (\d+) commands?\b", output)
+    ]
+
+
+# -- what the lattice and the NATS servers say ------------------------------------------
+
+
+def with_nats(url: str, ask: Any) -> Any:
+    async def run() -> Any:
+        nc = await nats.connect(url, connect_timeout=5, allow_reconnect=False)
+        try:
+            return await ask(nc)
+        finally:
+            await nc.close()
+
+    return asyncio.run(run())
+
+
+def running_placement(nats_url: str, names: dict[str, str]) -> dict[str, dict[str, int]]:
+    """Component name -> {host name: instances}, from each host's inventory."""
+
+    async def ask(nc: Any) -> dict[str, dict[str, int]]:
+        ctl = CtlClient(nc, "default")
+        placement: dict[str, dict[str, int]] = {}
+        for host in await ctl.ping_hosts(wait=2.0):
+            name = names.get(str(host["id"]), str(host["id"]))
+            inventory = await ctl.get_inventory(str(host["id"]))
+            for component in inventory["components"]:
+                short = component["id"].removeprefix(f"{APP}-")
+                placement.setdefault(short, {})[name] = component["max_instances"]
+            for provider in inventory["providers"]:
+                placement.setdefault(provider["id"].removeprefix(f"{APP}-"), {})[name] = 1
+        return placement
+
+    result: dict[str, dict[str, int]] = with_nats(nats_url, ask)
+    return result
+
+
+def app_status(nats_url: str) -> StatusType:
+    async def ask(nc: Any) -> StatusType:
+        reply = await WadmClient(nc, "default").status(APP)
+        assert reply.status is not None, reply
+        return reply.status.status.type
+
+    status: StatusType = with_nats(nats_url, ask)
+    return status
+
+
+def monitoring(machine: Machine, endpoint: str) -> dict[str, Any]:
+    url = f"http://{machine.address}:{MONITORING_PORT}/{endpoint}"
+    with urllib.request.urlopen(url, timeout=5) as response:
+        data: dict[str, Any] = json.loads(response.read())
+    return data
+
+
+def counter_calls(machines: Machines, names: dict[str, str]) -> dict[str, int]:
+    """Host name -> messages its NATS server delivered on the host's subscriptions to the
+    counter's HTTP handler (one per request it answered); a host without the counter
+    has no such subscription and is absent."""
+    calls: dict[str, int] = {}
+    for machine in machines:
+        connz = monitoring(machine, "connz?subs=detail&limit=1024")
+        for connection in connz.get("connections") or []:
+            name = str(connection.get("name") or "")
+            if not name.startswith("wasmcloud-host "):
+                continue
+            host = names.get(name.removeprefix("wasmcloud-host "), name)
+            for sub in connection.get("subscriptions_list_detail") or []:
+                if sub.get("qgroup") == COUNTER_QUEUE and "incoming-handler" in sub["subject"]:
+                    calls[host] = calls.get(host, 0) + int(sub["msgs"])
+    return calls
+
+
+def count(machine: Machine, key: str) -> int:
+    """One request to the http-server on ``machine``: the count the counter answers."""
+    status, body = http_get(f"http://{machine.address}:{HTTP_PORT}/{key}")
+    assert status == 200, (status, body)
+    match = re.fullmatch(rf"{re.escape(key)} -> (\d+)", body.decode())
+    assert match, body
+    return int(match.group(1))
+
+
+def eventually_count(machine: Machine, key: str, within: float = 90.0) -> int:
+    """The first answer for ``key`` within ``within`` seconds (a failing request is
+    retried: after a node went down, JetStream elects new leaders first)."""
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            return count(machine, key)
+        except (AssertionError, OSError) as error:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{machine.name} never answered {key}: {error}") from error
+        time.sleep(0.5)
+
+
+def refuses_connections(address: str, port: int) -> bool:
+    try:
+        with socket.create_connection((address, port), timeout=2):
+            return False
+    except OSError:
+        return True
+
+
+# -- fixtures ----------------------------------------------------------------------------
+
+
+@dataclass
+class Booted:
+    machines: Machines
+    files: dict[str, list[str]]  # machine -> own_files() right after boot
+
+
+@dataclass
+class Deployed:
+    stack: EdgeCoreStack
+    machines: Machines
+    fresh_preview: str  # `pulumi preview` before anything existed
+    first_up: str
+    app_preview: str  # `pulumi preview --diff` with the hosts up, the app not yet
+    previewed_placement: dict[str, dict[str, int]]
+    names: dict[str, str]  # host id -> host name
+    nats_url: str
+
+
+@pytest.fixture(scope="module")
+def booted_machines() -> Iterator[Booted]:
+    for machines in booted(*CORE, *EDGE_REGIONS):
+        yield Booted(machines, {m.name: m.own_files() for m in machines})
+
+
+@pytest.fixture(scope="module")
+def deployed(
+    booted_machines: Booted, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Deployed]:
+    if not (PULUMI_BIN / "pulumi").exists():
+        pytest.fail("the Pulumi CLI is missing: run scripts/bootstrap.sh (it builds it)")
+    machines = booted_machines.machines
+    stack = EdgeCoreStack(tmp_path_factory.mktemp("edge-core"), machines)
+    try:
+        fresh = stack.run("preview")
+        # The README's order: machines first, then the app's placement previewed on the
+        # hosts that now exist, then the app.
+        stack.run("config", "set", "deployApp", "false")
+        first = stack.up()
+        stack.run("config", "rm", "deployApp")
+        app_preview = stack.run("preview", "--diff")
+        as_json = json.loads(stack.run("preview", "--json").stdout)
+        steps = [s for s in as_json["steps"] if s["urn"].endswith("Application::counter")]
+        assert len(steps) == 1, as_json["steps"]
+        placement = steps[0]["newState"]["inputs"].get("placement")
+        assert placement, f"preview shows no placement: {steps[0]}"
+        stack.up()
+        outputs = stack.outputs()
+        names = {host_id: name for name, host_id in outputs["hosts"].items()}
+        yield Deployed(
+            stack,
+            machines,
+            fresh.stdout + fresh.stderr,
+            first.stdout + first.stderr,
+            app_preview.stdout,
+            placement,
+            names,
+            str(outputs["natsUrl"]),
+        )
+    finally:
+        stack.run("destroy", "--yes", ok=False)
+
+
+# -- the tests, in order ----------------------------------------------------------------
+
+
+def test_preview_names_what_changes_on_each_machine(deployed: Deployed) -> None:
+    said = deployed.fresh_preview
+    for machine in (*CORE, *EDGE_REGIONS):
+        assert re.search(rf"nats-server [^\n]*: install on {machine}\b", said), said
+        assert re.search(rf"host agent [^\n]*: install on {machine}\b", said), said
+    counts = dict(command_counts(deployed.first_up))
+    print(f"first up, commands per machine: {counts}")
+    assert set(counts) >= {*CORE, *EDGE_REGIONS} and all(counts.values()), counts
+
+
+def test_the_app_runs_where_preview_placed_it(deployed: Deployed) -> None:
+    planned = deployed.previewed_placement
+    print(f"preview's placement: {planned}")
+    # The design (README.md): counter 4 in the west, 1 on one core host, none in the
+    # east; keyvalue-nats on every core host; an http-server on every edge host.
+    counter = planned["counter"]
+    core_counters = {h: n for h, n in counter.items() if h != host_name(WEST)}
+    assert counter[host_name(WEST)] == 4 and list(core_counters.values()) == [1], counter
+    assert set(core_counters) <= {host_name(m) for m in CORE}, counter
+    assert planned["kv"] == {host_name(m): 1 for m in CORE}
+    assert planned["httpserver"] == {host_name(m): 1 for m in EDGE_REGIONS}
+    # Shown per host in the preview a user reads.
+    for component, hosts in planned.items():
+        for host, instances in hosts.items():
+            assert re.search(rf'"?{host}"?\s*:\s*{instances}\b', deployed.app_preview), (
+                component,
+                host,
+                deployed.app_preview,
+            )
+    assert running_placement(deployed.nats_url, deployed.names) == planned
+    assert deployed.stack.outputs()["placement"] == planned
+
+
+def test_the_east_edge_is_answered_by_a_core_counter(deployed: Deployed) -> None:
+    machines, names = deployed.machines, deployed.names
+    east, west = machines[EAST], machines[WEST]
+    before = counter_calls(machines, names)
+    assert host_name(EAST) not in before, before  # no counter subscribed on the east host
+    answered_by: list[str] = []
+    for expected in range(1, 11):
+        assert eventually_count(east, "from-east") == expected
+        after = counter_calls(machines, names)
+        grew = [host for host, n in after.items() if n > before.get(host, 0)]
+        assert len(grew) == 1, (before, after)  # one request, one invocation, one host
+        answered_by += grew
+        before = after
+    print(f"east's requests answered by: {answered_by}")
+    assert host_name(EAST) not in answered_by
+    assert any(host in {host_name(m) for m in CORE} for host in answered_by), answered_by
+    # The west answers its own requests (its leaf node has local counter subscribers).
+    before = counter_calls(machines, names)
+    for expected in range(1, 6):
+        assert count(west, "from-west") == expected
+    after = counter_calls(machines, names)
+    grown = {h: after[h] - before.get(h, 0) for h in after if after[h] != before.get(h, 0)}
+    print(f"west's requests answered by: {grown}")
+    assert grown == {host_name(WEST): 5}, grown
+    # One store (JetStream KV in the core) behind both regions.
+    assert count(west, "from-east") == 11
+
+
+def test_a_second_up_changes_nothing_and_runs_no_command(deployed: Deployed) -> None:
+    stack = deployed.stack
+    stack.run("preview", "--expect-no-changes")
+    done = stack.up()
+    said = done.stdout + done.stderr
+    counts = command_counts(said)
+    print(f"second up, commands per machine: {counts}")
+    assert {machine for machine, _ in counts} >= {*CORE, *EDGE_REGIONS}, said
+    assert all(n == 0 for _, n in counts), counts
+    assert re.search(r"\b\d+ unchanged\b", said) and "updated" not in said, said
+
+
+def test_a_cluster_node_down_keeps_serving_and_up_repairs_it(deployed: Deployed) -> None:
+    machines, stack = deployed.machines, deployed.stack
+    victim = machines[VICTIM]
+    # The node's service is stopped the hard way: its supervisor's process group killed.
+    pid = victim.inside(["cat", "/var/lib/wasmcloud/services/nats-server/pid"]).stdout.strip()
+    assert pid.isdigit(), f"no nats-server service pid on {VICTIM}"
+    assert victim.inside(["kill", "-KILL", f"-{pid}"]).returncode == 0
+    deadline = time.monotonic() + 30
+    while not refuses_connections(victim.address, 4222):
+        assert time.monotonic() < deadline, f"nats-server on {VICTIM} still accepts clients"
+        time.sleep(0.2)
+
+    before = count(machines[WEST], "node-down")  # answered (maybe after a leader election)
+    assert eventually_count(machines[EAST], "node-down") == before + 1
+    assert [count(machines[EAST], "node-down") for _ in range(3)] == [
+        before + 2,
+        before + 3,
+        before + 4,
+    ]
+    assert app_status(deployed.nats_url) == StatusType.DEPLOYED
+
+    preview = stack.run("preview", "--diff", ok=False)
+    said = preview.stdout + preview.stderr
+    assert re.search(rf"nats-server[^\n]*: (re)?start on {VICTIM}\b", said), said
+    stack.up()
+    routes = monitoring(victim, "routez")
+    assert {r["remote_name"] for r in routes["routes"]} == set(CORE) - {VICTIM}, routes
+
+    async def hosts_seen(nc: Any) -> int:
+        return len(await CtlClient(nc, "default").ping_hosts(wait=2.0))
+
+    # The repaired node serves clients again and reaches every host (routes and leaves).
+    assert with_nats(f"nats://{victim.address}:4222", hosts_seen) == 5
+    assert count(machines[EAST], "node-down") == before + 5
+    stack.run("preview", "--expect-no-changes")
+
+
+def test_destroy_leaves_the_machines_as_booted(deployed: Deployed, booted_machines: Booted) -> None:
+    deployed.stack.run("destroy", "--yes")
+    for machine in deployed.machines:
+        deadline = time.monotonic() + 20
+        while machine.processes():  # the provider's SSH sessions end as it exits
+            assert time.monotonic() < deadline, f"{machine.name} still runs {machine.processes()}"
+            time.sleep(0.2)
+        assert machine.own_files() == booted_machines.files[machine.name], machine.name
