@@ -19,7 +19,7 @@ import asyncio
 import contextlib
 import os
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +36,7 @@ from host_agent.lattice.connection import (
 from host_agent.local.lattice import tool
 from host_agent.local.supervisor import ManagedProcess
 from host_agent.model.naming import is_valid_label_key
+from pulumi_wasmcloud.provider.engine_log import EngineLog
 from pulumi_wasmcloud.provider.handlers import (
     Checked,
     Created,
@@ -71,9 +72,18 @@ def _process(state: dict[str, Any]) -> ManagedProcess:
     return ManagedProcess(f"host-{state['name']}", Path(str(state["stateDir"])).resolve())
 
 
+def on_machine(state: Mapping[str, Any] | None) -> bool:
+    """Whether a Host's inputs or state put it on a machine (``machine`` given)."""
+    return state is not None and state.get("machine") is not None
+
+
 def known_host(state: dict[str, Any] | None) -> KnownHost | None:
     """The host a Host resource's state describes, with a way to tell whether its
     process runs; None while that state is incomplete (the preview of a new host)."""
+    if on_machine(state):
+        from pulumi_wasmcloud.provider.machine_host import known_machine_host
+
+        return known_machine_host(state)
     if not state or not all(
         isinstance(state.get(k), str) and state[k]
         for k in ("hostId", "name", "natsUrl", "lattice", "stateDir")
@@ -125,6 +135,16 @@ def host_environment(
     return env
 
 
+def credentials_of(settings: ProviderSettings) -> NatsCredentials | None:
+    """The NATS user hosts connect as (the provider's ``wasmcloud:credentials``)."""
+    if not settings.credentials:
+        return None
+    try:
+        return NatsCredentials.from_creds(settings.credentials, "wasmcloud:credentials")
+    except CredentialsError as exc:
+        raise RuntimeError(f"{exc}; nothing was changed") from None
+
+
 def _is_known_string(value: Any) -> bool:
     return value is UNKNOWN or (isinstance(value, str) and value != "")
 
@@ -147,10 +167,19 @@ def _check_labels(labels: Any) -> list[InputError]:
 class HostResource:
     secrets: frozenset[str] = frozenset({"seed"})
 
-    def __init__(self, settings: ProviderSettings | None = None) -> None:
+    def __init__(
+        self, settings: ProviderSettings | None = None, log: EngineLog | None = None
+    ) -> None:
+        from pulumi_wasmcloud.provider.machine_host import MachineHost  # it builds on this module
+
         self.settings = settings or ProviderSettings()
+        # A Host with a machine runs there, over SSH: that handler serves it.
+        self.machines = MachineHost(self.settings, log or EngineLog(None))
 
     async def check(self, olds: dict[str, Any], news: dict[str, Any]) -> Checked:
+        if on_machine(news):
+            return await self.machines.check(olds, news)
+
         def given(key: str, default: Any) -> Any:
             return default if news.get(key) is None else news[key]
 
@@ -193,18 +222,15 @@ class HostResource:
         return Checked(inputs, failures)
 
     async def diff(self, id: str, olds: dict[str, Any], news: dict[str, Any]) -> Diff:
+        if on_machine(olds) or on_machine(news):
+            return await self.machines.diff(id, olds, news)
         changed = changed_keys(olds, news, (*REPLACE_ON, *RESTART_ON, "labels"))
         if not olds.get("running", True) or not _process(olds).running():
             changed["running"] = (False, True)
         return Diff(changed, [k for k in REPLACE_ON if k in changed])
 
     def _credentials(self) -> NatsCredentials | None:
-        if not self.settings.credentials:
-            return None
-        try:
-            return NatsCredentials.from_creds(self.settings.credentials, "wasmcloud:credentials")
-        except CredentialsError as exc:
-            raise RuntimeError(f"{exc}; nothing was changed") from None
+        return credentials_of(self.settings)
 
     @contextlib.asynccontextmanager
     async def _lattice(self, state: dict[str, Any]) -> AsyncIterator[Lattice]:
@@ -214,6 +240,8 @@ class HostResource:
             yield lattice
 
     async def create(self, inputs: dict[str, Any], preview: bool) -> Created:
+        if on_machine(inputs):
+            return await self.machines.create(inputs, preview)
         if preview:
             return Created("", {**inputs, "hostId": UNKNOWN, "seed": UNKNOWN})
         identity = HostIdentity.generate(inputs["name"])
@@ -256,17 +284,12 @@ class HostResource:
     async def _await_join(
         self, lattice: Lattice, process: ManagedProcess, state: dict[str, Any]
     ) -> dict[str, Any]:
-        deadline = time.monotonic() + READY_TIMEOUT
-        while True:
-            try:
-                return await lattice.ctl.get_inventory(str(state["hostId"]))
-            except (CtlError, nats.errors.Error, TimeoutError):
-                if process.exited_early() or time.monotonic() > deadline:
-                    raise RuntimeError(
-                        f"host {state['name']} did not join lattice {state['lattice']} at "
-                        f"{state['natsUrl']}{_last_words(process)}; see {process.logfile}"
-                    ) from None
-                await asyncio.sleep(0.2)  # no event tells of a host that has not joined
+        return await await_join(
+            lattice,
+            state,
+            process.exited_early,
+            lambda: f"{_last_words(process)}; see {process.logfile}",
+        )
 
     async def _set_labels(
         self, lattice: Lattice, state: dict[str, Any], current: dict[str, str]
@@ -277,6 +300,8 @@ class HostResource:
                 await lattice.ctl.put_label(state["hostId"], key, value)
 
     async def read(self, id: str, state: dict[str, Any]) -> dict[str, Any] | None:
+        if on_machine(state):
+            return await self.machines.read(id, state)
         if not _process(state).running():
             return {**state, "running": False}
         try:
@@ -294,6 +319,8 @@ class HostResource:
     async def update(
         self, id: str, olds: dict[str, Any], news: dict[str, Any], preview: bool
     ) -> dict[str, Any]:
+        if on_machine(news):
+            return await self.machines.update(id, olds, news, preview)
         state = {**news, "hostId": id, "seed": olds["seed"]}
         if preview:
             return {**state, "running": True}
@@ -315,24 +342,56 @@ class HostResource:
     async def delete(self, id: str, state: dict[str, Any]) -> None:
         """Stop the host, unless a deployed application would be left with instances no
         other host can run: then refuse, naming them, and leave the host running."""
+        if on_machine(state):
+            return await self.machines.delete(id, state)
         process = _process(state)
         if process.running():
-            stranded: list[str] = []
-            try:
-                async with self._lattice(state) as lattice:
-                    stranded = await lattice.stranded_by(id)
-            except CredentialsRefused:
-                raise  # the check cannot be skipped for want of credentials the user can give
-            except (LatticeUnreachable, nats.errors.Error, TimeoutError):
-                pass  # no lattice to strand anything on
-            if stranded:
-                raise RuntimeError(
-                    f"host {state['name']} cannot go: no other host could run "
-                    f"{', '.join(stranded)}. Add a host whose labels match those spreads, "
-                    "change the spreads (or set allowUnplaced), or remove the application "
-                    "first; the host keeps running"
-                )
+            await refuse_stranding(self.settings, id, state)
         await process.stop_async()
+
+
+async def await_join(
+    lattice: Lattice,
+    state: dict[str, Any],
+    gave_up: Callable[[], bool],
+    why: Callable[[], str],
+) -> dict[str, Any]:
+    """The inventory of the host ``state`` describes, once it answers on ``lattice``;
+    raises naming the host when ``gave_up()`` (its process ended) or READY_TIMEOUT passed,
+    ``why()`` saying where to look (``: <last log line>; see <log>``)."""
+    deadline = time.monotonic() + READY_TIMEOUT
+    while True:
+        try:
+            return await lattice.ctl.get_inventory(str(state["hostId"]))
+        except (CtlError, nats.errors.Error, TimeoutError):
+            if gave_up() or time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"host {state['name']} did not join lattice {state['lattice']} at "
+                    f"{lattice.url}{why()}"
+                ) from None
+            await asyncio.sleep(0.2)  # no event tells of a host that has not joined
+
+
+async def refuse_stranding(settings: ProviderSettings, id: str, state: dict[str, Any]) -> None:
+    """Refuse to remove a host when a deployed application would be left with instances
+    no other host can run, naming them; a lattice that cannot be reached strands nothing."""
+    stranded: list[str] = []
+    try:
+        async with connect(
+            str(state["natsUrl"]), str(state["lattice"]), settings.credentials
+        ) as lattice:
+            stranded = await lattice.stranded_by(id)
+    except CredentialsRefused:
+        raise  # the check cannot be skipped for want of credentials the user can give
+    except (LatticeUnreachable, nats.errors.Error, TimeoutError):
+        pass  # no lattice to strand anything on
+    if stranded:
+        raise RuntimeError(
+            f"host {state['name']} cannot go: no other host could run "
+            f"{', '.join(stranded)}. Add a host whose labels match those spreads, "
+            "change the spreads (or set allowUnplaced), or remove the application "
+            "first; the host keeps running"
+        )
 
 
 def _last_words(process: ManagedProcess) -> str:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from pulumi.provider.experimental.property_value import PropertyValue
 
@@ -29,6 +29,8 @@ from pulumi_wasmcloud.provision.connector import (
     parse_private_key,
     parse_public_key,
 )
+
+V = TypeVar("V")
 
 # The wire map's keys (SshMachine.to_input).
 MACHINE_KEYS = (
@@ -191,12 +193,13 @@ def parse_machine(value: Any, field: str) -> MachineSpec | list[InputError]:
     )
 
 
-def secret_private_keys(value: Any) -> Any:
+def secret_private_keys(value: V) -> V:
     """``value`` (a machine map, or anything holding some) with every ``privateKey`` marked
     secret, so the engine keeps it encrypted in state and out of every display. Nested
     secrets are lost by the plain-dict conversion; a handler puts them back with this."""
+    marked: Any = value
     if isinstance(value, dict):
-        return {
+        marked = {
             key: (
                 PropertyValue(item, is_secret=True)
                 if key == "privateKey" and isinstance(item, str)
@@ -204,9 +207,9 @@ def secret_private_keys(value: Any) -> Any:
             )
             for key, item in value.items()
         }
-    if isinstance(value, list):
-        return [secret_private_keys(item) for item in value]
-    return value
+    elif isinstance(value, list):
+        marked = [secret_private_keys(item) for item in value]
+    return cast(V, marked)
 
 
 def target_for(

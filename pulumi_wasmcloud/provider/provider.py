@@ -49,12 +49,13 @@ from pulumi_wasmcloud.provider.handlers import (
 from pulumi_wasmcloud.provider.host_resource import HostResource, known_host
 from pulumi_wasmcloud.provider.lattice_resource import LatticeResource
 from pulumi_wasmcloud.provider.values import plain, to_props
+from pulumi_wasmcloud.provision.connector import ProvisionError
 
 LATTICE = "wasmcloud:index:Lattice"
 HOST = "wasmcloud:index:Host"
 APPLICATION = "wasmcloud:index:Application"
 # Properties that report the lattice as it runs (drift), not what the program asked for.
-LIVE_PROPERTIES = frozenset({"placement", "running", "status"})
+LIVE_PROPERTIES = frozenset({"placement", "running", "status", "converged"})
 # What an imported resource's inputs are, from what read returned.
 IMPORT_INPUTS = frozenset({"natsUrl", "lattice", "manifest", "allowUnplaced"})
 # Inputs that take the provider's config as their default.
@@ -67,7 +68,7 @@ class WasmcloudProvider(Provider):
         self.settings = ProviderSettings()
         self.handlers: dict[str, Handler] = {
             LATTICE: LatticeResource(log),
-            HOST: HostResource(self.settings),
+            HOST: HostResource(self.settings, log),
             APPLICATION: ApplicationResource(log, self.settings),
         }
         self.config: dict[str, Any] = {}
@@ -198,7 +199,14 @@ log = logging.getLogger(__name__)
 # Exceptions the provider raises on purpose: their message is a sentence for the user
 # (what failed, what to do). Anything else is a bug, shown with its type so it can be
 # reported, and logged with its traceback.
-USER_ERRORS: tuple[type[BaseException], ...] = (InputError, RuntimeError, OSError, ValueError)
+# ProvisionError: a machine unreachable, its key refused, a command failing (with output).
+USER_ERRORS: tuple[type[BaseException], ...] = (
+    InputError,
+    RuntimeError,
+    OSError,
+    ValueError,
+    ProvisionError,
+)
 
 
 def user_message(error: BaseException) -> str:

@@ -1,0 +1,377 @@
+"""``wasmcloud:index:Host`` with a ``machine``: a host agent installed and run as a service
+on that machine over SSH (``provision.agent``), joined to the lattice.
+
+Every step is the same three: connect (the host-key rule of ``machine_inputs``), gather
+the agent's facts on the machine, plan the changes still needed. ``diff`` plans and logs
+each change's sentence (``host agent 0.1.0: install on edge-1``), so a preview says what
+will happen on the machine; ``create``/``update`` apply the plan (progress per change,
+``edge-1: N commands`` at the end; a converged machine runs none) and wait until the
+provider sees the host's inventory at the lattice's ``natsUrl``; ``read`` reports drift
+(the service not running: ``running``; the machine not as planned, e.g. its config
+changed: ``converged``); ``delete`` refuses to strand an application, else removes the
+host (and the agent install once no service of ours uses it).
+
+The host reaches NATS at ``hostNatsUrl`` (its nearest node: a leaf node at the edge),
+in the lattice's JetStream domain (``jsDomain``). Its seed is made once at create and
+kept secret in state, so upgrades and config changes keep its id. The environment comes
+from ``host_resource.host_environment``, as for a local host, with nothing of the
+provider's own environment.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from host_agent.host.identity import HostIdentity
+from host_agent.lattice.connection import AddressError, NatsAddress
+from pulumi_wasmcloud.provider.engine_log import EngineLog, current_urn
+from pulumi_wasmcloud.provider.handlers import (
+    Checked,
+    Created,
+    Diff,
+    InputError,
+    KnownHost,
+    ProviderSettings,
+    changed_keys,
+    nats_url_required,
+)
+from pulumi_wasmcloud.provider.host_resource import (
+    _check_labels,
+    await_join,
+    credentials_of,
+    host_environment,
+    on_machine,
+    refuse_stranding,
+)
+from pulumi_wasmcloud.provider.live import connect as connect_lattice
+from pulumi_wasmcloud.provider.machine_inputs import (
+    MachineSpec,
+    connect,
+    describe,
+    parse_host_keys,
+    parse_machine,
+    recorded_keys,
+    secret_private_keys,
+)
+from pulumi_wasmcloud.provider.values import UNKNOWN, has_unknowns
+from pulumi_wasmcloud.provision.agent import (
+    HostAgentConfig,
+    gather_agent_facts,
+    host_service,
+    host_wheelhouse,
+    plan_host_agent,
+    plan_remove_host_agent,
+)
+from pulumi_wasmcloud.provision.changes import Change, apply
+from pulumi_wasmcloud.provision.connector import (
+    ConnectionLost,
+    SshConnection,
+    Unreachable,
+)
+from pulumi_wasmcloud.provision.service import log_path, unit_name
+
+REPLACE_ON = ("lattice", "name")
+# Applied in place: the host's config is rewritten and its service restarted (same id).
+UPDATE_ON = (
+    "natsUrl",
+    "hostNatsUrl",
+    "heartbeatSeconds",
+    "registryUrl",
+    "labels",
+    "jsDomain",
+    "machine",
+)
+# A machine with another name or address is another machine: the host moves (replace).
+MACHINE_IDENTITY = ("name", "host")
+# A host's service is `host-<name>` (service.py's names: lowercase, digits, '-').
+_HOST_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,57}")
+
+T = TypeVar("T")
+
+
+def known_machine_host(state: dict[str, Any] | None) -> KnownHost | None:
+    """The host a machine Host's state describes (applications on its lattice wait for it
+    to rejoin): running as the last read or apply saw it."""
+    if not state or not all(
+        isinstance(state.get(k), str) and state[k] for k in ("hostId", "name", "natsUrl", "lattice")
+    ):
+        return None
+    running = state.get("running") is True
+    return KnownHost(state["hostId"], state["name"], lambda: running)
+
+
+def machine_environment(state: dict[str, Any], settings: ProviderSettings) -> dict[str, str]:
+    """The host's ``WASMCLOUD_*`` variables: as a local host's (where NATS is as the host
+    reaches it, credentials, seed, lattice, labels, the lattice's registry allowed over
+    plain HTTP), plus the lattice's JetStream domain; nothing of the provider's own
+    environment (it is another machine's)."""
+    env = host_environment({**state, "natsUrl": state["hostNatsUrl"]}, credentials_of(settings), {})
+    if state.get("jsDomain"):
+        env["WASMCLOUD_JS_DOMAIN"] = str(state["jsDomain"])
+    return env
+
+
+@dataclass(frozen=True)
+class Visit:
+    """What one connection to the machine found and did."""
+
+    host_keys: dict[str, str]
+    plan: list[Change]
+    running: bool
+    commands: int
+
+
+class MachineHost:
+    secrets: frozenset[str] = frozenset({"seed"})
+
+    def __init__(self, settings: ProviderSettings, log: EngineLog) -> None:
+        self.settings = settings
+        self.log = log
+
+    # --- check / diff ------------------------------------------------------------------
+
+    async def check(self, olds: dict[str, Any], news: dict[str, Any]) -> Checked:
+        def given(key: str, default: Any) -> Any:
+            return default if news.get(key) is None else news[key]
+
+        inputs = {
+            "name": news.get("name"),
+            "natsUrl": news.get("natsUrl"),
+            "hostNatsUrl": given("hostNatsUrl", news.get("natsUrl")),
+            "lattice": given("lattice", "default"),
+            "labels": given("labels", {}),
+            "heartbeatSeconds": given("heartbeatSeconds", 30),
+            "registryUrl": news.get("registryUrl"),
+            "jsDomain": given("jsDomain", ""),
+            "machine": news.get("machine"),
+            # Desired; read reports the truth, so a stopped or changed host is drift.
+            "running": True,
+            "converged": True,
+        }
+        failures = _check_labels(inputs["labels"])
+        name = inputs["name"]
+        if name is not UNKNOWN and not (isinstance(name, str) and _HOST_NAME.fullmatch(name)):
+            failures.append(
+                InputError(
+                    "name",
+                    "a host on a machine is named with lowercase letters, digits and '-' "
+                    f"(at most 58; its service is host-<name>), got {describe(name)}",
+                )
+            )
+        for key in ("natsUrl", "hostNatsUrl"):
+            url = inputs[key]
+            if url in (None, ""):
+                if key == "natsUrl":
+                    failures.append(nats_url_required())
+            elif url is not UNKNOWN:
+                try:
+                    NatsAddress.parse(url)
+                except AddressError as exc:
+                    failures.append(InputError(key, str(exc)))
+        if not (inputs["lattice"] is UNKNOWN or isinstance(inputs["lattice"], str)) or (
+            inputs["lattice"] == ""
+        ):
+            failures.append(InputError("lattice", "must be a non-empty string"))
+        heartbeat = inputs["heartbeatSeconds"]
+        if heartbeat is not UNKNOWN and (
+            not isinstance(heartbeat, int) or isinstance(heartbeat, bool) or heartbeat < 1
+        ):
+            failures.append(
+                InputError("heartbeatSeconds", "must be a whole number of seconds, at least 1")
+            )
+        for key in ("jsDomain", "registryUrl"):
+            value = inputs[key]
+            if value not in (None, UNKNOWN) and not isinstance(value, str):
+                failures.append(InputError(key, f"expected a string, got {describe(value)}"))
+        parsed = parse_machine(inputs["machine"], "machine")
+        if isinstance(parsed, list):
+            failures += parsed
+        return Checked(secret_private_keys(inputs), failures)
+
+    async def diff(self, id: str, olds: dict[str, Any], news: dict[str, Any]) -> Diff:
+        if not on_machine(olds) or not on_machine(news):
+            # From this machine to another target or back: a new host, the old one goes.
+            return Diff({"machine": (olds.get("machine"), news.get("machine"))}, ["machine"])
+        changed = changed_keys(olds, news, (*REPLACE_ON, *UPDATE_ON))
+        replaces = [k for k in REPLACE_ON if k in changed]
+        old_machine, new_machine = olds["machine"], news["machine"]
+        if (
+            isinstance(old_machine, dict)
+            and isinstance(new_machine, dict)
+            and any(old_machine.get(k) != new_machine.get(k) for k in MACHINE_IDENTITY)
+        ):
+            replaces.append("machine")
+        if replaces or has_unknowns(news):
+            return Diff(changed, replaces)
+        # What the machine needs for the host these inputs describe (same id and seed).
+        state = {**news, "hostId": id, "seed": olds["seed"]}
+        visit = await self._visit(_spec(news), state, _host_keys(olds), apply_plan=False)
+        for change in visit.plan:
+            await self.log.note(change.description)
+        if not visit.running:
+            changed["running"] = (False, True)
+        elif visit.plan and not changed:
+            # Nothing the program says changed, yet the machine differs (its config
+            # edited there, a new agent to install): drift that the update repairs.
+            changed["converged"] = (False, True)
+        return Diff(changed, [])
+
+    # --- create / update -----------------------------------------------------------------
+
+    async def create(self, inputs: dict[str, Any], preview: bool) -> Created:
+        if preview:
+            if not has_unknowns(inputs):
+                # What the machine needs for a new host (whose seed is made at create).
+                identity = HostIdentity.generate(str(inputs["name"]))
+                state = {**inputs, "hostId": identity.public_key, "seed": identity.seed}
+                visit = await self._visit(_spec(inputs), state, {}, apply_plan=False)
+                for change in visit.plan:
+                    await self.log.note(change.description)
+            return Created(
+                "",
+                secret_private_keys(
+                    {**inputs, "hostId": UNKNOWN, "seed": UNKNOWN, "hostKeys": UNKNOWN}
+                ),
+            )
+        identity = HostIdentity.generate(str(inputs["name"]))
+        state = {**inputs, "hostId": identity.public_key, "seed": identity.seed}
+        outputs = await self._provision(state, {})
+        return Created(identity.public_key, secret_private_keys(outputs))
+
+    async def update(
+        self, id: str, olds: dict[str, Any], news: dict[str, Any], preview: bool
+    ) -> dict[str, Any]:
+        state = {**news, "hostId": id, "seed": olds["seed"]}
+        if preview:
+            return secret_private_keys({**state, "hostKeys": _host_keys(olds)})
+        return secret_private_keys(await self._provision(state, _host_keys(olds)))
+
+    async def _provision(self, state: dict[str, Any], host_keys: dict[str, str]) -> dict[str, Any]:
+        spec = _spec(state)
+        # The lattice must answer first: an unreachable NATS or refused credentials fail
+        # here, naming the fix, before anything changes on the machine.
+        async with connect_lattice(
+            str(state["natsUrl"]), str(state["lattice"]), self.settings.credentials
+        ) as lattice:
+            visit = await self._visit(spec, state, host_keys, apply_plan=True)
+            await self.log.note(f"{spec.name}: {visit.commands} commands")
+            try:
+                await await_join(lattice, state, lambda: False, lambda: "")
+            except RuntimeError as failed:
+                tail = await asyncio.to_thread(self._log_tail, spec, visit.host_keys, state)
+                raise RuntimeError(f"{failed}; on {spec.name}: {tail}") from None
+        return {**state, "hostKeys": visit.host_keys, "running": True, "converged": True}
+
+    # --- read / delete -------------------------------------------------------------------
+
+    async def read(self, id: str, state: dict[str, Any]) -> dict[str, Any] | None:
+        spec = _spec(state)
+        try:
+            visit = await self._visit(spec, state, _host_keys(state), apply_plan=False)
+        except (Unreachable, ConnectionLost) as lost:
+            # Drift, not a failure of the refresh: `up` says what it needs once it can.
+            await self.log.warn(str(lost))
+            return secret_private_keys({**state, "running": False})
+        return secret_private_keys({**state, "running": visit.running, "converged": not visit.plan})
+
+    async def delete(self, id: str, state: dict[str, Any]) -> None:
+        await refuse_stranding(self.settings, id, state)
+        spec = _spec(state)
+        host_keys = _host_keys(state)
+        name = str(state["name"])
+        report = self._progress_of_changes()
+
+        def remove(connection: SshConnection) -> int:
+            facts = gather_agent_facts(connection, [host_service(name)])
+            plan = plan_remove_host_agent(spec.name, facts, name)
+            return apply(connection, plan, report)
+
+        ran = await self._on_machine(spec, host_keys, remove)
+        await self.log.note(f"{spec.name}: {ran} commands")
+
+    # --- the machine -----------------------------------------------------------------------
+
+    async def _visit(
+        self,
+        spec: MachineSpec,
+        state: dict[str, Any],
+        host_keys: dict[str, str],
+        apply_plan: bool,
+    ) -> Visit:
+        """Connect, gather the agent's facts, plan the host ``state`` describes; with
+        ``apply_plan``, apply it. Blocking SSH work runs in a thread."""
+        name = str(state["name"])
+        config = HostAgentConfig(name, machine_environment(state, self.settings))
+        progress = self._progress()
+        wheelhouse = await asyncio.to_thread(host_wheelhouse, progress)
+        report = self._progress_of_changes() if apply_plan else None
+
+        def work(connection: SshConnection) -> Visit:
+            keys = recorded_keys(spec, connection, host_keys)
+            facts = gather_agent_facts(connection, [host_service(name)])
+            plan = plan_host_agent(spec.name, facts, wheelhouse, config)
+            running = facts.services[host_service(name)].running
+            ran = apply(connection, plan, report) if apply_plan else 0
+            return Visit(keys, plan, running or apply_plan, ran)
+
+        return await self._on_machine(spec, host_keys, work)
+
+    async def _on_machine(
+        self,
+        spec: MachineSpec,
+        host_keys: dict[str, str],
+        work: Callable[[SshConnection], T],
+    ) -> T:
+        def run() -> T:
+            with connect(spec, host_keys) as connection:
+                return work(connection)
+
+        return await asyncio.to_thread(run)
+
+    def _progress(self) -> Callable[[str], None]:
+        """A callback for threads: each message to the engine log, under this resource."""
+        loop = asyncio.get_running_loop()
+        urn = current_urn.get()
+
+        def say(message: str) -> None:
+            asyncio.run_coroutine_threadsafe(self.log.info(message, urn), loop)
+
+        return say
+
+    def _progress_of_changes(self) -> Callable[[Change], None]:
+        say = self._progress()
+        return lambda change: say(change.description)
+
+    def _log_tail(self, spec: MachineSpec, host_keys: dict[str, str], state: dict[str, Any]) -> str:
+        """The end of the host's log on the machine, for the error of a host that did
+        not join (the supervisor's log file, or systemd's journal)."""
+        service = host_service(str(state["name"]))
+        command = (
+            f"tail -n 15 {log_path(service)} 2>/dev/null || "
+            f"journalctl -u {unit_name(service)} -n 15 --no-pager 2>/dev/null"
+        )
+        try:
+            with connect(spec, host_keys) as connection:
+                said = connection.run(command, timeout=30).stdout.strip()
+        except Exception as failed:  # the error being reported matters more than this one
+            return f"(its log could not be read: {failed})"
+        return f"the end of its log:\n{said}" if said else "its log is empty"
+
+
+def _spec(state: dict[str, Any]) -> MachineSpec:
+    parsed = parse_machine(state.get("machine"), "machine")
+    if isinstance(parsed, list):
+        # check refused these already; a state from elsewhere (an import) may hold them.
+        raise RuntimeError("; ".join(str(f) for f in parsed) or "machine: not known yet")
+    return parsed
+
+
+def _host_keys(state: dict[str, Any]) -> dict[str, str]:
+    keys = parse_host_keys(state.get("hostKeys"))
+    if isinstance(keys, list):
+        raise RuntimeError("; ".join(str(f) for f in keys))
+    return keys

@@ -1,0 +1,232 @@
+"""Host(machine=SshMachine(...)) through the provider (in process, over gRPC, as the
+engine calls it) on namespace machines (tests/machines.py): nats-server provisioned on
+core-1 by plan_nats_server, the host agent installed and run on edge-1 over SSH, joining
+the lattice with its labels; a converged machine gets no diff and runs no command; a
+change keeps the host id; drift on the machine is read and repaired; a changed host key
+and an unreachable machine are refused by name; delete leaves edge-1 as it was."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import grpc
+import nats
+import pytest
+from pulumi.runtime.proto import provider_pb2, provider_pb2_grpc
+
+from host_agent.lattice.client import CtlClient
+from pulumi_wasmcloud.provision.nats_config import render
+from tests.integration.test_provision_nats import provision, settings
+from tests.lattice import run_async
+from tests.machines import KeyPair, Machines, booted
+from tests.provider_grpc import EngineLog, plain, provider, struct
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
+
+URN = "urn:pulumi:test::proj::wasmcloud:index:Host::edge"
+SECRET = "4dabf18193072939515e22adb298388d"  # the engine's mark of a secret value
+
+
+@pytest.fixture
+def machines() -> Iterator[Machines]:
+    yield from booted("core-1", "edge-1")
+
+
+def nats_url(machines: Machines) -> str:
+    """nats-server with JetStream on core-1, provisioned as a Lattice on machines does."""
+    core = machines["core-1"]
+    provision(machines, "core-1", render(settings(core)))
+    return f"nats://{core.address}:4222"
+
+
+def machine(machines: Machines, name: str, **fields: Any) -> dict[str, Any]:
+    """The wire map SshMachine.to_input() sends (no host key given: recorded on create)."""
+    return {
+        "name": name,
+        "host": machines[name].address if name in machines.by_name else fields.pop("host"),
+        "port": 22,
+        "user": "root",
+        "privateKey": machines.client_key.private_openssh,
+        "verifyHostKey": True,
+        **fields,
+    }
+
+
+def inputs(url: str, on: dict[str, Any], **labels: str) -> dict[str, Any]:
+    return {
+        "name": "edge",
+        "natsUrl": url,
+        "hostNatsUrl": url,
+        "lattice": "default",
+        "heartbeatSeconds": 1,
+        "registryUrl": "",
+        "jsDomain": "",
+        "labels": labels,
+        "machine": on,
+    }
+
+
+async def checked(stub: provider_pb2_grpc.ResourceProviderStub, news: dict[str, Any]) -> Any:
+    response = await stub.Check(provider_pb2.CheckRequest(urn=URN, news=struct(news)))
+    assert list(response.failures) == [], response.failures
+    return response.inputs
+
+
+async def host_in_lattice(url: str, host_id: str) -> dict[str, Any] | None:
+    nc = await nats.connect(url)
+    try:
+        hosts = await CtlClient(nc, "default").ping_hosts(wait=0.5)
+    finally:
+        await nc.close()
+    return next((h for h in hosts if h["id"] == host_id), None)
+
+
+def said(log: EngineLog, since: int) -> list[str]:
+    return log.messages[since:]
+
+
+async def refusal(call: Any) -> str:
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await call
+    return str(refused.value.details())
+
+
+@run_async
+async def test_a_host_on_a_machine_joins_converges_keeps_its_id_and_leaves_no_trace(
+    machines: Machines,
+) -> None:
+    edge = machines["edge-1"]
+    before = edge.own_files()
+    url = nats_url(machines)
+    news = inputs(url, machine(machines, "edge-1"), region="edge", tier="edge")
+    async with provider(url) as (stub, log):
+        props = await checked(stub, news)
+        # Preview of a new host: what will happen on edge-1, nothing done there yet.
+        mark = len(log.messages)
+        await stub.Create(provider_pb2.CreateRequest(urn=URN, properties=props, preview=True))
+        assert "host agent 0.1.0: install on edge-1" in said(log, mark)
+        assert edge.own_files() == before
+
+        mark = len(log.messages)
+        created = await stub.Create(
+            provider_pb2.CreateRequest(urn=URN, properties=props, timeout=300)
+        )
+        state = created.properties
+        outputs = plain(state)
+        host_id = created.id
+        try:
+            # It joined with its labels, and edge-1's host key was recorded.
+            joined = await host_in_lattice(url, host_id)
+            assert joined is not None
+            assert {"region": "edge", "tier": "edge"}.items() <= joined["labels"].items()
+            assert outputs["hostKeys"] == {"edge-1": edge.host_key.rsplit(" ", 1)[0]}
+            assert outputs["machine"]["privateKey"][SECRET]  # kept secret in state
+            assert outputs["seed"][SECRET]
+            ran = [m for m in said(log, mark) if m.startswith("edge-1: ")]
+            assert len(ran) == 1 and int(ran[0].split()[1]) > 0, ran
+            assert any("host-agent" in p or "host_agent" in p for p in edge.processes())
+
+            # Converged: no diff, and an update runs no command.
+            mark = len(log.messages)
+            props = await checked(stub, news)
+            diff = await stub.Diff(
+                provider_pb2.DiffRequest(id=host_id, urn=URN, olds=state, news=props)
+            )
+            assert diff.changes == provider_pb2.DiffResponse.DIFF_NONE, diff
+            updated = await stub.Update(
+                provider_pb2.UpdateRequest(id=host_id, urn=URN, olds=state, news=props)
+            )
+            assert "edge-1: 0 commands" in said(log, mark)
+            state = updated.properties
+
+            # A label change rewrites the config and restarts the host: same id.
+            news = {**news, "labels": {"region": "edge", "tier": "gateway"}}
+            props = await checked(stub, news)
+            mark = len(log.messages)
+            diff = await stub.Diff(
+                provider_pb2.DiffRequest(id=host_id, urn=URN, olds=state, news=props)
+            )
+            assert list(diff.diffs) == ["labels"] and list(diff.replaces) == []
+            assert "host edge config: update on edge-1" in said(log, mark)
+            updated = await stub.Update(
+                provider_pb2.UpdateRequest(id=host_id, urn=URN, olds=state, news=props)
+            )
+            state = updated.properties
+            relabeled = await host_in_lattice(url, host_id)
+            assert relabeled is not None and relabeled["labels"]["tier"] == "gateway"
+
+            # Drift on the machine: its config changed there. Read says so, diff plans
+            # the repair, update makes it.
+            tampered = edge.inside(["sh", "-c", "echo EXTRA=1 >> /etc/wasmcloud/host-edge.env"])
+            assert tampered.returncode == 0, tampered.stderr
+            read = await stub.Read(
+                provider_pb2.ReadRequest(id=host_id, urn=URN, properties=state, inputs=props)
+            )
+            assert plain(read.properties)["converged"] is False
+            mark = len(log.messages)
+            diff = await stub.Diff(
+                provider_pb2.DiffRequest(id=host_id, urn=URN, olds=read.properties, news=props)
+            )
+            assert list(diff.diffs) == ["converged"]
+            assert "host edge config: update on edge-1" in said(log, mark)
+            updated = await stub.Update(
+                provider_pb2.UpdateRequest(id=host_id, urn=URN, olds=read.properties, news=props)
+            )
+            state = updated.properties
+            read = await stub.Read(
+                provider_pb2.ReadRequest(id=host_id, urn=URN, properties=state, inputs=props)
+            )
+            assert plain(read.properties)["converged"] is True
+            assert plain(read.properties)["running"] is True
+
+            # A host key other than the recorded one is refused, naming the machine.
+            impostor = {**plain(state), "hostKeys": {"edge-1": KeyPair.generate().public_line}}
+            details = await refusal(
+                stub.Diff(
+                    provider_pb2.DiffRequest(id=host_id, urn=URN, olds=struct(impostor), news=props)
+                )
+            )
+            assert details.startswith("refused: host key of edge-1 changed from"), details
+            assert "give it as host_key of that SshMachine in the program" in details
+        finally:
+            mark = len(log.messages)
+            await stub.Delete(provider_pb2.DeleteRequest(id=host_id, urn=URN, properties=state))
+        assert any(m.startswith("edge-1: ") for m in said(log, mark))
+        assert await host_in_lattice(url, host_id) is None
+    # edge-1 is as it was: no process, unit or file of ours.
+    assert edge.own_files() == before
+    assert not [p for p in edge.processes() if "wasmcloud" in p or "host_agent" in p]
+
+
+@run_async
+async def test_an_unreachable_machine_is_named_with_the_cause(machines: Machines) -> None:
+    url = nats_url(machines)
+    ghost = machine(machines, "edge-9", host=machines.unused_address())
+    async with provider(url) as (stub, _):
+        props = await checked(stub, inputs(url, ghost))
+        details = await refusal(
+            stub.Create(provider_pb2.CreateRequest(urn=URN, properties=props, timeout=120))
+        )
+    assert details.startswith(f"cannot reach edge-9 at {machines.unused_address()}:22: "), details
+    assert "Check that the machine is up" in details
+
+
+@run_async
+async def test_wrong_inputs_are_refused_by_path_before_any_connection() -> None:
+    url = "nats://198.18.0.2:4222"  # never contacted: check fails first
+    wrong = {
+        "name": "edge-1",
+        "host": "198.18.0.3",
+        "port": "22",
+        "sudo": "yes",
+        "privateKey": KeyPair.generate().private_openssh,
+    }
+    async with provider(url) as (stub, _):
+        response = await stub.Check(
+            provider_pb2.CheckRequest(urn=URN, news=struct({**inputs(url, wrong), "name": "Edge"}))
+        )
+    failures = {f.property: f.reason for f in response.failures}
+    assert failures["machine.port"] == 'expected a whole number, got a string ("22")'
+    assert failures["machine.sudo"] == 'expected true or false, got a string ("yes")'
+    assert failures["name"].startswith("a host on a machine is named with lowercase letters")
