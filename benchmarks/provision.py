@@ -29,10 +29,15 @@ Targets: our wall time for N machines <= pyinfra's (ratio <= 1.0), and our N mac
 from __future__ import annotations
 
 import argparse
+import asyncio
+import hashlib
+import io
 import json
+import os
 import shlex
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
 import tomllib
@@ -41,8 +46,25 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import nats
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from pulumi_wasmcloud.provision.changes import Change, Shell, Upload, apply
+from host_agent.host.identity import HostIdentity
+from host_agent.lattice.subjects import CtlSubjects
+from pulumi_wasmcloud.provision.agent import (
+    AGENT_DIR,
+    HostAgentConfig,
+    Wheelhouse,
+    environment_path,
+    gather_agent_facts,
+    host_agent_spec,
+    host_service,
+    host_wheelhouse,
+    plan_host_agent,
+    state_path,
+    venv_path,
+)
+from pulumi_wasmcloud.provision.changes import Change, Shell, apply
 from pulumi_wasmcloud.provision.connector import SshConnection, SshTarget
 from pulumi_wasmcloud.provision.nats_config import (
     JetStreamSettings,
@@ -65,9 +87,11 @@ from pulumi_wasmcloud.provision.service import (
     ServiceState,
     definition_path,
     plan_service,
+    render_environment,
     render_supervisor,
     service_state,
 )
+from pulumi_wasmcloud.provision.wheelhouse import DISTRIBUTION
 from tests.machines import Machines, boot_machines, unavailable
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -112,12 +136,22 @@ def ensure_pyinfra() -> str:
 
 
 @dataclass(frozen=True)
+class Agent:
+    """The host agent's part: the wheelhouse and, per machine, the host's variables."""
+
+    wheelhouse: Wheelhouse
+    hosts: dict[str, HostAgentConfig]  # machine name -> its host (named as the machine)
+
+
+@dataclass(frozen=True)
 class Workload:
-    """The same bytes for both: the binary, each machine's config, the service script."""
+    """The same bytes for both: the binary, each machine's config, the services' scripts
+    (rendered by service.py), the wheelhouse and each host's variables (with its seed)."""
 
     binary: NatsServerBinary
     configs: dict[str, str]  # machine name -> rendered nats-server config
     nats_service: ServiceSpec
+    agent: Agent | None  # None: --nats-only
 
 
 def nats_config(name: str, address: str) -> str:
@@ -130,11 +164,27 @@ def nats_config(name: str, address: str) -> str:
     )
 
 
-def workload(machines: Machines) -> Workload:
+def host_config(name: str, address: str) -> HostAgentConfig:
+    """A host that joins its own machine's nats-server (the lattice ``default``)."""
+    environment = {
+        "WASMCLOUD_HOST_SEED": HostIdentity.generate().seed,
+        "WASMCLOUD_NATS_HOST": address,
+        "WASMCLOUD_NATS_PORT": "4222",
+        "WASMCLOUD_LATTICE": "default",
+        "WASMCLOUD_LABEL_machine": name,
+    }
+    return HostAgentConfig(name, environment)
+
+
+def workload(machines: Machines, wheelhouse: Wheelhouse | None) -> Workload:
+    agent = None
+    if wheelhouse is not None:
+        agent = Agent(wheelhouse, {m.name: host_config(m.name, m.address) for m in machines})
     return Workload(
         binary=packaged_nats_server(),
         configs={m.name: nats_config(m.name, m.address) for m in machines},
         nats_service=nats_server_service(),
+        agent=agent,
     )
 
 
@@ -172,18 +222,74 @@ def check_serving(machines: Machines, who: str) -> None:
             raise SystemExit(f"after {who}'s run, {url} says it is {name!r}")
 
 
+def machines_cpu(machines: Machines) -> float:
+    """CPU seconds the machines have used: each machine's PID 1 (its sshd) with every
+    process it has reaped (sessions, what they ran, orphans it adopted)."""
+    total = 0
+    for machine in machines:
+        stat = Path(f"/proc/{machine.init_pid}/stat").read_text()
+        fields = stat.rsplit(")", 1)[1].split()
+        total += sum(int(f) for f in fields[11:15])  # utime stime cutime cstime
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def runner_cpu() -> float:
+    """CPU seconds this process and the children it waited for (pyinfra) have used."""
+    times = os.times()
+    return times.user + times.system + times.children_user + times.children_system
+
+
+def check_hosts(machines: Machines, load: Workload, who: str) -> None:
+    """Each machine's host answers a ping on its machine's nats-server, with the id its
+    seed gives (so it runs from the venv installed there, with the env file written)."""
+    if load.agent is None:
+        return
+
+    async def ping(address: str) -> str | None:
+        nc = await nats.connect(f"nats://{address}:4222", connect_timeout=5)
+        try:
+            for _ in range(600):  # 60 s: 8 hosts importing wasmtime at once on 2 cores
+                try:
+                    reply = await nc.request(CtlSubjects().host_ping(), b"", timeout=0.1)
+                    if reply.data:
+                        return str(json.loads(reply.data)["response"]["id"])
+                except (nats.errors.TimeoutError, nats.errors.NoRespondersError):
+                    await asyncio.sleep(0.1)
+            return None
+        finally:
+            await nc.close()
+
+    for machine in machines:
+        seed = load.agent.hosts[machine.name].environment["WASMCLOUD_HOST_SEED"]
+        want = HostIdentity.from_seed(seed).public_key
+        got = asyncio.run(ping(machine.address))
+        if got != want:
+            raise SystemExit(
+                f"after {who}'s run, the host on {machine.name} "
+                + ("did not answer a ping" if got is None else f"answers as {got}, not {want}")
+            )
+
+
 @dataclass(frozen=True)
 class Run:
     seconds: float
     sessions: int
+    runner_cpu: float  # the contender's own process(es)
+    machines_cpu: float  # the sshds and what they ran, on all machines
 
 
 def timed(machines: Machines, run: Callable[[], None]) -> Run:
-    before = sessions(machines)
+    before = (sessions(machines), runner_cpu(), machines_cpu(machines))
     start = time.perf_counter()
     run()
     seconds = time.perf_counter() - start
-    return Run(seconds, sessions(machines) - before)
+    count = sessions(machines)  # waits until every session has closed
+    return Run(
+        seconds,
+        count - before[0],
+        runner_cpu() - before[1],
+        machines_cpu(machines) - before[2],
+    )
 
 
 # --- ours ------------------------------------------------------------------------------
@@ -202,10 +308,18 @@ def targets(machines: Machines) -> list[SshTarget]:
 
 
 def ours(machines: Machines, load: Workload) -> None:
+    """As ``up`` does it on each machine: facts, plan, apply; the NATS node, then the host."""
+
     def install(connection: SshConnection) -> int:
         name = connection.name
         facts = gather_nats_server_facts(connection)
-        return apply(connection, plan_nats_server(name, facts, load.binary, load.configs[name]))
+        ran = apply(connection, plan_nats_server(name, facts, load.binary, load.configs[name]))
+        if load.agent is not None:
+            host = load.agent.hosts[name]
+            agent_facts = gather_agent_facts(connection, [host_service(host.name)])
+            plan = plan_host_agent(name, agent_facts, load.agent.wheelhouse, host)
+            ran += apply(connection, plan)
+        return ran
 
     outcomes = on_machines(targets(machines), install, max_parallel=len(machines.by_name))
     failed = [f"{o.machine}: {o.error}" for o in outcomes.values() if o.error is not None]
@@ -216,8 +330,10 @@ def ours(machines: Machines, load: Workload) -> None:
 # --- pyinfra ---------------------------------------------------------------------------
 
 # The deploy pyinfra runs on every machine; `host.data.bench` (bench.json, written below)
-# names the local files and the exact shell commands, all shared with our side.
-PYINFRA_DEPLOY = '''\
+# names the local files and the exact shell commands, all shared with our side. A service
+# is (re)started as ours is: started when it is not running, restarted when what it runs
+# changed; pyinfra's did_change says what changed.
+PYINFRA_DEPLOY = """\
 import json
 
 from pyinfra import host
@@ -229,13 +345,29 @@ mine = bench["machines"][host.name]
 
 
 class ServiceRunning(FactBase):
-    """Whether a supervised service is running: the same probe our service.py makes."""
+    # Whether a supervised service runs: the probe our service.py makes.
 
     def command(self, probe):
         return probe
 
     def process(self, output):
         return list(output)[-1] == "running"
+
+
+def changed(*operations):
+    return lambda: any(operation.did_change() for operation in operations)
+
+
+def service(name, spec, *inputs):
+    script = files.put(
+        name=f"{name} service script", src=spec["script"], dest=spec["script_path"], mode="755"
+    )
+    if host.get_fact(ServiceRunning, probe=spec["probe"]):
+        server.shell(
+            name=f"restart {name}", commands=spec["restart"], _if=changed(script, *inputs)
+        )
+    else:
+        server.shell(name=f"start {name}", commands=spec["start"])
 
 
 nats = bench["nats"]
@@ -246,42 +378,99 @@ config = files.put(
     name="nats-server config", src=mine["nats_config"], dest=nats["config_path"], mode="640"
 )
 server.shell(name="check nats-server config", commands=[nats["check"]], _if=config.did_change)
-script = files.put(
-    name="nats-server service script",
-    src=nats["service"]["script"],
-    dest=nats["service"]["script_path"],
-    mode="755",
-)
-if host.get_fact(ServiceRunning, probe=nats["service"]["probe"]):
-    server.shell(
-        name="restart nats-server",
-        commands=nats["service"]["restart"],
-        _if=lambda: binary.did_change() or config.did_change() or script.did_change(),
+service("nats-server", nats["service"], binary, config)
+
+agent = bench.get("agent")
+if agent is not None:
+    wheels = files.put(
+        name="agent wheelhouse", src=agent["archive"], dest=agent["archive_path"], mode="600"
     )
-else:
-    server.shell(name="start nats-server", commands=nats["service"]["start"])
-'''
+    server.shell(name="agent venv", commands=[agent["install"]], _if=wheels.did_change)
+    environment = files.put(
+        name="host env file", src=mine["host_env"], dest=mine["host_env_path"], mode="600"
+    )
+    service(mine["host_service"], mine["host_service_spec"], wheels, environment)
+"""
 
 
 def commands_of(changes: Sequence[Change]) -> list[str]:
     return [c.command for change in changes for c in change.commands if isinstance(c, Shell)]
 
 
-def pyinfra_service(spec: ServiceSpec, directory: Path) -> dict[str, object]:
+def sha256_of(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def pyinfra_service(
+    spec: ServiceSpec, directory: Path, environment: str | None = None
+) -> dict[str, object]:
     """Our service's script (written for upload), probe, start and restart commands: the
-    supervisor our service.py renders, as a machine without systemd runs it."""
+    supervisor our service.py renders, as a machine without systemd runs it. The commands
+    are our planner's for a machine where the script (and env file) are in place already,
+    as pyinfra's files.put leaves them."""
     script = directory / f"{spec.name}.run"
     script.write_text(render_supervisor(spec))
-    fresh = plan_service("any", spec, ServiceState(None, False), systemd=False)
-    assert isinstance(fresh[0].commands[0], Upload)
-    running = ServiceState(fresh[0].commands[0].data.hex(), True)  # any digest but its own
+    defined = sha256_of(script.read_text())
+    env = sha256_of(environment) if environment is not None else None
+
+    def plan(running: bool) -> list[str]:
+        state = ServiceState(defined, running, env)
+        changes = plan_service("any", spec, state, False, restart=running, environment=environment)
+        return commands_of(changes)
+
     return {
         "script": str(script),
         "script_path": definition_path(spec.name, False),
         "probe": service_state(spec.name, False).command,
-        "start": commands_of(fresh[1:]),
-        "restart": commands_of(plan_service("any", spec, running, False, restart=True)[1:]),
+        "start": plan(running=False),
+        "restart": plan(running=True),
     }
+
+
+WHEELHOUSE_ARCHIVE = f"{AGENT_DIR}/wheelhouse.tar"  # pyinfra's: kept, for did_change
+
+
+def wheelhouse_archive(wheelhouse: Wheelhouse) -> bytes:
+    """The wheels and their SHA256SUMS in one tar, as ours uploads them."""
+    data = io.BytesIO()
+    sums = []
+    with tarfile.open(fileobj=data, mode="w") as archive:
+        for path in wheelhouse.files:
+            content = path.read_bytes()
+            sums.append(f"{hashlib.sha256(content).hexdigest()}  {path.name}\n")
+            add_to_tar(archive, path.name, content)
+        add_to_tar(archive, "SHA256SUMS", "".join(sums).encode())
+    return data.getvalue()
+
+
+def add_to_tar(archive: tarfile.TarFile, name: str, content: bytes) -> None:
+    info = tarfile.TarInfo(name)
+    info.size, info.mode = len(content), 0o644
+    archive.addfile(info, io.BytesIO(content))
+
+
+def agent_install(wheelhouse: Wheelhouse) -> str:
+    """What pyinfra runs after uploading the archive: the steps of our install script
+    (unpack, verify, venv, pip from the wheelhouse only, link, marker), without the
+    machine lock (one deploy per machine) or the old venvs' clean-up (there are none)."""
+    venv = venv_path(wheelhouse.sha256)
+    marker = f"{wheelhouse.version} {wheelhouse.sha256}"
+    return "; ".join(
+        [
+            "set -e",
+            f"cd {AGENT_DIR}",
+            f"rm -rf wheelhouse {venv}",
+            "mkdir wheelhouse",
+            f"tar -xf {WHEELHOUSE_ARCHIVE} -C wheelhouse",
+            "(cd wheelhouse && sha256sum -c --quiet SHA256SUMS)",
+            f"python3 -m venv {venv}",
+            f"{venv}/bin/python -m pip install --quiet --no-index --no-cache-dir "
+            f"--disable-pip-version-check --find-links {AGENT_DIR}/wheelhouse "
+            f"{DISTRIBUTION}=={wheelhouse.version}",
+            f"ln -sfn {venv.rsplit('/', 1)[1]} venv",
+            f"printf '%s\\n' {shlex.quote(marker)} > installed",
+        ]
+    )
 
 
 def pyinfra_project(machines: Machines, load: Workload, directory: Path) -> Path:
@@ -294,12 +483,12 @@ def pyinfra_project(machines: Machines, load: Workload, directory: Path) -> Path
     known_hosts.write_text("".join(f"{m.address} {m.host_key}\n" for m in machines))
     binary = directory / "nats-server"
     binary.write_bytes(load.binary.data)
-    per_machine = {}
+    per_machine: dict[str, dict[str, object]] = {}
     for machine in machines:
         config = directory / f"{machine.name}.conf"
         config.write_text(load.configs[machine.name])
         per_machine[machine.name] = {"nats_config": str(config)}
-    bench = {
+    bench: dict[str, object] = {
         "machines": per_machine,
         "nats": {
             "binary": str(binary),
@@ -311,6 +500,29 @@ def pyinfra_project(machines: Machines, load: Workload, directory: Path) -> Path
             "service": pyinfra_service(load.nats_service, directory),
         },
     }
+    if load.agent is not None:
+        wheelhouse = load.agent.wheelhouse
+        archive = directory / "wheelhouse.tar"
+        archive.write_bytes(wheelhouse_archive(wheelhouse))
+        bench["agent"] = {
+            "archive": str(archive),
+            "archive_path": WHEELHOUSE_ARCHIVE,
+            "install": agent_install(wheelhouse),
+        }
+        for machine in machines:
+            host = load.agent.hosts[machine.name]
+            service = host_service(host.name)
+            # What plan_host_agent writes: the host's variables and its cache directory.
+            env = render_environment({**host.environment, "XDG_CACHE_HOME": state_path(service)})
+            env_file = directory / f"{service}.env"
+            env_file.write_text(env)
+            spec = host_agent_spec(host, wheelhouse)
+            per_machine[machine.name] |= {
+                "host_env": str(env_file),
+                "host_env_path": environment_path(service),
+                "host_service": service,
+                "host_service_spec": pyinfra_service(spec, directory, env),
+            }
     (directory / "bench.json").write_text(json.dumps(bench, indent=2))
     (directory / "deploy.py").write_text(PYINFRA_DEPLOY)
     ssh = {
@@ -360,14 +572,17 @@ def measure(
     names: Sequence[str],
     who: str,
     run: Callable[[Machines, Workload, Path], Callable[[], None]],
+    wheelhouse: Wheelhouse | None,
     tmp: Path,
 ) -> Contender:
     """Boot fresh machines, run twice (checking the first), remove the machines."""
+    print(f"{who} on {len(names)} fresh machine(s)...", flush=True)
     with boot_machines(names) as machines:
-        load = workload(machines)
+        load = workload(machines, wheelhouse)
         once = run(machines, load, tmp / f"{who}-{len(names)}")
         first = timed(machines, once)
         check_serving(machines, who)
+        check_hosts(machines, load, who)
         second = timed(machines, once)
     return Contender(first, second)
 
@@ -384,8 +599,9 @@ def pyinfra_run(machines: Machines, load: Workload, directory: Path) -> Callable
 def row(label: str, contender: Contender) -> str:
     first, second = contender.first, contender.second
     return (
-        f"{label:22s} first {first.seconds:6.2f} s ({first.sessions:4d} sessions)   "
-        f"converged {second.seconds:6.2f} s ({second.sessions:4d} sessions)"
+        f"{label:20s} first {first.seconds:6.2f} s {first.sessions:4d} sessions, CPU "
+        f"{first.runner_cpu:5.1f} s here + {first.machines_cpu:5.1f} s machines   "
+        f"converged {second.seconds:5.2f} s {second.sessions:3d} sessions"
     )
 
 
@@ -399,6 +615,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--machines", type=int, default=8, help="machines provisioned at once (default 8)"
     )
+    parser.add_argument(
+        "--nats-only",
+        action="store_true",
+        help="install nats-server only, not the host agent (a quicker run)",
+    )
     args = parser.parse_args(argv)
     if not 1 <= args.machines <= 64:
         parser.error("--machines: between 1 and 64")
@@ -406,15 +627,23 @@ def main(argv: list[str] | None = None) -> int:
     if reason is not None:
         raise SystemExit(f"cannot boot test machines here: {reason}")
     version = ensure_pyinfra()
+    wheelhouse = None if args.nats_only else host_wheelhouse(print)
     many = [f"m{i}" for i in range(1, args.machines + 1)]
     with tempfile.TemporaryDirectory(prefix="bench-provision-") as tmp_name:
         tmp = Path(tmp_name)
-        ours_one = measure(many[:1], "ours", our_run, tmp)
-        ours_many = measure(many, "ours", our_run, tmp)
-        theirs_one = measure(many[:1], "pyinfra", pyinfra_run, tmp)
-        theirs_many = measure(many, "pyinfra", pyinfra_run, tmp)
+        ours_one = measure(many[:1], "ours", our_run, wheelhouse, tmp)
+        ours_many = measure(many, "ours", our_run, wheelhouse, tmp)
+        theirs_one = measure(many[:1], "pyinfra", pyinfra_run, wheelhouse, tmp)
+        theirs_many = measure(many, "pyinfra", pyinfra_run, wheelhouse, tmp)
     n = args.machines
-    print(f"nats-server {packaged_nats_server().version} binary + config + service, fresh machines")
+    what = f"nats-server {packaged_nats_server().version} (binary, config, service)"
+    if wheelhouse is not None:
+        size = sum(f.stat().st_size for f in wheelhouse.files) / 1e6
+        what += (
+            f" + host agent {wheelhouse.version} ({len(wheelhouse.files)} wheels, {size:.0f} MB; "
+            "venv, env file, service)"
+        )
+    print(f"{what} on fresh machines; then again on the converged ones")
     print(row("ours, 1 machine", ours_one))
     print(row(f"ours, {n} machines", ours_many))
     print(row(f"pyinfra {version}, 1", theirs_one))
