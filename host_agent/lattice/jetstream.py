@@ -15,7 +15,7 @@ from dataclasses import replace
 from typing import Any
 
 from nats.js import JetStreamContext
-from nats.js.api import KeyValueConfig, StorageType
+from nats.js.api import DEFAULT_PREFIX, KeyValueConfig, StorageType
 from nats.js.errors import (
     BucketNotFoundError,
     KeyDeletedError,
@@ -30,12 +30,37 @@ _UPDATE_ATTEMPTS = 8
 
 async def open_kv(js: JetStreamContext, name: str, replicas: int = 1, **config: Any) -> KeyValue:
     """The bucket, created on disk (file storage, history 1, ``replicas`` copies) if it
-    does not exist yet; an existing bucket is opened as it is."""
+    does not exist yet; an existing bucket is opened as it is. Through a JetStream
+    domain, its writes go through the domain (see ``_DomainWrites``)."""
     try:
-        return await js.key_value(name)
+        kv = await js.key_value(name)
     except BucketNotFoundError:
         settings = {"history": 1, "storage": StorageType.FILE, **config}
-        return await js.create_key_value(KeyValueConfig(bucket=name, replicas=replicas, **settings))
+        kv = await js.create_key_value(KeyValueConfig(bucket=name, replicas=replicas, **settings))
+    if js._prefix != DEFAULT_PREFIX:
+        kv._js = _DomainWrites(js)  # type: ignore[assignment]
+    return kv
+
+
+class _DomainWrites:
+    """The JetStream context a bucket in a JetStream domain writes through.
+
+    A leaf node's connection to a hub in a JetStream domain refuses ``$KV.>``, so a
+    client on the leaf cannot write a key on its bucket's own subject (no responders).
+    The hub takes the write as ``$JS.<domain>.API.$KV.<bucket>.<key>`` instead (what the
+    Go and Rust clients send in a domain); nats-py's KeyValue does not, so its publishes
+    are prefixed here. Everything else is the context itself."""
+
+    def __init__(self, js: JetStreamContext) -> None:
+        self._context = js
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._context, name)
+
+    async def publish(self, subject: str, payload: bytes = b"", **options: Any) -> Any:
+        if subject.startswith("$KV."):
+            subject = f"{self._context._prefix}.{subject}"
+        return await self._context.publish(subject, payload, **options)
 
 
 async def ensure_kv(js: JetStreamContext, name: str, replicas: int, **config: Any) -> KeyValue:

@@ -31,6 +31,7 @@ from host_agent.local.supervisor import ManagedProcess, PortTaken, start_server
 from pulumi_wasmcloud.provider.engine_log import EngineLog
 from pulumi_wasmcloud.provider.handlers import Checked, Created, Diff, InputError, changed_keys
 from pulumi_wasmcloud.provider.live import LatticeUnreachable, connect
+from pulumi_wasmcloud.provider.machine_lattice import MachineLattice
 from pulumi_wasmcloud.provider.values import UNKNOWN
 
 REPLACE_ON = ("lattice", "natsPort", "stateDir")
@@ -88,8 +89,12 @@ class LatticeResource:
 
     def __init__(self, log: EngineLog | None = None) -> None:
         self.log = log or EngineLog(None)
+        self.machines = MachineLattice(self.log)  # a lattice with `cluster` lives there
 
     async def check(self, olds: dict[str, Any], news: dict[str, Any]) -> Checked:
+        if news.get("cluster") is not None:
+            return await self.machines.check(olds, news)
+
         def given(key: str, default: Any) -> Any:
             return default if news.get(key) is None else news[key]
 
@@ -120,6 +125,8 @@ class LatticeResource:
         return Checked(inputs, failures)
 
     async def diff(self, id: str, olds: dict[str, Any], news: dict[str, Any]) -> Diff:
+        if olds.get("cluster") is not None or news.get("cluster") is not None:
+            return await self.machines.diff(id, olds, news)
         changed = changed_keys(olds, news, (*REPLACE_ON, *RESTARTS))
         if not self._alive(olds):
             changed["running"] = (olds.get("running", False), True)
@@ -140,6 +147,8 @@ class LatticeResource:
         }
 
     async def create(self, inputs: dict[str, Any], preview: bool) -> Created:
+        if inputs.get("cluster") is not None:
+            return await self.machines.create(inputs, preview)
         if not preview:
             await self._start(inputs)
         outputs = self._outputs(inputs, preview)
@@ -248,11 +257,15 @@ class LatticeResource:
             await asyncio.sleep(0.1)  # no responders comes back at once: pace the retries
 
     async def read(self, id: str, state: dict[str, Any]) -> dict[str, Any] | None:
+        if state.get("cluster") is not None:
+            return await self.machines.read(id, state)
         return {**state, "running": self._alive(state)}
 
     async def update(
         self, id: str, olds: dict[str, Any], news: dict[str, Any], preview: bool
     ) -> dict[str, Any]:
+        if news.get("cluster") is not None:
+            return await self.machines.update(id, olds, news, preview)
         if not preview:
             running = _processes(olds)
             for field, name in RESTARTS.items():
@@ -265,6 +278,8 @@ class LatticeResource:
         """Stop every process, then delete the lattice's data (JetStream store, Redis
         dump, registry blobs) so a new lattice in the same folder starts empty; logs stay
         for reading."""
+        if state.get("cluster") is not None:
+            return await self.machines.delete(id, state)
         for proc in reversed(list(_processes(state).values())):
             await proc.stop_async()
         state_dir = Path(str(state["stateDir"])).resolve()

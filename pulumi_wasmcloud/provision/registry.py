@@ -144,11 +144,12 @@ def file_present(path: str) -> Fact[bool]:
 
 
 def gather_registry_facts(
-    connection: SshConnection, machine: MachineFacts, binary: RegistryBinary
+    connection: SshConnection, machine: MachineFacts, interpreter: str | None = None
 ) -> RegistryFacts:
-    """One round trip (the machine's own facts are gathered once, by the caller)."""
-    loader = binary.interpreter or "/"
-    sha, config, interpreter, service = probe_many(
+    """One round trip (the machine's own facts are gathered once, by the caller);
+    ``interpreter``: the loader the binary to install needs (None: nothing to check)."""
+    loader = interpreter or "/"
+    sha, config, loader_present, service = probe_many(
         connection,
         [
             file_sha256(REGISTRY_BINARY),
@@ -157,7 +158,7 @@ def gather_registry_facts(
             service_state(REGISTRY_SERVICE, machine.systemd),
         ],
     )
-    return RegistryFacts(machine, sha, config, interpreter, service)
+    return RegistryFacts(machine, sha, config, loader_present, service)
 
 
 def registry_service() -> ServiceSpec:

@@ -1,0 +1,805 @@
+"""``wasmcloud:index:Lattice`` with ``cluster``: the lattice on machines, over SSH.
+
+The core cluster's machines run nats-server (routes between them, JetStream on disk in
+the lattice's domain, a leaf-node listener) and the controller; ``cluster[0]`` also runs
+the lattice's registry when ``registryPort`` is given; each leaf node's machine runs a
+nats-server that is a leaf of the core (provision/topology.py says what each runs).
+
+Every operation starts the same way: connect to every machine at once, gather its facts
+and plan what it still needs. Preview shows those plans (one sentence per change, per
+machine); ``up`` applies them in three steps across all machines: NATS everywhere, then
+(once JetStream has a meta leader) the lattice's host buckets made with their replicas,
+then the controllers and the registry; it ends when a controller answers. A machine that
+fails is named with its output while the others finish; the update then fails, and a
+re-run converges (what was done is found done). A machine we cannot serve (another
+architecture) is refused by name before anything changes anywhere.
+
+``read`` reports drift per machine (``drift``: machine -> what it needs, e.g. a stopped
+node), which the next ``up`` repairs; ``delete`` removes everything of ours from every
+machine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import nats
+import nats.errors
+import nats.js.errors
+import yaml
+
+from host_agent.lattice.jetstream import ensure_kv
+from host_agent.lattice.subjects import config_bucket, links_bucket
+from host_agent.lattice.wadm import WadmClient
+from pulumi_wasmcloud.provider.engine_log import EngineLog
+from pulumi_wasmcloud.provider.handlers import Checked, Created, Diff, InputError, changed_keys
+from pulumi_wasmcloud.provider.machine_inputs import (
+    MachineSpec,
+    connect,
+    describe,
+    parse_host_keys,
+    parse_machine,
+    recorded_keys,
+    secret_private_keys,
+)
+from pulumi_wasmcloud.provider.values import UNKNOWN, has_unknowns
+from pulumi_wasmcloud.provision.agent import (
+    ControllerConfig,
+    gather_agent_facts,
+    host_wheelhouse,
+    plan_controller,
+    plan_remove_controller,
+)
+from pulumi_wasmcloud.provision.changes import Change, apply
+from pulumi_wasmcloud.provision.connector import ProvisionError, SshConnection
+from pulumi_wasmcloud.provision.nats_config import render
+from pulumi_wasmcloud.provision.operations import (
+    Unsupported,
+    gather_nats_server_facts,
+    packaged_nats_server,
+    plan_nats_server,
+    plan_remove_nats_server,
+)
+from pulumi_wasmcloud.provision.registry import (
+    REGISTRY_STORE,
+    gather_registry_facts,
+    operator_registry,
+    plan_registry,
+    plan_remove_registry,
+)
+from pulumi_wasmcloud.provision.topology import (
+    DEFAULT_DOMAIN,
+    DEFAULT_MAX_FILE_STORE,
+    EdgeNode,
+    NodeMachine,
+    Topology,
+    TopologyError,
+    plan_topology,
+)
+
+T = TypeVar("T")
+
+# Only these properties replace the lattice: its name is in every bucket and subject.
+REPLACE_ON = ("lattice",)
+INPUTS = (
+    "lattice",
+    "cluster",
+    "leafNodes",
+    "registryPort",
+    "heartbeatSeconds",
+    "jetstreamDomain",
+    "maxFileStore",
+)
+# The local lattice's properties, which a lattice on machines has no use for.
+LOCAL_ONLY = {
+    "natsPort": "every machine's NATS serves clients on 4222",
+    "stateDir": "each machine keeps its state under /var/lib/wasmcloud",
+    "redisPort": "a lattice on machines runs no redis-server",
+}
+# topology.py's field names as the wire spells them.
+WIRE_FIELDS = {
+    "leaf_nodes": "leafNodes",
+    "jetstream_domain": "jetstreamDomain",
+    "max_file_store": "maxFileStore",
+}
+MAX_PARALLEL = 16
+JETSTREAM_TIMEOUT = 60.0
+CONTROLLER_TIMEOUT = 60.0
+CONTROLLER_SERVICE = "controller"
+
+
+# --- inputs --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MachineLatticeSpec:
+    """A lattice on machines, every input known and valid."""
+
+    lattice: str
+    cluster: tuple[MachineSpec, ...]
+    leaf_nodes: tuple[tuple[str, MachineSpec], ...]  # (region, machine)
+    registry_port: int | None
+    heartbeat_seconds: int
+    topology: Topology
+
+    @property
+    def machines(self) -> list[MachineSpec]:
+        return [*self.cluster, *(machine for _, machine in self.leaf_nodes)]
+
+    @property
+    def nats_url(self) -> str:
+        return self.topology.nats_url
+
+    @property
+    def registry_url(self) -> str:
+        if self.registry_port is None:
+            return ""
+        return f"http://{_host_port(self.cluster[0].host, self.registry_port)}"
+
+
+def _host_port(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _whole(value: Any, field: str, least: int, most: int | None = None) -> InputError | None:
+    if not isinstance(value, int) or isinstance(value, bool):
+        return InputError(field, f"expected a whole number, got {describe(value)}")
+    if value < least or (most is not None and value > most):
+        bound = f"between {least} and {most}" if most is not None else f"at least {least}"
+        return InputError(field, f"{value} is not {bound}")
+    return None
+
+
+def normalized(news: dict[str, Any]) -> dict[str, Any]:
+    """The inputs with their defaults, as the state keeps them."""
+
+    def given(key: str, default: Any) -> Any:
+        return default if news.get(key) is None else news[key]
+
+    return {
+        "lattice": given("lattice", "default"),
+        "cluster": news.get("cluster"),
+        "leafNodes": given("leafNodes", []),
+        "registryPort": news.get("registryPort"),
+        "heartbeatSeconds": given("heartbeatSeconds", 30),
+        "jetstreamDomain": given("jetstreamDomain", DEFAULT_DOMAIN),
+        "maxFileStore": given("maxFileStore", DEFAULT_MAX_FILE_STORE),
+    }
+
+
+def parse_spec(inputs: dict[str, Any]) -> MachineLatticeSpec | list[InputError]:
+    """The lattice the (normalized) inputs describe, or every failure by field; an empty
+    list while some value is not known yet (preview)."""
+    failures: list[InputError] = []
+    lattice = inputs["lattice"]
+    if lattice is not UNKNOWN and (not isinstance(lattice, str) or not lattice):
+        failures.append(
+            InputError("lattice", f"expected a non-empty string, got {describe(lattice)}")
+        )
+    for key, why in LOCAL_ONLY.items():
+        if inputs.get(key) is not None:
+            failures.append(InputError(key, f"not for a lattice on machines ({why}); leave it out"))
+    for key, least, most in (
+        ("registryPort", 1, 65535),
+        ("heartbeatSeconds", 1, None),
+        ("maxFileStore", 1 << 20, None),
+    ):
+        value = inputs.get(key)
+        if value is not None and value is not UNKNOWN:
+            problem = _whole(value, key, least, most)
+            if problem is not None:
+                failures.append(problem)
+    domain = inputs["jetstreamDomain"]
+    if domain is not UNKNOWN and not isinstance(domain, str):
+        failures.append(InputError("jetstreamDomain", f"expected a string, got {describe(domain)}"))
+
+    cluster: list[MachineSpec] = []
+    given_cluster = inputs["cluster"]
+    if isinstance(given_cluster, list):
+        if not given_cluster:
+            failures.append(
+                InputError(
+                    "cluster", "give at least one machine (three keep serving with one down)"
+                )
+            )
+        for i, value in enumerate(given_cluster):
+            parsed = parse_machine(value, f"cluster[{i}]")
+            if isinstance(parsed, list):
+                failures += parsed
+            else:
+                cluster.append(parsed)
+    elif given_cluster is not UNKNOWN:
+        failures.append(
+            InputError("cluster", f"expected a list of machines, got {describe(given_cluster)}")
+        )
+    leaves: list[tuple[str, MachineSpec]] = []
+    given_leaves = inputs["leafNodes"]
+    if isinstance(given_leaves, list):
+        for i, value in enumerate(given_leaves):
+            leaf = _parse_leaf(value, f"leafNodes[{i}]", failures)
+            if leaf is not None:
+                leaves.append(leaf)
+    elif given_leaves is not UNKNOWN:
+        failures.append(
+            InputError("leafNodes", f"expected a list of leaf nodes, got {describe(given_leaves)}")
+        )
+    if failures or has_unknowns({k: inputs[k] for k in INPUTS}):
+        return failures
+    try:
+        topology = plan_topology(
+            [NodeMachine(m.name, m.host) for m in cluster],
+            [EdgeNode(region, NodeMachine(m.name, m.host)) for region, m in leaves],
+            domain=domain,
+            max_file_store=inputs["maxFileStore"],
+        )
+    except TopologyError as e:
+        where = e.field
+        for snake, camel in WIRE_FIELDS.items():
+            where = where.replace(snake, camel)
+        return [InputError(where, e.reason)]
+    return MachineLatticeSpec(
+        lattice=lattice,
+        cluster=tuple(cluster),
+        leaf_nodes=tuple(leaves),
+        registry_port=inputs["registryPort"],
+        heartbeat_seconds=inputs["heartbeatSeconds"],
+        topology=topology,
+    )
+
+
+def _parse_leaf(
+    value: Any, field: str, failures: list[InputError]
+) -> tuple[str, MachineSpec] | None:
+    if value is UNKNOWN:
+        return None
+    if not isinstance(value, dict):
+        failures.append(
+            InputError(field, f"expected a leaf node (region and machine), got {describe(value)}")
+        )
+        return None
+    for key in sorted(set(value) - {"region", "machine"}):
+        failures.append(
+            InputError(f"{field}.{key}", "unknown field; a leaf node has region, machine")
+        )
+    region = value.get("region")
+    if region is not UNKNOWN and (not isinstance(region, str) or not region):
+        failures.append(
+            InputError(f"{field}.region", f"expected a non-empty string, got {describe(region)}")
+        )
+    if "machine" not in value or value["machine"] is None:
+        failures.append(InputError(f"{field}.machine", "required: the leaf node's SshMachine"))
+        return None
+    machine = parse_machine(value["machine"], f"{field}.machine")
+    if isinstance(machine, list):
+        failures += machine
+        return None
+    if not isinstance(region, str) or not region:
+        return None
+    return region, machine
+
+
+# --- what each machine runs ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Artifacts:
+    """What the provider ships (read once per operation)."""
+
+    nats_server: Any
+    wheelhouse: Any
+    registry: Any | None
+
+
+def registry_config(address: str, port: int) -> str:
+    """docker-registry's config on cluster[0]: the local lattice's (filesystem storage,
+    deletes allowed), stored under /var/lib/wasmcloud/registry, on the machine's address."""
+    from pulumi_wasmcloud.provider import lattice_resource  # it imports this module
+
+    config = lattice_resource.registry_config(Path(REGISTRY_STORE).parent, port)
+    config["http"]["addr"] = _host_port(address, port)
+    return yaml.safe_dump(config)
+
+
+def controller_environment(spec: MachineLatticeSpec, machine: str) -> dict[str, str]:
+    """The controller on a core node talks to that node's NATS."""
+    url = spec.topology.nats_urls[machine].removeprefix("nats://")
+    return {
+        "WADM_NATS_SERVER": url,
+        "WASMCLOUD_LATTICE": spec.lattice,
+        "WADM_JETSTREAM_DOMAIN": spec.topology.domain,
+        "WASMCLOUD_HEARTBEAT_INTERVAL": str(spec.heartbeat_seconds),
+        "WADM_STREAM_REPLICAS": str(spec.topology.replicas),
+    }
+
+
+@dataclass
+class MachinePlan:
+    """A machine's changes, in the order ``up`` applies them: NATS first (all machines),
+    then the services that need the cluster (controller, registry)."""
+
+    machine: str
+    nats: list[Change]
+    services: list[Change]
+
+    @property
+    def changes(self) -> list[Change]:
+        return [*self.nats, *self.services]
+
+
+def survey(
+    spec: MachineLatticeSpec, artifacts: Artifacts, name: str, connection: SshConnection
+) -> MachinePlan:
+    """Facts of one machine and what it still needs (read-only)."""
+    topology = spec.topology
+    nats_facts = gather_nats_server_facts(connection)
+    nats_changes = plan_nats_server(
+        name, nats_facts, artifacts.nats_server, render(topology.settings[name])
+    )
+    services: list[Change] = []
+    if name in topology.core:
+        agent_facts = gather_agent_facts(connection, (CONTROLLER_SERVICE,))
+        config = ControllerConfig(environment=controller_environment(spec, name))
+        services += plan_controller(name, agent_facts, artifacts.wheelhouse, config)
+    if name == topology.core[0] and spec.registry_port is not None:
+        assert artifacts.registry is not None
+        registry_facts = gather_registry_facts(
+            connection, nats_facts.machine, artifacts.registry.interpreter
+        )
+        config_text = registry_config(spec.cluster[0].host, spec.registry_port)
+        services += plan_registry(name, registry_facts, artifacts.registry, config_text)
+    return MachinePlan(name, nats_changes, services)
+
+
+def survey_removal(name: str, connection: SshConnection) -> list[Change]:
+    """Everything of ours on the machine, to remove (the controller first, NATS last)."""
+    nats_facts = gather_nats_server_facts(connection)
+    changes = plan_remove_controller(name, gather_agent_facts(connection, (CONTROLLER_SERVICE,)))
+    changes += plan_remove_registry(name, gather_registry_facts(connection, nats_facts.machine))
+    return changes + plan_remove_nats_server(name, nats_facts)
+
+
+# --- many machines at once -------------------------------------------------------------
+
+
+class Fleet:
+    """SSH connections to many machines, opened at once and kept for every step of an
+    operation; a machine that fails (unreachable, refused, a command failing) is set
+    aside by name with its error while the others go on."""
+
+    def __init__(self, machines: Sequence[MachineSpec], host_keys: Mapping[str, str]) -> None:
+        self.specs = {m.name: m for m in machines}
+        self.known_keys = dict(host_keys)
+        self.connections: dict[str, SshConnection] = {}
+        self.failures: dict[str, ProvisionError] = {}
+
+    def open(self) -> Fleet:
+        specs = list(self.specs.values())
+        with ThreadPoolExecutor(max_workers=min(MAX_PARALLEL, len(specs) or 1)) as pool:
+            futures = {s.name: pool.submit(connect, s, self.known_keys) for s in specs}
+        for name, future in futures.items():
+            try:
+                self.connections[name] = future.result()
+            except ProvisionError as e:
+                self.failures[name] = e
+        return self
+
+    def close(self) -> None:
+        for connection in self.connections.values():
+            connection.close()
+
+    def each(
+        self, work: Callable[[str, SshConnection], T], names: Sequence[str] | None = None
+    ) -> dict[str, T]:
+        """``work`` on every connected machine (or those of ``names``) at once; the
+        result per machine that did not fail."""
+        chosen = [
+            n for n in (names if names is not None else self.connections) if n in self.connections
+        ]
+        results: dict[str, T] = {}
+        if not chosen:
+            return results
+        with ThreadPoolExecutor(max_workers=min(MAX_PARALLEL, len(chosen))) as pool:
+            futures = {name: pool.submit(work, name, self.connections[name]) for name in chosen}
+        for name, future in futures.items():
+            try:
+                results[name] = future.result()
+            except ProvisionError as e:
+                self.failures[name] = e
+                self.connections.pop(name).close()
+        return results
+
+    def host_keys(self) -> dict[str, str]:
+        keys = dict(self.known_keys)
+        for name, connection in self.connections.items():
+            keys = recorded_keys(self.specs[name], connection, keys)
+        return keys
+
+
+@contextlib.asynccontextmanager
+async def opened(
+    machines: Sequence[MachineSpec], host_keys: Mapping[str, str]
+) -> AsyncIterator[Fleet]:
+    """A fleet connected (in worker threads, so the provider's loop goes on)."""
+    fleet = await asyncio.to_thread(Fleet(machines, host_keys).open)
+    try:
+        yield fleet
+    finally:
+        await asyncio.to_thread(fleet.close)
+
+
+def failed(failures: Mapping[str, BaseException], doing: str) -> RuntimeError:
+    said = "; ".join(f"{name}: {error}" for name, error in failures.items())
+    return RuntimeError(
+        f"{doing} failed on {', '.join(failures)} (the other machines were done): {said}. "
+        "Fix what it says, then run `pulumi up` again: what was done is kept"
+    )
+
+
+# --- the cluster -------------------------------------------------------------------------
+
+
+async def await_jetstream(spec: MachineLatticeSpec, timeout: float = JETSTREAM_TIMEOUT) -> None:
+    """Until the core cluster's JetStream answers in its domain (it has a meta leader),
+    then make the lattice's host buckets with their replicas (a host opening them finds
+    them; it would make them with one copy). A bucket is made once enough nodes are
+    current, so that is retried too."""
+    urls = [spec.topology.nats_urls[name] for name in spec.topology.core]
+    deadline = time.monotonic() + timeout
+    last: object = None
+    while time.monotonic() < deadline:
+        try:
+            nc = await nats.connect(
+                servers=urls, connect_timeout=2, max_reconnect_attempts=0, allow_reconnect=False
+            )
+        except (nats.errors.NoServersError, OSError, TimeoutError) as e:
+            last = e
+            await asyncio.sleep(0.5)
+            continue
+        try:
+            js = nc.jetstream(domain=spec.topology.domain, timeout=5)
+            while time.monotonic() < deadline:
+                try:
+                    await js.account_info()
+                    for bucket in (links_bucket(spec.lattice), config_bucket(spec.lattice)):
+                        await ensure_kv(js, bucket, spec.topology.replicas)
+                    return
+                except (
+                    nats.js.errors.Error,
+                    nats.errors.TimeoutError,
+                    nats.errors.NoRespondersError,
+                ) as e:
+                    last = e
+                    await asyncio.sleep(0.5)
+        finally:
+            await nc.close()
+    raise RuntimeError(
+        f"the NATS cluster of lattice {spec.lattice} ({', '.join(spec.topology.core)}) did not "
+        f"serve JetStream in domain {spec.topology.domain} within {timeout:.0f} s (last: "
+        f"{last or 'no answer'}). A majority of the cluster's nodes must run: look at "
+        "/var/log/wasmcloud/nats-server.log (or `journalctl -u wasmcloud-nats-server`) on "
+        "them, then run `pulumi up` again"
+    )
+
+
+async def await_controller(spec: MachineLatticeSpec, timeout: float = CONTROLLER_TIMEOUT) -> None:
+    """Until a controller answers the wadm API: applications deployed next in the same
+    ``up`` need it."""
+    urls = [spec.topology.nats_urls[name] for name in spec.topology.core]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            nc = await nats.connect(
+                servers=urls, connect_timeout=2, max_reconnect_attempts=0, allow_reconnect=False
+            )
+        except (nats.errors.NoServersError, OSError, TimeoutError):
+            await asyncio.sleep(0.5)
+            continue
+        try:
+            while time.monotonic() < deadline:
+                try:
+                    await WadmClient(nc, spec.lattice, timeout=1.0).list()
+                    return
+                except (nats.errors.NoRespondersError, nats.errors.TimeoutError):
+                    await asyncio.sleep(0.2)
+        finally:
+            await nc.close()
+    raise RuntimeError(
+        f"no controller of lattice {spec.lattice} answered within {timeout:.0f} s; look at "
+        "/var/log/wasmcloud/controller.log (or `journalctl -u wasmcloud-controller`) on "
+        f"{', '.join(spec.topology.core)}, then run `pulumi up` again"
+    )
+
+
+# --- the handler -------------------------------------------------------------------------
+
+
+@dataclass
+class Progress:
+    """Messages from the machines' threads to the engine, on the handler's loop."""
+
+    log: EngineLog
+    loop: asyncio.AbstractEventLoop = field(default_factory=asyncio.get_running_loop)
+
+    def info(self, message: str) -> None:
+        asyncio.run_coroutine_threadsafe(self.log.info(message), self.loop)
+
+    def note(self, message: str) -> None:
+        asyncio.run_coroutine_threadsafe(self.log.note(message), self.loop)
+
+
+class MachineLattice:
+    secrets: frozenset[str] = frozenset()
+
+    def __init__(self, log: EngineLog | None = None) -> None:
+        self.log = log or EngineLog(None)
+
+    # check ---------------------------------------------------------------------------
+    async def check(self, olds: dict[str, Any], news: dict[str, Any]) -> Checked:
+        inputs = normalized(news)
+        parsed = parse_spec({**inputs, **{k: news.get(k) for k in LOCAL_ONLY}})
+        failures = parsed if isinstance(parsed, list) else []
+        return Checked(self._secret(inputs), failures)
+
+    @staticmethod
+    def _secret(values: dict[str, Any]) -> dict[str, Any]:
+        """Private keys stay secret in state and displays (plain() lost the marks)."""
+        return {
+            **values,
+            "cluster": secret_private_keys(values.get("cluster")),
+            "leafNodes": secret_private_keys(values.get("leafNodes")),
+        }
+
+    def _spec(self, inputs: dict[str, Any]) -> MachineLatticeSpec:
+        parsed = parse_spec(normalized(inputs))
+        if isinstance(parsed, list):
+            if parsed:
+                raise parsed[0]
+            raise InputError("cluster", "not known yet")
+        return parsed
+
+    @staticmethod
+    def _host_keys(state: dict[str, Any]) -> dict[str, str]:
+        keys = parse_host_keys(state.get("hostKeys"))
+        if isinstance(keys, list):
+            raise keys[0]
+        return keys
+
+    def _outputs(
+        self,
+        inputs: dict[str, Any],
+        spec: MachineLatticeSpec | None,
+        host_keys: dict[str, str] | Any,
+        drift: dict[str, list[str]] | Any,
+    ) -> dict[str, Any]:
+        normal = normalized(inputs)
+        if spec is None:
+            known: dict[str, Any] = dict.fromkeys(
+                ("natsUrl", "natsUrls", "jsDomain", "registryUrl"), UNKNOWN
+            )
+        else:
+            known = {
+                "natsUrl": spec.nats_url,
+                "natsUrls": dict(spec.topology.nats_urls),
+                "jsDomain": spec.topology.domain,
+                "registryUrl": spec.registry_url,
+            }
+        return self._secret(
+            {
+                **normal,
+                **known,
+                "hostKeys": host_keys,
+                "drift": drift,
+                "running": drift == {} if isinstance(drift, dict) else UNKNOWN,
+            }
+        )
+
+    # planning ----------------------------------------------------------------------------
+    async def _artifacts(self, spec: MachineLatticeSpec, progress: Progress) -> Artifacts:
+        def load() -> Artifacts:
+            return Artifacts(
+                nats_server=packaged_nats_server(),
+                wheelhouse=host_wheelhouse(progress.info),
+                registry=operator_registry() if spec.registry_port is not None else None,
+            )
+
+        try:
+            return await asyncio.to_thread(load)
+        except ProvisionError as e:
+            raise RuntimeError(str(e)) from None
+
+    async def _plan(
+        self, spec: MachineLatticeSpec, fleet: Fleet, artifacts: Artifacts
+    ) -> dict[str, MachinePlan]:
+        """Every reachable machine's plan; a machine we cannot serve stops everything
+        here, before any change."""
+        plans = await asyncio.to_thread(
+            fleet.each, lambda name, connection: survey(spec, artifacts, name, connection)
+        )
+        unsupported = {n: e for n, e in fleet.failures.items() if isinstance(e, Unsupported)}
+        if unsupported:
+            raise RuntimeError(
+                "nothing was changed: " + " ".join(str(e) for e in unsupported.values())
+            )
+        return plans
+
+    async def _preview(
+        self, spec: MachineLatticeSpec, host_keys: dict[str, str]
+    ) -> dict[str, list[str]]:
+        """Each machine's change sentences, logged; a machine that cannot be reached is a
+        warning here (``up`` will fail naming it)."""
+        progress = Progress(self.log)
+        artifacts = await self._artifacts(spec, progress)
+        async with opened(spec.machines, host_keys) as fleet:
+            plans = await self._plan(spec, fleet, artifacts)
+            failures = dict(fleet.failures)
+        drift: dict[str, list[str]] = {}
+        for name in (m.name for m in spec.machines):
+            if name in failures:
+                drift[name] = [f"cannot be reached or read: {failures[name]}"]
+                await self.log.warn(f"{name}: {failures[name]}")
+                continue
+            sentences = [change.description for change in plans[name].changes]
+            if sentences:
+                drift[name] = sentences
+            for sentence in sentences:
+                await self.log.note(sentence)
+        return drift
+
+    # diff ------------------------------------------------------------------------------
+    async def diff(self, id: str, olds: dict[str, Any], news: dict[str, Any]) -> Diff:
+        if olds.get("cluster") is None or news.get("cluster") is None:
+            # From or to the local lattice: a new lattice altogether.
+            return Diff({"cluster": (olds.get("cluster"), news.get("cluster"))}, ["cluster"])
+        old_inputs, new_inputs = normalized(olds), normalized(news)
+        changed = changed_keys(old_inputs, new_inputs, INPUTS)
+        replaces = [k for k in REPLACE_ON if k in changed]
+        if replaces:
+            return Diff(changed, replaces)
+        parsed = parse_spec(new_inputs)
+        if isinstance(parsed, list):  # unknowns in preview: the inputs' diff says enough
+            return Diff(changed, [])
+        host_keys = self._host_keys(olds)
+        drift = await self._preview(parsed, host_keys)
+        for removed in self._removed(olds, parsed):
+            drift[removed.name] = [
+                f"everything of lattice {parsed.lattice}: remove from {removed.name}"
+            ]
+            await self.log.note(drift[removed.name][0])
+        if drift:
+            changed["running"] = (olds.get("running"), True)
+        return Diff(changed, [])
+
+    def _removed(self, olds: dict[str, Any], spec: MachineLatticeSpec) -> list[MachineSpec]:
+        """Machines of the old lattice that the new one leaves out."""
+        old = parse_spec(normalized(olds))
+        if isinstance(old, list):
+            return []
+        keep = {m.name for m in spec.machines}
+        return [m for m in old.machines if m.name not in keep]
+
+    # create / update -----------------------------------------------------------------------
+    async def create(self, inputs: dict[str, Any], preview: bool) -> Created:
+        parsed = parse_spec(normalized(inputs))
+        if isinstance(parsed, list):  # unknown inputs in preview
+            if parsed:
+                raise parsed[0]
+            return Created("", self._outputs(inputs, None, UNKNOWN, UNKNOWN))
+        if preview:
+            drift = await self._preview(parsed, {})
+            return Created(self._id(parsed), self._outputs(inputs, parsed, UNKNOWN, drift))
+        host_keys = await self._up(parsed, {})
+        return Created(self._id(parsed), self._outputs(inputs, parsed, host_keys, {}))
+
+    @staticmethod
+    def _id(spec: MachineLatticeSpec) -> str:
+        return f"{spec.lattice}@{spec.nats_url}"
+
+    async def update(
+        self, id: str, olds: dict[str, Any], news: dict[str, Any], preview: bool
+    ) -> dict[str, Any]:
+        spec = self._spec(news)
+        host_keys = self._host_keys(olds)
+        if preview:
+            drift = await self._preview(spec, host_keys)
+            return self._outputs(news, spec, host_keys, drift)
+        removed = self._removed(olds, spec)
+        if removed:
+            host_keys = await self._remove(removed, host_keys)
+        host_keys = await self._up(spec, host_keys)
+        return self._outputs(news, spec, host_keys, {})
+
+    async def _up(self, spec: MachineLatticeSpec, host_keys: dict[str, str]) -> dict[str, str]:
+        """Plan every machine, then apply: NATS everywhere, the cluster's JetStream and
+        buckets, the controllers and the registry; wait for a controller. The host keys
+        to record."""
+        progress = Progress(self.log)
+        artifacts = await self._artifacts(spec, progress)
+        counts: dict[str, int] = {}
+        problems: dict[str, BaseException] = {}
+
+        def step(name: str, connection: SshConnection, changes: list[Change]) -> None:
+            def say(change: Change) -> None:
+                progress.info(f"{name}: {change.description}")
+
+            counts[name] = counts.get(name, 0) + apply(connection, changes, say)
+
+        async with opened(spec.machines, host_keys) as fleet:
+            plans = await self._plan(spec, fleet, artifacts)
+            await asyncio.to_thread(
+                fleet.each, lambda name, connection: step(name, connection, plans[name].nats)
+            )
+            try:
+                await await_jetstream(spec)
+            except RuntimeError as e:
+                problems["the cluster"] = e
+            else:
+                await asyncio.to_thread(
+                    fleet.each,
+                    lambda name, connection: step(name, connection, plans[name].services),
+                )
+                try:
+                    await await_controller(spec)
+                except RuntimeError as e:
+                    problems["the controller"] = e
+            keys = fleet.host_keys()
+            failures = {**fleet.failures, **problems}
+        for name in (m.name for m in spec.machines):
+            if name in counts:
+                await self.log.note(f"{name}: {counts[name]} commands")
+        if failures:
+            raise failed(failures, f"setting up lattice {spec.lattice}")
+        return keys
+
+    # read ------------------------------------------------------------------------------
+    async def read(self, id: str, state: dict[str, Any]) -> dict[str, Any] | None:
+        spec = self._spec(state)
+        host_keys = self._host_keys(state)
+        progress = Progress(self.log)
+        artifacts = await self._artifacts(spec, progress)
+        async with opened(spec.machines, host_keys) as fleet:
+            plans = await asyncio.to_thread(
+                fleet.each, lambda name, connection: survey(spec, artifacts, name, connection)
+            )
+            failures = dict(fleet.failures)
+        drift: dict[str, list[str]] = {}
+        for name in (m.name for m in spec.machines):
+            if name in failures:
+                drift[name] = [f"cannot be reached or read: {failures[name]}"]
+            elif plans[name].changes:
+                drift[name] = [change.description for change in plans[name].changes]
+        return {**state, **self._outputs(state, spec, host_keys, drift)}
+
+    # delete ------------------------------------------------------------------------------
+    async def delete(self, id: str, state: dict[str, Any]) -> None:
+        spec = self._spec(state)
+        await self._remove(spec.machines, self._host_keys(state))
+
+    async def _remove(
+        self, machines: Sequence[MachineSpec], host_keys: dict[str, str]
+    ) -> dict[str, str]:
+        progress = Progress(self.log)
+        counts: dict[str, int] = {}
+
+        def remove(name: str, connection: SshConnection) -> None:
+            changes = survey_removal(name, connection)
+            counts[name] = apply(
+                connection, changes, lambda change: progress.info(f"{name}: {change.description}")
+            )
+
+        async with opened(machines, host_keys) as fleet:
+            await asyncio.to_thread(fleet.each, remove)
+            keys = fleet.host_keys()
+            failures = dict(fleet.failures)
+        for machine in machines:
+            if machine.name in counts:
+                await self.log.note(f"{machine.name}: {counts[machine.name]} commands")
+        if failures:
+            raise failed(failures, "removing the lattice")
+        return keys

@@ -1,0 +1,234 @@
+"""A Lattice with ``cluster`` on namespace machines (tests/machines.py), its handler driven
+directly as the engine would: 3 core nodes and one edge leaf node. The cluster forms with
+JetStream in its domain, an edge client reaches the lattice's buckets across its leaf
+node, the buckets have 3 replicas, a second `up` runs no command, a core node stopped
+leaves the lattice serving and is drift that `up` repairs, and delete leaves the machines
+as they were booted."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import urllib.request
+from collections.abc import Iterator
+from typing import Any
+
+import nats
+import nats.errors
+import nats.js.errors
+import pytest
+
+from host_agent.lattice.jetstream import open_kv
+from host_agent.lattice.wadm import WadmClient
+from pulumi_wasmcloud.provider.engine_log import EngineLog
+from pulumi_wasmcloud.provider.lattice_resource import LatticeResource
+from pulumi_wasmcloud.provider.values import plain, to_props
+from tests.lattice import run_async
+from tests.machines import Machine, Machines, booted
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
+
+CORE = ("core-1", "core-2", "core-3")
+EDGE = "edge-1"
+DOMAIN = "core"
+REGISTRY_PORT = 5000
+BUCKETS = ("KV_LATTICEDATA_default", "KV_CONFIGDATA_default", "KV_wadm_manifests")
+
+
+class RecordingLog(EngineLog):
+    """What the handler tells the engine (the CLI would show the notes)."""
+
+    def __init__(self) -> None:
+        super().__init__(None)
+        self.notes: list[str] = []
+        self.progress: list[str] = []
+
+    async def note(self, message: str, urn: str = "") -> None:
+        self.notes.append(message)
+
+    async def info(self, message: str, urn: str = "") -> None:
+        self.progress.append(message)
+
+    def take(self) -> list[str]:
+        notes, self.notes, self.progress = self.notes, [], []
+        return notes
+
+
+@pytest.fixture
+def machines() -> Iterator[Machines]:
+    yield from booted(*CORE, EDGE)
+
+
+def machine_input(machines: Machines, name: str) -> dict[str, Any]:
+    """An SshMachine's wire map without its host key: the first connection records it."""
+    return {
+        "name": name,
+        "host": machines[name].address,
+        "port": 22,
+        "user": "root",
+        "privateKey": machines.client_key.private_openssh,
+        "hostKey": None,
+        "verifyHostKey": True,
+        "bastion": None,
+        "sudo": None,
+    }
+
+
+def lattice_inputs(machines: Machines) -> dict[str, Any]:
+    return {
+        "lattice": "default",
+        "cluster": [machine_input(machines, name) for name in CORE],
+        "leafNodes": [{"region": "east", "machine": machine_input(machines, EDGE)}],
+        "registryPort": REGISTRY_PORT,
+        "heartbeatSeconds": 2,
+        "jetstreamDomain": DOMAIN,
+        "maxFileStore": 1 << 30,
+    }
+
+
+def wire(values: dict[str, Any]) -> dict[str, Any]:
+    """Values as the next call gets them from the engine (secrets unwrapped)."""
+    return plain(to_props(values))
+
+
+def url(machines: Machines, name: str) -> str:
+    return f"nats://{machines[name].address}:4222"
+
+
+async def kv_round_trip(server: str, key: str, value: bytes, timeout: float = 60.0) -> None:
+    """Write and read back ``key`` in the lattice's links bucket through ``server``, in
+    the core's domain; retried until it works (a leaf moving to another hub, a stream
+    electing a new leader) or ``timeout``."""
+    deadline = time.monotonic() + timeout
+    last: object = None
+    while time.monotonic() < deadline:
+        try:
+            nc = await nats.connect(server, connect_timeout=2, max_reconnect_attempts=0)
+        except (nats.errors.NoServersError, OSError) as e:
+            last = e
+            await asyncio.sleep(0.5)
+            continue
+        try:
+            # As a host opens it (writes through the domain: see jetstream._DomainWrites).
+            kv = await open_kv(nc.jetstream(domain=DOMAIN, timeout=3), "LATTICEDATA_default")
+            await kv.put(key, value)
+            assert (await kv.get(key)).value == value
+            return
+        except (nats.js.errors.Error, nats.errors.TimeoutError, nats.errors.NoRespondersError) as e:
+            last = e
+            await asyncio.sleep(0.5)
+        finally:
+            await nc.close()
+    raise AssertionError(f"no KV round trip through {server} within {timeout:g}s: {last}")
+
+
+async def replicas(server: str) -> dict[str, tuple[int, int]]:
+    """Per lattice stream: (configured replicas, peers that are current)."""
+    nc = await nats.connect(server, connect_timeout=2, max_reconnect_attempts=0)
+    try:
+        js = nc.jetstream(domain=DOMAIN, timeout=5)
+        found = {}
+        for stream in BUCKETS:
+            info = await js.stream_info(stream)
+            cluster = info.cluster
+            assert cluster is not None
+            current = 1 + sum(1 for r in cluster.replicas or [] if r.current)
+            found[stream] = (info.config.num_replicas, current)
+        return found
+    finally:
+        await nc.close()
+
+
+def stop_nats_server(machine: Machine) -> None:
+    """Stop the node's supervised nats-server as an operator would (the supervisor goes
+    with it, so nothing restarts it)."""
+    done = machine.inside(
+        ["sh", "-c", 'kill -TERM -"$(cat /var/lib/wasmcloud/services/nats-server/pid)"']
+    )
+    assert done.returncode == 0, done.stderr
+    deadline = time.monotonic() + 20
+    while machine.inside(["pgrep", "-x", "nats-server"]).returncode == 0:
+        assert time.monotonic() < deadline, "nats-server did not stop"
+        time.sleep(0.1)
+
+
+@run_async
+async def test_a_lattice_on_machines_serves_survives_a_core_node_and_leaves_nothing(
+    machines: Machines,
+) -> None:
+    booted_files = {m.name: m.own_files() for m in machines}
+    log = RecordingLog()
+    handler = LatticeResource(log)
+    checked = await handler.check({}, lattice_inputs(machines))
+    assert checked.failures == []
+    inputs = wire(checked.inputs)
+
+    # Preview: what each machine will get, said per machine; nothing changes yet.
+    preview = await handler.create(inputs, preview=True)
+    notes = log.take()
+    for name in (*CORE, EDGE):
+        assert f"nats-server 2.12.1: install on {name}" in notes
+        assert f"nats-server service: start on {name}" in notes
+    assert any(n.startswith("controller") and n.endswith("on core-2") for n in notes), notes
+    assert not any(n.endswith(f"on {EDGE}") and "controller" in n for n in notes)
+    assert "docker-registry 2.8.2+ds1: install on core-1" in notes
+    assert set(preview.outputs["drift"]) == {*CORE, EDGE}
+    assert not any("/opt/wasmcloud" in p for m in machines for p in m.processes())
+
+    created = await handler.create(inputs, preview=False)
+    state = wire(created.outputs)
+    counts = {n.split(":")[0]: int(n.split()[1]) for n in log.take() if n.endswith(" commands")}
+    assert set(counts) == {*CORE, EDGE} and all(c > 0 for c in counts.values())
+    assert state["natsUrl"] == url(machines, "core-1")
+    assert state["natsUrls"] == {name: url(machines, name) for name in (*CORE, EDGE)}
+    assert state["jsDomain"] == DOMAIN
+    assert state["registryUrl"] == f"http://{machines['core-1'].address}:{REGISTRY_PORT}"
+    # The key each machine showed, recorded (its comment is not part of it).
+    assert state["hostKeys"] == {m.name: " ".join(m.host_key.split()[:2]) for m in machines}
+    assert state["running"] is True and state["drift"] == {}
+
+    # The cluster serves the lattice: a KV write and read from a client on the leaf node,
+    # in the core's domain; every lattice stream has 3 replicas, all current.
+    await kv_round_trip(url(machines, EDGE), "from-the-edge", b"1")
+    assert await replicas(url(machines, "core-1")) == dict.fromkeys(BUCKETS, (3, 3))
+    nc = await nats.connect(url(machines, EDGE))
+    try:  # the controller answers across the leaf node too
+        await WadmClient(nc, "default", timeout=5).list()
+    finally:
+        await nc.close()
+    with urllib.request.urlopen(f"{state['registryUrl']}/v2/", timeout=10) as answer:
+        assert answer.status == 200
+
+    # A second run changes nothing: no diff, and an update runs no command anywhere.
+    assert (await handler.diff(created.id, state, inputs)).changed == {}
+    log.take()
+    state = wire(await handler.update(created.id, state, inputs, preview=False))
+    assert sorted(n for n in log.take() if n.endswith(" commands")) == [
+        f"{name}: 0 commands" for name in sorted((*CORE, EDGE))
+    ]
+
+    # One core node down: the lattice keeps serving its JetStream state from the edge.
+    stop_nats_server(machines["core-3"])
+    await kv_round_trip(url(machines, EDGE), "with-core-3-down", b"2")
+    read = await handler.read(created.id, state)
+    assert read is not None
+    read = wire(read)
+    assert read["running"] is False
+    assert read["drift"] == {"core-3": ["nats-server service: start on core-3"]}
+    diff = await handler.diff(created.id, read, inputs)
+    assert "running" in diff.changed and diff.replaces == []
+    assert "nats-server service: start on core-3" in log.take()
+    state = wire(await handler.update(created.id, read, inputs, preview=False))
+    assert "core-3: 1 commands" in log.take()
+    read = await handler.read(created.id, state)
+    assert read is not None and read["drift"] == {} and read["running"] is True
+    await kv_round_trip(url(machines, "core-3"), "core-3-back", b"3")
+
+    # Delete: nothing of ours on any machine.
+    await handler.delete(created.id, state)
+    for machine in machines:
+        deadline = time.monotonic() + 20
+        while machine.processes():  # SSH sessions end as the handler closes them
+            assert time.monotonic() < deadline, f"{machine.name}: {machine.processes()}"
+            await asyncio.sleep(0.2)
+        assert machine.own_files() == booted_files[machine.name], machine.name
