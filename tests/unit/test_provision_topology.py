@@ -1,11 +1,15 @@
 """A lattice's NATS topology from its machines: each node's settings (what its config will
 say), the client URLs hosts use, the replicas of the lattice's JetStream state, and
-input that cannot make a topology refused naming its field."""
+input that cannot make a topology refused naming its field; the Lattice handler's check
+of a lattice on machines refuses bad input by its wire field."""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
+from pulumi_wasmcloud.provider.lattice_resource import LatticeResource
 from pulumi_wasmcloud.provision.nats_config import render
 from pulumi_wasmcloud.provision.topology import (
     EdgeNode,
@@ -13,6 +17,7 @@ from pulumi_wasmcloud.provision.topology import (
     TopologyError,
     plan_topology,
 )
+from tests.machines import KeyPair
 
 CORE = [
     NodeMachine("core-1", "198.18.0.2"),
@@ -136,3 +141,82 @@ def test_input_that_cannot_make_a_topology_is_refused_by_field(
     assert refused.value.field == field
     assert str(refused.value).startswith(f"{field}: ")
     assert says in refused.value.reason
+
+
+# --- the Lattice handler's check with `cluster` (no machine is contacted) ---------------
+
+KEY = KeyPair.generate().private_openssh
+
+
+def machine(name: str, host: str, **fields: object) -> dict[str, object]:
+    return {"name": name, "host": host, "privateKey": KEY, **fields}
+
+
+def lattice_inputs(**fields: object) -> dict[str, object]:
+    inputs: dict[str, object] = {
+        "lattice": "default",
+        "cluster": [machine(node.name, node.address) for node in CORE],
+        "leafNodes": [{"region": "eu", "machine": machine("edge-1", "198.18.0.5")}],
+    }
+    return {**inputs, **fields}
+
+
+def refusals(inputs: dict[str, object]) -> dict[str, str]:
+    checked = asyncio.run(LatticeResource().check({}, inputs))
+    return {failure.property: failure.reason for failure in checked.failures}
+
+
+def test_a_lattice_on_machines_checks_clean_with_its_defaults() -> None:
+    checked = asyncio.run(LatticeResource().check({}, lattice_inputs()))
+    assert checked.failures == []
+    assert checked.inputs["jetstreamDomain"] == "core"
+    assert checked.inputs["heartbeatSeconds"] == 30
+    assert "natsPort" not in checked.inputs and "stateDir" not in checked.inputs
+
+
+@pytest.mark.parametrize(
+    ("fields", "field", "says"),
+    [
+        ({"cluster": []}, "cluster", "at least one machine"),
+        ({"cluster": "core-1"}, "cluster", 'expected a list of machines, got a string ("core-1")'),
+        (
+            {"cluster": [machine("core-1", "198.18.0.2", port="22")]},
+            "cluster[0].port",
+            'expected a whole number, got a string ("22")',
+        ),
+        (
+            {"cluster": [machine("core-1", "198.18.0.2"), machine("core-1", "198.18.0.3")]},
+            "cluster[1].name",
+            "'core-1' is also cluster[0]'s name",
+        ),
+        (
+            {"leafNodes": [{"region": "eu", "machine": machine("core-2", "198.18.0.9")}]},
+            "leafNodes[0].machine.name",
+            "a leaf node runs on its own machine",
+        ),
+        (
+            {"leafNodes": [{"region": 3, "machine": machine("e", "198.18.0.9")}]},
+            "leafNodes[0].region",
+            "a number (3)",
+        ),
+        ({"leafNodes": [{"region": "eu"}]}, "leafNodes[0].machine", "required"),
+        (
+            {"leafNodes": [{"region": "eu", "machine": machine("e", "198.18.0.9"), "port": 1}]},
+            "leafNodes[0].port",
+            "unknown field",
+        ),
+        ({"jetstreamDomain": "my domain"}, "jetstreamDomain", "'my domain'"),
+        ({"maxFileStore": "10G"}, "maxFileStore", 'expected a whole number, got a string ("10G")'),
+        ({"maxFileStore": 1024}, "maxFileStore", "at least 1048576"),
+        ({"registryPort": 70000}, "registryPort", "between 1 and 65535"),
+        ({"heartbeatSeconds": 1.5}, "heartbeatSeconds", "a number (1.5)"),
+        ({"natsPort": 4223}, "natsPort", "every machine's NATS serves clients on 4222"),
+        ({"redisPort": 6379}, "redisPort", "no redis-server"),
+    ],
+)
+def test_a_lattice_on_machines_refuses_bad_input_by_field(
+    fields: dict[str, object], field: str, says: str
+) -> None:
+    found = refusals(lattice_inputs(**fields))
+    assert field in found, found
+    assert says in found[field]
