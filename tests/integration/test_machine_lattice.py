@@ -232,3 +232,57 @@ async def test_a_lattice_on_machines_serves_survives_a_core_node_and_leaves_noth
             assert time.monotonic() < deadline, f"{machine.name}: {machine.processes()}"
             await asyncio.sleep(0.2)
         assert machine.own_files() == booted_files[machine.name], machine.name
+
+
+@pytest.fixture
+def pair() -> Iterator[Machines]:
+    yield from booted("core-1", EDGE)
+
+
+@run_async
+async def test_a_machine_failing_mid_install_is_named_the_others_finish_and_a_rerun_converges(
+    pair: Machines,
+) -> None:
+    booted_files = {m.name: m.own_files() for m in pair}
+    edge = pair[EDGE]
+    # A file where our directory goes: the edge node's install fails at its first upload.
+    blocked = edge.inside(["sh", "-c", "mkdir -p /opt/wasmcloud && : > /opt/wasmcloud/bin"])
+    assert blocked.returncode == 0, blocked.stderr
+    log = RecordingLog()
+    handler = LatticeResource(log)
+    inputs = {
+        "lattice": "default",
+        "cluster": [machine_input(pair, "core-1")],
+        "leafNodes": [{"region": "east", "machine": machine_input(pair, EDGE)}],
+    }
+    checked = await handler.check({}, inputs)
+    assert checked.failures == []
+    inputs = wire(checked.inputs)
+
+    with pytest.raises(RuntimeError) as failed:
+        await handler.create(inputs, preview=False)
+    said = str(failed.value)
+    assert f"failed on {EDGE} (the other machines were done)" in said
+    assert "/opt/wasmcloud/bin" in said  # the failing command's own output
+    notes = log.take()
+    core_commands = [n for n in notes if n.startswith("core-1: ")]
+    assert len(core_commands) == 1 and core_commands[0] != "core-1: 0 commands"
+    # core-1 finished: its JetStream and controller serve the lattice.
+    await kv_round_trip(url(pair, "core-1"), "while-the-edge-failed", b"1")
+
+    # Fixed on the machine, the next `up` (a create again: the failed one left no state)
+    # does only what is left.
+    assert edge.inside(["rm", "-f", "/opt/wasmcloud/bin"]).returncode == 0
+    created = await handler.create(inputs, preview=False)
+    notes = log.take()
+    assert "core-1: 0 commands" in notes
+    assert any(n.startswith(f"{EDGE}: ") and n != f"{EDGE}: 0 commands" for n in notes)
+    await kv_round_trip(url(pair, EDGE), "after-the-fix", b"2")
+
+    await handler.delete(created.id, wire(created.outputs))
+    for machine in pair:
+        deadline = time.monotonic() + 20
+        while machine.processes():
+            assert time.monotonic() < deadline, f"{machine.name}: {machine.processes()}"
+            await asyncio.sleep(0.2)
+        assert machine.own_files() == booted_files[machine.name], machine.name
