@@ -68,11 +68,15 @@ from pulumi_wasmcloud.provision.agent import (
 )
 from pulumi_wasmcloud.provision.changes import Change, apply
 from pulumi_wasmcloud.provision.connector import (
+    AuthenticationFailed,
     ConnectionLost,
+    HostKeyRefused,
     SshConnection,
     Unreachable,
 )
+from pulumi_wasmcloud.provision.operations import Unsupported
 from pulumi_wasmcloud.provision.service import log_path, unit_name
+from pulumi_wasmcloud.provision.wheelhouse import Wheelhouse
 
 REPLACE_ON = ("lattice", "name")
 # Applied in place: the host's config is rewritten and its service restarted (same id).
@@ -87,6 +91,8 @@ UPDATE_ON = (
 )
 # A machine with another name or address is another machine: the host moves (replace).
 MACHINE_IDENTITY = ("name", "host")
+# Failures before anything changed on the machine: nothing to undo.
+NOTHING_CHANGED = (Unreachable, HostKeyRefused, AuthenticationFailed, Unsupported)
 # A host's service is `host-<name>` (service.py's names: lowercase, digits, '-').
 _HOST_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,57}")
 
@@ -131,6 +137,8 @@ class MachineHost:
     def __init__(self, settings: ProviderSettings, log: EngineLog) -> None:
         self.settings = settings
         self.log = log
+        self._wheels: Wheelhouse | None = None
+        self._wheelhouse_lock = asyncio.Lock()
 
     # --- check / diff ------------------------------------------------------------------
 
@@ -224,11 +232,12 @@ class MachineHost:
 
     async def create(self, inputs: dict[str, Any], preview: bool) -> Created:
         if preview:
-            if not has_unknowns(inputs):
+            planned = _as_far_as_known(inputs)
+            if planned is not None:
                 # What the machine needs for a new host (whose seed is made at create).
                 identity = HostIdentity.generate(str(inputs["name"]))
-                state = {**inputs, "hostId": identity.public_key, "seed": identity.seed}
-                visit = await self._visit(_spec(inputs), state, {}, apply_plan=False)
+                state = {**planned, "hostId": identity.public_key, "seed": identity.seed}
+                visit = await self._visit(_spec(state), state, {}, apply_plan=False)
                 for change in visit.plan:
                     await self.log.note(change.description)
             return Created(
@@ -239,7 +248,7 @@ class MachineHost:
             )
         identity = HostIdentity.generate(str(inputs["name"]))
         state = {**inputs, "hostId": identity.public_key, "seed": identity.seed}
-        outputs = await self._provision(state, {})
+        outputs = await self._provision(state, {}, new=True)
         return Created(identity.public_key, secret_private_keys(outputs))
 
     async def update(
@@ -248,23 +257,43 @@ class MachineHost:
         state = {**news, "hostId": id, "seed": olds["seed"]}
         if preview:
             return secret_private_keys({**state, "hostKeys": _host_keys(olds)})
-        return secret_private_keys(await self._provision(state, _host_keys(olds)))
+        return secret_private_keys(await self._provision(state, _host_keys(olds), new=False))
 
-    async def _provision(self, state: dict[str, Any], host_keys: dict[str, str]) -> dict[str, Any]:
+    async def _provision(
+        self, state: dict[str, Any], host_keys: dict[str, str], new: bool
+    ) -> dict[str, Any]:
         spec = _spec(state)
         # The lattice must answer first: an unreachable NATS or refused credentials fail
         # here, naming the fix, before anything changes on the machine.
         async with connect_lattice(
             str(state["natsUrl"]), str(state["lattice"]), self.settings.credentials
         ) as lattice:
-            visit = await self._visit(spec, state, host_keys, apply_plan=True)
-            await self.log.note(f"{spec.name}: {visit.commands} commands")
             try:
-                await await_join(lattice, state, lambda: False, lambda: "")
-            except RuntimeError as failed:
-                tail = await asyncio.to_thread(self._log_tail, spec, visit.host_keys, state)
-                raise RuntimeError(f"{failed}; on {spec.name}: {tail}") from None
+                visit = await self._visit(spec, state, host_keys, apply_plan=True)
+                await self.log.note(f"{spec.name}: {visit.commands} commands")
+                try:
+                    await await_join(lattice, state, lambda: False, lambda: "")
+                except RuntimeError as failed:
+                    tail = await asyncio.to_thread(self._log_tail, spec, visit.host_keys, state)
+                    raise RuntimeError(f"{failed}; on {spec.name}: {tail}") from None
+            except NOTHING_CHANGED:
+                raise
+            except Exception:
+                if new:
+                    # Leave nothing half made: a host that is in no state would hold its
+                    # name and files on the machine, and nothing would remove them.
+                    await self._undo(spec, host_keys, str(state["name"]))
+                raise
         return {**state, "hostKeys": visit.host_keys, "running": True, "converged": True}
+
+    async def _undo(self, spec: MachineSpec, host_keys: dict[str, str], name: str) -> None:
+        try:
+            await self._remove(spec, host_keys, name)
+        except Exception as failed:  # the failure that made us undo is the one to report
+            await self.log.warn(
+                f"{spec.name}: what this create installed for host {name} could not be "
+                f"removed ({failed}); the next `up` takes it over or `destroy` removes it"
+            )
 
     # --- read / delete -------------------------------------------------------------------
 
@@ -282,7 +311,9 @@ class MachineHost:
         await refuse_stranding(self.settings, id, state)
         spec = _spec(state)
         host_keys = _host_keys(state)
-        name = str(state["name"])
+        await self._remove(spec, host_keys, str(state["name"]))
+
+    async def _remove(self, spec: MachineSpec, host_keys: dict[str, str], name: str) -> None:
         report = self._progress_of_changes()
 
         def remove(connection: SshConnection) -> int:
@@ -306,8 +337,7 @@ class MachineHost:
         ``apply_plan``, apply it. Blocking SSH work runs in a thread."""
         name = str(state["name"])
         config = HostAgentConfig(name, machine_environment(state, self.settings))
-        progress = self._progress()
-        wheelhouse = await asyncio.to_thread(host_wheelhouse, progress)
+        wheelhouse = await self._wheelhouse()
         report = self._progress_of_changes() if apply_plan else None
 
         def work(connection: SshConnection) -> Visit:
@@ -319,6 +349,15 @@ class MachineHost:
             return Visit(keys, plan, running or apply_plan, ran)
 
         return await self._on_machine(spec, host_keys, work)
+
+    async def _wheelhouse(self) -> Wheelhouse:
+        """The host agent this provider ships: built (or taken from the cache) at first
+        use, then the same for the provider's life, so every resource of one run plans
+        with the same wheels even if the source tree changes meanwhile."""
+        async with self._wheelhouse_lock:
+            if self._wheels is None:
+                self._wheels = await asyncio.to_thread(host_wheelhouse, self._progress())
+            return self._wheels
 
     async def _on_machine(
         self,
@@ -360,6 +399,28 @@ class MachineHost:
         except Exception as failed:  # the error being reported matters more than this one
             return f"(its log could not be read: {failed})"
         return f"the end of its log:\n{said}" if said else "its log is empty"
+
+
+def _as_far_as_known(inputs: dict[str, Any]) -> dict[str, Any] | None:
+    """The inputs with stand-ins for values not known yet (a lattice made in the same
+    `up`), enough to plan a new host's changes for preview: their sentences do not depend
+    on those values. None while the machine itself is not known."""
+    if not isinstance(parse_machine(inputs.get("machine"), "machine"), MachineSpec):
+        return None
+    stand_ins: dict[str, Any] = {
+        "natsUrl": "nats://127.0.0.1:4222",
+        "lattice": "default",
+        "heartbeatSeconds": 30,
+        "registryUrl": "",
+        "jsDomain": "",
+        "labels": {},
+    }
+    known = {k: stand_ins.get(k, "") if v is UNKNOWN else v for k, v in inputs.items()}
+    if known.get("hostNatsUrl") in (None, "", UNKNOWN) or inputs.get("hostNatsUrl") is UNKNOWN:
+        known["hostNatsUrl"] = known["natsUrl"]
+    if isinstance(known["labels"], dict):
+        known["labels"] = {k: "" if v is UNKNOWN else v for k, v in known["labels"].items()}
+    return known
 
 
 def _spec(state: dict[str, Any]) -> MachineSpec:

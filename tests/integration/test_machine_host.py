@@ -14,8 +14,10 @@ import grpc
 import nats
 import pytest
 from pulumi.runtime.proto import provider_pb2, provider_pb2_grpc
+from pulumi.runtime.rpc import UNKNOWN
 
 from host_agent.lattice.client import CtlClient
+from pulumi_wasmcloud.provider import host_resource
 from pulumi_wasmcloud.provision.nats_config import render
 from tests.integration.test_provision_nats import provision, settings
 from tests.lattice import run_async
@@ -83,7 +85,9 @@ async def host_in_lattice(url: str, host_id: str) -> dict[str, Any] | None:
 
 
 def said(log: EngineLog, since: int) -> list[str]:
-    return log.messages[since:]
+    """What the CLI showed under the host since message ``since`` (but the wheelhouse's
+    progress, which says where it is cached)."""
+    return [m for m in log.messages[since:] if not m.startswith("wheelhouse:")]
 
 
 async def refusal(call: Any) -> str:
@@ -101,12 +105,19 @@ async def test_a_host_on_a_machine_joins_converges_keeps_its_id_and_leaves_no_tr
     url = nats_url(machines)
     news = inputs(url, machine(machines, "edge-1"), region="edge", tier="edge")
     async with provider(url) as (stub, log):
-        props = await checked(stub, news)
-        # Preview of a new host: what will happen on edge-1, nothing done there yet.
+        # Preview of a new host in a lattice made by the same `up` (its URL not known
+        # yet): what will happen on edge-1, and nothing done there.
+        unknown = await checked(stub, {**news, "natsUrl": UNKNOWN, "hostNatsUrl": UNKNOWN})
         mark = len(log.messages)
-        await stub.Create(provider_pb2.CreateRequest(urn=URN, properties=props, preview=True))
-        assert "host agent 0.1.0: install on edge-1" in said(log, mark)
+        await stub.Create(provider_pb2.CreateRequest(urn=URN, properties=unknown, preview=True))
+        assert said(log, mark) == [
+            "host agent 0.1.0: install on edge-1",
+            "host-edge service: define on edge-1",
+            "host edge config: write on edge-1",
+            "host-edge service: start on edge-1",
+        ]
         assert edge.own_files() == before
+        props = await checked(stub, news)
 
         mark = len(log.messages)
         created = await stub.Create(
@@ -133,7 +144,7 @@ async def test_a_host_on_a_machine_joins_converges_keeps_its_id_and_leaves_no_tr
             diff = await stub.Diff(
                 provider_pb2.DiffRequest(id=host_id, urn=URN, olds=state, news=props)
             )
-            assert diff.changes == provider_pb2.DiffResponse.DIFF_NONE, diff
+            assert diff.changes == provider_pb2.DiffResponse.DIFF_NONE, said(log, mark)
             updated = await stub.Update(
                 provider_pb2.UpdateRequest(id=host_id, urn=URN, olds=state, news=props)
             )
@@ -200,16 +211,33 @@ async def test_a_host_on_a_machine_joins_converges_keeps_its_id_and_leaves_no_tr
 
 
 @run_async
-async def test_an_unreachable_machine_is_named_with_the_cause(machines: Machines) -> None:
+async def test_an_unreachable_machine_is_named_and_a_failed_create_leaves_nothing(
+    machines: Machines, monkeypatch: pytest.MonkeyPatch
+) -> None:
     url = nats_url(machines)
     ghost = machine(machines, "edge-9", host=machines.unused_address())
-    async with provider(url) as (stub, _):
+    edge = machines["edge-1"]
+    before = edge.own_files()
+    async with provider(url) as (stub, log):
         props = await checked(stub, inputs(url, ghost))
         details = await refusal(
             stub.Create(provider_pb2.CreateRequest(urn=URN, properties=props, timeout=120))
         )
-    assert details.startswith(f"cannot reach edge-9 at {machines.unused_address()}:22: "), details
-    assert "Check that the machine is up" in details
+        assert details.startswith(f"cannot reach edge-9 at {machines.unused_address()}:22: ")
+        assert "Check that the machine is up" in details
+
+        # A host installed but not joining in time: the error says where it stopped, and
+        # what the create installed is removed (it is in no state to remove later).
+        monkeypatch.setattr(host_resource, "READY_TIMEOUT", 0.0)
+        props = await checked(stub, inputs(url, machine(machines, "edge-1")))
+        details = await refusal(
+            stub.Create(provider_pb2.CreateRequest(urn=URN, properties=props, timeout=300))
+        )
+        assert details.startswith(f"host edge did not join lattice default at {url}; on edge-1: ")
+        assert "its log" in details
+        assert [m for m in log.messages if m.startswith("edge-1: ")][-1] != "edge-1: 0 commands"
+    assert edge.own_files() == before
+    assert not [p for p in edge.processes() if "wasmcloud" in p or "host_agent" in p]
 
 
 @run_async

@@ -19,7 +19,9 @@ from pulumi_wasmcloud.provider.machine_inputs import (
     secret_private_keys,
     target_for,
 )
+from pulumi_wasmcloud.provider.provider import user_message
 from pulumi_wasmcloud.provider.values import UNKNOWN, to_props
+from pulumi_wasmcloud.provision.connector import CommandFailed, CommandResult, Unreachable
 from tests.lattice import run_async
 from tests.machines import KeyPair
 
@@ -197,3 +199,13 @@ def test_the_host_key_rule() -> None:
     )
     assert behind.bastion is not None and behind.bastion.known_host_key == OTHER.public_line
     assert behind.record_host_key
+
+
+def test_a_failure_on_a_machine_reaches_the_cli_as_its_sentence() -> None:
+    failed = CommandFailed("edge-1", "python3 -m venv /x", CommandResult(1, "", "no ensurepip\n"))
+    assert user_message(failed) == (
+        "`python3 -m venv /x` failed on edge-1 with exit code 1: no ensurepip"
+    )
+    assert user_message(Unreachable("cannot reach edge-1 at 198.18.0.5:22: no route")) == (
+        "cannot reach edge-1 at 198.18.0.5:22: no route"
+    )
