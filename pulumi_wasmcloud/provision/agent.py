@@ -148,7 +148,7 @@ class AgentFacts:
 def host_service(name: str) -> str:
     """The service of host ``name`` (``host-edge-1``), refused when not a service name."""
     service = f"host-{name}"
-    if not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,62}", service):
+    if not re.fullmatch(r"[a-z0-9]([a-z0-9-]{0,56}[a-z0-9])?", name):
         raise ValueError(
             f"host name {name!r}: lowercase letters, digits and '-', at most 58 characters "
             "(it names the host's service and files on the machine)"
@@ -198,6 +198,8 @@ def parse_missing(output: str) -> tuple[str, ...]:
     lines = output.splitlines()
     if lines != ["ok"] and not (len(lines) == 1 and lines[0].startswith("missing:")):
         raise ValueError(f"expected 'ok' or 'missing: ...', got {output!r}")
+    if lines == ["ok"]:
+        return ()
     return tuple(lines[0].removeprefix("missing:").split())
 
 
@@ -390,7 +392,10 @@ def _install(machine: str, facts: AgentFacts, wheelhouse: Wheelhouse) -> list[Ch
             "mv wheelhouse.new wheelhouse",
             f"trap 'rm -rf {venv}' EXIT",
             f"python3 -m venv {venv}",
-            f"{venv}/bin/python -m pip install --quiet --no-index --no-cache-dir "
+            # --no-compile: modules are compiled when first imported (fewer, and the
+            # install, which the machine may be slow at, is shorter); no cache: nothing
+            # of ours outside the agent's directory.
+            f"{venv}/bin/python -m pip install --quiet --no-compile --no-index --no-cache-dir "
             f"--disable-pip-version-check --find-links {WHEELHOUSE_DIR} "
             f"{shlex.quote(requirement)}",
             "trap - EXIT",

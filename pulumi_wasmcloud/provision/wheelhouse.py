@@ -120,13 +120,35 @@ def source_sha256(source: Path) -> str:
     return digest.hexdigest()
 
 
+# Machines may run any patch release of this Python's minor version (Debian 12 has
+# 3.11.2), and some dependencies differ by it (redis needs async-timeout before 3.11.3).
+_PATCH_RELEASES = range(40)
+
+
+def _applies(requirement: Requirement, **environment: str) -> bool:
+    """Whether ``requirement`` applies here (no extra asked for), with ``environment``
+    overriding what its marker reads."""
+    if requirement.marker is None:
+        return True
+    return requirement.marker.evaluate({"extra": "", **environment})
+
+
+def _applies_to_this_minor(requirement: Requirement) -> bool:
+    major, minor = sys.version_info[:2]
+    return any(
+        _applies(requirement, python_full_version=f"{major}.{minor}.{patch}")
+        for patch in _PATCH_RELEASES
+    )
+
+
 def dependency_pins(source: Path) -> list[str]:
-    """``name==version`` for the project's base dependencies and everything they need,
-    at the versions installed here (the pinned ones must be the pyproject's pins)."""
+    """What pip fetches for the project's base dependencies and everything they need:
+    ``name==version`` at the versions installed here (the pyproject's pins among them),
+    plus, for what only another patch release of this Python needs (so is not installed
+    here), the requirement as its dependant states it."""
     project = tomllib.loads((source / "pyproject.toml").read_text())["project"]
-    # Markers read this Python and platform; no extra is asked for.
-    no_extra = {"extra": ""}
     pins: dict[str, str] = {}
+    elsewhere: dict[str, str] = {}
     pending = [_requirement(text, "pyproject.toml") for text in project.get("dependencies", [])]
     for requirement in pending:
         if requirement.specifier and not any(s.operator == "==" for s in requirement.specifier):
@@ -136,13 +158,14 @@ def dependency_pins(source: Path) -> list[str]:
     while pending:
         requirement = pending.pop()
         name = canonicalize_name(requirement.name)
-        if name in pins:
-            continue
-        if requirement.marker is not None and not requirement.marker.evaluate(no_extra):
+        if name in pins or not _applies_to_this_minor(requirement):
             continue
         try:
             distribution = importlib.metadata.distribution(name)
         except importlib.metadata.PackageNotFoundError:
+            if not _applies(requirement):
+                elsewhere[name] = f"{name}{requirement.specifier}"
+                continue
             raise ProvisionError(
                 f"{requirement.name}, which the host agent needs, is not installed beside "
                 f"the provider; install {DISTRIBUTION} with its dependencies"
@@ -153,11 +176,13 @@ def dependency_pins(source: Path) -> list[str]:
                 f"but {requirement} is required; reinstall {DISTRIBUTION}"
             )
         pins[name] = distribution.version
+        elsewhere.pop(name, None)
         for text in distribution.requires or []:
-            dependency = _requirement(text, f"{name}'s metadata")
-            if dependency.marker is None or dependency.marker.evaluate(no_extra):
-                pending.append(dependency)
-    return [f"{name}=={version}" for name, version in sorted(pins.items())]
+            pending.append(_requirement(text, f"{name}'s metadata"))
+    return sorted(
+        [f"{name}=={version}" for name, version in pins.items()]
+        + [spec for name, spec in elsewhere.items() if name not in pins]
+    )
 
 
 def _requirement(text: str, where: str) -> Requirement:
@@ -179,23 +204,39 @@ def _key(*parts: object) -> str:
 def build_wheelhouse(source: Path, cache: Path, progress: Progress | None = None) -> Wheelhouse:
     """The wheelhouse for ``source`` (a project tree), from ``cache`` or built into it."""
     say = progress or (lambda _: None)
-    version = project_version(source)
-    pins = dependency_pins(source)
-    target = wheel_target()
-    root = cache / "wheelhouse"
-    entry = root / _key(version, source_sha256(source), pins, target)
-    if not entry.is_dir():
-        root.mkdir(parents=True, exist_ok=True)
-        with _locked(root / ".lock", say):
-            if not entry.is_dir():
-                dependencies = _dependency_wheels(root, pins, target, say)
-                with _building(root, entry) as building:
-                    say(f"wheelhouse: building {DISTRIBUTION} {version} from {source}")
-                    _build_project_wheel(source, building)
-                    for wheel in dependencies.iterdir():
-                        shutil.copy2(wheel, building / wheel.name)
+    # A snapshot of the source first (it may be edited while we build): what is hashed
+    # is what is built. pip builds in the tree it is given, so build/ and *.egg-info go
+    # into the snapshot, not the user's clone.
+    with tempfile.TemporaryDirectory(prefix="wheelhouse-source-") as snapshot:
+        copy = Path(snapshot)
+        for relative in source_files(source):
+            (copy / relative).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source / relative, copy / relative)
+        version = project_version(copy)
+        pins = dependency_pins(copy)
+        target = wheel_target()
+        root = cache / "wheelhouse"
+        entry = root / _key(version, source_sha256(copy), pins, target)
+        if not entry.is_dir():
+            root.mkdir(parents=True, exist_ok=True)
+            with _locked(root / ".lock", say):
+                if not entry.is_dir():
+                    dependencies = _dependency_wheels(root, pins, target, say)
+                    with _building(root, entry) as building:
+                        say(f"wheelhouse: building {DISTRIBUTION} {version} from {source}")
+                        _pip("wheel", "--no-deps", "--wheel-dir", str(building), str(copy))
+                        for wheel in dependencies.iterdir():
+                            _link_or_copy(wheel, building / wheel.name)
     say(f"wheelhouse: {DISTRIBUTION} {version} ready ({entry})")
     return wheelhouse_in(entry, version)
+
+
+def _link_or_copy(source: Path, destination: Path) -> None:
+    # Entries share the dependency wheels (hard links: an entry costs one wheel's bytes).
+    try:
+        os.link(source, destination)
+    except OSError:
+        shutil.copy2(source, destination)
 
 
 def wheelhouse_in(directory: Path, version: str) -> Wheelhouse:
@@ -223,20 +264,11 @@ def _dependency_wheels(root: Path, pins: list[str], target: str, say: Progress) 
         _pip("wheel", "--no-deps", "--wheel-dir", str(building), "-r", str(requirements))
         requirements.unlink()
         built = {canonicalize_name(w.name.split("-")[0]) for w in building.glob("*.whl")}
-        missing = sorted({canonicalize_name(p.split("==")[0]) for p in pins} - built)
+        wanted = {canonicalize_name(_requirement(p, "pins").name) for p in pins}
+        missing = sorted(wanted - built)
         if missing:
             raise ProvisionError(f"wheelhouse: pip made no wheel for {', '.join(missing)}")
     return entry
-
-
-def _build_project_wheel(source: Path, into: Path) -> None:
-    # Built from a copy of the files that go into it: pip builds in the tree it is
-    # given, and build/ or *.egg-info in the user's clone would be ours to clean up.
-    with tempfile.TemporaryDirectory(prefix="wheelhouse-source-") as copy:
-        for relative in source_files(source):
-            (Path(copy) / relative).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(source / relative, Path(copy) / relative)
-        _pip("wheel", "--no-deps", "--wheel-dir", str(into), copy)
 
 
 def _pip(*args: str) -> None:
