@@ -279,8 +279,10 @@ class SshConnection:
         try:
             channel.exec_command(wrapped)
             stderr_reader.start()
-            if stdin:
-                channel.sendall(stdin)
+            # In pieces: paramiko's sendall copies what is left after each packet it
+            # sends (quadratic: 0.6 s of CPU for one 17 MB upload in one piece).
+            for start in range(0, len(stdin), 65536):
+                channel.sendall(stdin[start : start + 65536])
             channel.shutdown_write()
             _read_all(channel.recv, stdout)
             stderr_reader.join(max(deadline - time.monotonic(), 0.001))
