@@ -196,7 +196,7 @@ def heartbeat_of(nats_url: str, host_id: str, timeout: float = 60.0) -> dict[str
 
 def pids_of(machine: Machine, service: str) -> list[int]:
     """The pids of processes running ``service``'s python (not its supervisor)."""
-    listing = machine.inside(["ps", "-eo", "pid=,args="]).stdout
+    listing = machine.inside(["ps", "-ww", "-eo", "pid=,args="]).stdout
     wanted = "-m host_agent.cli.controller" if service == CONTROLLER_SERVICE else "-m host_agent"
     found = []
     for line in listing.splitlines():
@@ -356,7 +356,7 @@ def test_a_connection_dropped_mid_install_is_named_and_a_rerun_converges(
         # Watch the machine until pip installs, then kill sshd's session processes there
         # (not PID 1, the listener): our connection drops mid-command.
         while not done.is_set():
-            listing = machine.inside(["ps", "-eo", "pid=,args="]).stdout
+            listing = machine.inside(["ps", "-ww", "-eo", "pid=,args="]).stdout
             if "pip install" in listing:
                 for line in listing.splitlines():
                     pid, _, args = line.strip().partition(" ")
@@ -386,8 +386,10 @@ def test_a_connection_dropped_mid_install_is_named_and_a_rerun_converges(
 
 
 def listing(machine: Machine) -> list[str]:
+    """Every path under the trees we write to, but inside NATS's store (the controller
+    makes its streams there: the lattice's data, removed with nats-server)."""
     found = machine.inside(["find", "/opt", "/etc", "/var/lib", "/var/log"])
-    return sorted(found.stdout.splitlines())
+    return sorted(p for p in found.stdout.splitlines() if not p.startswith(NATS_SERVER_STORE + "/"))
 
 
 def test_removal_keeps_the_install_while_used_and_then_leaves_nothing(
@@ -425,7 +427,7 @@ def test_removal_keeps_the_install_while_used_and_then_leaves_nothing(
         "controller: remove from edge-1",
     ]
     assert pids_of(machine, CONTROLLER_SERVICE) == []
-    processes = machine.inside(["ps", "-eo", "args="]).stdout
+    processes = machine.inside(["ps", "-ww", "-eo", "args="]).stdout
     assert "python" not in processes and AGENT_DIR not in processes
     assert listing(machine) == before
     assert remove(machines, None) == ([], 0)
