@@ -706,9 +706,8 @@ class MachineLattice:
     ) -> dict[str, Any]:
         spec = self._spec(news)
         host_keys = self._host_keys(olds)
-        if preview:
-            drift = await self._preview(spec, host_keys)
-            return self._outputs(news, spec, host_keys, drift)
+        if preview:  # diff has surveyed the machines and said what changes
+            return self._outputs(news, spec, host_keys, {})
         removed = self._removed(olds, spec)
         if removed:
             host_keys = await self._remove(removed, host_keys)
