@@ -6,6 +6,7 @@ environment file as sh reads it, and what a wheelhouse needs of a machine."""
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
 import subprocess
 import sys
 from collections.abc import Mapping
@@ -33,6 +34,7 @@ from pulumi_wasmcloud.provision.agent import (
     venv_path,
 )
 from pulumi_wasmcloud.provision.changes import Change, Shell, Upload
+from pulumi_wasmcloud.provision.connector import ProvisionError
 from pulumi_wasmcloud.provision.facts import MachineFacts, OsRelease
 from pulumi_wasmcloud.provision.operations import Unsupported
 from pulumi_wasmcloud.provision.service import (
@@ -45,6 +47,7 @@ from pulumi_wasmcloud.provision.service import (
 from pulumi_wasmcloud.provision.wheelhouse import (
     Wheelhouse,
     _applies_to_this_minor,
+    dependency_pins,
     source_sha256,
     wheel_needs,
     wheels_sha256,
@@ -457,3 +460,20 @@ def test_dependencies_of_another_patch_release_are_kept() -> None:
     )
     assert not _applies_to_this_minor(Requirement(f'tomli; python_version < "{minor}"'))
     assert not _applies_to_this_minor(Requirement('x; extra == "dev"'))
+
+
+@pytest.mark.skipif(sys.version_info[:2] != (3, 11), reason="redis's marker names 3.11.3")
+def test_the_wheelhouse_pins_what_any_311_machine_needs(tmp_path: Path) -> None:
+    redis = importlib.metadata.version("redis")
+    (tmp_path / "pyproject.toml").write_text(
+        f'[project]\nname = "x"\nversion = "1"\ndependencies = ["redis=={redis}"]\n'
+    )
+    pins = dependency_pins(tmp_path)
+    assert f"redis=={redis}" in pins
+    # Installed here (3.11.3+) or not, Debian 12's 3.11.2 needs it.
+    assert any(pin.startswith("async-timeout") for pin in pins)
+    (tmp_path / "pyproject.toml").write_text(
+        '[project]\nname = "x"\nversion = "1"\ndependencies = ["redis>=5"]\n'
+    )
+    with pytest.raises(ProvisionError, match="redis>=5 is not pinned"):
+        dependency_pins(tmp_path)
