@@ -52,6 +52,7 @@ from pulumi_wasmcloud.provider.machine_inputs import (
 from pulumi_wasmcloud.provider.values import UNKNOWN, has_unknowns
 from pulumi_wasmcloud.provision.agent import (
     ControllerConfig,
+    Wheelhouse,
     gather_agent_facts,
     host_wheelhouse,
     plan_controller,
@@ -61,6 +62,7 @@ from pulumi_wasmcloud.provision.changes import Change, apply
 from pulumi_wasmcloud.provision.connector import ProvisionError, SshConnection
 from pulumi_wasmcloud.provision.nats_config import render
 from pulumi_wasmcloud.provision.operations import (
+    NatsServerBinary,
     Unsupported,
     gather_nats_server_facts,
     packaged_nats_server,
@@ -69,6 +71,7 @@ from pulumi_wasmcloud.provision.operations import (
 )
 from pulumi_wasmcloud.provision.registry import (
     REGISTRY_STORE,
+    RegistryBinary,
     gather_registry_facts,
     operator_registry,
     plan_registry,
@@ -292,9 +295,9 @@ def _parse_leaf(
 class Artifacts:
     """What the provider ships (read once per operation)."""
 
-    nats_server: Any
-    wheelhouse: Any
-    registry: Any | None
+    nats_server: NatsServerBinary
+    wheelhouse: Wheelhouse
+    registry: RegistryBinary | None
 
 
 def registry_config(address: str, port: int) -> str:
