@@ -38,7 +38,9 @@ from tests.lattice import ROOT, http_get
 from tests.machines import Machine, Machines, booted
 from tests.pulumi_cli import PULUMI_BIN, cli_environment
 
-pytestmark = pytest.mark.slow
+# The whole scenario (five machines installed, six `up`/`preview` rounds, a destroy) takes
+# minutes; the first test also pays for the module's fixtures.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(2400)]
 
 EXAMPLE = ROOT / "examples" / "edge-core"
 CORE = ("core-1", "core-2", "core-3")
@@ -86,6 +88,9 @@ class EdgeCoreStack:
     def __init__(self, workdir: Path, machines: Machines) -> None:
         self.dir = example_project(workdir / "project")
         self.env = cli_environment(workdir, "edge-core")
+        self.logs = workdir / "logs"  # every command's output, for a failure's reader
+        self.logs.mkdir()
+        self.commands_run = 0
         self.run("stack", "init", "edge-core")
         entries: list[tuple[str, str, dict[str, object]]] = [
             ("core", name, {}) for name in CORE
@@ -116,8 +121,11 @@ class EdgeCoreStack:
         started = time.monotonic()
         done = _run_pulumi(self.dir, self.env, args, stdin)
         took = time.monotonic() - started
+        self.commands_run += 1
+        log = self.logs / f"{self.commands_run:02d}-{'-'.join(args[:2])}.log"
+        log.write_text(f"pulumi {' '.join(args)}\n{done.stdout}\n--- stderr\n{done.stderr}")
         if args and args[0] in ("preview", "up", "destroy"):
-            print(f"pulumi {' '.join(args)}: {took:.1f}s, exit {done.returncode}")
+            print(f"pulumi {' '.join(args)}: {took:.1f}s, exit {done.returncode} ({log})")
         if ok and done.returncode != 0:
             raise AssertionError(f"pulumi {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}")
         return done
@@ -323,9 +331,10 @@ def test_preview_names_what_changes_on_each_machine(deployed: Deployed) -> None:
     for machine in (*CORE, *EDGE_REGIONS):
         assert re.search(rf"nats-server [^\n]*: install on {machine}\b", said), said
         assert re.search(rf"host agent [^\n]*: install on {machine}\b", said), said
-    counts = dict(command_counts(deployed.first_up))
-    print(f"first up, commands per machine: {counts}")
-    assert set(counts) >= {*CORE, *EDGE_REGIONS} and all(counts.values()), counts
+    counts = command_counts(deployed.first_up)  # per resource and machine (lattice, host)
+    print(f"first up (the machines, not the app), commands per machine: {counts}")
+    assert {machine for machine, _ in counts} == {*CORE, *EDGE_REGIONS}, counts
+    assert all(n > 0 for _, n in counts), counts
 
 
 def test_the_app_runs_where_preview_placed_it(deployed: Deployed) -> None:
@@ -365,8 +374,10 @@ def test_the_east_edge_is_answered_by_a_core_counter(deployed: Deployed) -> None
         answered_by += grew
         before = after
     print(f"east's requests answered by: {answered_by}")
-    assert host_name(EAST) not in answered_by
-    assert any(host in {host_name(m) for m in CORE} for host in answered_by), answered_by
+    # Every one by the core's counter: the east's leaf node has no member of the counter's
+    # queue group, and the core node it reaches serves the group's members in its own
+    # cluster before those behind another leaf node (the west's).
+    assert set(answered_by) <= {host_name(m) for m in CORE}, answered_by
     # The west answers its own requests (its leaf node has local counter subscribers).
     before = counter_calls(machines, names)
     for expected in range(1, 6):
@@ -397,7 +408,8 @@ def test_a_cluster_node_down_keeps_serving_and_up_repairs_it(deployed: Deployed)
     # The node's service is stopped the hard way: its supervisor's process group killed.
     pid = victim.inside(["cat", "/var/lib/wasmcloud/services/nats-server/pid"]).stdout.strip()
     assert pid.isdigit(), f"no nats-server service pid on {VICTIM}"
-    assert victim.inside(["kill", "-KILL", f"-{pid}"]).returncode == 0
+    killed = victim.inside(["sh", "-c", f"kill -KILL -{pid}"])  # sh's kill takes a group
+    assert killed.returncode == 0, killed.stderr
     deadline = time.monotonic() + 30
     while not refuses_connections(victim.address, 4222):
         assert time.monotonic() < deadline, f"nats-server on {VICTIM} still accepts clients"
