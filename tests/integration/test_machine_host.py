@@ -19,9 +19,9 @@ from pulumi.runtime.rpc import UNKNOWN
 from host_agent.lattice.client import CtlClient
 from pulumi_wasmcloud.provider import host_resource
 from pulumi_wasmcloud.provision.nats_config import render
-from tests.integration.test_provision_nats import provision, settings
+from tests.integration.test_provision_nats import eventually, provision, settings
 from tests.lattice import run_async
-from tests.machines import KeyPair, Machines, booted
+from tests.machines import KeyPair, Machine, Machines, booted
 from tests.provider_grpc import EngineLog, plain, provider, struct
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
@@ -84,6 +84,10 @@ async def host_in_lattice(url: str, host_id: str) -> dict[str, Any] | None:
     return next((h for h in hosts if h["id"] == host_id), None)
 
 
+def agent_processes(machine: Machine) -> list[str]:
+    return [p for p in machine.processes() if "-m host_agent" in p]
+
+
 def said(log: EngineLog, since: int) -> list[str]:
     """What the CLI showed under the host since message ``since`` (but the wheelhouse's
     progress, which says where it is cached)."""
@@ -136,7 +140,7 @@ async def test_a_host_on_a_machine_joins_converges_keeps_its_id_and_leaves_no_tr
             assert outputs["seed"][SECRET]
             ran = [m for m in said(log, mark) if m.startswith("edge-1: ")]
             assert len(ran) == 1 and int(ran[0].split()[1]) > 0, ran
-            assert any("host-agent" in p or "host_agent" in p for p in edge.processes())
+            assert agent_processes(edge)
 
             # Converged: no diff, and an update runs no command.
             mark = len(log.messages)
@@ -191,6 +195,26 @@ async def test_a_host_on_a_machine_joins_converges_keeps_its_id_and_leaves_no_tr
             assert plain(read.properties)["converged"] is True
             assert plain(read.properties)["running"] is True
 
+            # Drift: the host's service stopped on the machine. Read says so; up restarts it.
+            stop = 'kill -TERM "-$(cat /var/lib/wasmcloud/services/host-edge/pid)"'
+            assert edge.inside(["sh", "-c", stop]).returncode == 0
+            eventually(lambda: not agent_processes(edge) or None, "the host agent gone")
+            read = await stub.Read(
+                provider_pb2.ReadRequest(id=host_id, urn=URN, properties=state, inputs=props)
+            )
+            assert plain(read.properties)["running"] is False
+            mark = len(log.messages)
+            diff = await stub.Diff(
+                provider_pb2.DiffRequest(id=host_id, urn=URN, olds=read.properties, news=props)
+            )
+            assert list(diff.diffs) == ["running"]
+            assert said(log, mark) == ["host-edge service: start on edge-1"]
+            updated = await stub.Update(
+                provider_pb2.UpdateRequest(id=host_id, urn=URN, olds=read.properties, news=props)
+            )
+            state = updated.properties
+            assert await host_in_lattice(url, host_id) is not None
+
             # A host key other than the recorded one is refused, naming the machine.
             impostor = {**plain(state), "hostKeys": {"edge-1": KeyPair.generate().public_line}}
             details = await refusal(
@@ -207,7 +231,7 @@ async def test_a_host_on_a_machine_joins_converges_keeps_its_id_and_leaves_no_tr
         assert await host_in_lattice(url, host_id) is None
     # edge-1 is as it was: no process, unit or file of ours.
     assert edge.own_files() == before
-    assert not [p for p in edge.processes() if "wasmcloud" in p or "host_agent" in p]
+    assert not [p for p in edge.processes() if "wasmcloud" in p] + agent_processes(edge)
 
 
 @run_async
@@ -237,7 +261,7 @@ async def test_an_unreachable_machine_is_named_and_a_failed_create_leaves_nothin
         assert "its log" in details
         assert [m for m in log.messages if m.startswith("edge-1: ")][-1] != "edge-1: 0 commands"
     assert edge.own_files() == before
-    assert not [p for p in edge.processes() if "wasmcloud" in p or "host_agent" in p]
+    assert not [p for p in edge.processes() if "wasmcloud" in p] + agent_processes(edge)
 
 
 @run_async

@@ -13,6 +13,7 @@ import pytest
 from pulumi.provider.experimental.property_value import PropertyValue
 
 from pulumi_wasmcloud.machines import LeafNode, SshMachine
+from pulumi_wasmcloud.provider.host_resource import known_host
 from pulumi_wasmcloud.provider.machine_inputs import (
     MachineSpec,
     parse_machine,
@@ -209,3 +210,22 @@ def test_a_failure_on_a_machine_reaches_the_cli_as_its_sentence() -> None:
     assert user_message(Unreachable("cannot reach edge-1 at 198.18.0.5:22: no route")) == (
         "cannot reach edge-1 at 198.18.0.5:22: no route"
     )
+
+
+def test_a_host_on_a_machine_is_remembered_for_the_applications_of_its_lattice() -> None:
+    """Applications wait for the hosts the state holds to rejoin: a host on a machine is
+    one of them (by the lattice's URL), running as its last read or apply saw it."""
+    state = {
+        "hostId": "NHOST",
+        "name": "edge",
+        "natsUrl": "nats://198.18.0.2:4222",
+        "hostNatsUrl": "nats://198.18.0.5:4222",
+        "lattice": "default",
+        "machine": wire(),
+        "running": True,
+    }
+    host = known_host(state)
+    assert host is not None and (host.id, host.name, host.running()) == ("NHOST", "edge", True)
+    stopped = known_host({**state, "running": False})
+    assert stopped is not None and not stopped.running()
+    assert known_host({**state, "hostId": UNKNOWN}) is None  # preview of a new host
