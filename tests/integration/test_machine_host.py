@@ -18,6 +18,13 @@ from pulumi.runtime.rpc import UNKNOWN
 
 from host_agent.lattice.client import CtlClient
 from pulumi_wasmcloud.provider import host_resource
+from pulumi_wasmcloud.provider.machine_inputs import (
+    MachineSpec,
+    connect,
+    parse_machine,
+    recorded_keys,
+)
+from pulumi_wasmcloud.provision.connector import HostKeyRefused
 from pulumi_wasmcloud.provision.nats_config import render
 from tests.integration.test_provision_nats import eventually, provision, settings
 from tests.lattice import run_async
@@ -282,3 +289,25 @@ async def test_wrong_inputs_are_refused_by_path_before_any_connection() -> None:
     assert failures["machine.port"] == 'expected a whole number, got a string ("22")'
     assert failures["machine.sudo"] == 'expected true or false, got a string ("yes")'
     assert failures["name"].startswith("a host on a machine is named with lowercase letters")
+
+
+def test_through_a_bastion_both_host_keys_are_recorded_then_verified(
+    machines: Machines,
+) -> None:
+    """edge-1 reached through core-1: the first connection records both machines' keys
+    (as hostKeys keeps them), the next verifies both, and a changed bastion key is
+    refused naming the bastion."""
+    wire = machine(machines, "edge-1", bastion=machine(machines, "core-1"))
+    spec = parse_machine(wire, "machine")
+    assert isinstance(spec, MachineSpec)
+    with connect(spec, {}) as first:
+        recorded = recorded_keys(spec, first, {})
+        assert first.run("hostname").stdout.strip() == "edge-1"
+    assert recorded == {
+        name: machines[name].host_key.rsplit(" ", 1)[0] for name in ("core-1", "edge-1")
+    }
+    with connect(spec, recorded) as again:
+        assert recorded_keys(spec, again, recorded) == recorded
+    with pytest.raises(HostKeyRefused) as refused:
+        connect(spec, {**recorded, "core-1": KeyPair.generate().public_line})
+    assert str(refused.value).startswith("refused: host key of core-1 changed from")
