@@ -25,8 +25,9 @@ from pulumi_wasmcloud.provider.machine_inputs import (
     recorded_keys,
 )
 from pulumi_wasmcloud.provision.connector import HostKeyRefused
-from pulumi_wasmcloud.provision.nats_config import render
-from tests.integration.test_provision_nats import eventually, provision, settings
+from pulumi_wasmcloud.provision.nats_config import JetStreamSettings, NatsServerSettings, render
+from pulumi_wasmcloud.provision.operations import NATS_SERVER_STORE
+from tests.integration.test_provision_nats import eventually, provision
 from tests.lattice import run_async
 from tests.machines import KeyPair, Machine, Machines, booted
 from tests.provider_grpc import EngineLog, plain, provider, struct
@@ -43,10 +44,23 @@ def machines() -> Iterator[Machines]:
 
 
 def nats_url(machines: Machines) -> str:
-    """nats-server with JetStream on core-1, provisioned as a Lattice on machines does."""
+    """nats-server with JetStream in domain "core" on core-1, provisioned as a Lattice on
+    machines does."""
     core = machines["core-1"]
-    provision(machines, "core-1", render(settings(core)))
+    jetstream = JetStreamSettings(store_dir=NATS_SERVER_STORE, domain="core")
+    provision(
+        machines,
+        "core-1",
+        render(NatsServerSettings(server_name="core-1", host=core.address, jetstream=jetstream)),
+    )
     return f"nats://{core.address}:4222"
+
+
+def agent_environment(machine: Machine) -> dict[str, str]:
+    """The environment of the host agent running on ``machine``."""
+    [pid] = machine.inside(["pgrep", "-f", "python -m host_agent"]).stdout.split()
+    pairs = machine.inside(["cat", f"/proc/{pid}/environ"]).stdout.split("\0")
+    return dict(p.split("=", 1) for p in pairs if "=" in p)
 
 
 def machine(machines: Machines, name: str, **fields: Any) -> dict[str, Any]:
@@ -69,8 +83,8 @@ def inputs(url: str, on: dict[str, Any], **labels: str) -> dict[str, Any]:
         "hostNatsUrl": url,
         "lattice": "default",
         "heartbeatSeconds": 1,
-        "registryUrl": "",
-        "jsDomain": "",
+        "registryUrl": "http://198.18.0.2:5000",  # the lattice's (allowed over plain HTTP)
+        "jsDomain": "core",
         "labels": labels,
         "machine": on,
     }
@@ -147,7 +161,13 @@ async def test_a_host_on_a_machine_joins_converges_keeps_its_id_and_leaves_no_tr
             assert outputs["seed"][SECRET]
             ran = [m for m in said(log, mark) if m.startswith("edge-1: ")]
             assert len(ran) == 1 and int(ran[0].split()[1]) > 0, ran
-            assert agent_processes(edge)
+            # It reaches NATS where hostNatsUrl says, in the lattice's JetStream domain,
+            # and may pull from the lattice's registry over plain HTTP.
+            environment = agent_environment(edge)
+            assert environment["WASMCLOUD_NATS_HOST"] == machines["core-1"].address
+            assert environment["WASMCLOUD_JS_DOMAIN"] == "core"
+            assert environment["WASMCLOUD_OCI_ALLOWED_INSECURE"] == "198.18.0.2:5000"
+            assert environment["WASMCLOUD_HOST_SEED"] == outputs["seed"]["value"]
 
             # Converged: no diff, and an update runs no command.
             mark = len(log.messages)
