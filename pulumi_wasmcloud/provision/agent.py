@@ -466,6 +466,7 @@ def host_agent_spec(config: HostAgentConfig, wheelhouse: Wheelhouse) -> ServiceS
         argv=(f"{venv_path(wheelhouse.sha256)}/bin/python", "-m", "host_agent"),
         description=f"wasmCloud host {config.name}",
         environment_file=environment_path(service),
+        state_directory=state_path(service),
     )
 
 

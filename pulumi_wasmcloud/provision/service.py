@@ -44,16 +44,20 @@ class ServiceSpec:
     restart_seconds: int = 2
     # A file of KEY=value lines (render_environment) read at every start; None: none.
     environment_file: str | None = None
+    # A directory of its own (0700) made before it starts; removing it is the caller's.
+    state_directory: str | None = None
 
     def __post_init__(self) -> None:
         _check_name(self.name)
-        if self.environment_file is not None and not re.fullmatch(
-            r"/[A-Za-z0-9_./-]+", self.environment_file
+        for field_name, path in (
+            ("environment_file", self.environment_file),
+            ("state_directory", self.state_directory),
         ):
-            raise ValueError(
-                f"environment_file of service {self.name}: an absolute path of letters, "
-                f"digits and '_./-', got {self.environment_file!r}"
-            )
+            if path is not None and not re.fullmatch(r"/[A-Za-z0-9_./-]+", path):
+                raise ValueError(
+                    f"{field_name} of service {self.name}: an absolute path of letters, "
+                    f"digits and '_./-', got {path!r}"
+                )
         if not self.argv or not self.argv[0].startswith("/"):
             raise ValueError(f"argv of service {self.name}: starts with an absolute path")
         for arg in self.argv:
@@ -347,6 +351,8 @@ def plan_service(
                 )
             )
             before.append(f"mv -f {shlex.quote(path + '.new')} {shlex.quote(path)}")
+    if spec.state_directory is not None:
+        before.append(f"mkdir -p -m 0700 {shlex.quote(spec.state_directory)}")
     if not state.running:
         changes.append(
             Change(

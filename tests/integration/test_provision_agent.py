@@ -256,6 +256,8 @@ def test_hosts_are_installed_and_seen_a_second_run_runs_nothing_and_a_config_cha
     # The seed is in a file only root reads, not on a command line.
     stat = machine.inside(["stat", "-c", "%a %U", "/etc/wasmcloud/host-edge-1-a.env"])
     assert stat.stdout.split() == ["600", "root"]
+    stat = machine.inside(["stat", "-c", "%a %U", "/var/lib/wasmcloud/host-edge-1-a"])
+    assert stat.stdout.split() == ["700", "root"]
     a_pid = running(machine, "host-edge-1-a")
     assert first.seed not in " ".join(argv_of(machine, a_pid))
     assert argv_of(machine, a_pid)[0] == f"{venv_path(wheelhouse.sha256)}/bin/python"

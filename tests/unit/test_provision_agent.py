@@ -182,9 +182,11 @@ def test_a_fresh_machine_gets_the_install_the_config_and_the_service(
     assert "XDG_CACHE_HOME='/var/lib/wasmcloud/host-edge-1-host'" in environment.data.decode()
     start = plan[-1].commands[-1]
     assert isinstance(start, Shell)
+    # The config is moved in place and the host's own state directory made just before
+    # it starts.
     assert start.command.startswith(
         "mv -f /etc/wasmcloud/host-edge-1-host.env.new /etc/wasmcloud/host-edge-1-host.env "
-        "|| exit 1; "
+        "&& mkdir -p -m 0700 /var/lib/wasmcloud/host-edge-1-host || exit 1; "
     )
     # The service runs its install's own venv, never the seed on its command line.
     [definition] = [u.data.decode() for p, u in uploads(plan).items() if "service" in p]
