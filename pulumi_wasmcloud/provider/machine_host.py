@@ -311,7 +311,14 @@ class MachineHost:
         await refuse_stranding(self.settings, id, state)
         spec = _spec(state)
         host_keys = _host_keys(state)
-        await self._remove(spec, host_keys, str(state["name"]))
+        try:
+            await self._remove(spec, host_keys, str(state["name"]))
+        except Unreachable as unreachable:
+            # The way out when the machine is gone for good, said where it is needed.
+            raise Unreachable(
+                f"{unreachable} If {spec.name} is gone for good, forget this host without "
+                f"cleaning it: `pulumi state delete '{current_urn.get()}'`"
+            ) from None
 
     async def _remove(self, spec: MachineSpec, host_keys: dict[str, str], name: str) -> None:
         report = self._progress_of_changes()

@@ -276,6 +276,13 @@ async def test_an_unreachable_machine_is_named_and_a_failed_create_leaves_nothin
         )
         assert details.startswith(f"cannot reach edge-9 at {machines.unused_address()}:22: ")
         assert "Check that the machine is up" in details
+        # Destroying a host whose machine is gone says how to forget it.
+        gone = {**inputs(url, ghost), "hostId": "NGHOST", "seed": "SGHOST", "hostKeys": {}}
+        details = await refusal(
+            stub.Delete(provider_pb2.DeleteRequest(id="NGHOST", urn=URN, properties=struct(gone)))
+        )
+        assert details.startswith(f"cannot reach edge-9 at {machines.unused_address()}:22: ")
+        assert details.endswith(f"`pulumi state delete '{URN}'`"), details
 
         # A host installed but not joining in time: the error says where it stopped, and
         # what the create installed is removed (it is in no state to remove later).
