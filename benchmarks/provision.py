@@ -21,7 +21,8 @@ sshd), so both do the full install; then a second run on the converged machines.
 first run is checked: each machine's nats-server answers on its address with its name,
 and its host answers a ping with the id of the seed it was given. Commands are counted
 where both contenders are seen alike: the SSH sessions each machine's sshd logs (a
-command, a probe or a file transfer).
+command or a probe; an upload is one of ours, while pyinfra sends all of a machine's
+files through one sftp session).
 
 Targets: our wall time for N machines <= pyinfra's (ratio <= 1.0), and our N machines
 <= 2x our one machine. The machines share this runner's cores, so what they run (pip
