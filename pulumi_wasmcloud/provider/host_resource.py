@@ -11,6 +11,9 @@ Every property takes effect: ``labels`` change in place through the control inte
 ``natsUrl`` and ``heartbeatSeconds`` restart the host with the same identity;
 ``lattice``, ``name``, ``stateDir`` and ``target`` replace it. A dead host process is
 drift that ``read`` reports and ``up`` repairs.
+
+A Host with a ``machine`` runs there, installed over SSH: ``machine_host.MachineHost``
+serves it, sharing this module's environment, join wait and stranding check.
 """
 
 from __future__ import annotations

@@ -9,7 +9,10 @@ will happen on the machine; ``create``/``update`` apply the plan (progress per c
 provider sees the host's inventory at the lattice's ``natsUrl``; ``read`` reports drift
 (the service not running: ``running``; the machine not as planned, e.g. its config
 changed: ``converged``); ``delete`` refuses to strand an application, else removes the
-host (and the agent install once no service of ours uses it).
+host (and the agent install once no service of ours uses it). A create that fails after
+changing the machine (a command failing, the host not joining: the end of its log is in
+the error) removes what it installed, since no state holds it. A preview of a new host
+in a lattice made by the same ``up`` plans with stand-ins for the values not known yet.
 
 The host reaches NATS at ``hostNatsUrl`` (its nearest node: a leaf node at the edge),
 in the lattice's JetStream domain (``jsDomain``). Its seed is made once at create and
