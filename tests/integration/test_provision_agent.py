@@ -54,6 +54,7 @@ from pulumi_wasmcloud.provision.operations import (
 )
 from pulumi_wasmcloud.provision.wheelhouse import (
     build_wheelhouse,
+    cache_root,
     source_files,
     source_tree,
     wheelhouse_in,
@@ -80,7 +81,8 @@ def wheelhouse() -> Wheelhouse:
 @pytest.fixture(scope="module")
 def bumped(tmp_path_factory: pytest.TempPathFactory) -> Wheelhouse:
     """The same project at version 0.1.0.post1: a copy of the source tree with its
-    version bumped, built like the real one (into a cache of its own)."""
+    version bumped, built like the real one (in the same cache: its dependency wheels
+    are the real wheelhouse's, so only the project's wheel is built)."""
     source = source_tree()
     copy = tmp_path_factory.mktemp("bumped-source")
     for relative in source_files(source):
@@ -90,7 +92,7 @@ def bumped(tmp_path_factory: pytest.TempPathFactory) -> Wheelhouse:
     text, bumps = re.subn(r'(?m)^version = "(.*)"$', r'version = "\1.post1"', pyproject.read_text())
     assert bumps == 1
     pyproject.write_text(text)
-    return build_wheelhouse(copy, tmp_path_factory.mktemp("bumped-cache"))
+    return build_wheelhouse(copy, cache_root())
 
 
 def connect(machines: Machines) -> SshConnection:
@@ -184,7 +186,12 @@ def heartbeat_of(nats_url: str, host_id: str, timeout: float = 60.0) -> dict[str
             loop = asyncio.get_running_loop()
             deadline = loop.time() + timeout
             while True:
-                msg = await sub.next_msg(timeout=max(deadline - loop.time(), 0.01))
+                try:
+                    msg = await sub.next_msg(timeout=max(deadline - loop.time(), 0.01))
+                except TimeoutError:
+                    raise AssertionError(
+                        f"no heartbeat of {host_id} on {nats_url} within {timeout:g}s"
+                    ) from None
                 if json.loads(msg.data)["source"] == host_id:
                     break
             return await CtlClient(nc, LATTICE, timeout=5).get_inventory(host_id)
