@@ -463,7 +463,15 @@ def host_agent_spec(config: HostAgentConfig, wheelhouse: Wheelhouse) -> ServiceS
     service = host_service(config.name)
     return ServiceSpec(
         name=service,
-        argv=(f"{venv_path(wheelhouse.sha256)}/bin/python", "-m", "host_agent"),
+        # The friendly name is what placement tables and `wash get hosts` show (the
+        # host reads it from its command line only); it is not secret.
+        argv=(
+            f"{venv_path(wheelhouse.sha256)}/bin/python",
+            "-m",
+            "host_agent",
+            "--friendly-name",
+            config.name,
+        ),
         description=f"wasmCloud host {config.name}",
         environment_file=environment_path(service),
         state_directory=state_path(service),

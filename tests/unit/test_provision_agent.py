@@ -265,6 +265,14 @@ def test_the_controller_runs_from_the_same_install(wheels: Wheelhouse) -> None:
     assert plan_controller(MACHINE, applied(facts, plan, wheels), wheels, config) == []
 
 
+def test_the_host_runs_under_its_resource_name(wheels: Wheelhouse) -> None:
+    # The friendly name is what placement tables and `wash get hosts` show.
+    facts = fresh()
+    plan = plan_host_agent(MACHINE, facts, wheels, host())
+    definition = uploads(plan)["/var/lib/wasmcloud/services/host-edge-1-host/run"].data.decode()
+    assert "-m host_agent --friendly-name edge-1-host" in definition
+
+
 @pytest.mark.parametrize(
     ("machine_fields", "said"),
     [
