@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
 import shutil
 import threading
@@ -53,6 +54,7 @@ from pulumi_wasmcloud.provision.operations import (
     plan_nats_server,
 )
 from pulumi_wasmcloud.provision.wheelhouse import (
+    _pip,
     build_wheelhouse,
     cache_root,
     source_files,
@@ -204,11 +206,12 @@ def heartbeat_of(nats_url: str, host_id: str, timeout: float = 60.0) -> dict[str
 def pids_of(machine: Machine, service: str) -> list[int]:
     """The pids of processes running ``service``'s python (not its supervisor)."""
     listing = machine.inside(["ps", "-ww", "-eo", "pid=,args="]).stdout
-    wanted = "-m host_agent.cli.controller" if service == CONTROLLER_SERVICE else "-m host_agent"
+    module = "host_agent.cli.controller" if service == CONTROLLER_SERVICE else "host_agent"
     found = []
     for line in listing.splitlines():
         pid, _, args = line.strip().partition(" ")
-        if "/bin/python -m host_agent" in args and args.endswith(wanted):
+        argv = args.split()
+        if len(argv) >= 3 and argv[0].endswith("/bin/python") and argv[1:3] == ["-m", module]:
             environ = machine.inside(["cat", f"/proc/{pid}/environ"]).stdout
             cache = f"XDG_CACHE_HOME=/var/lib/wasmcloud/{service}"
             if service == CONTROLLER_SERVICE or cache in environ.split("\0"):
@@ -440,3 +443,30 @@ def test_removal_keeps_the_install_while_used_and_then_leaves_nothing(
     assert "python" not in processes and AGENT_DIR not in processes
     assert listing(machine) == before
     assert remove(machines, None) == ([], 0)
+
+
+def test_the_project_wheel_is_reproducible(tmp_path: Path) -> None:
+    """Two builds of one source give the same bytes, so the wheelhouse's sha256 (the
+    marker a machine is compared by) names what is in it, whichever cache built it."""
+    source = source_tree()
+    copy = tmp_path / "source"
+    for relative in source_files(source):
+        (copy / relative).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source / relative, copy / relative)
+    builds = []
+    for shift, build in enumerate(("one", "two")):
+        (tmp_path / build).mkdir()
+        shutil.copytree(copy, tmp_path / build / "source")
+        # The same files written at another time (as a fresh clone would have them).
+        for path in (tmp_path / build / "source").rglob("*"):
+            os.utime(path, (1e9 + shift * 1e6, 1e9 + shift * 1e6))
+        _pip(
+            "wheel",
+            "--no-deps",
+            "--wheel-dir",
+            str(tmp_path / build),
+            str(tmp_path / build / "source"),
+        )
+        [wheel] = (tmp_path / build).glob("*.whl")
+        builds.append(wheel.read_bytes())
+    assert builds[0] == builds[1]
