@@ -4,9 +4,10 @@ The host key is verified before we authenticate: a machine is trusted only when 
 the key we were given (``known_host_key``, the key recorded in state), unless the caller
 opts out explicitly with ``verify_host_key=False``, or has no key yet and records the one
 shown (``record_host_key``: the Pulumi provider keeps it in state and verifies every
-later connection against it); the keys shown are in ``SshConnection.host_keys_seen()``. Connection failures (refused, no
-route, timeouts, a handshake cut short) are retried a bounded number of times; a refused
-host key or key login is never retried, since retrying cannot fix it.
+later connection against it); the keys shown are in ``SshConnection.host_keys_seen()``.
+Connection failures (refused, no route, timeouts, a handshake cut short) are retried a
+bounded number of times; a refused host key or key login is never retried, since
+retrying cannot fix it.
 """
 
 from __future__ import annotations
