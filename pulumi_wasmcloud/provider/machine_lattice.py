@@ -26,7 +26,7 @@ import contextlib
 import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -542,6 +542,10 @@ class MachineLattice:
 
     def __init__(self, log: EngineLog | None = None) -> None:
         self.log = log or EngineLog(None)
+        # What this provider process ships, read once: one `pulumi` command is one
+        # provider process, so preview, diff and up of it compare with the same
+        # wheelhouse (a source edited meanwhile is the next command's).
+        self._shipped: Artifacts | None = None
 
     # check ---------------------------------------------------------------------------
     async def check(self, olds: dict[str, Any], news: dict[str, Any]) -> Checked:
@@ -605,17 +609,18 @@ class MachineLattice:
 
     # planning ----------------------------------------------------------------------------
     async def _artifacts(self, spec: MachineLatticeSpec, progress: Progress) -> Artifacts:
-        def load() -> Artifacts:
-            return Artifacts(
-                nats_server=packaged_nats_server(),
-                wheelhouse=host_wheelhouse(progress.info),
-                registry=operator_registry() if spec.registry_port is not None else None,
-            )
+        def load(shipped: Artifacts | None) -> Artifacts:
+            if shipped is None:
+                shipped = Artifacts(packaged_nats_server(), host_wheelhouse(progress.info), None)
+            if spec.registry_port is not None and shipped.registry is None:
+                shipped = replace(shipped, registry=operator_registry())
+            return shipped
 
         try:
-            return await asyncio.to_thread(load)
+            self._shipped = await asyncio.to_thread(load, self._shipped)
         except ProvisionError as e:
             raise RuntimeError(str(e)) from None
+        return self._shipped
 
     async def _plan(
         self, spec: MachineLatticeSpec, fleet: Fleet, artifacts: Artifacts
