@@ -8,9 +8,11 @@ as they were booted."""
 from __future__ import annotations
 
 import asyncio
+import subprocess
 import time
 import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import nats
@@ -18,12 +20,13 @@ import nats.errors
 import nats.js.errors
 import pytest
 
-from host_agent.lattice.jetstream import open_kv
+from host_agent.lattice.jetstream import open_kv, read_json, update_json
 from host_agent.lattice.wadm import WadmClient
+from host_agent.local.supervisor import listening_async
 from pulumi_wasmcloud.provider.engine_log import EngineLog
 from pulumi_wasmcloud.provider.lattice_resource import LatticeResource
 from pulumi_wasmcloud.provider.values import plain, to_props
-from tests.lattice import run_async
+from tests.lattice import VENV_BIN, free_port, run_async
 from tests.machines import Machine, Machines, booted
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
@@ -288,3 +291,65 @@ async def test_a_machine_failing_mid_install_is_named_the_others_finish_and_a_re
             assert time.monotonic() < deadline, f"{machine.name}: {machine.processes()}"
             await asyncio.sleep(0.2)
         assert machine.own_files() == booted_files[machine.name], machine.name
+
+
+@run_async
+async def test_a_client_on_a_leaf_node_writes_the_hubs_buckets_through_the_domain(
+    tmp_path: Path,
+) -> None:
+    """On loopback, no machines: a hub in domain "core" and a leaf node without
+    JetStream. The leaf connection refuses ``$KV.>``, so nats-py's own KV write finds no
+    stream; a bucket opened with ``open_kv`` writes through the domain and works."""
+    hub_port, leaf_port, listen_port = free_port(), free_port(), free_port()
+    hub = tmp_path / "hub.conf"
+    hub.write_text(
+        f'listen: "127.0.0.1:{hub_port}"\nserver_name: "hub"\n'
+        f'jetstream {{ store_dir: "{tmp_path / "js"}", domain: "{DOMAIN}" }}\n'
+        f'leafnodes {{ listen: "127.0.0.1:{listen_port}" }}\n'
+    )
+    leaf = tmp_path / "leaf.conf"
+    leaf.write_text(
+        f'listen: "127.0.0.1:{leaf_port}"\nserver_name: "leaf"\n'
+        f'leafnodes {{ remotes: [ {{ urls: ["nats-leaf://127.0.0.1:{listen_port}"] }} ] }}\n'
+    )
+    servers = [
+        subprocess.Popen(
+            [str(VENV_BIN / "nats-server"), "-c", str(conf)], stderr=subprocess.DEVNULL
+        )
+        for conf in (hub, leaf)
+    ]
+    try:
+        for port in (hub_port, leaf_port):
+            deadline = time.monotonic() + 10
+            while not await listening_async(port):
+                assert time.monotonic() < deadline, f"nats-server on {port} did not listen"
+        core = await nats.connect(f"nats://127.0.0.1:{hub_port}")
+        try:
+            await open_kv(core.jetstream(domain=DOMAIN), "LATTICEDATA_default")
+        finally:
+            await core.close()
+        edge = await nats.connect(f"nats://127.0.0.1:{leaf_port}")
+        try:
+            js = edge.jetstream(domain=DOMAIN, timeout=2)
+            deadline = time.monotonic() + 10
+            while True:  # until the leaf connection is up
+                try:
+                    plain_kv = await js.key_value("LATTICEDATA_default")
+                    break
+                except (nats.js.errors.ServiceUnavailableError, nats.errors.TimeoutError):
+                    assert time.monotonic() < deadline, "the leaf node did not connect"
+                    await asyncio.sleep(0.1)
+            with pytest.raises(nats.js.errors.NoStreamResponseError):
+                await plain_kv.put("plain", b"0")
+            kv = await open_kv(js, "LATTICEDATA_default")
+            await update_json(kv, "link", lambda current: {"n": 1})
+            await update_json(kv, "link", lambda current: {"n": current["n"] + 1})
+            assert await read_json(kv, "link") == ({"n": 2}, 2)
+            await update_json(kv, "link", lambda current: None)
+            assert await read_json(kv, "link") == (None, None)
+        finally:
+            await edge.close()
+    finally:
+        for server in servers:
+            server.terminate()
+            server.wait(timeout=10)
