@@ -3,7 +3,8 @@ directly as the engine would: 3 core nodes and one edge leaf node. The cluster f
 JetStream in its domain, an edge client reaches the lattice's buckets across its leaf
 node, the buckets have 3 replicas, a second `up` runs no command, a core node stopped
 leaves the lattice serving and is drift that `up` repairs, and delete leaves the machines
-as they were booted."""
+as they were booted. A machine failing mid-install is named while the others finish. And
+on loopback, why buckets are written through the domain from a leaf node."""
 
 from __future__ import annotations
 
