@@ -175,17 +175,17 @@ class Machine:
             lines.append(f"{kind} {path} {detail}".rstrip())
         return sorted(lines)
 
-    def processes(self) -> list[str]:
-        """The command lines of the processes running on this machine besides its PID 1
+    def processes(self) -> dict[int, str]:
+        """The processes running on this machine (pid -> command line) besides its PID 1
         (sshd) and the ``ps`` that lists them."""
-        listed = self.inside(["ps", "-eo", "pid=,args="])
+        listed = self.inside(["ps", "-ww", "-eo", "pid=,args="])
         if listed.returncode != 0:
             raise RuntimeError(f"ps on {self.name}: {listed.stderr.strip()}")
-        found = []
+        found = {}
         for row in listed.stdout.splitlines():
             pid, _, args = row.strip().partition(" ")
-            if pid != "1" and args.strip() != "ps -eo pid=,args=":
-                found.append(args.strip())
+            if pid != "1" and args.strip() != "ps -ww -eo pid=,args=":
+                found[int(pid)] = args.strip()
         return found
 
     def sshd_log(self) -> str:
