@@ -360,6 +360,10 @@ def survey(
     return MachinePlan(name, nats_changes, services)
 
 
+def restarts_nats(plan: MachinePlan) -> bool:
+    return any(c.description.startswith("nats-server service: restart") for c in plan.nats)
+
+
 def survey_removal(name: str, connection: SshConnection) -> list[Change]:
     """Everything of ours on the machine, to remove (the controller first, NATS last)."""
     nats_facts = gather_nats_server_facts(connection)
@@ -448,12 +452,16 @@ def failed(failures: Mapping[str, BaseException], doing: str) -> RuntimeError:
 # --- the cluster -------------------------------------------------------------------------
 
 
-async def await_jetstream(spec: MachineLatticeSpec, timeout: float = JETSTREAM_TIMEOUT) -> None:
-    """Until the core cluster's JetStream answers in its domain (it has a meta leader),
-    then make the lattice's host buckets with their replicas (a host opening them finds
-    them; it would make them with one copy). A bucket is made once enough nodes are
-    current, so that is retried too."""
-    urls = [spec.topology.nats_urls[name] for name in spec.topology.core]
+async def await_jetstream(
+    spec: MachineLatticeSpec, via: str | None = None, timeout: float = JETSTREAM_TIMEOUT
+) -> None:
+    """Until the core cluster's JetStream answers in its domain (it has a meta leader)
+    through any core node, or through ``via`` (a restarted node: it has rejoined when it
+    answers), then make the lattice's host buckets with their replicas (a host opening
+    them finds them; it would make them with one copy). A bucket is made once enough
+    nodes are current, so that is retried too."""
+    core = spec.topology.core if via is None else (via,)
+    urls = [spec.topology.nats_urls[name] for name in core]
     deadline = time.monotonic() + timeout
     last: object = None
     while time.monotonic() < deadline:
@@ -739,11 +747,25 @@ class MachineLattice:
 
         async with opened(spec.machines, host_keys) as fleet:
             plans = await self._plan(spec, fleet, artifacts)
+            # A running core node whose nats-server restarts (a new config or binary)
+            # goes one at a time, each back in the cluster before the next, so the others
+            # keep JetStream's majority; everything else at once.
+            rolling = [n for n in spec.topology.core if n in plans and restarts_nats(plans[n])]
             await asyncio.to_thread(
-                fleet.each, lambda name, connection: step(name, connection, plans[name].nats)
+                fleet.each,
+                lambda name, connection: step(name, connection, plans[name].nats),
+                [name for name in plans if name not in rolling],
             )
             try:
                 await await_jetstream(spec)
+                for node in rolling:
+                    await asyncio.to_thread(
+                        fleet.each,
+                        lambda name, connection: step(name, connection, plans[name].nats),
+                        [node],
+                    )
+                    if node in fleet.connections:
+                        await await_jetstream(spec, via=node)
             except RuntimeError as e:
                 problems["the cluster"] = e
             else:

@@ -9,10 +9,12 @@ on loopback, why buckets are written through the domain from a leaf node."""
 from __future__ import annotations
 
 import asyncio
+import json
 import subprocess
 import time
 import urllib.request
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -143,6 +145,18 @@ async def replicas(server: str) -> dict[str, tuple[int, int]]:
         await nc.close()
 
 
+def server_start(machine: Machine) -> float:
+    """When the node's nats-server started (its monitoring endpoint's ``/varz``: RFC 3339
+    with up to nine fraction digits, which Go trims), in seconds since the epoch."""
+    address = f"http://{machine.address}:8222/varz"
+    with urllib.request.urlopen(address, timeout=10) as answer:
+        start = str(json.loads(answer.read())["start"])
+    whole, _, rest = start.partition(".")
+    fraction = rest.rstrip("Z")[:6] if rest else "0"
+    moment = datetime.fromisoformat(whole.rstrip("Z") + "+00:00")
+    return moment.timestamp() + float(f"0.{fraction}")
+
+
 def stop_nats_server(machine: Machine) -> None:
     """Stop the node's supervised nats-server as an operator would (the supervisor goes
     with it, so nothing restarts it)."""
@@ -229,6 +243,24 @@ async def test_a_lattice_on_machines_serves_survives_a_core_node_and_leaves_noth
     read = await handler.read(created.id, state)
     assert read is not None and read["drift"] == {} and read["running"] is True
     await kv_round_trip(url(machines, "core-3"), "core-3-back", b"3")
+
+    # A new JetStream limit reaches the core nodes' configs (a leaf node has no JetStream);
+    # they restart one at a time, each back in the cluster before the next goes.
+    limited = {**inputs, "maxFileStore": 2 << 30}
+    diff = await handler.diff(created.id, state, limited)
+    assert "maxFileStore" in diff.changed and diff.replaces == []
+    restarts = [f"nats-server service: restart on {name}" for name in CORE]
+    assert [n for n in log.take() if "service: restart" in n] == restarts
+    state = wire(await handler.update(created.id, state, limited, preview=False))
+    done = [p for p in log.progress if "service: restart" in p]
+    assert done == [f"{name}: nats-server service: restart on {name}" for name in CORE]
+    # Each node's nats-server started after the one before it had rejoined.
+    started = [server_start(machines[name]) for name in CORE]
+    assert started == sorted(started) and len(set(started)) == len(CORE), started
+    log.take()
+    config = machines["core-2"].inside(["cat", "/etc/wasmcloud/nats-server.conf"]).stdout
+    assert f"max_file_store: {2 << 30}" in config
+    await kv_round_trip(url(machines, EDGE), "with-the-new-limit", b"4")
 
     # Delete: nothing of ours on any machine.
     await handler.delete(created.id, state)
