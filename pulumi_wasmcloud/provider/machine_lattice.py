@@ -9,7 +9,9 @@ Every operation starts the same way: connect to every machine at once, gather it
 and plan what it still needs. Preview shows those plans (one sentence per change, per
 machine); ``up`` applies them in three steps across all machines: NATS everywhere, then
 (once JetStream has a meta leader) the lattice's host buckets made with their replicas,
-then the controllers and the registry; it ends when a controller answers. A machine that
+then the controllers and the registry; it ends when a controller answers. A running
+core node whose nats-server must restart (new config or binary) restarts alone, and the
+next only once it is back in the cluster, so JetStream keeps its majority. A machine that
 fails is named with its output while the others finish; the update then fails, and a
 re-run converges (what was done is found done). A machine we cannot serve (another
 architecture) is refused by name before anything changes anywhere.
