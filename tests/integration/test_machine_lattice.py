@@ -191,7 +191,7 @@ async def test_a_lattice_on_machines_serves_survives_a_core_node_and_leaves_noth
     assert not any(n.endswith(f"on {EDGE}") and "controller" in n for n in notes)
     assert "docker-registry 2.8.2+ds1: install on core-1" in notes
     assert set(preview.outputs["drift"]) == {*CORE, EDGE}
-    assert not any("/opt/wasmcloud" in p for m in machines for p in m.processes())
+    assert not any("/opt/wasmcloud" in p for m in machines for p in m.processes().values())
 
     created = await handler.create(inputs, preview=False)
     state = wire(created.outputs)
