@@ -36,14 +36,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import hashlib
-import io
 import json
 import os
 import shlex
 import statistics
 import subprocess
 import sys
-import tarfile
 import tempfile
 import time
 import tomllib
@@ -69,6 +67,7 @@ from pulumi_wasmcloud.provision.agent import (
     plan_host_agent,
     state_path,
     venv_path,
+    wheelhouse_archive,
 )
 from pulumi_wasmcloud.provision.changes import Change, Shell, apply
 from pulumi_wasmcloud.provision.connector import SshConnection, SshTarget
@@ -453,25 +452,6 @@ def pyinfra_service(
 
 
 WHEELHOUSE_ARCHIVE = f"{AGENT_DIR}/wheelhouse.tar"  # pyinfra's: kept, for did_change
-
-
-def wheelhouse_archive(wheelhouse: Wheelhouse) -> bytes:
-    """The wheels and their SHA256SUMS in one tar, as ours uploads them."""
-    data = io.BytesIO()
-    sums = []
-    with tarfile.open(fileobj=data, mode="w") as archive:
-        for path in wheelhouse.files:
-            content = path.read_bytes()
-            sums.append(f"{hashlib.sha256(content).hexdigest()}  {path.name}\n")
-            add_to_tar(archive, path.name, content)
-        add_to_tar(archive, "SHA256SUMS", "".join(sums).encode())
-    return data.getvalue()
-
-
-def add_to_tar(archive: tarfile.TarFile, name: str, content: bytes) -> None:
-    info = tarfile.TarInfo(name)
-    info.size, info.mode = len(content), 0o644
-    archive.addfile(info, io.BytesIO(content))
 
 
 def agent_install(wheelhouse: Wheelhouse) -> str:

@@ -333,8 +333,9 @@ def refuse_unsupported_agent(machine: str, facts: AgentFacts, wheelhouse: Wheelh
 
 
 @functools.lru_cache(maxsize=4)
-def _wheelhouse_archive(wheelhouse: Wheelhouse) -> bytes:
-    """The wheels and a SHA256SUMS of them, as one tar (one upload)."""
+def wheelhouse_archive(wheelhouse: Wheelhouse) -> bytes:
+    """The wheels and a SHA256SUMS of them, as one tar (one upload; benchmarks/provision.py
+    gives pyinfra the same archive)."""
     data = io.BytesIO()
     sums = []
     with tarfile.open(fileobj=data, mode="w") as archive:
@@ -413,7 +414,7 @@ def _install(machine: str, facts: AgentFacts, wheelhouse: Wheelhouse) -> list[Ch
     else:
         described = f"host agent {wanted.version}: reinstall on {machine} (its wheels changed)"
     commands: tuple[Command, ...] = (
-        Upload(archive, _wheelhouse_archive(wheelhouse), 0o600),
+        Upload(archive, wheelhouse_archive(wheelhouse), 0o600),
         Shell(script, timeout=INSTALL_SECONDS),
     )
     return [Change(described, commands)]
