@@ -52,6 +52,9 @@ MONITORING_PORT = 8222  # every nats-server's monitoring endpoint (/connz, /rout
 APP = "counter"
 # The counter's wRPC queue group: {lattice}.{component id}, the id being <app>-<component>.
 COUNTER_QUEUE = f"default.{APP}-counter"
+# The JetStream stream behind the counter's wasi:keyvalue bucket (keyvalue-nats names
+# the bucket after the component's, "default"; a KV bucket's stream is KV_<bucket>).
+COUNTER_STREAM = "KV_default"
 COMMAND_TIMEOUT = 900  # one pulumi command on five machines (the first up installs)
 # Which cluster node goes down in test_a_cluster_node_down: not cluster[0], whose address
 # is the lattice's natsUrl (the provider's and tools' way in) and which runs the registry.
@@ -213,6 +216,18 @@ def app_status(nats_url: str, within: float = 60.0) -> tuple[StatusType, int]:
         raise AssertionError("unreachable")
 
     answer: tuple[StatusType, int] = with_nats(nats_url, ask)
+    return answer
+
+
+def store_replicas(nats_url: str) -> tuple[int, str]:
+    """The replicas of the stream behind the counter's KV bucket, and its leader."""
+
+    async def ask(nc: Any) -> tuple[int, str]:
+        info = await nc.jetstream(domain="core").stream_info(COUNTER_STREAM)
+        leader = info.cluster.leader if info.cluster is not None else "?"
+        return int(info.config.num_replicas or 1), str(leader)
+
+    answer: tuple[int, str] = with_nats(nats_url, ask)
     return answer
 
 
@@ -458,6 +473,11 @@ def test_a_second_up_changes_nothing_and_runs_no_command(deployed: Deployed) -> 
 def test_a_cluster_node_down_keeps_serving_and_up_repairs_it(deployed: Deployed) -> None:
     machines, stack = deployed.machines, deployed.stack
     victim = machines[VICTIM]
+    # The counts live in the app's JetStream KV bucket (keyvalue-nats): they survive a
+    # node only with copies on the others, as the lattice's own buckets have.
+    replicas, leader = store_replicas(deployed.nats_url)
+    print(f"the counter's bucket {COUNTER_STREAM}: {replicas} replicas, leader {leader}")
+    assert replicas == len(CORE), f"{COUNTER_STREAM} has {replicas} replica(s), on {leader}"
     # The node's service is stopped the hard way: its supervisor's process group killed.
     pid = victim.inside(["cat", "/var/lib/wasmcloud/services/nats-server/pid"]).stdout.strip()
     assert pid.isdigit(), f"no nats-server service pid on {VICTIM}"
