@@ -28,6 +28,11 @@ MISSING_KEY = (KeyNotFoundError, KeyDeletedError)
 _UPDATE_ATTEMPTS = 8
 
 
+def kv_stream(bucket: str) -> str:
+    """The stream that holds a KV bucket (JetStream's naming)."""
+    return f"KV_{bucket}"
+
+
 async def open_kv(js: JetStreamContext, name: str, replicas: int = 1, **config: Any) -> KeyValue:
     """The bucket, created on disk (file storage, history 1, ``replicas`` copies) if it
     does not exist yet; an existing bucket is opened as it is. Through a JetStream

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from nats.aio.client import Client as NatsClient
 
+from host_agent.providers.contract import HostData
 from host_agent.providers.keyvalue_server import KeyValueProvider
 from host_agent.providers.kv_backends import InMemoryBackend
 from host_agent.providers.sdk import run_provider
@@ -11,7 +12,7 @@ from host_agent.providers.sdk import run_provider
 _SHARED = InMemoryBackend()
 
 
-def backend(config: dict[str, str], nc: NatsClient) -> InMemoryBackend:
+def backend(config: dict[str, str], nc: NatsClient, host: HostData) -> InMemoryBackend:
     return _SHARED
 
 

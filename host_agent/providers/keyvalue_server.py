@@ -20,7 +20,9 @@ from host_agent.wrpc.transport import Payload, WrpcServer
 
 log = logging.getLogger("host_agent.provider.keyvalue")
 
-BackendFactory = Callable[[dict[str, str], NatsClient], KeyValueBackend]
+# A backend from a config (the host's, or a link's target_config), the provider's NATS
+# connection and what its host told it (its lattice).
+BackendFactory = Callable[[dict[str, str], NatsClient, HostData], KeyValueBackend]
 Handler = Callable[[bytes, dict[str, str]], Awaitable[bytes]]
 
 
@@ -37,12 +39,14 @@ class KeyValueProvider:
         self._backends: dict[str, KeyValueBackend] = {}  # by source component id
         self._default: KeyValueBackend | None = None
         self._nc: NatsClient | None = None
+        self._host: HostData | None = None
         self.provider_id = ""
 
     async def start(self, host: HostData, nc: NatsClient) -> None:
         self._nc = nc
         self.provider_id = host.provider_key
-        self._default = self._make_backend(host.config, nc)
+        self._host = host
+        self._default = self._make_backend(host.config, nc, host)
         server = WrpcServer(nc, host.lattice_rpc_prefix)
         for function, handler in self._handlers().items():
             interface, _, name = function.partition(".")
@@ -60,7 +64,10 @@ class KeyValueProvider:
         old = self._backends.pop(link.source_id, None)
         if old is not None:
             await old.close()
-        self._backends[link.source_id] = self._make_backend(link.target_config, self._nc)
+        assert self._host is not None
+        self._backends[link.source_id] = self._make_backend(
+            link.target_config, self._nc, self._host
+        )
         log.info("link from %s ready (%s)", link.source_id, ", ".join(link.interfaces))
 
     async def link_del(self, link: InterfaceLinkDefinition) -> None:

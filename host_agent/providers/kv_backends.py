@@ -11,14 +11,14 @@ from typing import Protocol
 
 import redis.asyncio as aioredis
 from nats.aio.client import Client as NatsClient
-from nats.js.errors import BucketNotFoundError, KeyNotFoundError, KeyWrongLastSequenceError
+from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError, NotFoundError
 from nats.js.kv import KeyValue
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import RedisError
 
 from host_agent.interfaces.keyvalue import KeyValueError
-from host_agent.lattice.jetstream import kv_keys
+from host_agent.lattice.jetstream import kv_keys, open_kv
 from host_agent.redaction import redact_text, redact_url
 
 PAGE = 1000  # keys per list-keys page
@@ -141,20 +141,38 @@ class RedisBackend:
 
 
 class NatsKvBackend:
-    """One JetStream KV bucket per wasi:keyvalue bucket name (created on first use)."""
+    """One JetStream KV bucket per wasi:keyvalue bucket name (created on first use).
 
-    def __init__(self, nc: NatsClient, bucket_override: str | None = None) -> None:
-        self._js = nc.jetstream()
+    ``js_domain`` is the link's `js_domain` (as upstream keyvalue-nats reads it): a host at
+    the edge reaches the core's JetStream through it. A new bucket gets as many replicas as
+    the stream ``replicas_like`` has (the lattice's own data, which the Lattice sized to its
+    cluster), so an application's data survives what the lattice's does; 1 without it."""
+
+    def __init__(
+        self,
+        nc: NatsClient,
+        bucket_override: str | None = None,
+        js_domain: str | None = None,
+        replicas_like: str | None = None,
+    ) -> None:
+        self._js = nc.jetstream(domain=js_domain)
         self._override = bucket_override
+        self._replicas_like = replicas_like
         self._buckets: dict[str, KeyValue] = {}
+
+    async def _replicas(self) -> int:
+        if self._replicas_like is None:
+            return 1
+        try:
+            info = await self._js.stream_info(self._replicas_like)
+        except NotFoundError:
+            return 1
+        return info.config.num_replicas or 1
 
     async def _kv(self, bucket: str) -> KeyValue:
         name = self._override or bucket or "default"
         if name not in self._buckets:
-            try:
-                self._buckets[name] = await self._js.key_value(name)
-            except BucketNotFoundError:
-                self._buckets[name] = await self._js.create_key_value(bucket=name)
+            self._buckets[name] = await open_kv(self._js, name, await self._replicas())
         return self._buckets[name]
 
     async def get(self, bucket: str, key: str) -> bytes | None:
