@@ -106,7 +106,7 @@ async def host_in_lattice(url: str, host_id: str) -> dict[str, Any] | None:
 
 
 def agent_processes(machine: Machine) -> list[str]:
-    return [p for p in machine.processes() if "-m host_agent" in p]
+    return [p for p in machine.processes().values() if "-m host_agent" in p]
 
 
 def said(log: EngineLog, since: int) -> list[str]:
@@ -258,7 +258,7 @@ async def test_a_host_on_a_machine_joins_converges_keeps_its_id_and_leaves_no_tr
         assert await host_in_lattice(url, host_id) is None
     # edge-1 is as it was: no process, unit or file of ours.
     assert edge.own_files() == before
-    assert not [p for p in edge.processes() if "wasmcloud" in p] + agent_processes(edge)
+    assert not [p for p in edge.processes().values() if "wasmcloud" in p] + agent_processes(edge)
 
 
 @run_async
@@ -295,7 +295,7 @@ async def test_an_unreachable_machine_is_named_and_a_failed_create_leaves_nothin
         assert "its log" in details
         assert [m for m in log.messages if m.startswith("edge-1: ")][-1] != "edge-1: 0 commands"
     assert edge.own_files() == before
-    assert not [p for p in edge.processes() if "wasmcloud" in p] + agent_processes(edge)
+    assert not [p for p in edge.processes().values() if "wasmcloud" in p] + agent_processes(edge)
 
 
 @run_async
