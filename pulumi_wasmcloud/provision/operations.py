@@ -180,20 +180,20 @@ def plan_remove_nats_server(machine: str, facts: NatsServerFacts) -> list[Change
     """Stop and remove the service, the binary, the config and JetStream's store."""
     changes = plan_remove(machine, NATS_SERVICE, facts.service, facts.machine.systemd)
     if facts.installed_version is not None or facts.config_sha256 is not None:
-        paths = " ".join(
-            shlex.quote(p)
-            for p in (
-                NATS_SERVER_BINARY,
-                NATS_SERVER_CONFIG,
-                NATS_SERVER_CANDIDATE,
-                NATS_SERVER_STORE,
-            )
-        )
-        removal: tuple[Command, ...] = (
-            Shell(f"rm -rf {paths}"),
-            remove_empty_dirs(
-                "/opt/wasmcloud/bin", "/opt/wasmcloud", "/etc/wasmcloud", "/var/lib/wasmcloud"
-            ),
+        removal = remove_shipped_files(
+            NATS_SERVER_BINARY, NATS_SERVER_CONFIG, NATS_SERVER_CANDIDATE, NATS_SERVER_STORE
         )
         changes.append(Change(f"nats-server: remove from {machine}", removal))
     return changes
+
+
+def remove_shipped_files(*paths: str) -> tuple[Command, ...]:
+    """Remove what we shipped to a machine (binaries, configs, stores), then those of our
+    directories it left empty; shared by every shipped service's removal."""
+    quoted = " ".join(shlex.quote(p) for p in paths)
+    return (
+        Shell(f"rm -rf {quoted}"),
+        remove_empty_dirs(
+            "/opt/wasmcloud/bin", "/opt/wasmcloud", "/etc/wasmcloud", "/var/lib/wasmcloud"
+        ),
+    )

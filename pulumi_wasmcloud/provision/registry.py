@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from pulumi_wasmcloud.provision.changes import Change, Command, Shell, Upload
+from pulumi_wasmcloud.provision.changes import Change, Upload
 from pulumi_wasmcloud.provision.connector import ProvisionError, SshConnection
 from pulumi_wasmcloud.provision.facts import (
     ABSENT,
@@ -31,13 +31,12 @@ from pulumi_wasmcloud.provision.facts import (
     file_sha256,
     probe_many,
 )
-from pulumi_wasmcloud.provision.operations import Unsupported, elf_arch
+from pulumi_wasmcloud.provision.operations import Unsupported, elf_arch, remove_shipped_files
 from pulumi_wasmcloud.provision.service import (
     ServiceSpec,
     ServiceState,
     plan_remove,
     plan_service,
-    remove_empty_dirs,
     service_state,
 )
 
@@ -224,12 +223,6 @@ def plan_remove_registry(machine: str, facts: RegistryFacts) -> list[Change]:
     """Stop and remove the service, the binary, the config and the stored images."""
     changes = plan_remove(machine, REGISTRY_SERVICE, facts.service, facts.machine.systemd)
     if facts.binary_sha256 is not None or facts.config_sha256 is not None:
-        paths = " ".join(shlex.quote(p) for p in (REGISTRY_BINARY, REGISTRY_CONFIG, REGISTRY_STORE))
-        removal: tuple[Command, ...] = (
-            Shell(f"rm -rf {paths}"),
-            remove_empty_dirs(
-                "/opt/wasmcloud/bin", "/opt/wasmcloud", "/etc/wasmcloud", "/var/lib/wasmcloud"
-            ),
-        )
+        removal = remove_shipped_files(REGISTRY_BINARY, REGISTRY_CONFIG, REGISTRY_STORE)
         changes.append(Change(f"registry: remove from {machine}", removal))
     return changes
