@@ -39,6 +39,7 @@ from pulumi.runtime._grpc_settings import _GRPC_CHANNEL_OPTIONS
 from pulumi.runtime.proto import provider_pb2_grpc
 
 from pulumi_wasmcloud.provider.application_resource import ApplicationResource
+from pulumi_wasmcloud.provider.ec2_machine import Ec2MachineResource
 from pulumi_wasmcloud.provider.engine_log import EngineLog, current_urn
 from pulumi_wasmcloud.provider.handlers import (
     Diff,
@@ -54,6 +55,7 @@ from pulumi_wasmcloud.provision.connector import ProvisionError
 LATTICE = "wasmcloud:index:Lattice"
 HOST = "wasmcloud:index:Host"
 APPLICATION = "wasmcloud:index:Application"
+EC2_MACHINE = "wasmcloud:index:Ec2Machine"
 # Properties that report the lattice as it runs (drift), not what the program asked for.
 LIVE_PROPERTIES = frozenset({"placement", "running", "status", "converged"})
 # What an imported resource's inputs are, from what read returned.
@@ -70,6 +72,7 @@ class WasmcloudProvider(Provider):
             LATTICE: LatticeResource(log),
             HOST: HostResource(self.settings, log),
             APPLICATION: ApplicationResource(log, self.settings),
+            EC2_MACHINE: Ec2MachineResource(log),
         }
         self.config: dict[str, Any] = {}
 
