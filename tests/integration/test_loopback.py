@@ -69,7 +69,7 @@ async def listening_soon(port: int) -> set[str]:
 # Examples whose hosts run on other machines (SSH): there an http-server serves the
 # machine's interfaces, which is the point; everything that runs on this machine listens
 # on loopback only.
-ON_MACHINES = (EXAMPLES / "edge-core",)
+ON_MACHINES = (EXAMPLES / "edge-core", EXAMPLES / "multi-region")
 
 
 def example_manifests() -> list[Path]:

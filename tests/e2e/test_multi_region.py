@@ -1,0 +1,314 @@
+"""examples/multi-region end to end, driven by the real Pulumi CLI the way its README
+says, one stack per environment:
+
+- dev (Pulumi.dev.yaml as shipped, its machines booted as namespace machines with the
+  names it lists; only their addresses and host keys set): up, the counter answers in
+  each region from that region's hosts, a new version rolls out region by region, a
+  broken version stops in the first region (rolled back, `up` says so, the other regions
+  keep the old version), destroy leaves the machines as booted.
+- prod (Pulumi.prod.yaml as shipped, against moto's EC2 API and the hypervisor of
+  tests/ec2.py, which boots a namespace machine at each instance's private address):
+  the machines first, then the apps' placement as preview showed it, destroy leaves no
+  instance, security group or key pair.
+
+Each environment shares one deployed stack across its tests, which run in file order;
+every `pulumi` command prints how many seconds it took.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import re
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from host_agent.lattice.client import CtlClient
+from host_agent.lattice.wadm import WadmClient
+from tests.e2e.test_machines_edge_core import keyscan_line, with_nats
+from tests.example_projects import example_project
+from tests.lattice import ROOT, http_get
+from tests.machines import Machines, booted
+from tests.pulumi_cli import PULUMI_BIN, cli_environment
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
+
+EXAMPLE = ROOT / "examples" / "multi-region"
+PROJECT = "wasmcloud-multi-region"
+COMMAND_TIMEOUT = 900  # one pulumi command (a first up installs every machine)
+# A build of another component promoted by mistake: tests/components/types-caller answers
+# its own routes only (404 on the health path), so the health check fails.
+BROKEN_WASM = ROOT / "tests" / "components" / "types-caller" / "build" / "types-caller.wasm"
+HEALTH_TIMEOUT = 20  # seconds a failing version is given before it is rolled back
+
+
+def shipped_config(stack: str) -> dict[str, Any]:
+    """The example's Pulumi.<stack>.yaml, keys without the project prefix."""
+    data = yaml.safe_load((EXAMPLE / f"Pulumi.{stack}.yaml").read_text())["config"]
+    return {key.removeprefix(f"{PROJECT}:"): value for key, value in data.items()}
+
+
+DEV = shipped_config("dev")
+DEV_REGIONS = {
+    machine["name"]: region["name"] for region in DEV["regions"] for machine in region["machines"]
+}  # machine -> region
+ROLLOUT = list(DEV["rolloutOrder"])
+FIRST = ROLLOUT[0]
+
+
+@dataclass
+class Events:
+    """What `pulumi up --json` streamed: the engine's events in order."""
+
+    events: list[dict[str, Any]]
+
+    def steps(self, kind: str) -> list[tuple[int, str, str]]:
+        """(sequence, op, resource name) of each ``kind`` event (resourcePreEvent,
+        resOutputsEvent, resOpFailedEvent) for a real resource step."""
+        found = []
+        for event in self.events:
+            if kind in event:
+                metadata = event[kind]["metadata"]
+                name = metadata["urn"].rsplit("::", 1)[1]
+                found.append((int(event["sequence"]), str(metadata["op"]), name))
+        return found
+
+    def said(self) -> str:
+        """Every diagnostic message (the provider's logs and errors, the engine's)."""
+        return "".join(
+            event["diagnosticEvent"]["message"]
+            for event in self.events
+            if "diagnosticEvent" in event and event["diagnosticEvent"]["severity"] != "debug"
+        )
+
+
+class ExampleStack:
+    """The example as stack ``stack`` (from its shipped Pulumi.<stack>.yaml) on a file
+    backend under ``workdir``; every command's output kept under ``logs``."""
+
+    def __init__(self, workdir: Path, stack: str, env: dict[str, str] | None = None) -> None:
+        if not (PULUMI_BIN / "pulumi").exists():
+            pytest.fail("the Pulumi CLI is missing: run scripts/bootstrap.sh (it builds it)")
+        self.dir = example_project(EXAMPLE, workdir / "project", stack)
+        self.env = {**cli_environment(workdir, "multi-region"), **(env or {})}
+        self.logs = workdir / "logs"
+        self.logs.mkdir()
+        self.commands_run = 0
+        self.run("stack", "init", stack)
+
+    def run(
+        self, *args: str, ok: bool = True, stdin: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        started = time.monotonic()
+        done = subprocess.run(
+            ["pulumi", "--non-interactive", *args],
+            cwd=self.dir,
+            env=self.env,
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=COMMAND_TIMEOUT,
+        )
+        took = time.monotonic() - started
+        self.commands_run += 1
+        log = self.logs / f"{self.commands_run:02d}-{'-'.join(args[:2])}.log"
+        log.write_text(f"pulumi {' '.join(args)}\n{done.stdout}\n--- stderr\n{done.stderr}")
+        if args and args[0] in ("preview", "up", "destroy"):
+            print(f"pulumi {' '.join(args)}: {took:.1f}s, exit {done.returncode} ({log})")
+        if ok and done.returncode != 0:
+            raise AssertionError(f"pulumi {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}")
+        return done
+
+    def config(self, path: str, value: str, secret: bool = False) -> None:
+        if secret:
+            self.run("config", "set", "--secret", path, stdin=value)
+        else:
+            self.run("config", "set", "--path", path, "--", value)
+
+    def up(self, ok: bool = True) -> tuple[subprocess.CompletedProcess[str], Events]:
+        done = self.run("up", "--yes", "--skip-preview", "--json", ok=ok)
+        events = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+        return done, Events(events)
+
+    def outputs(self) -> dict[str, Any]:
+        return dict(json.loads(self.run("stack", "output", "--json", "--show-secrets").stdout))
+
+
+# -- what the lattice says ---------------------------------------------------------------
+
+
+def running_placement(nats_url: str, names: dict[str, str]) -> dict[str, dict[str, dict[str, int]]]:
+    """App -> component -> {host name: instances}, from each host's inventory (ids are
+    ``<app>-<component>``)."""
+
+    async def ask(nc: Any) -> dict[str, dict[str, dict[str, int]]]:
+        ctl = CtlClient(nc, "default")
+        placement: dict[str, dict[str, dict[str, int]]] = {}
+        for host in await ctl.ping_hosts(wait=2.0):
+            name = names.get(str(host["id"]), str(host["id"]))
+            inventory = await ctl.get_inventory(str(host["id"]))
+            running = [(c["id"], c["max_instances"]) for c in inventory["components"]]
+            running += [(p["id"], 1) for p in inventory["providers"]]
+            for full_id, instances in running:
+                app, _, component = full_id.rpartition("-")
+                placement.setdefault(app, {}).setdefault(component, {})[name] = instances
+        return placement
+
+    result: dict[str, dict[str, dict[str, int]]] = with_nats(nats_url, ask)
+    return result
+
+
+def app_versions(nats_url: str) -> dict[str, tuple[str | None, list[str]]]:
+    """App -> (deployed version, every version stored), from the wadm API."""
+
+    async def ask(nc: Any) -> dict[str, tuple[str | None, list[str]]]:
+        wadm = WadmClient(nc, "default")
+        answer = {}
+        for model in (await wadm.list()).models:
+            stored = await wadm.versions(model.name)
+            answer[model.name] = (model.deployed_version, [v.version for v in stored.versions])
+        return answer
+
+    result: dict[str, tuple[str | None, list[str]]] = with_nats(nats_url, ask)
+    return result
+
+
+def count(url: str) -> int:
+    """One request to a region's http-server: the count the counter answers."""
+    status, body = http_get(url)
+    key = url.rstrip("/").rsplit("/", 1)[1]
+    assert status == 200, (url, status, body)
+    match = re.fullmatch(rf"{re.escape(key)} -> (\d+)", body.decode())
+    assert match, (url, body)
+    return int(match.group(1))
+
+
+# -- dev: the stack on namespace machines ------------------------------------------------
+
+
+@dataclass
+class DevStack:
+    stack: ExampleStack
+    machines: Machines
+    booted_files: dict[str, list[str]]
+    names: dict[str, str] = field(default_factory=dict)  # host id -> host name
+    nats_url: str = ""
+    endpoints: dict[str, list[str]] = field(default_factory=dict)  # region -> base URLs
+
+
+@pytest.fixture(scope="module")
+def dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevStack]:
+    for machines in booted(*DEV_REGIONS):
+        stack = ExampleStack(tmp_path_factory.mktemp("multi-region-dev"), "dev")
+        deployed = DevStack(stack, machines, {m.name: m.own_files() for m in machines})
+        try:
+            # The README's commands: each machine's address and host key, the SSH key.
+            for r, region in enumerate(DEV["regions"]):
+                for m, entry in enumerate(region["machines"]):
+                    machine = machines[entry["name"]]
+                    at = f"regions[{r}].machines[{m}]"
+                    stack.config(f"{at}.host", machine.address)
+                    stack.config(f"{at}.hostKey", keyscan_line(machine.host_key))
+            stack.config("sshPrivateKey", machines.client_key.private_openssh, secret=True)
+            stack.config("healthTimeoutSeconds", str(HEALTH_TIMEOUT))
+            stack.up()
+            outputs = stack.outputs()
+            deployed.names = {host_id: name for name, host_id in outputs["hosts"].items()}
+            deployed.nats_url = str(outputs["natsUrl"])
+            deployed.endpoints = outputs["endpoints"]
+            yield deployed
+        finally:
+            stack.run("destroy", "--yes", ok=False)
+
+
+def test_dev_the_counter_answers_in_each_region_from_its_hosts(dev: DevStack) -> None:
+    assert set(dev.endpoints) == set(ROLLOUT)
+    # One store behind every region: the counts of one key go on across regions.
+    answers = {region: count(f"{dev.endpoints[region][0]}dev-hello") for region in ROLLOUT}
+    print(f"dev-hello per region: {answers}")
+    assert sorted(answers.values()) == [1, 2, 3], answers
+    # Each region's app runs on that region's hosts only (the host names are the
+    # machines' names, whose regions Pulumi.dev.yaml gives).
+    placement = running_placement(dev.nats_url, dev.names)
+    print(f"running placement: {placement}")
+    for region in ROLLOUT:
+        hosts = {f"{m}-host" for m, r in DEV_REGIONS.items() if r == region}
+        assert placement[f"counter-{region}"] == {
+            "counter": dict.fromkeys(hosts, 1),
+            "kv": dict.fromkeys(hosts, 1),
+            "httpserver": dict.fromkeys(hosts, 1),
+        }, (region, placement)
+    versions = app_versions(dev.nats_url)
+    assert {app: deployed for app, (deployed, _) in versions.items()} == {
+        f"counter-{region}": "v1" for region in ROLLOUT
+    }, versions
+
+
+def test_dev_a_new_version_rolls_out_region_by_region(dev: DevStack) -> None:
+    dev.stack.config("appVersion", "v2")
+    _, events = dev.stack.up()
+    started = {name: seq for seq, op, name in events.steps("resourcePreEvent") if op == "update"}
+    finished = {name: seq for seq, op, name in events.steps("resOutputsEvent") if op == "update"}
+    apps = [f"counter-{region}" for region in ROLLOUT]
+    assert set(started) == set(apps), started  # nothing but the apps changes
+    # Each region's update starts once the previous region's has finished (deployed and
+    # healthy), in rolloutOrder.
+    for before, after in itertools.pairwise(apps):
+        assert finished[before] < started[after], (before, after, started, finished)
+    print(f"rollout order (engine event sequence): started {started}, finished {finished}")
+    versions = app_versions(dev.nats_url)
+    assert {app: versions[app][0] for app in apps} == dict.fromkeys(apps, "v2"), versions
+    for region in ROLLOUT:
+        assert count(f"{dev.endpoints[region][0]}after-v2-{region}") == 1
+
+
+def test_dev_a_version_failing_its_health_check_stops_in_the_first_region(dev: DevStack) -> None:
+    stack = dev.stack
+    stack.config("appVersion", "v3")
+    stack.config("counterWasm", str(BROKEN_WASM))
+    try:
+        done, events = stack.up(ok=False)
+        said = events.said() + done.stderr
+        assert done.returncode != 0, said
+        # `up` names the app, the version, the health URL and the rollback.
+        first = f"counter-{FIRST}"
+        print(f"up of a broken v3 says: {said.strip()[-1500:]}")
+        assert first in said and "v3" in said and "rolled back" in said, said
+        assert f"{dev.endpoints[FIRST][0].rstrip('/')}/healthz" in said, said
+        # The engine changed nothing after the first region.
+        touched = {name for _, op, name in events.steps("resourcePreEvent") if op == "update"}
+        assert touched == {first}, touched
+        failed = {name for _, _, name in events.steps("resOpFailedEvent")}
+        assert failed == {first}, failed
+        # What runs, from the wadm API: the first region back on v2, the others never
+        # given v3.
+        versions = app_versions(dev.nats_url)
+        print(f"versions after the failed rollout: {versions}")
+        assert versions[first][0] == "v2", versions
+        for region in ROLLOUT[1:]:
+            deployed, stored = versions[f"counter-{region}"]
+            assert deployed == "v2" and "v3" not in stored, (region, versions)
+        # And the first region counts again (the rolled-back version answers).
+        assert count(f"{dev.endpoints[FIRST][0]}after-rollback") == 1
+    finally:
+        stack.config("appVersion", "v2")
+        stack.run("config", "rm", "counterWasm")
+    # Back on the code that runs: nothing to change.
+    stack.run("preview", "--expect-no-changes")
+
+
+def test_dev_destroy_leaves_the_machines_as_booted(dev: DevStack) -> None:
+    dev.stack.run("destroy", "--yes")
+    for machine in dev.machines:
+        deadline = time.monotonic() + 20
+        while machine.processes():  # the provider's SSH sessions end as it exits
+            assert time.monotonic() < deadline, f"{machine.name} still runs {machine.processes()}"
+            time.sleep(0.2)
+        assert machine.own_files() == dev.booted_files[machine.name], machine.name
