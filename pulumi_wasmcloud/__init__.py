@@ -14,6 +14,7 @@ __all__ = [
     "Application",
     "CapabilityProvider",
     "Component",
+    "Ec2Machine",
     "Host",
     "Lattice",
     "LeafNode",
@@ -36,6 +37,10 @@ def __getattr__(name: str) -> object:
         from pulumi_wasmcloud import app
 
         return getattr(app, name)
+    if name == "Ec2Machine":
+        from pulumi_wasmcloud.ec2 import Ec2Machine
+
+        return Ec2Machine
     if name in ("LeafNode", "SshMachine"):
         from pulumi_wasmcloud import machines
 
