@@ -30,7 +30,7 @@ import subprocess
 import sys
 import tempfile
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -277,15 +277,25 @@ def _boot_script(name: str, machine_dir: Path, config: Path) -> str:
 
 
 def _boot(name: str, host: int, bridge: Bridge, client_key: KeyPair, directory: Path) -> Machine:
+    return boot_machine(name, bridge.address(host), bridge, [client_key.public_line], directory)
+
+
+def boot_machine(
+    name: str, address: str, bridge: Bridge, authorized_keys: Sequence[str], directory: Path
+) -> Machine:
+    """Boot one machine ``name`` at ``address`` (with the bridge's prefix, e.g.
+    ``198.19.16.4/16``) on ``bridge``, letting in ``authorized_keys`` (``ssh-ed25519 AAAA...``
+    lines; none: nobody logs in) for root and every user, as cloud-init would from a key
+    pair. Its files go in ``directory / name``, which must not exist yet. The caller owns
+    the machine: ``power_off``, then ``namespace.cleanup()`` and removing its directory."""
     machine_dir = directory / name
     (machine_dir / "fs").mkdir(parents=True)
     host_key = KeyPair.generate(f"host@{name}")
     key_file = machine_dir / "ssh_host_ed25519_key"
     key_file.write_text(host_key.private_openssh)
     key_file.chmod(0o600)
-    (machine_dir / "authorized_keys").write_text(client_key.public_line + "\n")
+    (machine_dir / "authorized_keys").write_text("".join(f"{key}\n" for key in authorized_keys))
     (machine_dir / "authorized_keys").chmod(0o644)
-    address = bridge.address(host)
     namespace = NetworkNamespace.create(address=address, bridge=bridge)
     machine: Machine | None = None
     try:
@@ -355,6 +365,17 @@ def boot_machines(names: Sequence[str]) -> Iterator[Machines]:
 
 def leftovers(machines: Machines) -> list[str]:
     """What of ``machines`` is still on this machine after teardown (empty when nothing)."""
+    left = machines_left(list(machines))
+    if machines.bridge.exists():
+        left.append(f"bridge {machines.bridge.name}")
+    if machines.directory.exists():
+        left.append(f"directory {machines.directory}")
+    return left
+
+
+def machines_left(machines: Sequence[Machine]) -> list[str]:
+    """What of these machines (booted one by one with ``boot_machine``) is still on this
+    machine: namespaces, veth pairs, sshd, directories, processes in their networks."""
     left = []
     for machine in machines:
         if machine.namespace.exists():
@@ -365,15 +386,11 @@ def leftovers(machines: Machines) -> list[str]:
             left.append(f"sshd of {machine.name} (pid {machine.sshd.pid})")
         if machine.directory.exists():
             left.append(f"directory {machine.directory}")
-    if machines.bridge.exists():
-        left.append(f"bridge {machines.bridge.name}")
-    if machines.directory.exists():
-        left.append(f"directory {machines.directory}")
     left += [f"process {pid} in a machine" for pid in _pids_in_machines(machines)]
     return left
 
 
-def _pids_in_machines(machines: Machines) -> list[int]:
+def _pids_in_machines(machines: Iterable[Machine]) -> list[int]:
     """Processes whose network namespace is one of the machines' (by inode)."""
     inodes = {machine.net_inode for machine in machines}
     found = []
