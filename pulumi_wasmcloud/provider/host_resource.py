@@ -310,10 +310,14 @@ class HostResource:
         try:
             async with self._lattice(state) as lattice:
                 inventory = await lattice.ctl.get_inventory(id)
-        except CredentialsRefused:
-            raise  # not drift: the user has to give credentials, and the error says so
-        except (LatticeUnreachable, CtlError, nats.errors.Error, TimeoutError):
-            return {**state, "running": False}
+        except LatticeUnreachable as unreachable:  # CredentialsRefused too
+            # Not drift: nothing could be checked. Reporting the host stopped would send a
+            # drift check (and `up`) after a host that may run fine.
+            raise RuntimeError(
+                f"cannot tell whether host {state['name']} runs: {unreachable}"
+            ) from None
+        except (CtlError, nats.errors.Error, TimeoutError):
+            return {**state, "running": False}  # the lattice answers, the host does not
         labels = inventory.get("labels") or {}
         # Only labels this resource manages are compared; hosts add their own (hostcore.*).
         managed = {k: labels[k] for k in state.get("labels", {}) if k in labels}

@@ -305,9 +305,13 @@ class MachineHost:
         try:
             visit = await self._visit(spec, state, _host_keys(state), apply_plan=False)
         except (Unreachable, ConnectionLost) as lost:
-            # Drift, not a failure of the refresh: `up` says what it needs once it can.
-            await self.log.warn(str(lost))
-            return secret_private_keys({**state, "running": False})
+            # Not drift: nothing could be checked. Reporting the host stopped would send a
+            # drift check (and `up`) after a host that may run fine behind a broken network.
+            raise RuntimeError(
+                f"cannot tell whether host {state['name']} runs on {spec.name}: {lost}; "
+                "nothing was changed. Reading it needs SSH to the machine: check the "
+                "machine is up and reachable from here, then run the command again"
+            ) from None
         return secret_private_keys({**state, "running": visit.running, "converged": not visit.plan})
 
     async def delete(self, id: str, state: dict[str, Any]) -> None:

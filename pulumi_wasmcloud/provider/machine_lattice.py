@@ -799,11 +799,18 @@ class MachineLattice:
                 fleet.each, lambda name, connection: survey(spec, artifacts, name, connection)
             )
             failures = dict(fleet.failures)
+        if failures:
+            # Not drift: those machines could not be checked. Reporting them drifted would
+            # send a drift check (and `up`) after nodes that may run fine.
+            said = "; ".join(f"{name}: {error}" for name, error in failures.items())
+            raise RuntimeError(
+                f"cannot read lattice {spec.lattice} on {', '.join(failures)}: {said}; "
+                "nothing was changed. Reading it needs SSH to every machine: check they are "
+                "up and reachable from here, then run the command again"
+            )
         drift: dict[str, list[str]] = {}
         for name in (m.name for m in spec.machines):
-            if name in failures:
-                drift[name] = [f"cannot be reached or read: {failures[name]}"]
-            elif plans[name].changes:
+            if plans[name].changes:
                 drift[name] = [change.description for change in plans[name].changes]
         return {**state, **self._outputs(state, spec, host_keys, drift)}
 
