@@ -207,6 +207,16 @@ class Application(pulumi.CustomResource):
     Give a whole manifest (``manifest`` as a dict, or ``manifest_path`` to a wadm.yaml),
     or build one from typed ``components`` and ``links``. Preview shows ``placement``:
     for each component, how many instances each host will run.
+
+    With ``health_url`` (an ``http://`` or ``https://`` URL the application serves), every
+    ``up`` that deploys a version waits until it is deployed, then GETs the URL until it
+    answers 2xx, for at most ``health_timeout_seconds`` (default 60). A version that never
+    does is rolled back: the version deployed before is deployed again (on a first deploy,
+    the application is undeployed), and the update fails naming the application, the
+    version, the URL and its last answer. The engine then changes nothing that depends on
+    this resource, so a rollout goes region by region with one Application per region,
+    each ``depends_on`` the previous region's: a broken version stops in the first region,
+    and the others keep the version they run.
     """
 
     def __init__(
@@ -219,6 +229,8 @@ class Application(pulumi.CustomResource):
         links: list[Link] | None = None,
         version: str | None = None,
         allow_unplaced: bool = False,
+        health_url: pulumi.Input[str] | None = None,
+        health_timeout_seconds: pulumi.Input[int] = 60,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         if components is not None:
@@ -235,6 +247,8 @@ class Application(pulumi.CustomResource):
             "manifest": manifest,
             "manifestPath": manifest_path,
             "allowUnplaced": allow_unplaced,
+            "healthUrl": health_url,
+            "healthTimeoutSeconds": health_timeout_seconds,
             "name": None,
             "placement": None,
             "unplaced": None,

@@ -14,6 +14,13 @@ file and pins ``<registry>/<app>/<component>@sha256:...`` into the manifest, so 
 component shows in preview as a changed digest and nothing else; ``up`` pushes it first.
 A component image named by tag in a registry is pinned the same way, to the digest the tag
 names when ``check`` runs (image_tags.py), so a new push under the same tag shows too.
+
+With ``healthUrl`` (health.py), create/update check the deployed version: once it is
+deployed, runs the manifest's images and holds its links and configs, the URL must answer
+2xx within ``healthTimeoutSeconds``; if not, the version deployed before is deployed again
+(or the application undeployed) and the update fails, so the engine changes nothing that
+depends on it. ``read`` raises when the lattice cannot be reached: an application is never
+reported gone because its lattice did not answer.
 """
 
 from __future__ import annotations
@@ -39,7 +46,13 @@ from host_agent.lattice.wadm import WadmError
 from host_agent.lattice.wadm_types import StatusType
 from host_agent.model.issues import ManifestError
 from host_agent.model.loader import load_manifest, parse_manifest
-from host_agent.model.manifest import VERSION_ANNOTATION, Manifest
+from host_agent.model.manifest import (
+    DEFAULT_LINK_NAME,
+    VERSION_ANNOTATION,
+    ConfigProperty,
+    Manifest,
+)
+from host_agent.model.naming import config_name
 from host_agent.oci import ImageReference, RegistryError, layout
 from host_agent.oci.client import Descriptor, RegistrySession, component_manifest, sha256_digest
 from pulumi_wasmcloud.provider.engine_log import EngineLog
@@ -52,6 +65,7 @@ from pulumi_wasmcloud.provider.handlers import (
     changed_keys,
     nats_url_required,
 )
+from pulumi_wasmcloud.provider.health import Answer, HealthCheck, check_health_inputs, probe
 from pulumi_wasmcloud.provider.image_tags import pin_tagged_images
 from pulumi_wasmcloud.provider.live import (
     CredentialsRefused,
@@ -74,6 +88,13 @@ DELETE_TIMEOUT = 60.0
 CONTROLLER_DOWN = "no controller answering"
 LATTICE_DOWN = "lattice unreachable"
 MISSING = "not in the lattice"
+
+
+class ApplicationUnreadable(LatticeUnreachable):
+    """Read could not reach the lattice: an error, never "the application is gone"."""
+
+    def __init__(self, app: str, cause: LatticeUnreachable) -> None:
+        RuntimeError.__init__(self, f"cannot read application {app}: {cause}")
 
 
 # -- local components pushed to the lattice's registry ----------------------------------
@@ -356,6 +377,7 @@ class ApplicationResource:
                 manifest = parse_manifest(pinned).manifest
                 inputs["manifest"] = manifest.to_data()
         failures += _wrongly_typed(inputs)
+        failures += check_health_inputs(inputs, news)
         if not inputs["natsUrl"]:
             failures.append(nats_url_required())
         # Plan only where the lattice is known: an address or a lattice name that is another
@@ -396,7 +418,15 @@ class ApplicationResource:
         # Compare with the lattice as it runs now, not as the last update left it, so a
         # plain `pulumi up` repairs drift (a hand-scaled component, a dead controller)
         # without needing --refresh first.
-        live = await self.read(id, olds) if not changed else olds
+        try:
+            live = await self.read(id, olds) if not changed else olds
+        except CredentialsRefused:
+            raise
+        except LatticeUnreachable:
+            # Read raises (refresh must not take an unreachable lattice for a deleted
+            # application), but a diff plans: the update that brings the lattice back
+            # (the Lattice resource restarts its NATS) redeploys the application.
+            live = {**olds, "status": LATTICE_DOWN}
         if live is None:
             live = {**olds, "status": MISSING, "placement": {}}
         if "placement" in news:
@@ -417,6 +447,7 @@ class ApplicationResource:
 
     async def _apply(self, inputs: dict[str, Any], preview: bool) -> dict[str, Any]:
         if preview:
+            await self._preview_health(inputs)
             return {**inputs, "version": UNKNOWN, "status": UNKNOWN}
         manifest = parse_manifest(inputs["manifest"]).manifest
         if inputs.get("unplaced") and not inputs["allowUnplaced"]:
@@ -449,12 +480,140 @@ class ApplicationResource:
             status = await self._wait(lattice, manifest, bool(inputs["allowUnplaced"]))
             planned = inputs.get("placement")
             placement = await self._settle(lattice, manifest, planned, status)
+            check = HealthCheck.of(inputs)
+            if check is not None:
+                await self._until_wired(lattice, manifest)
+                answer = await self._probe(manifest.name, version, check)
+                if not answer.ok:
+                    previous = stored.deployed_version if stored else None
+                    outcome = await self._roll_back(
+                        lattice, manifest.name, version, previous, check
+                    )
+                    raise RuntimeError(
+                        f"{manifest.name}: version {version} failed its health check: "
+                        f"{check.url} did not answer 2xx within {check.timeout:.0f} s (last "
+                        f"answer: {answer}); {outcome}. Resources that depend on "
+                        f"{manifest.name} were not changed; fix the version (or healthUrl) "
+                        "and run `pulumi up` again"
+                    )
         if planned is not None and status == StatusType.DEPLOYED.value and planned != placement:
             raise RuntimeError(
                 f"{manifest.name}: the controller placed {placement}, not the planned {planned}; "
                 "the lattice changed during the update; run `pulumi up` again"
             )
         return {**inputs, "version": version, "status": status, "placement": placement}
+
+    # health check and rollback -------------------------------------------------------
+    async def _preview_health(self, inputs: dict[str, Any]) -> None:
+        url, name = inputs.get("healthUrl"), inputs.get("name")
+        if url is None:
+            return
+        app = name if isinstance(name, str) else "the application"
+        shown = url if isinstance(url, str) else "its health URL (known once its inputs are)"
+        seconds = inputs.get("healthTimeoutSeconds")
+        within = f"{seconds} s" if isinstance(seconds, int) else "its healthTimeoutSeconds"
+        await self.log.note(
+            f"{app}: once deployed, up waits up to {within} for {shown} to answer 2xx; if it "
+            "does not, up rolls back to the version deployed now (undeploys it if there is "
+            "none) and stops: nothing that depends on it changes"
+        )
+
+    async def _probe(self, app: str, version: str, check: HealthCheck) -> Answer:
+        """GET the health URL until it answers 2xx (or the timeout), showing progress."""
+        await self.log.info(f"{app}: waiting for {check.url} (2xx)")
+        shown = -1
+
+        async def progress(answer: Answer, waited: float) -> None:
+            nonlocal shown
+            if int(waited) > shown:
+                shown = int(waited)
+                await self.log.info(
+                    f"{app}: waiting for {check.url} (2xx): {answer}, {shown} s of "
+                    f"{check.timeout:.0f}"
+                )
+
+        answer, waited = await probe(check, progress)
+        if answer.ok:
+            await self.log.note(
+                f"{app}: {check.url} answered {answer.status} after {waited:.1f} s (version "
+                f"{version})"
+            )
+        return answer
+
+    async def _roll_back(
+        self, lattice: Lattice, app: str, failed: str, previous: str | None, check: HealthCheck
+    ) -> str:
+        """Put the application back where it was before this update; say how that went
+        (the second half of the error sentence)."""
+        if previous == failed:
+            return (
+                f"version {failed} was already deployed before this update, so there is no "
+                "earlier version to roll back to; it stays deployed"
+            )
+        if previous is None:
+            # Nothing was deployed before (a create, or an application undeployed by
+            # hand): going back is undeploying. A failed create leaves no state, so a
+            # deployed application would be orphaned.
+            await self.log.warn(f"{app}: undeploying version {failed}")
+            try:
+                await lattice.wadm.undeploy(app)
+                await self._until_stopped(lattice, app, failed)
+            except (RuntimeError, WadmError, nats.errors.Error) as exc:
+                return f"no earlier version to roll back to, and undeploying it failed: {exc}"
+            return f"no earlier version to roll back to, so {app} was undeployed"
+        await self.log.warn(f"{app}: rolling back to version {previous}")
+        try:
+            reply = await lattice.wadm.get(app, previous)
+            if reply.manifest is None:
+                raise RuntimeError(f"the controller no longer holds version {previous}")
+            manifest = parse_manifest(reply.manifest).manifest
+            deployed = await lattice.wadm.deploy(app, previous)
+            if deployed.result != "acknowledged":
+                raise RuntimeError(deployed.message)
+            status = await self._wait(lattice, manifest, allow_unplaced=True)
+            await self._settle(lattice, manifest, None, status)
+            await self._until_wired(lattice, manifest)
+        except (RuntimeError, WadmError, ManifestError, nats.errors.Error) as exc:
+            return f"rolling back to version {previous} failed too: {exc}"
+        answer = await self._probe(app, previous, check)
+        if answer.ok:
+            return f"rolled back to version {previous}, which answers 2xx again"
+        return (
+            f"rolled back to version {previous}, but it does not answer 2xx either (last "
+            f"answer: {answer})"
+        )
+
+    async def _until_stopped(self, lattice: Lattice, app: str, version: str) -> None:
+        reply = await lattice.wadm.get(app, version)
+        if reply.manifest is None:
+            return
+        manifest = parse_manifest(reply.manifest).manifest
+        deadline = time.monotonic() + DELETE_TIMEOUT
+        while True:
+            running = await lattice.running(manifest, fresh=True)
+            if not any(running.values()):
+                return
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"after {DELETE_TIMEOUT:.0f} s instances still run: {running}")
+            await asyncio.sleep(0.25)
+
+    async def _until_wired(self, lattice: Lattice, manifest: Manifest) -> None:
+        """Wait (at most SETTLE_TIMEOUT) until the lattice holds the manifest's links and
+        configs. A version that changes only links or config keeps the placement and
+        images, and "deployed" may still be the previous version's status, so without
+        this the health check could be answered by the previous version."""
+        deadline = time.monotonic() + SETTLE_TIMEOUT
+        while True:
+            pending = await _unwired(lattice, manifest)
+            if not pending:
+                return
+            if time.monotonic() > deadline:
+                await self.log.warn(
+                    f"{manifest.name}: after {SETTLE_TIMEOUT:.0f} s the lattice still differs "
+                    f"from the manifest ({'; '.join(pending)}); checking its health anyway"
+                )
+                return
+            await asyncio.sleep(0.25)
 
     async def _await_hosts(self, lattice: Lattice) -> None:
         """Wait until every host the stack's state holds for this lattice, and whose
@@ -567,8 +726,10 @@ class ApplicationResource:
                     return {**state, "status": CONTROLLER_DOWN, "placement": placement}
         except CredentialsRefused:
             raise  # not drift: the user has to give credentials, and the error says so
-        except LatticeUnreachable:
-            return {**state, "status": LATTICE_DOWN}
+        except LatticeUnreachable as exc:
+            # Never "gone": the engine would drop the application from the state while it
+            # may well run, and a drift check would report a deletion instead of failing.
+            raise ApplicationUnreadable(id, exc) from None
         if stored is None:
             return None  # deleted behind our back
         info = reply.status.status if reply.status else None
@@ -627,6 +788,85 @@ class ApplicationResource:
             raise  # the lattice runs: dropping the app from state would leave it deployed
         except LatticeUnreachable:
             return  # the lattice is gone, and the application with it
+
+
+def _link_key(source: str, namespace: str, package: str, name: str | None) -> str:
+    return f"{source} -({namespace}:{package}/{name or DEFAULT_LINK_NAME})->"
+
+
+def wanted_wiring(
+    manifest: Manifest,
+) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, str]]]:
+    """The links (by ``<source> -(<ns>:<pkg>/<name>)->``) and the configs (name -> values)
+    a deployed ``manifest`` puts in the lattice, as the controller names them."""
+    by_name = {c.name: c for c in manifest.spec.components}
+    links: dict[str, dict[str, Any]] = {}
+    configs: dict[str, dict[str, str]] = {}
+
+    def names(given: list[ConfigProperty]) -> list[str]:
+        out = []
+        for config in given:
+            if config.properties is None:
+                out.append(config.name)
+            else:
+                out.append(config_name(manifest.name, config.name))
+                configs[out[-1]] = dict(config.properties)
+        return sorted(out)
+
+    for component in manifest.spec.components:
+        names(component.properties.config)
+        for trait in component.link_traits:
+            link = trait.properties
+            target = by_name.get(link.target.name)
+            source = component.component_id(manifest.name)
+            links[_link_key(source, link.namespace, link.package, link.name)] = {
+                "target": target.component_id(manifest.name) if target else link.target.name,
+                "interfaces": sorted(link.interfaces),
+                "source_config": names(link.effective_source_config),
+                "target_config": names(link.effective_target_config),
+            }
+    return links, configs
+
+
+def wiring_differences(
+    manifest: Manifest, live_links: list[dict[str, Any]], live_configs: dict[str, Any]
+) -> list[str]:
+    """What of the manifest's links and configs the lattice does not hold (yet), and the
+    links from its components that the lattice holds but the manifest no longer has."""
+    wanted, configs = wanted_wiring(manifest)
+    ids = {c.component_id(manifest.name) for c in manifest.spec.components}
+    live: dict[str, dict[str, Any]] = {}
+    differences = []
+    for link in live_links:
+        source = str(link.get("source_id"))
+        key = _link_key(
+            source, str(link.get("wit_namespace")), str(link.get("wit_package")), link.get("name")
+        )
+        lists = ("interfaces", "source_config", "target_config")
+        live[key] = {"target": link.get("target"), **{f: sorted(link.get(f) or []) for f in lists}}
+        if source in ids and key not in wanted:
+            differences.append(f"link {key} {link.get('target')} still in place")
+    differences += [
+        f"link {key} {want['target']} not in place"
+        for key, want in wanted.items()
+        if live.get(key) != want
+    ]
+    differences += [
+        f"config {name} not in place"
+        for name, values in configs.items()
+        if live_configs.get(name) != values
+    ]
+    return differences
+
+
+async def _unwired(lattice: Lattice, manifest: Manifest) -> list[str]:
+    _, configs = wanted_wiring(manifest)
+    try:
+        links = await lattice.ctl.get_links()
+        values = {name: await lattice.ctl.get_config(name) for name in sorted(configs)}
+    except (CtlError, nats.errors.Error) as exc:
+        return [f"links unreadable: {exc}"]
+    return wiring_differences(manifest, links, values)
 
 
 async def _stored(lattice: Lattice, name: str) -> StoredManifest | None:
