@@ -1,0 +1,148 @@
+"""scripts/drift-check.sh with the real Pulumi CLI on a real local lattice (the e2e
+program: a Lattice, two Hosts, the counter Application), driven the way CI drives it:
+the backend and passphrase in the environment, exit 0 in sync, 1 drifted (naming what),
+2 could not check (saying why).
+
+The module's tests share one stack; each starts from ``in_sync``, which repairs whatever
+an earlier test broke with one `pulumi up`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import nats
+import pytest
+
+from host_agent.lattice.client import CtlClient
+from tests.lattice import ROOT
+from tests.pulumi_cli import Stack, e2e_stack
+
+SCRIPT = ROOT / "scripts" / "drift-check.sh"
+STACK = "drift"
+
+
+def drift_check(stack: Stack, **env: str) -> subprocess.CompletedProcess[str]:
+    """The script as a CI job runs it: everything it needs in the environment."""
+    return subprocess.run(
+        [str(SCRIPT), "--stack", STACK, "--cwd", str(stack.dir)],
+        env={**stack.env, **env},
+        capture_output=True,
+        text=True,
+        timeout=stack.command_timeout,
+        check=False,
+    )
+
+
+def gone(pid: int) -> bool:
+    """The process has exited (a zombie waiting for its parent counts as exited)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
+
+
+def kill_and_wait(pid: int, sig: signal.Signals, timeout: float = 30.0) -> None:
+    os.kill(pid, sig)
+    deadline = time.monotonic() + timeout
+    while not gone(pid):  # no event tells of another process's exit
+        assert time.monotonic() < deadline, f"process {pid} still runs {timeout}s after {sig}"
+        time.sleep(0.05)
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    with e2e_stack(tmp_path_factory.mktemp("drift-check"), STACK) as stack:
+        yield stack
+
+
+@pytest.fixture
+def in_sync(stack: Stack) -> Stack:
+    """The stack deployed with the program's defaults and nothing drifted."""
+    if drift_check(stack).returncode != 0:
+        stack.up()
+    return stack
+
+
+def test_a_clean_stack_exits_0_and_says_in_sync(in_sync: Stack) -> None:
+    done = drift_check(in_sync)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout == f"drift-check: stack {STACK}: in sync (exit 0): 4 resource(s) read\n"
+
+
+def test_a_hand_scaled_component_exits_1_and_names_the_app_and_component(in_sync: Stack) -> None:
+    stack = in_sync
+    outputs = stack.outputs()
+    host, planned = sorted(outputs["placement"]["counter"].items())[0]
+    # The controller would scale it back within a heartbeat (as wadm does): it is down,
+    # which is drift of the Lattice too.
+    kill_and_wait(stack.pid("controller"), signal.SIGTERM)
+
+    async def scale_by_hand() -> None:
+        nc = await nats.connect(stack.nats_url)
+        try:
+            scaled = await nc.subscribe("wasmbus.evt.default.component_scaled")
+            image = f"file://{ROOT}/examples/counter/build/counter.wasm"
+            await CtlClient(nc, "default").scale_component(
+                outputs["hosts"][host], "counter-counter", image, planned + 2
+            )
+            while True:  # the host says it runs the new count
+                event = json.loads((await scaled.next_msg(timeout=30)).data)["data"]
+                if event["component_id"] == "counter-counter":
+                    assert event["max_instances"] == planned + 2, event
+                    return
+        finally:
+            await nc.close()
+
+    asyncio.run(scale_by_hand())
+    done = drift_check(stack)
+    assert done.returncode == 1, done.stdout + done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith(f"drift-check: stack {STACK}: drifted (exit 1): 2 of 4 "), lines
+    assert "  wasmcloud:index:Application counter: differs: would be updated" in lines
+    assert f'    placement.counter["{host}"]: {planned + 2} => {planned}' in lines
+    assert "  wasmcloud:index:Lattice lattice: differs: would be updated" in lines
+    assert "    running: false => true" in lines
+
+
+def test_a_stopped_host_exits_1_and_names_the_host(in_sync: Stack) -> None:
+    stack = in_sync
+    kill_and_wait(stack.pid("host-e2e-edge"), signal.SIGKILL)
+    done = drift_check(stack)
+    assert done.returncode == 1, done.stdout + done.stderr
+    section = done.stdout.split("  wasmcloud:index:Host e2e-edge: differs: would be updated\n")
+    assert len(section) == 2, done.stdout
+    assert section[1].startswith("    running: false => true\n"), done.stdout
+    assert "wasmcloud:index:Host e2e-core" not in done.stdout  # the other host runs
+
+
+def test_an_unreachable_lattice_exits_2_with_the_reason(in_sync: Stack) -> None:
+    stack = in_sync
+    kill_and_wait(stack.pid("nats-server"), signal.SIGKILL)
+    done = drift_check(stack)
+    assert done.returncode == 2, done.stdout + done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0] == f"drift-check: stack {STACK}: could not check (exit 2)"
+    reason = f"cannot reach NATS at {stack.nats_url}"
+    # Every resource that reads the lattice says so; none is reported drifted.
+    for resource in ("Host e2e-core", "Host e2e-edge", "Application counter"):
+        assert any(
+            line.startswith(f"  wasmcloud:index:{resource}: ") and reason in line for line in lines
+        ), done.stdout
+    assert "would be" not in done.stdout
+
+
+def test_refused_credentials_exit_2_with_the_reason(in_sync: Stack) -> None:
+    done = drift_check(in_sync, PULUMI_CONFIG_PASSPHRASE="not-the-passphrase")
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert done.stdout.splitlines() == [
+        f"drift-check: stack {STACK}: could not check (exit 2)",
+        "  getting stack configuration: get stack secrets manager: incorrect passphrase",
+    ]
