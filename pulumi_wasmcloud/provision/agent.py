@@ -2,11 +2,12 @@
 
 Layout (all ours, all removed when the last user goes):
 
-- ``/opt/wasmcloud/agent/``: ``wheelhouse/`` (the wheels last uploaded), one venv per
-  install (``venv-<wheelhouse sha256 prefix>``, made with the machine's
-  ``python3 -m venv`` and filled by ``pip install --no-index --find-links``), ``venv``
-  (a symlink to the current one, swapped atomically), ``installed`` (the marker a
-  second run compares: version and wheelhouse sha256, written last).
+- ``/opt/wasmcloud/agent/``: one venv per install (``venv-<wheelhouse sha256 prefix>``,
+  made with the machine's ``python3 -m venv --without-pip`` and filled by extracting the
+  wheelhouse's site-packages archive, laid out and byte-compiled once on the operator's
+  side (wheelhouse.py): no pip runs on a machine), ``venv`` (a symlink to the current
+  one, swapped atomically), ``installed`` (the marker a second run compares: version
+  and wheelhouse sha256, written last).
 - ``/etc/wasmcloud/host-<name>.env``, ``/etc/wasmcloud/controller.env`` (0600, the
   ``WASMCLOUD_*`` variables with the seeds), ``/var/lib/wasmcloud/host-<name>/`` (the
   host's caches).
@@ -26,10 +27,8 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import io
 import re
 import shlex
-import tarfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -58,7 +57,6 @@ from pulumi_wasmcloud.provision.service import (
     service_state,
 )
 from pulumi_wasmcloud.provision.wheelhouse import (
-    DISTRIBUTION,
     Wheelhouse,
     host_wheelhouse,
     wheel_needs,
@@ -85,18 +83,17 @@ __all__ = [
 ]
 
 AGENT_DIR = "/opt/wasmcloud/agent"
-WHEELHOUSE_DIR = f"{AGENT_DIR}/wheelhouse"
 VENV_LINK = f"{AGENT_DIR}/venv"
 MARKER = f"{AGENT_DIR}/installed"
 LOCK = f"{AGENT_DIR}/.lock"
 CONFIG_DIR = "/etc/wasmcloud"
 STATE_DIR = "/var/lib/wasmcloud"
 CONTROLLER_SERVICE = "controller"
-CHECKSUMS = "SHA256SUMS"
 MINIMUM_PYTHON = (3, 11)
 INSTALL_SECONDS = 900.0
-# What the install and removal scripts run besides python3 (coreutils, tar, util-linux).
-TOOLS = ("flock", "tar", "sha256sum")
+# What the install and removal scripts run besides python3 (coreutils, tar, gzip,
+# util-linux).
+TOOLS = ("flock", "tar", "gzip", "sha256sum")
 # Where our services' definitions are, to find the ones that use the agent install.
 _DEFINITIONS = (
     f"{SYSTEMD_DIR}/wasmcloud-*.service",
@@ -208,7 +205,7 @@ MISSING = Fact(
     "m=; "
     + "".join(f'command -v {tool} >/dev/null 2>&1 || m="$m {tool}"; ' for tool in TOOLS)
     + "if command -v python3 >/dev/null 2>&1; then "
-    "python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || m=\"$m python3-venv\"; fi; "
+    "python3 -c 'import venv' >/dev/null 2>&1 || m=\"$m python3-venv\"; fi; "
     'if [ -n "$m" ]; then echo "missing:$m"; else echo ok; fi',
     parse_missing,
 )
@@ -327,31 +324,43 @@ def refuse_unsupported_agent(machine: str, facts: AgentFacts, wheelhouse: Wheelh
     if facts.missing:
         raise Unsupported(
             f"{where} lacks {', '.join(facts.missing)}, which installing the host agent "
-            "needs (python3-venv: Python's venv and ensurepip modules); install "
+            "needs (python3-venv: Python's venv module); install "
             f"{'it' if len(facts.missing) == 1 else 'them'} there."
         )
 
 
 @functools.lru_cache(maxsize=4)
-def wheelhouse_archive(wheelhouse: Wheelhouse) -> bytes:
-    """The wheels and a SHA256SUMS of them, as one tar (one upload; benchmarks/provision.py
-    gives pyinfra the same archive)."""
-    data = io.BytesIO()
-    sums = []
-    with tarfile.open(fileobj=data, mode="w") as archive:
-        for path in wheelhouse.files:
-            content = path.read_bytes()
-            sums.append(f"{hashlib.sha256(content).hexdigest()}  {path.name}\n")
-            _add(archive, path.name, content)
-        _add(archive, CHECKSUMS, "".join(sums).encode())
-    return data.getvalue()
+def install_archive(wheelhouse: Wheelhouse) -> bytes:
+    """What a machine is sent: the wheelhouse's site-packages archive (one upload;
+    benchmarks/provision.py gives pyinfra the same archive)."""
+    return wheelhouse.site_packages.read_bytes()
 
 
-def _add(archive: tarfile.TarFile, name: str, content: bytes) -> None:
-    info = tarfile.TarInfo(name)
-    info.size = len(content)
-    info.mode = 0o644
-    archive.addfile(info, io.BytesIO(content))
+@functools.lru_cache(maxsize=4)
+def _archive_sha256(wheelhouse: Wheelhouse) -> str:
+    return hashlib.sha256(install_archive(wheelhouse)).hexdigest()
+
+
+def archive_path(wheelhouse: Wheelhouse) -> str:
+    return f"{AGENT_DIR}/site-packages-{wheelhouse.sha256[:16]}.tar.gz"
+
+
+def install_steps(wheelhouse: Wheelhouse, archive: str) -> list[str]:
+    """The commands, run in AGENT_DIR under ``set -e``, that make the wheelhouse's venv
+    from its archive uploaded at ``archive``: checked against the archive's sha256 (an
+    upload cut short is refused), a venv without pip, the archive extracted into its
+    site-packages (wherever the machine's Python puts that), and ``host_agent`` imported
+    by the venv's python before anyone uses it."""
+    venv = venv_path(wheelhouse.sha256)
+    python = f"{venv}/bin/python"
+    return [
+        f"printf '%s  %s\\n' {_archive_sha256(wheelhouse)} {shlex.quote(archive)} "
+        "| sha256sum -c --quiet",
+        f"python3 -m venv --without-pip {venv}",
+        f"site=$({python} -c 'import sysconfig; print(sysconfig.get_path(\"purelib\"))')",
+        f'tar -xzf {shlex.quote(archive)} -C "$site"',
+        f"{python} -c 'import host_agent'",
+    ]
 
 
 def _gc_installs(keep: str | None) -> str:
@@ -370,8 +379,7 @@ def _install(machine: str, facts: AgentFacts, wheelhouse: Wheelhouse) -> list[Ch
         return []
     marker = f"{wanted.version} {wanted.sha256}"
     venv = venv_path(wheelhouse.sha256)
-    archive = f"{AGENT_DIR}/wheelhouse-{wheelhouse.sha256[:16]}.tar"
-    requirement = f"{DISTRIBUTION}=={wheelhouse.version}"
+    archive = archive_path(wheelhouse)
     # Under the machine's lock, since every host and the controller on a machine may
     # install at once; a second one finds the marker and stops. The venv is made at its
     # final path (scripts in it name it) and only then is `venv` pointed at it and the
@@ -384,26 +392,17 @@ def _install(machine: str, facts: AgentFacts, wheelhouse: Wheelhouse) -> list[Ch
             "flock 9",
             f'if [ "$(cat {MARKER} 2>/dev/null)" = {shlex.quote(marker)} ] && '
             f"[ -x {venv}/bin/python ]; then rm -f {archive}; exit 0; fi",
-            f"rm -rf wheelhouse.new {venv}",
-            "mkdir wheelhouse.new",
-            f"tar -xf {archive} -C wheelhouse.new",
+            f"trap 'rm -rf {venv} {archive}' EXIT",
+            f"rm -rf {venv}",
+            *install_steps(wheelhouse, archive),
             f"rm -f {archive}",
-            f"(cd wheelhouse.new && sha256sum -c --quiet {CHECKSUMS})",
-            "rm -rf wheelhouse",
-            "mv wheelhouse.new wheelhouse",
-            f"trap 'rm -rf {venv}' EXIT",
-            f"python3 -m venv {venv}",
-            # --no-compile: modules are compiled when first imported (fewer, and the
-            # install, which the machine may be slow at, is shorter); no cache: nothing
-            # of ours outside the agent's directory.
-            f"{venv}/bin/python -m pip install --quiet --no-compile --no-index --no-cache-dir "
-            f"--disable-pip-version-check --find-links {WHEELHOUSE_DIR} "
-            f"{shlex.quote(requirement)}",
             "trap - EXIT",
             f"ln -sfn {venv.rsplit('/', 1)[1]} venv.tmp",
             'python3 -c \'import os; os.replace("venv.tmp", "venv")\'',
             f"printf '%s\\n' {shlex.quote(marker)} > installed.tmp",
             "mv -f installed.tmp installed",
+            # The wheels an install before site-packages archives kept.
+            "rm -rf wheelhouse wheelhouse.new",
             _gc_installs(keep=venv),
         ]
     )
@@ -414,7 +413,7 @@ def _install(machine: str, facts: AgentFacts, wheelhouse: Wheelhouse) -> list[Ch
     else:
         described = f"host agent {wanted.version}: reinstall on {machine} (its wheels changed)"
     commands: tuple[Command, ...] = (
-        Upload(archive, wheelhouse_archive(wheelhouse), 0o600),
+        Upload(archive, install_archive(wheelhouse), 0o600),
         Shell(script, timeout=INSTALL_SECONDS),
     )
     return [Change(described, commands)]

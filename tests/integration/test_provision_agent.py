@@ -1,5 +1,6 @@
 """The host agent and the controller installed on namespace machines over SSH (real sshd,
-the machine's own python3 -m venv, pip from the uploaded wheelhouse, the real host
+the machine's own python3 -m venv, the wheelhouse's site-packages archive extracted into
+it, the real host
 joining a real nats-server provisioned on the machine): seen over NATS from here,
 converged on a second run, upgraded keeping the host id, a failing install and a
 dropped connection leaving the old agent running and converging on a re-run, and
@@ -8,10 +9,12 @@ removal leaving nothing of ours."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import os
 import re
 import shutil
+import tarfile
 import threading
 import time
 from collections.abc import Iterator
@@ -43,6 +46,7 @@ from pulumi_wasmcloud.provision.changes import Change, apply
 from pulumi_wasmcloud.provision.connector import (
     CommandFailed,
     ConnectionLost,
+    ProvisionError,
     SshConnection,
     SshTarget,
 )
@@ -325,6 +329,27 @@ def corrupted(good: Wheelhouse, directory: Path) -> Wheelhouse:
     return wheelhouse_in(directory, good.version)
 
 
+def test_a_corrupted_wheel_is_refused_here_before_any_machine_is_touched(
+    wheelhouse: Wheelhouse, tmp_path: Path
+) -> None:
+    with pytest.raises(ProvisionError) as refused:
+        corrupted(wheelhouse, tmp_path)
+    said = str(refused.value)
+    assert said.startswith(
+        f"wheelhouse: installing the wheels of {tmp_path} into one site-packages tree failed"
+    )
+    assert re.search(r"pydantic_core-\S+\.whl is invalid", said)  # pip's words
+    assert not (tmp_path / "site-packages.tar.gz").exists()
+
+
+def cut_short(good: Wheelhouse, directory: Path) -> Wheelhouse:
+    """``good`` whose site-packages archive was cut short when it was written (its
+    checksum is of the short bytes, so only extracting it fails)."""
+    archive = directory / "site-packages.tar.gz"
+    archive.write_bytes(good.site_packages.read_bytes()[: 1 << 20])
+    return dataclasses.replace(good, site_packages=archive)
+
+
 def test_a_failing_install_shows_its_output_and_the_old_agent_keeps_running(
     machines: Machines, wheelhouse: Wheelhouse, bumped: Wheelhouse, tmp_path: Path
 ) -> None:
@@ -335,17 +360,18 @@ def test_a_failing_install_shows_its_output_and_the_old_agent_keeps_running(
     run(machines, plan_host_agent, wheelhouse, config)
     serving = running(machine, "host-edge-1-host")
 
-    broken = corrupted(bumped, tmp_path)
+    broken = cut_short(bumped, tmp_path)
     with pytest.raises(CommandFailed) as failed:
         run(machines, plan_host_agent, broken, config)
     said = str(failed.value)
     assert "failed on edge-1 with exit code" in said
-    assert re.search(r"wheelhouse/pydantic_core-\S+\.whl is invalid", said)  # pip's words
+    assert "unexpected end of file" in said.lower()  # gzip's words, through tar
     assert pids_of(machine, "host-edge-1-host") == [serving]
     assert heartbeat_of(nats_url, identity.public_key)["host_id"] == identity.public_key
     marker = machine.inside(["cat", f"{AGENT_DIR}/installed"]).stdout
     assert marker == f"{wheelhouse.version} {wheelhouse.sha256}\n"
     assert machine.inside(["test", "-e", venv_path(broken.sha256)]).returncode == 1
+    assert machine.inside(["sh", "-c", f"ls {AGENT_DIR}/*.tar.gz"]).returncode != 0
 
     # Given the good wheelhouse again there is nothing to do; a good new one upgrades.
     assert run(machines, plan_host_agent, wheelhouse, config) == ([], 0)
@@ -364,12 +390,12 @@ def test_a_connection_dropped_mid_install_is_named_and_a_rerun_converges(
     cut: list[int] = []
     done = threading.Event()
 
-    def cut_when_pip_runs() -> None:
-        # Watch the machine until pip installs, then kill sshd's session processes there
-        # (not PID 1, the listener): our connection drops mid-command.
+    def cut_when_installing() -> None:
+        # Watch the machine until the install script runs, then kill sshd's session
+        # processes there (not PID 1, the listener): our connection drops mid-command.
         while not done.is_set():
             listing = machine.inside(["ps", "-ww", "-eo", "pid=,args="]).stdout
-            if "pip install" in listing:
+            if "python3 -m venv --without-pip" in listing:
                 for line in listing.splitlines():
                     pid, _, args = line.strip().partition(" ")
                     if args.startswith("sshd") and pid != "1":
@@ -378,7 +404,7 @@ def test_a_connection_dropped_mid_install_is_named_and_a_rerun_converges(
                 return
             done.wait(0.05)  # a poll interval, not a synchronisation
 
-    watcher = threading.Thread(target=cut_when_pip_runs, daemon=True)
+    watcher = threading.Thread(target=cut_when_installing, daemon=True)
     watcher.start()
     try:
         with pytest.raises(ConnectionLost) as lost:
@@ -386,7 +412,7 @@ def test_a_connection_dropped_mid_install_is_named_and_a_rerun_converges(
     finally:
         done.set()
         watcher.join(10)
-    assert cut, "pip was never seen running"
+    assert cut, "the install was never seen running"
     said = str(lost.value)
     assert said.startswith(f"the SSH connection to edge-1 ({machine.address}:22) dropped")
     assert "Re-run" in said
@@ -470,3 +496,25 @@ def test_the_project_wheel_is_reproducible(tmp_path: Path) -> None:
         [wheel] = (tmp_path / build).glob("*.whl")
         builds.append(wheel.read_bytes())
     assert builds[0] == builds[1]
+
+
+def test_the_site_packages_archive_holds_every_wheel_compiled_and_is_reproducible(
+    wheelhouse: Wheelhouse, tmp_path: Path
+) -> None:
+    """What a machine extracts: every wheel installed (one dist-info each), byte-compiled
+    (no machine compiles on first import), no console scripts naming this Python, no
+    path of this machine; laid out again from the same wheels elsewhere, the same bytes."""
+    with tarfile.open(wheelhouse.site_packages) as archive:
+        names = archive.getnames()
+        assert {m.uid for m in archive.getmembers()} == {0}
+    dist_infos = {name.split("/")[0] for name in names if ".dist-info" in name}
+    assert len(dist_infos) == len(wheelhouse.files)
+    assert "host_agent/__pycache__/__main__.cpython-311.pyc" in names
+    assert "wasmtime/__pycache__/__init__.cpython-311.pyc" in names
+    assert not any(name == "bin" or name.startswith("bin/") for name in names)
+    assert not any(name.endswith("/direct_url.json") for name in names)
+    for wheel in wheelhouse.files:
+        shutil.copyfile(wheel, tmp_path / wheel.name)
+    again = wheelhouse_in(tmp_path, wheelhouse.version)
+    assert again.sha256 == wheelhouse.sha256
+    assert again.site_packages.read_bytes() == wheelhouse.site_packages.read_bytes()

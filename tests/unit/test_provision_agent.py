@@ -71,7 +71,9 @@ def wheelhouse(directory: Path, version: str = "0.1.0") -> Wheelhouse:
         path = directory / name.format(version=version)
         path.write_bytes(f"wheel {path.name}".encode())
         files.append(path)
-    return Wheelhouse(version, wheels_sha256(tuple(files)), tuple(sorted(files)))
+    site = directory / "site-packages.tar.gz"
+    site.write_bytes(f"site-packages of {version}".encode())
+    return Wheelhouse(version, wheels_sha256(tuple(files)), tuple(sorted(files)), site)
 
 
 @pytest.fixture
@@ -171,11 +173,18 @@ def test_a_fresh_machine_gets_the_install_the_config_and_the_service(
     assert isinstance(install[0], Upload) and install[0].mode == 0o600
     assert isinstance(install[1], Shell)
     script = install[1].command
-    assert "pip install --quiet --no-compile --no-index --no-cache-dir" in script
-    assert f"--find-links {AGENT_DIR}/wheelhouse pulumi-wasmcloud==0.1.0" in script
-    assert f"python3 -m venv {venv_path(wheels.sha256)}" in script
-    # The marker is the last thing the install writes.
-    assert script.index("> installed.tmp") > script.index("pip install")
+    # The machine runs no pip: it gets the wheels laid out once, here, as one archive,
+    # checks it, and extracts it into a venv made without pip.
+    assert install[0].data == wheels.site_packages.read_bytes()
+    archive = install[0].path
+    sha256 = hashlib.sha256(install[0].data).hexdigest()
+    assert f"printf '%s  %s\\n' {sha256} {archive} | sha256sum -c --quiet" in script
+    assert f"python3 -m venv --without-pip {venv_path(wheels.sha256)}" in script
+    assert f'tar -xzf {archive} -C "$site"' in script
+    assert "pip" not in script.replace("--without-pip", "")
+    # The marker is the last thing the install writes, once the venv imports the agent.
+    assert script.index("> installed.tmp") > script.index("-c 'import host_agent'")
+    assert script.index("-c 'import host_agent'") > script.index("tar -xzf")
     environment = uploads(plan)["/etc/wasmcloud/host-edge-1-host.env.new"]
     assert environment.mode == 0o600
     assert f"WASMCLOUD_HOST_SEED='{SEED}'" in environment.data.decode()
@@ -231,7 +240,9 @@ def test_the_same_version_with_other_wheels_is_a_reinstall(
     (tmp_path / "other").mkdir()
     changed = wheelhouse(tmp_path / "other")
     changed.files[0].write_bytes(b"rebuilt")
-    changed = Wheelhouse("0.1.0", wheels_sha256(changed.files), changed.files)
+    changed = Wheelhouse(
+        "0.1.0", wheels_sha256(changed.files), changed.files, changed.site_packages
+    )
     assert described(plan_host_agent(MACHINE, done, changed, host()))[0] == (
         "host agent 0.1.0: reinstall on edge-1 (its wheels changed)"
     )
