@@ -617,9 +617,24 @@ class Ec2World:
         return left
 
 
+_held_here = threading.Lock()  # an ec2_world open in this process
+
+
 @contextmanager
 def _network_lock() -> Iterator[None]:
     """Hold 198.19.0.0/16 on this computer against other harnesses (other processes)."""
+    # flock would make a second world in this process wait for the first: for ever.
+    if not _held_here.acquire(blocking=False):
+        raise RuntimeError("an ec2_world is open in this process already: use that one")
+    try:
+        with _file_lock():
+            yield
+    finally:
+        _held_here.release()
+
+
+@contextmanager
+def _file_lock() -> Iterator[None]:
     with LOCK_PATH.open("a+") as lock:
         deadline = time.monotonic() + LOCK_TIMEOUT
         while True:
