@@ -487,7 +487,7 @@ class ApplicationResource:
                 if not answer.ok:
                     previous = stored.deployed_version if stored else None
                     outcome = await self._roll_back(
-                        lattice, manifest.name, version, previous, check
+                        lattice, manifest, version, put, previous, check
                     )
                     raise RuntimeError(
                         f"{manifest.name}: version {version} failed its health check: "
@@ -541,10 +541,19 @@ class ApplicationResource:
         return answer
 
     async def _roll_back(
-        self, lattice: Lattice, app: str, failed: str, previous: str | None, check: HealthCheck
+        self,
+        lattice: Lattice,
+        manifest: Manifest,
+        failed: str,
+        put: bool,
+        previous: str | None,
+        check: HealthCheck,
     ) -> str:
         """Put the application back where it was before this update; say how that went
-        (the second half of the error sentence)."""
+        (the second half of the error sentence). The failed version is deleted from the
+        controller when this update put it there, so the lattice holds what it held before
+        and the fixed version can be deployed under the same version name."""
+        app = manifest.name
         if previous == failed:
             return (
                 f"version {failed} was already deployed before this update, so there is no "
@@ -556,8 +565,11 @@ class ApplicationResource:
             # deployed application would be orphaned.
             await self.log.warn(f"{app}: undeploying version {failed}")
             try:
-                await lattice.wadm.undeploy(app)
-                await self._until_stopped(lattice, app, failed)
+                if put:
+                    await lattice.wadm.delete(app, failed)  # a deployed version: undeploys
+                else:
+                    await lattice.wadm.undeploy(app)
+                await self._until_stopped(lattice, manifest)
             except (RuntimeError, WadmError, nats.errors.Error) as exc:
                 return f"no earlier version to roll back to, and undeploying it failed: {exc}"
             return f"no earlier version to roll back to, so {app} was undeployed"
@@ -566,13 +578,15 @@ class ApplicationResource:
             reply = await lattice.wadm.get(app, previous)
             if reply.manifest is None:
                 raise RuntimeError(f"the controller no longer holds version {previous}")
-            manifest = parse_manifest(reply.manifest).manifest
+            earlier = parse_manifest(reply.manifest).manifest
             deployed = await lattice.wadm.deploy(app, previous)
             if deployed.result != "acknowledged":
                 raise RuntimeError(deployed.message)
-            status = await self._wait(lattice, manifest, allow_unplaced=True)
-            await self._settle(lattice, manifest, None, status)
-            await self._until_wired(lattice, manifest)
+            status = await self._wait(lattice, earlier, allow_unplaced=True)
+            await self._settle(lattice, earlier, None, status)
+            await self._until_wired(lattice, earlier)
+            if put:
+                await lattice.wadm.delete(app, failed)
         except (RuntimeError, WadmError, ManifestError, nats.errors.Error) as exc:
             return f"rolling back to version {previous} failed too: {exc}"
         answer = await self._probe(app, previous, check)
@@ -583,18 +597,14 @@ class ApplicationResource:
             f"answer: {answer})"
         )
 
-    async def _until_stopped(self, lattice: Lattice, app: str, version: str) -> None:
-        reply = await lattice.wadm.get(app, version)
-        if reply.manifest is None:
-            return
-        manifest = parse_manifest(reply.manifest).manifest
+    async def _until_stopped(self, lattice: Lattice, manifest: Manifest) -> None:
         deadline = time.monotonic() + DELETE_TIMEOUT
         while True:
             running = await lattice.running(manifest, fresh=True)
             if not any(running.values()):
                 return
             if time.monotonic() > deadline:
-                raise RuntimeError(f"after {DELETE_TIMEOUT:.0f} s instances still run: {running}")
+                raise RuntimeError(still_running(manifest.name, running, DELETE_TIMEOUT))
             await asyncio.sleep(0.25)
 
     async def _until_wired(self, lattice: Lattice, manifest: Manifest) -> None:
