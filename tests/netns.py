@@ -60,6 +60,16 @@ def free_subnet() -> str:
     raise RuntimeError("every 198.18.N.0/24 is in use on this machine")
 
 
+def _shared(network: ipaddress.IPv4Network | ipaddress.IPv6Network, ours: str) -> bool:
+    """Whether an interface on this machine but ``ours`` has an address in ``network``."""
+    for line in _ip("-o", "-4", "addr").stdout.splitlines():
+        fields = line.split()
+        interface, address = fields[1], ipaddress.ip_interface(fields[3])
+        if interface != ours and address.ip in network:
+            return True
+    return False
+
+
 def _checked_interface(address: str) -> ipaddress.IPv4Interface | ipaddress.IPv6Interface:
     interface = ipaddress.ip_interface(address)
     if interface.network.prefixlen < 16 or not interface.network.subnet_of(TEST_RANGE):  # type: ignore[arg-type]
@@ -112,13 +122,7 @@ class Bridge:
         return bridge
 
     def _shared(self) -> bool:
-        """Whether another interface on this machine has an address in our network."""
-        for line in _ip("-o", "-4", "addr").stdout.splitlines():
-            fields = line.split()
-            interface, address = fields[1], ipaddress.ip_interface(fields[3])
-            if interface != self.name and address.ip in self.network:
-                return True
-        return False
+        return _shared(self.network, self.name)
 
     def address(self, host: int) -> str:
         """The ``host``-th address of the network with its prefix (``198.18.N.host/24``)."""
@@ -164,13 +168,20 @@ class NetworkNamespace:
         name = name or f"wc{os.getpid()}n{next(_names)}"
         if bridge is not None and address is None:
             raise ValueError("a namespace on a bridge needs its address in the bridge's network")
-        namespace = cls(name, address or free_subnet(), bridge)
-        try:
-            namespace._setup()
-        except BaseException:
+        # As Bridge.create: a /24 that another test run took at the same time is given
+        # up for another.
+        for _ in range(1 if address else 8):
+            namespace = cls(name, address or free_subnet(), bridge)
+            try:
+                namespace._setup()
+            except BaseException:
+                namespace.cleanup()
+                raise
+            network = ipaddress.ip_interface(f"{namespace.address}/{namespace.prefixlen}").network
+            if address or not _shared(network, namespace._outside):
+                return namespace
             namespace.cleanup()
-            raise
-        return namespace
+        raise RuntimeError("no 198.18.N.0/24 stayed free for a test namespace after 8 tries")
 
     def _setup(self) -> None:
         def ip(*args: str) -> None:
