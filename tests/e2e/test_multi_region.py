@@ -32,10 +32,12 @@ import yaml
 
 from host_agent.lattice.client import CtlClient
 from host_agent.lattice.wadm import WadmClient
+from host_agent.model.naming import normalize_name
 from tests.e2e.test_machines_edge_core import keyscan_line, with_nats
+from tests.ec2 import AMI_PARAMETER, NETWORK, REGION_NETWORKS, Ec2World, ec2_world_fixture
 from tests.example_projects import example_project
 from tests.lattice import ROOT, http_get
-from tests.machines import Machines, booted
+from tests.machines import KeyPair, Machines, booted
 from tests.pulumi_cli import PULUMI_BIN, cli_environment
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
@@ -61,6 +63,7 @@ DEV_REGIONS = {
 }  # machine -> region
 ROLLOUT = list(DEV["rolloutOrder"])
 FIRST = ROLLOUT[0]
+APPS = [f"counter-{region}" for region in ROLLOUT]  # in rollout order
 
 
 @dataclass
@@ -144,9 +147,12 @@ class ExampleStack:
 # -- what the lattice says ---------------------------------------------------------------
 
 
-def running_placement(nats_url: str, names: dict[str, str]) -> dict[str, dict[str, dict[str, int]]]:
+def running_placement(
+    nats_url: str, names: dict[str, str], apps: list[str]
+) -> dict[str, dict[str, dict[str, int]]]:
     """App -> component -> {host name: instances}, from each host's inventory (ids are
-    ``<app>-<component>``)."""
+    ``<app>-<component>``, the app's name normalized as wadm does)."""
+    app_of = {normalize_name(app): app for app in apps}
 
     async def ask(nc: Any) -> dict[str, dict[str, dict[str, int]]]:
         ctl = CtlClient(nc, "default")
@@ -158,7 +164,9 @@ def running_placement(nats_url: str, names: dict[str, str]) -> dict[str, dict[st
             running += [(p["id"], 1) for p in inventory["providers"]]
             for full_id, instances in running:
                 app, _, component = full_id.rpartition("-")
-                placement.setdefault(app, {}).setdefault(component, {})[name] = instances
+                placement.setdefault(app_of.get(app, app), {}).setdefault(component, {})[name] = (
+                    instances
+                )
         return placement
 
     result: dict[str, dict[str, dict[str, int]]] = with_nats(nats_url, ask)
@@ -236,7 +244,7 @@ def test_dev_the_counter_answers_in_each_region_from_its_hosts(dev: DevStack) ->
     assert sorted(answers.values()) == [1, 2, 3], answers
     # Each region's app runs on that region's hosts only (the host names are the
     # machines' names, whose regions Pulumi.dev.yaml gives).
-    placement = running_placement(dev.nats_url, dev.names)
+    placement = running_placement(dev.nats_url, dev.names, APPS)
     print(f"running placement: {placement}")
     for region in ROLLOUT:
         hosts = {f"{m}-host" for m, r in DEV_REGIONS.items() if r == region}
@@ -256,8 +264,8 @@ def test_dev_a_new_version_rolls_out_region_by_region(dev: DevStack) -> None:
     _, events = dev.stack.up()
     started = {name: seq for seq, op, name in events.steps("resourcePreEvent") if op == "update"}
     finished = {name: seq for seq, op, name in events.steps("resOutputsEvent") if op == "update"}
-    apps = [f"counter-{region}" for region in ROLLOUT]
-    assert set(started) == set(apps), started  # nothing but the apps changes
+    apps = APPS
+    assert {name for name in started if name.startswith("counter-")} == set(apps), started
     # Each region's update starts once the previous region's has finished (deployed and
     # healthy), in rolloutOrder.
     for before, after in itertools.pairwise(apps):
@@ -283,8 +291,8 @@ def test_dev_a_version_failing_its_health_check_stops_in_the_first_region(dev: D
         assert first in said and "v3" in said and "rolled back" in said, said
         assert f"{dev.endpoints[FIRST][0].rstrip('/')}/healthz" in said, said
         # The engine changed nothing after the first region.
-        touched = {name for _, op, name in events.steps("resourcePreEvent") if op == "update"}
-        assert touched == {first}, touched
+        updated = {name for _, op, name in events.steps("resourcePreEvent") if op == "update"}
+        assert {name for name in updated if name.startswith("counter-")} == {first}, updated
         failed = {name for _, _, name in events.steps("resOpFailedEvent")}
         assert failed == {first}, failed
         # What runs, from the wadm API: the first region back on v2, the others never
@@ -312,3 +320,112 @@ def test_dev_destroy_leaves_the_machines_as_booted(dev: DevStack) -> None:
             assert time.monotonic() < deadline, f"{machine.name} still runs {machine.processes()}"
             time.sleep(0.2)
         assert machine.own_files() == dev.booted_files[machine.name], machine.name
+
+
+# -- prod: the stack on moto's EC2 and the hypervisor's machines --------------------------
+
+PROD = shipped_config("prod")
+PROD_SIZES = {region["name"]: int(region.get("size", 1)) for region in PROD["regions"]}
+PROD_ROLES = {region["name"]: region["role"] for region in PROD["regions"]}
+
+
+def prod_hosts(region: str) -> set[str]:
+    """The Host names of a region's instances (machine ``<role>-<region>-<n>``)."""
+    role = PROD_ROLES[region]
+    return {f"{role}-{region}-{n}-host" for n in range(1, PROD_SIZES[region] + 1)}
+
+
+@dataclass
+class ProdStack:
+    stack: ExampleStack
+    world: Ec2World
+    previewed: dict[str, dict[str, dict[str, int]]]  # app -> component -> host -> n
+    names: dict[str, str]
+    nats_url: str
+    endpoints: dict[str, list[str]]
+
+
+@pytest.fixture(scope="module")
+def prod(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProdStack]:
+    for world in ec2_world_fixture():
+        stack = ExampleStack(
+            tmp_path_factory.mktemp("multi-region-prod"), "prod", env=world.environment()
+        )
+        try:
+            # The README's commands, with moto's subnets and networks: each region's
+            # subnet and VPC CIDR, this computer as the operator (the bridge's address),
+            # an AMI moto knows and its login user.
+            for r, region in enumerate(PROD["regions"]):
+                subnet = world.subnets[region["name"]]
+                network = next(n for n in REGION_NETWORKS if n.region == region["name"])
+                stack.config(f"regions[{r}].subnetId", subnet.subnet_id)
+                stack.config(f"regions[{r}].cidr", network.vpc_cidr)
+            stack.config("ec2.amiParameter", AMI_PARAMETER)
+            stack.config("ec2.user", "root")
+            stack.config("ec2.operatorCidrs[0]", f"{world.bridge.gateway}/32")
+            stack.config("ec2.httpFrom[0]", str(NETWORK))
+            stack.config("sshPrivateKey", KeyPair.generate("operator").private_openssh, True)
+            # Machines first; then the apps' placement previewed on the hosts that exist.
+            stack.config("deployApp", "false")
+            stack.up()
+            stack.run("config", "rm", "deployApp")
+            preview = json.loads(stack.run("preview", "--json").stdout)
+            previewed = {}
+            for step in preview["steps"]:
+                name = step["urn"].rsplit("::", 1)[1]
+                if name.startswith("counter-"):
+                    previewed[name] = step["newState"]["inputs"].get("placement")
+            stack.up()
+            outputs = stack.outputs()
+            yield ProdStack(
+                stack,
+                world,
+                previewed,
+                {host_id: name for name, host_id in outputs["hosts"].items()},
+                str(outputs["natsUrl"]),
+                outputs["endpoints"],
+            )
+        finally:
+            stack.run("destroy", "--yes", ok=False)
+
+
+def test_prod_three_regions_run_where_preview_placed_them(prod: ProdStack) -> None:
+    print(f"preview's placement: {prod.previewed}")
+    assert set(prod.previewed) == {f"counter-{region}" for region in PROD_SIZES}
+    for app, placement in prod.previewed.items():
+        region = app.removeprefix("counter-")
+        hosts = prod_hosts(region)
+        # Every component of a region's app on that region's hosts: the http-server and
+        # keyvalue-nats on each, one counter instance.
+        assert placement, f"preview shows no placement for {app}"
+        assert placement["httpserver"] == dict.fromkeys(hosts, 1), (app, placement)
+        assert placement["kv"] == dict.fromkeys(hosts, 1), (app, placement)
+        assert set(placement["counter"]) <= hosts, (app, placement)
+        assert sum(placement["counter"].values()) == 1, (app, placement)
+    running = running_placement(prod.nats_url, prod.names, list(prod.previewed))
+    assert running == prod.previewed
+    # Each region answers on each of its machines, counting in the one store.
+    answered = []
+    for region, urls in sorted(prod.endpoints.items()):
+        assert len(urls) == PROD_SIZES[region], (region, urls)
+        answered += [count(f"{url}prod-hello") for url in urls]
+    assert sorted(answered) == list(range(1, len(answered) + 1)), answered
+
+
+def test_prod_destroy_leaves_nothing_in_ec2(prod: ProdStack) -> None:
+    world = prod.world
+    prod.stack.run("destroy", "--yes")
+    left = []
+    for region in PROD_SIZES:
+        ec2 = world.ec2(region)
+        for reservation in ec2.describe_instances()["Reservations"]:
+            for instance in reservation["Instances"]:
+                if instance["State"]["Name"] != "terminated":
+                    left.append(f"{region} instance {instance['InstanceId']}")
+        for group in ec2.describe_security_groups()["SecurityGroups"]:
+            if group["GroupName"] != "default":
+                left.append(f"{region} security group {group['GroupName']}")
+        left += [f"{region} key pair {p['KeyName']}" for p in ec2.describe_key_pairs()["KeyPairs"]]
+    assert not left, left
+    world.hypervisor.wait_polled()
+    assert not world.hypervisor.machines, world.hypervisor.machines
