@@ -5,10 +5,11 @@ regions, ``eu`` and ``us``, and one counter Application per region; ``counter-us
 ``depends_on`` ``counter-eu``, as a rollout region by region is written. Version 2 loses
 the counter's keyvalue link in a refactor (so the component answers 500): `up` fails in
 eu naming the app, the version, the URL and the answer, eu is back on version 1 and
-answers, and us never saw version 2. The fixed version 2 then rolls out to both.
+answers, and us never saw version 2. The fixed version 2 then rolls out to both, and a
+new application broken from its first version is undeployed, leaving nothing behind.
 
-The cheap checks (input refusals, read of an unreachable lattice) call the provider
-in-process over gRPC.
+The cheap checks call the provider in-process over gRPC (input refusals, read of an
+unreachable lattice) or probe a real HTTP server on loopback.
 """
 
 from __future__ import annotations
