@@ -54,8 +54,12 @@ lint:
 typecheck:
 	mypy host_agent pulumi_wasmcloud benchmarks
 
+## unit: the suite on PYTEST_WORKERS pytest-xdist workers (0: one process). A test file's
+## tests stay in one worker; files sharing a resource of this computer share a worker;
+## the longest start first (tests/xdist_scheduling.py). The 25 slowest steps are listed.
+PYTEST_WORKERS ?= 2
 unit:
-	pytest
+	pytest -n $(PYTEST_WORKERS) --dist loadfile --durations=25
 
 bench: bootstrap
 	bash scripts/install-wash-dev.sh

@@ -1,7 +1,9 @@
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -23,3 +25,34 @@ def registry(tmp_path: Path) -> Iterator[RegistryProcess]:
     server = RegistryProcess(tmp_path / "registry").start()
     yield server
     server.stop()
+
+
+# --- several workers: `make unit` runs pytest-xdist with --dist loadfile ------------------
+
+_file_seconds: dict[str, float] = defaultdict(float)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """loadfile, with files that share a resource of this computer in one unit and the
+    longest units first (tests/xdist_scheduling.py)."""
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from tests.xdist_scheduling import FileScheduling
+
+    return FileScheduling(config, log)
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    _file_seconds[report.nodeid.split("::", 1)[0]] += report.duration
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Each file's time, for the next run's order; only from a run of whole files (no
+    -k or -m) and from the process that saw every report (xdist's controller)."""
+    config = session.config
+    if hasattr(config, "workerinput") or config.option.keyword or config.option.markexpr:
+        return
+    from tests.xdist_scheduling import record_durations
+
+    record_durations(config, dict(_file_seconds))
