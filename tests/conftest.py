@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -29,7 +28,7 @@ def registry(tmp_path: Path) -> Iterator[RegistryProcess]:
 
 # --- several workers: `make unit` runs pytest-xdist with --dist loadfile ------------------
 
-_file_seconds: dict[str, float] = defaultdict(float)
+_reports: list[tuple[str, float]] = []  # node id, seconds of one phase
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -44,7 +43,7 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
-    _file_seconds[report.nodeid.split("::", 1)[0]] += report.duration
+    _reports.append((report.nodeid, report.duration))
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
@@ -55,4 +54,4 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         return
     from tests.xdist_scheduling import record_durations
 
-    record_durations(config, dict(_file_seconds))
+    record_durations(config, _reports)

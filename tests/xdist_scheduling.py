@@ -7,10 +7,10 @@ loadfile``; tests/conftest.py hands xdist this scheduler).
   198.19.0.0/16 network, taken under a file lock) are one unit: one worker runs them one
   after another, instead of the other worker waiting on the lock.
 - The units start longest first, so that no long file starts while the other worker runs
-  out of work. A file's expected time is what it took in the last run on this checkout
-  (pytest's cache, written by ``record_durations``); a file never timed there (a fresh
-  clone, as CI has) is guessed from what it starts: each of its tests counts
-  ``GUESS_SECONDS`` of its kind.
+  out of work. A file's expected time is what it took a test in the last run on this
+  checkout (pytest's cache, written by ``record_durations``) times its tests now; a file
+  never timed there (a fresh clone, as CI has) is guessed from what it starts: each of
+  its tests counts ``GUESS_SECONDS`` of its kind.
 """
 
 from __future__ import annotations
@@ -82,7 +82,8 @@ class FileScheduling(LoadScopeScheduling):
         super().__init__(config, log)
         cache = getattr(config, "cache", None)  # None under -p no:cacheprovider
         cached = cache.get(CACHE_KEY, {}) if cache is not None else {}
-        self.timed: dict[str, float] = cached if isinstance(cached, dict) else {}
+        # path -> [seconds, tests] of its last whole run
+        self.timed: dict[str, Any] = cached if isinstance(cached, dict) else {}
         self.longest_first = False
 
     def _split_scope(self, nodeid: str) -> str:
@@ -95,8 +96,11 @@ class FileScheduling(LoadScopeScheduling):
             tests[file_of(nodeid)] += 1
         total = 0.0
         for path, count in tests.items():
-            seconds = self.timed.get(path)
-            total += seconds if isinstance(seconds, float) else guessed_seconds(path, count)
+            match self.timed.get(path):
+                case [float(seconds), int(timed)] if timed > 0:
+                    total += seconds / timed * count
+                case _:
+                    total += guessed_seconds(path, count)
         return total
 
     def _assign_work_unit(self, node: Any) -> None:
@@ -109,12 +113,18 @@ class FileScheduling(LoadScopeScheduling):
         super()._assign_work_unit(node)
 
 
-def record_durations(config: pytest.Config, seconds: dict[str, float]) -> None:
-    """Keep each file's time of this run for the next one's order (other files keep
-    theirs)."""
+def record_durations(config: pytest.Config, reports: list[tuple[str, float]]) -> None:
+    """Keep each file's time and number of tests of this run (from its tests' reports:
+    node id, seconds of a phase) for the next run's order; other files keep theirs."""
     cache = getattr(config, "cache", None)
-    if cache is None or not seconds:
+    if cache is None or not reports:
         return
+    seconds: dict[str, float] = defaultdict(float)
+    tests: dict[str, set[str]] = defaultdict(set)
+    for nodeid, duration in reports:
+        seconds[file_of(nodeid)] += duration
+        tests[file_of(nodeid)].add(nodeid)
     cached = cache.get(CACHE_KEY, {})
-    merged = {**(cached if isinstance(cached, dict) else {}), **seconds}
+    merged = {**(cached if isinstance(cached, dict) else {})}
+    merged |= {path: [seconds[path], len(tests[path])] for path in seconds}
     cache.set(CACHE_KEY, merged)

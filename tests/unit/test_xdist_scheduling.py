@@ -71,7 +71,7 @@ def tree(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     xdist_scheduling._imports.cache_clear()
 
 
-def scheduled(timed: dict[str, float] | None) -> list[tuple[str, list[str]]]:
+def scheduled(timed: dict[str, Any] | None) -> list[tuple[str, list[str]]]:
     """Which worker is sent which files, in the order they are sent, when every test
     passes as soon as it is sent."""
     values = {"tx": ["2*popen"]}
@@ -122,9 +122,9 @@ def test_never_timed_the_files_that_boot_machines_or_stacks_start_first_unit_fil
 
 
 def test_files_timed_in_the_last_run_start_longest_first(tree: Path) -> None:
-    timed = {path: 1.0 for path in FILES} | {"tests/unit/test_b.py": 500.0}
+    timed = {path: [1.0, 1] for path in FILES} | {"tests/unit/test_b.py": [500.0, 1]}
     sends = scheduled(timed)
     assert sends[0] == ("gw0", ["tests/unit/test_b.py"])
-    # The next longest by the record: the EC2 unit (two files, one second each).
+    # The next longest by the record: the EC2 unit (two files, one second a test each).
     ec2 = ["tests/integration/test_ec2_one.py", "tests/integration/test_ec2_two.py"]
     assert sends[1] == ("gw1", ec2)
