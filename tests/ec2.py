@@ -420,14 +420,23 @@ class Hypervisor:
             if instance.instance_id in self.machines or instance.instance_id in self.refused:
                 continue
             reason = self._refusal(instance, never)
+            machine = None
             if reason is None:
-                machine = self._boot(instance)
+                try:
+                    machine = self._boot(instance)
+                except Exception as error:
+                    # Refused from now on (not booted again at every look); the test sees
+                    # it in ``errors``, which ends its waits.
+                    shutil.rmtree(self.directory / instance.instance_id, ignore_errors=True)
+                    reason = f"its machine did not boot: {error}"
+                    with self._changed:
+                        self.errors.append(f"{instance.instance_id}: {reason}")
             with self._changed:
-                if reason is None:
+                if machine is not None:
                     self.machines[instance.instance_id] = machine
                     self.booted.append(machine)
                 else:
-                    self.refused[instance.instance_id] = reason
+                    self.refused[instance.instance_id] = str(reason)
                 self._changed.notify_all()
 
     def _refusal(self, instance: Instance, never: set[str]) -> str | None:
