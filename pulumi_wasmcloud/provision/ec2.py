@@ -18,6 +18,7 @@ What real EC2 does that a test double may not (docs/ec2.md):
 
 from __future__ import annotations
 
+import functools
 import socket
 import time
 import uuid
@@ -28,6 +29,7 @@ from typing import Any, TypeVar
 import boto3  # type: ignore[import-untyped]
 import botocore.config  # type: ignore[import-untyped]
 import botocore.exceptions  # type: ignore[import-untyped]
+import botocore.session  # type: ignore[import-untyped]
 import paramiko
 
 from pulumi_wasmcloud.provision.connector import parse_private_key, public_key_line
@@ -142,6 +144,21 @@ def key_pair_material(private_key: str, field_name: str = "privateKey") -> str:
     return public_key_line(key)
 
 
+@functools.cache
+def _service_models() -> Any:
+    """botocore's loader of service models, shared by every session of this process:
+    each new session would load EC2's (megabytes of JSON) again, ~0.4 s per machine,
+    paid one machine after another in a preview of many (the GIL). Credentials and
+    settings stay per session, read from the environment each time."""
+    return botocore.session.get_session().get_component("data_loader")
+
+
+def _session(region: str) -> Any:
+    core = botocore.session.get_session()
+    core.register_component("data_loader", _service_models())
+    return boto3.session.Session(botocore_session=core, region_name=region)
+
+
 class Ec2:
     """EC2 (and SSM, for AMI parameters) in one region, as one machine needs it."""
 
@@ -158,11 +175,11 @@ class Ec2:
         self.api_attempts = api_attempts
         config = botocore.config.Config(
             region_name=region,
-            retries={"mode": "standard", "max_attempts": api_attempts},
+            retries={"mode": "standard", "total_max_attempts": api_attempts},
             connect_timeout=10,
             read_timeout=60,
         )
-        session = boto3.session.Session(region_name=region)
+        session = _session(region)
         self._ec2 = session.client("ec2", endpoint_url=self.endpoint_url, config=config)
         self._ssm = session.client("ssm", endpoint_url=self.endpoint_url, config=config)
 
