@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import functools
 import socket
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -153,6 +154,12 @@ def _service_models() -> Any:
     return botocore.session.get_session().get_component("data_loader")
 
 
+# One machine's clients at a time: the first loads the models and the others then find
+# them loaded, instead of every machine's thread loading them at once (a preview of five
+# machines: ~0.9 s instead of ~1.9 s).
+_MAKING_CLIENTS = threading.Lock()
+
+
 def _session(region: str) -> Any:
     core = botocore.session.get_session()
     core.register_component("data_loader", _service_models())
@@ -180,8 +187,9 @@ class Ec2:
             read_timeout=60,
         )
         session = _session(region)
-        self._ec2 = session.client("ec2", endpoint_url=self.endpoint_url, config=config)
-        self._ssm = session.client("ssm", endpoint_url=self.endpoint_url, config=config)
+        with _MAKING_CLIENTS:
+            self._ec2 = session.client("ec2", endpoint_url=self.endpoint_url, config=config)
+            self._ssm = session.client("ssm", endpoint_url=self.endpoint_url, config=config)
 
     # --- calls and their errors -----------------------------------------------------------
 
