@@ -8,23 +8,39 @@ puts + deploys through the controller and waits for "deployed" (a `hello` compon
 nats-server with JetStream, the controller and one host. Target: our per-resource time
 at most 1.5x the dynamic no-op's, growing near-linearly with N.
 
-    python benchmarks/preview.py [--sizes 10 100 300]
+The multi-region part previews examples/multi-region's prod stack (Pulumi.prod.yaml as
+shipped: EC2 machines in three regions, the lattice, a host per machine, the counter app
+per region) before it exists, against moto's EC2 API on loopback (a VPC and subnet per
+region, as tests/ec2.py makes them), beside the same number of dynamic no-op resources,
+alternating, median of ``--runs``. Everything is to be created, so no machine is
+contacted: their addresses are unknown until the instances exist. What it costs is the
+program, each resource's check and preview create in the provider, and one AMI lookup
+per machine. Target: at most 1.5x the no-op stack's preview.
+
+    python benchmarks/preview.py [--sizes 10 100 300] [--runs 5] [--part all|scaling|multi-region]
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
+import json
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
+
+import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from tests.lattice import ControllerProcess, HostProcess, NatsServer
 from tests.pulumi_cli import PULUMI_BIN, cli_environment, write_project
 
 ROOT = Path(__file__).resolve().parent.parent
+MULTI_REGION = ROOT / "examples" / "multi-region"
 
 OURS = """
 import pulumi
@@ -70,22 +86,27 @@ def project(workdir: Path, name: str, program: str) -> Path:
 
 
 class Cli:
-    def __init__(self, workdir: Path, nats_url: str) -> None:
-        self.env = cli_environment(workdir, "bench")
+    def __init__(
+        self, workdir: Path, nats_url: str = "", env: dict[str, str] | None = None
+    ) -> None:
+        self.env = {**cli_environment(workdir, "bench"), **(env or {})}
         self.nats_url = nats_url
+        self.last_stdout = ""
 
-    def run(self, folder: Path, *args: str) -> float:
+    def run(self, folder: Path, *args: str, stdin: str | None = None) -> float:
         started = time.perf_counter()
         done = subprocess.run(
             ["pulumi", "--non-interactive", *args],
             cwd=folder,
             env=self.env,
+            input=stdin,
             capture_output=True,
             text=True,
             timeout=1800,
         )
         if done.returncode != 0:
             raise SystemExit(f"pulumi {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}")
+        self.last_stdout = done.stdout
         return time.perf_counter() - started
 
     def measure(self, folder: Path, stack: str, count: int) -> tuple[float, float]:
@@ -113,12 +134,104 @@ def report_growth(rows: list[tuple[int, tuple[float, float], tuple[float, float]
         )
 
 
+def to_create(preview_json: str) -> list[str]:
+    """``type name`` of each resource a preview's JSON would create (not the stack
+    itself, not a provider)."""
+    steps = json.loads(preview_json)["steps"]
+    made = []
+    for step in steps:
+        urn = str(step["urn"])
+        kind, name = urn.split("::")[2].rsplit("$", 1)[-1], urn.rsplit("::", 1)[1]
+        if step["op"] == "create" and not kind.startswith("pulumi:"):
+            made.append(f"{kind} {name}")
+    return made
+
+
+def ec2_harness() -> Any:
+    """tests/ec2.py (moto's server, the regions' VPCs): imported by name, as mypy checks
+    benchmarks/ but not the tests, whose boto3 has no type information."""
+    return importlib.import_module("tests.ec2")
+
+
+def configure_prod(cli: Cli, folder: Path, subnets: dict[str, Any]) -> None:
+    """The shipped Pulumi.prod.yaml pointed at moto (the CLI reaches it through
+    AWS_ENDPOINT_URL): each region's subnet and VPC CIDR, the operator's CIDR, an AMI
+    parameter moto knows, a fresh SSH key (a secret)."""
+    from tests.machines import KeyPair
+
+    ec2 = ec2_harness()
+    shipped = yaml.safe_load((MULTI_REGION / "Pulumi.prod.yaml").read_text())["config"]
+    vpcs = {network.region: network.vpc_cidr for network in ec2.REGION_NETWORKS}
+    for index, region in enumerate(shipped["wasmcloud-multi-region:regions"]):
+        name = region["name"]
+        cli.run(folder, "config", "set", "--path", f"regions[{index}].subnetId",
+                subnets[name].subnet_id)  # fmt: skip
+        cli.run(folder, "config", "set", "--path", f"regions[{index}].cidr", vpcs[name])
+    cli.run(folder, "config", "set", "--path", "ec2.operatorCidrs[0]", str(ec2.NETWORK))
+    cli.run(folder, "config", "set", "--path", "ec2.amiParameter", ec2.AMI_PARAMETER)
+    cli.run(folder, "config", "set", "--path", "ec2.user", "root")
+    key = KeyPair.generate("bench").private_openssh
+    cli.run(folder, "config", "set", "--secret", "sshPrivateKey", stdin=key)
+
+
+def measure_multi_region(workdir: Path, runs: int) -> None:
+    from tests.example_projects import example_project
+
+    ec2 = ec2_harness()
+    with ec2.moto_server(workdir) as moto:
+        subnets = ec2.create_networks(moto)
+        cli = Cli(workdir, env=moto.environment())
+        ours = example_project(MULTI_REGION, workdir / "multi-region", "prod")
+        cli.run(ours, "stack", "init", "prod")
+        configure_prod(cli, ours, subnets)
+        cli.run(ours, "preview", "--json")  # warms the plugin and pip caches, counts
+        resources = to_create(cli.last_stdout)
+        noop = project(workdir, "noop-multi-region", DYNAMIC)
+        cli.run(noop, "stack", "init", "peer")
+        cli.run(noop, "config", "set", "count", str(len(resources)))
+        cli.run(noop, "preview")
+        print(
+            f"multi-region: `pulumi preview` of examples/multi-region's prod stack before it "
+            f"exists ({len(resources)} resources to create: "
+            f"{', '.join(sorted({r.split()[0].rsplit(':', 1)[-1] for r in resources}))}), "
+            f"EC2 API = moto on loopback, no machine contacted; vs {len(resources)} dynamic "
+            f"no-op resources; same CLI and backend, alternating, {runs} runs each"
+        )
+        times: dict[str, list[float]] = {"multi-region": [], "no-op": []}
+        for _ in range(runs):
+            times["multi-region"].append(cli.run(ours, "preview"))
+            times["no-op"].append(cli.run(noop, "preview"))
+        for label, seen in times.items():
+            shown = " ".join(f"{t:.2f}" for t in seen)
+            print(f"  {label:13} median {statistics.median(seen):6.2f} s   (runs: {shown})")
+        ratio = statistics.median(times["multi-region"]) / statistics.median(times["no-op"])
+        print(f"  ratio {ratio:.2f}x (target <= 1.5x)")
+        made = [
+            instance
+            for region in subnets
+            for reservation in moto.client("ec2", region).describe_instances()["Reservations"]
+            for instance in reservation["Instances"]
+        ]
+        if made:
+            raise SystemExit(f"a preview launched instances: {made}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[10, 100, 300])
+    parser.add_argument("--runs", type=int, default=5, help="multi-region previews per side")
+    parser.add_argument("--part", choices=("all", "scaling", "multi-region"), default="all")
     args = parser.parse_args()
     if not (PULUMI_BIN / "pulumi").exists():
         raise SystemExit("the Pulumi CLI is missing: run scripts/bootstrap.sh")
+    if args.part in ("all", "multi-region"):
+        with tempfile.TemporaryDirectory(prefix="bench-preview-mr-") as tmp:
+            measure_multi_region(Path(tmp), args.runs)
+    if args.part in ("all", "scaling"):
+        measure_scaling(args.sizes)
+
+
+def measure_scaling(sizes: list[int]) -> None:
     hello = ROOT / "examples" / "hello" / "build" / "hello.wasm"
     with tempfile.TemporaryDirectory(prefix="bench-preview-") as tmp:
         workdir = Path(tmp)
@@ -131,7 +244,7 @@ def main() -> None:
             dynamic = project(workdir, "dynamic", DYNAMIC)
             print(f"{'N':>5} {'':10} {'preview s':>10} {'up s':>8} {'per res. ms':>12}")
             rows: list[tuple[int, tuple[float, float], tuple[float, float]]] = []
-            for count in args.sizes:
+            for count in sizes:
                 ours_times = cli.measure(ours, f"n{count}", count)
                 dyn_times = cli.measure(dynamic, f"n{count}", count)
                 for label, (preview, up) in (("wasmcloud", ours_times), ("dynamic", dyn_times)):

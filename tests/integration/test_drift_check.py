@@ -25,6 +25,8 @@ from host_agent.lattice.client import CtlClient
 from tests.lattice import ROOT
 from tests.pulumi_cli import Stack, e2e_stack
 
+pytestmark = pytest.mark.slow  # a Pulumi up per test, like the e2e stacks
+
 SCRIPT = ROOT / "scripts" / "drift-check.sh"
 STACK = "drift"
 
@@ -67,7 +69,13 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 def in_sync(stack: Stack) -> Stack:
     """The stack deployed with the program's defaults and nothing drifted."""
     if drift_check(stack).returncode != 0:
-        stack.up()
+        repaired = stack.up(ok=False)
+        if repaired.returncode != 0 and "run `pulumi up` again" in repaired.stdout:
+            # After nats-server restarts, the hosts rejoining while the Application plans
+            # can fail one up ("the lattice changed during the update"); it says what to do.
+            stack.up()
+        else:
+            assert repaired.returncode == 0, repaired.stdout + repaired.stderr
     return stack
 
 
