@@ -211,7 +211,7 @@ class DevStack:
     endpoints: dict[str, list[str]] = field(default_factory=dict)  # region -> base URLs
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="class")
 def dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevStack]:
     for machines in booted(*DEV_REGIONS):
         stack = ExampleStack(tmp_path_factory.mktemp("multi-region-dev"), "dev")
@@ -236,90 +236,98 @@ def dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevStack]:
             stack.run("destroy", "--yes", ok=False)
 
 
-def test_dev_the_counter_answers_in_each_region_from_its_hosts(dev: DevStack) -> None:
-    assert set(dev.endpoints) == set(ROLLOUT)
-    # One store behind every region: the counts of one key go on across regions.
-    answers = {region: count(f"{dev.endpoints[region][0]}dev-hello") for region in ROLLOUT}
-    print(f"dev-hello per region: {answers}")
-    assert sorted(answers.values()) == [1, 2, 3], answers
-    # Each region's app runs on that region's hosts only (the host names are the
-    # machines' names, whose regions Pulumi.dev.yaml gives).
-    placement = running_placement(dev.nats_url, dev.names, APPS)
-    print(f"running placement: {placement}")
-    for region in ROLLOUT:
-        hosts = {f"{m}-host" for m, r in DEV_REGIONS.items() if r == region}
-        assert placement[f"counter-{region}"] == {
-            "counter": dict.fromkeys(hosts, 1),
-            "kv": dict.fromkeys(hosts, 1),
-            "httpserver": dict.fromkeys(hosts, 1),
-        }, (region, placement)
-    versions = app_versions(dev.nats_url)
-    assert {app: deployed for app, (deployed, _) in versions.items()} == {
-        f"counter-{region}": "v1" for region in ROLLOUT
-    }, versions
+class TestDevStack:
+    """The dev stack on three namespace machines, in order (one deployed stack)."""
 
-
-def test_dev_a_new_version_rolls_out_region_by_region(dev: DevStack) -> None:
-    dev.stack.config("appVersion", "v2")
-    _, events = dev.stack.up()
-    started = {name: seq for seq, op, name in events.steps("resourcePreEvent") if op == "update"}
-    finished = {name: seq for seq, op, name in events.steps("resOutputsEvent") if op == "update"}
-    apps = APPS
-    assert {name for name in started if name.startswith("counter-")} == set(apps), started
-    # Each region's update starts once the previous region's has finished (deployed and
-    # healthy), in rolloutOrder.
-    for before, after in itertools.pairwise(apps):
-        assert finished[before] < started[after], (before, after, started, finished)
-    print(f"rollout order (engine event sequence): started {started}, finished {finished}")
-    versions = app_versions(dev.nats_url)
-    assert {app: versions[app][0] for app in apps} == dict.fromkeys(apps, "v2"), versions
-    for region in ROLLOUT:
-        assert count(f"{dev.endpoints[region][0]}after-v2-{region}") == 1
-
-
-def test_dev_a_version_failing_its_health_check_stops_in_the_first_region(dev: DevStack) -> None:
-    stack = dev.stack
-    stack.config("appVersion", "v3")
-    stack.config("counterWasm", str(BROKEN_WASM))
-    try:
-        done, events = stack.up(ok=False)
-        said = events.said() + done.stderr
-        assert done.returncode != 0, said
-        # `up` names the app, the version, the health URL and the rollback.
-        first = f"counter-{FIRST}"
-        print(f"up of a broken v3 says: {said.strip()[-1500:]}")
-        assert first in said and "v3" in said and "rolled back" in said, said
-        assert f"{dev.endpoints[FIRST][0].rstrip('/')}/healthz" in said, said
-        # The engine changed nothing after the first region.
-        updated = {name for _, op, name in events.steps("resourcePreEvent") if op == "update"}
-        assert {name for name in updated if name.startswith("counter-")} == {first}, updated
-        failed = {name for _, _, name in events.steps("resOpFailedEvent")}
-        assert failed == {first}, failed
-        # What runs, from the wadm API: the first region back on v2, the others never
-        # given v3.
+    def test_dev_the_counter_answers_in_each_region_from_its_hosts(self, dev: DevStack) -> None:
+        assert set(dev.endpoints) == set(ROLLOUT)
+        # One store behind every region: the counts of one key go on across regions.
+        answers = {region: count(f"{dev.endpoints[region][0]}dev-hello") for region in ROLLOUT}
+        print(f"dev-hello per region: {answers}")
+        assert sorted(answers.values()) == [1, 2, 3], answers
+        # Each region's app runs on that region's hosts only (the host names are the
+        # machines' names, whose regions Pulumi.dev.yaml gives).
+        placement = running_placement(dev.nats_url, dev.names, APPS)
+        print(f"running placement: {placement}")
+        for region in ROLLOUT:
+            hosts = {f"{m}-host" for m, r in DEV_REGIONS.items() if r == region}
+            assert placement[f"counter-{region}"] == {
+                "counter": dict.fromkeys(hosts, 1),
+                "kv": dict.fromkeys(hosts, 1),
+                "httpserver": dict.fromkeys(hosts, 1),
+            }, (region, placement)
         versions = app_versions(dev.nats_url)
-        print(f"versions after the failed rollout: {versions}")
-        assert versions[first][0] == "v2", versions
-        for region in ROLLOUT[1:]:
-            deployed, stored = versions[f"counter-{region}"]
-            assert deployed == "v2" and "v3" not in stored, (region, versions)
-        # And the first region counts again (the rolled-back version answers).
-        assert count(f"{dev.endpoints[FIRST][0]}after-rollback") == 1
-    finally:
-        stack.config("appVersion", "v2")
-        stack.run("config", "rm", "counterWasm")
-    # Back on the code that runs: nothing to change.
-    stack.run("preview", "--expect-no-changes")
+        assert {app: deployed for app, (deployed, _) in versions.items()} == {
+            f"counter-{region}": "v1" for region in ROLLOUT
+        }, versions
 
+    def test_dev_a_new_version_rolls_out_region_by_region(self, dev: DevStack) -> None:
+        dev.stack.config("appVersion", "v2")
+        _, events = dev.stack.up()
+        started = {
+            name: seq for seq, op, name in events.steps("resourcePreEvent") if op == "update"
+        }
+        finished = {
+            name: seq for seq, op, name in events.steps("resOutputsEvent") if op == "update"
+        }
+        apps = APPS
+        assert {name for name in started if name.startswith("counter-")} == set(apps), started
+        # Each region's update starts once the previous region's has finished (deployed and
+        # healthy), in rolloutOrder.
+        for before, after in itertools.pairwise(apps):
+            assert finished[before] < started[after], (before, after, started, finished)
+        print(f"rollout order (engine event sequence): started {started}, finished {finished}")
+        versions = app_versions(dev.nats_url)
+        assert {app: versions[app][0] for app in apps} == dict.fromkeys(apps, "v2"), versions
+        for region in ROLLOUT:
+            assert count(f"{dev.endpoints[region][0]}after-v2-{region}") == 1
 
-def test_dev_destroy_leaves_the_machines_as_booted(dev: DevStack) -> None:
-    dev.stack.run("destroy", "--yes")
-    for machine in dev.machines:
-        deadline = time.monotonic() + 20
-        while machine.processes():  # the provider's SSH sessions end as it exits
-            assert time.monotonic() < deadline, f"{machine.name} still runs {machine.processes()}"
-            time.sleep(0.2)
-        assert machine.own_files() == dev.booted_files[machine.name], machine.name
+    def test_dev_a_version_failing_its_health_check_stops_in_the_first_region(
+        self, dev: DevStack
+    ) -> None:
+        stack = dev.stack
+        stack.config("appVersion", "v3")
+        stack.config("counterWasm", str(BROKEN_WASM))
+        try:
+            done, events = stack.up(ok=False)
+            said = events.said() + done.stderr
+            assert done.returncode != 0, said
+            # `up` names the app, the version, the health URL and the rollback.
+            first = f"counter-{FIRST}"
+            print(f"up of a broken v3 says: {said.strip()[-1500:]}")
+            assert first in said and "v3" in said and "rolled back" in said, said
+            assert f"{dev.endpoints[FIRST][0].rstrip('/')}/healthz" in said, said
+            # The engine changed nothing after the first region.
+            updated = {name for _, op, name in events.steps("resourcePreEvent") if op == "update"}
+            assert {name for name in updated if name.startswith("counter-")} == {first}, updated
+            failed = {name for _, _, name in events.steps("resOpFailedEvent")}
+            assert failed == {first}, failed
+            # What runs, from the wadm API: the first region back on v2, the others never
+            # given v3.
+            versions = app_versions(dev.nats_url)
+            print(f"versions after the failed rollout: {versions}")
+            assert versions[first][0] == "v2", versions
+            for region in ROLLOUT[1:]:
+                deployed, stored = versions[f"counter-{region}"]
+                assert deployed == "v2" and "v3" not in stored, (region, versions)
+            # And the first region counts again (the rolled-back version answers).
+            assert count(f"{dev.endpoints[FIRST][0]}after-rollback") == 1
+        finally:
+            stack.config("appVersion", "v2")
+            stack.run("config", "rm", "counterWasm")
+        # Back on the code that runs: nothing to change.
+        stack.run("preview", "--expect-no-changes")
+
+    def test_dev_destroy_leaves_the_machines_as_booted(self, dev: DevStack) -> None:
+        dev.stack.run("destroy", "--yes")
+        for machine in dev.machines:
+            deadline = time.monotonic() + 20
+            while machine.processes():  # the provider's SSH sessions end as it exits
+                assert time.monotonic() < deadline, (
+                    f"{machine.name} still runs {machine.processes()}"
+                )
+                time.sleep(0.2)
+            assert machine.own_files() == dev.booted_files[machine.name], machine.name
 
 
 # -- prod: the stack on moto's EC2 and the hypervisor's machines --------------------------
@@ -345,7 +353,7 @@ class ProdStack:
     endpoints: dict[str, list[str]]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="class")
 def prod(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProdStack]:
     for world in ec2_world_fixture():
         stack = ExampleStack(
@@ -389,43 +397,60 @@ def prod(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProdStack]:
             stack.run("destroy", "--yes", ok=False)
 
 
-def test_prod_three_regions_run_where_preview_placed_them(prod: ProdStack) -> None:
-    print(f"preview's placement: {prod.previewed}")
-    assert set(prod.previewed) == {f"counter-{region}" for region in PROD_SIZES}
-    for app, placement in prod.previewed.items():
-        region = app.removeprefix("counter-")
-        hosts = prod_hosts(region)
-        # Every component of a region's app on that region's hosts: the http-server and
-        # keyvalue-nats on each, one counter instance.
-        assert placement, f"preview shows no placement for {app}"
-        assert placement["httpserver"] == dict.fromkeys(hosts, 1), (app, placement)
-        assert placement["kv"] == dict.fromkeys(hosts, 1), (app, placement)
-        assert set(placement["counter"]) <= hosts, (app, placement)
-        assert sum(placement["counter"].values()) == 1, (app, placement)
-    running = running_placement(prod.nats_url, prod.names, list(prod.previewed))
-    assert running == prod.previewed
-    # Each region answers on each of its machines, counting in the one store.
-    answered = []
-    for region, urls in sorted(prod.endpoints.items()):
-        assert len(urls) == PROD_SIZES[region], (region, urls)
-        answered += [count(f"{url}prod-hello") for url in urls]
-    assert sorted(answered) == list(range(1, len(answered) + 1)), answered
+class TestProdStack:
+    """The prod stack on moto + the hypervisor, in order (one deployed stack)."""
+
+    def test_prod_three_regions_run_where_preview_placed_them(self, prod: ProdStack) -> None:
+        print(f"preview's placement: {prod.previewed}")
+        assert set(prod.previewed) == {f"counter-{region}" for region in PROD_SIZES}
+        for app, placement in prod.previewed.items():
+            region = app.removeprefix("counter-")
+            hosts = prod_hosts(region)
+            # Every component of a region's app on that region's hosts: the http-server and
+            # keyvalue-nats on each, one counter instance.
+            assert placement, f"preview shows no placement for {app}"
+            assert placement["httpserver"] == dict.fromkeys(hosts, 1), (app, placement)
+            assert placement["kv"] == dict.fromkeys(hosts, 1), (app, placement)
+            assert set(placement["counter"]) <= hosts, (app, placement)
+            assert sum(placement["counter"].values()) == 1, (app, placement)
+        running = running_placement(prod.nats_url, prod.names, list(prod.previewed))
+        assert running == prod.previewed
+        # Each region answers on each of its machines, counting in the one store.
+        answered = []
+        for region, urls in sorted(prod.endpoints.items()):
+            assert len(urls) == PROD_SIZES[region], (region, urls)
+            answered += [count(f"{url}prod-hello") for url in urls]
+        assert sorted(answered) == list(range(1, len(answered) + 1)), answered
+
+    def test_prod_destroy_leaves_nothing_in_ec2(self, prod: ProdStack) -> None:
+        world = prod.world
+        # While it runs: one instance, security group and key pair per machine, in its
+        # region (so the check below would see them).
+        made = ec2_objects(world)
+        print(f"EC2 objects of the running stack: {made}")
+        assert {region: len(objects) for region, objects in made.items()} == {
+            region: 3 * size for region, size in PROD_SIZES.items()
+        }, made
+        prod.stack.run("destroy", "--yes")
+        left = ec2_objects(world)
+        assert not any(left.values()), left
+        world.hypervisor.wait_polled()
+        assert not world.hypervisor.machines, world.hypervisor.machines
 
 
-def test_prod_destroy_leaves_nothing_in_ec2(prod: ProdStack) -> None:
-    world = prod.world
-    prod.stack.run("destroy", "--yes")
-    left = []
+def ec2_objects(world: Ec2World) -> dict[str, list[str]]:
+    """Region -> the instances (not terminated), security groups (but the VPC's default)
+    and key pairs moto holds there."""
+    found: dict[str, list[str]] = {}
     for region in PROD_SIZES:
         ec2 = world.ec2(region)
+        objects = found.setdefault(region, [])
         for reservation in ec2.describe_instances()["Reservations"]:
             for instance in reservation["Instances"]:
                 if instance["State"]["Name"] != "terminated":
-                    left.append(f"{region} instance {instance['InstanceId']}")
+                    objects.append(f"instance {instance['InstanceId']}")
         for group in ec2.describe_security_groups()["SecurityGroups"]:
             if group["GroupName"] != "default":
-                left.append(f"{region} security group {group['GroupName']}")
-        left += [f"{region} key pair {p['KeyName']}" for p in ec2.describe_key_pairs()["KeyPairs"]]
-    assert not left, left
-    world.hypervisor.wait_polled()
-    assert not world.hypervisor.machines, world.hypervisor.machines
+                objects.append(f"security group {group['GroupName']}")
+        objects += [f"key pair {pair['KeyName']}" for pair in ec2.describe_key_pairs()["KeyPairs"]]
+    return found
