@@ -52,6 +52,23 @@ class Ec2Machine(pulumi.CustomResource):
     SSH; an instance that never answers is terminated and the failure reported.
     ``endpoint_url`` points boto3 at another EC2 endpoint (else ``AWS_ENDPOINT_URL`` or
     AWS's own).
+
+    Example (a program; ``sshKey`` and ``subnetId`` in the stack's config)::
+
+        config = pulumi.Config()
+        core = Ec2Machine(
+            "core-1",
+            region="us-east-1",
+            lattice="default",
+            role="core",
+            subnet_id=config.require("subnetId"),
+            private_key=config.require_secret("sshKey"),
+            ssh_from=["203.0.113.0/24"],
+            lattice_cidrs=["10.0.0.0/16"],
+        )
+        lattice = Lattice("prod", cluster=[core.ssh])
+        Host("core-1", lattice=lattice, machine=core.ssh)
+        pulumi.export("core", core.address)
     """
 
     def __init__(

@@ -415,11 +415,11 @@ class Ec2MachineResource:
     def _create(self, spec: Ec2Spec, names: Names, say: Callable[[str], None]) -> dict[str, Any]:
         ec2 = _ec2(spec)
         machine = names.machine
-        found = ec2.find_instances(names.adoption)
         group_id: str | None = None
         key_made = False
         instance: Instance | None = None
         try:
+            found = ec2.find_instances(names.adoption)
             vpc = ec2.vpc_of_subnet(spec.subnet_id)
             fits = [i for i in found if _fits(i, spec, names)]
             adopted = fits[0] if fits else None

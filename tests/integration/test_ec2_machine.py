@@ -7,7 +7,9 @@ host key verified against the one Ec2Machine recorded) and a Host on the same ma
 that joins it. Preview says what will be launched and launches nothing; up launches,
 installs and joins; a second up changes nothing; destroy leaves no instance, security
 group or key pair in moto. Then an instance made by hand with the machine's tags (what a
-cut-short `up` leaves) is adopted by the next up, not duplicated, and destroyed with it.
+cut-short `up` leaves) is adopted by the next up, not duplicated; a new extra port is
+opened in place; a rule revoked by hand is drift that `preview --refresh` shows and
+`up --refresh` repairs; destroy removes the adopted machine too.
 
 The tests share one stack and run in file order.
 """
@@ -39,6 +41,7 @@ import pulumi
 import pulumi_wasmcloud as wasmcloud
 
 config = pulumi.Config()
+extra = config.get_object("extraPorts") or []
 core = wasmcloud.Ec2Machine(
     "{MACHINE}",
     region="{DEFAULT_REGION}",
@@ -53,6 +56,7 @@ core = wasmcloud.Ec2Machine(
     peer_cidrs=["{NETWORK}"],
     ssh_timeout_seconds=60,
     tags={{"team": "wasmcloud-tests"}},
+    extra_ports=[{{"port": port, "cidrs": ["{NETWORK}"]}} for port in extra],
 )
 pulumi.export("instanceId", core.instance_id)
 pulumi.export("address", core.address)
@@ -194,5 +198,40 @@ def test_an_instance_a_cut_short_up_left_is_adopted_not_duplicated(
     assert [i["InstanceId"] for i in live_instances(world)] == [left]
     assert len(our_groups(world)) == 1
 
+
+def opened_ports(world: Ec2World) -> list[int]:
+    [group] = our_groups(world)
+    return sorted(p["FromPort"] for p in group["IpPermissions"])
+
+
+def test_ports_change_in_place_and_rules_edited_by_hand_are_drift(
+    world: Ec2World, stack: Stack
+) -> None:
+    before = stack.outputs()["instanceId"]
+    stack.config("extraPorts", "[8080]")
+    stack.up()
+    assert stack.outputs()["instanceId"] == before
+    assert opened_ports(world) == [22, 4222, 6222, 7422, 8080]
+
+    [group] = our_groups(world)
+    world.ec2().revoke_security_group_ingress(
+        GroupId=group["GroupId"],
+        IpPermissions=[
+            {
+                "IpProtocol": "tcp",
+                "FromPort": 8080,
+                "ToPort": 8080,
+                "IpRanges": [{"CidrIp": NETWORK}],
+            }
+        ],
+    )
+    drift = stack.run("preview", "--refresh", "--expect-no-changes", "--diff", ok=False)
+    assert drift.returncode != 0 and "ingress" in drift.stdout, drift.stdout
+    stack.up("--refresh")
+    assert opened_ports(world) == [22, 4222, 6222, 7422, 8080]
+    assert [i["InstanceId"] for i in live_instances(world)] == [before]
+
+
+def test_destroy_removes_the_adopted_machine_too(world: Ec2World, stack: Stack) -> None:
     stack.run("destroy", "--yes")
     assert_nothing_left(world)
