@@ -4,7 +4,8 @@ the backend and passphrase in the environment, exit 0 in sync, 1 drifted (naming
 2 could not check (saying why).
 
 The module's tests share one stack; each starts from ``in_sync``, which repairs whatever
-an earlier test broke with one `pulumi up`.
+an earlier test broke with one `pulumi up`. The last test drives the Host and Lattice
+handlers in process: reading machines that SSH cannot reach fails, naming them.
 """
 
 from __future__ import annotations
@@ -22,7 +23,11 @@ import nats
 import pytest
 
 from host_agent.lattice.client import CtlClient
-from tests.lattice import ROOT
+from pulumi_wasmcloud.provider.host_resource import HostResource
+from pulumi_wasmcloud.provider.lattice_resource import LatticeResource
+from pulumi_wasmcloud.provider.values import plain, to_props
+from tests.lattice import ROOT, free_port, run_async
+from tests.machines import KeyPair
 from tests.pulumi_cli import Stack, e2e_stack
 
 pytestmark = pytest.mark.slow  # a Pulumi up per test, like the e2e stacks
@@ -154,3 +159,49 @@ def test_refused_credentials_exit_2_with_the_reason(in_sync: Stack) -> None:
         f"drift-check: stack {STACK}: could not check (exit 2)",
         "  getting stack configuration: get stack secrets manager: incorrect passphrase",
     ]
+
+
+def closed_machine(name: str) -> dict[str, object]:
+    """An SshMachine's wire map for a loopback port nothing listens on: SSH is refused,
+    as for a machine that is down or a network that does not reach it."""
+    return {
+        "name": name,
+        "host": "127.0.0.1",
+        "port": free_port(),
+        "user": "root",
+        "privateKey": KeyPair.generate().private_openssh,
+        "hostKey": None,
+        "verifyHostKey": True,
+        "bastion": None,
+        "sudo": None,
+    }
+
+
+@run_async
+async def test_reads_of_machines_that_cannot_be_reached_fail_instead_of_reporting_drift() -> None:
+    """A refresh that cannot reach a machine says so (the drift check's exit 2), rather
+    than report its host stopped or its lattice drifted (exit 1)."""
+    hosts = HostResource()
+    news = {"name": "edge", "natsUrl": "nats://127.0.0.1:4222", "machine": closed_machine("edge-1")}
+    checked = await hosts.check({}, news)
+    assert checked.failures == []
+    # As the engine hands state back: secrets unwrapped.
+    host = plain(to_props({**checked.inputs, "hostId": "NHOST", "seed": "SHOST", "hostKeys": {}}))
+    with pytest.raises(RuntimeError) as raised:
+        await hosts.read("NHOST", host)
+    said = str(raised.value)
+    assert said.startswith("cannot tell whether host edge runs on edge-1: cannot reach edge-1 at ")
+    assert "nothing was changed" in said
+
+    lattices = LatticeResource()
+    checked = await lattices.check(
+        {}, {"lattice": "default", "cluster": [closed_machine("core-1")]}
+    )
+    assert checked.failures == []
+    with pytest.raises(RuntimeError) as raised:
+        await lattices.read(
+            "default@nats://127.0.0.1:4222", plain(to_props({**checked.inputs, "hostKeys": {}}))
+        )
+    said = str(raised.value)
+    assert said.startswith("cannot read lattice default on core-1: core-1: cannot reach core-1 at ")
+    assert "nothing was changed" in said
