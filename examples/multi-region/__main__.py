@@ -46,24 +46,25 @@ REGION_KEYS = {
 EC2_KEYS = {"instanceType", "ami", "amiParameter", "user", "operatorCidrs", "httpFrom", "address"}
 
 
-# -- the stack's config, checked: a wrong type is refused with its place, never defaulted --
+# -- the stack's config, checked: a wrong type is refused with its place, never defaulted.
+# pulumi.RunError: the CLI shows the sentence alone, without a traceback.
 
 
 def _string(value: Any, where: str) -> str:
     if not isinstance(value, str) or not value:
-        raise ValueError(f"config {where}: required, a non-empty string")
+        raise pulumi.RunError(f"config {where}: required, a non-empty string")
     return value
 
 
 def _whole(value: Any, where: str, low: int, high: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise ValueError(f"config {where}: must be a whole number from {low} to {high}")
+        raise pulumi.RunError(f"config {where}: must be a whole number from {low} to {high}")
     return value
 
 
 def _cidrs(value: Any, where: str) -> list[str]:
     if not isinstance(value, list) or not value:
-        raise ValueError(f"config {where}: a non-empty list of CIDR blocks (203.0.113.0/24)")
+        raise pulumi.RunError(f"config {where}: a non-empty list of CIDR blocks (203.0.113.0/24)")
     for index, cidr in enumerate(value):
         _cidr(cidr, f"{where}[{index}]")
     return list(value)
@@ -74,18 +75,20 @@ def _cidr(value: Any, where: str) -> str:
     try:
         ipaddress.ip_network(text, strict=True)
     except ValueError:
-        raise ValueError(f"config {where}: {text!r} is not a CIDR block (10.10.0.0/16)") from None
+        raise pulumi.RunError(
+            f"config {where}: {text!r} is not a CIDR block (10.10.0.0/16)"
+        ) from None
     if "/" not in text:
-        raise ValueError(f"config {where}: {text!r} has no prefix length (10.10.0.0/16)")
+        raise pulumi.RunError(f"config {where}: {text!r} has no prefix length (10.10.0.0/16)")
     return text
 
 
 def _map(value: Any, where: str, allowed: set[str]) -> dict[str, Any]:
     if not isinstance(value, dict):
-        raise ValueError(f"config {where}: a map with {', '.join(sorted(allowed))}")
+        raise pulumi.RunError(f"config {where}: a map with {', '.join(sorted(allowed))}")
     unknown = sorted(set(value) - allowed)
     if unknown:
-        raise ValueError(f"config {where}: unknown keys {unknown}; allowed: {sorted(allowed)}")
+        raise pulumi.RunError(f"config {where}: unknown keys {unknown}; allowed: {sorted(allowed)}")
     return value
 
 
@@ -112,7 +115,7 @@ class Region:
 
 def parse_regions(value: Any, mode: str) -> list[Region]:
     if not isinstance(value, list) or not value:
-        raise ValueError("config regions: a non-empty list of regions (README.md shows one)")
+        raise pulumi.RunError("config regions: a non-empty list of regions (README.md shows one)")
     regions = []
     for index, entry in enumerate(value):
         where = f"regions[{index}]"
@@ -120,7 +123,7 @@ def parse_regions(value: Any, mode: str) -> list[Region]:
         name = _string(entry.get("name"), f"{where}.name")
         role = entry.get("role")
         if role not in ROLES:
-            raise ValueError(f"config {where}.role: core or edge, got {role!r}")
+            raise pulumi.RunError(f"config {where}.role: core or edge, got {role!r}")
         machines: tuple[SshEntry, ...] = ()
         if mode == "ssh":
             machines = tuple(parse_ssh_machines(entry.get("machines"), f"{where}.machines"))
@@ -128,7 +131,7 @@ def parse_regions(value: Any, mode: str) -> list[Region]:
         else:
             size = _whole(entry.get("size", 1), f"{where}.size", 1, 9)
             if "subnetId" not in entry:
-                raise ValueError(
+                raise pulumi.RunError(
                     f"config {where}.subnetId: required with machines: ec2, your subnet in "
                     f"{name} (pulumi config set --path '{where}.subnetId' subnet-...)"
                 )
@@ -150,23 +153,23 @@ def parse_regions(value: Any, mode: str) -> list[Region]:
     names = [region.name for region in regions]
     repeated = sorted({name for name in names if names.count(name) > 1})
     if repeated:
-        raise ValueError(f"config regions: {repeated} named more than once")
+        raise pulumi.RunError(f"config regions: {repeated} named more than once")
     cores = [region.name for region in regions if region.role == "core"]
     if len(cores) != 1:
-        raise ValueError(f"config regions: exactly one region with role core, got {cores}")
+        raise pulumi.RunError(f"config regions: exactly one region with role core, got {cores}")
     return regions
 
 
 def parse_ssh_machines(value: Any, where: str) -> list[SshEntry]:
     if not isinstance(value, list) or not value:
-        raise ValueError(f"config {where}: a non-empty list of machines (name, host)")
+        raise pulumi.RunError(f"config {where}: a non-empty list of machines (name, host)")
     machines = []
     for index, entry in enumerate(value):
         at = f"{where}[{index}]"
         _map(entry, at, SSH_MACHINE_KEYS)
         host_key = entry.get("hostKey")
         if host_key is not None and not isinstance(host_key, str):
-            raise ValueError(f"config {at}.hostKey: must be a string")
+            raise pulumi.RunError(f"config {at}.hostKey: must be a string")
         user = entry.get("user", "root")
         machines.append(
             SshEntry(
@@ -183,9 +186,9 @@ def parse_ssh_machines(value: Any, where: str) -> list[SshEntry]:
 def parse_rollout_order(value: Any, regions: Sequence[Region]) -> list[str]:
     names = [region.name for region in regions]
     if not isinstance(value, list) or not all(isinstance(name, str) for name in value):
-        raise ValueError(f"config rolloutOrder: a list of the regions, e.g. {names}")
+        raise pulumi.RunError(f"config rolloutOrder: a list of the regions, e.g. {names}")
     if sorted(value) != sorted(names):
-        raise ValueError(
+        raise pulumi.RunError(
             f"config rolloutOrder: every region exactly once; got {value}, regions are {names}"
         )
     return list(value)
@@ -290,12 +293,12 @@ def parse_ec2(value: Any) -> dict[str, Any]:
         if key in ec2:
             _string(ec2[key], f"ec2.{key}")
     if "ami" in ec2 and "amiParameter" in ec2:
-        raise ValueError("config ec2: give ami or amiParameter, not both")
+        raise pulumi.RunError("config ec2: give ami or amiParameter, not both")
     if ec2.get("address", "private") not in ("private", "public"):
-        raise ValueError(f"config ec2.address: private or public, got {ec2['address']!r}")
+        raise pulumi.RunError(f"config ec2.address: private or public, got {ec2['address']!r}")
     for key in ("operatorCidrs", "httpFrom"):
         if key not in ec2:
-            raise ValueError(f"config ec2.{key}: required, a list of CIDR blocks")
+            raise pulumi.RunError(f"config ec2.{key}: required, a list of CIDR blocks")
         _cidrs(ec2[key], f"ec2.{key}")
     return ec2
 
@@ -305,7 +308,7 @@ def parse_ec2(value: Any) -> dict[str, Any]:
 config = pulumi.Config()
 mode = config.require("machines")
 if mode not in REGION_KEYS:
-    raise ValueError(f"config machines: ssh or ec2, got {mode!r}")
+    raise pulumi.RunError(f"config machines: ssh or ec2, got {mode!r}")
 private_key = config.require_secret("sshPrivateKey")
 regions = parse_regions(config.require_object("regions"), mode)
 rollout_order = parse_rollout_order(config.require_object("rolloutOrder"), regions)
@@ -313,7 +316,7 @@ app_version = _string(config.require("appVersion"), "appVersion")
 js_domain = config.get("jetstreamDomain") or "core"
 health_path = config.get("healthPath") or "/healthz"
 if not health_path.startswith("/"):
-    raise ValueError(f"config healthPath: a path starting with /, got {health_path!r}")
+    raise pulumi.RunError(f"config healthPath: a path starting with /, got {health_path!r}")
 
 if mode == "ssh":
     placed = [ssh_machines(region, private_key) for region in regions]

@@ -136,9 +136,14 @@ class ExampleStack:
             self.run("config", "set", "--path", path, "--", value)
 
     def up(self, ok: bool = True) -> tuple[subprocess.CompletedProcess[str], Events]:
-        done = self.run("up", "--yes", "--skip-preview", "--json", ok=ok)
-        events = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
-        return done, Events(events)
+        done = self.run("up", "--yes", "--skip-preview", "--json", ok=False)
+        events = Events(
+            [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+        )
+        if ok and done.returncode != 0:
+            # What the user would read (the raw events are in the command's log).
+            raise AssertionError(f"pulumi up failed:\n{events.said()}\n{done.stderr}")
+        return done, events
 
     def outputs(self) -> dict[str, Any]:
         return dict(json.loads(self.run("stack", "output", "--json", "--show-secrets").stdout))
@@ -454,3 +459,26 @@ def ec2_objects(world: Ec2World) -> dict[str, list[str]]:
                 objects.append(f"security group {group['GroupName']}")
         objects += [f"key pair {pair['KeyName']}" for pair in ec2.describe_key_pairs()["KeyPairs"]]
     return found
+
+
+def test_a_wrong_stack_config_is_refused_by_its_place(tmp_path: Path) -> None:
+    """Before any machine is touched, the program names the setting and what it wants
+    (a sentence, no traceback)."""
+    stack = ExampleStack(tmp_path, "dev")
+    stack.config("sshPrivateKey", KeyPair.generate().private_openssh, secret=True)
+    # A region missing from the rollout (a typo), and a port that is no number.
+    wrong = [
+        ("rolloutOrder[2]", "us-east-2", "config rolloutOrder: every region exactly once"),
+        ("regions[1].machines[0].port", "22x", "config regions[1].machines[0].port: must be"),
+    ]
+    for path, value, said in wrong:
+        shipped = stack.run("config", "get", "--path", path, ok=False).stdout.strip()
+        stack.config(path, value)
+        preview = stack.run("preview", ok=False)
+        output = preview.stdout + preview.stderr
+        assert preview.returncode != 0 and said in output, output
+        assert "Traceback" not in output, output
+        if shipped:
+            stack.config(path, shipped)
+        else:
+            stack.run("config", "rm", "--path", path)
