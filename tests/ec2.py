@@ -16,7 +16,8 @@
   Instances tagged ``NEVER_BOOT_TAG`` (or whose ``wasmcloud:machine`` tag was named with
   ``never_boot``) run in moto but never answer: an unreachable instance.
 - ``throttling_proxy``: a real HTTP proxy on loopback in front of moto answering the first
-  N requests of an action with AWS's throttling error, then forwarding.
+  N requests of an action with AWS's throttling error (or another, e.g. the instance
+  quota's ``INSTANCE_LIMIT_EXCEEDED``), then forwarding.
 - ``ec2_world``: all of it at once; ``ec2_world_fixture`` for a pytest fixture that skips
   when machines cannot be booted here and checks that nothing was left behind.
 
@@ -32,6 +33,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import html
 import http.client
 import http.server
 import ipaddress
@@ -69,7 +71,9 @@ AMI_PARAMETER = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-
 NEVER_BOOT_TAG = "wasmcloud-test:never-boot"
 MACHINE_TAG = "wasmcloud:machine"
 LOCK_PATH = Path(tempfile.gettempdir()) / "pulumi-wasmcloud-ec2-198.19.lock"
-LOCK_TIMEOUT = 1800.0  # seconds: another run's whole e2e may hold the network
+# Seconds to wait for another run's world (tests using the harness allow for it in their
+# timeouts): past it the test fails naming the holder, not with pytest-timeout's trace.
+LOCK_TIMEOUT = 600.0
 POLL_INTERVAL = 0.2  # seconds between two looks of the hypervisor at moto
 BOOT_WAIT = 30.0  # seconds a test waits for a running instance's machine
 
@@ -318,6 +322,7 @@ class Hypervisor:
     _changed: threading.Condition = field(default_factory=threading.Condition)
     _stopping: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
+    _clients: dict[str, Any] = field(default_factory=dict)  # region -> boto3 EC2 client
 
     def start(self) -> None:
         self._clients = {region: self.moto.client("ec2", region) for region in self.regions}
@@ -375,8 +380,8 @@ class Hypervisor:
 
     def _run(self) -> None:
         # moto has no events to subscribe to: looking at it (describe_instances in every
-        # region) is the only way to learn that an instance runs or ended, as a cloud-init
-        # watcher would not need to. Every POLL_INTERVAL, bounded by the test's lifetime.
+        # region, every POLL_INTERVAL) is the only way to learn that an instance started
+        # or ended. The loop lasts as long as the world.
         while not self._stopping.is_set():
             try:
                 self._look()
@@ -474,18 +479,51 @@ class ProxiedRequest:
     throttled: bool
 
 
+@dataclass(frozen=True)
+class AwsError:
+    """An error as AWS answers it: EC2's (query protocol) code, message and HTTP status;
+    the code JSON services (SSM) use for the same."""
+
+    code: str
+    message: str
+    status: int
+    json_code: str
+    json_message: str
+
+
+REQUEST_LIMIT_EXCEEDED = AwsError(
+    "RequestLimitExceeded", "Request limit exceeded.", 503, "ThrottlingException", "Rate exceeded"
+)
+INSTANCE_LIMIT_EXCEEDED = AwsError(
+    "InstanceLimitExceeded",
+    "You have requested more instances (1) than your current instance limit of 0 allows "
+    "for the specified instance type. Please visit http://aws.amazon.com/contact-us/ec2-request "
+    "to request an adjustment to this limit.",
+    400,
+    "ServiceQuotaExceededException",
+    "You have exceeded a service quota.",
+)
+
+
 class ThrottlingProxy(http.server.ThreadingHTTPServer):
     """An HTTP proxy on loopback in front of ``upstream`` (moto) that answers the first
     ``throttle[action]`` requests of each action with AWS's throttling error (None: every
-    request of it), then forwards. ``requests`` lists what arrived, in order."""
+    request of it), or with ``error``, then forwards. ``requests`` lists what arrived, in
+    order."""
 
     daemon_threads = True
 
-    def __init__(self, upstream: str, throttle: Mapping[str, int | None]) -> None:
+    def __init__(
+        self,
+        upstream: str,
+        throttle: Mapping[str, int | None],
+        error: AwsError = REQUEST_LIMIT_EXCEEDED,
+    ) -> None:
         super().__init__(("127.0.0.1", 0), _ProxyHandler)
         parsed = urllib.parse.urlsplit(upstream)
         self.upstream = (parsed.hostname or "127.0.0.1", parsed.port or 80)
         self.throttle = dict(throttle)
+        self.error = error
         self.requests: list[ProxiedRequest] = []
         self.lock = threading.Lock()
         self.url = f"http://127.0.0.1:{self.server_address[1]}"
@@ -559,17 +597,18 @@ class _ProxyHandler(http.server.BaseHTTPRequestHandler):
         self.wfile.write(payload)
 
     def _throttled(self, json_protocol: bool) -> None:
-        # What AWS answers: EC2 (query protocol) 503 RequestLimitExceeded in its error
-        # XML; JSON services 400 ThrottlingException.
+        # What AWS answers: EC2 (query protocol) its error XML (RequestLimitExceeded: 503);
+        # JSON services a 400 with __type (throttling: ThrottlingException).
+        error = self.server.error
         request_id = str(uuid.uuid4())
         if json_protocol:
             status, content_type = 400, "application/x-amz-json-1.1"
-            payload = json.dumps({"__type": "ThrottlingException", "message": "Rate exceeded"})
+            payload = json.dumps({"__type": error.json_code, "message": error.json_message})
         else:
-            status, content_type = 503, "text/xml;charset=UTF-8"
+            status, content_type = error.status, "text/xml;charset=UTF-8"
             payload = (
                 '<?xml version="1.0" encoding="UTF-8"?>\n<Response><Errors><Error>'
-                "<Code>RequestLimitExceeded</Code><Message>Request limit exceeded.</Message>"
+                f"<Code>{error.code}</Code><Message>{html.escape(error.message)}</Message>"
                 f"</Error></Errors><RequestID>{request_id}</RequestID></Response>"
             )
         data = payload.encode()
@@ -583,10 +622,10 @@ class _ProxyHandler(http.server.BaseHTTPRequestHandler):
 
 @contextmanager
 def throttling_proxy(
-    upstream: str, throttle: Mapping[str, int | None]
+    upstream: str, throttle: Mapping[str, int | None], error: AwsError = REQUEST_LIMIT_EXCEEDED
 ) -> Iterator[ThrottlingProxy]:
     """A ``ThrottlingProxy`` serving until the block ends."""
-    proxy = ThrottlingProxy(upstream, throttle)
+    proxy = ThrottlingProxy(upstream, throttle, error)
     proxy.thread.start()
     try:
         yield proxy
@@ -657,12 +696,14 @@ def _file_lock() -> Iterator[None]:
                     lock.seek(0)
                     holder = lock.read().strip() or "another process"
                     raise RuntimeError(
-                        f"{NETWORK} stayed held by {holder} for {LOCK_TIMEOUT:.0f}s ({LOCK_PATH})"
+                        f"{NETWORK} (the EC2 harness's network) stayed held by {holder} for "
+                        f"{LOCK_TIMEOUT:.0f}s ({LOCK_PATH}): run the EC2 tests after it"
                     ) from None
                 time.sleep(0.5)
         lock.seek(0)
         lock.truncate()
-        lock.write(f"pid {os.getpid()}\n")
+        command = " ".join(sys.argv)[:200]
+        lock.write(f"pid {os.getpid()} ({command})\n")
         lock.flush()
         try:
             yield

@@ -2,7 +2,8 @@
 server (tests/ec2.py): an unknown region or AMI is refused by name; a permission the
 credentials lack is named with the IAM action to grant (moto enforcing IAM); throttling is
 retried with backoff, then named when it persists (a real HTTP proxy answering AWS's
-RequestLimitExceeded); an instance that never answers SSH is terminated and reported.
+RequestLimitExceeded), and a used-up instance quota named with where to ask for more; an
+instance that never answers SSH is terminated and reported.
 After every failed ``up`` nothing is left in moto: no instance, security group or key pair.
 """
 
@@ -18,6 +19,7 @@ from typing import Any
 import pytest
 
 from tests.ec2 import (
+    INSTANCE_LIMIT_EXCEEDED,
     NEVER_BOOT_TAG,
     REGION_NETWORKS,
     Ec2World,
@@ -29,7 +31,8 @@ from tests.machines import KeyPair
 from tests.machines import unavailable as machines_unavailable
 from tests.pulumi_cli import PULUMI_BIN, cli_environment, write_project
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(420)]
+# The timeout allows for waiting on another run's EC2 world (tests/ec2.py: LOCK_TIMEOUT).
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1200)]
 
 REGION = "us-east-1"
 MACHINE = "core-1"
@@ -206,6 +209,20 @@ def test_persistent_throttling_is_named(tmp_path: Path, world: Ec2World) -> None
     assert "ec2:RunInstances" in said
     assert attempts > 1  # retried before it gave up
     assert f"after {attempts} attempts" in said, said
+    assert left_in_moto(world) == []
+    assert "wasmcloud:index:Ec2Machine" not in resources_in_state(stack)
+
+
+def test_instance_quota_is_named_with_what_to_do(tmp_path: Path, world: Ec2World) -> None:
+    stack = FaultStack(tmp_path, world)
+    quota = INSTANCE_LIMIT_EXCEEDED
+    with throttling_proxy(world.moto.endpoint_url, {"RunInstances": None}, quota) as proxy:
+        stack.env.update(world.environment(endpoint_url=proxy.url))
+        said = failed(stack.up(ok=False))
+        attempts = proxy.count("RunInstances")
+    assert "ec2:RunInstances" in said and "InstanceLimitExceeded" in said, said
+    assert "Service Quotas" in said, said  # where to ask for more
+    assert attempts == 1  # waiting does not lift a quota: not retried
     assert left_in_moto(world) == []
     assert "wasmcloud:index:Ec2Machine" not in resources_in_state(stack)
 

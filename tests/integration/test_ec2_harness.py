@@ -22,7 +22,8 @@ from pulumi_wasmcloud.provision.connector import (
 from tests.ec2 import NEVER_BOOT_TAG, Ec2World, ec2_world, ec2_world_fixture, throttling_proxy
 from tests.machines import KeyPair
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
+# The timeout allows for waiting on another run's EC2 world (tests/ec2.py: LOCK_TIMEOUT).
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
 
 @pytest.fixture
