@@ -786,14 +786,8 @@ class ApplicationResource:
                         f"at {state['natsUrl']}, so {id} cannot be deleted: start one (the "
                         "Lattice resource runs it), then run the command again"
                     ) from None
-                deadline = time.monotonic() + DELETE_TIMEOUT
-                while True:
-                    running = await lattice.running(manifest, fresh=True)
-                    if not any(running.values()):
-                        return
-                    if time.monotonic() > deadline:
-                        raise RuntimeError(still_running(id, running, DELETE_TIMEOUT))
-                    await asyncio.sleep(0.25)
+                # The resource's id is the manifest's name (create), so the error names it.
+                await self._until_stopped(lattice, manifest)
         except CredentialsRefused:
             raise  # the lattice runs: dropping the app from state would leave it deployed
         except LatticeUnreachable:
