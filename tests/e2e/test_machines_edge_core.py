@@ -15,7 +15,6 @@ file order; the last one destroys it.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 import socket
@@ -30,11 +29,11 @@ from typing import Any
 import nats
 import nats.errors
 import pytest
-import yaml
 
 from host_agent.lattice.client import CtlClient
 from host_agent.lattice.wadm import WadmClient
 from host_agent.lattice.wadm_types import StatusType
+from tests.example_projects import LoggedProject, example_project, keyscan_line, with_nats
 from tests.lattice import ROOT, http_get
 from tests.machines import Machine, Machines, booted
 from tests.pulumi_cli import PULUMI_BIN, cli_environment
@@ -55,7 +54,6 @@ COUNTER_QUEUE = f"default.{APP}-counter"
 # The JetStream stream behind the counter's wasi:keyvalue bucket (keyvalue-nats names
 # the bucket after the component's, "default"; a KV bucket's stream is KV_<bucket>).
 COUNTER_STREAM = "KV_default"
-COMMAND_TIMEOUT = 900  # one pulumi command on five machines (the first up installs)
 # Which cluster node goes down in test_a_cluster_node_down: not cluster[0], whose address
 # is the lattice's natsUrl (the provider's and tools' way in) and which runs the registry.
 VICTIM = "core-2"
@@ -65,36 +63,16 @@ def host_name(machine: str) -> str:
     return f"{machine}-host"
 
 
-def keyscan_line(host_key: str) -> str:
-    """What `ssh-keyscan` prints after the address: ``ssh-ed25519 AAAA...``."""
-    return " ".join(host_key.split()[:2])
-
-
-def example_project(folder: Path) -> Path:
-    """The example's Pulumi.yaml, its program (``main``) and venv paths made absolute, in
-    a throwaway folder: the stack's config and state stay out of examples/."""
-    project = yaml.safe_load((EXAMPLE / "Pulumi.yaml").read_text())
-    project["main"] = str(EXAMPLE)
-    options = project["runtime"]["options"]
-    options["virtualenv"] = str((EXAMPLE / options["virtualenv"]).resolve())
-    for plugins in project["plugins"].values():
-        for plugin in plugins:
-            plugin["path"] = str((EXAMPLE / plugin["path"]).resolve())
-    folder.mkdir(parents=True)
-    (folder / "Pulumi.yaml").write_text(yaml.safe_dump(project, sort_keys=False))
-    return folder
-
-
-class EdgeCoreStack:
+class EdgeCoreStack(LoggedProject):
     """The example as a stack on a file backend under ``workdir``, configured for
     ``machines`` with the commands the README gives."""
 
     def __init__(self, workdir: Path, machines: Machines) -> None:
-        self.dir = example_project(workdir / "project")
-        self.env = cli_environment(workdir, "edge-core")
-        self.logs = workdir / "logs"  # every command's output, for a failure's reader
-        self.logs.mkdir()
-        self.commands_run = 0
+        super().__init__(
+            example_project(EXAMPLE, workdir / "project"),
+            cli_environment(workdir, "edge-core"),
+            workdir / "logs",
+        )
         self.run("stack", "init", "edge-core")
         entries: list[tuple[str, str, dict[str, object]]] = [
             ("core", name, {}) for name in CORE
@@ -119,40 +97,11 @@ class EdgeCoreStack:
             "config", "set", "--secret", "sshPrivateKey", stdin=machines.client_key.private_openssh
         )
 
-    def run(
-        self, *args: str, ok: bool = True, stdin: str | None = None
-    ) -> subprocess.CompletedProcess[str]:
-        started = time.monotonic()
-        done = _run_pulumi(self.dir, self.env, args, stdin)
-        took = time.monotonic() - started
-        self.commands_run += 1
-        log = self.logs / f"{self.commands_run:02d}-{'-'.join(args[:2])}.log"
-        log.write_text(f"pulumi {' '.join(args)}\n{done.stdout}\n--- stderr\n{done.stderr}")
-        if args and args[0] in ("preview", "up", "destroy"):
-            print(f"pulumi {' '.join(args)}: {took:.1f}s, exit {done.returncode} ({log})")
-        if ok and done.returncode != 0:
-            raise AssertionError(f"pulumi {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}")
-        return done
-
     def up(self, *args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
         return self.run("up", "--yes", "--skip-preview", *args, ok=ok)
 
     def outputs(self) -> dict[str, Any]:
         return dict(json.loads(self.run("stack", "output", "--json", "--show-secrets").stdout))
-
-
-def _run_pulumi(
-    cwd: Path, env: dict[str, str], args: tuple[str, ...], stdin: str | None
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        ["pulumi", "--non-interactive", *args],
-        cwd=cwd,
-        env=env,
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=COMMAND_TIMEOUT,
-    )
 
 
 def command_counts(output: str) -> list[tuple[str, int]]:
@@ -164,17 +113,6 @@ def command_counts(output: str) -> list[tuple[str, int]]:
 
 
 # -- what the lattice and the NATS servers say ------------------------------------------
-
-
-def with_nats(url: str, ask: Any) -> Any:
-    async def run() -> Any:
-        nc = await nats.connect(url, connect_timeout=5, allow_reconnect=False)
-        try:
-            return await ask(nc)
-        finally:
-            await nc.close()
-
-    return asyncio.run(run())
 
 
 def running_placement(nats_url: str, names: dict[str, str]) -> dict[str, dict[str, int]]:

@@ -33,9 +33,8 @@ import yaml
 from host_agent.lattice.client import CtlClient
 from host_agent.lattice.wadm import WadmClient
 from host_agent.model.naming import normalize_name
-from tests.e2e.test_machines_edge_core import keyscan_line, with_nats
 from tests.ec2 import AMI_PARAMETER, NETWORK, REGION_NETWORKS, Ec2World, ec2_world_fixture
-from tests.example_projects import example_project
+from tests.example_projects import LoggedProject, example_project, keyscan_line, with_nats
 from tests.lattice import ROOT, http_get
 from tests.machines import KeyPair, Machines, booted
 from tests.pulumi_cli import PULUMI_BIN, cli_environment
@@ -44,7 +43,6 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
 
 EXAMPLE = ROOT / "examples" / "multi-region"
 PROJECT = "wasmcloud-multi-region"
-COMMAND_TIMEOUT = 900  # one pulumi command (a first up installs every machine)
 # A build of another component promoted by mistake: tests/components/types-caller answers
 # its own routes only (404 on the health path), so the health check fails.
 BROKEN_WASM = ROOT / "tests" / "components" / "types-caller" / "build" / "types-caller.wasm"
@@ -92,42 +90,19 @@ class Events:
         )
 
 
-class ExampleStack:
+class ExampleStack(LoggedProject):
     """The example as stack ``stack`` (from its shipped Pulumi.<stack>.yaml) on a file
     backend under ``workdir``; every command's output kept under ``logs``."""
 
     def __init__(self, workdir: Path, stack: str, env: dict[str, str] | None = None) -> None:
         if not (PULUMI_BIN / "pulumi").exists():
             pytest.fail("the Pulumi CLI is missing: run scripts/bootstrap.sh (it builds it)")
-        self.dir = example_project(EXAMPLE, workdir / "project", stack)
-        self.env = {**cli_environment(workdir, "multi-region"), **(env or {})}
-        self.logs = workdir / "logs"
-        self.logs.mkdir()
-        self.commands_run = 0
-        self.run("stack", "init", stack)
-
-    def run(
-        self, *args: str, ok: bool = True, stdin: str | None = None
-    ) -> subprocess.CompletedProcess[str]:
-        started = time.monotonic()
-        done = subprocess.run(
-            ["pulumi", "--non-interactive", *args],
-            cwd=self.dir,
-            env=self.env,
-            input=stdin,
-            capture_output=True,
-            text=True,
-            timeout=COMMAND_TIMEOUT,
+        super().__init__(
+            example_project(EXAMPLE, workdir / "project", stack),
+            {**cli_environment(workdir, "multi-region"), **(env or {})},
+            workdir / "logs",
         )
-        took = time.monotonic() - started
-        self.commands_run += 1
-        log = self.logs / f"{self.commands_run:02d}-{'-'.join(args[:2])}.log"
-        log.write_text(f"pulumi {' '.join(args)}\n{done.stdout}\n--- stderr\n{done.stderr}")
-        if args and args[0] in ("preview", "up", "destroy"):
-            print(f"pulumi {' '.join(args)}: {took:.1f}s, exit {done.returncode} ({log})")
-        if ok and done.returncode != 0:
-            raise AssertionError(f"pulumi {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}")
-        return done
+        self.run("stack", "init", stack)
 
     def config(self, path: str, value: str, secret: bool = False) -> None:
         if secret:
