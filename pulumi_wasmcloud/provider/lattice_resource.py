@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 import nats.errors
-import redis.asyncio
 import yaml
 
 from host_agent.lattice.wadm import WadmClient
@@ -208,6 +207,10 @@ class LatticeResource:
         except PortTaken as exc:  # the user's choice of port; anything else says itself
             raise InputError("redisPort", str(exc)) from None
         if started and migrate:
+            # Imported here, not at the top: redis-py (and the OpenTelemetry it loads) costs
+            # ~0.2 s in every provider process, and only this migration talks to Redis.
+            import redis.asyncio
+
             client = redis.asyncio.Redis(host="127.0.0.1", port=port)
             try:
                 await client.config_set("appendonly", "yes")
