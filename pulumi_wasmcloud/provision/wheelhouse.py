@@ -23,7 +23,6 @@ machine; extracting takes under one.
 
 from __future__ import annotations
 
-import compileall
 import contextlib
 import fcntl
 import gzip
@@ -31,7 +30,6 @@ import hashlib
 import importlib.metadata
 import json
 import os
-import py_compile
 import re
 import shutil
 import subprocess
@@ -290,12 +288,7 @@ def lay_out_site_packages(directory: Path) -> Path:
         # they record are relative (the import system puts the real one in tracebacks).
         # A file that does not compile (a template shipped as .py) is left to import
         # time, as pip leaves it.
-        compileall.compile_dir(
-            site,
-            ddir="site-packages",
-            quiet=2,
-            invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH,
-        )
+        _compile_tree(site)
         descriptor, name = tempfile.mkstemp(prefix=f".{SITE_ARCHIVE}-", dir=directory)
         os.close(descriptor)
         partial = Path(name)
@@ -307,6 +300,33 @@ def lay_out_site_packages(directory: Path) -> Path:
         finally:
             partial.unlink(missing_ok=True)
     return archive
+
+
+def _compile_tree(site: Path) -> None:
+    """Byte-compile ``site`` in a fresh interpreter with a fixed hash seed: a .pyc's bytes
+    depend on the compiling process (the order of frozenset constants follows its string
+    hash seed, marshal's back-references its objects' reference counts), so compiling in
+    this long-lived process made two layouts of the same wheels differ."""
+    script = (
+        "import compileall, py_compile, sys; compileall.compile_dir(sys.argv[1], "
+        "ddir='site-packages', quiet=2, "
+        "invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH)"
+    )
+    try:
+        subprocess.run(
+            [sys.executable, "-c", script, str(site)],
+            env={**os.environ, "PYTHONHASHSEED": "0"},
+            capture_output=True,
+            timeout=BUILD_TIMEOUT,
+            check=True,
+        )
+    except subprocess.TimeoutExpired:
+        raise ProvisionError(
+            f"wheelhouse: byte-compiling {site} did not finish within {BUILD_TIMEOUT:g}s"
+        ) from None
+    except subprocess.CalledProcessError as failed:
+        said = failed.stderr.decode(errors="replace").strip()[-3000:]
+        raise ProvisionError(f"wheelhouse: byte-compiling {site} failed: {said}") from None
 
 
 def _forget_wheel_paths(site: Path) -> None:
