@@ -266,8 +266,8 @@ def wheelhouse_in(directory: Path, version: str) -> Wheelhouse:
 
 def lay_out_site_packages(directory: Path) -> Path:
     """Install every wheel in ``directory`` into one site-packages tree and write it as
-    ``directory/site-packages.tar.gz`` (atomically: concurrent builds write the same
-    bytes, and the last rename wins). Every wheel, whatever its marker: the wheelhouse
+    ``directory/site-packages.tar.gz`` (atomically: concurrent builds write equivalent
+    trees, and the last rename wins). Every wheel, whatever its marker: the wheelhouse
     holds what any patch release of this Python needs (see dependency_pins), and an extra
     backport is never imported where the standard library has it."""
     wheels = sorted(directory.glob("*.whl"))
@@ -305,8 +305,9 @@ def lay_out_site_packages(directory: Path) -> Path:
 def _compile_tree(site: Path) -> None:
     """Byte-compile ``site`` in a fresh interpreter with a fixed hash seed: a .pyc's bytes
     depend on the compiling process (the order of frozenset constants follows its string
-    hash seed, marshal's back-references its objects' reference counts), so compiling in
-    this long-lived process made two layouts of the same wheels differ."""
+    hash seed, marshal's back-references its objects' reference counts), and this
+    long-lived process's state should not leak into what machines run. (Layouts made at
+    different times still differ in bytes, as fresh clones showed; nothing relies on it.)"""
     script = (
         "import compileall, py_compile, sys; compileall.compile_dir(sys.argv[1], "
         "ddir='site-packages', quiet=2, "
