@@ -241,6 +241,13 @@ class Host:
 
     async def _on_reconnect(self) -> None:
         log.info("reconnected to NATS")
+        # While NATS was away the controller may have dropped this host (missed
+        # heartbeats) and rebuilt its view before this host was back: say it is here now,
+        # not one heartbeat interval later, so a deploy right after the outage finds it.
+        try:
+            await self.publish_event("host_heartbeat", self.state.inventory())
+        except Exception as exc:  # the interval's heartbeat comes anyway
+            log.warning("heartbeat after reconnecting not published: %s", exc)
 
     async def _on_error(self, exc: Exception) -> None:
         log.warning("NATS error: %s", exc)
