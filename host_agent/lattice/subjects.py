@@ -95,6 +95,11 @@ class CtlSubjects:
         return subject[len(head) :].split(".") if subject.startswith(head) else []
 
 
+    def wildcard(self) -> str:
+        """Every control subject of the lattice."""
+        return self(">")
+
+
 def event_subject(lattice: str, event: str) -> str:
     return f"{EVENT_PREFIX}.{lattice}.{event}"
 
@@ -132,3 +137,60 @@ def wadm_status_subject(lattice: str, app: str) -> str:
 
 def events_wildcard(lattice: str) -> str:
     return f"{EVENT_PREFIX}.{lattice}.>"
+
+
+def wadm_api_wildcard(lattice: str) -> str:
+    return f"{WADM_API_PREFIX}.{lattice}.>"
+
+
+def wadm_status_wildcard(lattice: str) -> str:
+    return f"{WADM_STATUS_PREFIX}.{lattice}.>"
+
+
+# Replies: nats-py's, wash's and the Rust clients' request inboxes ----------------------
+INBOX_WILDCARD = "_INBOX.>"
+
+
+# wRPC and provider subjects -------------------------------------------------------------
+WRPC_VERSION = "0.0.1"
+PROVIDER_RPC_PREFIX = "wasmbus.rpc"
+
+
+def wrpc_wildcard(lattice: str, entity_id: str = "*") -> str:
+    """Every wRPC invocation of ``entity_id`` (a component or provider id; ``*`` for any):
+    ``{lattice}.{entity_id}.wrpc.{version}.{instance}.{function}``."""
+    return f"{lattice}.{entity_id}.wrpc.>"
+
+
+def provider_rpc_subject(lattice: str, provider_id: str, operation: str) -> str:
+    """``wasmbus.rpc.{lattice}.{provider_id}.{operation}`` (health, linkdefs.put, ...)."""
+    return f"{PROVIDER_RPC_PREFIX}.{lattice}.{provider_id}.{operation}"
+
+
+def provider_rpc_wildcard(lattice: str, provider_id: str = "*") -> str:
+    return provider_rpc_subject(lattice, provider_id, ">")
+
+
+# JetStream ------------------------------------------------------------------------------
+def jetstream_api_prefix(domain: str | None = None) -> str:
+    """``$JS.API``, or ``$JS.{domain}.API`` for a JetStream domain (a leaf reaching its hub)."""
+    return f"$JS.{domain}.API" if domain else "$JS.API"
+
+
+def kv_stream_name(bucket: str) -> str:
+    """The stream that holds a KV bucket (JetStream's naming)."""
+    return f"KV_{bucket}"
+
+
+def kv_subjects(bucket: str) -> str:
+    """Every key of ``bucket``."""
+    return f"$KV.{bucket}.>"
+
+
+# Link grants (per-link authorization: host_agent/security/grants.py) ------------------
+LINK_GRANT_QUEUE = "wadm_grant"
+
+
+def link_grant_subject(lattice: str) -> str:
+    """Where hosts ask a controller for the user JWT of their outgoing wRPC calls."""
+    return f"wasmbus.grant.{lattice}"
