@@ -23,8 +23,10 @@ import nats
 from nats.aio.client import Client as NatsClient
 from nats.aio.client import RawCredentials
 from nats.aio.msg import Msg
+from nats.js import JetStreamContext
 
 from host_agent.controller.api import WadmApi
+from host_agent.controller.grants import GrantIssuer, LinkGrants
 from host_agent.controller.leader import LeaderLease
 from host_agent.controller.reconcile import (
     Command,
@@ -40,14 +42,17 @@ from host_agent.controller.reconcile import (
 )
 from host_agent.controller.storage import ManifestStore, StatusStore
 from host_agent.controller.view import LatticeView, ProviderSeen
+from host_agent.host.store import LatticeStore
 from host_agent.lattice.client import CtlClient, CtlError
 from host_agent.lattice.events import EVENT_TYPE_PREFIX
 from host_agent.lattice.jetstream import follow
 from host_agent.lattice.strict import BadRequest
 from host_agent.lattice.subjects import (
+    LINK_GRANT_QUEUE,
     WADM_API_PREFIX,
     WADM_API_QUEUE,
     events_wildcard,
+    link_grant_subject,
 )
 from host_agent.lattice.wadm_types import Status, StatusInfo, StatusType, aggregate_status
 from host_agent.model.issues import ManifestError
@@ -89,6 +94,9 @@ class ControllerConfig:
     credentials: str | RawCredentials | None = None  # a .creds path, or its text
     # Copies of the controller's buckets and stream (a cluster's lattice: up to 3).
     stream_replicas: int = 1
+    # Signs link grants (the users of hosts' and providers' outgoing wRPC calls); None:
+    # this controller answers no grant requests.
+    grant_issuer: GrantIssuer | None = None
 
 
 class Controller:
@@ -136,6 +144,8 @@ class Controller:
 
         await nc.subscribe(f"{WADM_API_PREFIX}.{lattice}.>", queue=WADM_API_QUEUE, cb=on_api)
         await nc.subscribe(events_wildcard(lattice), cb=self._on_event)
+        if self.config.grant_issuer is not None:
+            await self._serve_link_grants(nc, js, self.config.grant_issuer)
         tasks = [asyncio.create_task(self._watch_manifests())]
         await nc.flush()
         log.info("controller started", extra={"controller": self.id, "lattice": lattice})
@@ -148,6 +158,26 @@ class Controller:
             await self.lease.release()
             await nc.drain()
             log.info("controller stopped", extra={"controller": self.id})
+
+    async def _serve_link_grants(
+        self, nc: NatsClient, js: JetStreamContext, issuer: GrantIssuer
+    ) -> None:
+        lattice = self.config.lattice
+        store: list[LatticeStore] = []
+
+        async def read_links() -> list[dict[str, Any]]:
+            # Opened at the first request: the hosts make the bucket, and it holds no
+            # links before a host has answered a link.put.
+            if not store:
+                store.append(await LatticeStore.open(js, lattice))
+            return await store[0].get_links()
+
+        grants = LinkGrants(lattice, issuer, read_links)
+
+        async def on_grant(msg: Msg) -> None:
+            await msg.respond(await grants.handle(msg.data))
+
+        await nc.subscribe(link_grant_subject(lattice), queue=LINK_GRANT_QUEUE, cb=on_grant)
 
     # inputs ---------------------------------------------------------------------------
     async def _on_event(self, msg: Msg) -> None:

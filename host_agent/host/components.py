@@ -302,6 +302,8 @@ class ComponentHost:
         self._loading: dict[str, asyncio.Future[ComponentImage]] = {}
         # Verified claims of the signed components loaded here, by image digest.
         self.claims: dict[str, ComponentClaims] = {}
+        # Called when the set of running components changes (their link grant follows).
+        self.on_change: Callable[[], None] = lambda: None
 
     async def load(self, wasm: bytes) -> ComponentImage:
         """Compile (or load from cache) once per distinct binary: scale requests that
@@ -365,6 +367,8 @@ class ComponentHost:
         )
         if previous is not None:
             previous.pool.close()
+        else:
+            self.on_change()
 
     async def _serve_exports(
         self,
@@ -437,6 +441,7 @@ class ComponentHost:
         for subscription in running.export_servers.values():
             await subscription.unsubscribe()
         running.pool.close()
+        self.on_change()
 
     async def stop_all(self) -> None:
         for component_id in list(self.running):

@@ -12,6 +12,7 @@ from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
 from host_agent import __version__
+from host_agent.host.caller import GrantKeeper, new_caller_seed
 from host_agent.host.components import ComponentHost
 from host_agent.host.handlers import CtlHandlers, HostOptions
 from host_agent.host.identity import HostIdentity, default_labels
@@ -23,6 +24,7 @@ from host_agent.lattice.connection import NatsAddress, NatsCredentials, connect_
 from host_agent.lattice.events import cloud_event
 from host_agent.lattice.protocol import Link
 from host_agent.lattice.subjects import DEFAULT_CTL_PREFIX, CtlSubjects, event_subject
+from host_agent.wrpc.granted import GrantedClient
 from host_agent.wrpc.transport import WrpcClient, WrpcServer
 
 log = logging.getLogger("host_agent.host")
@@ -41,6 +43,9 @@ class HostConfig:
     js_domain: str | None = None
     # The NATS user this host connects as; its providers connect as the same user.
     credentials: NatsCredentials | None = None
+    # Per-link authorization: outgoing wRPC calls (of components and providers) go out as
+    # link grants from the controller, for a lattice whose host users may not invoke.
+    link_grants: bool = False
 
 
 class Host:
@@ -63,6 +68,8 @@ class Host:
         self.components: ComponentHost | None = None
         self.providers: ProviderSupervisor | None = None
         self._store: LatticeStore | None = None
+        self._caller: GrantedClient | None = None
+        self._grants: GrantKeeper | None = None
 
     @property
     def host_id(self) -> str:
@@ -98,12 +105,15 @@ class Host:
         )
         lattice = self.config.lattice
         self.links = LinkIndex(Link.model_validate(link) for link in await store.get_links())
+        client = WrpcClient(self._nc, lattice)
+        if self.config.link_grants:
+            client = self._caller = self._granted_caller()
         self.components = ComponentHost(
-            lattice,
-            WrpcClient(self._nc, lattice),
-            WrpcServer(self._nc, lattice),
-            lambda: self.links,
+            lattice, client, WrpcServer(self._nc, lattice), lambda: self.links
         )
+        if self._grants is not None:
+            self.components.on_change = self._grants.changed
+            self._grants.start()
         self.providers = ProviderSupervisor(
             self.state,
             self._nc,
@@ -111,6 +121,7 @@ class Host:
             self.publish_event,
             self._read_configs,
             self.config.credentials,
+            link_grants=self.config.link_grants,
         )
         self.handlers = CtlHandlers(
             self.state,
@@ -143,6 +154,35 @@ class Host:
                 "labels": self.state.labels,
             },
         )
+
+    def _granted_caller(self) -> GrantedClient:
+        """The connection this host's components call on, as their link grant's user."""
+        assert self._nc is not None
+        seed = new_caller_seed()
+        who = f"host {self.host_id}"
+
+        async def connect(credentials: NatsCredentials) -> NatsClient:
+            return await connect_nats(
+                NatsAddress.parse(self.config.nats_url),
+                credentials,
+                who=f"{who} (outgoing wRPC calls)",
+                fix="the link grant the controller signed is not accepted by this server",
+                name=f"wasmcloud-host {self.host_id} calls",
+                max_reconnect_attempts=-1,
+                reconnect_time_wait=0.5,
+            )
+
+        caller = GrantedClient(self.config.lattice, seed, connect, who)
+        self._grants = GrantKeeper(
+            self._nc,
+            self.config.lattice,
+            self.state.identity.seed,
+            seed,
+            lambda: sorted(self.components.running) if self.components else [],
+            caller.install,
+            f"the components of host {self.host_id}",
+        )
+        return caller
 
     def _credentials_fix(self) -> str:
         if self.config.credentials is None:
@@ -180,6 +220,8 @@ class Host:
                     # keyvalue-redis without it would use its default Redis URL).
                     await self.providers.links_changed(every)
                     self.links = LinkIndex(every)
+                    if self._grants is not None:
+                        self._grants.changed()
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -208,6 +250,10 @@ class Host:
             await self.components.stop_all()
         if self.providers is not None:
             await self.providers.stop_all()
+        if self._grants is not None:
+            await self._grants.stop()
+        if self._caller is not None:
+            await self._caller.close()
         self.state.components.clear()
         self.state.providers.clear()
         try:

@@ -22,16 +22,19 @@ from typing import Any
 
 from nats.aio.client import Client as NatsClient
 
+from host_agent.host.caller import GrantKeeper, new_caller_seed
 from host_agent.host.links import LinkIndex, LinkKey, ResolvedLink, provider_link_changes
 from host_agent.host.state import HostState, ProviderRecord
 from host_agent.lattice.connection import NatsCredentials
 from host_agent.lattice.protocol import Link, StartProviderCommand
 from host_agent.providers.builtin import BuiltinProvider, UnknownProvider, resolve_provider
 from host_agent.providers.contract import (
+    CALLER_GRANT,
     HEALTH,
     LINK_DEL,
     LINK_PUT,
     SHUTDOWN,
+    CallerGrant,
     HealthCheckRequest,
     HostData,
     InterfaceLinkDefinition,
@@ -57,6 +60,7 @@ class RunningProvider:
     # Link pushes wait until the provider answers a health check: a message published
     # before it subscribed would be lost (Python providers take ~0.5 s to start).
     ready: bool = False
+    grants: GrantKeeper | None = None  # its link grants (per-link authorization)
 
 
 def link_definition(resolved: ResolvedLink) -> InterfaceLinkDefinition:
@@ -82,8 +86,11 @@ class ProviderSupervisor:
         publish: Publish,
         read_configs: ConfigReader,
         credentials: NatsCredentials | None = None,
+        *,
+        link_grants: bool = False,
     ) -> None:
         self.state = state
+        self.link_grants = link_grants
         self.nc = nc
         self.nats_url = nats_url
         self.credentials = credentials
@@ -107,6 +114,7 @@ class ProviderSupervisor:
             await self._start_failed(command, str(error))
             return
         links = [await self.resolve(link) for link in self.links.involving(command.provider_id)]
+        caller_seed = new_caller_seed() if self.link_grants else ""
         host_data = HostData(
             host_id=self.state.host_id,
             lattice_rpc_prefix=self.state.lattice,
@@ -117,6 +125,7 @@ class ProviderSupervisor:
             instance_id=str(uuid.uuid4()),
             link_definitions=[link_definition(link) for link in links],
             config=await self.read_configs(list(command.config)),
+            wrpc_caller_seed=caller_seed,
         )
         env = {name: os.environ[name] for name in PASSED_ENV if name in os.environ}
         try:
@@ -135,6 +144,8 @@ class ProviderSupervisor:
             command.provider_id, command.provider_ref, annotations, list(command.config)
         )
         running = RunningProvider(record, builtin, process, {link.key: link for link in links})
+        if caller_seed:
+            running.grants = self._grant_keeper(command.provider_id, caller_seed)
         self.running[command.provider_id] = running
         self.state.providers[command.provider_id] = record
         for work in (self._watch_exit(running), self._when_ready(running)):
@@ -168,6 +179,8 @@ class ProviderSupervisor:
                 await asyncio.sleep(0.1)
                 continue
             running.ready = True
+            if running.grants is not None:
+                running.grants.start()  # the provider listens on caller.grant by now
             await self._sync_links(running)
             await self.publish(
                 "health_check_passed",
@@ -176,6 +189,23 @@ class ProviderSupervisor:
             return
         if not running.stopping:
             log.warning("provider %s did not answer health checks", running.record.id)
+
+    def _grant_keeper(self, provider_id: str, caller_seed: str) -> GrantKeeper:
+        subject = provider_subject(self.state.lattice, provider_id, CALLER_GRANT)
+
+        async def deliver(jwt: str) -> None:
+            push = CallerGrant(host_id=self.state.host_id, jwt=jwt)
+            await self.nc.publish(subject, push.model_dump_json().encode())
+
+        return GrantKeeper(
+            self.nc,
+            self.state.lattice,
+            self.state.identity.seed,
+            caller_seed,
+            lambda: [provider_id],
+            deliver,
+            f"provider {provider_id}",
+        )
 
     async def _start_failed(self, command: StartProviderCommand, error: str) -> None:
         log.warning("provider %s failed to start: %s", command.provider_id, error)
@@ -197,6 +227,8 @@ class ProviderSupervisor:
         log.warning("provider %s exited unexpectedly with code %s", running.record.id, code)
         self.running.pop(running.record.id, None)
         self.state.providers.pop(running.record.id, None)
+        if running.grants is not None:
+            await running.grants.stop()
         await self._stopped(running, f"exited with code {code}")
 
     async def _stopped(self, running: RunningProvider, reason: str) -> None:
@@ -219,6 +251,8 @@ class ProviderSupervisor:
         if running is None:
             return False
         running.stopping = True
+        if running.grants is not None:
+            await running.grants.stop()
         subject = provider_subject(self.state.lattice, provider_id, SHUTDOWN)
         with contextlib.suppress(Exception):
             payload = json.dumps({"host_id": self.state.host_id}).encode()
@@ -241,6 +275,8 @@ class ProviderSupervisor:
         self.links = LinkIndex(links)
         for running in list(self.running.values()):
             if running.ready:
+                if running.grants is not None:
+                    running.grants.changed()
                 await self._sync_links(running)
 
     async def _sync_links(self, running: RunningProvider) -> None:

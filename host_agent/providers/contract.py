@@ -67,6 +67,9 @@ class HostData(StrictModel):
     structured_logging: bool = False
     log_level: str | None = "info"
     otel_config: dict[str, Any] = Field(default_factory=lambda: {"enable_observability": False})
+    # Ours (per-link authorization): the seed of the provider's caller user; its grant JWTs
+    # arrive on `caller.grant`. Empty: calls go out on the lattice_rpc user.
+    wrpc_caller_seed: str = Field(default="", repr=False)
 
     def encode(self) -> bytes:
         """The stdin line: base64(JSON) + CRLF, as the real host writes it."""
@@ -113,6 +116,14 @@ class HealthCheckRequest(HostAddressedRequest):
     what = "health check request"
 
 
+class CallerGrant(HostAddressedRequest):
+    """The body of ``caller.grant``: a new link grant (user JWT) for the provider's caller
+    key; only the instance the named host started takes it."""
+
+    what = "link grant"
+    jwt: str = Field(min_length=1)
+
+
 def parse_config_update(payload: bytes) -> dict[str, str]:
     """The body of ``config.update``: the provider's merged config, string -> string."""
     return parse_json(ConfigValues, payload or b"{}", "config update").root
@@ -128,3 +139,4 @@ HEALTH = "health"
 LINK_PUT = "linkdefs.put"
 LINK_DEL = "linkdefs.del"
 CONFIG_UPDATE = "config.update"
+CALLER_GRANT = "caller.grant"

@@ -60,6 +60,10 @@ class HttpServerProvider:
         self.client = WrpcClient(nc, host.lattice_rpc_prefix)
         self.provider_id = host.provider_key
 
+    def use_caller(self, client: WrpcClient) -> None:
+        """Calls go out on the link grant's connection (per-link authorization)."""
+        self.client = client
+
     def _serves(self, link: InterfaceLinkDefinition) -> bool:
         return (
             link.source_id == self.provider_id

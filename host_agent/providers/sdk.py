@@ -29,11 +29,13 @@ from host_agent.lattice.connection import (
 )
 from host_agent.lattice.strict import BadRequest
 from host_agent.providers.contract import (
+    CALLER_GRANT,
     CONFIG_UPDATE,
     HEALTH,
     LINK_DEL,
     LINK_PUT,
     SHUTDOWN,
+    CallerGrant,
     HealthCheckRequest,
     HostAddressedRequest,
     HostData,
@@ -42,6 +44,10 @@ from host_agent.providers.contract import (
     parse_config_update,
     provider_subject,
 )
+from host_agent.security.grants import GrantError, caller_public_key
+from host_agent.security.jwt import JwtError, decode_claims
+from host_agent.wrpc.granted import GrantedClient
+from host_agent.wrpc.transport import WrpcClient
 
 log = logging.getLogger("host_agent.provider")
 
@@ -52,6 +58,13 @@ class ProviderHandler(Protocol):
     async def link_del(self, link: InterfaceLinkDefinition) -> None: ...
     async def health(self) -> tuple[bool, str]: ...
     async def stop(self) -> None: ...
+
+
+class CallingProvider(ProviderHandler, Protocol):
+    """A provider that makes wRPC calls (e.g. http-server): it gets the client its calls
+    go out on, which under per-link authorization is its link grant's connection."""
+
+    def use_caller(self, client: WrpcClient) -> None: ...
 
 
 async def _watch_parent(stop: asyncio.Event) -> None:
@@ -159,7 +172,10 @@ async def serve(handler: ProviderHandler, host: HostData) -> None:
     await nc.subscribe(subject(LINK_PUT), cb=on_link)
     await nc.subscribe(subject(LINK_DEL), cb=on_link)
     await nc.subscribe(subject(CONFIG_UPDATE), cb=on_config)
+    caller = await _granted_caller(host, nc, subject(CALLER_GRANT))
     await handler.start(host, nc)
+    if caller is not None and hasattr(handler, "use_caller"):
+        handler.use_caller(caller)
     for link in host.link_definitions:
         await handler.link_put(link)
     # Answer health checks only once serving: the host pushes links and the controller
@@ -173,8 +189,51 @@ async def serve(handler: ProviderHandler, host: HostData) -> None:
     finally:
         watcher.cancel()
         await handler.stop()
+        if caller is not None:
+            await caller.close()
         with contextlib.suppress(Exception):
             await nc.drain()
+
+
+async def _granted_caller(host: HostData, nc: NatsClient, subject: str) -> GrantedClient | None:
+    """With a caller seed in HostData, the client of the provider's outgoing calls: it
+    connects as each link grant the host pushes on ``caller.grant`` for this instance."""
+    if not host.wrpc_caller_seed:
+        return None
+    who = f"provider {host.provider_key}"
+
+    async def connect(credentials: NatsCredentials) -> NatsClient:
+        return await connect_nats(
+            NatsAddress.parse(host.lattice_rpc_url),
+            credentials,
+            who=f"{who} (outgoing wRPC calls)",
+            fix="the link grant the controller signed is not accepted by this server",
+            name=f"provider {host.provider_key} calls",
+            max_reconnect_attempts=-1,
+            reconnect_time_wait=0.5,
+        )
+
+    try:
+        caller_key = caller_public_key(host.wrpc_caller_seed)
+    except GrantError:
+        raise CredentialsError("HostData wrpc_caller_seed is not a user nkey seed") from None
+    caller = GrantedClient(host.lattice_rpc_prefix, host.wrpc_caller_seed, connect, who)
+
+    async def on_grant(msg: Msg) -> None:
+        try:
+            grant = CallerGrant.parse(msg.data)
+            if not grant.for_host(host.host_id):
+                return
+            if decode_claims(grant.jwt, "link grant").get("sub") != caller_key:
+                return  # another instance's grant (same provider id, another host)
+            await caller.install(grant.jwt)
+        except (BadRequest, JwtError) as error:
+            log.warning("refused a link grant: %s", error)
+        except Exception as error:  # keep the old grant; the host sends the next one
+            log.warning("could not use a new link grant: %s", error)
+
+    await nc.subscribe(subject, cb=on_grant)
+    return caller
 
 
 def run_provider(handler: ProviderHandler) -> None:

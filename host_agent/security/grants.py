@@ -9,7 +9,12 @@ connection whose user JWT is a *link grant*. The grant allows publishing only on
 invocation subjects of the targets of the links whose source the caller runs, and nothing
 else but inbox traffic. The controller mints grants (it holds the lattice's user signing
 key) for a caller nkey the host made (its seed never travels), on a request signed with
-the host's own nkey, and only for sources its lattice view says run on that host.
+the host's own nkey naming the sources it runs.
+
+What this does not prove: that the host really runs those sources. In wasmCloud 1.x host
+events are not authenticated per host, so anyone holding a host's NATS user could also
+claim to run any component; what no request can obtain is a target no link names, or a
+subject of another lattice.
 """
 
 from __future__ import annotations
@@ -62,6 +67,14 @@ def subject_token(value: str, field: str) -> str:
             "'*', '>' or whitespace); rename it"
         )
     return value
+
+
+def caller_public_key(seed: str) -> str:
+    """The public key (``U...``) of a caller's user nkey seed, or GrantError."""
+    try:
+        return public_key(seed, "caller seed", "U")
+    except JwtError as error:
+        raise GrantError(str(error)) from None
 
 
 def invocation_subjects(lattice: str, target: str) -> str:
@@ -202,12 +215,11 @@ def _host_signed(host_id: str, data: bytes, signature: str) -> bool:
 
 
 class GrantReply(StrictModel):
-    """The controller's answer: the JWT (not secret: useless without the caller's seed),
-    the targets it allows, the sources it refused and why, or an error."""
+    """The controller's answer: the JWT (not secret: useless without the caller's seed)
+    and the targets it allows, or an error."""
 
     jwt: str = ""
     targets: list[str] = Field(default_factory=list)
-    refused: list[str] = Field(default_factory=list)
     error: str = ""
 
     @classmethod

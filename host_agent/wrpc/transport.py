@@ -114,7 +114,10 @@ class WrpcClient:
         timeout: float = 10.0,
     ) -> Payload:
         """Call `instance.function` on `target`; returns the results (and nested values)."""
-        inbox = self.nc.new_inbox()
+        # One connection for the whole call: a caller whose grant is renewed swaps `nc`
+        # (host_agent/wrpc/granted.py) while calls made on the old one finish there.
+        nc = self.nc
+        inbox = nc.new_inbox()
         loop = asyncio.get_running_loop()
         ended: asyncio.Future[bytes] = loop.create_future()
         results = bytearray()
@@ -128,7 +131,7 @@ class WrpcClient:
                     )
                 return
             if params.nested and msg.reply:
-                await publish_nested(self.nc, f"{msg.reply}.params", params.nested)
+                await publish_nested(nc, f"{msg.reply}.params", params.nested)
 
         async def on_results(msg: Msg) -> None:
             if msg.data:
@@ -141,14 +144,14 @@ class WrpcClient:
                 ended.set_exception(WrpcError(msg.data.decode(errors="replace") or "remote error"))
 
         subs = [
-            await self.nc.subscribe(inbox, cb=on_accept),
-            await self.nc.subscribe(f"{inbox}.results", cb=on_results),
-            await self.nc.subscribe(f"{inbox}.results.>", cb=nested.on_message),
-            await self.nc.subscribe(f"{inbox}.error", cb=on_error),
+            await nc.subscribe(inbox, cb=on_accept),
+            await nc.subscribe(f"{inbox}.results", cb=on_results),
+            await nc.subscribe(f"{inbox}.results.>", cb=nested.on_message),
+            await nc.subscribe(f"{inbox}.error", cb=on_error),
         ]
         headers = {"source-id": source_id, "link-name": link_name} if source_id else None
         try:
-            await self.nc.publish(
+            await nc.publish(
                 invocation_subject(self.lattice, target, instance, function),
                 params.data,
                 reply=inbox,
