@@ -9,16 +9,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import signal
 import sys
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 import nats.errors
 
 from host_agent.cli.env import env_number, env_optional_number, finite_float
 from host_agent.cli.logs import configure_logging
 from host_agent.controller.service import Controller, ControllerConfig
+from host_agent.security.authority import UserIssuer
 
 
 def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
@@ -37,6 +40,14 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
         "--nats-creds",
         default=env.get("WADM_NATS_CREDS_FILE"),
         help="NATS credentials file (env WADM_NATS_CREDS_FILE)",
+    )
+    p.add_argument(
+        "--grant-issuer-file",
+        default=env.get("WASMCLOUD_GRANT_ISSUER_FILE"),
+        help="a 0600 JSON file with the lattice's user issuer (the Lattice's userIssuer "
+        "output): this controller then signs the link grants hosts ask for, the only "
+        "way their components and providers may make wRPC calls on a secured lattice "
+        "(env WASMCLOUD_GRANT_ISSUER_FILE)",
     )
     p.add_argument(
         "-x",
@@ -121,6 +132,21 @@ async def _serve(controller: Controller) -> None:
     await controller.run()
 
 
+def read_grant_issuer(path: str) -> UserIssuer:
+    """The user issuer in ``path`` (JSON: accountPublicKey, signingSeed); errors name the
+    file and the field, never the seed."""
+    what = "WASMCLOUD_GRANT_ISSUER_FILE"
+    try:
+        text = Path(path).read_text()
+    except OSError as exc:
+        raise ValueError(f"{what} {path}: cannot be read ({exc.strerror})") from None
+    try:
+        state = json.loads(text)
+    except json.JSONDecodeError:
+        raise ValueError(f"{what} {path}: not JSON (expected the userIssuer object)") from None
+    return UserIssuer.from_state(state, f"{what} {path}")
+
+
 def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> int:
     env = os.environ if env is None else env
     try:
@@ -131,6 +157,11 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
     args = parser.parse_args(argv)
     configure_logging(args.log_level)
     server = args.nats_server if "://" in args.nats_server else f"nats://{args.nats_server}"
+    try:
+        issuer = read_grant_issuer(args.grant_issuer_file) if args.grant_issuer_file else None
+    except ValueError as exc:
+        print(f"wasmcloud-controller: error: {exc}", file=sys.stderr)
+        return 2
     controller = Controller(
         ControllerConfig(
             nats_url=server,
@@ -142,6 +173,7 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
             js_domain=args.js_domain,
             credentials=args.nats_creds,
             stream_replicas=args.stream_replicas,
+            grant_issuer=issuer,
         )
     )
     try:

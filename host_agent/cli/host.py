@@ -70,6 +70,14 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
         "(env WASMCLOUD_NATS_CREDS); providers started here connect as the same user",
     )
     p.add_argument(
+        "--link-grants",
+        action="store_true",
+        default=env_flag(env, "WASMCLOUD_LINK_GRANTS"),
+        help="make this host's (and its providers') outgoing wRPC calls as the link grants "
+        "a controller signs, for a lattice whose host users may not invoke anything "
+        "themselves (env WASMCLOUD_LINK_GRANTS)",
+    )
+    p.add_argument(
         "--nats-jwt",
         default=env.get("WASMCLOUD_NATS_JWT"),
         help="NATS user JWT, with --nats-seed (env WASMCLOUD_NATS_JWT)",
@@ -255,6 +263,7 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
                 ctl_prefix=args.ctl_topic_prefix,
                 js_domain=args.js_domain,
                 credentials=credentials,
+                link_grants=args.link_grants,
             )
         )
     except (ValueError, IdentityError, AddressError, CredentialsError) as exc:

@@ -32,8 +32,11 @@ class GrantIssuer(Protocol):
     """What signs grants: the lattice account's public key and a signing key of it
     (host_agent.security.authority.UserIssuer)."""
 
-    account_public_key: str
-    signing_seed: str
+    @property
+    def account_public_key(self) -> str: ...
+
+    @property
+    def signing_seed(self) -> str: ...
 
 
 class LinkGrants:
