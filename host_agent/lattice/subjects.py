@@ -94,7 +94,6 @@ class CtlSubjects:
         head = self.base + "."
         return subject[len(head) :].split(".") if subject.startswith(head) else []
 
-
     def wildcard(self) -> str:
         """Every control subject of the lattice."""
         return self(">")

@@ -1,0 +1,230 @@
+"""What each kind of lattice identity may publish and subscribe to (pure).
+
+Every subject comes from ``host_agent.lattice.subjects`` (one source of truth), scoped to
+ONE lattice: an identity of lattice ``a`` has no permission on lattice ``b``'s control,
+event, wRPC or KV subjects even where both lattices share an account. Each lattice also
+has its own account (``authority.py``), so this is the second wall, not the only one.
+
+Roles:
+- HOST serves its lattice's control subjects, publishes its events and heartbeats, keeps
+  the lattice's link and config buckets, serves and sends wRPC, and talks to its
+  providers on ``wasmbus.rpc.{lattice}.*``.
+- CONTROLLER (wadm) serves the wadm API, sends control requests to hosts, follows events,
+  keeps its own buckets and status stream.
+- PROVIDER answers its host on ``wasmbus.rpc.{lattice}.{provider}.>``, serves wRPC as its
+  own id, and may keep application buckets (keyvalue-nats) but not the lattice's own.
+- TOOLING (wash 0.39, the `wasmcloud` CLI, the Pulumi provider) sends control and wadm
+  requests, follows events and application status, and makes or reads the lattice's
+  buckets (the Pulumi provider makes them with their replicas on a cluster).
+
+Every role may subscribe to ``_INBOX.>`` (the replies to its requests) and publish there:
+wRPC answers on ``<reply>.results``/``<reply>.error``, not on the reply subject itself, so
+``allow_responses`` alone would not do. wRPC invocations: ``link_targets`` is the seam
+where per-link grants (``grants.py``) narrow what an identity may invoke; with no targets
+a HOST may invoke any component or provider of its lattice, a PROVIDER none.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from enum import StrEnum
+
+from host_agent.lattice.subjects import (
+    DEFAULT_CTL_PREFIX,
+    INBOX_WILDCARD,
+    WADM_LEADER_BUCKET,
+    WADM_MANIFESTS_BUCKET,
+    WADM_STATUS_STREAM,
+    CtlSubjects,
+    config_bucket,
+    events_wildcard,
+    jetstream_api_prefix,
+    kv_stream_name,
+    kv_subjects,
+    links_bucket,
+    provider_rpc_wildcard,
+    wadm_api_wildcard,
+    wadm_status_wildcard,
+    wrpc_wildcard,
+)
+from host_agent.security.jwt import Permissions
+
+
+class Role(StrEnum):
+    HOST = "host"
+    CONTROLLER = "controller"
+    PROVIDER = "provider"
+    TOOLING = "tooling"
+
+
+def stream_api(stream: str, js_domain: str | None) -> tuple[str, ...]:
+    """The JetStream API subjects a client uses on ``stream`` (``$JS.API`` or, in a
+    domain, ``$JS.{domain}.API``): with the stream as the 3rd to 5th token, they are
+    STREAM.{INFO,CREATE,UPDATE}, DIRECT.GET, CONSUMER.{CREATE,INFO,DELETE},
+    STREAM.MSG.GET, CONSUMER.DURABLE.CREATE and CONSUMER.MSG.NEXT (ordered watchers and
+    pulls); written as four wildcards to keep the user JWT small (nats-server reads a JWT
+    in the CONNECT line, at most ``max_control_line`` bytes). Then the acks and
+    flow-control answers of a push consumer on the stream."""
+    api = jetstream_api_prefix(js_domain)
+    return (
+        f"{api}.*.*.{stream}",
+        f"{api}.*.*.{stream}.>",
+        f"{api}.*.*.*.{stream}",
+        f"{api}.*.*.*.{stream}.>",
+        f"$JS.ACK.{stream}.>",
+        f"$JS.FC.{stream}.>",
+    )
+
+
+def bucket_access(bucket: str, js_domain: str | None, *, write: bool) -> tuple[str, ...]:
+    """Publish permissions to read (and with ``write``, put/delete keys of) a KV bucket.
+    Through a domain, a write goes to ``$JS.{domain}.API.$KV.{bucket}.>``."""
+    subjects = list(stream_api(kv_stream_name(bucket), js_domain))
+    if write:
+        subjects.append(kv_subjects(bucket))
+        if js_domain:
+            subjects.append(f"{jetstream_api_prefix(js_domain)}.{kv_subjects(bucket)}")
+    return tuple(subjects)
+
+
+def lattice_buckets(lattice: str) -> tuple[str, ...]:
+    """The buckets hosts keep for the lattice: links and named configs."""
+    return (links_bucket(lattice), config_bucket(lattice))
+
+
+def wadm_access(lattice: str, js_domain: str | None, *, write: bool) -> tuple[str, ...]:
+    """The controller's buckets and status stream (wadm's names)."""
+    return (
+        *bucket_access(WADM_MANIFESTS_BUCKET, js_domain, write=write),
+        *bucket_access(WADM_LEADER_BUCKET, js_domain, write=write),
+        *stream_api(WADM_STATUS_STREAM, js_domain),
+    )
+
+
+def wrpc_invocations(lattice: str, link_targets: Sequence[str]) -> tuple[str, ...]:
+    """The wRPC subjects an identity may invoke: those of its link targets (H7's grants
+    fill them in per link)."""
+    return tuple(wrpc_wildcard(lattice, target) for target in link_targets)
+
+
+def role_permissions(
+    role: Role,
+    lattice: str,
+    *,
+    js_domain: str | None = None,
+    link_targets: Sequence[str] = (),
+    identity: str | None = None,
+    application_buckets: bool = False,
+    ctl_prefix: str = DEFAULT_CTL_PREFIX,
+) -> Permissions:
+    """The permissions of one ``role`` identity in ``lattice``. ``identity`` is the
+    provider id a PROVIDER serves as (any provider of the lattice when None);
+    ``application_buckets`` lets a PROVIDER keep KV buckets of any name but the
+    lattice's and wadm's own (keyvalue-nats: a link names the bucket);
+    ``link_targets`` the component/provider ids it may invoke over wRPC (a HOST with none
+    may invoke any of its lattice's)."""
+    ctl = CtlSubjects(lattice, ctl_prefix)
+    # Replies to its requests, and JetStream account info (what a client asks first).
+    replies = Permissions(
+        pub_allow=(INBOX_WILDCARD, f"{jetstream_api_prefix(js_domain)}.INFO"),
+        sub_allow=(INBOX_WILDCARD,),
+    )
+    if role is Role.HOST:
+        invoke = (
+            wrpc_invocations(lattice, link_targets) if link_targets else (wrpc_wildcard(lattice),)
+        )
+        own = Permissions(
+            pub_allow=(
+                events_wildcard(lattice),
+                provider_rpc_wildcard(lattice),
+                *invoke,
+                *(
+                    subject
+                    for bucket in lattice_buckets(lattice)
+                    for subject in bucket_access(bucket, js_domain, write=True)
+                ),
+            ),
+            sub_allow=(ctl.wildcard(), wrpc_wildcard(lattice), provider_rpc_wildcard(lattice)),
+            allow_responses=True,
+        )
+    elif role is Role.CONTROLLER:
+        own = Permissions(
+            pub_allow=(
+                ctl.wildcard(),
+                events_wildcard(lattice),
+                wadm_status_wildcard(lattice),
+                *wadm_access(lattice, js_domain, write=True),
+                *(
+                    subject
+                    for bucket in lattice_buckets(lattice)
+                    for subject in bucket_access(bucket, js_domain, write=False)
+                ),
+            ),
+            sub_allow=(
+                wadm_api_wildcard(lattice),
+                events_wildcard(lattice),
+                wadm_status_wildcard(lattice),
+            ),
+            allow_responses=True,
+        )
+    elif role is Role.PROVIDER:
+        provider = identity or "*"
+        buckets = Permissions(pub_allow=())
+        if application_buckets:
+            # Bucket names come from link config at run time; the account is the lattice's
+            # own, so "any bucket but the lattice's and wadm's" stays inside the lattice.
+            api = jetstream_api_prefix(js_domain)
+            buckets = Permissions(
+                pub_allow=(
+                    *stream_api("*", js_domain),
+                    "$KV.>",
+                    *((f"{api}.$KV.>",) if js_domain else ()),
+                ),
+                pub_deny=_protected_buckets(lattice, js_domain),
+            )
+        own = Permissions(
+            pub_allow=(
+                provider_rpc_wildcard(lattice, provider),
+                *wrpc_invocations(lattice, link_targets),
+            ),
+            sub_allow=(provider_rpc_wildcard(lattice, provider), wrpc_wildcard(lattice, provider)),
+            allow_responses=True,
+        ).merged(buckets)
+    elif role is Role.TOOLING:
+        own = Permissions(
+            pub_allow=(
+                ctl.wildcard(),
+                wadm_api_wildcard(lattice),
+                *(
+                    subject
+                    for bucket in lattice_buckets(lattice)
+                    for subject in bucket_access(bucket, js_domain, write=False)
+                ),
+                *wadm_access(lattice, js_domain, write=False),
+            ),
+            sub_allow=(events_wildcard(lattice), wadm_status_wildcard(lattice)),
+        )
+    else:  # pragma: no cover - StrEnum is closed
+        raise ValueError(f"unknown role {role!r}")
+    return replies.merged(own)
+
+
+def _protected_buckets(lattice: str, js_domain: str | None) -> tuple[str, ...]:
+    """What a provider may not do to the lattice's and the controller's own buckets: write
+    or read keys, change or remove the stream, or follow it. Stream info stays allowed
+    (keyvalue-nats copies the lattice bucket's replicas for the buckets it makes)."""
+    api = jetstream_api_prefix(js_domain)
+    denied: list[str] = []
+    for bucket in (*lattice_buckets(lattice), WADM_MANIFESTS_BUCKET, WADM_LEADER_BUCKET):
+        stream = kv_stream_name(bucket)
+        denied += [
+            kv_subjects(bucket),
+            f"{api}.{kv_subjects(bucket)}",
+            *(f"{api}.STREAM.{op}.{stream}" for op in ("CREATE", "UPDATE", "DELETE", "PURGE")),
+            f"{api}.DIRECT.GET.{stream}",
+            f"{api}.CONSUMER.CREATE.{stream}",
+            f"{api}.*.*.{stream}.>",
+            f"{api}.*.*.*.{stream}",
+            f"{api}.*.*.*.{stream}.>",
+        ]
+    return tuple(denied)
