@@ -1,6 +1,7 @@
 """A nats-server in operator (JWT) mode for tests of NATS credentials: a lattice
-authority (host_agent.security.authority), one user allowed everything, and the user's
-`.creds` text. Tests of the per-role permissions issue their own users instead."""
+authority (host_agent.security.authority), the config pulumi_wasmcloud renders for it,
+one user allowed everything, and the user's `.creds` text. Tests of the per-role
+permissions issue their own users instead (tests/integration/test_nats_security.py)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,12 @@ from dataclasses import dataclass
 
 from host_agent.security.authority import LatticeAuthority
 from host_agent.security.jwt import Permissions
+from pulumi_wasmcloud.provision.nats_config import (
+    JetStreamSettings,
+    NatsServerSettings,
+    OperatorModeSettings,
+    render,
+)
 
 EVERYTHING = Permissions(pub_allow=(">",), sub_allow=(">",))
 
@@ -18,23 +25,26 @@ class OperatorAuth:
     creds: str  # the user's .creds file content
 
 
-def operator_mode_config(authority: LatticeAuthority) -> str:
-    """The operator-mode part of a nats-server config for ``authority``."""
-    auth = authority.server_auth()
-    preload = "\n".join(f"  {key}: {jwt}" for key, jwt in auth.account_jwts.items())
-    return (
-        f"operator: {auth.operator_jwt}\n"
-        f"system_account: {auth.system_account}\n"
-        "resolver: MEMORY\n"
-        f"resolver_preload: {{\n{preload}\n}}\n"
+def operator_config(
+    authority: LatticeAuthority, port: int, store: str, host: str = "127.0.0.1", **fields: object
+) -> str:
+    """The nats-server config of one node of ``authority``'s lattice (JetStream on)."""
+    return render(
+        NatsServerSettings.model_validate(
+            {
+                "server_name": f"test-{port}",
+                "host": host,
+                "client_port": port,
+                "monitoring_port": None,
+                "jetstream": JetStreamSettings(store_dir=store),
+                "operator": OperatorModeSettings.from_auth(authority.server_auth()),
+                **fields,
+            }
+        )
     )
 
 
 def operator_auth(port: int, store: str, host: str = "127.0.0.1") -> OperatorAuth:
     authority = LatticeAuthority.create("default")
     creds = authority.user_issuer().issue_with(EVERYTHING, "client")
-    config = (
-        f'listen: "{host}:{port}"\n'
-        f'jetstream {{ store_dir: "{store}" }}\n' + operator_mode_config(authority)
-    )
-    return OperatorAuth(config, creds.creds())
+    return OperatorAuth(operator_config(authority, port, store, host), creds.creds())

@@ -7,10 +7,10 @@ has its own account (``authority.py``), so this is the second wall, not the only
 
 Roles:
 - HOST serves its lattice's control subjects, publishes its events and heartbeats, keeps
-  the lattice's link and config buckets, serves and sends wRPC, and talks to its
-  providers on ``wasmbus.rpc.{lattice}.*``.
-- CONTROLLER (wadm) serves the wadm API, sends control requests to hosts, follows events,
-  keeps its own buckets and status stream.
+  the lattice's link and config buckets, serves wRPC, asks for link grants, and talks to
+  its providers on ``wasmbus.rpc.{lattice}.*``.
+- CONTROLLER (wadm) serves the wadm API and link grants, sends control requests to hosts,
+  follows events, keeps its own buckets and status stream.
 - PROVIDER answers its host on ``wasmbus.rpc.{lattice}.{provider}.>``, serves wRPC as its
   own id, and may keep application buckets (keyvalue-nats) but not the lattice's own.
 - TOOLING (wash 0.39, the `wasmcloud` CLI, the Pulumi provider) sends control and wadm
@@ -19,9 +19,10 @@ Roles:
 
 Every role may subscribe to ``_INBOX.>`` (the replies to its requests) and publish there:
 wRPC answers on ``<reply>.results``/``<reply>.error``, not on the reply subject itself, so
-``allow_responses`` alone would not do. wRPC invocations: ``link_targets`` is the seam
-where per-link grants (``grants.py``) narrow what an identity may invoke; with no targets
-a HOST may invoke any component or provider of its lattice, a PROVIDER none.
+``allow_responses`` alone would not do. wRPC invocations: a base user (HOST, PROVIDER)
+may serve wRPC but invoke only its ``link_targets`` (none by default): outgoing calls go
+over a second connection whose user is a link grant the controller signs
+(``grants.py``); hosts ask for grants on ``link_grant_subject``, the controller answers.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from host_agent.lattice.subjects import (
     jetstream_api_prefix,
     kv_stream_name,
     kv_subjects,
+    link_grant_subject,
     links_bucket,
     provider_rpc_wildcard,
     wadm_api_wildcard,
@@ -121,8 +123,8 @@ def role_permissions(
     provider id a PROVIDER serves as (any provider of the lattice when None);
     ``application_buckets`` lets a PROVIDER keep KV buckets of any name but the
     lattice's and wadm's own (keyvalue-nats: a link names the bucket);
-    ``link_targets`` the component/provider ids it may invoke over wRPC (a HOST with none
-    may invoke any of its lattice's)."""
+    ``link_targets`` the component/provider ids it may invoke over wRPC (none by default:
+    link grants carry a host's and a provider's outgoing calls)."""
     ctl = CtlSubjects(lattice, ctl_prefix)
     # Replies to its requests, and JetStream account info (what a client asks first).
     replies = Permissions(
@@ -130,14 +132,12 @@ def role_permissions(
         sub_allow=(INBOX_WILDCARD,),
     )
     if role is Role.HOST:
-        invoke = (
-            wrpc_invocations(lattice, link_targets) if link_targets else (wrpc_wildcard(lattice),)
-        )
         own = Permissions(
             pub_allow=(
                 events_wildcard(lattice),
                 provider_rpc_wildcard(lattice),
-                *invoke,
+                link_grant_subject(lattice),
+                *wrpc_invocations(lattice, link_targets),
                 *(
                     subject
                     for bucket in lattice_buckets(lattice)
@@ -162,6 +162,7 @@ def role_permissions(
             ),
             sub_allow=(
                 wadm_api_wildcard(lattice),
+                link_grant_subject(lattice),
                 events_wildcard(lattice),
                 wadm_status_wildcard(lattice),
             ),

@@ -8,7 +8,12 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from pulumi_wasmcloud.provision.nats_config import NatsServerSettings, render
+from host_agent.security.authority import LatticeAuthority
+from pulumi_wasmcloud.provision.nats_config import (
+    NatsServerSettings,
+    OperatorModeSettings,
+    render,
+)
 
 CORE: dict[str, Any] = {
     "server_name": "core-1",
@@ -73,6 +78,148 @@ def test_an_edge_node_connects_to_its_hubs_as_a_leaf() -> None:
     ],
 )
 def test_settings_of_the_wrong_shape_are_refused_by_name(
+    change: dict[str, Any], field: str
+) -> None:
+    with pytest.raises(ValidationError) as refused:
+        NatsServerSettings.model_validate({**CORE, **change})
+    assert field in str(refused.value)
+
+
+# Operator mode and TLS -----------------------------------------------------------------
+
+AUTHORITY = LatticeAuthority.create("blue")
+OPERATOR = OperatorModeSettings.from_auth(AUTHORITY.server_auth()).model_dump()
+TLS = {"cert_file": "/etc/wasmcloud/nats.pem", "key_file": "/etc/wasmcloud/nats-key.pem",
+       "ca_file": "/etc/wasmcloud/ca.pem"}  # fmt: skip
+
+
+def _tls_lines(indent: str, *, verify: bool | None = True) -> list[str]:
+    lines = [
+        f"{indent}tls {{",
+        f'{indent}  cert_file: "/etc/wasmcloud/nats.pem"',
+        f'{indent}  key_file: "/etc/wasmcloud/nats-key.pem"',
+        f'{indent}  ca_file: "/etc/wasmcloud/ca.pem"',
+    ]
+    if verify is not None:
+        lines.append(f"{indent}  verify: {'true' if verify else 'false'}")
+    return [*lines, f"{indent}  timeout: 5", f"{indent}}}"]
+
+
+def test_operator_mode_trusts_the_operator_and_preloads_every_account() -> None:
+    text = render(NatsServerSettings.model_validate({**CORE, "operator": OPERATOR}))
+    auth = AUTHORITY.server_auth()
+    block = [
+        f'operator: "{auth.operator_jwt}"',
+        f'system_account: "{auth.system_account}"',
+        "resolver: MEMORY",
+        "resolver_preload: {",
+        *(f'  "{key}": "{jwt}"' for key, jwt in sorted(auth.account_jwts.items())),
+        "}",
+        "max_control_line: 32768",
+    ]
+    lines = text.splitlines()
+    start = lines.index(block[0])
+    assert lines[start : start + len(block)] == block
+    assert AUTHORITY.account_seed not in text and AUTHORITY.operator_seed not in text
+
+
+def test_tls_files_go_to_the_client_route_and_leaf_listeners_and_remotes() -> None:
+    core = {
+        **CORE,
+        "tls": TLS,
+        "cluster": {**CORE["cluster"], "tls": TLS},
+        "leafnodes": {"listen_port": 7422, "tls": {**TLS, "verify": False}},
+    }
+    lines = render(NatsServerSettings.model_validate(core)).splitlines()
+    text = "\n".join(lines)
+    assert "\n".join(_tls_lines("")) in text
+    cluster = lines.index("cluster {")
+    assert lines[cluster + 4 : cluster + 11] == _tls_lines("  ")
+    leaf = lines.index("leafnodes {")
+    assert lines[leaf + 2 : leaf + 9] == _tls_lines("  ", verify=False)
+
+
+def test_an_operator_mode_leaf_remote_names_its_account_credentials_and_tls() -> None:
+    edge = {
+        "server_name": "edge-1",
+        "host": "198.18.0.5",
+        "operator": OPERATOR,
+        "leafnodes": {
+            "remotes": [
+                {
+                    "urls": ["198.18.0.2:7422"],
+                    "account": AUTHORITY.account_public_key,
+                    "credentials": "/etc/wasmcloud/leaf.creds",
+                    "tls": TLS,
+                }
+            ]
+        },
+    }
+    lines = render(NatsServerSettings.model_validate(edge)).splitlines()
+    remotes = lines.index("  remotes: [")
+    assert lines[remotes + 1 : remotes + 12] == [
+        "    {",
+        '      urls: ["nats-leaf://198.18.0.2:7422"]',
+        f'      account: "{AUTHORITY.account_public_key}"',
+        '      credentials: "/etc/wasmcloud/leaf.creds"',
+        *_tls_lines("      ", verify=None),
+        "    }",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"operator": {**OPERATOR, "operator_jwt": "not a jwt"}}, "operator.operator_jwt"),
+        ({"operator": {**OPERATOR, "system_account": "ABC"}}, "operator.system_account"),
+        ({"operator": {**OPERATOR, "accounts": {}}}, "operator.accounts"),
+        (
+            {
+                "operator": {
+                    **OPERATOR,
+                    "accounts": {AUTHORITY.account_public_key: AUTHORITY.account_jwt},
+                }
+            },
+            "hold the system account's JWT",
+        ),
+        ({"operator": {**OPERATOR, "resolver": "FULL"}}, "operator.resolver"),
+        ({"tls": {**TLS, "key_file": "relative.pem"}}, "tls.key_file"),
+        ({"tls": {**TLS, "verify": "yes"}}, "tls.verify"),
+        ({"tls": {"cert_file": "/a", "key_file": "/b"}}, "tls.ca_file"),
+        ({"cluster": {"name": "core", "tls": {**TLS, "ca_file": 'x"'}}}, "cluster.tls.ca_file"),
+        ({"leafnodes": {"remotes": [{"urls": ["198.18.0.2:7422"]}], "tls": TLS}}, "listen_port"),
+        (
+            {"operator": OPERATOR, "leafnodes": {"remotes": [{"urls": ["198.18.0.2:7422"]}]}},
+            "leafnodes.remotes.0: operator mode needs its account and credentials",
+        ),
+        (
+            {
+                "leafnodes": {
+                    "remotes": [
+                        {"urls": ["198.18.0.2:7422"], "account": AUTHORITY.account_public_key}
+                    ]
+                }
+            },
+            "leafnodes.remotes.0.account needs operator mode",
+        ),
+        (
+            {
+                "operator": OPERATOR,
+                "leafnodes": {
+                    "remotes": [
+                        {
+                            "urls": ["198.18.0.2:7422"],
+                            "credentials": "/l.creds",
+                            "account": LatticeAuthority.create("x").account_public_key,
+                        }
+                    ]
+                },
+            },
+            "leafnodes.remotes.0.account is not one of operator.accounts",
+        ),
+    ],
+)
+def test_operator_and_tls_settings_of_the_wrong_shape_are_refused_by_name(
     change: dict[str, Any], field: str
 ) -> None:
     with pytest.raises(ValidationError) as refused:

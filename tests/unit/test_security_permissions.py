@@ -10,6 +10,7 @@ from host_agent.lattice.subjects import (
     CtlSubjects,
     config_bucket,
     event_subject,
+    link_grant_subject,
     links_bucket,
     provider_rpc_subject,
     wadm_api_subject,
@@ -78,6 +79,7 @@ def test_no_role_reaches_another_lattice(role: Role) -> None:
         wrpc(OTHER, "comp"),
         provider_rpc_subject(OTHER, "VPROVIDER", "health"),
         wadm_api_subject(OTHER, "deploy", "app"),
+        link_grant_subject(OTHER),
         kv_put(links_bucket(OTHER)),
         kv_put(config_bucket(OTHER)),
         f"$JS.API.STREAM.INFO.KV_{links_bucket(OTHER)}",
@@ -96,7 +98,9 @@ def test_a_host_serves_its_lattice_and_keeps_its_buckets() -> None:
     assert may_publish(perms, event_subject(LATTICE, "host_heartbeat"))
     assert may_publish(perms, provider_rpc_subject(LATTICE, "VP", "linkdefs.put"))
     assert may_subscribe(perms, wrpc(LATTICE, "comp"))
-    assert may_publish(perms, wrpc(LATTICE, "other-comp"))  # no link grants given: any
+    # Outgoing calls go over link grants (a second user); the base user invokes nothing.
+    assert not may_publish(perms, wrpc(LATTICE, "other-comp"))
+    assert may_publish(perms, link_grant_subject(LATTICE))
     for bucket in (links_bucket(LATTICE), config_bucket(LATTICE)):
         assert may_publish(perms, kv_put(bucket))
         stream = f"KV_{bucket}"
@@ -131,6 +135,7 @@ def test_the_controller_serves_wadm_and_drives_hosts() -> None:
     perms = role_permissions(Role.CONTROLLER, LATTICE)
     ctl = CtlSubjects(LATTICE)
     assert may_subscribe(perms, wadm_api_subject(LATTICE, "deploy", "app"))
+    assert may_subscribe(perms, link_grant_subject(LATTICE))
     assert may_subscribe(perms, event_subject(LATTICE, "component_scaled"))
     for subject in (ctl.component_scale("NHOST"), ctl.link_put(), ctl.host_ping()):
         assert may_publish(perms, subject), subject
