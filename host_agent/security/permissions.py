@@ -126,9 +126,11 @@ def role_permissions(
     ``link_targets`` the component/provider ids it may invoke over wRPC (none by default:
     link grants carry a host's and a provider's outgoing calls)."""
     ctl = CtlSubjects(lattice, ctl_prefix)
-    # Replies to its requests, and JetStream account info (what a client asks first).
+    # Replies to its requests, JetStream account info (what a client asks first) and the
+    # stream-name lookup nats-py makes before it watches a bucket (names only, no data).
+    api = jetstream_api_prefix(js_domain)
     replies = Permissions(
-        pub_allow=(INBOX_WILDCARD, f"{jetstream_api_prefix(js_domain)}.INFO"),
+        pub_allow=(INBOX_WILDCARD, f"{api}.INFO", f"{api}.STREAM.NAMES"),
         sub_allow=(INBOX_WILDCARD,),
     )
     if role is Role.HOST:
@@ -174,7 +176,6 @@ def role_permissions(
         if application_buckets:
             # Bucket names come from link config at run time; the account is the lattice's
             # own, so "any bucket but the lattice's and wadm's" stays inside the lattice.
-            api = jetstream_api_prefix(js_domain)
             buckets = Permissions(
                 pub_allow=(
                     *stream_api("*", js_domain),

@@ -66,6 +66,7 @@ def test_every_role_gets_replies_and_never_an_empty_allow_list(role: Role) -> No
     assert perms.pub_allow and perms.sub_allow
     assert may_subscribe(perms, INBOX) and may_publish(perms, INBOX)
     assert may_publish(perms, "$JS.API.INFO")
+    assert may_publish(perms, "$JS.API.STREAM.NAMES")  # nats-py looks a bucket's stream up
 
 
 @pytest.mark.parametrize("role", list(Role))
