@@ -13,7 +13,9 @@ import base64
 import binascii
 import json
 import re
+import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -188,6 +190,15 @@ def refused_credentials(error: BaseException) -> bool:
     )
 
 
+def _expired_at(credentials: NatsCredentials | None) -> str | None:
+    """When the user JWT expired (UTC), if it has: nats-server then says only
+    "Authorization Violation"."""
+    expires = _claims(credentials.jwt).get("exp") if credentials is not None else None
+    if isinstance(expires, int) and not isinstance(expires, bool) and expires <= time.time():
+        return datetime.fromtimestamp(expires, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return None
+
+
 async def connect_nats(
     address: NatsAddress,
     credentials: NatsCredentials | None,
@@ -205,6 +216,14 @@ async def connect_nats(
 
     async def errors(error: Exception) -> None:
         if connecting and refused_credentials(error):
+            expired = _expired_at(credentials)
+            if expired is not None:  # the one cause the client can tell by itself
+                raise ConnectionRefused(
+                    who,
+                    address.url,
+                    f"its user JWT expired at {expired}",
+                    "give it a new user JWT (`pulumi up` issues new ones for the users it made)",
+                )
             raise ConnectionRefused(who, address.url, error, fix)
         if on_error is not None:
             await on_error(error)
