@@ -17,9 +17,20 @@ from typing import Any
 
 from host_agent.controller.view import LatticeView
 from host_agent.lattice.wadm_types import ScalerStatus, StatusInfo, StatusType
-from host_agent.model.manifest import DAEMONSCALER, Component, ConfigProperty, Manifest
+from host_agent.model.manifest import (
+    DAEMONSCALER,
+    Component,
+    ConfigProperty,
+    Manifest,
+    SecretProperty,
+)
 from host_agent.model.naming import config_name
 from host_agent.placement.planner import PlacementPlan, WorkloadPlan, plan_placement
+from host_agent.secrets.protocol import (
+    is_secret_reference,
+    reference_values,
+    secret_config_name,
+)
 
 MANAGED_BY = "wasmcloud.dev/managed-by"
 APPSPEC = "wasmcloud.dev/appspec"
@@ -125,15 +136,53 @@ def _config_names(manifest: Manifest, configs: Iterable[ConfigProperty]) -> list
     ]
 
 
+def _secret_configs(
+    manifest: Manifest, secrets: Iterable[SecretProperty]
+) -> dict[str, dict[str, str]]:
+    """wadm 0.20's SecretScaler entries: ``SECRET_<app>-<name>`` -> the reference (the
+    policy's ``backend``, the rest of its properties as the policy). Validation has
+    already refused an unknown policy or one without a backend."""
+    policies = {p.name: p for p in manifest.spec.policies or []}
+    configs = {}
+    for secret in secrets:
+        source = secret.properties
+        properties = dict(policies[source.policy].properties)
+        backend = properties.pop("backend")
+        configs[secret_config_name(manifest.name, secret.name)] = reference_values(
+            secret.name, backend, source.key, source.field, source.version, properties
+        )
+    return configs
+
+
+def _secret_names(manifest: Manifest, secrets: Iterable[SecretProperty]) -> list[str]:
+    return [secret_config_name(manifest.name, s.name) for s in secrets]
+
+
+def _link_secrets(link: Any, side: str) -> list[SecretProperty]:
+    """A link's ``source.secrets`` or ``target.secrets`` (absent: none)."""
+    holder = link.source if side == "source" else link.target
+    return list(holder.secrets) if holder is not None else []
+
+
 def desired_configs(manifest: Manifest) -> dict[str, dict[str, str]]:
     configs: dict[str, dict[str, str]] = {}
     for component in manifest.spec.components:
         configs |= _created_configs(manifest, component.properties.config)
+        configs |= _secret_configs(manifest, component.properties.secrets)
         for trait in component.link_traits:
             link = trait.properties
             configs |= _created_configs(manifest, link.effective_source_config)
             configs |= _created_configs(manifest, link.effective_target_config)
+            configs |= _secret_configs(manifest, _link_secrets(link, "source"))
+            configs |= _secret_configs(manifest, _link_secrets(link, "target"))
     return configs
+
+
+def workload_config_names(manifest: Manifest, component: Component) -> list[str]:
+    """What a scale/start command carries: config names, then secret references."""
+    return _config_names(manifest, component.properties.config) + _secret_names(
+        manifest, component.properties.secrets
+    )
 
 
 def desired_links(manifest: Manifest) -> list[dict[str, Any]]:
@@ -151,8 +200,10 @@ def desired_links(manifest: Manifest) -> list[dict[str, Any]]:
                     "wit_namespace": link.namespace,
                     "wit_package": link.package,
                     "interfaces": list(link.interfaces),
-                    "source_config": _config_names(manifest, link.effective_source_config),
-                    "target_config": _config_names(manifest, link.effective_target_config),
+                    "source_config": _config_names(manifest, link.effective_source_config)
+                    + _secret_names(manifest, _link_secrets(link, "source")),
+                    "target_config": _config_names(manifest, link.effective_target_config)
+                    + _secret_names(manifest, _link_secrets(link, "target")),
                 }
             )
     return links
@@ -182,7 +233,7 @@ def scaler_id(manifest: Manifest, component: Component, kind: str) -> str:
         component.name,
         component.component_id(manifest.name),
         component.properties.image or "",
-        *_config_names(manifest, component.properties.config),
+        *workload_config_names(manifest, component),
     ]
     return hashlib.sha256("".join(parts).encode()).hexdigest()
 
@@ -220,8 +271,9 @@ def reconcile(
             round_.commands.append(PutConfig(name, values))
         if manifest:
             kind = StatusType.RECONCILING if configs.get(name) != values else StatusType.DEPLOYED
+            scaler = "SecretScaler" if is_secret_reference(name) else "ConfigScaler"
             round_.scalers.append(
-                ScalerStatus(id=name, kind="ConfigScaler", name=name, status=StatusInfo(type=kind))
+                ScalerStatus(id=name, kind=scaler, name=name, status=StatusInfo(type=kind))
             )
 
     plan = None
@@ -251,7 +303,7 @@ def reconcile(
             if wid in host.providers:
                 round_.commands.append(StopProvider(host.id, wid))
 
-    _reconcile_links(round_, manifest, owned, links)
+    _reconcile_links(round_, manifest, owned, links, view)
 
     for name in sorted(owned.config_names - set(wanted_configs)):
         if configs.get(name):  # the host answers {} for a config that does not exist
@@ -291,7 +343,7 @@ def _reconcile_workload(
     image = component.properties.image or ""
     kind = "DaemonScaler" if workload.scaler == DAEMONSCALER else "SpreadScaler"
     sid = scaler_id(manifest, component, kind)
-    config = _config_names(manifest, component.properties.config)
+    config = workload_config_names(manifest, component)
     spread_of = {a.host_id: a.spread for a in workload.assignments}
     desired = workload.hosts
 
@@ -368,6 +420,7 @@ def _reconcile_links(
     manifest: Manifest | None,
     owned: Owned,
     links: Sequence[Mapping[str, Any]],
+    view: LatticeView,
 ) -> None:
     current = {link_key(link): link for link in links}
     wanted = {link_key(link): link for link in desired_links(manifest)} if manifest else {}
@@ -377,12 +430,15 @@ def _reconcile_links(
         if not in_place:
             round_.commands.append(PutLink(link))
         kind = StatusType.DEPLOYED if in_place else StatusType.RECONCILING
+        status = StatusInfo(type=kind)
+        refused = None if in_place else view.link_failures.get(key)
+        if refused is not None:
+            status = StatusInfo(
+                type=StatusType.FAILED, message=f"link {link_label(link)} failed: {refused}"
+            )
         round_.scalers.append(
             ScalerStatus(
-                id=link_label(link),
-                kind="LinkScaler",
-                name=link_label(link),
-                status=StatusInfo(type=kind),
+                id=link_label(link), kind="LinkScaler", name=link_label(link), status=status
             )
         )
     for key in sorted(current):

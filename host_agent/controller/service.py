@@ -37,6 +37,7 @@ from host_agent.controller.reconcile import (
     ScaleComponent,
     StartProvider,
     StopProvider,
+    link_key,
     owned_by,
     reconcile,
 )
@@ -370,7 +371,12 @@ class Controller:
                     # Running only once the host's component_scaled event says so.
                     self.view.expect_scale(host_id, component_id, image, count, now)
                 case PutLink(link):
-                    await self.ctl.put_link(link)
+                    try:
+                        await self.ctl.put_link(link)
+                    except CtlError as refused:
+                        self.view.link_failures[link_key(link)] = str(refused)
+                        raise
+                    self.view.link_failures.pop(link_key(link), None)
                 case DeleteLink(source_id, namespace, package, name):
                     await self.ctl.delete_link(source_id, namespace, package, name)
         except (CtlError, TimeoutError, nats.errors.Error) as exc:

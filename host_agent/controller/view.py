@@ -89,6 +89,9 @@ class LatticeView:
     start_failures: dict[tuple[str, str], StartFailure] = field(default_factory=dict)
     scale_failures: dict[tuple[str, str], str] = field(default_factory=dict)
     pending_scales: dict[tuple[str, str], PendingScale] = field(default_factory=dict)
+    # Link puts a host refused (source, namespace, package, name) -> its reason, e.g. a
+    # secret the link names that the backend does not have.
+    link_failures: dict[tuple[str, str, str, str], str] = field(default_factory=dict)
 
     def expect_scale(
         self, host_id: str, component_id: str, image_ref: str, count: int, now: float

@@ -47,6 +47,8 @@ from host_agent.lattice.protocol import (
 from host_agent.lattice.subjects import CtlSubjects
 from host_agent.runtime.image import ComponentLoadError
 from host_agent.runtime.instance import link_problem
+from host_agent.secrets.client import SecretsError
+from host_agent.secrets.host import split_config_names
 
 log = logging.getLogger("host_agent.ctl")
 
@@ -260,6 +262,7 @@ class CtlHandlers:
             )
             return
         try:
+            await self._check_secrets(command.config)
             wasm = await self._fetch(command.component_ref)
             started = time.monotonic()
             await self._run_wasm(wid, wasm, command.count)
@@ -269,7 +272,13 @@ class CtlHandlers:
                 command.count,
                 time.monotonic() - started,
             )
-        except (ArtifactError, OSError, ComponentLoadError, ComponentStartError) as exc:
+        except (
+            ArtifactError,
+            OSError,
+            ComponentLoadError,
+            ComponentStartError,
+            SecretsError,
+        ) as exc:
             log.warning("cannot run %s: %s", wid, exc)
             await self.publish(
                 "component_scale_failed",
@@ -404,11 +413,26 @@ class CtlHandlers:
                     link, f"config {name!r} does not exist; put it first (config.put.{name})"
                 )
         try:
+            await self._check_secrets([*link.source_config, *link.target_config])
+        except SecretsError as exc:
+            return await self._link_failed(link, str(exc))
+        try:
             await self.store.put_link(link)
         except LinkConflict as exc:
             return await self._link_failed(link, str(exc))
         await self.publish("linkdef_set", link.model_dump())
         return ctl_reply(True, "successfully set link")
+
+    async def _check_secrets(self, config_names: list[str]) -> None:
+        """SecretsError naming the first secret reference among ``config_names`` whose
+        value cannot be fetched. Ours: a 1.4.2 host checks only that the reference exists
+        and leaves a link without its secrets out of the provider's links, so wadm would
+        report the application deployed without them."""
+        names = split_config_names(config_names)[1]
+        if names:
+            if self.providers.secrets is None:
+                raise SecretsError(f"{names[0]}: this host has no secrets client")
+            await self.providers.secrets.fetch(names)
 
     async def _link_failed(self, link: Link, error: str) -> bytes:
         await self.publish("linkdef_set_failed", {**link.model_dump(), "error": error})

@@ -8,20 +8,24 @@ which local provider, like the Rust host does when `COMPONENT_{id}` changes.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from host_agent.lattice.protocol import Link
+from host_agent.secrets.host import SecretValues
 
 LinkKey = tuple[str, str, str, str, str]  # source, target, name, namespace, package
 
 
 @dataclass(frozen=True)
 class ResolvedLink:
-    """A link with its named configs merged into values: what providers receive."""
+    """A link with its named configs merged into values: what providers receive. Its
+    secret references' values are kept apart (sealed per provider when pushed)."""
 
     link: Link
     source_config: dict[str, str]
     target_config: dict[str, str]
+    source_secrets: SecretValues = field(default_factory=SecretValues)
+    target_secrets: SecretValues = field(default_factory=SecretValues)
 
     @property
     def key(self) -> LinkKey:

@@ -24,6 +24,7 @@ from host_agent.lattice.connection import NatsAddress, NatsCredentials, connect_
 from host_agent.lattice.events import cloud_event
 from host_agent.lattice.protocol import Link
 from host_agent.lattice.subjects import DEFAULT_CTL_PREFIX, CtlSubjects, event_subject
+from host_agent.secrets.host import HostSecrets, split_config_names
 from host_agent.wrpc.granted import GrantedClient
 from host_agent.wrpc.transport import WrpcClient, WrpcServer
 
@@ -122,6 +123,12 @@ class Host:
             self._read_configs,
             self.config.credentials,
             link_grants=self.config.link_grants,
+            secrets=HostSecrets(
+                self._nc,
+                store.get_config,
+                self.host_id,
+                self.state.identity.friendly_name,
+            ),
         )
         self.handlers = CtlHandlers(
             self.state,
@@ -201,7 +208,8 @@ class Host:
         """Named configs merged in order (later names win), as providers receive them."""
         assert self._store is not None
         merged: dict[str, str] = {}
-        for name in names:
+        # A secret reference is never config: its values go through HostSecrets.
+        for name in split_config_names(names)[0]:
             merged.update(await self._store.get_config(name) or {})
         return merged
 

@@ -40,6 +40,9 @@ from host_agent.providers.contract import (
     InterfaceLinkDefinition,
     provider_subject,
 )
+from host_agent.secrets.client import SecretsError
+from host_agent.secrets.host import HostSecrets, SecretValues, split_config_names
+from host_agent.secrets.xkeys import XKey
 
 log = logging.getLogger("host_agent.providers")
 
@@ -61,10 +64,18 @@ class RunningProvider:
     # before it subscribed would be lost (Python providers take ~0.5 s to start).
     ready: bool = False
     grants: GrantKeeper | None = None  # its link grants (per-link authorization)
+    xkey: XKey | None = None  # its public xkey: link secrets are sealed to it
 
 
-def link_definition(resolved: ResolvedLink) -> InterfaceLinkDefinition:
+def link_definition(
+    resolved: ResolvedLink, host_xkey: XKey | None = None, provider_xkey: XKey | None = None
+) -> InterfaceLinkDefinition:
+    """What a provider is told; link secrets sealed by the host's xkey to the provider's."""
     link = resolved.link
+    source_secrets = target_secrets = None
+    if host_xkey is not None and provider_xkey is not None:
+        source_secrets = resolved.source_secrets.sealed_for(host_xkey, provider_xkey)
+        target_secrets = resolved.target_secrets.sealed_for(host_xkey, provider_xkey)
     return InterfaceLinkDefinition(
         source_id=link.source_id,
         target=link.target,
@@ -74,6 +85,8 @@ def link_definition(resolved: ResolvedLink) -> InterfaceLinkDefinition:
         interfaces=list(link.interfaces),
         source_config=resolved.source_config,
         target_config=resolved.target_config,
+        source_secrets=source_secrets,
+        target_secrets=target_secrets,
     )
 
 
@@ -88,8 +101,10 @@ class ProviderSupervisor:
         credentials: NatsCredentials | None = None,
         *,
         link_grants: bool = False,
+        secrets: HostSecrets | None = None,
     ) -> None:
         self.state = state
+        self.secrets = secrets
         self.link_grants = link_grants
         self.nc = nc
         self.nats_url = nats_url
@@ -101,11 +116,35 @@ class ProviderSupervisor:
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def resolve(self, link: Link) -> ResolvedLink:
+        """The link with its config values and secrets; SecretsError naming a secret
+        that cannot be fetched."""
+        source_names, source_secrets = split_config_names(link.source_config)
+        target_names, target_secrets = split_config_names(link.target_config)
         return ResolvedLink(
             link,
-            await self.read_configs(list(link.source_config)),
-            await self.read_configs(list(link.target_config)),
+            await self.read_configs(source_names),
+            await self.read_configs(target_names),
+            await self._secrets(source_secrets),
+            await self._secrets(target_secrets),
         )
+
+    async def _secrets(self, names: list[str]) -> SecretValues:
+        if not names:
+            return SecretValues()
+        if self.secrets is None:
+            raise SecretsError(f"{names[0]}: this host has no secrets client")
+        return await self.secrets.fetch(names)
+
+    async def _resolve_links(self, provider_id: str) -> list[ResolvedLink]:
+        """The provider's links; as upstream, one whose secrets cannot be fetched is
+        left out (logged, named), not pushed without them."""
+        resolved = []
+        for link in self.links.involving(provider_id):
+            try:
+                resolved.append(await self.resolve(link))
+            except SecretsError as error:
+                log.warning("link %s -> %s left out: %s", link.source_id, link.target, error)
+        return resolved
 
     async def start(self, command: StartProviderCommand) -> None:
         try:
@@ -113,8 +152,16 @@ class ProviderSupervisor:
         except UnknownProvider as error:
             await self._start_failed(command, str(error))
             return
-        links = [await self.resolve(link) for link in self.links.involving(command.provider_id)]
+        config_names, secret_names = split_config_names(command.config)
+        try:
+            secrets = await self._secrets(secret_names)
+        except SecretsError as error:
+            await self._start_failed(command, str(error))
+            return
+        provider_xkey = XKey.generate()
+        links = await self._resolve_links(command.provider_id)
         caller_seed = new_caller_seed() if self.link_grants else ""
+        host_xkey = self.secrets.xkey if self.secrets is not None else None
         host_data = HostData(
             host_id=self.state.host_id,
             lattice_rpc_prefix=self.state.lattice,
@@ -123,8 +170,11 @@ class ProviderSupervisor:
             lattice_rpc_user_seed=self.credentials.seed if self.credentials else "",
             provider_key=command.provider_id,
             instance_id=str(uuid.uuid4()),
-            link_definitions=[link_definition(link) for link in links],
-            config=await self.read_configs(list(command.config)),
+            link_definitions=[link_definition(link, host_xkey, provider_xkey) for link in links],
+            config=await self.read_configs(config_names),
+            secrets=secrets.plain(),
+            provider_xkey_private_key=provider_xkey.seed if host_xkey else "",
+            host_xkey_public_key=host_xkey.public_key if host_xkey else "",
             wrpc_caller_seed=caller_seed,
         )
         env = {name: os.environ[name] for name in PASSED_ENV if name in os.environ}
@@ -144,6 +194,7 @@ class ProviderSupervisor:
             command.provider_id, command.provider_ref, annotations, list(command.config)
         )
         running = RunningProvider(record, builtin, process, {link.key: link for link in links})
+        running.xkey = XKey.from_public_key(provider_xkey.public_key)
         if caller_seed:
             running.grants = self._grant_keeper(command.provider_id, caller_seed)
         self.running[command.provider_id] = running
@@ -281,17 +332,20 @@ class ProviderSupervisor:
 
     async def _sync_links(self, running: RunningProvider) -> None:
         provider_id = running.record.id
-        wanted = [await self.resolve(link) for link in self.links.involving(provider_id)]
+        wanted = await self._resolve_links(provider_id)
         changes = provider_link_changes(running.pushed, wanted)
         for resolved in changes.put:
-            await self._push(provider_id, LINK_PUT, resolved)
+            await self._push(running, LINK_PUT, resolved)
             running.pushed[resolved.key] = resolved
         for resolved in changes.delete:
-            await self._push(provider_id, LINK_DEL, resolved)
+            await self._push(running, LINK_DEL, resolved)
             running.pushed.pop(resolved.key, None)
 
-    async def _push(self, provider_id: str, operation: str, resolved: ResolvedLink) -> None:
+    async def _push(self, running: RunningProvider, operation: str, resolved: ResolvedLink) -> None:
+        provider_id = running.record.id
         subject = provider_subject(self.state.lattice, provider_id, operation)
         link = resolved.link
         log.info("%s %s -> %s to provider %s", operation, link.source_id, link.target, provider_id)
-        await self.nc.publish(subject, link_definition(resolved).model_dump_json().encode())
+        host_xkey = self.secrets.xkey if self.secrets is not None else None
+        definition = link_definition(resolved, host_xkey, running.xkey)
+        await self.nc.publish(subject, definition.model_dump_json().encode())

@@ -281,31 +281,46 @@ def check_link_config_names(manifest: Manifest) -> Iterator[ManifestIssue]:
                 seen.add(config.name)
 
 
-def check_secret_policies(manifest: Manifest) -> Iterator[ManifestIssue]:
-    policies = {policy.name: policy for policy in manifest.spec.policies or []}
+def _secret_references(manifest: Manifest) -> Iterator[tuple[Path, Any]]:
+    """Every secret reference with its path: a component's, and its links' source and
+    target secrets (wadm resolves all three through spec.policies)."""
     for index, component in enumerate(manifest.spec.components):
         for secret_index, secret in enumerate(component.properties.secrets):
-            path = (*_component_path(index), "properties", "secrets", secret_index)
-            policy = policies.get(secret.properties.policy)
-            name = secret.properties.policy
-            if policy is None:
-                yield _error(
-                    (*path, "properties", "policy"),
-                    f"unknown policy {name!r}",
-                    "add it under spec.policies or name an existing one",
-                )
-            elif policy.type != SECRET_POLICY_TYPE:
-                yield _error(
-                    (*path, "properties", "policy"),
-                    f"policy {name!r} is not a secret policy",
-                    f"set its type to {SECRET_POLICY_TYPE}",
-                )
-            elif "backend" not in policy.properties:
-                yield _error(
-                    (*path, "properties", "policy"),
-                    f"policy {name!r} has no 'backend' property",
-                    "add `backend: <secrets backend>` to the policy's properties",
-                )
+            yield (*_component_path(index), "properties", "secrets", secret_index), secret
+        for trait_index, trait in enumerate(_traits(component)):
+            if getattr(trait, "type", None) != "link":
+                continue
+            link = trait.properties
+            for side in ("source", "target"):
+                holder = getattr(link, side, None)
+                for secret_index, secret in enumerate(getattr(holder, "secrets", None) or []):
+                    path = (*_trait_path(index, trait_index), "properties", side, "secrets")
+                    yield (*path, secret_index), secret
+
+
+def check_secret_policies(manifest: Manifest) -> Iterator[ManifestIssue]:
+    policies = {policy.name: policy for policy in manifest.spec.policies or []}
+    for path, secret in _secret_references(manifest):
+        policy = policies.get(secret.properties.policy)
+        name = secret.properties.policy
+        if policy is None:
+            yield _error(
+                (*path, "properties", "policy"),
+                f"unknown policy {name!r}",
+                "add it under spec.policies or name an existing one",
+            )
+        elif policy.type != SECRET_POLICY_TYPE:
+            yield _error(
+                (*path, "properties", "policy"),
+                f"policy {name!r} is not a secret policy",
+                f"set its type to {SECRET_POLICY_TYPE}",
+            )
+        elif "backend" not in policy.properties:
+            yield _error(
+                (*path, "properties", "policy"),
+                f"policy {name!r} has no 'backend' property",
+                "add `backend: <secrets backend>` to the policy's properties",
+            )
 
 
 def check_unscaled_components(manifest: Manifest) -> Iterator[ManifestIssue]:

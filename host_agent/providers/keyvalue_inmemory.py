@@ -12,7 +12,9 @@ from host_agent.providers.sdk import run_provider
 _SHARED = InMemoryBackend()
 
 
-def backend(config: dict[str, str], nc: NatsClient, host: HostData) -> InMemoryBackend:
+def backend(
+    config: dict[str, str], nc: NatsClient, host: HostData, secrets: dict[str, str]
+) -> InMemoryBackend:
     return _SHARED
 
 

@@ -14,7 +14,9 @@ from host_agent.providers.kv_backends import NatsKvBackend
 from host_agent.providers.sdk import run_provider
 
 
-def backend(config: dict[str, str], nc: NatsClient, host: HostData) -> NatsKvBackend:
+def backend(
+    config: dict[str, str], nc: NatsClient, host: HostData, secrets: dict[str, str]
+) -> NatsKvBackend:
     return NatsKvBackend(
         nc,
         config.get("bucket") or None,

@@ -15,6 +15,7 @@ from nats.aio.client import Client as NatsClient
 from host_agent.interfaces.keyvalue import KeyValueError
 from host_agent.providers.contract import HostData, InterfaceLinkDefinition
 from host_agent.providers.kv_backends import KeyValueBackend
+from host_agent.secrets.provider import host_secrets, link_secrets
 from host_agent.wrpc import keyvalue as kv
 from host_agent.wrpc.transport import Payload, WrpcServer
 
@@ -22,7 +23,8 @@ log = logging.getLogger("host_agent.provider.keyvalue")
 
 # A backend from a config (the host's, or a link's target_config), the provider's NATS
 # connection and what its host told it (its lattice).
-BackendFactory = Callable[[dict[str, str], NatsClient, HostData], KeyValueBackend]
+# The last argument: the secrets (strings) of the link, over the provider's own.
+BackendFactory = Callable[[dict[str, str], NatsClient, HostData, dict[str, str]], KeyValueBackend]
 Handler = Callable[[bytes, dict[str, str]], Awaitable[bytes]]
 
 
@@ -46,7 +48,7 @@ class KeyValueProvider:
         self._nc = nc
         self.provider_id = host.provider_key
         self._host = host
-        self._default = self._make_backend(host.config, nc, host)
+        self._default = self._make_backend(host.config, nc, host, host_secrets(host))
         server = WrpcServer(nc, host.lattice_rpc_prefix)
         for function, handler in self._handlers().items():
             interface, _, name = function.partition(".")
@@ -65,8 +67,9 @@ class KeyValueProvider:
         if old is not None:
             await old.close()
         assert self._host is not None
+        secrets = host_secrets(self._host) | link_secrets(link, self._host, "target")
         self._backends[link.source_id] = self._make_backend(
-            link.target_config, self._nc, self._host
+            link.target_config, self._nc, self._host, secrets
         )
         log.info("link from %s ready (%s)", link.source_id, ", ".join(link.interfaces))
 

@@ -85,7 +85,7 @@ class RedisBackend:
     """Keys live directly in the Redis database named by the URL, as in wasmCloud's
     keyvalue-redis; the bucket name is not part of the key."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, password: str | None = None) -> None:
         self._url = url
         # What messages show: the URL without its password (it reaches the component,
         # the HTTP caller and the logs).
@@ -93,6 +93,9 @@ class RedisBackend:
         try:
             self._redis = aioredis.Redis.from_url(
                 url,
+                # A password secret, used when the URL carries none (it stays out of the
+                # URL, so out of every message).
+                password=password,
                 socket_connect_timeout=2,
                 socket_timeout=5,
                 # A restarted redis-server leaves pooled connections closed: reconnect and
