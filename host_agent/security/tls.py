@@ -288,6 +288,12 @@ def check_pair(pair: KeyPairPem, ca_pem: str, field: str, now: datetime) -> None
         )
 
 
+def check_cert_and_key(pair: KeyPairPem, field: str) -> None:
+    """Refuse, naming ``field``, a pair whose texts are not PEM or whose key is not the
+    certificate's (what ``check_pair`` checks, without a CA or a clock)."""
+    _matching_key(pair, field)
+
+
 def _signed_by(cert: x509.Certificate, ca: x509.Certificate) -> bool:
     try:
         cert.verify_directly_issued_by(ca)
