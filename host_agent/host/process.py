@@ -20,7 +20,12 @@ from host_agent.host.links import LinkIndex
 from host_agent.host.providers import ProviderSupervisor
 from host_agent.host.state import HostState
 from host_agent.host.store import LatticeStore
-from host_agent.lattice.connection import NatsAddress, NatsCredentials, connect_nats
+from host_agent.lattice.connection import (
+    ConnectionRefused,
+    NatsAddress,
+    NatsCredentials,
+    connect_nats,
+)
 from host_agent.lattice.events import cloud_event
 from host_agent.lattice.protocol import Link
 from host_agent.lattice.subjects import DEFAULT_CTL_PREFIX, CtlSubjects, event_subject
@@ -63,6 +68,7 @@ class Host:
         self.subjects = CtlSubjects(config.lattice, config.ctl_prefix)
         self._stop = asyncio.Event()
         self._nc: NatsClient | None = None
+        self._closed_by_server: Exception | None = None
         self._subscriptions: list[Subscription] = []
         self.handlers: CtlHandlers | None = None
         self.links = LinkIndex()
@@ -98,6 +104,7 @@ class Host:
             disconnected_cb=self._on_disconnect,
             reconnected_cb=self._on_reconnect,
             error_cb=self._on_error,
+            closed_cb=self._on_closed,
         )
         js = self._nc.jetstream(domain=self.config.js_domain)
         store = self._store = await LatticeStore.open(js, self.config.lattice)
@@ -248,6 +255,10 @@ class Host:
             for task in tasks:
                 task.cancel()
             await self.shutdown()
+        if self._closed_by_server is not None:
+            raise ConnectionRefused(
+                "host", self.config.nats_url, self._closed_by_server, self._credentials_fix()
+            )
 
     async def shutdown(self) -> None:
         if self._nc is None or self._nc.is_closed:
@@ -289,6 +300,14 @@ class Host:
         reply = await self.handlers.handle(msg.subject, msg.data)
         if reply is not None and msg.reply:
             await msg.respond(reply)
+
+    async def _on_closed(self) -> None:
+        # nats-py closes for good, without reconnecting, when the server revokes the user
+        # or its JWT expires: a host left so would look alive and do nothing. It stops
+        # instead, saying why (the server's last error).
+        if not self._stop.is_set() and self._nc is not None:
+            self._closed_by_server = self._nc.last_error or RuntimeError("connection closed")
+            self.request_stop()
 
     async def _on_disconnect(self) -> None:
         log.warning("disconnected from NATS; reconnecting")

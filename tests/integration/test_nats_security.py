@@ -373,6 +373,48 @@ async def test_a_revoked_user_is_dropped_from_every_cluster_and_leaf_node_and_ca
             pass
 
 
+@run_async
+async def test_a_running_host_whose_user_is_revoked_stops_and_says_why(
+    tmp_path: Path, nodes: list[Node]
+) -> None:
+    authority = LatticeAuthority.create(LATTICE)
+    issuer = authority.user_issuer()
+    node = Node("core-1", tmp_path)
+    node.write(authority, jetstream=JetStreamSettings(store_dir=str(tmp_path / "js")))
+    nodes.append(node.start())
+    host_creds = issuer.issue(Role.HOST, "host-1", LATTICE)
+    creds = secret_file(tmp_path / "host.creds", host_creds.creds())
+    host = HostProcess(
+        node,  # type: ignore[arg-type]
+        {},
+        *("--nats-creds", str(creds)),
+        lattice=LATTICE,
+        log=tmp_path / "host.log",
+    )
+    try:
+        async with watched(node, issuer.issue(Role.TOOLING, "wash", LATTICE)) as tooling:
+            deadline = time.monotonic() + 60
+            while True:  # until the host answers pings (bounded)
+                with suppress(nats.errors.TimeoutError, nats.errors.NoRespondersError):
+                    await tooling.nc.request(CtlSubjects(LATTICE).host_ping(), b"", timeout=0.5)
+                    break
+                assert time.monotonic() < deadline, "the host never answered a ping"
+                assert host.proc.poll() is None, host.log.read_text()
+                await asyncio.sleep(0.1)
+            authority = authority.revoke(user_key(host_creds), at=int(time.time()))
+            node.write(authority, jetstream=JetStreamSettings(store_dir=str(tmp_path / "js")))
+            node.reload()
+            assert host.proc.wait(timeout=30) == 1
+    finally:
+        host.stop()
+    said = host.log.read_text()
+    assert (
+        f"NATS at {node.address.url} refused the host's connection "
+        "(nats: user authentication revoked): the server does not accept this host's NATS user"
+    ) in said
+    assert host_creds.seed not in said
+
+
 class Observer:
     """A user allowed everything in the lattice's account, recording what arrives; a
     barrier published by the same client after an attempt proves the attempt was (or
