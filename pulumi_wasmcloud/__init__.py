@@ -20,6 +20,7 @@ __all__ = [
     "LeafNode",
     "Link",
     "Provider",
+    "Secret",
     "Spread",
     "SshMachine",
     "__version__",
@@ -37,6 +38,10 @@ def __getattr__(name: str) -> object:
         from pulumi_wasmcloud import app
 
         return getattr(app, name)
+    if name == "Secret":
+        from pulumi_wasmcloud.secrets import Secret
+
+        return Secret
     if name == "Ec2Machine":
         from pulumi_wasmcloud.ec2 import Ec2Machine
 

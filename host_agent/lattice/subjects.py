@@ -193,3 +193,21 @@ LINK_GRANT_QUEUE = "wadm_grant"
 def link_grant_subject(lattice: str) -> str:
     """Where hosts ask a controller for the user JWT of their outgoing wRPC calls."""
     return f"wasmbus.grant.{lattice}"
+
+
+# Application secrets (secrets API v1alpha1: host_agent/secrets) ------------------------
+SECRETS_SUBJECT_PREFIX = "wasmcloud.secrets"
+SECRETS_API_VERSION = "v1alpha1"
+SECRETS_BUCKET = "WASMCLOUD_SECRETS"  # the NATS KV backend's bucket (values sealed)
+
+
+def secrets_subject(backend: str, operation: str, prefix: str = SECRETS_SUBJECT_PREFIX) -> str:
+    """``wasmcloud.secrets.v1alpha1.{backend}.{operation}``: ``server_xkey`` and ``get``
+    (hosts), ``put_secret``/``delete_secret`` (tooling). Not lattice-scoped upstream: the
+    NATS account separates lattices."""
+    return f"{prefix}.{SECRETS_API_VERSION}.{backend}.{operation}"
+
+
+def secrets_wildcard(backend: str = "*", prefix: str = SECRETS_SUBJECT_PREFIX) -> str:
+    """Everything a backend answers (its queue subscription)."""
+    return secrets_subject(backend, ">", prefix)

@@ -24,6 +24,7 @@ from host_agent.lattice.connection import (
     NatsCredentials,
     connect_nats,
 )
+from host_agent.lattice.subjects import SECRETS_SUBJECT_PREFIX
 from host_agent.secrets.backend import (
     DEFAULT_BUCKET,
     DEFAULT_HISTORY,
@@ -31,7 +32,7 @@ from host_agent.secrets.backend import (
     NatsKvBackend,
 )
 from host_agent.secrets.client import SecretsClient, SecretsError
-from host_agent.secrets.protocol import DEFAULT_BACKEND, SUBJECT_PREFIX
+from host_agent.secrets.protocol import DEFAULT_BACKEND
 from host_agent.secrets.xkeys import XKey, XKeyError
 
 PROG = "python -m host_agent.secrets"
@@ -50,7 +51,7 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
         help="NATS credentials file (env NATS_CREDSFILE, as upstream's backend)",
     )
     p.add_argument("--name", default=DEFAULT_BACKEND, help="backend name (default nats-kv)")
-    p.add_argument("--subject-prefix", default=SUBJECT_PREFIX)
+    p.add_argument("--subject-prefix", default=SECRETS_SUBJECT_PREFIX)
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     commands = p.add_subparsers(dest="command", required=True)
     serve = commands.add_parser("serve", help="run the backend")

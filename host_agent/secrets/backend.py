@@ -31,11 +31,11 @@ from nats.js.kv import KeyValue
 
 from host_agent.lattice.jetstream import open_kv
 from host_agent.lattice.strict import BadRequest
+from host_agent.lattice.subjects import SECRETS_BUCKET, SECRETS_SUBJECT_PREFIX
 from host_agent.secrets.protocol import (
     DEFAULT_BACKEND,
     HOST_XKEY_HEADER,
     RESPONSE_XKEY_HEADER,
-    SUBJECT_PREFIX,
     DeleteSecretRequest,
     GetSecretErrorWire,
     PutSecretRequest,
@@ -49,7 +49,7 @@ from host_agent.secrets.xkeys import XKey, XKeyError
 
 log = logging.getLogger("host_agent.secrets.backend")
 
-DEFAULT_BUCKET = "WASMCLOUD_SECRETS"
+DEFAULT_BUCKET = SECRETS_BUCKET
 DEFAULT_HISTORY = 64  # upstream's default max_secret_history
 QUEUE_BASE = "wasmcloud_secrets"
 
@@ -60,7 +60,7 @@ class BackendSettings:
     transit_xkey: XKey  # the same on every instance of the queue group
     name: str = DEFAULT_BACKEND
     bucket: str = DEFAULT_BUCKET
-    subject_prefix: str = SUBJECT_PREFIX
+    subject_prefix: str = SECRETS_SUBJECT_PREFIX
     history: int = DEFAULT_HISTORY
     replicas: int = 1
 

@@ -10,10 +10,10 @@ from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeout
 
 from host_agent.lattice.strict import BadRequest, parse_json
+from host_agent.lattice.subjects import SECRETS_SUBJECT_PREFIX
 from host_agent.secrets.protocol import (
     HOST_XKEY_HEADER,
     RESPONSE_XKEY_HEADER,
-    SUBJECT_PREFIX,
     DeleteSecretRequest,
     PutSecretRequest,
     PutSecretResponse,
@@ -41,7 +41,7 @@ class SecretsClient:
         self,
         nc: NatsClient,
         backend: str,
-        prefix: str = SUBJECT_PREFIX,
+        prefix: str = SECRETS_SUBJECT_PREFIX,
         timeout: float = REQUEST_TIMEOUT,
     ) -> None:
         self.nc = nc

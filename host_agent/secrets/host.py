@@ -22,9 +22,9 @@ from typing import Any
 from nats.aio.client import Client as NatsClient
 
 from host_agent.lattice.strict import BadRequest
+from host_agent.lattice.subjects import SECRETS_SUBJECT_PREFIX
 from host_agent.secrets.client import SecretsClient, SecretsError
 from host_agent.secrets.protocol import (
-    SUBJECT_PREFIX,
     Application,
     Context,
     SecretReference,
@@ -73,7 +73,7 @@ class HostSecrets:
         read_entry: ConfigEntryReader,
         host_id: str,
         friendly_name: str,
-        prefix: str = SUBJECT_PREFIX,
+        prefix: str = SECRETS_SUBJECT_PREFIX,
     ) -> None:
         self.nc = nc
         self.read_entry = read_entry

@@ -21,10 +21,10 @@ import nkeys
 from pydantic import Field
 
 from host_agent.lattice.strict import BadRequest, StrictModel, parse_json
+from host_agent.lattice.subjects import secrets_subject as secrets_subject
+from host_agent.lattice.subjects import secrets_wildcard as secrets_wildcard
 from host_agent.model.naming import normalize_name
 
-API_VERSION = "v1alpha1"
-SUBJECT_PREFIX = "wasmcloud.secrets"
 DEFAULT_BACKEND = "nats-kv"
 SECRET_PREFIX = "SECRET"
 SECRET_TYPE = "secret.wasmcloud.dev/v1alpha1"
@@ -33,15 +33,6 @@ HOST_XKEY_HEADER = "WasmCloud-Host-Xkey"
 RESPONSE_XKEY_HEADER = "Server-Response-Xkey"
 
 Bytes = list[Annotated[int, Field(ge=0, le=255)]]  # serde's Vec<u8>
-
-
-def secrets_subject(backend: str, operation: str, prefix: str = SUBJECT_PREFIX) -> str:
-    """``wasmcloud.secrets.v1alpha1.<backend>.<operation>`` (get, server_xkey, put_secret)."""
-    return f"{prefix}.{API_VERSION}.{backend}.{operation}"
-
-
-def secrets_wildcard(backend: str, prefix: str = SUBJECT_PREFIX) -> str:
-    return f"{prefix}.{API_VERSION}.{backend}.>"
 
 
 def secret_config_name(app: str, secret: str) -> str:

@@ -49,6 +49,7 @@ from pulumi_wasmcloud.provider.handlers import (
 )
 from pulumi_wasmcloud.provider.host_resource import HostResource, known_host
 from pulumi_wasmcloud.provider.lattice_resource import LatticeResource
+from pulumi_wasmcloud.provider.secret_resource import SecretResource
 from pulumi_wasmcloud.provider.values import plain, to_props
 from pulumi_wasmcloud.provision.connector import ProvisionError
 
@@ -73,6 +74,7 @@ class WasmcloudProvider(Provider):
             HOST: HostResource(self.settings, log),
             APPLICATION: ApplicationResource(log, self.settings),
             EC2_MACHINE: Ec2MachineResource(log),
+            "wasmcloud:index:Secret": SecretResource(log, self.settings),
         }
         self.config: dict[str, Any] = {}
 

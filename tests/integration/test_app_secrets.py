@@ -16,9 +16,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import nats
 import pytest
 import yaml
+from nats.aio.client import Client as NatsClient
 
 from host_agent.lattice.wadm_types import StatusType
 from host_agent.secrets.client import SecretsClient, SecretsError
@@ -53,8 +53,10 @@ class SecretsBackendProcess(ChildProcess):
         self.encryption_seed = XKey.generate().seed
         self._log_file = log.open("w")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "host_agent.secrets"]
-            + ["--nats-server", f"127.0.0.1:{nats_server.port}", "serve"],
+            [
+                *(sys.executable, "-m", "host_agent.secrets"),
+                *("--nats-server", f"127.0.0.1:{nats_server.port}", "serve"),
+            ],
             env={**os.environ, "ENCRYPTION_XKEY_SEED": self.encryption_seed},
             stdout=self._log_file,
             stderr=subprocess.STDOUT,
@@ -68,7 +70,7 @@ def backend(nats_server: NatsServer, tmp_path: Path) -> Iterator[SecretsBackendP
     process.stop()
 
 
-async def put_secret(nc: nats.NATS, key: str, value: str) -> int:
+async def put_secret(nc: NatsClient, key: str, value: str) -> int:
     client = SecretsClient(nc, "nats-kv")
     for _ in range(100):  # the backend process is still starting: no responders yet
         try:

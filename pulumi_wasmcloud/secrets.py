@@ -1,0 +1,65 @@
+"""``Secret``: a value in a lattice's secrets backend, for manifests' secret references.
+
+Manifests name it through a secret policy (``backend``) and the secret's ``key``::
+
+    password = wasmcloud.Secret("redis-password", lattice=lattice,
+                                value=config.require_secret("redisPassword"))
+    # in the manifest:
+    #   policies: [{name: nats-kv, type: policy.secret.wasmcloud.dev/v1alpha1,
+    #               properties: {backend: nats-kv}}]
+    #   ... secrets: [{name: password, properties: {policy: nats-kv, key: redis-password}}]
+
+``value`` is always a Pulumi secret (encrypted in the state); the provider sends it sealed
+to the backend (``python -m host_agent.secrets serve``), which keeps it sealed at rest and
+hands it only to hosts, for the components and providers whose manifest names it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pulumi
+
+from pulumi_wasmcloud.resources import Lattice
+
+
+class Secret(pulumi.CustomResource):
+    def __init__(
+        self,
+        resource_name: str,
+        value: pulumi.Input[str],
+        lattice: Lattice | None = None,
+        key: pulumi.Input[str] | None = None,
+        backend: pulumi.Input[str] = "nats-kv",
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        """``key`` defaults to the resource name; ``backend`` to ``nats-kv``. Without
+        ``lattice``, the provider's ``wasmcloud:natsUrl``/``lattice``/``credentials``."""
+        props: dict[str, Any] = {
+            "natsUrl": lattice.nats_url if lattice else None,
+            "lattice": lattice.lattice_id if lattice else None,
+            "credentials": lattice.credentials if lattice else None,
+            "backend": backend,
+            "key": key if key is not None else resource_name,
+            "value": pulumi.Output.secret(value),
+            "revision": None,
+        }
+        secret = pulumi.ResourceOptions(additional_secret_outputs=["value", "credentials"])
+        super().__init__(
+            "wasmcloud:index:Secret",
+            resource_name,
+            props,
+            pulumi.ResourceOptions.merge(opts, secret),
+        )
+
+    @property
+    def key(self) -> pulumi.Output[str]:
+        """The key manifests name (``secrets[].properties.key``)."""
+        value: pulumi.Output[str] = pulumi.get(self, "key")
+        return value
+
+    @property
+    def revision(self) -> pulumi.Output[int]:
+        """The backend's revision of the value (a reference's ``version`` may pin it)."""
+        value: pulumi.Output[int] = pulumi.get(self, "revision")
+        return value
