@@ -18,9 +18,17 @@ from pathlib import Path
 
 import nats.errors
 
-from host_agent.cli.env import env_number, env_optional_number, finite_float
+from host_agent.cli.env import (
+    CA_PATH_ENV,
+    add_tls_options,
+    client_tls,
+    env_number,
+    env_optional_number,
+    finite_float,
+)
 from host_agent.cli.logs import configure_logging
 from host_agent.controller.service import Controller, ControllerConfig
+from host_agent.lattice.connection import ConnectionRefused
 from host_agent.security.authority import UserIssuer
 
 
@@ -41,6 +49,7 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
         default=env.get("WADM_NATS_CREDS_FILE"),
         help="NATS credentials file (env WADM_NATS_CREDS_FILE)",
     )
+    add_tls_options(p, env, ("--nats-tls-ca-file", "--tls-ca-path"), CONTROLLER_CA_ENV)
     p.add_argument(
         "--grant-issuer-file",
         default=env.get("WASMCLOUD_GRANT_ISSUER_FILE"),
@@ -147,6 +156,10 @@ def read_grant_issuer(path: str) -> UserIssuer:
     return UserIssuer.from_state(state, f"{what} {path}")
 
 
+# wadm 0.20's name first, then the host's.
+CONTROLLER_CA_ENV = ("WADM_NATS_TLS_CA_FILE", CA_PATH_ENV)
+
+
 def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> int:
     env = os.environ if env is None else env
     try:
@@ -159,6 +172,7 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
     server = args.nats_server if "://" in args.nats_server else f"nats://{args.nats_server}"
     try:
         issuer = read_grant_issuer(args.grant_issuer_file) if args.grant_issuer_file else None
+        tls = client_tls(args, env, CONTROLLER_CA_ENV)
     except ValueError as exc:
         print(f"wasmcloud-controller: error: {exc}", file=sys.stderr)
         return 2
@@ -174,10 +188,14 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
             credentials=args.nats_creds,
             stream_replicas=args.stream_replicas,
             grant_issuer=issuer,
+            tls=tls,
         )
     )
     try:
         asyncio.run(_serve(controller))
+    except ConnectionRefused as exc:
+        print(f"wasmcloud-controller: {exc}", file=sys.stderr)
+        return 1
     except (OSError, nats.errors.NoServersError) as exc:
         print(
             f"wasmcloud-controller: cannot reach NATS at {server}: {exc}; start nats-server "

@@ -9,8 +9,17 @@ from __future__ import annotations
 
 import argparse
 import math
-from collections.abc import Mapping
-from typing import TypeVar
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, TypeVar
+
+if TYPE_CHECKING:  # host/artifacts.py reads switches here too; it needs no nats-py
+    from host_agent.lattice.connection import ClientTls
+
+# Upstream's host flag is --tls-ca-path; the variables are ours, the same names as
+# host_agent/lattice/connection.py uses in its messages.
+CA_PATH_ENV = "WASMCLOUD_TLS_CA_PATH"
+CLIENT_CERT_ENV = "WASMCLOUD_NATS_TLS_CERT"
+CLIENT_KEY_ENV = "WASMCLOUD_NATS_TLS_KEY"
 
 T = TypeVar("T", int, float)
 
@@ -61,3 +70,54 @@ def env_optional_number(env: Mapping[str, str], name: str, kind: type[T]) -> T |
     if not env.get(name, "").strip():
         return None
     return env_number(env, name, "", kind)
+
+
+def add_tls_options(
+    p: argparse.ArgumentParser,
+    env: Mapping[str, str],
+    ca_flags: Sequence[str] = ("--tls-ca-path",),
+    ca_env: Sequence[str] = (CA_PATH_ENV,),
+) -> None:
+    """TLS towards NATS: the CA file(s) (the host's ``--tls-ca-path``, repeatable) and the
+    client certificate and key of mutual TLS. Paths only: a key never rides in argv.
+    ``ca_flags``/``ca_env``: the CA's spellings (wadm's ``--nats-tls-ca-file``, say)."""
+    p.add_argument(
+        *ca_flags,
+        dest="tls_ca_path",
+        action="append",
+        default=None,
+        metavar="FILE",
+        help="CA certificate(s) (PEM) the NATS server's certificate must chain to, "
+        f"repeatable; turns TLS on (env {' or '.join(ca_env)}, one file)",
+    )
+    p.add_argument(
+        "--nats-tls-cert",
+        default=env.get(CLIENT_CERT_ENV) or None,
+        metavar="FILE",
+        help=f"client certificate (PEM) for mutual TLS with NATS (env {CLIENT_CERT_ENV})",
+    )
+    p.add_argument(
+        "--nats-tls-key",
+        default=env.get(CLIENT_KEY_ENV) or None,
+        metavar="FILE",
+        help=f"the client certificate's private key file (PEM; env {CLIENT_KEY_ENV})",
+    )
+
+
+def client_tls(
+    args: argparse.Namespace, env: Mapping[str, str], ca_env: Sequence[str] = (CA_PATH_ENV,)
+) -> ClientTls | None:
+    """The TLS settings ``add_tls_options`` read (the files loaded and checked), or None
+    when none were given. ``ca_env``: the variables naming a CA file, first set wins."""
+    from host_agent.lattice.connection import ClientTls, TlsConfigError
+
+    ca_paths = args.tls_ca_path or [env[n] for n in ca_env if env.get(n)][:1]
+    cert, key = args.nats_tls_cert, args.nats_tls_key
+    if not ca_paths and cert is None and key is None:
+        return None
+    if not ca_paths:
+        raise TlsConfigError(
+            "a TLS client certificate needs the CA that signed the NATS server's certificate "
+            f"too: give --tls-ca-path or {CA_PATH_ENV}"
+        )
+    return ClientTls.from_files(ca_paths, cert, key)

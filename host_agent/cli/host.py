@@ -17,7 +17,7 @@ from pathlib import Path
 import nats.errors
 from nats.aio.client import RawCredentials
 
-from host_agent.cli.env import env_flag, env_number, finite_float
+from host_agent.cli.env import add_tls_options, client_tls, env_flag, env_number, finite_float
 from host_agent.cli.logs import configure_logging
 from host_agent.controller.service import Controller, ControllerConfig
 from host_agent.host.artifacts import OciOptions, max_component_size_from_env
@@ -63,6 +63,7 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
         help="require TLS on the NATS connection (env WASMCLOUD_CTL_TLS or "
         "WASMCLOUD_RPC_TLS; this host uses one connection for control and RPC)",
     )
+    add_tls_options(p, env)  # providers started here get the same TLS settings
     p.add_argument(
         "--nats-creds",
         default=env.get("WASMCLOUD_NATS_CREDS"),
@@ -181,13 +182,15 @@ async def _serve(host: Host, controller: Controller | None) -> None:
     await asyncio.gather(host.run(), controller.run())
 
 
-def nats_address(args: argparse.Namespace, env: Mapping[str, str]) -> NatsAddress:
+def nats_address(
+    args: argparse.Namespace, env: Mapping[str, str], tls: bool = False
+) -> NatsAddress:
     port = args.nats_port
     if port is None:
         port = env_number(env, "WASMCLOUD_NATS_PORT", "4222", int)
     if not 0 < port < 65536:
         raise ValueError(f"NATS port {port} is out of range; give 1-65535")
-    return NatsAddress(args.nats_host, port, args.nats_tls)
+    return NatsAddress(args.nats_host, port, args.nats_tls or tls)
 
 
 def nats_credentials(
@@ -242,7 +245,8 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
     warn_secret_flags(argv)
     try:
         labels = parse_labels(env, args.label)
-        address = nats_address(args, env)
+        tls = client_tls(args, env)
+        address = nats_address(args, env, tls is not None)
         credentials, creds_file = nats_credentials(args, env)
         heartbeat = args.heartbeat_interval_seconds
         if heartbeat is None:
@@ -264,6 +268,7 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
                 js_domain=args.js_domain,
                 credentials=credentials,
                 link_grants=args.link_grants,
+                tls=tls,
             )
         )
     except (ValueError, IdentityError, AddressError, CredentialsError) as exc:
@@ -280,6 +285,7 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
                 credentials=(
                     creds_file or (RawCredentials(credentials.creds()) if credentials else None)
                 ),
+                tls=tls,
             )
         )
     try:

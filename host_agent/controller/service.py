@@ -45,6 +45,7 @@ from host_agent.controller.storage import ManifestStore, StatusStore
 from host_agent.controller.view import LatticeView, ProviderSeen
 from host_agent.host.store import LatticeStore
 from host_agent.lattice.client import CtlClient, CtlError
+from host_agent.lattice.connection import ClientTls, NatsAddress, connect_nats
 from host_agent.lattice.events import EVENT_TYPE_PREFIX
 from host_agent.lattice.jetstream import follow
 from host_agent.lattice.strict import BadRequest
@@ -98,6 +99,8 @@ class ControllerConfig:
     # Signs link grants (the users of hosts' and providers' outgoing wRPC calls); None:
     # this controller answers no grant requests.
     grant_issuer: GrantIssuer | None = None
+    # TLS towards NATS (the lattice's CA, and the controller's client certificate).
+    tls: ClientTls | None = None
 
 
 class Controller:
@@ -123,10 +126,15 @@ class Controller:
         self._wake.set()
 
     async def run(self) -> None:
-        nc = self._nc = await nats.connect(
-            self.config.nats_url,
-            name=f"wasmcloud-controller {self.id}",
+        nc = self._nc = await connect_nats(
+            NatsAddress.parse(self.config.nats_url),
+            None,
+            who="controller",
+            fix="the server does not accept the controller's NATS user; give it the .creds "
+            "of a user of the lattice's account (--nats-creds / WADM_NATS_CREDS_FILE)",
+            tls=self.config.tls,
             user_credentials=self.config.credentials,
+            name=f"wasmcloud-controller {self.id}",
             max_reconnect_attempts=-1,
             reconnect_time_wait=0.5,
             reconnected_cb=self._on_reconnect,

@@ -21,6 +21,7 @@ from host_agent.host.providers import ProviderSupervisor
 from host_agent.host.state import HostState
 from host_agent.host.store import LatticeStore
 from host_agent.lattice.connection import (
+    ClientTls,
     ConnectionRefused,
     NatsAddress,
     NatsCredentials,
@@ -52,6 +53,9 @@ class HostConfig:
     # Per-link authorization: outgoing wRPC calls (of components and providers) go out as
     # link grants from the controller, for a lattice whose host users may not invoke.
     link_grants: bool = False
+    # TLS towards NATS (the lattice's CA, this host's client certificate); its providers
+    # connect with the same settings.
+    tls: ClientTls | None = None
 
 
 class Host:
@@ -98,6 +102,7 @@ class Host:
             self.config.credentials,
             who="host",
             fix=self._credentials_fix(),
+            tls=self.config.tls,
             name=f"wasmcloud-host {self.host_id}",
             max_reconnect_attempts=-1,  # keep trying: a host outlives NATS restarts
             reconnect_time_wait=0.5,
@@ -130,6 +135,7 @@ class Host:
             self._read_configs,
             self.config.credentials,
             link_grants=self.config.link_grants,
+            tls=self.config.tls,
             secrets=HostSecrets(
                 self._nc,
                 store.get_config,
@@ -181,6 +187,7 @@ class Host:
                 credentials,
                 who=f"{who} (outgoing wRPC calls)",
                 fix="the link grant the controller signed is not accepted by this server",
+                tls=self.config.tls,
                 name=f"wasmcloud-host {self.host_id} calls",
                 max_reconnect_attempts=-1,
                 reconnect_time_wait=0.5,

@@ -25,7 +25,7 @@ from nats.aio.client import Client as NatsClient
 from host_agent.host.caller import GrantKeeper, new_caller_seed
 from host_agent.host.links import LinkIndex, LinkKey, ResolvedLink, provider_link_changes
 from host_agent.host.state import HostState, ProviderRecord
-from host_agent.lattice.connection import NatsCredentials
+from host_agent.lattice.connection import ClientTls, NatsCredentials
 from host_agent.lattice.protocol import Link, StartProviderCommand
 from host_agent.providers.builtin import BuiltinProvider, UnknownProvider, resolve_provider
 from host_agent.providers.contract import (
@@ -102,8 +102,11 @@ class ProviderSupervisor:
         *,
         link_grants: bool = False,
         secrets: HostSecrets | None = None,
+        tls: ClientTls | None = None,
     ) -> None:
         self.state = state
+        # Providers connect with the host's own TLS settings, as with its NATS user.
+        self.tls = tls
         self.secrets = secrets
         self.link_grants = link_grants
         self.nc = nc
@@ -176,6 +179,9 @@ class ProviderSupervisor:
             provider_xkey_private_key=provider_xkey.seed if host_xkey else "",
             host_xkey_public_key=host_xkey.public_key if host_xkey else "",
             wrpc_caller_seed=caller_seed,
+            lattice_rpc_tls_ca_pem=self.tls.ca_pem if self.tls else "",
+            lattice_rpc_tls_cert_pem=(self.tls.cert_pem or "") if self.tls else "",
+            lattice_rpc_tls_key_pem=(self.tls.key_pem or "") if self.tls else "",
         )
         env = {name: os.environ[name] for name in PASSED_ENV if name in os.environ}
         try:

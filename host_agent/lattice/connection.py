@@ -505,6 +505,10 @@ async def connect_nats(
     nc = NatsClient() if tls is None else _TlsOnlyClient()
     connecting = True
     on_error = options.pop("error_cb", None)
+    # A caller holding only a .creds path (the controller) passes nats-py's own option.
+    user_credentials = options.pop("user_credentials", None)
+    if credentials is not None:
+        user_credentials = RawCredentials(credentials.creds())
     if tls is not None:
         options["tls"] = tls.context()
 
@@ -529,7 +533,7 @@ async def connect_nats(
     try:
         await nc.connect(
             address.url,
-            user_credentials=RawCredentials(credentials.creds()) if credentials else None,
+            user_credentials=user_credentials,
             error_cb=errors,
             **options,
         )

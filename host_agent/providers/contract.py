@@ -70,6 +70,11 @@ class HostData(StrictModel):
     # Ours (per-link authorization): the seed of the provider's caller user; its grant JWTs
     # arrive on `caller.grant`. Empty: calls go out on the lattice_rpc user.
     wrpc_caller_seed: str = Field(default="", repr=False)
+    # Ours (TLS towards NATS, PEM text; empty: none): the CA the server's certificate must
+    # chain to, and the client certificate and key of mutual TLS (the host's own).
+    lattice_rpc_tls_ca_pem: str = ""
+    lattice_rpc_tls_cert_pem: str = ""
+    lattice_rpc_tls_key_pem: str = Field(default="", repr=False)
 
     def encode(self) -> bytes:
         """The stdin line: base64(JSON) + CRLF, as the real host writes it."""

@@ -21,10 +21,12 @@ from nats.aio.msg import Msg
 
 from host_agent.lattice.connection import (
     AddressError,
+    ClientTls,
     ConnectionRefused,
     CredentialsError,
     NatsAddress,
     NatsCredentials,
+    TlsConfigError,
     connect_nats,
 )
 from host_agent.lattice.strict import BadRequest
@@ -92,8 +94,34 @@ def rpc_credentials(host: HostData) -> NatsCredentials | None:
         raise CredentialsError(f"HostData lattice_rpc_user_jwt/seed: {exc}") from None
 
 
+def rpc_tls(host: HostData) -> ClientTls | None:
+    """The TLS settings the host passed (its own CA and client certificate), or None."""
+    ca, cert, key = (
+        host.lattice_rpc_tls_ca_pem,
+        host.lattice_rpc_tls_cert_pem,
+        host.lattice_rpc_tls_key_pem,
+    )
+    if not ca and not cert and not key:
+        return None
+    if not ca:
+        raise TlsConfigError(
+            "HostData: lattice_rpc_tls_cert_pem/key_pem need lattice_rpc_tls_ca_pem (the CA "
+            "that signed the server's certificate)"
+        )
+    if bool(cert) != bool(key):
+        raise TlsConfigError(
+            "HostData: lattice_rpc_tls_cert_pem and lattice_rpc_tls_key_pem must both be "
+            "given (a client certificate and its key) or both be empty"
+        )
+    try:
+        return ClientTls(ca, cert or None, key or None)
+    except TlsConfigError as exc:
+        raise TlsConfigError(f"HostData lattice_rpc_tls_*: {exc}") from None
+
+
 async def serve(handler: ProviderHandler, host: HostData) -> None:
     credentials = rpc_credentials(host)
+    tls = rpc_tls(host)
     fix = (
         "the host passed no NATS user in HostData (lattice_rpc_user_jwt/seed are empty); "
         "start the host with the lattice's credentials (WASMCLOUD_NATS_CREDS, or "
@@ -106,6 +134,7 @@ async def serve(handler: ProviderHandler, host: HostData) -> None:
         credentials,
         who=f"provider {host.provider_key}",
         fix=fix,
+        tls=tls,
         name=f"provider {host.provider_key}",
         max_reconnect_attempts=-1,
         reconnect_time_wait=0.5,
@@ -208,6 +237,7 @@ async def _granted_caller(host: HostData, nc: NatsClient, subject: str) -> Grant
             credentials,
             who=f"{who} (outgoing wRPC calls)",
             fix="the link grant the controller signed is not accepted by this server",
+            tls=rpc_tls(host),
             name=f"provider {host.provider_key} calls",
             max_reconnect_attempts=-1,
             reconnect_time_wait=0.5,
@@ -253,5 +283,5 @@ def run_provider(handler: ProviderHandler) -> None:
         sys.exit(f"provider: {error}")  # one line on stderr, exit status 1
     try:
         asyncio.run(serve(handler, host))
-    except (AddressError, ConnectionRefused, CredentialsError) as error:
+    except (AddressError, ConnectionRefused, CredentialsError, TlsConfigError) as error:
         sys.exit(f"provider {host.provider_key}: {error}")
