@@ -11,6 +11,9 @@ Layout (all ours, all removed when the last user goes):
 - ``/etc/wasmcloud/host-<name>.env``, ``/etc/wasmcloud/controller.env`` (0600, the
   ``WASMCLOUD_*`` variables with the seeds), ``/var/lib/wasmcloud/host-<name>/`` (the
   host's caches).
+- a secured lattice's files of each service, ``/etc/wasmcloud/<service>.<suffix>`` (0600;
+  security.py's suffixes: ``creds``, ``ca.pem``, ``cert.pem``, ``key.pem``,
+  ``issuer.json``), read at start: a changed one restarts the service.
 - services (service.py) ``host-<name>`` and ``controller``.
 
 A service runs its install's own venv (its definition names ``venv-<id>``): a new install
@@ -30,7 +33,7 @@ import hashlib
 import re
 import shlex
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from pulumi_wasmcloud.provision.changes import Change, Command, Shell, Upload
@@ -43,6 +46,7 @@ from pulumi_wasmcloud.provision.facts import (
     probe_many,
 )
 from pulumi_wasmcloud.provision.operations import Unsupported
+from pulumi_wasmcloud.provision.secret_files import AGENT_SUFFIXES, agent_file
 from pulumi_wasmcloud.provision.service import (
     LOG_DIR,
     SERVICES_DIR,
@@ -110,14 +114,30 @@ class HostAgentConfig:
 
     name: str
     environment: Mapping[str, str]
+    # Secret files by suffix (security.AGENT_SUFFIXES): its user, TLS pair and CA.
+    files: Mapping[str, bytes] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         host_service(self.name)
+        _check_suffixes(self.files)
 
 
 @dataclass(frozen=True)
 class ControllerConfig:
     environment: Mapping[str, str]
+    files: Mapping[str, bytes] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        _check_suffixes(self.files)
+
+
+def _check_suffixes(files: Mapping[str, bytes]) -> None:
+    unknown = sorted(set(files) - set(AGENT_SUFFIXES))
+    if unknown:
+        raise ValueError(
+            f"an agent service's files are named by {', '.join(AGENT_SUFFIXES)}; not by "
+            f"{', '.join(unknown)}"
+        )
 
 
 @dataclass(frozen=True)
@@ -140,6 +160,8 @@ class AgentFacts:
     services: Mapping[str, ServiceState]
     leftovers: frozenset[str]
     users: frozenset[str]
+    # Per service asked about: the sha256 of each of its secret files there is, by suffix.
+    files: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
 
 
 def host_service(name: str) -> str:
@@ -249,8 +271,41 @@ def _service_fact(name: str) -> Fact[ServiceState]:
     )
 
 
+def _files_fact(name: str) -> Fact[dict[str, str]]:
+    """The sha256 of each of the service's secret files there is, by suffix."""
+    lines = [
+        f"if [ -f {shlex.quote(agent_file(name, suffix))} ]; then printf '%s ' {suffix}; "
+        f"sha256sum < {shlex.quote(agent_file(name, suffix))}; fi"
+        for suffix in AGENT_SUFFIXES
+    ]
+    return Fact(f"files of {name}", "; ".join(lines) + "; true", _parse_files)
+
+
+def _parse_files(output: str) -> dict[str, str]:
+    found: dict[str, str] = {}
+    for line in output.splitlines():
+        matched = re.fullmatch(r"(\S+) ([0-9a-f]{64})(\s+-)?", line)
+        if matched is None or matched[1] not in AGENT_SUFFIXES:
+            raise ValueError(f"expected '<suffix> <sha256>' lines, got {line!r}")
+        found[matched[1]] = matched[2]
+    return found
+
+
+def _secret_paths(name: str) -> list[str]:
+    return [
+        path
+        for suffix in AGENT_SUFFIXES
+        for path in (agent_file(name, suffix), agent_file(name, suffix) + ".new")
+    ]
+
+
 def _leftover_fact(name: str) -> Fact[bool]:
-    paths = [environment_path(name), environment_path(name) + ".new", state_path(name)]
+    paths = [
+        environment_path(name),
+        environment_path(name) + ".new",
+        state_path(name),
+        *_secret_paths(name),
+    ]
     test = " || ".join(f"[ -e {shlex.quote(p)} ]" for p in paths)
     return Fact(f"files of {name}", f"if {test}; then echo yes; else echo no; fi", _yes_no)
 
@@ -266,11 +321,12 @@ def gather_agent_facts(connection: SshConnection, services: Sequence[str]) -> Ag
     ``host_service(name)`` or ``CONTROLLER_SERVICE``)."""
     facts: list[Fact[Any]] = [*MACHINE_FACTS, MISSING, INSTALLED, USERS]
     for name in services:
-        facts += [_service_fact(name), _leftover_fact(name)]
+        facts += [_service_fact(name), _leftover_fact(name), _files_fact(name)]
     values = probe_many(connection, facts)
     os_release, arch, python, systemd, missing, (installed, agent_dir), users = values[:7]
-    states = values[7::2]
-    leftover = values[8::2]
+    states = values[7::3]
+    leftover = values[8::3]
+    files = values[9::3]
     return AgentFacts(
         machine=MachineFacts(os=os_release, arch=arch, python=python, systemd=systemd),
         missing=missing,
@@ -279,6 +335,7 @@ def gather_agent_facts(connection: SshConnection, services: Sequence[str]) -> Ag
         services=dict(zip(services, states, strict=True)),
         leftovers=frozenset(n for n, left in zip(services, leftover, strict=True) if left),
         users=users,
+        files=dict(zip(services, files, strict=True)),
     )
 
 
@@ -436,10 +493,13 @@ def _plan_agent_service(
     spec: ServiceSpec,
     environment: Mapping[str, str],
     label: str,
+    files: Mapping[str, bytes],
+    files_label: str,
 ) -> list[Change]:
     refuse_unsupported_agent(machine, facts, wheelhouse)
     changes = _install(machine, facts, wheelhouse)
     state = _state(facts, spec.name)
+    there = facts.files.get(spec.name, {})
     service_changes = plan_service(
         machine,
         spec,
@@ -447,6 +507,9 @@ def _plan_agent_service(
         facts.machine.systemd,
         environment=render_environment(environment),
         environment_label=label,
+        files={agent_file(spec.name, suffix): data for suffix, data in files.items()},
+        file_digests={agent_file(spec.name, suffix): digest for suffix, digest in there.items()},
+        files_label=files_label,
     )
     if state.definition_sha256 is not None and any(
         c.description.startswith(f"{spec.name} service: redefine") for c in service_changes
@@ -507,6 +570,8 @@ def plan_host_agent(
         host_agent_spec(config, wheelhouse),
         environment,
         f"host {config.name} config",
+        config.files,
+        f"host {config.name} NATS user and TLS files",
     )
 
 
@@ -521,6 +586,8 @@ def plan_controller(
         controller_spec(wheelhouse),
         dict(config.environment),
         "controller config",
+        config.files,
+        "controller NATS user and TLS files",
     )
 
 
@@ -532,6 +599,7 @@ def _plan_remove(machine: str, facts: AgentFacts, service: str, what: str) -> li
         environment = environment_path(service)
         paths = [environment, environment + ".new", state_path(service)]
         commands.append(Shell("rm -rf " + " ".join(shlex.quote(p) for p in paths)))
+        commands.append(Shell("rm -f " + " ".join(shlex.quote(p) for p in _secret_paths(service))))
     others = facts.users - {service}
     if facts.agent_dir and not others:
         # Decided again on the machine, under the install lock: another resource may

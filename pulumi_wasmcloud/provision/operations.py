@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import importlib.metadata
 import shlex
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,9 +28,17 @@ from pulumi_wasmcloud.provision.facts import (
     nats_server_version,
     probe_many,
 )
+from pulumi_wasmcloud.provision.secret_files import (
+    LEAF_CREDS_FILE,
+    NATS_CA_FILE,
+    NATS_CERT_FILE,
+    NATS_FILES,
+    NATS_KEY_FILE,
+)
 from pulumi_wasmcloud.provision.service import (
     ServiceSpec,
     ServiceState,
+    main_pid,
     plan_remove,
     plan_service,
     remove_empty_dirs,
@@ -41,6 +50,13 @@ NATS_SERVER_CONFIG = "/etc/wasmcloud/nats-server.conf"
 NATS_SERVER_CANDIDATE = NATS_SERVER_CONFIG + ".new"  # checked before it replaces the config
 NATS_SERVER_STORE = "/var/lib/wasmcloud/nats"
 NATS_SERVICE = "nats-server"
+# What a preview calls each of nats-server's secret files (never their content).
+NATS_FILE_LABELS = {
+    NATS_CA_FILE: "the lattice's CA certificate",
+    NATS_CERT_FILE: "its TLS certificate",
+    NATS_KEY_FILE: "its TLS key",
+    LEAF_CREDS_FILE: "its leaf node credentials",
+}
 
 # ELF e_machine values (System V ABI) as `uname -m` names them.
 _ELF_MACHINES = {3: "i686", 40: "armv7l", 62: "x86_64", 183: "aarch64", 243: "riscv64"}
@@ -94,20 +110,24 @@ class NatsServerFacts:
     installed_version: str | None
     config_sha256: str | None
     service: ServiceState
+    # The sha256 of each of nats-server's secret files (NATS_FILES) there is.
+    files: Mapping[str, str] = field(default_factory=dict)
 
 
 def gather_nats_server_facts(connection: SshConnection) -> NatsServerFacts:
     """Two round trips: the machine, then ours on it (which depends on its init)."""
     machine = machine_facts(connection)
-    version, config, service = probe_many(
+    version, config, service, *files = probe_many(
         connection,
         [
             nats_server_version(NATS_SERVER_BINARY),
             file_sha256(NATS_SERVER_CONFIG),
             service_state(NATS_SERVICE, machine.systemd),
+            *(file_sha256(path) for path in NATS_FILES),
         ],
     )
-    return NatsServerFacts(machine, version, config, service)
+    present = {path: digest for path, digest in zip(NATS_FILES, files, strict=True) if digest}
+    return NatsServerFacts(machine, version, config, service, present)
 
 
 def nats_server_service() -> ServiceSpec:
@@ -133,13 +153,61 @@ def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def reload_nats_server(systemd: bool) -> Shell:
+    """Have the running nats-server reread its config and the files it names (new
+    certificates, account JWTs) without a restart: its clients, routes and leaf
+    connections stay up."""
+    return Shell(
+        f"{main_pid(NATS_SERVICE, systemd, 'nats-server')} && "
+        f'{NATS_SERVER_BINARY} --signal reload="$pid"'
+    )
+
+
+def _plan_files(machine: str, facts: NatsServerFacts, files: Mapping[str, bytes]) -> Change | None:
+    """Write each of nats-server's secret files that differs (0600, over the SSH channel's
+    stdin) and remove those no longer wanted; one sentence naming which, never what."""
+    unknown = sorted(set(files) - set(NATS_FILES))
+    if unknown:
+        raise ValueError(f"not a file nats-server reads: {', '.join(unknown)}")
+    commands: list[Command] = []
+    written: list[str] = []
+    removed: list[str] = []
+    for path in NATS_FILES:
+        wanted = files.get(path)
+        if wanted is not None and facts.files.get(path) != _sha256(wanted):
+            commands.append(Upload(path, wanted, 0o600))
+            written.append(NATS_FILE_LABELS[path])
+        elif wanted is None and path in facts.files:
+            commands.append(Shell(f"rm -f {shlex.quote(path)}"))
+            removed.append(NATS_FILE_LABELS[path])
+    if not commands:
+        return None
+    said = []
+    if written:
+        verb = "write" if not facts.files else "replace"
+        said.append(f"{verb} {', '.join(written)}")
+    if removed:
+        said.append(f"remove {', '.join(removed)}")
+    return Change(f"nats-server secrets: {'; '.join(said)} on {machine}", tuple(commands))
+
+
 def plan_nats_server(
-    machine: str, facts: NatsServerFacts, binary: NatsServerBinary, config: str
+    machine: str,
+    facts: NatsServerFacts,
+    binary: NatsServerBinary,
+    config: str,
+    files: Mapping[str, bytes] | None = None,
 ) -> list[Change]:
-    """The changes that leave ``binary`` running with ``config`` as a service on
-    ``machine``: only what differs from ``facts``."""
+    """The changes that leave ``binary`` running with ``config`` (and its secret
+    ``files``, path -> content) as a service on ``machine``: only what differs from
+    ``facts``. New files alone (a certificate rotated) reload the running server; a new
+    config or binary restarts it."""
     refuse_unsupported(machine, facts.machine, binary)
     changes: list[Change] = []
+    # The files first: the config checked next names them.
+    new_files = _plan_files(machine, facts, files or {})
+    if new_files is not None:
+        changes.append(new_files)
     new_binary = facts.installed_version != binary.version
     if new_binary:
         described = (
@@ -156,7 +224,7 @@ def plan_nats_server(
             Change(
                 f"nats-server config: {verb} on {machine}",
                 (
-                    Upload(NATS_SERVER_CANDIDATE, config_bytes, 0o640),
+                    Upload(NATS_SERVER_CANDIDATE, config_bytes, 0o600),
                     # The machine's nats-server checks it before it replaces the running
                     # one's, so a config it refuses leaves the node as it was.
                     Shell(
@@ -166,22 +234,34 @@ def plan_nats_server(
                 ),
             )
         )
-    changes += plan_service(
+    service_changes = plan_service(
         machine,
         nats_server_service(),
         facts.service,
         facts.machine.systemd,
         restart=new_binary or new_config,
     )
-    return changes
+    if new_files is not None and facts.service.running and not service_changes:
+        service_changes.append(
+            Change(
+                f"nats-server service: reload on {machine} (new certificates or credentials; "
+                "no restart)",
+                (reload_nats_server(facts.machine.systemd),),
+            )
+        )
+    return changes + service_changes
 
 
 def plan_remove_nats_server(machine: str, facts: NatsServerFacts) -> list[Change]:
     """Stop and remove the service, the binary, the config and JetStream's store."""
     changes = plan_remove(machine, NATS_SERVICE, facts.service, facts.machine.systemd)
-    if facts.installed_version is not None or facts.config_sha256 is not None:
+    if facts.installed_version is not None or facts.config_sha256 is not None or facts.files:
         removal = remove_shipped_files(
-            NATS_SERVER_BINARY, NATS_SERVER_CONFIG, NATS_SERVER_CANDIDATE, NATS_SERVER_STORE
+            NATS_SERVER_BINARY,
+            NATS_SERVER_CONFIG,
+            NATS_SERVER_CANDIDATE,
+            NATS_SERVER_STORE,
+            *NATS_FILES,
         )
         changes.append(Change(f"nats-server: remove from {machine}", removal))
     return changes

@@ -265,6 +265,10 @@ def _sha256(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+def _sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
 def _start(name: str, systemd: bool, before: tuple[str, ...] = ()) -> Command:
     """Start the service; ``before``: commands that must succeed first (moving a new
     definition or environment in place)."""
@@ -302,6 +306,30 @@ def _stop(name: str, systemd: bool) -> Command:
     )
 
 
+def main_pid(name: str, systemd: bool, process: str) -> str:
+    """A shell snippet that sets ``$pid`` to the service's running ``process`` (the
+    program its argv starts, e.g. ``nats-server``), or fails: systemd's main pid, or the
+    supervisor's child of that name."""
+    _check_name(name)
+    if systemd:
+        return (
+            f"pid=$(systemctl show -p MainPID --value {unit_name(name)}) && "
+            '[ -n "$pid" ] && [ "$pid" != 0 ]'
+        )
+    supervisor = shlex.quote(_pid_path(name))
+    comm = shlex.quote(process[:15])  # /proc/<pid>/comm keeps 15 characters
+    # Its child of that name, found by scanning /proc (no procps needed): field 4 of
+    # /proc/<pid>/stat is the parent's pid (field 2, the name in parentheses, has no
+    # spaces for the programs we run).
+    return (
+        f"sup=$(cat {supervisor}) && pid=; "
+        "for d in /proc/[0-9]*; do "
+        f'[ "$(cat "$d"/comm 2>/dev/null)" = {comm} ] || continue; '
+        'set -- $(cat "$d"/stat 2>/dev/null); [ "$4" = "$sup" ] && pid=${d#/proc/}; done; '
+        '[ -n "$pid" ]'
+    )
+
+
 def plan_service(
     machine: str,
     spec: ServiceSpec,
@@ -310,11 +338,17 @@ def plan_service(
     restart: bool = False,
     environment: str | None = None,
     environment_label: str | None = None,
+    files: Mapping[str, bytes] | None = None,
+    file_digests: Mapping[str, str] | None = None,
+    files_label: str | None = None,
 ) -> list[Change]:
     """The changes that leave ``spec`` defined and running on ``machine``; ``restart``
     when what it runs changed (a new binary or config) though its definition did not.
     A spec with an environment file takes its content (``render_environment``) in
-    ``environment``; its change is described as ``<environment_label>: update``."""
+    ``environment``; its change is described as ``<environment_label>: update``.
+    ``files`` (path -> content) are secret files it reads at start (0600, moved in place
+    like the environment), ``file_digests`` the sha256 of those there are now (a path
+    there but not wanted is removed); described as ``<files_label>: write``."""
     definition = render_definition(spec, systemd)
     changes: list[Change] = []
     # Moves done right before the (re)start, when the service no longer runs the old.
@@ -351,6 +385,27 @@ def plan_service(
                 )
             )
             before.append(f"mv -f {shlex.quote(path + '.new')} {shlex.quote(path)}")
+    new_files = False
+    wanted_files = files or {}
+    there = file_digests or {}
+    uploads: list[Command] = []
+    for path in sorted({*wanted_files, *there}):
+        data = wanted_files.get(path)
+        if data is None:
+            before.append(f"rm -f {shlex.quote(path)}")
+        elif there.get(path) != _sha256_bytes(data):
+            if state.running:
+                uploads.append(Upload(path + ".new", data, 0o600))
+                before.append(f"mv -f {shlex.quote(path + '.new')} {shlex.quote(path)}")
+            else:
+                uploads.append(Upload(path, data, 0o600))
+        else:
+            continue
+        new_files = True
+    if new_files:
+        label = files_label or f"{spec.name} secrets"
+        verb = "write" if not there else "replace"
+        changes.append(Change(f"{label}: {verb} on {machine}", tuple(uploads) or (Shell("true"),)))
     if spec.state_directory is not None:
         before.append(f"mkdir -p -m 0700 {shlex.quote(spec.state_directory)}")
     if not state.running:
@@ -360,7 +415,7 @@ def plan_service(
                 (_start(spec.name, systemd, tuple(before)),),
             )
         )
-    elif redefined or new_environment or restart:
+    elif redefined or new_environment or new_files or restart:
         changes.append(
             Change(
                 f"{spec.name} service: restart on {machine}",

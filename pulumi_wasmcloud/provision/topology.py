@@ -12,6 +12,11 @@ edge regions' leaf-node machines, each machine's nats-server settings and client
   (``$JS.<domain>.API``), and control, event and wRPC subjects flow over the leaf.
 - The lattice's JetStream buckets and streams get ``replicas`` = min(3, cluster size):
   they survive the loss of any minority of their nodes.
+- Secured (``security``): every node in operator mode with the same accounts (a MEMORY
+  resolver, nats_config.py says why), mutual TLS on its client, route and leaf listeners
+  with its own server certificate (SAN: the machine's address), and each leaf node's
+  remote connecting with its own credentials over TLS into the lattice's account
+  (provision/security.py makes and places those files).
 
 Names are refused with the field that holds them (``cluster[1].name``,
 ``leaf_nodes[0].machine.host``), so a mistake in a program reads as one.
@@ -32,8 +37,16 @@ from pulumi_wasmcloud.provision.nats_config import (
     LeafNodeSettings,
     LeafRemote,
     NatsServerSettings,
+    OperatorModeSettings,
+    TlsFiles,
 )
 from pulumi_wasmcloud.provision.operations import NATS_SERVER_STORE
+from pulumi_wasmcloud.provision.secret_files import (
+    LEAF_CREDS_FILE,
+    NATS_CA_FILE,
+    NATS_CERT_FILE,
+    NATS_KEY_FILE,
+)
 
 CLIENT_PORT = 4222
 CLUSTER_PORT = 6222
@@ -67,6 +80,19 @@ class NodeMachine:
 class EdgeNode:
     region: str
     machine: NodeMachine
+
+
+@dataclass(frozen=True)
+class TopologySecurity:
+    """What a secured topology's configs name: the operator and accounts (public JWTs)
+    and the lattice account that leaf remotes join."""
+
+    operator: OperatorModeSettings
+    account: str
+
+
+# Every node's own certificate and key, and the lattice's CA (mutual TLS everywhere).
+NODE_TLS = TlsFiles(cert_file=NATS_CERT_FILE, key_file=NATS_KEY_FILE, ca_file=NATS_CA_FILE)
 
 
 @dataclass(frozen=True)
@@ -152,8 +178,10 @@ def plan_topology(
     cluster_name: str = "wasmcloud",
     max_file_store: int = DEFAULT_MAX_FILE_STORE,
     max_memory_store: int = DEFAULT_MAX_MEMORY_STORE,
+    security: TopologySecurity | None = None,
 ) -> Topology:
-    """The topology, or ``TopologyError`` naming the first field that cannot be used."""
+    """The topology (secured with ``security``), or ``TopologyError`` naming the first
+    field that cannot be used."""
     if not cluster:
         raise TopologyError(
             "cluster", "give at least one machine (three keep serving with one down)"
@@ -172,6 +200,10 @@ def plan_topology(
         max_memory_store=max_memory_store,
         domain=domain,
     )
+    tls = NODE_TLS if security is not None else None
+    secured: dict[str, object] = (
+        {"operator": security.operator, "tls": tls} if security is not None else {}
+    )
     settings: dict[str, NatsServerSettings] = {}
     for i, node in enumerate(cluster):
         settings[node.name] = _settings(
@@ -187,12 +219,14 @@ def plan_topology(
                     name=cluster_name,
                     port=CLUSTER_PORT,
                     routes=[r for name, r in routes.items() if name != node.name],
+                    tls=tls,
                 )
                 if len(cluster) > 1
                 else None
             ),
             jetstream=jetstream,
-            leafnodes=LeafNodeSettings(listen_port=LEAF_PORT),
+            leafnodes=LeafNodeSettings(listen_port=LEAF_PORT, tls=tls),
+            **secured,
         )
     hubs = [_host_port(n.address, LEAF_PORT) for n in cluster]
     for i, leaf in enumerate(leaf_nodes):
@@ -204,7 +238,17 @@ def plan_topology(
             monitoring_port=MONITORING_PORT,
             # One remote listing every core node: the leaf connects to one of them and
             # moves to another when that one goes.
-            leafnodes=LeafNodeSettings(remotes=[LeafRemote(urls=hubs)]),
+            leafnodes=LeafNodeSettings(
+                remotes=[
+                    LeafRemote(
+                        urls=hubs,
+                        credentials=LEAF_CREDS_FILE if security is not None else None,
+                        account=security.account if security is not None else None,
+                        tls=tls,
+                    )
+                ]
+            ),
+            **secured,
         )
     machines = [*cluster, *(leaf.machine for leaf in leaf_nodes)]
     return Topology(

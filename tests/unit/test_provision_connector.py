@@ -57,7 +57,10 @@ def test_a_target_that_cannot_be_verified_or_logged_into_is_refused(
 
 def test_provisioning_imports_neither_pulumi_nor_host_agent() -> None:
     """The provider calls it as plain Python; a machine-side tool could too."""
-    modules = ["changes", "connector", "facts", "nats_config", "operations", "service"]
+    modules = [
+        "changes", "connector", "facts", "nats_config", "operations", "service", "secret_files",
+        "agent", "topology",
+    ]  # fmt: skip
     imports = "; ".join(f"import pulumi_wasmcloud.provision.{m}" for m in modules)
     probe = (
         f"import sys; {imports}; "

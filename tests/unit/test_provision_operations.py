@@ -70,7 +70,7 @@ def test_a_fresh_machine_gets_binary_config_and_a_started_service() -> None:
     uploads = [c for change in plan for c in change.commands if isinstance(c, Upload)]
     assert [(u.path, u.mode) for u in uploads] == [
         (NATS_SERVER_BINARY, 0o755),
-        (NATS_SERVER_CANDIDATE, 0o640),
+        (NATS_SERVER_CANDIDATE, 0o600),
         (definition_path("nats-server", False), 0o755),
     ]
     assert uploads[0].data == BINARY.data and uploads[1].data == CONFIG.encode()

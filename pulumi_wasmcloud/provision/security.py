@@ -1,0 +1,333 @@
+"""The security of a lattice on machines (pure but for the clock and the randomness the
+key makers draw): what a Lattice resource keeps as secret state, what it rotates, and
+which files each machine gets.
+
+A lattice is its own authority (``host_agent.security.authority``: one operator, one
+system account, one account for the lattice) and its own CA (``host_agent.security.tls``).
+From them, made once at create and kept in Pulumi state as secrets only:
+
+- every node (a core cluster node or a leaf node): a server certificate whose SANs are
+  the machine's address (its client, route and leaf listeners, and the client side of
+  its routes and leaf remote); a leaf node also a NATS user of the lattice account, the
+  credentials its leaf remote connects with;
+- every core node's controller: its own controller-role user and client certificate;
+- the lattice's tooling user and client certificate (the Pulumi provider itself, and
+  what ``clientTls``/``credentials`` give Applications and the CLI).
+
+``converge`` keeps what is still good and makes only what is missing or due: a
+certificate within ``ROTATION_WINDOW`` of its expiry (or whose SANs no longer match the
+machine's address) is reissued, and the sentence that says so (never a value) goes to
+the preview. Files on machines are written 0600 (root, who runs the services) over the
+SSH channel's stdin, never in a command line.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from typing import Any
+
+from host_agent.lattice.connection import CredentialsError, NatsCredentials
+from host_agent.security.authority import LatticeAuthority, UserIssuer
+from host_agent.security.jwt import JwtError, Permissions
+from host_agent.security.permissions import Role
+from host_agent.security.tls import (
+    CertificateAuthority,
+    KeyPairPem,
+    TlsError,
+    due_for_rotation,
+    expires_at,
+    subject_alt_names,
+)
+from pulumi_wasmcloud.provision.secret_files import (
+    CA_SUFFIX,
+    CERT_SUFFIX,
+    CREDS_SUFFIX,
+    ISSUER_SUFFIX,
+    KEY_SUFFIX,
+    LEAF_CREDS_FILE,
+    NATS_CA_FILE,
+    NATS_CERT_FILE,
+    NATS_KEY_FILE,
+)
+
+ROTATION_WINDOW = timedelta(days=30)
+SERVER_CERT_DAYS = 365
+CLIENT_CERT_DAYS = 365
+CA_DAYS = 3650
+
+
+class SecurityStateError(ValueError):
+    """Secret state that cannot be used; the message names the field."""
+
+
+def _utc(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M UTC")
+
+
+@dataclass(frozen=True)
+class NodeSecrets:
+    """One node's secret material: its server certificate; a leaf node's leaf user; a
+    core node's controller user and client certificate."""
+
+    server: KeyPairPem
+    leaf: NatsCredentials | None = None
+    controller: NatsCredentials | None = None
+    controller_tls: KeyPairPem | None = None
+
+    def to_state(self) -> dict[str, Any]:
+        return {
+            "server": self.server.to_state(),
+            "leaf": self.leaf.creds() if self.leaf else None,
+            "controller": self.controller.creds() if self.controller else None,
+            "controllerTls": self.controller_tls.to_state() if self.controller_tls else None,
+        }
+
+    @classmethod
+    def from_state(cls, state: object, field: str) -> NodeSecrets:
+        values = _mapping(state, field, ("server", "leaf", "controller", "controllerTls"))
+        return cls(
+            server=KeyPairPem.from_state(values.get("server"), f"{field}.server"),
+            leaf=_optional_creds(values.get("leaf"), f"{field}.leaf"),
+            controller=_optional_creds(values.get("controller"), f"{field}.controller"),
+            controller_tls=(
+                None
+                if values.get("controllerTls") is None
+                else KeyPairPem.from_state(values["controllerTls"], f"{field}.controllerTls")
+            ),
+        )
+
+
+@dataclass(frozen=True)
+class NodeRole:
+    """What converge needs to know of a machine: its address (the SAN) and whether it is
+    a core node (controller) or a leaf node (leaf user)."""
+
+    address: str
+    core: bool
+
+
+@dataclass(frozen=True)
+class LatticeSecurity:
+    """Everything secret of a lattice on machines."""
+
+    authority: LatticeAuthority
+    ca: CertificateAuthority = field(repr=False)
+    tooling: NatsCredentials = field(repr=False)
+    tooling_tls: KeyPairPem = field(repr=False)
+    nodes: Mapping[str, NodeSecrets] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def create(cls, lattice: str, js_domain: str | None, now: datetime) -> LatticeSecurity:
+        authority = LatticeAuthority.create(lattice, now=int(now.timestamp()))
+        ca = CertificateAuthority.create(f"wasmCloud lattice {lattice} CA", now=now, days=CA_DAYS)
+        return cls(
+            authority=authority,
+            ca=ca,
+            tooling=_tooling_user(authority.user_issuer(), lattice, js_domain, now),
+            tooling_tls=ca.issue_client("tooling", now=now, days=CLIENT_CERT_DAYS),
+        )
+
+    @property
+    def lattice(self) -> str:
+        return self.authority.lattice
+
+    def user_issuer(self) -> UserIssuer:
+        return self.authority.user_issuer()
+
+    # --- state -------------------------------------------------------------------------
+    def to_state(self) -> dict[str, Any]:
+        return {
+            "authority": self.authority.to_state(),
+            "ca": self.ca.to_state(),
+            "tooling": self.tooling.creds(),
+            "toolingTls": self.tooling_tls.to_state(),
+            "nodes": {name: node.to_state() for name, node in sorted(self.nodes.items())},
+        }
+
+    @classmethod
+    def from_state(cls, state: object, field: str) -> LatticeSecurity:
+        values = _mapping(state, field, ("authority", "ca", "tooling", "toolingTls", "nodes"))
+        try:
+            authority = LatticeAuthority.from_state(values.get("authority"), f"{field}.authority")
+        except JwtError as e:
+            raise SecurityStateError(str(e)) from None
+        nodes = values.get("nodes")
+        if not isinstance(nodes, Mapping):
+            raise SecurityStateError(f"{field}.nodes must be a map of machine name to secrets")
+        tooling = _optional_creds(values.get("tooling"), f"{field}.tooling")
+        if tooling is None:
+            raise SecurityStateError(f"{field}.tooling must be the tooling user's .creds")
+        try:
+            return cls(
+                authority=authority,
+                ca=CertificateAuthority.from_state(values.get("ca"), f"{field}.ca"),
+                tooling=tooling,
+                tooling_tls=KeyPairPem.from_state(values.get("toolingTls"), f"{field}.toolingTls"),
+                nodes={
+                    str(name): NodeSecrets.from_state(node, f"{field}.nodes.{name}")
+                    for name, node in nodes.items()
+                },
+            )
+        except TlsError as e:
+            raise SecurityStateError(str(e)) from None
+
+    # --- converge ----------------------------------------------------------------------
+    def converge(
+        self,
+        nodes: Mapping[str, NodeRole],
+        js_domain: str | None,
+        now: datetime,
+        server_days: int = SERVER_CERT_DAYS,
+        window: timedelta = ROTATION_WINDOW,
+    ) -> tuple[LatticeSecurity, dict[str, list[str]]]:
+        """This security for ``nodes`` (machine name -> role): what each lacks made, each
+        certificate due within ``window`` (or for another address) reissued, the nodes
+        left out forgotten. Returns it with, per machine, the sentences saying what was
+        made anew (for previews; values never appear)."""
+        said: dict[str, list[str]] = {}
+        made: dict[str, NodeSecrets] = {}
+        for name, role in nodes.items():
+            sentences: list[str] = []
+            node = self.nodes.get(name)
+            server = node.server if node is not None else None
+            why = _reissue_reason(server, role.address, now, window)
+            if why is not None:
+                server = self.ca.issue_server(
+                    name, dns_names=[], ip_addresses=[role.address], now=now, days=server_days
+                )
+                verb = "issue" if why == "new" else f"reissue ({why})"
+                sentences.append(f"nats-server TLS certificate: {verb} for {name}")
+            assert server is not None
+            leaf = node.leaf if node is not None else None
+            controller = node.controller if node is not None else None
+            controller_tls = node.controller_tls if node is not None else None
+            if role.core:
+                leaf = None
+                if controller is None:
+                    controller = self.user_issuer().issue(
+                        Role.CONTROLLER,
+                        f"controller-{name}",
+                        self.lattice,
+                        js_domain=js_domain,
+                        now=int(now.timestamp()),
+                    )
+                    sentences.append(f"controller NATS user: issue for {name}")
+                why = _reissue_reason(controller_tls, None, now, window)
+                if why is not None:
+                    controller_tls = self.ca.issue_client(
+                        f"controller-{name}", now=now, days=server_days
+                    )
+                    verb = "issue" if why == "new" else f"reissue ({why})"
+                    sentences.append(f"controller TLS certificate: {verb} for {name}")
+            else:
+                controller = controller_tls = None
+                if leaf is None:
+                    leaf = leaf_user(self.user_issuer(), name, now)
+                    sentences.append(f"leaf node NATS user: issue for {name}")
+            made[name] = NodeSecrets(server, leaf, controller, controller_tls)
+            if sentences:
+                said[name] = sentences
+        tooling_tls = self.tooling_tls
+        if due_for_rotation(tooling_tls.cert_pem, now, window):
+            tooling_tls = self.ca.issue_client("tooling", now=now, days=CLIENT_CERT_DAYS)
+        return replace(self, nodes=made, tooling_tls=tooling_tls), said
+
+    # --- files on machines ----------------------------------------------------------------
+    def nats_files(self, name: str) -> dict[str, bytes]:
+        """nats-server's files on machine ``name``: the CA, its certificate and key, and
+        on a leaf node the leaf remote's credentials."""
+        node = self.nodes[name]
+        files = {
+            NATS_CA_FILE: self.ca.cert_pem.encode(),
+            NATS_CERT_FILE: node.server.cert_pem.encode(),
+            NATS_KEY_FILE: node.server.key_pem.encode(),
+        }
+        if node.leaf is not None:
+            files[LEAF_CREDS_FILE] = node.leaf.creds().encode()
+        return files
+
+    def controller_files(self, name: str, service: str) -> dict[str, bytes]:
+        """The controller's files on core node ``name`` (by suffix): its user, its client
+        certificate and key, the CA, and the lattice's user issuer (it signs link grants)."""
+        node = self.nodes[name]
+        assert node.controller is not None and node.controller_tls is not None
+        return {
+            CREDS_SUFFIX: node.controller.creds().encode(),
+            CA_SUFFIX: self.ca.cert_pem.encode(),
+            CERT_SUFFIX: node.controller_tls.cert_pem.encode(),
+            KEY_SUFFIX: node.controller_tls.key_pem.encode(),
+            ISSUER_SUFFIX: json.dumps(self.user_issuer().to_state()).encode(),
+        }
+
+    def client_tls_state(self) -> dict[str, str]:
+        """The tooling user's TLS (``clientTls``: H2's ClientTls fields, camelCase)."""
+        return {
+            "caPem": self.ca.cert_pem,
+            "certPem": self.tooling_tls.cert_pem,
+            "keyPem": self.tooling_tls.key_pem,
+        }
+
+    def expiries(self) -> dict[str, str]:
+        """Machine name -> when its server certificate expires (not secret; for outputs)."""
+        return {
+            name: _utc(expires_at(node.server.cert_pem))
+            for name, node in sorted(self.nodes.items())
+        }
+
+
+def leaf_user(issuer: UserIssuer, name: str, now: datetime) -> NatsCredentials:
+    """The user a leaf node's remote connects to the core as. A leaf connection carries
+    the whole lattice account's traffic between the edge and the core (hosts, providers,
+    the controller's requests and JetStream through the domain), so within the account
+    it may publish and subscribe to anything; the account holds one lattice only."""
+    everything = Permissions(
+        pub_allow=(">",), pub_deny=(), sub_allow=(">",), sub_deny=(), allow_responses=False
+    )
+    return issuer.issue_with(everything, f"leaf-{name}", now=int(now.timestamp()))
+
+
+def _tooling_user(
+    issuer: UserIssuer, lattice: str, js_domain: str | None, now: datetime
+) -> NatsCredentials:
+    return issuer.issue(
+        Role.TOOLING, "tooling", lattice, js_domain=js_domain, now=int(now.timestamp())
+    )
+
+
+def _reissue_reason(
+    pair: KeyPairPem | None, address: str | None, now: datetime, window: timedelta
+) -> str | None:
+    """Why a certificate must be (re)issued, or None: ``new``, ``expires <when>``, or
+    ``address changed``."""
+    if pair is None:
+        return "new"
+    if due_for_rotation(pair.cert_pem, now, window):
+        return f"expires {_utc(expires_at(pair.cert_pem))}"
+    if address is not None:
+        _, addresses = subject_alt_names(pair.cert_pem)
+        if address not in addresses:
+            return f"the machine's address is now {address}"
+    return None
+
+
+def _mapping(state: object, field: str, keys: Sequence[str]) -> Mapping[str, Any]:
+    if not isinstance(state, Mapping):
+        raise SecurityStateError(f"{field} must be a map, got {type(state).__name__}")
+    unknown = sorted(set(state) - set(keys))
+    if unknown:
+        raise SecurityStateError(f"{field} has unknown fields {', '.join(map(str, unknown))}")
+    return state
+
+
+def _optional_creds(value: object, field: str) -> NatsCredentials | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise SecurityStateError(f"{field} must be the text of a .creds file")
+    try:
+        return NatsCredentials.from_creds(value, field)
+    except CredentialsError as e:
+        raise SecurityStateError(str(e)) from None
