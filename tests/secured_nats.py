@@ -17,7 +17,7 @@ import nats.errors
 from cryptography import x509
 from nats.aio.client import RawCredentials
 
-from pulumi_wasmcloud.provider.machine_lattice import tls_context
+from host_agent.lattice.connection import ClientTls
 
 # An nkey seed (operator, account, user, server, curve...: S + its kind + base32) or a
 # PEM private key: neither may show outside Pulumi's secrets and the machines' 0600 files.
@@ -36,7 +36,7 @@ def leaks(text: str) -> list[str]:
 
 def client_tls(state: Mapping[str, Any]) -> ssl.SSLContext:
     tls = state["clientTls"]
-    return tls_context(str(tls["caPem"]), str(tls["certPem"]), str(tls["keyPem"]))
+    return ClientTls(str(tls["caPem"]), str(tls["certPem"]), str(tls["keyPem"])).context()
 
 
 def client_options(state: Mapping[str, Any]) -> dict[str, Any]:
