@@ -3,6 +3,8 @@ handshake, and the errors a user sees for a pair that would be refused."""
 
 from __future__ import annotations
 
+import os
+import re
 import ssl
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -11,6 +13,11 @@ from typing import Any
 
 import pytest
 
+from host_agent.cli.controller import CONTROLLER_CA_ENV
+from host_agent.cli.env import client_tls
+from host_agent.lattice.connection import ClientTls, TlsConfigError
+from host_agent.providers.contract import HostData
+from host_agent.providers.sdk import rpc_tls
 from host_agent.security.tls import (
     CertificateAuthority,
     KeyPairPem,
@@ -287,3 +294,123 @@ def test_state_round_trip_is_strict_and_keys_stay_out_of_reprs(
     for state, expected in bad:
         with pytest.raises(TlsError, match=expected):
             CertificateAuthority.from_state(state, "lattice.ca")
+
+
+# ClientTls: what every process (host, controller, providers, tooling) connects with.
+
+
+def test_client_tls_reads_its_files_and_keeps_the_key_out_of_reprs(
+    tmp_path: Path, ca: CertificateAuthority, client: KeyPairPem
+) -> None:
+    ca_file = Path(_write(tmp_path, "ca.pem", ca.cert_pem))
+    cert_file, key_file = (
+        _write(tmp_path, "c.pem", client.cert_pem),
+        _write(tmp_path, "c.key", client.key_pem),
+    )
+    tls = ClientTls.from_files([ca_file], cert_file, key_file)
+    assert tls == ClientTls(ca.cert_pem, client.cert_pem, client.key_pem)
+    assert "PRIVATE" not in repr(tls)
+    context = tls.context()
+    assert context.verify_mode == ssl.CERT_REQUIRED and context.check_hostname
+    # Only the CA: TLS without a client certificate.
+    assert ClientTls.from_files([ca_file]) == ClientTls(ca.cert_pem)
+
+
+def test_client_tls_refuses_files_that_cannot_work_naming_them(
+    tmp_path: Path, ca: CertificateAuthority, client: KeyPairPem, server: KeyPairPem
+) -> None:
+    ca_file = _write(tmp_path, "ca.pem", ca.cert_pem)
+    cert_file = _write(tmp_path, "c.pem", client.cert_pem)
+    other_key = _write(tmp_path, "other.key", server.key_pem)
+    cases: list[tuple[Callable[[], Any], str]] = [
+        (lambda: ClientTls.from_files([]), "--tls-ca-path or WASMCLOUD_TLS_CA_PATH"),
+        (lambda: ClientTls.from_files([tmp_path / "none.pem"]), "cannot read the TLS CA file"),
+        (lambda: ClientTls.from_files([cert_file], cert_file), "needs its key"),
+        (lambda: ClientTls.from_files([Path(other_key)]), "is not a PEM certificate"),
+        (lambda: ClientTls.from_files([ca_file], cert_file, other_key), "is not the private key"),
+        (lambda: ClientTls.from_files([ca_file], other_key, other_key), "is not a PEM certificate"),
+        (lambda: ClientTls("not a certificate"), "BEGIN CERTIFICATE"),
+        (lambda: ClientTls(ca.cert_pem, client.cert_pem), "needs its key"),
+    ]
+    for call, expected in cases:
+        with pytest.raises(TlsConfigError, match=re.escape(expected)) as error:
+            call()
+        assert "PRIVATE KEY-----" not in str(error.value).replace("BEGIN PRIVATE KEY-----)", "")
+
+
+def test_the_client_key_is_never_written_to_disk(
+    ca: CertificateAuthority, client: KeyPairPem, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # ssl loads a key only from a file: the file must be anonymous memory, not a path
+    # on a disk (where a crash or a backup could leave the key behind).
+    loaded: list[str] = []
+    original = ssl.SSLContext.load_cert_chain
+
+    def spy(self: ssl.SSLContext, certfile: str, keyfile: str | None = None, **kw: Any) -> None:
+        loaded.extend(os.path.realpath(path) for path in (certfile, keyfile or certfile))
+        original(self, certfile, keyfile, **kw)
+
+    monkeypatch.setattr(ssl.SSLContext, "load_cert_chain", spy)
+    ClientTls(ca.cert_pem, client.cert_pem, client.key_pem).context()
+    assert len(loaded) == 2
+    assert all(path.startswith("/memfd:") for path in loaded), loaded
+
+
+def test_the_host_and_controller_flags_give_a_client_tls(
+    tmp_path: Path, ca: CertificateAuthority, client: KeyPairPem
+) -> None:
+    from host_agent.cli import controller, host
+
+    ca_file = _write(tmp_path, "ca.pem", ca.cert_pem)
+    cert_file, key_file = (
+        _write(tmp_path, "c.pem", client.cert_pem),
+        _write(tmp_path, "c.key", client.key_pem),
+    )
+    env = {"WASMCLOUD_NATS_TLS_CERT": cert_file, "WASMCLOUD_NATS_TLS_KEY": key_file}
+    expected = ClientTls(ca.cert_pem, client.cert_pem, client.key_pem)
+    args = host.build_parser(env).parse_args(["--tls-ca-path", ca_file])
+    assert client_tls(args, env) == expected
+    args = host.build_parser({}).parse_args([])
+    assert client_tls(args, {"WASMCLOUD_TLS_CA_PATH": ca_file}) == ClientTls(ca.cert_pem)
+    assert client_tls(args, {}) is None
+    args = controller.build_parser(env).parse_args([])
+    assert (
+        client_tls(args, {**env, "WADM_NATS_TLS_CA_FILE": ca_file}, CONTROLLER_CA_ENV) == expected
+    )
+    args = controller.build_parser(env).parse_args(["--nats-tls-ca-file", ca_file])
+    assert client_tls(args, env, CONTROLLER_CA_ENV) == expected
+    with pytest.raises(TlsConfigError, match="give --tls-ca-path or WASMCLOUD_TLS_CA_PATH"):
+        client_tls(host.build_parser(env).parse_args([]), env)
+
+
+def test_providers_get_the_hosts_tls_in_host_data(
+    ca: CertificateAuthority, client: KeyPairPem
+) -> None:
+    base = {
+        "host_id": "NHOST",
+        "lattice_rpc_prefix": "default",
+        "lattice_rpc_url": "nats://127.0.0.1:4222",
+        "provider_key": "VPROV",
+        "instance_id": "i",
+    }
+    data = HostData.model_validate(
+        {
+            **base,
+            "lattice_rpc_tls_ca_pem": ca.cert_pem,
+            "lattice_rpc_tls_cert_pem": client.cert_pem,
+            "lattice_rpc_tls_key_pem": client.key_pem,
+        }
+    )
+    assert "PRIVATE" not in repr(data)
+    assert rpc_tls(HostData.decode(data.encode())) == ClientTls(
+        ca.cert_pem, client.cert_pem, client.key_pem
+    )
+    assert rpc_tls(HostData.model_validate(base)) is None
+    with pytest.raises(TlsConfigError, match="lattice_rpc_tls_ca_pem"):
+        rpc_tls(HostData.model_validate({**base, "lattice_rpc_tls_cert_pem": client.cert_pem}))
+    with pytest.raises(TlsConfigError, match="must both be given"):
+        rpc_tls(
+            HostData.model_validate(
+                {**base, "lattice_rpc_tls_ca_pem": ca.cert_pem, "lattice_rpc_tls_key_pem": "k"}
+            )
+        )
