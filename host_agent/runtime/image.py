@@ -18,11 +18,14 @@ import stat
 from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
-
-from wasmtime import Engine, WasmtimeError
-from wasmtime.component import Component
+from typing import TYPE_CHECKING
 
 from host_agent.runtime.interface import split_import
+
+if TYPE_CHECKING:  # wasmtime loads where components are compiled: the cache helpers
+    # below are also used by host_agent.oci, which the Pulumi provider imports.
+    from wasmtime import Engine
+    from wasmtime.component import Component
 
 WASMTIME_VERSION = version("wasmtime")
 HTTP_HANDLER = "wasi:http/incoming-handler"
@@ -157,6 +160,9 @@ def _write_private(path: Path, data: bytes) -> None:
 
 def load_component(wasm: bytes, engine: Engine, cache_dir: Path | None = None) -> ComponentImage:
     """Compile (or load from cache) a WASI 0.2 component."""
+    from wasmtime import WasmtimeError
+    from wasmtime.component import Component
+
     digest = hashlib.sha256(wasm).hexdigest()
     cache_dir = check_cache_dir(cache_dir or default_cache_dir())
     cached = cache_dir / f"{digest}-wasmtime{WASMTIME_VERSION}.cwasm"

@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import re
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -359,6 +360,14 @@ class Ec2MachineResource:
 
     def __init__(self, log: EngineLog) -> None:
         self.log = log
+        # One Ec2 (its boto3 clients, thread-safe) per region and endpoint for all the
+        # machines of this run: making the clients costs ~0.1 s each time.
+        self._apis: dict[tuple[str, str | None], Ec2] = {}
+        # A preview's AMI lookups (two API calls each), per region, endpoint, AMI and
+        # parameter: the machines of a region mostly launch the same image.
+        self._images: dict[tuple[str, str | None, str | None, str | None], str] = {}
+        self._locks: dict[object, threading.Lock] = {}
+        self._locks_lock = threading.Lock()
 
     # --- check / diff ------------------------------------------------------------------
 
@@ -409,11 +418,28 @@ class Ec2MachineResource:
         outputs = await asyncio.to_thread(self._create, spec, names, say)
         return Created(outputs["instanceId"], {**inputs, **outputs})
 
+    def _lock(self, key: object) -> threading.Lock:
+        with self._locks_lock:
+            return self._locks.setdefault(key, threading.Lock())
+
+    def _ec2(self, spec: Ec2Spec) -> Ec2:
+        """Called in threads: the first machine of a region makes its Ec2, the others
+        wait for it and share it."""
+        key = (spec.region, spec.endpoint_url)
+        with self._lock(key):
+            if key not in self._apis:
+                self._apis[key] = Ec2(spec.region, spec.endpoint_url)
+            return self._apis[key]
+
     def _image(self, spec: Ec2Spec) -> str:
-        return _ec2(spec).resolve_image(spec.ami, spec.ami_parameter)
+        key = (spec.region, spec.endpoint_url, spec.ami, spec.ami_parameter)
+        with self._lock(key):  # a failed lookup is not kept: the next machine asks again
+            if key not in self._images:
+                self._images[key] = self._ec2(spec).resolve_image(spec.ami, spec.ami_parameter)
+            return self._images[key]
 
     def _create(self, spec: Ec2Spec, names: Names, say: Callable[[str], None]) -> dict[str, Any]:
-        ec2 = _ec2(spec)
+        ec2 = self._ec2(spec)
         machine = names.machine
         group_id: str | None = None
         key_made = False
@@ -542,7 +568,7 @@ class Ec2MachineResource:
         names: Names,
         say: Callable[[str], None],
     ) -> dict[str, Any]:
-        ec2 = _ec2(spec)
+        ec2 = self._ec2(spec)
         instance = ec2.describe_instance(id)
         if instance is None or instance.state in ("shutting-down", "terminated"):
             raise Ec2Error(
@@ -577,7 +603,7 @@ class Ec2MachineResource:
         return await asyncio.to_thread(self._read, id, state, spec)
 
     def _read(self, id: str, state: dict[str, Any], spec: Ec2Spec) -> dict[str, Any] | None:
-        ec2 = _ec2(spec)
+        ec2 = self._ec2(spec)
         instance = ec2.describe_instance(id)  # an unreachable API raises: not "gone"
         if instance is None or instance.state in ("shutting-down", "terminated"):
             return None
@@ -609,7 +635,7 @@ class Ec2MachineResource:
         names: Names,
         say: Callable[[str], None],
     ) -> None:
-        ec2 = _ec2(spec)
+        ec2 = self._ec2(spec)
         # Its duplicates too (a run cut short between launch and state): nothing orphaned.
         ids = {id, *(i.id for i in ec2.find_instances(names.adoption))}
         say(f"{names.machine}: terminating {', '.join(sorted(ids))}")
@@ -629,10 +655,6 @@ class Ec2MachineResource:
             asyncio.run_coroutine_threadsafe(self.log.note(message, urn), loop)
 
         return say
-
-
-def _ec2(spec: Ec2Spec) -> Ec2:
-    return Ec2(spec.region, spec.endpoint_url)
 
 
 def _fits(instance: Instance, spec: Ec2Spec, names: Names) -> bool:

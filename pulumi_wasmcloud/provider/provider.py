@@ -7,14 +7,16 @@ provider-level config (``wasmcloud:natsUrl``, ``wasmcloud:lattice``) as defaults
 
 from __future__ import annotations
 
+import importlib
+import inspect
 import logging
+import sys
 import traceback
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import grpc
 import grpc.aio
-import nats.errors
 from pulumi.provider.experimental.provider import (
     CheckFailure,
     CheckRequest,
@@ -38,8 +40,6 @@ from pulumi.provider.experimental.server import ProviderServicer
 from pulumi.runtime._grpc_settings import _GRPC_CHANNEL_OPTIONS
 from pulumi.runtime.proto import provider_pb2_grpc
 
-from pulumi_wasmcloud.provider.application_resource import ApplicationResource
-from pulumi_wasmcloud.provider.ec2_machine import Ec2MachineResource
 from pulumi_wasmcloud.provider.engine_log import EngineLog, current_urn
 from pulumi_wasmcloud.provider.handlers import (
     Diff,
@@ -47,16 +47,25 @@ from pulumi_wasmcloud.provider.handlers import (
     InputError,
     ProviderSettings,
 )
-from pulumi_wasmcloud.provider.host_resource import HostResource, known_host
-from pulumi_wasmcloud.provider.lattice_resource import LatticeResource
-from pulumi_wasmcloud.provider.secret_resource import SecretResource
 from pulumi_wasmcloud.provider.values import plain, to_props
-from pulumi_wasmcloud.provision.connector import ProvisionError
 
 LATTICE = "wasmcloud:index:Lattice"
 HOST = "wasmcloud:index:Host"
 APPLICATION = "wasmcloud:index:Application"
 EC2_MACHINE = "wasmcloud:index:Ec2Machine"
+# Each resource type's handler, "module:Class". The module is imported on the first
+# request for its type: every preview and up starts this process anew, and a type's
+# module brings what it works with (boto3 for EC2, paramiko for machines, NATS and the
+# manifest model for applications), so a stack pays only for the types it uses. The
+# class is built with the keyword arguments it names among ``log`` (EngineLog) and
+# ``settings`` (ProviderSettings, shared by all handlers). A new type is one line here.
+HANDLER_CLASSES: dict[str, str] = {
+    LATTICE: "pulumi_wasmcloud.provider.lattice_resource:LatticeResource",
+    HOST: "pulumi_wasmcloud.provider.host_resource:HostResource",
+    APPLICATION: "pulumi_wasmcloud.provider.application_resource:ApplicationResource",
+    EC2_MACHINE: "pulumi_wasmcloud.provider.ec2_machine:Ec2MachineResource",
+    "wasmcloud:index:Secret": "pulumi_wasmcloud.provider.secret_resource:SecretResource",
+}
 # Properties that report the lattice as it runs (drift), not what the program asked for.
 LIVE_PROPERTIES = frozenset({"placement", "running", "status", "converged"})
 # What an imported resource's inputs are, from what read returned.
@@ -65,25 +74,30 @@ IMPORT_INPUTS = frozenset({"natsUrl", "lattice", "manifest", "allowUnplaced"})
 CONFIG_DEFAULTS = {"natsUrl": "natsUrl", "lattice": "lattice"}
 
 
+def load_handler(type_token: str, log: EngineLog, settings: ProviderSettings) -> Handler:
+    """The handler of ``type_token`` (a key of HANDLER_CLASSES), its module imported now."""
+    module_name, class_name = HANDLER_CLASSES[type_token].split(":")
+    handler_class = getattr(importlib.import_module(module_name), class_name)
+    accepted = inspect.signature(handler_class).parameters
+    given = {"log": log, "settings": settings}
+    handler: Handler = handler_class(**{k: v for k, v in given.items() if k in accepted})
+    return handler
+
+
 class WasmcloudProvider(Provider):
     def __init__(self, engine_address: str | None = None) -> None:
-        log = EngineLog(engine_address)
+        self.log = EngineLog(engine_address)
         self.settings = ProviderSettings()
-        self.handlers: dict[str, Handler] = {
-            LATTICE: LatticeResource(log),
-            HOST: HostResource(self.settings, log),
-            APPLICATION: ApplicationResource(log, self.settings),
-            EC2_MACHINE: Ec2MachineResource(log),
-            "wasmcloud:index:Secret": SecretResource(log, self.settings),
-        }
+        self.handlers: dict[str, Handler] = {}  # type token -> handler, as first used
         self.config: dict[str, Any] = {}
 
     def handler(self, type_token: str) -> Handler:
-        try:
-            return self.handlers[type_token]
-        except KeyError:
-            known = ", ".join(sorted(self.handlers))
-            raise ValueError(f"unknown resource type {type_token}; known: {known}") from None
+        if type_token not in self.handlers:
+            if type_token not in HANDLER_CLASSES:
+                known = ", ".join(sorted(HANDLER_CLASSES))
+                raise ValueError(f"unknown resource type {type_token}; known: {known}")
+            self.handlers[type_token] = load_handler(type_token, self.log, self.settings)
+        return self.handlers[type_token]
 
     async def configure(self, request: ConfigureRequest) -> ConfigureResponse:
         args = plain(request.args)
@@ -102,6 +116,8 @@ class WasmcloudProvider(Provider):
         it to rejoin after a restart (see ApplicationResource)."""
         if type_token != HOST or state is None:
             return
+        from pulumi_wasmcloud.provider.host_resource import known_host  # the Host handler's
+
         host = known_host(state)
         if host is not None:  # None: not known yet (preview of a new host)
             self.settings.remember_host(state["natsUrl"], state["lattice"], host)
@@ -204,26 +220,34 @@ log = logging.getLogger(__name__)
 # Exceptions the provider raises on purpose: their message is a sentence for the user
 # (what failed, what to do). Anything else is a bug, shown with its type so it can be
 # reported, and logged with its traceback.
+USER_ERRORS: tuple[type[BaseException], ...] = (InputError, RuntimeError, OSError, ValueError)
+# The same for exception classes of modules loaded with the handlers that use them: an
+# error can only be one of them if its module is loaded, so it is not imported to check.
 # ProvisionError: a machine unreachable, its key refused, a command failing (with output).
-USER_ERRORS: tuple[type[BaseException], ...] = (
-    InputError,
-    RuntimeError,
-    OSError,
-    ValueError,
-    ProvisionError,
-)
+LOADED_USER_ERRORS = (("pulumi_wasmcloud.provision.connector", "ProvisionError"),)
+# nats-py's timeouts: their own texts ("nats: timeout") say too little to act on.
+LOADED_NO_ANSWER = (("nats.errors", "NoRespondersError"), ("nats.errors", "TimeoutError"))
+
+
+def loaded_classes(names: tuple[tuple[str, str], ...]) -> tuple[type[BaseException], ...]:
+    """The exception classes ``names`` (module, class) of the modules imported so far."""
+    modules = ((sys.modules.get(module), name) for module, name in names)
+    return tuple(getattr(module, name) for module, name in modules if module is not None)
+
+
+def is_user_error(error: BaseException) -> bool:
+    return isinstance(error, USER_ERRORS + loaded_classes(LOADED_USER_ERRORS))
 
 
 def user_message(error: BaseException) -> str:
     """What the CLI shows for a failed call: the sentence itself, never a class repr."""
-    if isinstance(error, nats.errors.NoRespondersError | nats.errors.TimeoutError):
-        # nats-py's own texts ("nats: timeout") say too little to act on.
+    if isinstance(error, loaded_classes(LOADED_NO_ANSWER)):
         return (
             "a request to the lattice got no answer (nothing subscribed, or no reply in "
             "time): check that the lattice's NATS, controller and hosts run (the Lattice "
             "resource's stateDir has their logs), then run the command again"
         )
-    if isinstance(error, USER_ERRORS) and str(error):
+    if is_user_error(error) and str(error):
         return str(error)
     return (
         f"internal error in the wasmcloud provider ({type(error).__name__}: {error}); "
@@ -260,7 +284,7 @@ class PlainErrors(grpc.aio.ServerInterceptor):  # type: ignore[misc]
                 # List): UNIMPLEMENTED tells the engine to fall back, keep it.
                 raise
             except Exception as error:
-                if not isinstance(error, USER_ERRORS):
+                if not is_user_error(error):
                     log.error("%s failed:\n%s", details.method, traceback.format_exc())
                 await context.abort(grpc.StatusCode.UNKNOWN, user_message(error))
 

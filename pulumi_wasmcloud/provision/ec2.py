@@ -126,7 +126,7 @@ class Made:
 
 def known_regions() -> list[str]:
     """Every region botocore knows EC2 in, all partitions (aws, aws-cn, aws-us-gov...)."""
-    session = boto3.session.Session()
+    session = _session(None)  # the shared models: listing regions loads EC2's
     regions: set[str] = set()
     for partition in session.get_available_partitions():
         regions.update(session.get_available_regions("ec2", partition_name=partition))
@@ -160,7 +160,7 @@ def _service_models() -> Any:
 _MAKING_CLIENTS = threading.Lock()
 
 
-def _session(region: str) -> Any:
+def _session(region: str | None) -> Any:
     core = botocore.session.get_session()
     core.register_component("data_loader", _service_models())
     return boto3.session.Session(botocore_session=core, region_name=region)

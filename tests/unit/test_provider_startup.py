@@ -1,0 +1,143 @@
+"""The provider plugin's start and end, which every preview and up waits for: each
+resource type's handler module loads when the type is first used (and loads on its own,
+in a fresh interpreter), what only some types need (boto3, paramiko, wasmtime, aiohttp)
+is not loaded before, and the process ends with status 0 when the engine interrupts it."""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pulumi_wasmcloud.provider.provider import HANDLER_CLASSES
+
+ROOT = Path(__file__).resolve().parents[2]
+# Modules the plugin must not load before a resource type needs them: (loaded with the
+# types but Ec2Machine (a Lattice also serves lattices on machines over SSH); loaded with
+# an Ec2Machine too). wasmtime: the provider never runs components.
+HEAVY = {
+    "boto3": (False, True),
+    "paramiko": (True, True),
+    "wasmtime": (False, False),
+}
+
+
+def run_python(code: str) -> str:
+    """``code`` in a fresh interpreter (nothing this test process imported counts)."""
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def sdk_type_tokens() -> set[str]:
+    """Every ``wasmcloud:index:*`` type the SDK's resources register."""
+    tokens: set[str] = set()
+    for source in (ROOT / "pulumi_wasmcloud").glob("*.py"):
+        tokens |= set(re.findall(r'"(wasmcloud:index:[A-Za-z0-9]+)"', source.read_text()))
+    return tokens
+
+
+def test_every_resource_type_of_the_sdk_has_a_handler() -> None:
+    tokens = sdk_type_tokens()
+    assert "wasmcloud:index:Application" in tokens  # the scan found the SDK
+    assert tokens == set(HANDLER_CLASSES)
+
+
+@pytest.mark.parametrize("type_token", sorted(HANDLER_CLASSES))
+def test_each_handler_loads_on_its_own_and_checks_inputs(type_token: str) -> None:
+    """Its module imported first in a fresh interpreter, through the provider's table,
+    then a check of empty inputs: failures naming their field (or none: a Lattice has
+    defaults for all), never an exception (a lazy import gone wrong in the module or in
+    what check uses fails here)."""
+    code = f"""
+import asyncio, json
+from pulumi_wasmcloud.provider.provider import WasmcloudProvider
+handler = WasmcloudProvider(None).handler({type_token!r})
+checked = asyncio.run(handler.check({{}}, {{}}))
+print(json.dumps([[f.property, f.reason] for f in checked.failures]))
+"""
+    failures = json.loads(run_python(code))
+    assert all(prop and reason for prop, reason in failures)
+
+
+def test_an_unknown_type_is_named_with_the_known_ones() -> None:
+    from pulumi_wasmcloud.provider.provider import WasmcloudProvider
+
+    with pytest.raises(ValueError) as raised:
+        WasmcloudProvider(None).handler("wasmcloud:index:Nope")
+    assert "wasmcloud:index:Nope" in str(raised.value)
+    assert "wasmcloud:index:Lattice" in str(raised.value)
+
+
+def test_the_plugin_starts_without_what_only_some_types_need() -> None:
+    code = """
+import json, sys
+from pulumi_wasmcloud.provider import main
+for name in main.DEFERRED_MODULES:
+    main.defer_loading(name)
+from pulumi_wasmcloud.provider.provider import EC2_MACHINE, HANDLER_CLASSES, WasmcloudProvider
+def loaded():
+    return {name: type(sys.modules[name]).__name__ for name in sys.modules}
+provider = WasmcloudProvider(None)
+at_start = loaded()
+for token in sorted(set(HANDLER_CLASSES) - {EC2_MACHINE}):
+    provider.handler(token)
+without_ec2 = loaded()
+provider.handler(EC2_MACHINE)
+print(json.dumps([at_start, without_ec2, loaded()]))
+"""
+    at_start, without_ec2, with_ec2 = json.loads(run_python(code))
+    for module, (with_others, with_machine) in HEAVY.items():
+        assert module not in at_start
+        assert (module in without_ec2) == with_others, module
+        assert (module in with_ec2) == with_machine, module
+    assert not any(name.startswith("pulumi_wasmcloud.provider.ec2") for name in at_start)
+    # nats-py imports aiohttp (WebSocket transport): a stand-in until it is used
+    assert without_ec2["aiohttp"] == "DeferredModule"
+
+
+def test_a_deferred_module_works_as_the_real_one_once_used() -> None:
+    code = """
+import sys
+from pulumi_wasmcloud.provider.main import defer_loading
+defer_loading("aiohttp")
+import aiohttp
+import nats
+stand_in = aiohttp
+assert type(sys.modules["aiohttp"]).__name__ == "DeferredModule"
+timeout = aiohttp.ClientTimeout(total=3)
+assert type(sys.modules["aiohttp"]).__name__ == "module"  # the real one took its place
+from aiohttp import web
+assert stand_in.ClientError is sys.modules["aiohttp"].ClientError
+assert issubclass(stand_in.ClientConnectionError, stand_in.ClientError)
+print(timeout.total, web.Application.__name__)
+"""
+    assert run_python(code).split() == ["3", "Application"]
+
+
+def test_the_plugin_prints_its_port_and_ends_with_status_0_when_interrupted() -> None:
+    """As the engine runs it: the port on stdout, SIGINT at the end of the command."""
+    plugin = subprocess.Popen(
+        [sys.executable, "-m", "pulumi_wasmcloud.provider.main"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert plugin.stdout is not None
+        port = plugin.stdout.readline().strip()
+        assert port.isdigit(), plugin.stderr.read() if plugin.stderr else ""
+        plugin.send_signal(signal.SIGINT)
+        assert plugin.wait(timeout=60) == 0
+    finally:
+        if plugin.poll() is None:
+            plugin.kill()
+            plugin.wait()
