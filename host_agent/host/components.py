@@ -296,6 +296,9 @@ class ComponentHost:
         self.links = links
         self.engine = Engine()
         self.running: dict[str, RunningComponent] = {}
+        # Revealed secrets by component id, set by the host before each scale from the
+        # references its manifest gave it (wasmcloud:secrets/store reads them).
+        self.secrets: dict[str, dict[str, dict[str, Any]]] = {}
         # Every image asked to run here, even refused ones, so link.put can explain
         # a WIT version mismatch for a component that could not start.
         self.images: dict[str, ComponentImage] = {}
@@ -343,7 +346,13 @@ class ComponentHost:
             component_id, self.links, self.client, loop, custom_imports(image)
         )
         export_signatures = signatures(custom_exports(image))
-        pool = InstancePool(lambda: ComponentInstance(image, keyvalue, component_id, linked), count)
+
+        def secrets() -> dict[str, dict[str, Any]]:
+            return self.secrets.get(component_id, {})
+
+        pool = InstancePool(
+            lambda: ComponentInstance(image, keyvalue, component_id, linked, secrets), count
+        )
         try:
             await pool.fill()
         except Exception as error:

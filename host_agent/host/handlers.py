@@ -48,7 +48,7 @@ from host_agent.lattice.subjects import CtlSubjects
 from host_agent.runtime.image import ComponentLoadError
 from host_agent.runtime.instance import link_problem
 from host_agent.secrets.client import SecretsError
-from host_agent.secrets.host import split_config_names
+from host_agent.secrets.host import SecretValues, split_config_names
 
 log = logging.getLogger("host_agent.ctl")
 
@@ -255,6 +255,7 @@ class CtlHandlers:
         if command.count == 0:
             self.state.components.pop(wid, None)
             await self.components.stop(wid)
+            self.components.secrets.pop(wid, None)
             if record is not None:  # the event names what was stopped, as 1.4.2's does
                 annotations, image_ref = record.annotations, record.image_ref
             await self.publish(
@@ -262,8 +263,9 @@ class CtlHandlers:
             )
             return
         try:
-            await self._check_secrets(command.config)
+            secrets = await self._check_secrets(command.config)
             wasm = await self._fetch(command.component_ref)
+            self.components.secrets[wid] = secrets.plain()
             started = time.monotonic()
             await self._run_wasm(wid, wasm, command.count)
             log.info(
@@ -423,16 +425,18 @@ class CtlHandlers:
         await self.publish("linkdef_set", link.model_dump())
         return ctl_reply(True, "successfully set link")
 
-    async def _check_secrets(self, config_names: list[str]) -> None:
-        """SecretsError naming the first secret reference among ``config_names`` whose
-        value cannot be fetched. Ours: a 1.4.2 host checks only that the reference exists
-        and leaves a link without its secrets out of the provider's links, so wadm would
-        report the application deployed without them."""
+    async def _check_secrets(self, config_names: list[str]) -> SecretValues:
+        """The values of the secret references among ``config_names``; SecretsError
+        naming the first one that cannot be fetched. For a link this is ours: a 1.4.2
+        host checks only that the reference exists and leaves a link without its secrets
+        out of the provider's links, so wadm would report the application deployed
+        without them."""
         names = split_config_names(config_names)[1]
-        if names:
-            if self.providers.secrets is None:
-                raise SecretsError(f"{names[0]}: this host has no secrets client")
-            await self.providers.secrets.fetch(names)
+        if not names:
+            return SecretValues()
+        if self.providers.secrets is None:
+            raise SecretsError(f"{names[0]}: this host has no secrets client")
+        return await self.providers.secrets.fetch(names)
 
     async def _link_failed(self, link: Link, error: str) -> bytes:
         await self.publish("linkdef_set_failed", {**link.model_dump(), "error": error})

@@ -68,10 +68,14 @@ class NoRemoteCalls:
         raise ComponentCallError(f"no component links on this host to call {interface}.{function}")
 
 
+# Interfaces the host itself serves outside wasi: (runtime/wasmcloud_secrets.py).
+HOST_SERVED_PREFIXES = ("wasi:", "wasmcloud:secrets/")
+
+
 def is_custom(base: str) -> bool:
-    """`test:types/zoo` is custom; `wasi:io/streams` and componentize-py's internal
-    `exports` instance (no slash) are not."""
-    return "/" in base and not base.startswith("wasi:")
+    """`test:types/zoo` is custom; `wasi:io/streams`, `wasmcloud:secrets/store` (served
+    by the host) and componentize-py's internal `exports` instance (no slash) are not."""
+    return "/" in base and not base.startswith(HOST_SERVED_PREFIXES)
 
 
 @dataclass(frozen=True)

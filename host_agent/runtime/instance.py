@@ -38,6 +38,7 @@ from host_agent.runtime.wasi_http import (
 )
 from host_agent.runtime.wasi_io import io_interfaces
 from host_agent.runtime.wasi_keyvalue import KeyValueClient, keyvalue_interfaces
+from host_agent.runtime.wasmcloud_secrets import SecretSource, secrets_interfaces
 
 log = logging.getLogger(__name__)
 compat.install()
@@ -63,12 +64,14 @@ def host_interfaces(
     keyvalue: KeyValueClient,
     stdout: Callable[[bytes], None],
     stderr: Callable[[bytes], None],
+    secrets: SecretSource = dict,
 ) -> list[HostInterface]:
     return [
         *io_interfaces(table),
         *cli_interfaces(table, stdout, stderr, environment={}),
         *http_interfaces(table),
         *keyvalue_interfaces(table, keyvalue),
+        *secrets_interfaces(table, secrets),
     ]
 
 
@@ -157,6 +160,7 @@ class ComponentInstance:
         keyvalue: KeyValueClient,
         component_id: str = "component",
         remote: RemoteCalls | None = None,
+        secrets: SecretSource = dict,
     ) -> None:
         self.image = image
         self.component_id = component_id
@@ -167,7 +171,8 @@ class ComponentInstance:
         self._exports: dict[tuple[str, str], Any] = {}
         linker = Linker(image.engine)
         with linker.root() as root:
-            for iface in host_interfaces(self.table, keyvalue, self._stdout, self._stderr):
+            ifaces = host_interfaces(self.table, keyvalue, self._stdout, self._stderr, secrets)
+            for iface in ifaces:
                 if iface.name not in image.imports:
                     continue
                 with root.add_instance(image.import_name(iface.name)) as inst:

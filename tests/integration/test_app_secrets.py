@@ -8,6 +8,7 @@ undeployed with the secret named in its status; the password is nowhere in plain
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 import secrets
 import subprocess
@@ -25,6 +26,7 @@ from host_agent.secrets.client import SecretsClient, SecretsError
 from host_agent.secrets.xkeys import XKey
 from tests.integration.test_controller import clients, running, wait_status
 from tests.lattice import (
+    ROOT,
     ChildProcess,
     NatsServer,
     Processes,
@@ -33,6 +35,7 @@ from tests.lattice import (
     eventually_get,
     free_port,
     http_get,
+    http_server_to_counter,
     run_async,
 )
 
@@ -191,3 +194,56 @@ async def test_redis_password_as_a_secret_counts_and_missing_secrets_are_named(
                 assert password.encode() not in path.read_bytes(), path
     finally:
         redis.stop()
+
+
+SECRET_READER = ROOT / "tests" / "components" / "secret-reader" / "build" / "secret-reader.wasm"
+
+
+def secret_reader_app(port: int, key: str) -> dict[str, Any]:
+    """tests/components/secret-reader behind http-server, given one secret, ``greeting``."""
+    return {
+        "apiVersion": "core.oam.dev/v1beta1",
+        "kind": "Application",
+        "metadata": {"name": "reader", "annotations": {"version": "v1"}},
+        "spec": {
+            "policies": [POLICY],
+            "components": [
+                {
+                    "name": "reader",
+                    "type": "component",
+                    "properties": {
+                        "image": f"file://{SECRET_READER}",
+                        "secrets": [secret("greeting", key)],
+                    },
+                    "traits": [{"type": "spreadscaler", "properties": {"instances": 1}}],
+                },
+                http_server_to_counter(port) | {"name": "http"},
+            ],
+        },
+    }
+
+
+@run_async
+async def test_a_component_reads_its_secrets_through_wasmcloud_secrets_and_no_others(
+    nats_server: NatsServer, processes: Processes, backend: SecretsBackendProcess
+) -> None:
+    greeting, other = f"hi-{secrets.token_hex(8)}", f"no-{secrets.token_hex(8)}"
+    processes.host()
+    processes.controller()
+    port = free_port()
+    manifest = secret_reader_app(port, "greeting-key")
+    manifest["spec"]["components"][1]["traits"][1]["properties"]["target"]["name"] = "reader"
+    async with clients(nats_server) as (wadm, _):
+        await put_secret(wadm.nc, "greeting-key", greeting)
+        await put_secret(wadm.nc, "other-key", other)  # in the backend, not in the manifest
+        await wadm.put(yaml.safe_dump(manifest))
+        await wadm.deploy("reader")
+        await wait_status(wadm, "reader", StatusType.DEPLOYED)
+        url = f"http://127.0.0.1:{port}"
+        assert (
+            await eventually_get(f"{url}/greeting")
+            == hashlib.sha256(greeting.encode()).hexdigest().encode()
+        )
+        for name in ("other-key", "other"):
+            status, body = await asyncio.to_thread(http_get, f"{url}/{name}")
+            assert (status, body) == (404, f"no secret {name}: SecretsError_NotFound".encode())
