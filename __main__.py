@@ -1,6 +1,8 @@
 """The local default stack: NATS (JetStream on disk) + controller + redis-server + an OCI
 registry (docker-registry on 127.0.0.1:5000), two hosts labeled differently, and the
-tutorial's counter app with HTTP on 127.0.0.1:8080.
+tutorial's counter app with HTTP on 127.0.0.1:8080. NATS is secured (operator mode, the
+lattice's own authority): tools connect as the user in <stateDir>/nats.creds
+(`eval "$(wasmcloud env)"` points wash and the nats CLI at it).
 
     make up        # pulumi up on the `local` stack (file backend under .state/)
     curl http://127.0.0.1:8080/hello
@@ -36,4 +38,5 @@ pulumi.export("natsUrl", lattice.nats_url)
 pulumi.export("registryUrl", lattice.registry_url)
 pulumi.export("hosts", {"local-core": core.host_id, "local-edge": edge.host_id})
 pulumi.export("placement", counter.placement)
+pulumi.export("natsCreds", f"{state_dir}/nats.creds")  # the tooling user's creds file (0600)
 pulumi.export("try", "curl http://127.0.0.1:8080/hello")

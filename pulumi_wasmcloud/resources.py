@@ -14,6 +14,10 @@ import pulumi
 from pulumi_wasmcloud.app import CapabilityProvider, Component, Link, build_manifest
 from pulumi_wasmcloud.machines import LeafNode, SshMachine
 
+# Outputs that carry private material (seeds, .creds): Pulumi secrets.
+LATTICE_SECRETS = ("authority", "userIssuer", "credentials", "controllerCredentials", "tls")
+HOST_SECRETS = ("seed", "credentials", "userIssuer", "hostCredentials")
+
 
 class Provider(pulumi.ProviderResource):
     """An explicit provider instance, for several lattices in one program.
@@ -54,6 +58,15 @@ class Lattice(pulumi.CustomResource):
     ``leaf_nodes``' machines for its region's hosts. The lattice's JetStream state has
     min(3, cluster size) replicas: 3 nodes keep serving with one down, 1 or 2 with none.
     ``nats_url`` is then ``cluster[0]``'s, ``nats_urls`` every machine's.
+
+    ``secure`` (default True): a local lattice's NATS runs in operator mode with the
+    lattice's own authority, and speaks TLS with a certificate of the lattice's own CA
+    (``ca_cert``; ``ca.pem`` in ``state_dir``). Its private material comes out as secret
+    outputs only:
+    ``credentials`` (the .creds of a tooling user: what Hosts, Applications and the CLI
+    connect as; also written 0600 as ``nats.creds`` in ``state_dir``) and ``user_issuer``
+    (what each Host mints its own NATS user with). ``secure=False`` runs the plain NATS of
+    earlier versions (anyone on this machine may then connect).
     """
 
     def __init__(
@@ -69,6 +82,7 @@ class Lattice(pulumi.CustomResource):
         leaf_nodes: list[LeafNode] | None = None,
         jetstream_domain: pulumi.Input[str] | None = None,
         max_file_store: pulumi.Input[int] | None = None,
+        secure: pulumi.Input[bool] = True,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         props: dict[str, Any] = {
@@ -78,9 +92,12 @@ class Lattice(pulumi.CustomResource):
             "heartbeatSeconds": heartbeat_seconds,
             "redisPort": redis_port,
             "registryPort": registry_port,
+            "secure": secure,
             "natsUrl": None,
             "registryUrl": None,
             "running": None,
+            **dict.fromkeys(LATTICE_SECRETS),
+            "caCert": None,
         }
         if cluster is not None:
             for i, machine in enumerate(cluster):
@@ -90,6 +107,7 @@ class Lattice(pulumi.CustomResource):
                 if not isinstance(leaf, LeafNode):
                     raise TypeError(f"Lattice {resource_name}: leaf_nodes[{i}] must be a LeafNode")
             del props["natsPort"], props["stateDir"]  # machines have their own places
+            del props["secure"]
             props |= {
                 "cluster": [machine.to_input() for machine in cluster],
                 "leafNodes": [leaf.to_input() for leaf in leaf_nodes or []],
@@ -104,7 +122,33 @@ class Lattice(pulumi.CustomResource):
                 f"Lattice {resource_name}: leaf_nodes, jetstream_domain and max_file_store "
                 "are for a lattice on machines; give cluster too"
             )
-        super().__init__("wasmcloud:index:Lattice", resource_name, props, opts)
+        # The provider marks these secret itself; saying so here too keeps them secret in
+        # the program even if a provider version forgot one.
+        secret = pulumi.ResourceOptions(additional_secret_outputs=list(LATTICE_SECRETS))
+        super().__init__(
+            "wasmcloud:index:Lattice",
+            resource_name,
+            props,
+            pulumi.ResourceOptions.merge(opts, secret),
+        )
+
+    @property
+    def credentials(self) -> pulumi.Output[str]:
+        """The text of a .creds file of the lattice's tooling user (secret; ``None`` for a
+        plain lattice): give it to tools, or read ``nats.creds`` in ``state_dir``."""
+        return _output(self, "credentials")
+
+    @property
+    def user_issuer(self) -> pulumi.Output[dict[str, str]]:
+        """The lattice account's public key and a signing key's seed (secret): Hosts of
+        the lattice mint their own NATS users with it."""
+        return _output(self, "userIssuer")
+
+    @property
+    def ca_cert(self) -> pulumi.Output[str]:
+        """The PEM of the CA that signed the lattice's NATS server certificate, ``""``
+        without TLS (public)."""
+        return _output(self, "caCert")
 
     @property
     def nats_urls(self) -> pulumi.Output[dict[str, str]]:
@@ -172,8 +216,14 @@ class Host(pulumi.CustomResource):
             "registryUrl": lattice.registry_url,
             "labels": labels or {},
             "target": target,
+            # A secured lattice: the provider talks to it as its tooling user, and the
+            # host mints its own user (hostCredentials) with the lattice's issuer.
+            "credentials": lattice.credentials,
+            "userIssuer": lattice.user_issuer,
+            "caCert": lattice.ca_cert,
             "hostId": None,
             "seed": None,
+            "hostCredentials": None,
             "running": None,
         }
         if machine is not None:
@@ -189,7 +239,10 @@ class Host(pulumi.CustomResource):
         elif nats_url is not None:
             props["natsUrl"] = nats_url
 
-        super().__init__("wasmcloud:index:Host", resource_name, props, opts)
+        secret = pulumi.ResourceOptions(additional_secret_outputs=list(HOST_SECRETS))
+        super().__init__(
+            "wasmcloud:index:Host", resource_name, props, pulumi.ResourceOptions.merge(opts, secret)
+        )
 
     @property
     def host_keys(self) -> pulumi.Output[dict[str, str]]:
@@ -244,6 +297,9 @@ class Application(pulumi.CustomResource):
             "lattice": lattice.lattice_id if lattice else None,
             # Local component files are pushed to the lattice's registry, if it runs one.
             "registryUrl": lattice.registry_url if lattice else None,
+            # A secured lattice's tooling user (secret); else wasmcloud:credentials.
+            "credentials": lattice.credentials if lattice else None,
+            "caCert": lattice.ca_cert if lattice else None,
             "manifest": manifest,
             "manifestPath": manifest_path,
             "allowUnplaced": allow_unplaced,
@@ -255,7 +311,13 @@ class Application(pulumi.CustomResource):
             "version": None,
             "status": None,
         }
-        super().__init__("wasmcloud:index:Application", resource_name, props, opts)
+        secret = pulumi.ResourceOptions(additional_secret_outputs=["credentials"])
+        super().__init__(
+            "wasmcloud:index:Application",
+            resource_name,
+            props,
+            pulumi.ResourceOptions.merge(opts, secret),
+        )
 
     @property
     def placement(self) -> pulumi.Output[dict[str, dict[str, int]]]:

@@ -4,6 +4,7 @@ wasmcloud validate FILE                       check a manifest as wadm would
 wasmcloud plan FILE --hosts HOSTS.yaml        show where every instance would land
 wasmcloud up [--manifest FILE]                a local lattice with the app deployed
 wasmcloud down                                stop everything `up` started
+wasmcloud env [--state-dir DIR]               exports pointing wash at a local lattice's creds
 wasmcloud push FILE REF                       publish a component to an OCI registry
 wasmcloud pull REF [-o FILE]                  fetch a component from an OCI registry
 """
@@ -19,6 +20,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from host_agent.host.artifacts import ArtifactError, check_component
+from host_agent.local.credentials import STATE_DIR_VARIABLE, find_local_credentials, state_dir
 from host_agent.local.lattice import LocalLattice, http_addresses
 from host_agent.local.supervisor import StartError
 from host_agent.model import ManifestError, load_manifest
@@ -100,6 +102,21 @@ def build_parser() -> argparse.ArgumentParser:
         "started (found by their pidfiles in the state folder). Data stays on disk.",
     )
     _local_options(down)
+
+    env_command = commands.add_parser(
+        "env",
+        help="print shell exports that point wash and the nats CLI at a local lattice's creds",
+        description="A secured local lattice (`make up`, `wasmcloud up`) leaves its tooling "
+        "user's credentials as nats.creds in its state folder (0600). Print the variables "
+        "wash (WASH_CTL_CREDS), the nats CLI (NATS_CREDS) and this project's commands read, "
+        'so `eval "$(wasmcloud env)"` makes them connect as that user. The folder is '
+        f"--state-dir, else ${STATE_DIR_VARIABLE}, else .state/local. Prints paths, never "
+        "the credentials themselves.",
+    )
+    env_command.add_argument(
+        "--state-dir",
+        help=f"the lattice's state folder (default ${STATE_DIR_VARIABLE} or .state/local)",
+    )
 
     push = commands.add_parser(
         "push",
@@ -247,6 +264,20 @@ def cmd_up(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_env(args: argparse.Namespace, env: Mapping[str, str]) -> int:
+    folder = state_dir(args.state_dir, env)
+    found = find_local_credentials(folder)
+    if found is None:
+        return _fail(
+            [
+                f"no nats.creds in {folder}: the lattice there is not secured or not up; run "
+                "`make up` (or `wasmcloud up`), or give --state-dir of the lattice's state folder"
+            ]
+        )
+    print(found.shell_exports(), end="")
+    return EXIT_OK
+
+
 def cmd_down(args: argparse.Namespace) -> int:
     if not _local(args).down():
         print("nothing was running")
@@ -302,6 +333,8 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
         return cmd_push(args, env)
     if args.command == "pull":
         return cmd_pull(args, env)
+    if args.command == "env":
+        return cmd_env(args, env)
     handlers = {"validate": cmd_validate, "plan": cmd_plan, "up": cmd_up, "down": cmd_down}
     return handlers[args.command](args)
 

@@ -41,6 +41,7 @@ import nats.errors
 
 from host_agent.host.artifacts import ArtifactError, check_component
 from host_agent.lattice.client import CtlClient, CtlError
+from host_agent.lattice.connection import ClientTls, CredentialsError, NatsCredentials
 from host_agent.lattice.stored_manifest import StoredManifest
 from host_agent.lattice.wadm import WadmError
 from host_agent.lattice.wadm_types import StatusType
@@ -72,6 +73,8 @@ from pulumi_wasmcloud.provider.live import (
     Lattice,
     LatticeUnreachable,
     connect,
+    lattice_credentials,
+    lattice_tls,
     placement_by_name,
 )
 from pulumi_wasmcloud.provider.values import UNKNOWN, has_unknowns
@@ -265,6 +268,21 @@ def _wrongly_typed(inputs: dict[str, Any]) -> list[InputError]:
         value = inputs[field]
         if value not in (None, UNKNOWN) and not isinstance(value, str):
             failures.append(InputError(field, "must be a string"))
+    credentials = inputs["credentials"]
+    if credentials not in (None, "", UNKNOWN):
+        if not isinstance(credentials, str):
+            failures.append(InputError("credentials", "must be the text of a .creds file"))
+        else:
+            try:
+                NatsCredentials.from_creds(credentials, "credentials")
+            except CredentialsError as exc:
+                failures.append(InputError("credentials", str(exc)))
+    ca = inputs["caCert"]
+    if ca not in (None, "", UNKNOWN):
+        try:
+            ClientTls(ca)
+        except ValueError as exc:  # TlsConfigError too
+            failures.append(InputError("caCert", str(exc)))
     return failures
 
 
@@ -308,14 +326,21 @@ def _with_version(manifest: dict[str, Any], version: str) -> dict[str, Any]:
 
 
 class ApplicationResource:
-    secrets: frozenset[str] = frozenset()
+    secrets: frozenset[str] = frozenset({"credentials"})
 
     def __init__(self, log: EngineLog, settings: ProviderSettings) -> None:
         self.log = log
         self.settings = settings
 
-    def _connect(self, url: object, lattice: object) -> AbstractAsyncContextManager[Lattice]:
-        return connect(str(url), str(lattice), self.settings.credentials)
+    def _connect(self, state: dict[str, Any]) -> AbstractAsyncContextManager[Lattice]:
+        """The lattice ``state`` names, as the lattice's tooling user (``credentials``, a
+        secured local lattice's output) or else the provider's ``wasmcloud:credentials``."""
+        return connect(
+            str(state["natsUrl"]),
+            str(state["lattice"]),
+            lattice_credentials(state, self.settings),
+            lattice_tls(state),
+        )
 
     # check ---------------------------------------------------------------------------
     async def check(self, olds: dict[str, Any], news: dict[str, Any]) -> Checked:
@@ -345,6 +370,8 @@ class ApplicationResource:
         inputs: dict[str, Any] = {
             "natsUrl": news.get("natsUrl"),
             "lattice": news.get("lattice") or "default",
+            "credentials": news.get("credentials"),  # the lattice's tooling user, if secured
+            "caCert": news.get("caCert"),  # the CA of its NATS's certificate, with TLS
             "allowUnplaced": news.get("allowUnplaced", False),
             "manifest": manifest.to_data()
             if manifest
@@ -382,14 +409,14 @@ class ApplicationResource:
             failures.append(nats_url_required())
         # Plan only where the lattice is known: an address or a lattice name that is another
         # resource's output in preview would otherwise be planned as the literal "<unknown>".
-        where = [inputs["natsUrl"], inputs["lattice"]]
+        where = [inputs["natsUrl"], inputs["lattice"], inputs["credentials"], inputs["caCert"]]
         if manifest is not None and not failures and not has_unknowns(where):
             await self._plan_into(inputs, manifest)
         return Checked(inputs, failures)
 
     async def _plan_into(self, inputs: dict[str, Any], manifest: Manifest) -> None:
         try:
-            async with self._connect(inputs["natsUrl"], inputs["lattice"]) as lattice:
+            async with self._connect(inputs) as lattice:
                 await self._await_hosts(lattice)
                 plan, names = await lattice.plan(manifest)
         except CredentialsRefused as exc:
@@ -412,7 +439,9 @@ class ApplicationResource:
 
     # diff ----------------------------------------------------------------------------
     async def diff(self, id: str, olds: dict[str, Any], news: dict[str, Any]) -> Diff:
-        changed = changed_keys(olds, news, ("natsUrl", "lattice", "name", "allowUnplaced"))
+        changed = changed_keys(
+            olds, news, ("natsUrl", "lattice", "name", "allowUnplaced", "credentials", "caCert")
+        )
         if olds.get("manifest") != news.get("manifest"):
             changed["manifest"] = (olds.get("manifest"), news.get("manifest"))
         # Compare with the lattice as it runs now, not as the last update left it, so a
@@ -458,7 +487,7 @@ class ApplicationResource:
                 "set allowUnplaced: true. Nothing was deployed",
             )
         await push_local_components(dict(inputs.get("localComponents") or {}), self.log)
-        async with self._connect(inputs["natsUrl"], inputs["lattice"]) as lattice:
+        async with self._connect(inputs) as lattice:
             await self._await_hosts(lattice)
             try:
                 stored = await _stored(lattice, manifest.name)
@@ -726,7 +755,7 @@ class ApplicationResource:
             return await self._import(id, state)
         manifest = parse_manifest(state["manifest"]).manifest
         try:
-            async with self._connect(state["natsUrl"], state["lattice"]) as lattice:
+            async with self._connect(state) as lattice:
                 placement = await lattice.running(manifest)
                 try:
                     stored = await _stored(lattice, id)
@@ -759,7 +788,7 @@ class ApplicationResource:
         if not state.get("natsUrl"):
             raise InputError("natsUrl", "set wasmcloud:natsUrl to import an application")
         lattice_name = str(state.get("lattice") or "default")
-        async with self._connect(state["natsUrl"], lattice_name) as lattice:
+        async with self._connect({**state, "lattice": lattice_name}) as lattice:
             stored = await _stored(lattice, id)
             deployed = stored.deployed_manifest() if stored else None
         if deployed is None:
@@ -777,7 +806,7 @@ class ApplicationResource:
         of it; fail, naming what still runs where, if that takes over DELETE_TIMEOUT."""
         manifest = parse_manifest(state["manifest"]).manifest
         try:
-            async with self._connect(state["natsUrl"], state["lattice"]) as lattice:
+            async with self._connect(state) as lattice:
                 try:
                     await lattice.wadm.delete(id)
                 except (nats.errors.NoRespondersError, nats.errors.TimeoutError):

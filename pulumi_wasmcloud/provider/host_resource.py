@@ -2,8 +2,12 @@
 
 The host's identity (a server nkey seed, kept secret in state) is made once at create,
 so a host restarted by a later ``up`` keeps its id. The host connects to the whole
-``natsUrl`` (``nats://`` or ``tls://``, any address) as the NATS user of the provider's
-``wasmcloud:credentials``, and its providers connect as the same user. Secrets reach the
+``natsUrl`` (``nats://`` or ``tls://``, any address) as its own NATS user when the lattice
+is secured (``userIssuer``: minted once, kept as the secret ``hostCredentials``, minted
+again when the lattice's issuer changes), else as the user of the provider's
+``wasmcloud:credentials``; its providers connect as the same user. The provider itself
+talks to the lattice as ``credentials`` (the lattice's tooling user), else as
+``wasmcloud:credentials``. Secrets reach the
 host process in its environment (readable by its own user only), never on its command
 line (readable by every user through ``ps``), and credentials are never kept in state.
 
@@ -32,13 +36,18 @@ from host_agent.host.identity import HostIdentity
 from host_agent.lattice.client import CtlError
 from host_agent.lattice.connection import (
     AddressError,
+    ClientTls,
     CredentialsError,
     NatsAddress,
     NatsCredentials,
+    TlsConfigError,
 )
 from host_agent.local.lattice import tool
 from host_agent.local.supervisor import ManagedProcess
 from host_agent.model.naming import is_valid_label_key
+from host_agent.security.authority import UserIssuer
+from host_agent.security.jwt import JwtError
+from host_agent.security.permissions import Role
 from pulumi_wasmcloud.provider.engine_log import EngineLog
 from pulumi_wasmcloud.provider.handlers import (
     Checked,
@@ -50,12 +59,22 @@ from pulumi_wasmcloud.provider.handlers import (
     changed_keys,
     nats_url_required,
 )
-from pulumi_wasmcloud.provider.live import CredentialsRefused, Lattice, LatticeUnreachable, connect
-from pulumi_wasmcloud.provider.values import UNKNOWN
+from pulumi_wasmcloud.provider.live import (
+    CredentialsRefused,
+    Lattice,
+    LatticeUnreachable,
+    connect,
+    lattice_credentials,
+    lattice_tls,
+)
+from pulumi_wasmcloud.provider.local_security import issued_by, issuer_of, write_private
+from pulumi_wasmcloud.provider.values import UNKNOWN, has_unknowns
 
 REPLACE_ON = ("lattice", "name", "stateDir", "target")
 # Properties an update applies by restarting the host process with the same seed.
-RESTART_ON = ("natsUrl", "heartbeatSeconds", "registryUrl")
+RESTART_ON = ("natsUrl", "heartbeatSeconds", "registryUrl", "userIssuer", "caCert")
+# Properties an update only records (what the provider itself connects as).
+RECORDED = ("credentials",)
 READY_TIMEOUT = 60.0
 # The host's connection, identity and labels come from this resource only: variables
 # with these names in the provider's own environment must not reach the host.
@@ -68,11 +87,18 @@ HOST_SETTINGS = (
     "WASMCLOUD_LATTICE",
     "WASMCLOUD_HEARTBEAT_INTERVAL",
     "WASMCLOUD_JS_DOMAIN",
+    "WASMCLOUD_LINK_GRANTS",
+    "WASMCLOUD_TLS_CA_PATH",
 )
 
 
 def _process(state: dict[str, Any]) -> ManagedProcess:
     return ManagedProcess(f"host-{state['name']}", Path(str(state["stateDir"])).resolve())
+
+
+def _ca_file(state: Mapping[str, Any]) -> Path:
+    """The host's copy of its lattice's CA certificate (``caCert``), which it trusts."""
+    return Path(str(state["stateDir"])).resolve() / f"host-{state['name']}-ca.pem"
 
 
 def on_machine(state: Mapping[str, Any] | None) -> bool:
@@ -109,9 +135,11 @@ def host_environment(
     state: Mapping[str, Any],
     credentials: NatsCredentials | None,
     inherited: Mapping[str, str],
+    ca_file: Path | None = None,
 ) -> dict[str, str]:
-    """The environment the host starts with: where NATS is, who to connect as, its
-    identity, lattice and labels, in the host's ``WASMCLOUD_*`` variables."""
+    """The environment the host starts with: where NATS is, who to connect as (and the
+    CA its server's certificate must chain to), its identity, lattice and labels, in the
+    host's ``WASMCLOUD_*`` variables."""
     address = NatsAddress.parse(state["natsUrl"])
     env = {k: v for k, v in inherited.items() if not k.startswith(HOST_SETTINGS)}
     env |= {
@@ -126,6 +154,12 @@ def host_environment(
     if credentials is not None:
         env["WASMCLOUD_NATS_JWT"] = credentials.jwt
         env["WASMCLOUD_NATS_SEED"] = credentials.seed
+    if state.get("userIssuer"):
+        # A secured lattice: the host's own user invokes nothing; its components' and
+        # providers' calls go out as the link grants the lattice's controller signs.
+        env["WASMCLOUD_LINK_GRANTS"] = "true"
+    if ca_file is not None:
+        env["WASMCLOUD_TLS_CA_PATH"] = str(ca_file)  # TLS towards NATS, this CA trusted
     env |= {f"WASMCLOUD_LABEL_{k}": str(v) for k, v in sorted(state["labels"].items())}
     registry = state.get("registryUrl")
     if isinstance(registry, str) and registry.startswith("http://"):
@@ -136,6 +170,19 @@ def host_environment(
             [*allowed, registry.removeprefix("http://")]
         )
     return env
+
+
+def own_user(state: dict[str, Any], issuer: UserIssuer) -> NatsCredentials:
+    """The host's own NATS user: the one in state if ``issuer`` signed it, else a new one."""
+    kept = state.get("hostCredentials")
+    if isinstance(kept, str) and kept:
+        try:
+            user = NatsCredentials.from_creds(kept, "hostCredentials")
+            if issued_by(user, issuer):
+                return user
+        except (CredentialsError, JwtError):
+            pass  # unreadable: the host gets a new user, which the lattice accepts
+    return issuer.issue(Role.HOST, f"host-{state['name']}", str(state["lattice"]))
 
 
 def credentials_of(settings: ProviderSettings) -> NatsCredentials | None:
@@ -168,7 +215,7 @@ def _check_labels(labels: Any) -> list[InputError]:
 
 
 class HostResource:
-    secrets: frozenset[str] = frozenset({"seed"})
+    secrets: frozenset[str] = frozenset({"seed", "credentials", "userIssuer", "hostCredentials"})
 
     def __init__(
         self, settings: ProviderSettings | None = None, log: EngineLog | None = None
@@ -195,9 +242,28 @@ class HostResource:
             "target": given("target", "local"),
             "heartbeatSeconds": given("heartbeatSeconds", 30),
             "registryUrl": news.get("registryUrl"),  # the lattice's registry, if it runs one
+            # A secured lattice's tooling user and user issuer (secret outputs of it),
+            # and the CA its NATS server's certificate chains to.
+            "credentials": news.get("credentials"),
+            "userIssuer": news.get("userIssuer"),
+            "caCert": news.get("caCert"),
             "running": True,  # desired; read reports the truth, so a dead host is drift
         }
         failures = _check_labels(inputs["labels"])
+        credentials = inputs["credentials"]
+        if credentials not in (None, "", UNKNOWN):
+            if not isinstance(credentials, str):
+                failures.append(InputError("credentials", "must be the text of a .creds file"))
+            else:
+                try:
+                    NatsCredentials.from_creds(credentials, "credentials")
+                except CredentialsError as exc:
+                    failures.append(InputError("credentials", str(exc)))
+        if not has_unknowns(inputs["userIssuer"]):
+            try:
+                issuer_of(inputs)
+            except JwtError as exc:
+                failures.append(InputError("userIssuer", f"{exc}; pass lattice.user_issuer"))
         if inputs["target"] != "local":
             failures.append(
                 InputError(
@@ -215,6 +281,12 @@ class HostResource:
         for field in ("name", "lattice", "stateDir"):
             if not _is_known_string(inputs[field]):
                 failures.append(InputError(field, "must be a non-empty string"))
+        ca = inputs["caCert"]
+        if ca not in (None, "", UNKNOWN):
+            try:
+                ClientTls(ca)
+            except (TlsConfigError, ValueError) as exc:
+                failures.append(InputError("caCert", str(exc)))
         heartbeat = inputs["heartbeatSeconds"]
         if heartbeat is not UNKNOWN and (
             not isinstance(heartbeat, int) or isinstance(heartbeat, bool) or heartbeat < 1
@@ -227,18 +299,18 @@ class HostResource:
     async def diff(self, id: str, olds: dict[str, Any], news: dict[str, Any]) -> Diff:
         if on_machine(olds) or on_machine(news):
             return await self.machines.diff(id, olds, news)
-        changed = changed_keys(olds, news, (*REPLACE_ON, *RESTART_ON, "labels"))
+        changed = changed_keys(olds, news, (*REPLACE_ON, *RESTART_ON, *RECORDED, "labels"))
         if not olds.get("running", True) or not _process(olds).running():
             changed["running"] = (False, True)
         return Diff(changed, [k for k in REPLACE_ON if k in changed])
 
-    def _credentials(self) -> NatsCredentials | None:
-        return credentials_of(self.settings)
-
     @contextlib.asynccontextmanager
     async def _lattice(self, state: dict[str, Any]) -> AsyncIterator[Lattice]:
         async with connect(
-            str(state["natsUrl"]), str(state["lattice"]), self.settings.credentials
+            str(state["natsUrl"]),
+            str(state["lattice"]),
+            lattice_credentials(state, self.settings),
+            lattice_tls(state),
         ) as lattice:
             yield lattice
 
@@ -246,7 +318,9 @@ class HostResource:
         if on_machine(inputs):
             return await self.machines.create(inputs, preview)
         if preview:
-            return Created("", {**inputs, "hostId": UNKNOWN, "seed": UNKNOWN})
+            return Created(
+                "", {**inputs, "hostId": UNKNOWN, "seed": UNKNOWN, "hostCredentials": UNKNOWN}
+            )
         identity = HostIdentity.generate(inputs["name"])
         outputs = await self._start(
             {**inputs, "hostId": identity.public_key, "seed": identity.seed}
@@ -254,14 +328,25 @@ class HostResource:
         return Created(identity.public_key, outputs)
 
     async def _start(self, state: dict[str, Any]) -> dict[str, Any]:
-        credentials = self._credentials()
+        issuer = issuer_of(state)
+        credentials: NatsCredentials | None
+        if issuer is not None:
+            credentials = own_user(state, issuer)
+            state = {**state, "hostCredentials": credentials.creds()}
+        else:
+            credentials = credentials_of(self.settings)
+            state = {k: v for k, v in state.items() if k != "hostCredentials"}
         # Connect first: an unreachable NATS or refused credentials fail here, naming
         # the fix, before any process starts.
         async with self._lattice(state) as lattice:
             process = _process(state)
+            ca_file = None
+            if state.get("caCert"):
+                ca_file = _ca_file(state)
+                write_private(ca_file, str(state["caCert"]))
             pid, started = process.start(
                 host_command(state),
-                env=host_environment(state, credentials, os.environ),
+                env=host_environment(state, credentials, os.environ, ca_file),
                 cwd=Path.cwd(),  # file:// images in manifests are relative to the project
             )
             if not started:
@@ -329,6 +414,8 @@ class HostResource:
         if on_machine(news):
             return await self.machines.update(id, olds, news, preview)
         state = {**news, "hostId": id, "seed": olds["seed"]}
+        if olds.get("hostCredentials"):
+            state["hostCredentials"] = olds["hostCredentials"]
         if preview:
             return {**state, "running": True}
         process = _process(olds)
@@ -355,6 +442,7 @@ class HostResource:
         if process.running():
             await refuse_stranding(self.settings, id, state)
         await process.stop_async()
+        _ca_file(state).unlink(missing_ok=True)
 
 
 async def await_join(
@@ -385,7 +473,10 @@ async def refuse_stranding(settings: ProviderSettings, id: str, state: dict[str,
     stranded: list[str] = []
     try:
         async with connect(
-            str(state["natsUrl"]), str(state["lattice"]), settings.credentials
+            str(state["natsUrl"]),
+            str(state["lattice"]),
+            lattice_credentials(state, settings),
+            lattice_tls(state),
         ) as lattice:
             stranded = await lattice.stranded_by(id)
     except CredentialsRefused:

@@ -11,13 +11,24 @@ moves (or starts, or stops) redis-server; ``registryPort`` moves (or starts, or 
 OCI registry beside the lattice: Debian's ``docker-registry`` (the distribution registry)
 on loopback, storing blobs under ``stateDir/registry``, output as ``registryUrl``. Hosts of
 the lattice are given its address as allowed-insecure (plain HTTP on loopback).
+
+Secured by default (``secure``, see local_security.py): nats-server runs in operator mode
+with the lattice's own authority, made at create and kept as secret outputs with the
+users it issued (``credentials`` for tooling, the controller's own); Hosts mint their users
+from ``userIssuer``. A lattice from before (plain) is switched on its next ``up``: NATS
+and the controller restart secured (JetStream then starts empty in the lattice's account;
+Applications are put and deployed again by the same ``up``), and every Host restarts
+with its own user.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
+import signal
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -25,22 +36,41 @@ import nats.errors
 import yaml
 
 from host_agent.lattice.wadm import WadmClient
+from host_agent.local.credentials import CA_FILE
 from host_agent.local.lattice import tool
 from host_agent.local.supervisor import ManagedProcess, PortTaken, start_server
 from pulumi_wasmcloud.provider.engine_log import EngineLog
 from pulumi_wasmcloud.provider.handlers import Checked, Created, Diff, InputError, changed_keys
 from pulumi_wasmcloud.provider.live import LatticeUnreachable, connect
+from pulumi_wasmcloud.provider.local_security import (
+    CONFIG_FILE,
+    CONTROLLER_CREDS_FILE,
+    GRANT_ISSUER_FILE,
+    SECRET_OUTPUTS,
+    LocalSecurity,
+    remove_files,
+    write_files,
+)
 from pulumi_wasmcloud.provider.machine_lattice import MachineLattice
 from pulumi_wasmcloud.provider.values import UNKNOWN
 
 REPLACE_ON = ("lattice", "natsPort", "stateDir")
-# Properties an update applies by restarting the process that reads them.
+# Properties an update applies by restarting the processes that read them.
 RESTARTS = {
-    "heartbeatSeconds": "controller",
-    "redisPort": "redis-server",
-    "registryPort": "registry",
+    "heartbeatSeconds": ("controller",),
+    "redisPort": ("redis-server",),
+    "registryPort": ("registry",),
+    "secure": ("controller", "nats-server"),
 }
 CONTROLLER_TIMEOUT = 30.0
+# What the controller of a secured lattice is given; never from the provider's environment.
+CONTROLLER_FILES = (
+    "WADM_NATS_CREDS_FILE",
+    "WASMCLOUD_GRANT_ISSUER_FILE",
+    "WADM_NATS_TLS_CA_FILE",
+    "WASMCLOUD_NATS_TLS_CERT",
+    "WASMCLOUD_NATS_TLS_KEY",
+)
 
 
 def _processes(state: dict[str, Any]) -> dict[str, ManagedProcess]:
@@ -83,8 +113,22 @@ def _is_port(value: Any) -> bool:
     return value is None or value is UNKNOWN or (_positive_int(value) and value < 65536)
 
 
+def _setting(state: dict[str, Any], field: str) -> Any:
+    """A restarting property's value; a lattice from before ``secure`` was plain."""
+    return bool(state.get(field)) if field == "secure" else state.get(field)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _security(state: dict[str, Any]) -> LocalSecurity | None:
+    """The security an earlier ``up`` made for this lattice, if it is secured and has it."""
+    return LocalSecurity.from_state(state, _now()) if state.get("authority") else None
+
+
 class LatticeResource:
-    secrets: frozenset[str] = frozenset()
+    secrets: frozenset[str] = SECRET_OUTPUTS
 
     def __init__(self, log: EngineLog | None = None) -> None:
         self.log = log or EngineLog(None)
@@ -104,6 +148,7 @@ class LatticeResource:
             "heartbeatSeconds": given("heartbeatSeconds", 30),
             "redisPort": news.get("redisPort"),
             "registryPort": news.get("registryPort"),
+            "secure": given("secure", True),
             "running": True,  # desired; read reports the truth, so a dead process is drift
         }
         failures = []
@@ -121,14 +166,25 @@ class LatticeResource:
             value = inputs[field]
             if value is not UNKNOWN and (not isinstance(value, str) or not value):
                 failures.append(InputError(field, "must be a non-empty string"))
+        if inputs["secure"] is not UNKNOWN and not isinstance(inputs["secure"], bool):
+            failures.append(InputError("secure", "must be true or false"))
         return Checked(inputs, failures)
 
     async def diff(self, id: str, olds: dict[str, Any], news: dict[str, Any]) -> Diff:
         if olds.get("cluster") is not None or news.get("cluster") is not None:
             return await self.machines.diff(id, olds, news)
-        changed = changed_keys(olds, news, (*REPLACE_ON, *RESTARTS))
+        changed = changed_keys(olds, news, REPLACE_ON)
+        changed |= {
+            field: (olds.get(field), news.get(field))
+            for field in RESTARTS
+            if _setting(olds, field) != _setting(news, field)
+        }
         if not self._alive(olds):
             changed["running"] = (olds.get("running", False), True)
+        security = _security(olds) if news.get("secure") else None
+        if security is not None and (not olds.get("tls") or security.tls.due(_now())):
+            # A certificate expires within 30 days (or there is no TLS yet): up renews it.
+            changed["tls"] = ("renew", "renewed")
         return Diff(changed, [k for k in REPLACE_ON if k in changed])
 
     def _alive(self, state: dict[str, Any]) -> bool:
@@ -136,39 +192,62 @@ class LatticeResource:
             return False
         return all(p.running() for p in _processes(state).values())
 
-    def _outputs(self, inputs: dict[str, Any], preview: bool = False) -> dict[str, Any]:
+    def _outputs(
+        self,
+        inputs: dict[str, Any],
+        security: LocalSecurity | None,
+        preview: bool = False,
+    ) -> dict[str, Any]:
         port = inputs["natsPort"]
-        return {
+        outputs = {
             **inputs,
             "natsUrl": UNKNOWN if port is UNKNOWN else f"nats://127.0.0.1:{port}",
             "registryUrl": registry_url(inputs.get("registryPort")),
             "running": True if preview else self._alive(inputs),
         }
+        if security is not None:
+            outputs |= security.outputs()
+        elif inputs.get("secure") is not False:
+            # Made by the real `up` (never in a preview): unknown until then.
+            outputs |= dict.fromkeys((*SECRET_OUTPUTS, "caCert"), UNKNOWN)
+        return outputs
 
     async def create(self, inputs: dict[str, Any], preview: bool) -> Created:
         if inputs.get("cluster") is not None:
             return await self.machines.create(inputs, preview)
+        security = None
+        if not preview and inputs["secure"]:
+            security = LocalSecurity.create(str(inputs["lattice"]), _now())
         if not preview:
-            await self._start(inputs)
-        outputs = self._outputs(inputs, preview)
+            await self._start(inputs, security)
+        outputs = self._outputs(inputs, security, preview)
         return Created(f"{inputs['lattice']}@{outputs['natsUrl']}", outputs)
 
-    async def _start(self, inputs: dict[str, Any]) -> None:
+    async def _start(self, inputs: dict[str, Any], security: LocalSecurity | None) -> None:
         """Start whatever of this lattice does not run (what runs is kept), then wait
-        until the controller answers."""
+        until the controller answers. A secured lattice's files are written first."""
         procs = _processes(inputs)
         state_dir = Path(str(inputs["stateDir"])).resolve()
         port = int(inputs["natsPort"])
+        server_changed = False
+        if security is not None:
+            server_changed = write_files(security, state_dir, port, str(inputs["lattice"]))
+            nats_argv = [tool("nats-server"), "-c", str(state_dir / CONFIG_FILE)]
+        else:
+            remove_files(state_dir)
+            nats_argv = [tool("nats-server"), "-a", "127.0.0.1", "-p", str(port), "-js",
+                         "-sd", str(state_dir / "jetstream")]  # fmt: skip
         try:
             _, nats_started = await start_server(
-                procs["nats-server"],
-                [tool("nats-server"), "-a", "127.0.0.1", "-p", str(port), "-js",
-                 "-sd", str(state_dir / "jetstream")],
-                port,
-                "choose another natsPort",
-            )  # fmt: skip
+                procs["nats-server"], nats_argv, port, "choose another natsPort"
+            )
         except PortTaken as exc:  # the user's choice of port; anything else says itself
             raise InputError("natsPort", str(exc)) from None
+        running = procs["nats-server"].pid()
+        if server_changed and not nats_started and running is not None:
+            # A renewed certificate (or account JWT): nats-server reloads its config on
+            # SIGHUP and keeps every connection that is still allowed.
+            os.kill(running, signal.SIGHUP)
         restarted = nats_started
         if "redis-server" in procs:
             restarted = (
@@ -176,13 +255,21 @@ class LatticeResource:
             )
         if "registry" in procs:
             await self._start_registry(procs["registry"], state_dir, int(inputs["registryPort"]))
+        # The controller connects as its own user, named by a 0600 file (never argv); a
+        # variable of that name in the provider's own environment must not reach it.
+        controller_env = {k: v for k, v in os.environ.items() if k not in CONTROLLER_FILES}
+        if security is not None:
+            controller_env["WADM_NATS_CREDS_FILE"] = str(state_dir / CONTROLLER_CREDS_FILE)
+            controller_env["WASMCLOUD_GRANT_ISSUER_FILE"] = str(state_dir / GRANT_ISSUER_FILE)
+            controller_env["WADM_NATS_TLS_CA_FILE"] = str(state_dir / CA_FILE)
         _, started = procs["controller"].start(
             [tool("wasmcloud-controller"), "--nats-server", f"127.0.0.1:{port}",
              "--lattice", str(inputs["lattice"]),
-             "--heartbeat-interval", str(inputs["heartbeatSeconds"])]
+             "--heartbeat-interval", str(inputs["heartbeatSeconds"])],
+            env=controller_env,
         )  # fmt: skip
         if started or restarted:
-            await self._await_controller(inputs, procs["controller"])
+            await self._await_controller(inputs, procs["controller"], security)
 
     async def _start_redis(
         self, process: ManagedProcess, state_dir: Path, inputs: dict[str, Any]
@@ -234,16 +321,23 @@ class LatticeResource:
         except PortTaken as exc:  # the user's choice of port; anything else says itself
             raise InputError("registryPort", str(exc)) from None
 
-    async def _await_controller(self, inputs: dict[str, Any], controller: ManagedProcess) -> None:
+    async def _await_controller(
+        self,
+        inputs: dict[str, Any],
+        controller: ManagedProcess,
+        security: LocalSecurity | None,
+    ) -> None:
         """Wait until a controller answers the wadm API: applications deployed next in
         the same ``up`` need it."""
         url, lattice = f"nats://127.0.0.1:{inputs['natsPort']}", str(inputs["lattice"])
+        credentials = security.tooling.creds() if security is not None else None
+        tls = security.tls.client() if security is not None else None
         started = time.monotonic()
         shown = -1
         while True:
             waited = time.monotonic() - started
             try:
-                async with connect(url, lattice) as live:
+                async with connect(url, lattice, credentials, tls) as live:
                     await WadmClient(live.nc, lattice, timeout=1.0).list()
                 return
             except (LatticeUnreachable, nats.errors.NoRespondersError, nats.errors.TimeoutError):
@@ -269,13 +363,20 @@ class LatticeResource:
     ) -> dict[str, Any]:
         if news.get("cluster") is not None:
             return await self.machines.update(id, olds, news, preview)
+        security = _security(olds) if news["secure"] else None
         if not preview:
+            if security is not None:
+                security = security.rotated(_now())
+            elif news["secure"]:
+                security = LocalSecurity.create(str(news["lattice"]), _now())  # plain until now
             running = _processes(olds)
-            for field, name in RESTARTS.items():
-                if olds.get(field) != news.get(field) and name in running:
-                    await running[name].stop_async()  # _start runs it with the new value
-            await self._start(news)
-        return self._outputs(news, preview)
+            for field, names in RESTARTS.items():
+                if _setting(olds, field) != _setting(news, field):
+                    for name in names:
+                        if name in running:  # _start runs it with the new value
+                            await running[name].stop_async()
+            await self._start(news, security)
+        return self._outputs(news, security, preview)
 
     async def delete(self, id: str, state: dict[str, Any]) -> None:
         """Stop every process, then delete the lattice's data (JetStream store, Redis
@@ -291,3 +392,4 @@ class LatticeResource:
         shutil.rmtree(state_dir / "appendonlydir", ignore_errors=True)
         shutil.rmtree(state_dir / "registry", ignore_errors=True)
         (state_dir / "registry.yml").unlink(missing_ok=True)
+        remove_files(state_dir)

@@ -13,9 +13,10 @@ import asyncio
 import hashlib
 import logging
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import nats
 import nats.errors
@@ -24,12 +25,14 @@ from nats.aio.client import RawCredentials
 from nats.protocol.parser import AUTHORIZATION_VIOLATION
 
 from host_agent.lattice.client import CtlClient
+from host_agent.lattice.connection import ClientTls, TlsConfigError
 from host_agent.lattice.strict import BadRequest
 from host_agent.lattice.wadm import WadmClient
 from host_agent.model.loader import parse_manifest
 from host_agent.model.manifest import Manifest
 from host_agent.placement import HostInventory, PlacementPlan, plan_placement
 from host_agent.placement.lattice_view import HostSnapshot, LatticeSnapshot
+from pulumi_wasmcloud.provider.handlers import ProviderSettings
 
 
 class LatticeUnreachable(RuntimeError):
@@ -176,28 +179,56 @@ def placement_by_name(plan: PlacementPlan, names: dict[str, str]) -> dict[str, d
     }
 
 
+def lattice_tls(state: Mapping[str, Any]) -> ClientTls | None:
+    """TLS towards a resource's lattice: the CA of a secured local Lattice (``caCert``)."""
+    ca = state.get("caCert")
+    return ClientTls(ca) if isinstance(ca, str) and ca else None
+
+
+def lattice_credentials(state: Mapping[str, Any], settings: ProviderSettings) -> str | None:
+    """The .creds text the provider talks to a resource's lattice as: the lattice's tooling
+    user (``credentials``, an output of a secured local Lattice the resource was given),
+    else the provider's ``wasmcloud:credentials``."""
+    given = state.get("credentials")
+    return given if isinstance(given, str) and given else settings.credentials
+
+
 _clients: dict[tuple[str, str], tuple[asyncio.AbstractEventLoop, NatsClient]] = {}
 
 
 @asynccontextmanager
 async def connect(
-    url: str, lattice: str, credentials: str | None = None, timeout: float = 3.0
+    url: str,
+    lattice: str,
+    credentials: str | None = None,
+    tls: ClientTls | None = None,
+    timeout: float = 3.0,
 ) -> AsyncIterator[Lattice]:
-    """The lattice at ``url``, over one NATS connection per URL (and credentials) for the
-    provider's life: a stack of N resources would otherwise connect N times.
-    ``credentials`` is the text of a NATS ``.creds`` file (user JWT + seed)."""
+    """The lattice at ``url``, over one NATS connection per URL (and credentials and CA)
+    for the provider's life: a stack of N resources would otherwise connect N times.
+    ``credentials`` is the text of a NATS ``.creds`` file (user JWT + seed); ``tls`` the
+    CA (and client pair) of a NATS that speaks TLS."""
     loop = asyncio.get_running_loop()
-    key = (url, hashlib.sha256((credentials or "").encode()).hexdigest())
+    parts = [credentials or ""]
+    if tls is not None:
+        parts += [tls.ca_pem, tls.cert_pem or ""]
+    key = (url, hashlib.sha256("\n".join(parts).encode()).hexdigest())
     pooled = _clients.get(key)
     if pooled is None or pooled[0] is not loop or not pooled[1].is_connected:
-        pooled = _clients[key] = (loop, await _open(url, timeout, credentials))
+        pooled = _clients[key] = (loop, await _open(url, timeout, credentials, tls))
     yield Lattice(pooled[1], lattice, url)
 
 
-async def _open(url: str, timeout: float, credentials: str | None) -> NatsClient:
+async def _open(
+    url: str, timeout: float, credentials: str | None, tls: ClientTls | None
+) -> NatsClient:
     async def quiet(_: Exception) -> None:
         pass  # the failure is raised below, naming the URL; nats-py would log a traceback
 
+    try:
+        context = tls.context() if tls is not None else None
+    except TlsConfigError as exc:
+        raise LatticeUnreachable(url, exc) from None
     try:
         # In nats-py's server loop max_reconnect_attempts=0 means "retry forever", so one
         # retry is the smallest bound; wait_for caps the whole attempt.
@@ -210,6 +241,7 @@ async def _open(url: str, timeout: float, credentials: str | None) -> NatsClient
                 allow_reconnect=False,
                 error_cb=quiet,
                 user_credentials=RawCredentials(credentials) if credentials else None,
+                tls=context,
             ),
             timeout * 2,
         )

@@ -23,6 +23,7 @@ lattice = wasmcloud.Lattice(
     redis_port=redis_port,
     state_dir=config.require("stateDir"),
     heartbeat_seconds=2,
+    secure=False,  # the tests talk to NATS as anyone; test_local_security.py covers secured
 )
 core = wasmcloud.Host("e2e-core", lattice=lattice, labels={"tier": "core"})
 edge_labels = {"tier": "edge"}

@@ -46,6 +46,7 @@ PROGRAM = textwrap.dedent(
         registry_port=config.require_int("registryPort"),
         state_dir=config.require("stateDir"),
         heartbeat_seconds=2,
+        secure=False,  # the test reads NATS as anyone; test_local_security.py covers secured
     )
     core = wasmcloud.Host("oci-core", lattice=lattice, labels={"tier": "core"})
     edge = wasmcloud.Host("oci-edge", lattice=lattice, labels={"tier": "edge"})

@@ -51,6 +51,7 @@ lattice = wasmcloud.Lattice(
     nats_port=config.require_int("natsPort"),
     state_dir=config.require("stateDir"),
     heartbeat_seconds=2,
+    secure=False,  # the test reads NATS as anyone; test_local_security.py covers secured
 )
 hosts = {
     region: wasmcloud.Host(f"host-{region}", lattice=lattice, labels={"region": region})
