@@ -17,6 +17,7 @@ import signal
 import sys
 from collections.abc import Mapping, Sequence
 
+from host_agent.cli.env import add_tls_options, client_tls
 from host_agent.cli.logs import configure_logging
 from host_agent.lattice.connection import (
     ConnectionRefused,
@@ -50,6 +51,7 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
         default=env.get("NATS_CREDSFILE"),
         help="NATS credentials file (env NATS_CREDSFILE, as upstream's backend)",
     )
+    add_tls_options(p, env)
     p.add_argument("--name", default=DEFAULT_BACKEND, help="backend name (default nats-kv)")
     p.add_argument("--subject-prefix", default=SECRETS_SUBJECT_PREFIX)
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
@@ -91,6 +93,7 @@ async def _run(args: argparse.Namespace, env: Mapping[str, str]) -> int:
         credentials,
         who="secrets backend",
         fix="check --nats-creds / NATS_CREDSFILE",
+        tls=client_tls(args, env),
         max_reconnect_attempts=-1,
     )
     try:
