@@ -247,7 +247,12 @@ async def round_trip(nc: NatsClient, subject: str) -> None:
 
 async def refusal(node: Node, tls: ClientTls | None, host: str = "127.0.0.1") -> str:
     """What connect_nats raises for ``tls``, with nats-py told to retry forever: a TLS
-    refusal must end the connect at once, not become an endless retry."""
+    refusal must end the connect at its first attempt, not become an endless retry."""
+    retried: list[Exception] = []
+
+    async def on_error(error: Exception) -> None:  # what connect_nats did not judge fatal
+        retried.append(error)
+
     with pytest.raises(TlsRefused) as refused:
         await asyncio.wait_for(
             connect_nats(
@@ -258,9 +263,11 @@ async def refusal(node: Node, tls: ClientTls | None, host: str = "127.0.0.1") ->
                 tls=tls,
                 max_reconnect_attempts=-1,
                 reconnect_time_wait=0.2,
+                error_cb=on_error,
             ),
             15,
         )
+    assert retried == [], f"{refused.value} came only after retrying: {retried}"
     return str(refused.value)
 
 
