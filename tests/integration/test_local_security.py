@@ -27,6 +27,7 @@ from nats.aio.client import RawCredentials
 
 from host_agent.cli.wasmcloud import main as wasmcloud_main
 from host_agent.lattice.client import CtlClient
+from host_agent.local.credentials import local_nats_options
 from host_agent.local.supervisor import ManagedProcess
 from host_agent.security.authority import LatticeAuthority
 from host_agent.security.permissions import Role
@@ -171,6 +172,17 @@ def test_tools_find_the_local_credentials_by_themselves(
     exports = capsys.readouterr().out
     assert f"export WASH_CTL_CREDS={secured.creds_file.resolve()}" in exports, exports
     assert not SEED.search(exports)
+    # The README's Python: nats.connect(url, **local_nats_options()).
+    readme = local_nats_options(env={"WASMCLOUD_STATE_DIR": str(secured.state)})
+
+    async def ping() -> int:
+        nc = await nats.connect(secured.nats_url, **readme)
+        try:
+            return len(await CtlClient(nc, "default").ping_hosts(wait=1.0))
+        finally:
+            await nc.close()
+
+    assert asyncio.run(ping()) == 2
     if not WASH.exists():
         pytest.skip("real wash is not built (make test-tools)")
     env = {
