@@ -31,8 +31,10 @@ from host_agent.lattice.connection import (
     NatsCredentials,
     connect_nats,
 )
+from host_agent.lattice.jetstream import ensure_kv, follow, open_kv
 from host_agent.lattice.subjects import (
     CtlSubjects,
+    config_bucket,
     event_subject,
     links_bucket,
     provider_rpc_subject,
@@ -419,6 +421,81 @@ async def test_a_running_host_whose_user_is_revoked_stops_and_says_why(
         "(nats: user authentication revoked): the server does not accept this host's NATS user"
     ) in said
     assert host_creds.seed not in said
+
+
+@run_async
+async def test_roles_keep_their_buckets_through_a_jetstream_domain_from_a_leaf_node(
+    tmp_path: Path, nodes: list[Node]
+) -> None:
+    """The edge-core shape: JetStream only on the hub (domain `core`); a host, the
+    controller and tooling on the leaf reach it as `$JS.core.API`, each as its role."""
+    authority = LatticeAuthority.create(LATTICE)
+    issuer = authority.user_issuer()
+    leaf_creds = secret_file(tmp_path / "leaf.creds", issuer.issue_with(EVERYTHING, "leaf").creds())
+    hub, edge, leaf_port = Node("core-1", tmp_path), Node("edge-1", tmp_path), free_port()
+    hub.write(
+        authority,
+        jetstream=JetStreamSettings(store_dir=str(tmp_path / "js"), domain="core"),
+        leafnodes=LeafNodeSettings(listen_port=leaf_port),
+    )
+    edge.write(
+        authority,
+        leafnodes=LeafNodeSettings(
+            remotes=[
+                LeafRemote(
+                    urls=[f"127.0.0.1:{leaf_port}"],
+                    account=authority.account_public_key,
+                    credentials=str(leaf_creds),
+                )
+            ]
+        ),
+    )
+    nodes += [hub.start(), edge.start()]
+    wait_for_line(hub.log, "Leafnode connection created")
+
+    def user(role: Role) -> NatsCredentials:
+        return issuer.issue(role, str(role), LATTICE, js_domain="core")
+
+    async with (
+        watched(edge, user(Role.TOOLING)) as tooling,
+        watched(edge, user(Role.HOST)) as host,
+        watched(edge, user(Role.CONTROLLER)) as controller,
+    ):
+        # Tooling makes the lattice's buckets, as `up` does on a cluster.
+        tooling_js = tooling.nc.jetstream(domain="core", timeout=5)
+        for _ in range(100):  # the leaf's interest in the hub's API crosses asynchronously
+            with suppress(nats.errors.NoRespondersError, nats.errors.TimeoutError):
+                await tooling_js.account_info()
+                break
+        else:
+            raise AssertionError("$JS.core.API never answered through the leaf node")
+        for bucket in (links_bucket(LATTICE), config_bucket(LATTICE)):
+            await ensure_kv(tooling_js, bucket, 1)
+        # The host writes and follows its links bucket.
+        links = await open_kv(host.nc.jetstream(domain="core", timeout=5), links_bucket(LATTICE))
+        changes = follow(links)
+        first = asyncio.ensure_future(anext(changes))
+        await links.put("link", b"v1")
+        assert (await asyncio.wait_for(first, 10)).value == b"v1"
+        assert (await links.get("link")).value == b"v1"
+        await changes.aclose()  # type: ignore[attr-defined]  # an async generator
+        # The controller keeps its manifests.
+        manifests = await ensure_kv(
+            controller.nc.jetstream(domain="core", timeout=5), "wadm_manifests", 1
+        )
+        await manifests.put("blue-app", b"{}")
+        assert (await manifests.get("blue-app")).value == b"{}"
+        # Tooling reads the host's bucket but may not write it.
+        readonly = await open_kv(
+            tooling.nc.jetstream(domain="core", timeout=1), links_bucket(LATTICE)
+        )
+        assert (await readonly.get("link")).value == b"v1"
+        with pytest.raises(nats.errors.TimeoutError):  # the server drops it: no ack
+            await readonly.put("link", b"forged")
+        await tooling.wait_for("permissions violation for publish")
+        assert (await links.get("link")).value == b"v1"
+        for client in (host, controller):
+            assert not any("violation" in event for event in client.events), client.events
 
 
 class Observer:
