@@ -45,7 +45,12 @@ from host_agent.controller.storage import ManifestStore, StatusStore
 from host_agent.controller.view import LatticeView, ProviderSeen
 from host_agent.host.store import LatticeStore
 from host_agent.lattice.client import CtlClient, CtlError
-from host_agent.lattice.connection import ClientTls, NatsAddress, connect_nats
+from host_agent.lattice.connection import (
+    ClientTls,
+    ConnectionRefused,
+    NatsAddress,
+    connect_nats,
+)
 from host_agent.lattice.events import EVENT_TYPE_PREFIX
 from host_agent.lattice.jetstream import follow
 from host_agent.lattice.strict import BadRequest
@@ -119,6 +124,7 @@ class Controller:
         self._everything = True
         self._published: dict[str, Status] = {}
         self._nc: NatsClient | None = None
+        self._closed_by_server: Exception | None = None
         self.ready = asyncio.Event()
 
     def request_stop(self) -> None:
@@ -126,18 +132,22 @@ class Controller:
         self._wake.set()
 
     async def run(self) -> None:
+        fix = (
+            "the server does not accept the controller's NATS user; give it the .creds "
+            "of a user of the lattice's account (--nats-creds / WADM_NATS_CREDS_FILE)"
+        )
         nc = self._nc = await connect_nats(
             NatsAddress.parse(self.config.nats_url),
             None,
             who="controller",
-            fix="the server does not accept the controller's NATS user; give it the .creds "
-            "of a user of the lattice's account (--nats-creds / WADM_NATS_CREDS_FILE)",
+            fix=fix,
             tls=self.config.tls,
             user_credentials=self.config.credentials,
             name=f"wasmcloud-controller {self.id}",
             max_reconnect_attempts=-1,
             reconnect_time_wait=0.5,
             reconnected_cb=self._on_reconnect,
+            closed_cb=self._on_closed,
         )
         js = nc.jetstream(domain=self.config.js_domain)
         lattice = self.config.lattice
@@ -164,9 +174,19 @@ class Controller:
         finally:
             for task in tasks:
                 task.cancel()
-            await self.lease.release()
-            await nc.drain()
+            if self._closed_by_server is None:
+                await self.lease.release()
+                await nc.drain()
             log.info("controller stopped", extra={"controller": self.id})
+        if self._closed_by_server is not None:
+            raise ConnectionRefused("controller", self.config.nats_url, self._closed_by_server, fix)
+
+    async def _on_closed(self) -> None:
+        # nats-py closes for good, without reconnecting, when the server revokes the user
+        # or its JWT expires: stop (saying why) rather than run on without NATS.
+        if not self._stop.is_set() and self._nc is not None:
+            self._closed_by_server = self._nc.last_error or RuntimeError("connection closed")
+            self.request_stop()
 
     async def _serve_link_grants(
         self, nc: NatsClient, js: JetStreamContext, issuer: GrantIssuer
@@ -381,8 +401,9 @@ class Controller:
                 case PutLink(link):
                     try:
                         await self.ctl.put_link(link)
-                    except CtlError as refused:
-                        self.view.link_failures[link_key(link)] = str(refused)
+                    except (CtlError, TimeoutError) as refused:
+                        reason = str(refused) or "the host did not answer link.put in time"
+                        self.view.link_failures[link_key(link)] = reason
                         raise
                     self.view.link_failures.pop(link_key(link), None)
                 case DeleteLink(source_id, namespace, package, name):
