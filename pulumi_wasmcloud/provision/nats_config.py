@@ -16,7 +16,9 @@ Rewriting each node's config is what ``up`` already does on every node, so revoc
 no system-account connection between the nodes (a leaf node's ``$SYS`` would otherwise have
 to reach the hub's through a second leaf remote), no JWT directory to keep in sync, and a
 node that was down simply starts with the current accounts. The price: an account change
-is a config change on every node, which only the Pulumi program makes anyway.
+is a config change on every node, which only the Pulumi program makes anyway. (The full
+resolver was tried on the same topology: an update pushed on ``$SYS.REQ.CLAIMS.UPDATE``
+reached the routed nodes but not the leaf node, where the revoked user stayed connected.)
 
 TLS (``tls`` on the node, its cluster, its leaf listener and its leaf remotes) takes file
 paths only; the key files are written 0600 beside the config, never inlined in it.
