@@ -146,6 +146,8 @@ def role_permissions(
                     for subject in bucket_access(bucket, js_domain, write=True)
                 ),
             ),
+            # wasmbus.rpc: providers the host starts connect as the host's user (HostData
+            # lattice_rpc_user_jwt, as upstream) unless they are given their own.
             sub_allow=(ctl.wildcard(), wrpc_wildcard(lattice), provider_rpc_wildcard(lattice)),
             allow_responses=True,
         )
