@@ -82,10 +82,16 @@ class HostSecrets:
         self.host_jwt = self_signed_host_jwt(host_id, friendly_name)
         self._clients: dict[str, SecretsClient] = {}
 
+    # Per request to a backend: a host answers link.put and start requests within the
+    # controller's 2 s, so a backend that does not answer must fail sooner, naming it.
+    REQUEST_TIMEOUT = 0.8
+
     def _client(self, backend: str) -> SecretsClient:
         client = self._clients.get(backend)
         if client is None:
-            client = self._clients[backend] = SecretsClient(self.nc, backend, self.prefix)
+            client = self._clients[backend] = SecretsClient(
+                self.nc, backend, self.prefix, self.REQUEST_TIMEOUT
+            )
         return client
 
     async def fetch(
@@ -119,7 +125,12 @@ class HostSecrets:
                     application=Application(name=application, policy=reference.policy),
                 ),
             )
-            secret = await self._client(reference.backend).get(request, what)
+            try:
+                secret = await self._client(reference.backend).get(request, what)
+            except SecretsError as error:
+                if str(error).startswith(what):
+                    raise
+                raise SecretsError(f"{what}: {error}") from None
             try:
                 values[reference.name] = secret_value(secret)
             except BadRequest:
