@@ -33,6 +33,7 @@ from enum import StrEnum
 from host_agent.lattice.subjects import (
     DEFAULT_CTL_PREFIX,
     INBOX_WILDCARD,
+    SECRETS_BUCKET,
     WADM_LEADER_BUCKET,
     WADM_MANIFESTS_BUCKET,
     WADM_STATUS_STREAM,
@@ -49,6 +50,7 @@ from host_agent.lattice.subjects import (
     wadm_status_wildcard,
     wrpc_wildcard,
 )
+from host_agent.secrets.access import host_access, tooling_access
 from host_agent.security.jwt import Permissions
 
 
@@ -59,23 +61,34 @@ class Role(StrEnum):
     TOOLING = "tooling"
 
 
+def api_prefixes(js_domain: str | None) -> tuple[str, ...]:
+    """The JetStream API prefixes a client in ``js_domain`` must be allowed: the domain's
+    (``$JS.{domain}.API``, what crosses a leaf connection to the hub) AND the plain one,
+    since a node of the domain itself maps ``$JS.{domain}.API.>`` to ``$JS.API.>``
+    before it checks the user's permissions (seen on nats-server 2.12.1)."""
+    plain = jetstream_api_prefix()
+    return (jetstream_api_prefix(js_domain), plain) if js_domain else (plain,)
+
+
 def stream_api(stream: str, js_domain: str | None) -> tuple[str, ...]:
-    """The JetStream API subjects a client uses on ``stream`` (``$JS.API`` or, in a
-    domain, ``$JS.{domain}.API``): with the stream as the 3rd to 5th token, they are
-    STREAM.{INFO,CREATE,UPDATE}, DIRECT.GET, CONSUMER.{CREATE,INFO,DELETE},
-    STREAM.MSG.GET, CONSUMER.DURABLE.CREATE and CONSUMER.MSG.NEXT (ordered watchers and
-    pulls); written as four wildcards to keep the user JWT small (nats-server reads a JWT
-    in the CONNECT line, at most ``max_control_line`` bytes). Then the acks and
-    flow-control answers of a push consumer on the stream."""
-    api = jetstream_api_prefix(js_domain)
-    return (
-        f"{api}.*.*.{stream}",
-        f"{api}.*.*.{stream}.>",
-        f"{api}.*.*.*.{stream}",
-        f"{api}.*.*.*.{stream}.>",
-        f"$JS.ACK.{stream}.>",
-        f"$JS.FC.{stream}.>",
-    )
+    """The JetStream API subjects a client uses on ``stream``: with the stream as the 3rd
+    to 5th token, they are STREAM.{INFO,CREATE,UPDATE}, DIRECT.GET,
+    CONSUMER.{CREATE,INFO,DELETE}, STREAM.MSG.GET, CONSUMER.DURABLE.CREATE and
+    CONSUMER.MSG.NEXT (ordered watchers and pulls); written as four wildcards to keep the
+    user JWT small (nats-server reads a JWT in the CONNECT line, at most
+    ``max_control_line`` bytes). Then the acks and flow-control answers of a push
+    consumer on the stream."""
+    subjects = [
+        subject
+        for api in api_prefixes(js_domain)
+        for subject in (
+            f"{api}.*.*.{stream}",
+            f"{api}.*.*.{stream}.>",
+            f"{api}.*.*.*.{stream}",
+            f"{api}.*.*.*.{stream}.>",
+        )
+    ]
+    return (*subjects, f"$JS.ACK.{stream}.>", f"$JS.FC.{stream}.>")
 
 
 def bucket_access(bucket: str, js_domain: str | None, *, write: bool) -> tuple[str, ...]:
@@ -85,7 +98,7 @@ def bucket_access(bucket: str, js_domain: str | None, *, write: bool) -> tuple[s
     if write:
         subjects.append(kv_subjects(bucket))
         if js_domain:
-            subjects.append(f"{jetstream_api_prefix(js_domain)}.{kv_subjects(bucket)}")
+            subjects += [f"{api}.{kv_subjects(bucket)}" for api in api_prefixes(js_domain)]
     return tuple(subjects)
 
 
@@ -128,9 +141,15 @@ def role_permissions(
     ctl = CtlSubjects(lattice, ctl_prefix)
     # Replies to its requests, JetStream account info (what a client asks first) and the
     # stream-name lookup nats-py makes before it watches a bucket (names only, no data).
-    api = jetstream_api_prefix(js_domain)
     replies = Permissions(
-        pub_allow=(INBOX_WILDCARD, f"{api}.INFO", f"{api}.STREAM.NAMES"),
+        pub_allow=(
+            INBOX_WILDCARD,
+            *(
+                f"{api}.{what}"
+                for api in api_prefixes(js_domain)
+                for what in ("INFO", "STREAM.NAMES")
+            ),
+        ),
         sub_allow=(INBOX_WILDCARD,),
     )
     if role is Role.HOST:
@@ -150,7 +169,7 @@ def role_permissions(
             # lattice_rpc_user_jwt, as upstream) unless they are given their own.
             sub_allow=(ctl.wildcard(), wrpc_wildcard(lattice), provider_rpc_wildcard(lattice)),
             allow_responses=True,
-        )
+        ).merged(host_access())  # secret values for its components and providers
     elif role is Role.CONTROLLER:
         own = Permissions(
             pub_allow=(
@@ -182,7 +201,7 @@ def role_permissions(
                 pub_allow=(
                     *stream_api("*", js_domain),
                     "$KV.>",
-                    *((f"{api}.$KV.>",) if js_domain else ()),
+                    *((f"{api}.$KV.>" for api in api_prefixes(js_domain)) if js_domain else ()),
                 ),
                 pub_deny=_protected_buckets(lattice, js_domain),
             )
@@ -207,28 +226,30 @@ def role_permissions(
                 *wadm_access(lattice, js_domain, write=False),
             ),
             sub_allow=(events_wildcard(lattice), wadm_status_wildcard(lattice)),
-        )
+        ).merged(tooling_access())  # puts and deletes secrets, never reads one
     else:  # pragma: no cover - StrEnum is closed
         raise ValueError(f"unknown role {role!r}")
     return replies.merged(own)
 
 
 def _protected_buckets(lattice: str, js_domain: str | None) -> tuple[str, ...]:
-    """What a provider may not do to the lattice's and the controller's own buckets: write
-    or read keys, change or remove the stream, or follow it. Stream info stays allowed
-    (keyvalue-nats copies the lattice bucket's replicas for the buckets it makes)."""
-    api = jetstream_api_prefix(js_domain)
+    """What a provider may not do to the lattice's, the controller's and the secrets
+    backend's buckets: write or read keys, change or remove the stream, or follow it.
+    Stream info stays allowed (keyvalue-nats copies the lattice bucket's replicas for the
+    buckets it makes)."""
     denied: list[str] = []
-    for bucket in (*lattice_buckets(lattice), WADM_MANIFESTS_BUCKET, WADM_LEADER_BUCKET):
+    protected = (*lattice_buckets(lattice), WADM_MANIFESTS_BUCKET, WADM_LEADER_BUCKET)
+    for bucket in (*protected, SECRETS_BUCKET):
         stream = kv_stream_name(bucket)
-        denied += [
-            kv_subjects(bucket),
-            f"{api}.{kv_subjects(bucket)}",
-            *(f"{api}.STREAM.{op}.{stream}" for op in ("CREATE", "UPDATE", "DELETE", "PURGE")),
-            f"{api}.DIRECT.GET.{stream}",
-            f"{api}.CONSUMER.CREATE.{stream}",
-            f"{api}.*.*.{stream}.>",
-            f"{api}.*.*.*.{stream}",
-            f"{api}.*.*.*.{stream}.>",
-        ]
+        denied.append(kv_subjects(bucket))
+        for api in api_prefixes(js_domain):
+            denied += [
+                f"{api}.{kv_subjects(bucket)}",
+                *(f"{api}.STREAM.{op}.{stream}" for op in ("CREATE", "UPDATE", "DELETE", "PURGE")),
+                f"{api}.DIRECT.GET.{stream}",
+                f"{api}.CONSUMER.CREATE.{stream}",
+                f"{api}.*.*.{stream}.>",
+                f"{api}.*.*.*.{stream}",
+                f"{api}.*.*.*.{stream}.>",
+            ]
     return tuple(denied)

@@ -512,6 +512,15 @@ async def test_roles_keep_their_buckets_through_a_jetstream_domain_from_a_leaf_n
         assert (await links.get("link")).value == b"v1"
         for client in (host, controller):
             assert not any("violation" in event for event in client.events), client.events
+    # The same users on a node of the domain itself: it maps `$JS.core.API` to `$JS.API`
+    # before it checks their permissions.
+    async with watched(hub, user(Role.HOST)) as host_on_hub:
+        links = await open_kv(
+            host_on_hub.nc.jetstream(domain="core", timeout=5), links_bucket(LATTICE)
+        )
+        await links.put("link", b"v2")
+        assert (await links.get("link")).value == b"v2"
+        assert not any("violation" in event for event in host_on_hub.events)
 
 
 class Observer:

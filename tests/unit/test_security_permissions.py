@@ -7,12 +7,14 @@ from __future__ import annotations
 import pytest
 
 from host_agent.lattice.subjects import (
+    SECRETS_BUCKET,
     CtlSubjects,
     config_bucket,
     event_subject,
     link_grant_subject,
     links_bucket,
     provider_rpc_subject,
+    secrets_subject,
     wadm_api_subject,
     wadm_status_subject,
 )
@@ -123,13 +125,40 @@ def test_a_host_invokes_only_its_link_targets_when_they_are_given() -> None:
     assert may_subscribe(perms, wrpc(LATTICE, "comp"))  # it still serves what it runs
 
 
-def test_a_host_in_a_jetstream_domain_uses_the_domain_api() -> None:
-    perms = role_permissions(Role.HOST, LATTICE, js_domain="edge")
+@pytest.mark.parametrize("role", [Role.HOST, Role.CONTROLLER, Role.TOOLING])
+def test_in_a_jetstream_domain_both_api_forms_are_allowed(role: Role) -> None:
+    # Through a leaf the client's `$JS.edge.API...` reaches the hub as is; on a node of
+    # the domain the server maps it to `$JS.API...` before checking permissions.
+    perms = role_permissions(role, LATTICE, js_domain="edge")
     stream = f"KV_{links_bucket(LATTICE)}"
-    assert may_publish(perms, f"$JS.edge.API.STREAM.INFO.{stream}")
-    assert may_publish(perms, f"$JS.edge.API.$KV.{links_bucket(LATTICE)}.k")
-    assert may_publish(perms, "$JS.edge.API.INFO")
+    for api in ("$JS.edge.API", "$JS.API"):
+        assert may_publish(perms, f"{api}.STREAM.INFO.{stream}"), api
+        assert may_publish(perms, f"{api}.INFO") and may_publish(perms, f"{api}.STREAM.NAMES")
     assert not may_publish(perms, f"$JS.other.API.STREAM.INFO.{stream}")
+    host = role_permissions(Role.HOST, LATTICE, js_domain="edge")
+    for api in ("$JS.edge.API", "$JS.API"):
+        assert may_publish(host, f"{api}.$KV.{links_bucket(LATTICE)}.k"), api
+
+
+def test_hosts_read_secrets_tooling_writes_them_and_no_role_reads_their_bucket() -> None:
+    host = role_permissions(Role.HOST, LATTICE)
+    tooling = role_permissions(Role.TOOLING, LATTICE)
+    assert may_publish(host, secrets_subject("nats-kv", "get"))
+    assert may_publish(host, secrets_subject("nats-kv", "server_xkey"))
+    assert not may_publish(host, secrets_subject("nats-kv", "put_secret"))
+    for op in ("put_secret", "delete_secret", "server_xkey"):
+        assert may_publish(tooling, secrets_subject("nats-kv", op)), op
+    assert not may_publish(tooling, secrets_subject("nats-kv", "get"))  # never reads one
+    stream = f"KV_{SECRETS_BUCKET}"
+    for role in Role:
+        for perms in (
+            role_permissions(role, LATTICE, application_buckets=True),
+            role_permissions(role, LATTICE, js_domain="edge", application_buckets=True),
+        ):
+            assert not may_publish(perms, f"$KV.{SECRETS_BUCKET}.app.db"), role
+            assert not may_publish(perms, f"$JS.API.DIRECT.GET.{stream}.$KV.{SECRETS_BUCKET}.x")
+            assert not may_publish(perms, f"$JS.edge.API.STREAM.MSG.GET.{stream}"), role
+            assert not may_subscribe(perms, secrets_subject("nats-kv", "get")), role
 
 
 def test_the_controller_serves_wadm_and_drives_hosts() -> None:
