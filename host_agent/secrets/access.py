@@ -13,7 +13,6 @@ from __future__ import annotations
 from host_agent.lattice.subjects import (
     INBOX_WILDCARD,
     SECRETS_BUCKET,
-    jetstream_api_prefix,
     kv_stream_name,
     kv_subjects,
     secrets_subject,
@@ -44,21 +43,24 @@ def backend_access(
     name: str, js_domain: str | None = None, bucket: str = SECRETS_BUCKET
 ) -> Permissions:
     """The backend's user: its requests, replies to them, and its bucket (create, read,
-    write, purge) through the JetStream API."""
-    api = jetstream_api_prefix(js_domain)
+    write, purge) through the JetStream API, in both API forms of a domain."""
+    # Imported here: security/permissions imports this module for the host and tooling.
+    from host_agent.security.permissions import api_prefixes
+
     stream = kv_stream_name(bucket)
-    return Permissions(
-        pub_allow=(
-            INBOX_WILDCARD,
+    jetstream: list[str] = []
+    for api in api_prefixes(js_domain):
+        jetstream += [
             f"{api}.INFO",
             f"{api}.STREAM.NAMES",
             f"{api}.*.*.{stream}",
             f"{api}.*.*.{stream}.>",
             f"{api}.*.*.*.{stream}",
             f"{api}.*.*.*.{stream}.>",
-            kv_subjects(bucket),
             f"{api}.{kv_subjects(bucket)}",
-        ),
+        ]
+    return Permissions(
+        pub_allow=(INBOX_WILDCARD, kv_subjects(bucket), *jetstream),
         sub_allow=(secrets_wildcard(name), INBOX_WILDCARD),
         allow_responses=True,
     )
