@@ -92,8 +92,9 @@ class GrantedClient(WrpcClient):
                 )
             except TimeoutError:
                 raise UngrantedCall(
-                    f"{self._who} holds no link grant to call {target}: put a link from it "
-                    f"to {target} (the controller grants calls only along links)"
+                    f"{self._who} holds no link grant to call {target}: calls need a link "
+                    f"from it to {target} and a controller that signs grants "
+                    "(wasmcloud-controller --grant-issuer-file); see the host's log"
                 ) from None
 
     async def invoke(

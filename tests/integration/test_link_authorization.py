@@ -43,7 +43,6 @@ from tests.lattice import (
     ControllerProcess,
     HostProcess,
     NatsServer,
-    eventually_get,
     free_port,
     http_get,
     run_async,
@@ -237,6 +236,23 @@ def secured(tmp_path: Path) -> Iterator[dict[str, Any]]:
     server.stop()
 
 
+async def get_within(url: str, seconds: float) -> bytes:
+    """The first 200 body from ``url`` within ``seconds`` (the listener and the links
+    arrive asynchronously); fails naming the last answer."""
+    deadline = time.monotonic() + seconds
+    last: object = None
+    while time.monotonic() < deadline:
+        try:
+            status, body = await asyncio.to_thread(http_get, url)
+            if status == 200:
+                return body
+            last = (status, body)
+        except OSError as error:  # the listener is not up yet
+            last = error
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"{url} did not answer 200 within {seconds:g} s: last {last!r}")
+
+
 async def grant_as_host(nc: NatsClient, host_seed: str, sources: list[str]) -> NatsCredentials:
     """What a client holding the host's seed can get from the controller."""
     seed = new_caller_seed()
@@ -301,9 +317,14 @@ async def test_host_credentials_cannot_invoke_unlinked_providers_or_other_lattic
                 "source_config": ["listen"],
             }
         )
+        # kvunlinked is linked from a component of some other host, never from this
+        # host's: a grant for this host's sources must not include it.
+        await ctl.put_link(
+            {"source_id": "elsewhere", "target": "kvunlinked", **kv, "interfaces": ["store"]}
+        )
         # A linked call works: http-server -> counter (the provider's grant), counter ->
         # kvlinked (the host's grant).
-        assert await eventually_get(f"{url}/hits", tries=600) == b"hits -> 1"
+        assert await get_within(f"{url}/hits", 90) == b"hits -> 1"
 
         # The misbehaving client: the host's own NATS user.
         violations = Violations()
@@ -338,7 +359,7 @@ async def test_host_credentials_cannot_invoke_unlinked_providers_or_other_lattic
                 "interfaces": ["atomics", "store"],
             }
         )
-        assert await eventually_get(f"{url}/fresh", tries=600) == b"fresh -> 1"
+        assert await get_within(f"{url}/fresh", 60) == b"fresh -> 1"
         assert await asyncio.to_thread(http_get, f"{url}/hits") == (200, b"hits -> 1")
         # The deleted link is no longer granted.
         async with connected(server, secured["host_creds"]) as host_user:
