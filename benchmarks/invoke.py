@@ -19,7 +19,14 @@ atomics.increment on the provider), both over wRPC on NATS from this process, st
 for the calling host; then HTTP through the edge host's http-server, gateway on the edge
 host and its call to logic on the core host, with the same client as above. Informational.
 
+Secured vs plain, in the same run: the hello component over HTTP and the edge + core
+component and provider calls, each on a plain lattice and on a secured one
+(benchmarks/secured.py: nats-server in operator mode with mutual TLS; the controller, the
+hosts (with link grants) and this process on their own role users), both lattices up at
+once and measured alternately in rounds. Target: secured p50 latency at most 1.3x plain.
+
     python benchmarks/invoke.py [--requests N] [--concurrency C] [--instances I] [--calls K]
+        [--rounds R]
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import http.client
+import logging
 import shutil
 import statistics
 import subprocess
@@ -34,14 +42,18 @@ import sys
 import tempfile
 import threading
 import time
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import nats
+from nats.aio.client import Client as NatsClient
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from wasmtime.component import Record
 
+from benchmarks.secured import SecuredNats
 from host_agent.lattice.client import CtlClient
 from host_agent.model import normalize_name
 from host_agent.runtime.wrpc_values import (
@@ -55,9 +67,18 @@ from host_agent.runtime.wrpc_values import (
     decode_values,
     encode_values,
 )
+from host_agent.security.permissions import Role
 from host_agent.wrpc import keyvalue as kv
 from host_agent.wrpc.transport import Payload, WrpcClient
-from tests.lattice import VENV_BIN, HostProcess, NatsServer, first_host_id, free_port
+from tests.lattice import (
+    VENV_BIN,
+    ChildProcess,
+    ControllerProcess,
+    HostProcess,
+    NatsServer,
+    first_host_id,
+    free_port,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 HELLO = ROOT / "examples" / "hello" / "build" / "hello.wasm"
@@ -67,6 +88,7 @@ EDGE_CORE = ROOT / "examples" / "edge-core-app"
 GATEWAY = EDGE_CORE / "gateway" / "build" / "gateway.wasm"
 LOGIC = EDGE_CORE / "logic" / "build" / "logic.wasm"
 TARGET_RATIO = 0.5
+SECURED_TARGET = 1.3  # secured p50 latency / plain p50 latency
 TIME_CAP = 30.0  # seconds per peer, whatever --requests says
 
 
@@ -83,6 +105,76 @@ class Result:
 
     def p(self, q: int) -> float:
         return statistics.quantiles(self.latencies, n=100, method="inclusive")[q - 1]
+
+    def add(self, other: Result) -> None:
+        self.latencies += other.latencies
+        self.elapsed += other.elapsed
+        self.errors += other.errors
+
+
+Connect = Callable[[], Awaitable[NatsClient]]
+
+
+@dataclass
+class Lattice:
+    """One lattice of the benchmark: its nats-server, its processes, and how this process
+    connects (tooling: anonymous on a plain lattice, its own user on a secured one)."""
+
+    label: str
+    server: NatsServer | SecuredNats
+    processes: list[ChildProcess] = field(default_factory=list)
+
+    @property
+    def secured(self) -> bool:
+        return isinstance(self.server, SecuredNats)
+
+    async def connect(self, name: str = "bench", link_targets: tuple[str, ...] = ()) -> NatsClient:
+        """As tooling; with ``link_targets``, as a host-role user that may call them."""
+        if isinstance(self.server, SecuredNats):
+            role = Role.HOST if link_targets else Role.TOOLING
+            return await self.server.connect(role, name, link_targets)
+        return await nats.connect(self.server.url)
+
+    def stop(self) -> None:
+        for process in self.processes:
+            process.stop()
+        self.server.stop()
+
+
+@contextmanager
+def lattice(
+    workdir: Path, label: str, secured: bool, hosts: dict[str, dict[str, str]]
+) -> Iterator[Lattice]:
+    """A nats-server and a host per ``hosts`` entry (name -> labels); secured: with a
+    controller (it signs the hosts' link grants) and every process on its own user."""
+    workdir.mkdir()
+    server: NatsServer | SecuredNats = (
+        SecuredNats(workdir / "nats").start() if secured else NatsServer(workdir / "js").start()
+    )
+    running = Lattice(label, server)
+    try:
+        if isinstance(server, SecuredNats):
+            running.processes.append(
+                ControllerProcess(
+                    server,  # type: ignore[arg-type]
+                    *server.controller_args(),
+                    log=workdir / "controller.log",
+                )
+            )
+        for name, labels in hosts.items():
+            extra = server.host_args(name) if isinstance(server, SecuredNats) else []
+            running.processes.append(
+                HostProcess(
+                    server,  # type: ignore[arg-type]
+                    labels,
+                    "--allow-file-load",
+                    *extra,
+                    log=workdir / f"{name}.log",
+                )
+            )
+        yield running
+    finally:
+        running.stop()
 
 
 def wait_for(port: int, path: str = "/", timeout: float = 60.0) -> None:
@@ -144,10 +236,8 @@ def drive(label: str, port: int, requests: int, concurrency: int, path: str = "/
     return Result(label, latencies, time.perf_counter() - start, errors)
 
 
-async def start_lattice_path(
-    server: NatsServer, port: int, component: Path, instances: int
-) -> None:
-    nc = await nats.connect(server.url)
+async def start_lattice_path(running: Lattice, port: int, component: Path, instances: int) -> None:
+    nc = await running.connect()
     ctl = CtlClient(nc)
     host_id = await first_host_id(nc)
     await ctl.put_config("bench-http", {"address": f"127.0.0.1:{port}"})
@@ -180,19 +270,38 @@ async def start_lattice_path(
 def measure_ours(
     label: str, component: Path, requests: int, concurrency: int, instances: int
 ) -> Result:
-    with tempfile.TemporaryDirectory() as tmp:
-        server = NatsServer(Path(tmp) / "js").start()
-        host = HostProcess(
-            server, {"bench": "invoke"}, "--allow-file-load", log=Path(tmp) / "h.log"
-        )
-        try:
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        lattice(Path(tmp) / "plain", "plain", False, {"host": {"bench": "invoke"}}) as running,
+    ):
+        port = free_port()
+        asyncio.run(start_lattice_path(running, port, component, instances))
+        wait_for(port)
+        return drive(label, port, requests, concurrency)
+
+
+def measure_http_secured_vs_plain(
+    requests: int, concurrency: int, instances: int, rounds: int
+) -> list[Result]:
+    """The hello component over HTTP on a plain and a secured lattice, both up at once,
+    driven alternately: ``rounds`` of ``requests / rounds`` each."""
+    hosts = {"host": {"bench": "invoke"}}
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        lattice(Path(tmp) / "plain", "plain", False, hosts) as plain,
+        lattice(Path(tmp) / "secured", "secured", True, hosts) as secured,
+    ):
+        ports = []
+        for running in (plain, secured):
             port = free_port()
-            asyncio.run(start_lattice_path(server, port, component, instances))
+            asyncio.run(start_lattice_path(running, port, HELLO, instances))
             wait_for(port)
-            return drive(label, port, requests, concurrency)
-        finally:
-            host.stop()
-            server.stop()
+            ports.append(port)
+        results = [Result(f"{r.label} host (hello)", [], 0.0, 0) for r in (plain, secured)]
+        for _ in range(rounds):
+            for result, port in zip(results, ports, strict=True):
+                result.add(drive(result.label, port, requests // rounds, concurrency))
+    return results
 
 
 def measure_wasmtime(requests: int, concurrency: int) -> Result:
@@ -281,10 +390,10 @@ def check_compute(data: bytes) -> None:
         raise RuntimeError(f"logic did not compute sum [1, 2, 3] = 6: {result!r}")
 
 
-async def start_edge_core(server: NatsServer, port: int, instances: int) -> tuple[str, str]:
+async def start_edge_core(running: Lattice, port: int, instances: int) -> tuple[str, str]:
     """gateway + http-server on the edge host, logic + keyvalue-inmemory on the core host,
     linked as examples/edge-core-app/wadm.yaml links them. Returns (edge, core) host ids."""
-    nc = await nats.connect(server.url)
+    nc = await running.connect()
     ctl = CtlClient(nc)
     for _ in range(100):  # the hosts are still starting: no responders yet
         hosts = await ctl.ping_hosts(wait=0.3)
@@ -327,23 +436,34 @@ async def start_edge_core(server: NatsServer, port: int, instances: int) -> tupl
     return edge, core
 
 
-async def time_calls(server: NatsServer, calls: int) -> tuple[Result, Result]:
-    """(component call, provider call): `calls` of each, one at a time, interleaved so both
-    see the same machine load."""
-    nc = await nats.connect(server.url)
-    client = WrpcClient(nc, "default")
+@dataclass
+class Calls:
+    """One lattice's wRPC calls from this process, standing in for the calling host."""
+
+    label: str
+    client: WrpcClient
+    component: list[float] = field(default_factory=list)
+    provider: list[float] = field(default_factory=list)
+
+
+async def time_calls(lattices: list[Lattice], calls: int) -> list[tuple[Result, Result]]:
+    """(component call, provider call) per lattice: `calls` of each, one at a time,
+    interleaved (kinds and lattices) so all see the same machine load."""
     params = compute_params()
     increment = kv.bucket_key_delta("default", "bench", 1)
-    component: list[float] = []
-    provider: list[float] = []
+    connections = [await running.connect("caller", (LOGIC_ID, KV_ID)) for running in lattices]
+    peers = [
+        Calls(running.label, WrpcClient(nc, "default"))
+        for running, nc in zip(lattices, connections, strict=True)
+    ]
 
-    async def compute() -> None:
+    async def compute(client: WrpcClient) -> None:
         reply = await client.invoke(
             LOGIC_ID, COMPUTE_INSTANCE, "compute", Payload(params), source_id=GATEWAY_ID
         )
         check_compute(reply.data)
 
-    async def count() -> None:
+    async def count(client: WrpcClient) -> None:
         # As logic: the provider serves the sources its links name.
         reply = await client.invoke(
             KV_ID, kv.instance("atomics"), "increment", Payload(increment), source_id=LOGIC_ID
@@ -351,45 +471,84 @@ async def time_calls(server: NatsServer, calls: int) -> tuple[Result, Result]:
         kv.decode_increment(reply.data)
 
     try:
-        for _ in range(20):  # warm-up: instances created, code paths hot
-            await compute()
-            await count()
+        for peer in peers:
+            for _ in range(20):  # warm-up: instances created, code paths hot
+                await compute(peer.client)
+                await count(peer.client)
         for _ in range(calls):
-            for call, into in ((compute, component), (count, provider)):
-                began = time.perf_counter()
-                await call()
-                into.append(time.perf_counter() - began)
+            for peer in peers:
+                for call, into in ((compute, peer.component), (count, peer.provider)):
+                    began = time.perf_counter()
+                    await call(peer.client)
+                    into.append(time.perf_counter() - began)
     finally:
-        await nc.close()
+        for nc in connections:
+            await nc.close()
     # One at a time: each kind's rate is one over its mean latency.
-    return (
-        Result("component call (compute)", component, sum(component), 0),
-        Result("provider call (kv increment)", provider, sum(provider), 0),
-    )
+    prefix = len(peers) > 1
+    return [
+        (
+            Result(
+                f"{peer.label} component call" if prefix else "component call (compute)",
+                peer.component,
+                sum(peer.component),
+                0,
+            ),
+            Result(
+                f"{peer.label} provider call" if prefix else "provider call (kv increment)",
+                peer.provider,
+                sum(peer.provider),
+                0,
+            ),
+        )
+        for peer in peers
+    ]
+
+
+EDGE_CORE_HOSTS = {"edge": {"tier": "edge"}, "core": {"tier": "core"}}
 
 
 def measure_edge_core(
     requests: int, concurrency: int, instances: int, calls: int
 ) -> tuple[Result, Result, Result]:
-    with tempfile.TemporaryDirectory() as tmp:
-        server = NatsServer(Path(tmp) / "js").start()
-        hosts = [
-            HostProcess(server, {"tier": tier}, "--allow-file-load", log=Path(tmp) / f"{tier}.log")
-            for tier in ("edge", "core")
-        ]
-        try:
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        lattice(Path(tmp) / "plain", "plain", False, EDGE_CORE_HOSTS) as running,
+    ):
+        port = free_port()
+        asyncio.run(start_edge_core(running, port, instances))
+        wait_for(port, "/sum/1,2,3")
+        [(component, provider)] = asyncio.run(time_calls([running], calls))
+        http_path = drive("HTTP gateway -> logic", port, requests, concurrency, path="/sum/1,2,3")
+        return component, provider, http_path
+
+
+def measure_calls_secured_vs_plain(instances: int, calls: int) -> list[tuple[Result, Result]]:
+    """The edge + core calls on a plain and a secured lattice, both up at once."""
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        lattice(Path(tmp) / "plain", "plain", False, EDGE_CORE_HOSTS) as plain,
+        lattice(Path(tmp) / "secured", "secured", True, EDGE_CORE_HOSTS) as secured,
+    ):
+        for running in (plain, secured):
             port = free_port()
-            asyncio.run(start_edge_core(server, port, instances))
+            asyncio.run(start_edge_core(running, port, instances))
             wait_for(port, "/sum/1,2,3")
-            component, provider = asyncio.run(time_calls(server, calls))
-            http_path = drive(
-                "HTTP gateway -> logic", port, requests, concurrency, path="/sum/1,2,3"
-            )
-            return component, provider, http_path
-        finally:
-            for host in hosts:
-                host.stop()
-            server.stop()
+        return asyncio.run(time_calls([plain, secured], calls))
+
+
+def secured_ratios(pairs: list[tuple[str, Result, Result]]) -> bool:
+    """Print secured/plain p50 per (what, plain, secured); whether all meet the target."""
+    ok = True
+    for what, plain, secured in pairs:
+        ratio = secured.p(50) / plain.p(50)
+        ok = ok and ratio <= SECURED_TARGET
+        verdict = "ok" if ratio <= SECURED_TARGET else "OVER TARGET"
+        print(
+            f"secured/plain {what} at p50: {ratio:.2f}x "
+            f"(target <= {SECURED_TARGET:g}x: {verdict}); p99 {secured.p(99) / plain.p(99):.2f}x"
+        )
+    return ok
 
 
 def report(result: Result) -> None:
@@ -408,7 +567,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--calls", type=int, default=500, help="wRPC calls of each kind (edge + core)"
     )
+    parser.add_argument("--rounds", type=int, default=4, help="plain/secured alternations")
     args = parser.parse_args(argv)
+    # nats-py closing a TLS connection makes asyncio warn "returning true from
+    # eof_received() has no effect when using ssl" once per client: not a finding.
+    logging.getLogger("asyncio").setLevel(logging.ERROR)
     for wasm in (HELLO, COUNTER, GATEWAY, LOGIC):
         if not wasm.exists():
             print(f"{wasm} is missing: run scripts/build-components.sh", file=sys.stderr)
@@ -445,7 +608,35 @@ def main(argv: list[str] | None = None) -> int:
         "own keyvalue call)"
     )
     report(http_path)
-    return 0 if ratio >= TARGET_RATIO else 1
+
+    print(
+        "secured vs plain: nats-server in operator mode with mutual TLS, controller, hosts "
+        "(link grants) and this process on their own users; both lattices up at once, "
+        f"measured alternately ({args.rounds} rounds of HTTP, calls interleaved)"
+    )
+    plain_http, secured_http = measure_http_secured_vs_plain(
+        args.requests, args.concurrency, args.instances, args.rounds
+    )
+    (plain_component, plain_provider), (secured_component, secured_provider) = (
+        measure_calls_secured_vs_plain(args.instances, args.calls)
+    )
+    for result in (
+        plain_http,
+        secured_http,
+        plain_component,
+        secured_component,
+        plain_provider,
+        secured_provider,
+    ):
+        report(result)
+    secured_ok = secured_ratios(
+        [
+            ("HTTP hello", plain_http, secured_http),
+            ("component call", plain_component, secured_component),
+            ("provider call", plain_provider, secured_provider),
+        ]
+    )
+    return 0 if ratio >= TARGET_RATIO and secured_ok else 1
 
 
 if __name__ == "__main__":
