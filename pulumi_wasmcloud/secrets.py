@@ -39,6 +39,7 @@ class Secret(pulumi.CustomResource):
             "natsUrl": lattice.nats_url if lattice else None,
             "lattice": lattice.lattice_id if lattice else None,
             "credentials": lattice.credentials if lattice else None,
+            "caCert": lattice.ca_cert if lattice else None,  # a secured lattice's CA
             "backend": backend,
             "key": key if key is not None else resource_name,
             "value": pulumi.Output.secret(value),

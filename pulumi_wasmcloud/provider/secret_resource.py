@@ -25,7 +25,7 @@ from pulumi_wasmcloud.provider.handlers import (
     changed_keys,
     nats_url_required,
 )
-from pulumi_wasmcloud.provider.live import Lattice, connect, lattice_credentials
+from pulumi_wasmcloud.provider.live import Lattice, connect, lattice_credentials, lattice_tls
 from pulumi_wasmcloud.provider.values import UNKNOWN
 
 # NATS KV's key alphabet (a key is one or more tokens of these, '.'-separated).
@@ -43,7 +43,7 @@ def _string(news: dict[str, Any], name: str, failures: list[InputError], *, requ
 
 
 class SecretResource:
-    secrets: frozenset[str] = frozenset({"value", "credentials"})
+    secrets: frozenset[str] = frozenset({"value", "credentials", "clientTls"})
 
     def __init__(self, log: EngineLog, settings: ProviderSettings) -> None:
         self.log = log
@@ -51,7 +51,10 @@ class SecretResource:
 
     def _connect(self, state: dict[str, Any]) -> AbstractAsyncContextManager[Lattice]:
         return connect(
-            str(state["natsUrl"]), str(state["lattice"]), lattice_credentials(state, self.settings)
+            str(state["natsUrl"]),
+            str(state["lattice"]),
+            lattice_credentials(state, self.settings),
+            lattice_tls(state),
         )
 
     async def check(self, olds: dict[str, Any], news: dict[str, Any]) -> Checked:
@@ -59,6 +62,8 @@ class SecretResource:
             "natsUrl": news.get("natsUrl"),
             "lattice": news.get("lattice") or "default",
             "credentials": news.get("credentials"),
+            "caCert": news.get("caCert"),  # the CA of its NATS's certificate, with TLS
+            "clientTls": news.get("clientTls"),  # a lattice on machines' tooling pair + CA
             "backend": news.get("backend") or DEFAULT_BACKEND,
             "key": news.get("key"),
             "value": news.get("value"),
@@ -70,6 +75,9 @@ class SecretResource:
             _string(inputs, name, failures, required=True)
         _string(inputs, "backend", failures, required=True)
         _string(inputs, "credentials", failures, required=False)
+        _string(inputs, "caCert", failures, required=False)
+        if inputs["clientTls"] not in (None, UNKNOWN) and not isinstance(inputs["clientTls"], dict):
+            failures.append(InputError("clientTls", "expected the lattice's clientTls object"))
         key, backend = inputs["key"], inputs["backend"]
         if isinstance(key, str) and key and not KEY_PATTERN.match(key):
             failures.append(
@@ -84,7 +92,7 @@ class SecretResource:
         return Checked(inputs, failures)
 
     async def diff(self, id: str, olds: dict[str, Any], news: dict[str, Any]) -> Diff:
-        keys = (*REPLACE_ON, "value", "credentials")
+        keys = (*REPLACE_ON, "value", "credentials", "caCert", "clientTls")
         changed = changed_keys(olds, news, keys)
         return Diff(changed, [k for k in REPLACE_ON if k in changed])
 
