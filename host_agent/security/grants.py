@@ -32,7 +32,6 @@ from pydantic import Field
 
 from host_agent.lattice.protocol import Link
 from host_agent.lattice.strict import BadRequest, StrictModel, parse_json
-from host_agent.lattice.subjects import link_grant_subject
 from host_agent.security.jwt import (
     JwtError,
     Permissions,
@@ -83,19 +82,6 @@ def invocation_subjects(lattice: str, target: str) -> str:
     return (
         f"{subject_token(lattice, 'lattice')}.{subject_token(target, 'link target')}"
         f".wrpc.{WRPC_VERSION}.>"
-    )
-
-
-def grant_requester_permissions(lattice: str) -> Permissions:
-    """What a host's base user needs to ask for grants (role_permissions merges it)."""
-    return Permissions(pub_allow=(link_grant_subject(lattice),), sub_allow=(INBOX_SUBTREE,))
-
-
-def grant_service_permissions(lattice: str) -> Permissions:
-    """What a controller's user needs to answer grant requests (role_permissions merges
-    it): the requests, and one reply to each."""
-    return Permissions(
-        pub_allow=(INBOX_SUBTREE,), sub_allow=(link_grant_subject(lattice),), allow_responses=True
     )
 
 

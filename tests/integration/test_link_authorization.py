@@ -13,7 +13,6 @@ import subprocess
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -27,16 +26,10 @@ from host_agent.host.caller import new_caller_seed
 from host_agent.lattice.client import CtlClient
 from host_agent.lattice.connection import NatsCredentials
 from host_agent.lattice.subjects import link_grant_subject
-from host_agent.security.authority import LatticeAuthority, UserIssuer
-from host_agent.security.grants import (
-    GrantReply,
-    GrantRequest,
-    caller_public_key,
-    grant_requester_permissions,
-    grant_service_permissions,
-)
+from host_agent.security.authority import LatticeAuthority
+from host_agent.security.grants import GrantReply, GrantRequest, caller_public_key
 from host_agent.security.jwt import Permissions
-from host_agent.security.permissions import Role, role_permissions
+from host_agent.security.permissions import Role
 from host_agent.wrpc.transport import invocation_subject
 from tests.lattice import (
     VENV_BIN,
@@ -92,28 +85,6 @@ class OperatorNats(NatsServer):
             if "Server is ready" in line:
                 return self
         raise RuntimeError("nats-server did not become ready")
-
-
-def role_user(issuer: UserIssuer, role: Role, name: str) -> NatsCredentials:
-    """A user of ``role`` in the lattice, as the product issues it.
-
-    TEMP (until H1's permissions.py has them, see /work/coord/blockers-16.md): the grant
-    subjects merged in, a HOST's wildcard invocation taken out, and the stream lookup
-    nats-py's KV watch makes."""
-    permissions = role_permissions(role, LATTICE).merged(
-        Permissions(pub_allow=("$JS.API.STREAM.NAMES",))
-    )
-    if role is Role.HOST:
-        permissions = replace(
-            permissions.merged(grant_requester_permissions(LATTICE)),
-            pub_allow=(
-                *(s for s in permissions.pub_allow if s != f"{LATTICE}.*.wrpc.>"),
-                link_grant_subject(LATTICE),
-            ),
-        )
-    if role is Role.CONTROLLER:
-        permissions = permissions.merged(grant_service_permissions(LATTICE))
-    return issuer.issue_with(permissions, name)
 
 
 def secret_file(path: Path, text: str) -> Path:
@@ -193,11 +164,11 @@ def secured(tmp_path: Path) -> Iterator[dict[str, Any]]:
     issuer = authority.user_issuer()
     server = OperatorNats(tmp_path / "js", authority).start()
     host_seed = nkeys.encode_seed(os.urandom(32), nkeys.PREFIX_BYTE_SERVER).decode()
-    host_creds = role_user(issuer, Role.HOST, "host")
+    host_creds = issuer.issue(Role.HOST, "host", LATTICE)
     files = {
         "host": secret_file(tmp_path / "host.creds", host_creds.creds()),
         "controller": secret_file(
-            tmp_path / "controller.creds", role_user(issuer, Role.CONTROLLER, "ctl").creds()
+            tmp_path / "controller.creds", issuer.issue(Role.CONTROLLER, "ctl", LATTICE).creds()
         ),
         "issuer": secret_file(tmp_path / "issuer.json", json.dumps(issuer.to_state())),
     }
