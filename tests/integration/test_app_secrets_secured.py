@@ -1,7 +1,8 @@
 """Application secrets on a secured lattice: nats-server in operator mode, every process
-with its own role user (host, controller, tooling, and the secrets backend with
-``backend_access``), link grants on. The counter counts against a redis-server with
-``requirepass`` whose password is a secret; tooling may put a value but not read one."""
+with its own user (host, controller and tooling with exactly their roles' permissions,
+the secrets backend with ``backend_access``), link grants on. The counter counts against
+a redis-server with ``requirepass`` whose password is a secret; tooling may put a value
+but not read one."""
 
 from __future__ import annotations
 
@@ -20,12 +21,12 @@ from nats.aio.client import RawCredentials
 
 from host_agent.lattice.wadm import WadmClient
 from host_agent.lattice.wadm_types import StatusType
-from host_agent.secrets.access import backend_access, host_access, tooling_access
+from host_agent.secrets.access import backend_access
 from host_agent.secrets.client import SecretsClient, SecretsError
 from host_agent.secrets.protocol import Context, SecretRequest
 from host_agent.secrets.xkeys import XKey
 from host_agent.security.authority import LatticeAuthority
-from host_agent.security.permissions import Role, role_permissions
+from host_agent.security.permissions import Role
 from pulumi_wasmcloud.provision.nats_config import JetStreamSettings
 from tests.integration.test_app_secrets import counter_with_password_secret
 from tests.integration.test_controller import wait_status
@@ -72,15 +73,13 @@ async def test_secrets_on_a_lattice_where_every_process_has_its_own_role(
     node.write(authority, jetstream=JetStreamSettings(store_dir=str(tmp_path / "js")))
     nodes.append(node.start())
 
-    def user(role: Role, extra: object = None) -> Path:
-        permissions = role_permissions(role, LATTICE)
-        if extra is not None:
-            permissions = permissions.merged(extra)  # type: ignore[arg-type]
-        creds = issuer.issue_with(permissions, str(role)).creds()
+    def user(role: Role) -> Path:
+        """A user with exactly its role's permissions (the secrets API's included)."""
+        creds = issuer.issue(role, str(role), LATTICE).creds()
         return secret_file(tmp_path / f"{role}.creds", creds)
 
-    host_creds = user(Role.HOST, host_access())
-    tooling_creds = user(Role.TOOLING, tooling_access())
+    host_creds = user(Role.HOST)
+    tooling_creds = user(Role.TOOLING)
     backend_creds = secret_file(
         tmp_path / "backend.creds", issuer.issue_with(backend_access("nats-kv"), "secrets").creds()
     )
