@@ -20,6 +20,7 @@ import base64
 import binascii
 import contextlib
 import json
+import logging
 import os
 import re
 import ssl
@@ -504,7 +505,9 @@ async def connect_nats(
     ``tls_fix``) when the TLS handshake cannot succeed: nats-py would retry those forever."""
     nc = NatsClient() if tls is None else _TlsOnlyClient()
     connecting = True
-    on_error = options.pop("error_cb", None)
+    # Without an error_cb, errors are logged as nats-py logs them by default (a
+    # permissions violation, say), not dropped.
+    on_error = options.pop("error_cb", None) or _log_error
     # A caller holding only a .creds path (the controller) passes nats-py's own option.
     user_credentials = options.pop("user_credentials", None)
     if credentials is not None:
@@ -527,8 +530,7 @@ async def connect_nats(
             refusal = await tls_refusal(error, address, tls)
             if refusal is not None:
                 raise TlsRefused(who, address.url, refusal, tls_fix)
-        if on_error is not None:
-            await on_error(error)
+        await on_error(error)
 
     try:
         await nc.connect(
@@ -545,6 +547,10 @@ async def connect_nats(
         raise
     connecting = False
     return nc
+
+
+async def _log_error(error: Exception) -> None:
+    logging.getLogger("nats.aio.client").error("nats: encountered error", exc_info=error)
 
 
 def _abort(nc: NatsClient) -> None:
