@@ -3,9 +3,9 @@ pulumi_wasmcloud/provision/nats_config.py renders, with certificates from
 host_agent/security/tls.py: a mutual-TLS client is let in; a client with no certificate,
 one from another CA, an expired one, or one that does not trust the server is told why
 (by connect_nats and by the host's CLI), at once instead of retrying forever; a server
-certificate rotated by a config reload leaves connected clients connected; leaf nodes
-connect over mutual TLS and an untrusted leaf is refused; and a real host, controller and
-providers run an application over mutual TLS.
+certificate rotated by a config reload leaves connected clients connected; cluster routes
+and leaf nodes connect over mutual TLS and an untrusted node or leaf is refused; and a real
+host, controller and providers run an application over mutual TLS.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from host_agent.lattice.connection import ClientTls, NatsAddress, TlsRefused, co
 from host_agent.lattice.wadm import WadmClient
 from host_agent.security.tls import CertificateAuthority, KeyPairPem, due_for_rotation
 from pulumi_wasmcloud.provision.nats_config import (
+    ClusterSettings,
     JetStreamSettings,
     LeafNodeSettings,
     LeafRemote,
@@ -472,6 +473,65 @@ async def test_leaf_nodes_connect_over_mutual_tls_and_an_untrusted_leaf_is_refus
     leaf("stranger", pki.other)
     wait_for_line(hub.log, "TLS leafnode handshake error")
     assert leaf_names() == ["edge"]
+
+
+@run_async
+async def test_cluster_routes_run_over_mutual_tls_and_an_untrusted_node_is_refused(
+    tmp_path: Path, pki: Pki, nodes: list[Node]
+) -> None:
+    ports = {name: free_port() for name in ("core-1", "core-2", "stranger")}
+    monitoring = free_port()
+
+    def core(name: str, ca: CertificateAuthority, **fields: Any) -> Node:
+        node = Node(name, tmp_path)
+        pair = pki.server(name, ca)
+        others = [f"127.0.0.1:{port}" for other, port in ports.items() if other != name]
+        node.write(
+            tls=pki.listener(name, pair),
+            cluster=ClusterSettings(
+                name="lattice",
+                port=ports[name],
+                routes=others[:1],
+                # Routes dial with the node's certificate and trust the lattice's CA.
+                tls=pki.listener(f"{name}-route", pair, pki.ca),
+            ),
+            **fields,
+        )
+        nodes.append(node.start())
+        return node
+
+    first = core("core-1", pki.ca, monitoring_port=monitoring)
+    second = core("core-2", pki.ca)
+
+    def route_names() -> list[str]:
+        status, body = http_get(f"http://127.0.0.1:{monitoring}/routez")
+        assert status == 200
+        return sorted({route["remote_name"] for route in json.loads(body)["routes"]})
+
+    tls = pki.client()
+    async with watched(first, tls) as one, watched(second, tls) as two:
+        received: asyncio.Queue[bytes] = asyncio.Queue()
+
+        async def got(msg: Msg) -> None:
+            await received.put(msg.data)
+
+        await one.nc.subscribe("route.check", cb=got)
+        await one.nc.flush()
+
+        async def until_delivered() -> bytes:
+            while True:
+                await two.nc.publish("route.check", b"across the route")
+                try:
+                    return await asyncio.wait_for(received.get(), 0.5)
+                except TimeoutError:
+                    continue
+
+        assert await asyncio.wait_for(until_delivered(), 15) == b"across the route"
+    assert route_names() == ["core-2"]
+    # A node whose certificate another CA signed cannot join the cluster.
+    core("stranger", pki.other)
+    wait_for_line(first.log, "TLS route handshake error")
+    assert route_names() == ["core-2"]
 
 
 def test_a_host_controller_and_providers_run_an_app_over_mutual_tls(
