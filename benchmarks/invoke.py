@@ -239,7 +239,7 @@ def drive(label: str, port: int, requests: int, concurrency: int, path: str = "/
 async def start_lattice_path(running: Lattice, port: int, component: Path, instances: int) -> None:
     nc = await running.connect()
     ctl = CtlClient(nc)
-    host_id = await first_host_id(nc)
+    host_id = await first_host_id(nc, attempts=600)  # a loaded machine starts hosts slowly
     await ctl.put_config("bench-http", {"address": f"127.0.0.1:{port}"})
     await ctl.scale_component(host_id, "bench", f"file://{component}", instances)
     await ctl.start_provider(host_id, "httpserver", "ghcr.io/wasmcloud/http-server:0.23.0")

@@ -61,6 +61,7 @@ class SecuredNats:
 
     workdir: Path
     lattice: str = "default"
+    tls: bool = True  # False: operator mode alone (what authentication costs without TLS)
     port: int = field(default_factory=free_port)
     authority: LatticeAuthority = field(init=False)
     ca: CertificateAuthority = field(init=False)
@@ -78,7 +79,7 @@ class SecuredNats:
 
     @property
     def address(self) -> NatsAddress:
-        return NatsAddress("127.0.0.1", self.port, tls=True)
+        return NatsAddress("127.0.0.1", self.port, tls=self.tls)
 
     @property
     def url(self) -> str:
@@ -100,7 +101,9 @@ class SecuredNats:
                 key_file=private_file(self.workdir / "server.key", server.key_pem),
                 ca_file=self.ca_file,
                 verify=True,  # mutual TLS, as on machines
-            ),
+            )
+            if self.tls
+            else None,
         )
         config = private_file(self.workdir / "nats.conf", render(settings))
         log = self.workdir / "nats.log"
@@ -140,9 +143,10 @@ class SecuredNats:
     def host_args(self, name: str = "host") -> list[str]:
         """wasmcloud-host flags: its HOST user, the CA, its client pair, link grants."""
         files, _ = self.identity(Role.HOST, name)
+        tls = ("--tls-ca-path", self.ca_file, "--nats-tls-cert", files.cert)
         return [
-            *("--nats-creds", files.creds, "--tls-ca-path", self.ca_file),
-            *("--nats-tls-cert", files.cert, "--nats-tls-key", files.key, "--link-grants"),
+            *("--nats-creds", files.creds, "--link-grants"),
+            *((*tls, "--nats-tls-key", files.key) if self.tls else ()),
         ]
 
     def controller_args(self) -> list[str]:
@@ -150,9 +154,10 @@ class SecuredNats:
         the user issuer it signs link grants with."""
         files, _ = self.identity(Role.CONTROLLER, "controller")
         issuer = json.dumps(self.authority.user_issuer().to_state())
+        tls = ("--nats-tls-ca-file", self.ca_file, "--nats-tls-cert", files.cert)
         return [
-            *("--nats-creds", files.creds, "--nats-tls-ca-file", self.ca_file),
-            *("--nats-tls-cert", files.cert, "--nats-tls-key", files.key),
+            *("--nats-creds", files.creds),
+            *((*tls, "--nats-tls-key", files.key) if self.tls else ()),
             *("--grant-issuer-file", private_file(self.workdir / "issuer.json", issuer)),
         ]
 
@@ -177,5 +182,5 @@ class SecuredNats:
             user,
             who=f"benchmark client {name}",
             fix="the benchmark's secured nats-server should let its own users in",
-            tls=ClientTls(self.ca.cert_pem, pair.cert_pem, pair.key_pem),
+            tls=ClientTls(self.ca.cert_pem, pair.cert_pem, pair.key_pem) if self.tls else None,
         )
