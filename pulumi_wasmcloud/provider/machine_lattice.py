@@ -19,16 +19,28 @@ architecture) is refused by name before anything changes anywhere.
 ``read`` reports drift per machine (``drift``: machine -> what it needs, e.g. a stopped
 node), which the next ``up`` repairs; ``delete`` removes everything of ours from every
 machine.
+
+Secured (always): the lattice is its own NATS authority and CA (provision/security.py),
+made at create and kept as secret state (``security``). Every node runs nats-server in
+operator mode with the same accounts, mutual TLS on its client, route and leaf
+listeners with a certificate for the machine's address; each leaf node's remote has its
+own user; each core node's controller its own controller user and client certificate.
+The provider talks to the lattice as its tooling user (``credentials``, ``clientTls``),
+and Hosts mint their users from ``userIssuer`` and their client certificates from
+``tlsIssuer``. Every ``up`` reissues what expires within 30 days (the preview says which,
+per machine) and has the nodes reload them without a restart.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import ssl
 import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -36,7 +48,9 @@ import nats
 import nats.errors
 import nats.js.errors
 import yaml
+from nats.aio.client import RawCredentials
 
+from host_agent.lattice.connection import ClientTls
 from host_agent.lattice.jetstream import ensure_kv
 from host_agent.lattice.subjects import config_bucket, links_bucket
 from host_agent.lattice.wadm import WadmClient
@@ -51,7 +65,7 @@ from pulumi_wasmcloud.provider.machine_inputs import (
     recorded_keys,
     secret_private_keys,
 )
-from pulumi_wasmcloud.provider.values import UNKNOWN, has_unknowns
+from pulumi_wasmcloud.provider.values import UNKNOWN, has_unknowns, to_property
 from pulumi_wasmcloud.provision.agent import (
     ControllerConfig,
     Wheelhouse,
@@ -62,7 +76,7 @@ from pulumi_wasmcloud.provision.agent import (
 )
 from pulumi_wasmcloud.provision.changes import Change, apply
 from pulumi_wasmcloud.provision.connector import ProvisionError, SshConnection
-from pulumi_wasmcloud.provision.nats_config import render
+from pulumi_wasmcloud.provision.nats_config import OperatorModeSettings, render
 from pulumi_wasmcloud.provision.operations import (
     NatsServerBinary,
     Unsupported,
@@ -79,6 +93,21 @@ from pulumi_wasmcloud.provision.registry import (
     plan_registry,
     plan_remove_registry,
 )
+from pulumi_wasmcloud.provision.secret_files import (
+    CA_SUFFIX,
+    CERT_SUFFIX,
+    CREDS_SUFFIX,
+    ISSUER_SUFFIX,
+    KEY_SUFFIX,
+    agent_file,
+)
+from pulumi_wasmcloud.provision.security import (
+    ROTATION_WINDOW,
+    LatticeSecurity,
+    NodeRole,
+    SecurityStateError,
+)
+from pulumi_wasmcloud.provision.service import log_path, unit_name
 from pulumi_wasmcloud.provision.topology import (
     DEFAULT_DOMAIN,
     DEFAULT_MAX_FILE_STORE,
@@ -86,6 +115,7 @@ from pulumi_wasmcloud.provision.topology import (
     NodeMachine,
     Topology,
     TopologyError,
+    TopologySecurity,
     plan_topology,
 )
 
@@ -118,6 +148,9 @@ MAX_PARALLEL = 16
 JETSTREAM_TIMEOUT = 60.0
 CONTROLLER_TIMEOUT = 60.0
 CONTROLLER_SERVICE = "controller"
+# Secret outputs: all of the lattice's private material, and what Hosts and Applications
+# take from it (the names the local Lattice uses too, where it has them).
+SECRET_OUTPUTS = ("security", "userIssuer", "credentials", "clientTls", "tlsIssuer")
 
 
 # --- inputs --------------------------------------------------------------------------
@@ -133,6 +166,8 @@ class MachineLatticeSpec:
     registry_port: int | None
     heartbeat_seconds: int
     topology: Topology
+    max_file_store: int = DEFAULT_MAX_FILE_STORE
+    security: LatticeSecurity | None = field(default=None, repr=False)
 
     @property
     def machines(self) -> list[MachineSpec]:
@@ -141,6 +176,25 @@ class MachineLatticeSpec:
     @property
     def nats_url(self) -> str:
         return self.topology.nats_url
+
+    def secured(self, security: LatticeSecurity) -> MachineLatticeSpec:
+        """This lattice with ``security``: every node's config in operator mode with TLS."""
+        authority = security.authority
+        topology = plan_topology(
+            [NodeMachine(m.name, m.host) for m in self.cluster],
+            [EdgeNode(region, NodeMachine(m.name, m.host)) for region, m in self.leaf_nodes],
+            domain=self.topology.domain,
+            max_file_store=self.max_file_store,
+            security=TopologySecurity(
+                OperatorModeSettings.from_auth(authority.server_auth()),
+                authority.account_public_key,
+            ),
+        )
+        return replace(self, topology=topology, security=security)
+
+    def roles(self) -> dict[str, NodeRole]:
+        """Each machine's address and whether it is a core node (for its certificates)."""
+        return {m.name: NodeRole(m.host, m.name in self.topology.core) for m in self.machines}
 
     @property
     def registry_url(self) -> str:
@@ -256,6 +310,7 @@ def parse_spec(inputs: dict[str, Any]) -> MachineLatticeSpec | list[InputError]:
         registry_port=inputs["registryPort"],
         heartbeat_seconds=inputs["heartbeatSeconds"],
         topology=topology,
+        max_file_store=inputs["maxFileStore"],
     )
 
 
@@ -313,15 +368,44 @@ def registry_config(address: str, port: int) -> str:
 
 
 def controller_environment(spec: MachineLatticeSpec, machine: str) -> dict[str, str]:
-    """The controller on a core node talks to that node's NATS."""
+    """The controller on a core node talks to that node's NATS; secured, as its own
+    user over mutual TLS, and it signs link grants with the lattice's user issuer (each
+    a 0600 file named here, never a value)."""
     url = spec.topology.nats_urls[machine].removeprefix("nats://")
-    return {
+    environment = {
         "WADM_NATS_SERVER": url,
         "WASMCLOUD_LATTICE": spec.lattice,
         "WADM_JETSTREAM_DOMAIN": spec.topology.domain,
         "WASMCLOUD_HEARTBEAT_INTERVAL": str(spec.heartbeat_seconds),
         "WADM_STREAM_REPLICAS": str(spec.topology.replicas),
     }
+    if spec.security is not None:
+        environment |= {
+            "WADM_NATS_CREDS_FILE": agent_file(CONTROLLER_SERVICE, CREDS_SUFFIX),
+            "WASMCLOUD_TLS_CA_PATH": agent_file(CONTROLLER_SERVICE, CA_SUFFIX),
+            "WASMCLOUD_NATS_TLS_CERT": agent_file(CONTROLLER_SERVICE, CERT_SUFFIX),
+            "WASMCLOUD_NATS_TLS_KEY": agent_file(CONTROLLER_SERVICE, KEY_SUFFIX),
+            "WASMCLOUD_GRANT_ISSUER_FILE": agent_file(CONTROLLER_SERVICE, ISSUER_SUFFIX),
+        }
+    return environment
+
+
+def client_options(spec: MachineLatticeSpec) -> dict[str, Any]:
+    """How the provider connects to the lattice's NATS: as its tooling user over mutual
+    TLS (the CA's certificate checks the node's; the SAN is the machine's address)."""
+    security = spec.security
+    if security is None:
+        return {}
+    tls = security.client_tls_state()
+    return {
+        "user_credentials": RawCredentials(security.tooling.creds()),
+        "tls": tls_context(tls["caPem"], tls["certPem"], tls["keyPem"]),
+    }
+
+
+def tls_context(ca_pem: str, cert_pem: str, key_pem: str) -> ssl.SSLContext:
+    """A client context that trusts ``ca_pem`` only and presents ``cert_pem``."""
+    return ClientTls(ca_pem, cert_pem, key_pem).context()
 
 
 @dataclass
@@ -344,13 +428,21 @@ def survey(
     """Facts of one machine and what it still needs (read-only)."""
     topology = spec.topology
     nats_facts = gather_nats_server_facts(connection)
+    security = spec.security
     nats_changes = plan_nats_server(
-        name, nats_facts, artifacts.nats_server, render(topology.settings[name])
+        name,
+        nats_facts,
+        artifacts.nats_server,
+        render(topology.settings[name]),
+        security.nats_files(name) if security is not None else {},
     )
     services: list[Change] = []
     if name in topology.core:
         agent_facts = gather_agent_facts(connection, (CONTROLLER_SERVICE,))
-        config = ControllerConfig(environment=controller_environment(spec, name))
+        config = ControllerConfig(
+            environment=controller_environment(spec, name),
+            files=security.controller_files(name, CONTROLLER_SERVICE) if security else {},
+        )
         services += plan_controller(name, agent_facts, artifacts.wheelhouse, config)
     if name == topology.core[0] and spec.registry_port is not None:
         assert artifacts.registry is not None
@@ -360,6 +452,16 @@ def survey(
         config_text = registry_config(spec.cluster[0].host, spec.registry_port)
         services += plan_registry(name, registry_facts, artifacts.registry, config_text)
     return MachinePlan(name, nats_changes, services)
+
+
+def controller_log_tail(name: str, connection: SshConnection) -> str:
+    """The last lines the controller on ``name`` logged (supervisor log or journal)."""
+    service = CONTROLLER_SERVICE
+    command = (
+        f"tail -n 5 {log_path(service)} 2>/dev/null || "
+        f"journalctl -u {unit_name(service)} -n 5 --no-pager 2>/dev/null; true"
+    )
+    return connection.run(command, timeout=30).stdout.strip() or "(empty)"
 
 
 def restarts_nats(plan: MachinePlan) -> bool:
@@ -469,7 +571,11 @@ async def await_jetstream(
     while time.monotonic() < deadline:
         try:
             nc = await nats.connect(
-                servers=urls, connect_timeout=2, max_reconnect_attempts=0, allow_reconnect=False
+                servers=urls,
+                connect_timeout=2,
+                max_reconnect_attempts=0,
+                allow_reconnect=False,
+                **client_options(spec),
             )
         except (nats.errors.NoServersError, OSError, TimeoutError) as e:
             last = e
@@ -509,7 +615,11 @@ async def await_controller(spec: MachineLatticeSpec, timeout: float = CONTROLLER
     while time.monotonic() < deadline:
         try:
             nc = await nats.connect(
-                servers=urls, connect_timeout=2, max_reconnect_attempts=0, allow_reconnect=False
+                servers=urls,
+                connect_timeout=2,
+                max_reconnect_attempts=0,
+                allow_reconnect=False,
+                **client_options(spec),
             )
         except (nats.errors.NoServersError, OSError, TimeoutError):
             await asyncio.sleep(0.5)
@@ -548,10 +658,13 @@ class Progress:
 
 
 class MachineLattice:
-    secrets: frozenset[str] = frozenset()
+    secrets: frozenset[str] = frozenset(SECRET_OUTPUTS)
 
     def __init__(self, log: EngineLog | None = None) -> None:
         self.log = log or EngineLog(None)
+        # How long before its expiry a certificate is reissued. TEST-ONLY knob: a test
+        # sets it past the certificates' lifetime to have the next `up` rotate them all.
+        self.rotation_window = ROTATION_WINDOW
         # What this provider process ships, read once: one `pulumi` command is one
         # provider process, so preview, diff and up of it compare with the same
         # wheelhouse (a source edited meanwhile is the next command's).
@@ -582,6 +695,32 @@ class MachineLattice:
         return parsed
 
     @staticmethod
+    def _kept_security(state: dict[str, Any]) -> LatticeSecurity | None:
+        """The security an earlier ``up`` made (None for a lattice from before it)."""
+        kept = state.get("security")
+        if kept is None or kept is UNKNOWN:
+            return None
+        try:
+            return LatticeSecurity.from_state(kept, "security")
+        except SecurityStateError as e:
+            raise RuntimeError(
+                f"{e}; the lattice's secret state is damaged: nothing was changed"
+            ) from None
+
+    def _converged(
+        self, spec: MachineLatticeSpec, kept: LatticeSecurity | None
+    ) -> tuple[MachineLatticeSpec, dict[str, list[str]]]:
+        """``spec`` secured with ``kept`` brought up to date (made when None): what is
+        missing issued, what expires within 30 days reissued; and the sentences per
+        machine saying what was (re)issued."""
+        now = datetime.now(UTC)
+        base = kept or LatticeSecurity.create(spec.lattice, spec.topology.domain, now)
+        security, said = base.converge(
+            spec.roles(), spec.topology.domain, now, window=self.rotation_window
+        )
+        return spec.secured(security), said
+
+    @staticmethod
     def _host_keys(state: dict[str, Any]) -> dict[str, str]:
         keys = parse_host_keys(state.get("hostKeys"))
         if isinstance(keys, list):
@@ -607,6 +746,22 @@ class MachineLattice:
                 "jsDomain": spec.topology.domain,
                 "registryUrl": spec.registry_url,
             }
+        security = spec.security if spec is not None else None
+        if security is None:
+            known |= dict.fromkeys((*SECRET_OUTPUTS, "caCert", "certificatesExpire"), UNKNOWN)
+        else:
+            known |= {
+                key: to_property(value, secret=True)
+                for key, value in (
+                    ("security", security.to_state()),
+                    ("userIssuer", security.user_issuer().to_state()),
+                    ("credentials", security.tooling.creds()),
+                    ("clientTls", security.client_tls_state()),
+                    ("tlsIssuer", security.ca.to_state()),
+                )
+            }
+            known["caCert"] = security.ca.cert_pem
+            known["certificatesExpire"] = security.expiries()
         return self._secret(
             {
                 **normal,
@@ -684,7 +839,11 @@ class MachineLattice:
         if isinstance(parsed, list):  # unknowns in preview: the inputs' diff says enough
             return Diff(changed, [])
         host_keys = self._host_keys(olds)
-        drift = await self._preview(parsed, host_keys)
+        secured, issued = self._converged(parsed, self._kept_security(olds))
+        for sentences in issued.values():
+            for sentence in sentences:
+                await self.log.note(sentence)
+        drift = await self._preview(secured, host_keys)
         for removed in self._removed(olds, parsed):
             drift[removed.name] = [
                 f"everything of lattice {parsed.lattice}: remove from {removed.name}"
@@ -709,11 +868,14 @@ class MachineLattice:
             if parsed:
                 raise parsed[0]
             return Created("", self._outputs(inputs, None, UNKNOWN, UNKNOWN))
+        secured, _ = self._converged(parsed, None)
         if preview:
-            drift = await self._preview(parsed, {})
+            # Planned with a stand-in security (its sentences do not depend on the keys);
+            # the real one is made by the `up`.
+            drift = await self._preview(secured, {})
             return Created(self._id(parsed), self._outputs(inputs, parsed, UNKNOWN, drift))
-        host_keys = await self._up(parsed, {})
-        return Created(self._id(parsed), self._outputs(inputs, parsed, host_keys, {}))
+        host_keys = await self._up(secured, {})
+        return Created(self._id(parsed), self._outputs(inputs, secured, host_keys, {}))
 
     @staticmethod
     def _id(spec: MachineLatticeSpec) -> str:
@@ -724,13 +886,20 @@ class MachineLattice:
     ) -> dict[str, Any]:
         spec = self._spec(news)
         host_keys = self._host_keys(olds)
+        kept = self._kept_security(olds)
         if preview:  # diff has surveyed the machines and said what changes
-            return self._outputs(news, spec, host_keys, {})
+            if kept is None:
+                return self._outputs(news, spec, host_keys, {})
+            return self._outputs(news, spec.secured(kept), host_keys, {})
+        secured, issued = self._converged(spec, kept)
+        for sentences in issued.values():
+            for sentence in sentences:
+                await self.log.info(sentence)
         removed = self._removed(olds, spec)
         if removed:
             host_keys = await self._remove(removed, host_keys)
-        host_keys = await self._up(spec, host_keys)
-        return self._outputs(news, spec, host_keys, {})
+        host_keys = await self._up(secured, host_keys)
+        return self._outputs(news, secured, host_keys, {})
 
     async def _up(self, spec: MachineLatticeSpec, host_keys: dict[str, str]) -> dict[str, str]:
         """Plan every machine, then apply: NATS everywhere, the cluster's JetStream and
@@ -778,7 +947,11 @@ class MachineLattice:
                 try:
                     await await_controller(spec)
                 except RuntimeError as e:
-                    problems["the controller"] = e
+                    said = await asyncio.to_thread(
+                        fleet.each, controller_log_tail, list(spec.topology.core)
+                    )
+                    tails = "; ".join(f"{name}: {tail}" for name, tail in said.items())
+                    problems["the controller"] = RuntimeError(f"{e}. The end of its logs: {tails}")
             keys = fleet.host_keys()
             failures = {**fleet.failures, **problems}
         for name in (m.name for m in spec.machines):
@@ -791,6 +964,9 @@ class MachineLattice:
     # read ------------------------------------------------------------------------------
     async def read(self, id: str, state: dict[str, Any]) -> dict[str, Any] | None:
         spec = self._spec(state)
+        kept = self._kept_security(state)
+        if kept is not None:  # drift against what the state says (rotation is `up`'s)
+            spec = spec.secured(kept)
         host_keys = self._host_keys(state)
         progress = Progress(self.log)
         artifacts = await self._artifacts(spec, progress)

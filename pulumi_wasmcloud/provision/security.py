@@ -32,7 +32,7 @@ from typing import Any
 from host_agent.lattice.connection import CredentialsError, NatsCredentials
 from host_agent.security.authority import LatticeAuthority, UserIssuer
 from host_agent.security.jwt import JwtError, Permissions
-from host_agent.security.permissions import Role
+from host_agent.security.permissions import Role, role_permissions
 from host_agent.security.tls import (
     CertificateAuthority,
     KeyPairPem,
@@ -207,11 +207,9 @@ class LatticeSecurity:
             if role.core:
                 leaf = None
                 if controller is None:
-                    controller = self.user_issuer().issue(
-                        Role.CONTROLLER,
+                    controller = self.user_issuer().issue_with(
+                        role_in_domain(Role.CONTROLLER, self.lattice, js_domain),
                         f"controller-{name}",
-                        self.lattice,
-                        js_domain=js_domain,
                         now=int(now.timestamp()),
                     )
                     sentences.append(f"controller NATS user: issue for {name}")
@@ -289,11 +287,23 @@ def leaf_user(issuer: UserIssuer, name: str, now: datetime) -> NatsCredentials:
     return issuer.issue_with(everything, f"leaf-{name}", now=int(now.timestamp()))
 
 
+def role_in_domain(role: Role, lattice: str, js_domain: str | None) -> Permissions:
+    """``role``'s permissions for a client of a lattice whose JetStream is in
+    ``js_domain``: its API subjects both with the domain (``$JS.core.API...``, what a
+    client on a leaf node sends on) and without it (a client on a core node: the node
+    maps ``$JS.core.API.>`` to ``$JS.API.>`` before it checks the user's permissions, as
+    nats-server 2.12.1 refuses ``$JS.API.INFO`` to a user allowed the domain's only)."""
+    permissions = role_permissions(role, lattice, js_domain=js_domain)
+    if js_domain is None:
+        return permissions
+    return permissions.merged(role_permissions(role, lattice, js_domain=None))
+
+
 def _tooling_user(
     issuer: UserIssuer, lattice: str, js_domain: str | None, now: datetime
 ) -> NatsCredentials:
-    return issuer.issue(
-        Role.TOOLING, "tooling", lattice, js_domain=js_domain, now=int(now.timestamp())
+    return issuer.issue_with(
+        role_in_domain(Role.TOOLING, lattice, js_domain), "tooling", now=int(now.timestamp())
     )
 
 

@@ -4,7 +4,14 @@ JetStream in its domain, an edge client reaches the lattice's buckets across its
 node, the buckets have 3 replicas, a second `up` runs no command, a core node stopped
 leaves the lattice serving and is drift that `up` repairs, and delete leaves the machines
 as they were booted. A machine failing mid-install is named while the others finish. And
-on loopback, why buckets are written through the domain from a leaf node."""
+on loopback, why buckets are written through the domain from a leaf node.
+
+Secured: every node refuses an anonymous client, a client without a certificate and one
+without a user; the provider's clients connect as the lattice's tooling user over mutual
+TLS; each node serves a certificate for its own address; the secret files are 0600 root;
+no seed or private key shows in any machine's process list or logs, nor in what the
+provider tells the engine; and certificates near their expiry are reissued by `up` and
+reloaded by the running nodes, which keep their clients, routes and leaf connections."""
 
 from __future__ import annotations
 
@@ -14,7 +21,7 @@ import subprocess
 import time
 import urllib.request
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -22,15 +29,28 @@ import nats
 import nats.errors
 import nats.js.errors
 import pytest
+from cryptography import x509
+from nats.aio.client import RawCredentials
 
 from host_agent.lattice.jetstream import open_kv, read_json, update_json
 from host_agent.lattice.wadm import WadmClient
 from host_agent.local.supervisor import listening_async
+from host_agent.security.authority import UserIssuer
+from host_agent.security.permissions import Role
 from pulumi_wasmcloud.provider.engine_log import EngineLog
 from pulumi_wasmcloud.provider.lattice_resource import LatticeResource
 from pulumi_wasmcloud.provider.values import plain, to_props
+from pulumi_wasmcloud.provision.security import ROTATION_WINDOW, role_in_domain
 from tests.lattice import VENV_BIN, free_port, run_async
 from tests.machines import Machine, Machines, booted
+from tests.secured_nats import (
+    client_options,
+    leaks,
+    machine_leaks,
+    refusals,
+    secret_files,
+    served_certificate,
+)
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
@@ -101,6 +121,22 @@ def url(machines: Machines, name: str) -> str:
     return f"nats://{machines[name].address}:4222"
 
 
+# The lattice's tooling user and TLS (its `credentials` and `clientTls` outputs), set
+# once a test has created the lattice: the clients below connect with them; AS_HOST with
+# a host's user minted from its `userIssuer` (what writes the hosts' buckets).
+SECURED: dict[str, Any] = {}
+AS_HOST: dict[str, Any] = {}
+
+
+def secured(state: dict[str, Any]) -> None:
+    SECURED.clear()
+    SECURED.update(client_options(state))
+    issuer = UserIssuer.from_state(state["userIssuer"], "userIssuer")
+    host = issuer.issue_with(role_in_domain(Role.HOST, "default", DOMAIN), "test-host")
+    AS_HOST.clear()
+    AS_HOST.update({**SECURED, "user_credentials": RawCredentials(host.creds())})
+
+
 async def kv_round_trip(server: str, key: str, value: bytes, timeout: float = 60.0) -> None:
     """Write and read back ``key`` in the lattice's links bucket through ``server``, in
     the core's domain; retried until it works (a leaf moving to another hub, a stream
@@ -109,7 +145,7 @@ async def kv_round_trip(server: str, key: str, value: bytes, timeout: float = 60
     last: object = None
     while time.monotonic() < deadline:
         try:
-            nc = await nats.connect(server, connect_timeout=2, max_reconnect_attempts=0)
+            nc = await nats.connect(server, connect_timeout=2, max_reconnect_attempts=0, **AS_HOST)
         except (nats.errors.NoServersError, OSError) as e:
             last = e
             await asyncio.sleep(0.5)
@@ -130,7 +166,7 @@ async def kv_round_trip(server: str, key: str, value: bytes, timeout: float = 60
 
 async def replicas(server: str) -> dict[str, tuple[int, int]]:
     """Per lattice stream: (configured replicas, peers that are current)."""
-    nc = await nats.connect(server, connect_timeout=2, max_reconnect_attempts=0)
+    nc = await nats.connect(server, connect_timeout=2, max_reconnect_attempts=0, **SECURED)
     try:
         js = nc.jetstream(domain=DOMAIN, timeout=5)
         found = {}
@@ -187,6 +223,13 @@ async def test_a_lattice_on_machines_serves_survives_a_core_node_and_leaves_noth
     for name in (*CORE, EDGE):
         assert f"nats-server 2.12.1: install on {name}" in notes
         assert f"nats-server service: start on {name}" in notes
+        # Its certificate and secret files, said per machine, their values never.
+        assert (
+            f"nats-server secrets: write the lattice's CA certificate, its TLS certificate, "
+            f"its TLS key{', its leaf node credentials' if name == EDGE else ''} on {name}"
+        ) in notes, notes
+    assert "controller NATS user and TLS files: write on core-2" in notes
+    assert not leaks("\n".join(notes))
     assert any(n.startswith("controller") and n.endswith("on core-2") for n in notes), notes
     assert not any(n.endswith(f"on {EDGE}") and "controller" in n for n in notes)
     assert "docker-registry 2.8.2+ds1: install on core-1" in notes
@@ -194,7 +237,10 @@ async def test_a_lattice_on_machines_serves_survives_a_core_node_and_leaves_noth
     assert not any("/opt/wasmcloud" in p for m in machines for p in m.processes().values())
 
     created = await handler.create(inputs, preview=False)
+    for key in ("security", "userIssuer", "credentials", "clientTls", "tlsIssuer"):
+        assert to_props(created.outputs)[key].is_secret, key  # kept encrypted in state
     state = wire(created.outputs)
+    secured(state)
     counts = {n.split(":")[0]: int(n.split()[1]) for n in log.take() if n.endswith(" commands")}
     assert set(counts) == {*CORE, EDGE} and all(c > 0 for c in counts.values())
     assert state["natsUrl"] == url(machines, "core-1")
@@ -205,11 +251,30 @@ async def test_a_lattice_on_machines_serves_survives_a_core_node_and_leaves_noth
     assert state["hostKeys"] == {m.name: " ".join(m.host_key.split()[:2]) for m in machines}
     assert state["running"] is True and state["drift"] == {}
 
+    # Secured: every node refuses anyone but a user with a certificate of the lattice's
+    # CA, and serves a certificate for its own address.
+    for name in (*CORE, EDGE):
+        refused = await refusals(url(machines, name), state)
+        assert refused["anonymous"] and refused["no client certificate"], (name, refused)
+        assert "Authorization Violation" in refused["no user"], (name, refused)
+        served = served_certificate(machines[name].address, state)
+        addresses = served.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+        assert [str(a) for a in addresses.value.get_values_for_type(x509.IPAddress)] == [
+            machines[name].address
+        ]
+        files = secret_files(machines[name])
+        assert {f: m for f, m in files.items() if not f.endswith("registry.yml")} == dict.fromkeys(
+            [f for f in files if not f.endswith("registry.yml")], "600 root"
+        ), files
+        assert "/etc/wasmcloud/nats-server.key.pem" in files
+    assert "/etc/wasmcloud/controller.creds" in secret_files(machines["core-1"])
+    assert "/etc/wasmcloud/nats-server.leaf.creds" in secret_files(machines[EDGE])
+
     # The cluster serves the lattice: a KV write and read from a client on the leaf node,
     # in the core's domain; every lattice stream has 3 replicas, all current.
     await kv_round_trip(url(machines, EDGE), "from-the-edge", b"1")
     assert await replicas(url(machines, "core-1")) == dict.fromkeys(BUCKETS, (3, 3))
-    nc = await nats.connect(url(machines, EDGE))
+    nc = await nats.connect(url(machines, EDGE), **SECURED)
     try:  # the controller answers across the leaf node too
         await WadmClient(nc, "default", timeout=5).list()
     finally:
@@ -262,6 +327,57 @@ async def test_a_lattice_on_machines_serves_survives_a_core_node_and_leaves_noth
     assert f"max_file_store: {2 << 30}" in config
     await kv_round_trip(url(machines, EDGE), "with-the-new-limit", b"4")
 
+    # Certificates near their expiry: the next `up` reissues them, and every node reloads
+    # them without a restart; clients, routes and the leaf stay connected throughout.
+    handler.machines.rotation_window = timedelta(days=400)  # TEST-ONLY: all certs due
+    start_times = {name: server_start(machines[name]) for name in (*CORE, EDGE)}
+    serials = {
+        name: served_certificate(machines[name].address, state).serial_number
+        for name in (*CORE, EDGE)
+    }
+    disconnects: list[str] = []
+
+    async def disconnected() -> None:
+        disconnects.append("edge client")
+
+    watcher = await nats.connect(
+        url(machines, EDGE), disconnected_cb=disconnected, max_reconnect_attempts=0, **SECURED
+    )
+    try:
+        diff = await handler.diff(created.id, state, limited)
+        notes = log.take()
+        assert "running" in diff.changed and diff.replaces == []
+        for name in (*CORE, EDGE):
+            assert any(
+                n.startswith("nats-server TLS certificate: reissue (expires ")
+                and n.endswith(f" for {name}")
+                for n in notes
+            ), notes
+            assert f"nats-server secrets: replace its TLS certificate, its TLS key on {name}" in (
+                notes
+            ), notes
+            assert any(n.startswith(f"nats-server service: reload on {name}") for n in notes)
+            assert f"nats-server service: restart on {name}" not in notes
+        state = wire(await handler.update(created.id, state, limited, preview=False))
+        secured(state)
+        log.take()
+        for name in (*CORE, EDGE):
+            assert server_start(machines[name]) == start_times[name], f"{name} restarted"
+            now = served_certificate(machines[name].address, state).serial_number
+            assert now != serials[name], f"{name} still serves its old certificate"
+        assert watcher.is_connected and disconnects == []
+        await kv_round_trip(url(machines, EDGE), "after-rotation", b"5")
+        assert await replicas(url(machines, "core-1")) == dict.fromkeys(BUCKETS, (3, 3))
+    finally:
+        await watcher.close()
+    handler.machines.rotation_window = ROTATION_WINDOW
+
+    # Nothing secret in any machine's process list or logs, nor in what we told the
+    # engine (the machines' sshd logs too: no secret went through a command line).
+    for machine in machines:
+        assert machine_leaks(machine) == {}, machine.name
+    assert not leaks("\n".join(log.notes + log.progress))
+
     # Delete: nothing of ours on any machine.
     await handler.delete(created.id, state)
     for machine in machines:
@@ -305,19 +421,29 @@ async def test_a_machine_failing_mid_install_is_named_the_others_finish_and_a_re
     notes = log.take()
     core_commands = [n for n in notes if n.startswith("core-1: ")]
     assert len(core_commands) == 1 and core_commands[0] != "core-1: 0 commands"
-    # core-1 finished: its JetStream and controller serve the lattice.
-    await kv_round_trip(url(pair, "core-1"), "while-the-edge-failed", b"1")
+    # core-1 finished: its JetStream holds the lattice's buckets (its monitoring port
+    # says so: the failed create left no state, so no user to connect as).
+    with urllib.request.urlopen(f"http://{pair['core-1'].address}:8222/jsz", timeout=10) as jsz:
+        assert json.loads(jsz.read())["streams"] >= 2
+    assert any("-m host_agent.cli.controller" in p for p in pair["core-1"].processes().values())
 
-    # Fixed on the machine, the next `up` (a create again: the failed one left no state)
-    # does only what is left.
+    # Fixed on the machine, the next `up` (a create again: the failed one left no state,
+    # so the lattice gets a new authority and CA, and core-1 its new files) finishes.
     assert edge.inside(["rm", "-f", "/opt/wasmcloud/bin"]).returncode == 0
     created = await handler.create(inputs, preview=False)
+    secured(wire(created.outputs))
     notes = log.take()
-    assert "core-1: 0 commands" in notes
+    assert any(n.startswith("core-1: ") for n in notes)
     assert any(n.startswith(f"{EDGE}: ") and n != f"{EDGE}: 0 commands" for n in notes)
     await kv_round_trip(url(pair, EDGE), "after-the-fix", b"2")
+    # A second `up` now has nothing to do anywhere.
+    state = wire(await handler.update(created.id, wire(created.outputs), inputs, preview=False))
+    assert sorted(n for n in log.take() if n.endswith(" commands")) == [
+        "core-1: 0 commands",
+        f"{EDGE}: 0 commands",
+    ]
 
-    await handler.delete(created.id, wire(created.outputs))
+    await handler.delete(created.id, state)
     for machine in pair:
         deadline = time.monotonic() + 20
         while machine.processes():
