@@ -46,11 +46,11 @@ def stack(tmp_path: Path) -> Iterator[Stack]:
     stack.run("destroy", "--yes", ok=False)
 
 
-async def fetch(url: str) -> str:
-    """What a host gets for a reference to key ``redis-password``."""
+async def fetch(url: str, version: str | None = None) -> str:
+    """What a host gets for a reference to key ``redis-password`` (at ``version``)."""
     nc = await nats.connect(url)
     try:
-        reference = reference_values("password", "nats-kv", "redis-password", None, None, {})
+        reference = reference_values("password", "nats-kv", "redis-password", None, version, {})
 
         async def read(name: str) -> dict[str, str] | None:
             return reference if name == "SECRET_app-password" else None
@@ -75,10 +75,14 @@ async def test_secret_resource_puts_updates_and_deletes_without_plain_text_in_st
         assert await fetch(nats_server.url) == first
         outputs = stack.outputs()
         assert outputs["key"] == "redis-password" and outputs["revision"] >= 1
+        first_revision = str(outputs["revision"])
 
         stack.run("config", "set", "--secret", "password", second)
         shown += stack.up().stdout
         assert await fetch(nats_server.url) == second
+        # A reference may pin a version (the revision the resource reports).
+        assert await fetch(nats_server.url, first_revision) == first
+        assert await fetch(nats_server.url, str(stack.outputs()["revision"])) == second
         exported = stack.run("stack", "export").stdout
         for value in (first, second):
             assert value not in exported and value not in shown

@@ -16,6 +16,7 @@ from host_agent.lattice.strict import BadRequest
 from host_agent.lattice.wadm_types import StatusType
 from host_agent.model import ManifestError, parse_manifest
 from host_agent.providers.contract import HostData, InterfaceLinkDefinition
+from host_agent.secrets.access import backend_access, host_access, tooling_access
 from host_agent.secrets.host import SecretValues, split_config_names
 from host_agent.secrets.protocol import (
     SecretReference,
@@ -222,3 +223,17 @@ def test_a_provider_opens_link_secrets_the_host_sealed_to_it_and_no_other_can() 
     with pytest.raises(ProviderSecretsError, match="link counter -> kv target_secrets"):
         link_secrets(link, host_data(other, host), "target")
     assert PASSWORD not in repr(host_data(provider, host).model_dump(exclude={"secrets"}))
+
+
+def test_secrets_permissions_by_role() -> None:
+    assert host_access().pub_allow == (
+        "wasmcloud.secrets.v1alpha1.*.get",
+        "wasmcloud.secrets.v1alpha1.*.server_xkey",
+    )
+    assert not any(s.endswith(".get") for s in tooling_access().pub_allow)
+    backend = backend_access("nats-kv", "core")
+    assert backend.sub_allow[0] == "wasmcloud.secrets.v1alpha1.nats-kv.>"
+    assert backend.allow_responses
+    # Both API forms in a domain (a node of the domain maps one to the other first).
+    for api in ("$JS.core.API", "$JS.API"):
+        assert f"{api}.*.*.KV_WASMCLOUD_SECRETS" in backend.pub_allow
