@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
-from nats.js.errors import KeyDeletedError, KeyNotFoundError
+from nats.js.errors import InvalidKeyError, KeyDeletedError, KeyNotFoundError
 from nats.js.kv import KeyValue
 
 from host_agent.lattice.jetstream import open_kv
@@ -152,11 +152,13 @@ class NatsKvBackend:
             else:
                 if not version.isdigit():
                     return "InvalidRequest"
-                entry = await self._kv.get(key, revision=int(version))
-                if entry.key != key:
+                if int(version) == 0:  # no revision 0 (nats-py would read it as "latest")
                     return "SecretNotFound"
+                entry = await self._kv.get(key, revision=int(version))
         except (KeyNotFoundError, KeyDeletedError):
             return "SecretNotFound"
+        except InvalidKeyError:
+            return {"UpstreamError": "the key is not a NATS KV key (letters, digits, -/_=.)"}
         if entry.value is None:
             return "SecretNotFound"
         try:
