@@ -138,15 +138,24 @@ class ProviderSupervisor:
             raise SecretsError(f"{names[0]}: this host has no secrets client")
         return await self.secrets.fetch(names)
 
-    async def _resolve_links(self, provider_id: str) -> list[ResolvedLink]:
+    async def _resolve_links(
+        self, provider_id: str, pushed: dict[LinkKey, ResolvedLink] | None = None
+    ) -> list[ResolvedLink]:
         """The provider's links; as upstream, one whose secrets cannot be fetched is
-        left out (logged, named), not pushed without them."""
+        left out (logged, named), not pushed without them. One the provider already has
+        keeps what it has: a backend that is briefly unreachable must not unlink it."""
         resolved = []
         for link in self.links.involving(provider_id):
             try:
                 resolved.append(await self.resolve(link))
             except SecretsError as error:
-                log.warning("link %s -> %s left out: %s", link.source_id, link.target, error)
+                key = (link.source_id, link.target, link.name, link.wit_namespace, link.wit_package)
+                kept = (pushed or {}).get(key)
+                if kept is not None and kept.link == link:
+                    resolved.append(kept)
+                    log.warning("link %s -> %s kept as pushed: %s", *key[:2], error)
+                else:
+                    log.warning("link %s -> %s left out: %s", *key[:2], error)
         return resolved
 
     async def start(self, command: StartProviderCommand) -> None:
@@ -338,7 +347,7 @@ class ProviderSupervisor:
 
     async def _sync_links(self, running: RunningProvider) -> None:
         provider_id = running.record.id
-        wanted = await self._resolve_links(provider_id)
+        wanted = await self._resolve_links(provider_id, running.pushed)
         changes = provider_link_changes(running.pushed, wanted)
         for resolved in changes.put:
             await self._push(running, LINK_PUT, resolved)

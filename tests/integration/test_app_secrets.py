@@ -129,6 +129,15 @@ def provider_with_secret(app: str, key: str) -> dict[str, Any]:
     }
 
 
+async def log_line(log: Path, text: str, timeout: float = 20.0) -> None:
+    """Wait until ``text`` appears in ``log`` (a line the process writes on the event)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while text not in log.read_text():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"no {text!r} in {log} within {timeout:g}s")
+        await asyncio.sleep(0.1)
+
+
 def ps_args() -> str:
     return subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
 
@@ -184,7 +193,25 @@ async def test_redis_password_as_a_secret_counts_and_missing_secrets_are_named(
             # files (config, manifests, the secrets bucket: sealed), not in argv.
             assert password not in ps_args()
             assert backend.encryption_seed not in ps_args()
-        for process in (host, controller, backend):
+
+            # The backend goes away and the lattice's links change: the provider keeps
+            # the link it has (with its password) and the counter goes on counting.
+            backend.stop()
+            await ctl.put_link(
+                {
+                    "source_id": "ghost",
+                    "target": "nobody",
+                    "name": "default",
+                    "wit_namespace": "wasi",
+                    "wit_package": "blobstore",
+                    "interfaces": ["blobstore"],
+                    "source_config": [],
+                    "target_config": [],
+                }
+            )
+            await log_line(host.log, "counter-counter -> counter-kvredis kept as pushed")
+            assert await asyncio.to_thread(http_get, f"{url}/hello") == (200, b"hello -> 3")
+        for process in (host, controller):
             process.stop()
         for log in (host.log, controller.log, backend.log):
             assert password not in log.read_text(), log
