@@ -9,7 +9,13 @@ from typing import Any
 import nkeys
 import pytest
 
-from host_agent.controller.reconcile import PutConfig, PutLink, StartProvider, reconcile
+from host_agent.controller.reconcile import (
+    DeleteConfig,
+    PutConfig,
+    PutLink,
+    StartProvider,
+    reconcile,
+)
 from host_agent.controller.reconcile import owned_by as owned_by_
 from host_agent.controller.view import HostRecord, LatticeView
 from host_agent.lattice.strict import BadRequest
@@ -237,3 +243,13 @@ def test_secrets_permissions_by_role() -> None:
     # Both API forms in a domain (a node of the domain maps one to the other first).
     for api in ("$JS.core.API", "$JS.API"):
         assert f"{api}.*.*.KV_WASMCLOUD_SECRETS" in backend.pub_allow
+
+
+def test_undeploy_removes_the_secret_references_the_app_made() -> None:
+    manifest = parse_manifest(app_with_secrets()).manifest
+    view = LatticeView()
+    view.hosts["H1"] = HostRecord("H1", {})
+    configs = {"SECRET_shop-password": {"name": "password"}, "SECRET_other-x": {"name": "x"}}
+    result = reconcile("shop", None, owned_by_([manifest]), view, [], configs, now=0.0)
+    deleted = [c.name for c in result.commands if isinstance(c, DeleteConfig)]
+    assert deleted == ["SECRET_shop-password"]  # another application's stays
