@@ -19,18 +19,46 @@ in the lattice's JetStream domain (``jsDomain``). Its seed is made once at creat
 kept secret in state, so upgrades and config changes keep its id. The environment comes
 from ``host_resource.host_environment``, as for a local host, with nothing of the
 provider's own environment.
+
+In a secured lattice on machines (the lattice's ``userIssuer`` and ``tlsIssuer`` given)
+the host is its own NATS user, minted from the issuer at create and kept secret
+(``hostCredentials``), with its own client certificate from the lattice's CA
+(``hostTls``; reissued by the ``up`` that finds it within 30 days of expiry, which
+restarts the host). Its user reaches the host in its environment file and its TLS pair
+and the CA in files beside it, all 0600, written over SSH's stdin; the provider talks to
+the lattice as the tooling user (``credentials``) over mutual TLS (``clientTls``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
+import nats
+from nats.aio.client import RawCredentials
+
 from host_agent.host.identity import HostIdentity
-from host_agent.lattice.connection import AddressError, NatsAddress
+from host_agent.lattice.connection import (
+    AddressError,
+    CredentialsError,
+    NatsAddress,
+    NatsCredentials,
+)
+from host_agent.security.authority import UserIssuer
+from host_agent.security.jwt import JwtError, decode_claims
+from host_agent.security.permissions import Role
+from host_agent.security.tls import (
+    CertificateAuthority,
+    KeyPairPem,
+    TlsError,
+    check_pair,
+    due_for_rotation,
+)
 from pulumi_wasmcloud.provider.engine_log import EngineLog, current_urn
 from pulumi_wasmcloud.provider.handlers import (
     Checked,
@@ -50,6 +78,7 @@ from pulumi_wasmcloud.provider.host_resource import (
     on_machine,
     refuse_stranding,
 )
+from pulumi_wasmcloud.provider.live import Lattice
 from pulumi_wasmcloud.provider.live import connect as connect_lattice
 from pulumi_wasmcloud.provider.machine_inputs import (
     MachineSpec,
@@ -60,7 +89,7 @@ from pulumi_wasmcloud.provider.machine_inputs import (
     recorded_keys,
     secret_private_keys,
 )
-from pulumi_wasmcloud.provider.values import UNKNOWN, has_unknowns
+from pulumi_wasmcloud.provider.values import UNKNOWN, has_unknowns, to_property
 from pulumi_wasmcloud.provision.agent import (
     HostAgentConfig,
     gather_agent_facts,
@@ -78,6 +107,17 @@ from pulumi_wasmcloud.provision.connector import (
     Unreachable,
 )
 from pulumi_wasmcloud.provision.operations import Unsupported
+from pulumi_wasmcloud.provision.secret_files import (
+    CA_SUFFIX,
+    CERT_SUFFIX,
+    KEY_SUFFIX,
+    agent_file,
+)
+from pulumi_wasmcloud.provision.security import (
+    CLIENT_CERT_DAYS,
+    ROTATION_WINDOW,
+    role_in_domain,
+)
 from pulumi_wasmcloud.provision.service import log_path, unit_name
 from pulumi_wasmcloud.provision.wheelhouse import Wheelhouse
 
@@ -91,7 +131,14 @@ UPDATE_ON = (
     "labels",
     "jsDomain",
     "machine",
+    "userIssuer",
+    "tlsIssuer",
 )
+# What the provider itself connects with: recorded, nothing changes on the machine.
+RECORDED = ("credentials", "clientTls")
+# The lattice's secret outputs a host on a machine takes, and its own secret outputs.
+LATTICE_SECRETS = ("credentials", "userIssuer", "clientTls", "tlsIssuer")
+OWN_SECRETS = ("seed", "hostCredentials", "hostTls")
 # A machine with another name or address is another machine: the host moves (replace).
 MACHINE_IDENTITY = ("name", "host")
 # Failures before anything changed on the machine: nothing to undo.
@@ -117,11 +164,147 @@ def machine_environment(state: dict[str, Any], settings: ProviderSettings) -> di
     """The host's ``WASMCLOUD_*`` variables: as a local host's (where NATS is as the host
     reaches it, credentials, seed, lattice, labels, the lattice's registry allowed over
     plain HTTP), plus the lattice's JetStream domain; nothing of the provider's own
-    environment (it is another machine's)."""
-    env = host_environment({**state, "natsUrl": state["hostNatsUrl"]}, credentials_of(settings), {})
+    environment (it is another machine's). Secured: its own user, and where its TLS
+    files are (the files themselves: ``machine_files``)."""
+    own = state.get("hostCredentials")
+    credentials = (
+        NatsCredentials.from_creds(own, "hostCredentials") if own else credentials_of(settings)
+    )
+    env = host_environment({**state, "natsUrl": state["hostNatsUrl"]}, credentials, {})
     if state.get("jsDomain"):
         env["WASMCLOUD_JS_DOMAIN"] = str(state["jsDomain"])
+    if state.get("hostTls"):
+        service = host_service(str(state["name"]))
+        env |= {
+            "WASMCLOUD_TLS_CA_PATH": agent_file(service, CA_SUFFIX),
+            "WASMCLOUD_NATS_TLS_CERT": agent_file(service, CERT_SUFFIX),
+            "WASMCLOUD_NATS_TLS_KEY": agent_file(service, KEY_SUFFIX),
+        }
+    if state.get("userIssuer"):
+        # Its own user invokes nothing over wRPC; its components' and providers' calls
+        # go out as the link grants the lattice's controller signs.
+        env["WASMCLOUD_LINK_GRANTS"] = "true"
     return env
+
+
+def machine_files(state: dict[str, Any]) -> dict[str, bytes]:
+    """The host's secret files by suffix: the lattice's CA and its TLS pair."""
+    tls = state.get("hostTls")
+    if not tls:
+        return {}
+    return {
+        CA_SUFFIX: str(tls["caPem"]).encode(),
+        CERT_SUFFIX: str(tls["certPem"]).encode(),
+        KEY_SUFFIX: str(tls["keyPem"]).encode(),
+    }
+
+
+def _issuer(state: dict[str, Any]) -> UserIssuer | None:
+    given = state.get("userIssuer")
+    if not given:
+        return None
+    try:
+        return UserIssuer.from_state(given, "userIssuer")
+    except JwtError as e:
+        raise InputError("userIssuer", f"{e}; pass the lattice's (lattice.user_issuer)") from None
+
+
+def _ca(state: dict[str, Any]) -> CertificateAuthority | None:
+    given = state.get("tlsIssuer")
+    if not given:
+        return None
+    try:
+        return CertificateAuthority.from_state(given, "tlsIssuer")
+    except TlsError as e:
+        raise InputError("tlsIssuer", f"{e}; pass the lattice's (lattice.tls_issuer)") from None
+
+
+def own_user(state: dict[str, Any], kept: object) -> str | None:
+    """The host's own user (.creds text): ``kept`` while the lattice's issuer signed it,
+    else a new one from the issuer; None in a lattice without one."""
+    issuer = _issuer(state)
+    if issuer is None:
+        return None
+    if isinstance(kept, str) and kept:
+        try:
+            claims = decode_claims(NatsCredentials.from_creds(kept, "hostCredentials").jwt, "jwt")
+            if claims.get("iss") == issuer.signing_key and (
+                claims.get("nats", {}).get("issuer_account") == issuer.account_public_key
+            ):
+                return kept
+        except (CredentialsError, JwtError):
+            pass  # unreadable: a new user, which the lattice accepts
+    domain = str(state["jsDomain"]) if state.get("jsDomain") else None
+    permissions = role_in_domain(Role.HOST, str(state["lattice"]), domain)
+    return issuer.issue_with(permissions, f"host-{state['name']}").creds()
+
+
+def own_tls(state: dict[str, Any], kept: object) -> dict[str, str] | None:
+    """The host's client certificate and the CA (``hostTls``): ``kept`` while the
+    lattice's CA signed it and it is not within 30 days of expiry, else a new one."""
+    ca = _ca(state)
+    if ca is None:
+        return None
+    now = datetime.now(UTC)
+    if isinstance(kept, dict) and kept.get("caPem") == ca.cert_pem:
+        try:
+            pair = KeyPairPem(str(kept["certPem"]), str(kept["keyPem"]))
+            check_pair(pair, ca.cert_pem, "hostTls", now)
+            if not due_for_rotation(pair.cert_pem, now, ROTATION_WINDOW):
+                return dict(kept)
+        except (TlsError, KeyError):
+            pass  # a new pair below
+    pair = ca.issue_client(f"host-{state['name']}", now=now, days=CLIENT_CERT_DAYS)
+    return {"caPem": ca.cert_pem, "certPem": pair.cert_pem, "keyPem": pair.key_pem}
+
+
+def with_own_secrets(state: dict[str, Any], kept: dict[str, Any]) -> dict[str, Any]:
+    """``state`` with the host's own user and TLS pair: those ``kept`` (the old state)
+    while still good, else new ones."""
+    return {
+        **state,
+        "hostCredentials": own_user(state, kept.get("hostCredentials")),
+        "hostTls": own_tls(state, kept.get("hostTls")),
+    }
+
+
+def secret_outputs(values: dict[str, Any]) -> dict[str, Any]:
+    """Private keys, the lattice's secrets and the host's own: secret in state."""
+    marked = secret_private_keys(values)
+    for key in (*LATTICE_SECRETS, *OWN_SECRETS):
+        if marked.get(key) not in (None, UNKNOWN):
+            marked[key] = to_property(marked[key], secret=True)
+    return marked
+
+
+@contextlib.asynccontextmanager
+async def lattice_for(state: dict[str, Any], settings: ProviderSettings) -> AsyncIterator[Lattice]:
+    """The lattice at ``natsUrl`` as the provider talks to it: over mutual TLS as the
+    tooling user when the lattice gave ``clientTls``, else as live.connect does."""
+    tls = state.get("clientTls")
+    if not tls:
+        async with connect_lattice(
+            str(state["natsUrl"]),
+            str(state["lattice"]),
+            state.get("credentials") or settings.credentials,
+        ) as lattice:
+            yield lattice
+        return
+    from pulumi_wasmcloud.provider.machine_lattice import tls_context
+
+    creds = state.get("credentials") or settings.credentials
+    nc = await nats.connect(
+        str(state["natsUrl"]),
+        connect_timeout=3,
+        max_reconnect_attempts=1,
+        allow_reconnect=False,
+        tls=tls_context(str(tls["caPem"]), str(tls["certPem"]), str(tls["keyPem"])),
+        user_credentials=RawCredentials(creds) if creds else None,
+    )
+    try:
+        yield Lattice(nc, str(state["lattice"]), str(state["natsUrl"]))
+    finally:
+        await nc.close()
 
 
 @dataclass(frozen=True)
@@ -135,7 +318,7 @@ class Visit:
 
 
 class MachineHost:
-    secrets: frozenset[str] = frozenset({"seed"})
+    secrets: frozenset[str] = frozenset(OWN_SECRETS)
 
     def __init__(self, settings: ProviderSettings, log: EngineLog) -> None:
         self.settings = settings
@@ -159,6 +342,8 @@ class MachineHost:
             "registryUrl": news.get("registryUrl"),
             "jsDomain": given("jsDomain", ""),
             "machine": news.get("machine"),
+            # A secured lattice's (secret outputs of it); None: a lattice without them.
+            **{key: news.get(key) for key in LATTICE_SECRETS},
             # Desired; read reports the truth, so a stopped or changed host is drift.
             "running": True,
             "converged": True,
@@ -201,13 +386,19 @@ class MachineHost:
         parsed = parse_machine(inputs["machine"], "machine")
         if isinstance(parsed, list):
             failures += parsed
-        return Checked(secret_private_keys(inputs), failures)
+        for key in ("userIssuer", "tlsIssuer"):
+            if not has_unknowns(inputs[key]):
+                try:
+                    (_issuer if key == "userIssuer" else _ca)(inputs)
+                except InputError as failure:
+                    failures.append(failure)
+        return Checked(secret_outputs(inputs), failures)
 
     async def diff(self, id: str, olds: dict[str, Any], news: dict[str, Any]) -> Diff:
         if not on_machine(olds) or not on_machine(news):
             # From this machine to another target or back: a new host, the old one goes.
             return Diff({"machine": (olds.get("machine"), news.get("machine"))}, ["machine"])
-        changed = changed_keys(olds, news, (*REPLACE_ON, *UPDATE_ON))
+        changed = changed_keys(olds, news, (*REPLACE_ON, *UPDATE_ON, *RECORDED))
         replaces = [k for k in REPLACE_ON if k in changed]
         old_machine, new_machine = olds["machine"], news["machine"]
         if (
@@ -218,8 +409,9 @@ class MachineHost:
             replaces.append("machine")
         if replaces or has_unknowns(news):
             return Diff(changed, replaces)
-        # What the machine needs for the host these inputs describe (same id and seed).
-        state = {**news, "hostId": id, "seed": olds["seed"]}
+        # What the machine needs for the host these inputs describe (same id and seed,
+        # its user and TLS pair while still good).
+        state = with_own_secrets({**news, "hostId": id, "seed": olds["seed"]}, olds)
         visit = await self._visit(_spec(news), state, _host_keys(olds), apply_plan=False)
         for change in visit.plan:
             await self.log.note(change.description)
@@ -240,27 +432,27 @@ class MachineHost:
                 # What the machine needs for a new host (whose seed is made at create).
                 identity = HostIdentity.generate(str(inputs["name"]))
                 state = {**planned, "hostId": identity.public_key, "seed": identity.seed}
-                visit = await self._visit(_spec(state), state, {}, apply_plan=False)
+                visit = await self._visit(
+                    _spec(state), with_own_secrets(state, {}), {}, apply_plan=False
+                )
                 for change in visit.plan:
                     await self.log.note(change.description)
-            return Created(
-                "",
-                secret_private_keys(
-                    {**inputs, "hostId": UNKNOWN, "seed": UNKNOWN, "hostKeys": UNKNOWN}
-                ),
-            )
+            unknown = dict.fromkeys(("hostId", "hostKeys", *OWN_SECRETS), UNKNOWN)
+            return Created("", secret_outputs({**inputs, **unknown}))
         identity = HostIdentity.generate(str(inputs["name"]))
         state = {**inputs, "hostId": identity.public_key, "seed": identity.seed}
-        outputs = await self._provision(state, {}, new=True)
-        return Created(identity.public_key, secret_private_keys(outputs))
+        outputs = await self._provision(with_own_secrets(state, {}), {}, new=True)
+        return Created(identity.public_key, secret_outputs(outputs))
 
     async def update(
         self, id: str, olds: dict[str, Any], news: dict[str, Any], preview: bool
     ) -> dict[str, Any]:
         state = {**news, "hostId": id, "seed": olds["seed"]}
         if preview:
-            return secret_private_keys({**state, "hostKeys": _host_keys(olds)})
-        return secret_private_keys(await self._provision(state, _host_keys(olds), new=False))
+            kept = {key: olds.get(key) for key in ("hostCredentials", "hostTls")}
+            return secret_outputs({**state, **kept, "hostKeys": _host_keys(olds)})
+        state = with_own_secrets(state, olds)
+        return secret_outputs(await self._provision(state, _host_keys(olds), new=False))
 
     async def _provision(
         self, state: dict[str, Any], host_keys: dict[str, str], new: bool
@@ -268,9 +460,7 @@ class MachineHost:
         spec = _spec(state)
         # The lattice must answer first: an unreachable NATS or refused credentials fail
         # here, naming the fix, before anything changes on the machine.
-        async with connect_lattice(
-            str(state["natsUrl"]), str(state["lattice"]), self.settings.credentials
-        ) as lattice:
+        async with lattice_for(state, self.settings) as lattice:
             try:
                 visit = await self._visit(spec, state, host_keys, apply_plan=True)
                 await self.log.note(f"{spec.name}: {visit.commands} commands")
@@ -312,7 +502,7 @@ class MachineHost:
                 "nothing was changed. Reading it needs SSH to the machine: check the "
                 "machine is up and reachable from here, then run the command again"
             ) from None
-        return secret_private_keys({**state, "running": visit.running, "converged": not visit.plan})
+        return secret_outputs({**state, "running": visit.running, "converged": not visit.plan})
 
     async def delete(self, id: str, state: dict[str, Any]) -> None:
         await refuse_stranding(self.settings, id, state)
@@ -350,7 +540,9 @@ class MachineHost:
         """Connect, gather the agent's facts, plan the host ``state`` describes; with
         ``apply_plan``, apply it. Blocking SSH work runs in a thread."""
         name = str(state["name"])
-        config = HostAgentConfig(name, machine_environment(state, self.settings))
+        config = HostAgentConfig(
+            name, machine_environment(state, self.settings), machine_files(state)
+        )
         wheelhouse = await self._wheelhouse()
         report = self._progress_of_changes() if apply_plan else None
 
@@ -430,6 +622,11 @@ def _as_far_as_known(inputs: dict[str, Any]) -> dict[str, Any] | None:
         "labels": {},
     }
     known = {k: stand_ins.get(k, "") if v is UNKNOWN else v for k, v in inputs.items()}
+    for key in LATTICE_SECRETS:
+        if has_unknowns(inputs.get(key)):
+            # A lattice made by the same `up`: a stand-in of the same shape, so the plan
+            # says the host's user and TLS files will be written.
+            known[key] = _stand_in(key)
     if known.get("hostNatsUrl") in (None, "", UNKNOWN) or inputs.get("hostNatsUrl") is UNKNOWN:
         known["hostNatsUrl"] = known["natsUrl"]
     if isinstance(known["labels"], dict):
@@ -450,3 +647,16 @@ def _host_keys(state: dict[str, Any]) -> dict[str, str]:
     if isinstance(keys, list):
         raise RuntimeError("; ".join(str(f) for f in keys))
     return keys
+
+
+def _stand_in(key: str) -> Any:
+    """A throwaway value of a lattice secret's shape, for a preview's plan."""
+    from pulumi_wasmcloud.provision.security import LatticeSecurity
+
+    security = LatticeSecurity.create("preview", None, datetime.now(UTC))
+    return {
+        "credentials": security.tooling.creds(),
+        "userIssuer": security.user_issuer().to_state(),
+        "clientTls": security.client_tls_state(),
+        "tlsIssuer": security.ca.to_state(),
+    }[key]

@@ -3,11 +3,18 @@ engine calls it) on namespace machines (tests/machines.py): nats-server provisio
 core-1 by plan_nats_server, the host agent installed and run on edge-1 over SSH, joining
 the lattice with its labels; a converged machine gets no diff and runs no command; a
 change keeps the host id; drift on the machine is read and repaired; a changed host key
-and an unreachable machine are refused by name; delete leaves edge-1 as it was."""
+and an unreachable machine are refused by name; delete leaves edge-1 as it was.
+
+Secured as a Lattice on machines runs it (operator mode, mutual TLS): the host gets the
+lattice's user issuer and CA, mints its own user and client certificate (secret in
+state), finds them on edge-1 in 0600 files and its environment file, and nothing secret
+shows in edge-1's process list or logs; its client certificate near expiry is reissued
+by the next `up`."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import grpc
@@ -17,25 +24,37 @@ from pulumi.runtime.proto import provider_pb2, provider_pb2_grpc
 from pulumi.runtime.rpc import UNKNOWN
 
 from host_agent.lattice.client import CtlClient
-from pulumi_wasmcloud.provider import host_resource
+from host_agent.lattice.connection import NatsCredentials
+from host_agent.security.tls import expires_at
+from pulumi_wasmcloud.provider import host_resource, machine_host
 from pulumi_wasmcloud.provider.machine_inputs import (
     MachineSpec,
     connect,
     parse_machine,
     recorded_keys,
 )
+from pulumi_wasmcloud.provision.changes import apply
 from pulumi_wasmcloud.provision.connector import HostKeyRefused
-from pulumi_wasmcloud.provision.nats_config import JetStreamSettings, NatsServerSettings, render
-from pulumi_wasmcloud.provision.operations import NATS_SERVER_STORE
-from tests.integration.test_provision_nats import eventually, provision
+from pulumi_wasmcloud.provision.nats_config import OperatorModeSettings, render
+from pulumi_wasmcloud.provision.operations import (
+    gather_nats_server_facts,
+    packaged_nats_server,
+    plan_nats_server,
+)
+from pulumi_wasmcloud.provision.security import LatticeSecurity, NodeRole
+from pulumi_wasmcloud.provision.topology import NodeMachine, TopologySecurity, plan_topology
+from tests.integration.test_provision_nats import connect as connect_to
+from tests.integration.test_provision_nats import eventually
 from tests.lattice import run_async
 from tests.machines import KeyPair, Machine, Machines, booted
 from tests.provider_grpc import EngineLog, plain, provider, struct
+from tests.secured_nats import client_options, leaks, machine_leaks, secret_files
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
 URN = "urn:pulumi:test::proj::wasmcloud:index:Host::edge"
 SECRET = "4dabf18193072939515e22adb298388d"  # the engine's mark of a secret value
+SUFFIXES = ("env", "ca.pem", "cert.pem", "key.pem")  # the host's files in /etc/wasmcloud
 
 
 @pytest.fixture
@@ -43,15 +62,43 @@ def machines() -> Iterator[Machines]:
     yield from booted("core-1", "edge-1")
 
 
+# The secured lattice's outputs a Host is given (credentials, userIssuer, clientTls,
+# tlsIssuer), set by nats_url(): clients of the tests connect with them too.
+LATTICE: dict[str, Any] = {}
+
+
 def nats_url(machines: Machines) -> str:
-    """nats-server with JetStream in domain "core" on core-1, provisioned as a Lattice on
-    machines does."""
+    """A one-node lattice's NATS on core-1 (JetStream in domain "core"), secured and
+    provisioned as a Lattice on machines does: operator mode, mutual TLS, its files."""
     core = machines["core-1"]
-    jetstream = JetStreamSettings(store_dir=NATS_SERVER_STORE, domain="core")
-    provision(
-        machines,
-        "core-1",
-        render(NatsServerSettings(server_name="core-1", host=core.address, jetstream=jetstream)),
+    now = datetime.now(UTC)
+    security, _ = LatticeSecurity.create("default", "core", now).converge(
+        {"core-1": NodeRole(core.address, core=True)}, "core", now
+    )
+    authority = security.authority
+    topology = plan_topology(
+        [NodeMachine("core-1", core.address)],
+        security=TopologySecurity(
+            OperatorModeSettings.from_auth(authority.server_auth()),
+            authority.account_public_key,
+        ),
+    )
+    with connect_to(machines, "core-1") as connection:
+        facts = gather_nats_server_facts(connection)
+        plan = plan_nats_server(
+            "core-1",
+            facts,
+            packaged_nats_server(),
+            render(topology.settings["core-1"]),
+            security.nats_files("core-1"),
+        )
+        apply(connection, plan)
+    LATTICE.clear()
+    LATTICE.update(
+        credentials=security.tooling.creds(),
+        userIssuer=security.user_issuer().to_state(),
+        clientTls=security.client_tls_state(),
+        tlsIssuer=security.ca.to_state(),
     )
     return f"nats://{core.address}:4222"
 
@@ -87,6 +134,7 @@ def inputs(url: str, on: dict[str, Any], **labels: str) -> dict[str, Any]:
         "jsDomain": "core",
         "labels": labels,
         "machine": on,
+        **LATTICE,
     }
 
 
@@ -97,7 +145,7 @@ async def checked(stub: provider_pb2_grpc.ResourceProviderStub, news: dict[str, 
 
 
 async def host_in_lattice(url: str, host_id: str) -> dict[str, Any] | None:
-    nc = await nats.connect(url)
+    nc = await nats.connect(url, **client_options(LATTICE))
     try:
         hosts = await CtlClient(nc, "default").ping_hosts(wait=0.5)
     finally:
@@ -123,7 +171,7 @@ async def refusal(call: Any) -> str:
 
 @run_async
 async def test_a_host_on_a_machine_joins_converges_keeps_its_id_and_leaves_no_trace(
-    machines: Machines,
+    machines: Machines, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     edge = machines["edge-1"]
     before = edge.own_files()
@@ -139,6 +187,7 @@ async def test_a_host_on_a_machine_joins_converges_keeps_its_id_and_leaves_no_tr
             "host agent 0.1.0: install on edge-1",
             "host-edge service: define on edge-1",
             "host edge config: write on edge-1",
+            "host edge NATS user and TLS files: write on edge-1",
             "host-edge service: start on edge-1",
         ]
         assert edge.own_files() == before
@@ -159,6 +208,8 @@ async def test_a_host_on_a_machine_joins_converges_keeps_its_id_and_leaves_no_tr
             assert outputs["hostKeys"] == {"edge-1": edge.host_key.rsplit(" ", 1)[0]}
             assert outputs["machine"]["privateKey"][SECRET]  # kept secret in state
             assert outputs["seed"][SECRET]
+            for key in ("hostCredentials", "hostTls", "credentials", "userIssuer", "tlsIssuer"):
+                assert outputs[key][SECRET], key
             ran = [m for m in said(log, mark) if m.startswith("edge-1: ")]
             assert len(ran) == 1 and int(ran[0].split()[1]) > 0, ran
             # It reaches NATS where hostNatsUrl says, in the lattice's JetStream domain,
@@ -168,6 +219,21 @@ async def test_a_host_on_a_machine_joins_converges_keeps_its_id_and_leaves_no_tr
             assert environment["WASMCLOUD_JS_DOMAIN"] == "core"
             assert environment["WASMCLOUD_OCI_ALLOWED_INSECURE"] == "198.18.0.2:5000"
             assert environment["WASMCLOUD_HOST_SEED"] == outputs["seed"]["value"]
+            # Secured: its own user (not the tooling user) and its own client certificate,
+            # in 0600 files and its 0600 environment file; nothing secret in ps or logs.
+            own = NatsCredentials.from_creds(outputs["hostCredentials"]["value"])
+            tooling = NatsCredentials.from_creds(LATTICE["credentials"])
+            assert environment["WASMCLOUD_NATS_SEED"] == own.seed != tooling.seed
+            assert environment["WASMCLOUD_NATS_TLS_CERT"] == "/etc/wasmcloud/host-edge.cert.pem"
+            assert environment["WASMCLOUD_LINK_GRANTS"] == "true"
+            files = secret_files(edge)
+            assert files == dict.fromkeys(
+                [f"/etc/wasmcloud/host-edge.{suffix}" for suffix in SUFFIXES], "600 root"
+            ), files
+            certificate = edge.inside(["cat", "/etc/wasmcloud/host-edge.cert.pem"]).stdout
+            assert certificate == outputs["hostTls"]["value"]["certPem"]
+            assert machine_leaks(edge) == {}
+            assert not leaks("\n".join(log.messages))
 
             # Converged: no diff, and an update runs no command.
             mark = len(log.messages)
@@ -197,6 +263,28 @@ async def test_a_host_on_a_machine_joins_converges_keeps_its_id_and_leaves_no_tr
             state = updated.properties
             relabeled = await host_in_lattice(url, host_id)
             assert relabeled is not None and relabeled["labels"]["tier"] == "gateway"
+
+            # Its client certificate within the rotation window: the next `up` reissues
+            # it (a new pair on edge-1, the host restarted with it: same id, same user).
+            old = plain(state)["hostTls"]["value"]["certPem"]
+            monkeypatch.setattr(machine_host, "ROTATION_WINDOW", timedelta(days=400))
+            mark = len(log.messages)
+            diff = await stub.Diff(
+                provider_pb2.DiffRequest(id=host_id, urn=URN, olds=state, news=props)
+            )
+            assert list(diff.diffs) == ["converged"], said(log, mark)
+            assert "host edge NATS user and TLS files: replace on edge-1" in said(log, mark)
+            assert "host-edge service: restart on edge-1" in said(log, mark)
+            updated = await stub.Update(
+                provider_pb2.UpdateRequest(id=host_id, urn=URN, olds=state, news=props)
+            )
+            monkeypatch.undo()
+            state = updated.properties
+            rotated = plain(state)["hostTls"]["value"]["certPem"]
+            assert rotated != old and expires_at(rotated) > expires_at(old)
+            assert edge.inside(["cat", "/etc/wasmcloud/host-edge.cert.pem"]).stdout == rotated
+            assert plain(state)["hostCredentials"] == outputs["hostCredentials"]
+            assert await host_in_lattice(url, host_id) is not None
 
             # Drift on the machine: its config changed there. Read says so, diff plans
             # the repair, update makes it.
