@@ -15,7 +15,7 @@ import json
 import os
 import time
 import uuid
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import nkeys
 from pydantic import Field
@@ -176,9 +176,6 @@ class DeleteSecretRequest(StrictModel):
     """Ours (upstream's backend has no delete): remove a secret and its history."""
 
     key: str = Field(min_length=1)
-
-
-SecretKind = Literal["String", "Bytes"]
 
 
 def secret_value(secret: Secret) -> dict[str, Any]:
