@@ -51,12 +51,13 @@ RULES = {
     ),
     # host_agent/lattice is the wire protocol (subjects, request/reply shapes, clients):
     # the controller, the host and the Pulumi provider all build on it, so it builds on
-    # nothing of theirs.
+    # nothing of theirs. Certificate checks (security.tls, which imports only
+    # `cryptography`) are the one exception: a TLS connection is part of the wire.
     "lattice-stands-alone": Rule(
         why="host_agent.lattice is the protocol everything else builds on",
         packages=("host_agent.lattice",),
         forbidden=("host_agent",),
-        allowed=("host_agent.lattice",),
+        allowed=("host_agent.lattice", "host_agent.security.tls"),
         sentinel="host_agent.lattice.wadm",
     ),
     # The provider depends on the control protocol (host_agent.lattice) and the planner's
