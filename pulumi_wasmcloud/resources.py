@@ -15,8 +15,27 @@ from pulumi_wasmcloud.app import CapabilityProvider, Component, Link, build_mani
 from pulumi_wasmcloud.machines import LeafNode, SshMachine
 
 # Outputs that carry private material (seeds, .creds): Pulumi secrets.
-LATTICE_SECRETS = ("authority", "userIssuer", "credentials", "controllerCredentials", "tls")
-HOST_SECRETS = ("seed", "credentials", "userIssuer", "hostCredentials")
+LATTICE_SECRETS = (
+    "authority",
+    "userIssuer",
+    "credentials",
+    "controllerCredentials",
+    "tls",
+    "secretsKey",
+    "secretsCredentials",
+    "clientTls",
+    "tlsIssuer",
+    "security",
+)
+HOST_SECRETS = (
+    "seed",
+    "credentials",
+    "userIssuer",
+    "hostCredentials",
+    "clientTls",
+    "tlsIssuer",
+    "hostTls",
+)
 
 
 class Provider(pulumi.ProviderResource):
@@ -145,6 +164,18 @@ class Lattice(pulumi.CustomResource):
         return _output(self, "userIssuer")
 
     @property
+    def client_tls(self) -> pulumi.Output[dict[str, str]]:
+        """The tooling user's TLS client pair and the CA, {caPem, certPem, keyPem} (secret;
+        a lattice on machines, whose nodes ask for client certificates; empty locally)."""
+        return _output(self, "clientTls")
+
+    @property
+    def tls_issuer(self) -> pulumi.Output[dict[str, str]]:
+        """The lattice CA's certificate and key (secret; a lattice on machines): a Host on a
+        machine issues its own client certificate with it."""
+        return _output(self, "tlsIssuer")
+
+    @property
     def ca_cert(self) -> pulumi.Output[str]:
         """The PEM of the CA that signed the lattice's NATS server certificate, ``""``
         without TLS (public)."""
@@ -221,6 +252,7 @@ class Host(pulumi.CustomResource):
             "credentials": lattice.credentials,
             "userIssuer": lattice.user_issuer,
             "caCert": lattice.ca_cert,
+            "clientTls": lattice.client_tls,
             "hostId": None,
             "seed": None,
             "hostCredentials": None,
@@ -235,6 +267,8 @@ class Host(pulumi.CustomResource):
                 "hostNatsUrl": nats_url if nats_url is not None else lattice.nats_url,
                 "jsDomain": _output(lattice, "jsDomain"),
                 "hostKeys": None,
+                "tlsIssuer": lattice.tls_issuer,
+                "hostTls": None,
             }
         elif nats_url is not None:
             props["natsUrl"] = nats_url
@@ -300,6 +334,7 @@ class Application(pulumi.CustomResource):
             # A secured lattice's tooling user (secret); else wasmcloud:credentials.
             "credentials": lattice.credentials if lattice else None,
             "caCert": lattice.ca_cert if lattice else None,
+            "clientTls": lattice.client_tls if lattice else None,
             "manifest": manifest,
             "manifestPath": manifest_path,
             "allowUnplaced": allow_unplaced,
@@ -311,7 +346,7 @@ class Application(pulumi.CustomResource):
             "version": None,
             "status": None,
         }
-        secret = pulumi.ResourceOptions(additional_secret_outputs=["credentials"])
+        secret = pulumi.ResourceOptions(additional_secret_outputs=["credentials", "clientTls"])
         super().__init__(
             "wasmcloud:index:Application",
             resource_name,

@@ -326,7 +326,7 @@ def _with_version(manifest: dict[str, Any], version: str) -> dict[str, Any]:
 
 
 class ApplicationResource:
-    secrets: frozenset[str] = frozenset({"credentials"})
+    secrets: frozenset[str] = frozenset({"credentials", "clientTls"})
 
     def __init__(self, log: EngineLog, settings: ProviderSettings) -> None:
         self.log = log
@@ -372,6 +372,7 @@ class ApplicationResource:
             "lattice": news.get("lattice") or "default",
             "credentials": news.get("credentials"),  # the lattice's tooling user, if secured
             "caCert": news.get("caCert"),  # the CA of its NATS's certificate, with TLS
+            "clientTls": news.get("clientTls"),  # a lattice on machines' tooling pair + CA
             "allowUnplaced": news.get("allowUnplaced", False),
             "manifest": manifest.to_data()
             if manifest
@@ -409,7 +410,7 @@ class ApplicationResource:
             failures.append(nats_url_required())
         # Plan only where the lattice is known: an address or a lattice name that is another
         # resource's output in preview would otherwise be planned as the literal "<unknown>".
-        where = [inputs["natsUrl"], inputs["lattice"], inputs["credentials"], inputs["caCert"]]
+        where = [inputs[k] for k in ("natsUrl", "lattice", "credentials", "caCert", "clientTls")]
         if manifest is not None and not failures and not has_unknowns(where):
             await self._plan_into(inputs, manifest)
         return Checked(inputs, failures)
@@ -440,8 +441,13 @@ class ApplicationResource:
     # diff ----------------------------------------------------------------------------
     async def diff(self, id: str, olds: dict[str, Any], news: dict[str, Any]) -> Diff:
         changed = changed_keys(
-            olds, news, ("natsUrl", "lattice", "name", "allowUnplaced", "credentials", "caCert")
+            olds,
+            news,
+            ("natsUrl", "lattice", "name", "allowUnplaced", "credentials", "caCert", "clientTls"),
         )
+        for key in ("credentials", "caCert", "clientTls"):
+            if key in changed and not (olds.get(key) or news.get(key)):
+                del changed[key]  # none before, none now (a plain lattice's "")
         if olds.get("manifest") != news.get("manifest"):
             changed["manifest"] = (olds.get("manifest"), news.get("manifest"))
         # Compare with the lattice as it runs now, not as the last update left it, so a

@@ -74,7 +74,9 @@ REPLACE_ON = ("lattice", "name", "stateDir", "target")
 # Properties an update applies by restarting the host process with the same seed.
 RESTART_ON = ("natsUrl", "heartbeatSeconds", "registryUrl", "userIssuer", "caCert")
 # Properties an update only records (what the provider itself connects as).
-RECORDED = ("credentials",)
+RECORDED = ("credentials", "clientTls")
+# What a secured lattice gives its hosts; a plain one gives "" or {} (older states: none).
+SECURITY_INPUTS = ("credentials", "userIssuer", "caCert", "clientTls")
 READY_TIMEOUT = 60.0
 # The host's connection, identity and labels come from this resource only: variables
 # with these names in the provider's own environment must not reach the host.
@@ -172,6 +174,11 @@ def host_environment(
     return env
 
 
+def given(value: Any) -> bool:
+    """Whether an optional input holds something (a plain lattice's "" and {} do not)."""
+    return value not in (None, "", {})
+
+
 def own_user(state: dict[str, Any], issuer: UserIssuer) -> NatsCredentials:
     """The host's own NATS user: the one in state if ``issuer`` signed it, else a new one."""
     kept = state.get("hostCredentials")
@@ -215,7 +222,17 @@ def _check_labels(labels: Any) -> list[InputError]:
 
 
 class HostResource:
-    secrets: frozenset[str] = frozenset({"seed", "credentials", "userIssuer", "hostCredentials"})
+    secrets: frozenset[str] = frozenset(
+        {
+            "seed",
+            "credentials",
+            "userIssuer",
+            "hostCredentials",
+            "clientTls",
+            "tlsIssuer",
+            "hostTls",
+        }
+    )
 
     def __init__(
         self, settings: ProviderSettings | None = None, log: EngineLog | None = None
@@ -247,6 +264,7 @@ class HostResource:
             "credentials": news.get("credentials"),
             "userIssuer": news.get("userIssuer"),
             "caCert": news.get("caCert"),
+            "clientTls": news.get("clientTls"),  # a lattice on machines' tooling pair
             "running": True,  # desired; read reports the truth, so a dead host is drift
         }
         failures = _check_labels(inputs["labels"])
@@ -300,6 +318,9 @@ class HostResource:
         if on_machine(olds) or on_machine(news):
             return await self.machines.diff(id, olds, news)
         changed = changed_keys(olds, news, (*REPLACE_ON, *RESTART_ON, *RECORDED, "labels"))
+        for key in SECURITY_INPUTS:
+            if key in changed and not (given(olds.get(key)) or given(news.get(key))):
+                del changed[key]  # none before, none now (a plain lattice's "" or {})
         if not olds.get("running", True) or not _process(olds).running():
             changed["running"] = (False, True)
         return Diff(changed, [k for k in REPLACE_ON if k in changed])

@@ -27,6 +27,7 @@ import asyncio
 import os
 import shutil
 import signal
+import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -47,6 +48,7 @@ from pulumi_wasmcloud.provider.local_security import (
     CONTROLLER_CREDS_FILE,
     GRANT_ISSUER_FILE,
     SECRET_OUTPUTS,
+    SECRETS_CREDS_FILE,
     LocalSecurity,
     remove_files,
     write_files,
@@ -54,15 +56,32 @@ from pulumi_wasmcloud.provider.local_security import (
 from pulumi_wasmcloud.provider.machine_lattice import MachineLattice
 from pulumi_wasmcloud.provider.values import UNKNOWN
 
+# A secured lattice runs the NATS KV secrets backend (application secrets, issue 16).
+SECRETS_BACKEND = "secrets-backend"
+SECRETS_SETTINGS = ("ENCRYPTION_XKEY_SEED", "TRANSIT_XKEY_SEED", "NATS_CREDSFILE")
 REPLACE_ON = ("lattice", "natsPort", "stateDir")
 # Properties an update applies by restarting the processes that read them.
 RESTARTS = {
     "heartbeatSeconds": ("controller",),
     "redisPort": ("redis-server",),
     "registryPort": ("registry",),
-    "secure": ("controller", "nats-server"),
+    "secure": ("controller", SECRETS_BACKEND, "nats-server"),
 }
 CONTROLLER_TIMEOUT = 30.0
+# A plain lattice's security outputs: known and empty. In a preview the SDK reads an
+# output that is missing (or null) as unknown, and every Host and Application would show
+# a change.
+PLAIN_OUTPUTS: dict[str, Any] = {
+    "authority": {},
+    "userIssuer": {},
+    "credentials": "",
+    "controllerCredentials": "",
+    "tls": {},
+    "caCert": "",
+    "clientTls": {},
+    "tlsIssuer": {},
+    "security": {},
+}
 # What the controller of a secured lattice is given; never from the provider's environment.
 CONTROLLER_FILES = (
     "WADM_NATS_CREDS_FILE",
@@ -79,6 +98,8 @@ def _processes(state: dict[str, Any]) -> dict[str, ManagedProcess]:
     names = ["nats-server", "controller"] + (["redis-server"] if state.get("redisPort") else [])
     if state.get("registryPort"):
         names.append("registry")
+    if state.get("secure") is True:
+        names.append(SECRETS_BACKEND)
     return {name: ManagedProcess(name, state_dir) for name in names}
 
 
@@ -128,7 +149,8 @@ def _security(state: dict[str, Any]) -> LocalSecurity | None:
 
 
 class LatticeResource:
-    secrets: frozenset[str] = SECRET_OUTPUTS
+    # The local lattice's secret outputs and a lattice on machines' (machine_lattice.py).
+    secrets: frozenset[str] = SECRET_OUTPUTS | {"security", "clientTls", "tlsIssuer"}
 
     def __init__(self, log: EngineLog | None = None) -> None:
         self.log = log or EngineLog(None)
@@ -206,10 +228,13 @@ class LatticeResource:
             "running": True if preview else self._alive(inputs),
         }
         if security is not None:
-            outputs |= security.outputs()
+            # A local client needs only the CA (caCert); machines' outputs are empty here.
+            outputs |= {**security.outputs(), "clientTls": {}, "tlsIssuer": {}, "security": {}}
         elif inputs.get("secure") is not False:
             # Made by the real `up` (never in a preview): unknown until then.
             outputs |= dict.fromkeys((*SECRET_OUTPUTS, "caCert"), UNKNOWN)
+        else:
+            outputs |= PLAIN_OUTPUTS
         return outputs
 
     async def create(self, inputs: dict[str, Any], preview: bool) -> Created:
@@ -268,8 +293,31 @@ class LatticeResource:
              "--heartbeat-interval", str(inputs["heartbeatSeconds"])],
             env=controller_env,
         )  # fmt: skip
+        if security is not None and SECRETS_BACKEND in procs:
+            self._start_secrets_backend(procs[SECRETS_BACKEND], security, state_dir, port)
         if started or restarted:
             await self._await_controller(inputs, procs["controller"], security)
+
+    def _start_secrets_backend(
+        self, process: ManagedProcess, security: LocalSecurity, state_dir: Path, port: int
+    ) -> None:
+        """Start the secrets backend unless it runs: its sealing key in its environment,
+        its user and the CA as 0600 files (nothing secret in argv)."""
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if k not in (*SECRETS_SETTINGS, *CONTROLLER_FILES, "WASMCLOUD_TLS_CA_PATH")
+        }
+        env |= {
+            "ENCRYPTION_XKEY_SEED": security.secrets_key,
+            "NATS_CREDSFILE": str(state_dir / SECRETS_CREDS_FILE),
+            "WASMCLOUD_TLS_CA_PATH": str(state_dir / CA_FILE),
+        }
+        process.start(
+            [sys.executable, "-m", "host_agent.secrets", "--nats-server", f"127.0.0.1:{port}",
+             "serve"],
+            env=env,
+        )  # fmt: skip
 
     async def _start_redis(
         self, process: ManagedProcess, state_dir: Path, inputs: dict[str, Any]
@@ -356,7 +404,8 @@ class LatticeResource:
     async def read(self, id: str, state: dict[str, Any]) -> dict[str, Any] | None:
         if state.get("cluster") is not None:
             return await self.machines.read(id, state)
-        return {**state, "running": self._alive(state)}
+        plain = {} if state.get("authority") else PLAIN_OUTPUTS  # state from before has none
+        return {**plain, **state, "running": self._alive(state)}
 
     async def update(
         self, id: str, olds: dict[str, Any], news: dict[str, Any], preview: bool

@@ -180,7 +180,15 @@ def placement_by_name(plan: PlacementPlan, names: dict[str, str]) -> dict[str, d
 
 
 def lattice_tls(state: Mapping[str, Any]) -> ClientTls | None:
-    """TLS towards a resource's lattice: the CA of a secured local Lattice (``caCert``)."""
+    """TLS towards a resource's lattice: the tooling user's pair and CA (``clientTls``,
+    {caPem, certPem, keyPem}: a lattice on machines, whose nodes ask for a client
+    certificate), else the CA of a secured local Lattice (``caCert``); None without TLS."""
+    pair = state.get("clientTls")
+    if isinstance(pair, Mapping) and pair:
+        ca, cert, key = (pair.get(k) for k in ("caPem", "certPem", "keyPem"))
+        if not isinstance(ca, str) or not all(v is None or isinstance(v, str) for v in (cert, key)):
+            raise TlsConfigError("clientTls must hold caPem, certPem and keyPem as PEM text")
+        return ClientTls(ca, cert, key)
     ca = state.get("caCert")
     return ClientTls(ca) if isinstance(ca, str) and ca else None
 

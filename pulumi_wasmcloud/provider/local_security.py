@@ -16,7 +16,8 @@ What processes and tools read is written into the state folder, every file 0600 
 only) and written whole before it replaces the last one: the server's config (which holds
 only public JWTs but is the server's trust anchor), ``controller.creds``, the user issuer
 the controller signs link grants with, and ``nats.creds`` (the tooling user, so
-``wasmcloud`` commands and ``wash --ctl-credsfile`` work on their own). Nothing secret goes
+``wasmcloud`` commands and ``wash --ctl-credsfile`` work on their own), and the secrets
+backend's user (its sealing key reaches it in its environment). Nothing secret goes
 on a command line.
 """
 
@@ -27,13 +28,16 @@ import os
 import re
 import stat
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from host_agent.lattice.connection import ClientTls, CredentialsError, NatsCredentials
 from host_agent.local.credentials import CA_FILE, CREDS_FILE
+from host_agent.secrets.access import backend_access
+from host_agent.secrets.protocol import DEFAULT_BACKEND
+from host_agent.secrets.xkeys import XKey, XKeyError
 from host_agent.security.authority import LatticeAuthority, UserIssuer
 from host_agent.security.jwt import JwtError, decode_claims
 from host_agent.security.permissions import Role
@@ -57,8 +61,17 @@ CONTROLLER_CREDS_FILE = "controller.creds"
 # (the only way their components and providers may call anything on a secured lattice).
 GRANT_ISSUER_FILE = "grant-issuer.json"
 # The Lattice's state keys that hold private material (Pulumi secrets).
+SECRETS_CREDS_FILE = "secrets.creds"
 SECRET_OUTPUTS = frozenset(
-    {"authority", "userIssuer", "credentials", "controllerCredentials", "tls"}
+    {
+        "authority",
+        "userIssuer",
+        "credentials",
+        "controllerCredentials",
+        "tls",
+        "secretsKey",
+        "secretsCredentials",
+    }
 )
 
 
@@ -130,6 +143,10 @@ class LocalSecurity:
     tooling: NatsCredentials
     controller: NatsCredentials
     tls: LocalTls
+    # The NATS KV secrets backend (application secrets): the curve key its values are
+    # sealed with at rest (an xkey seed) and its own user.
+    secrets_key: str = field(repr=False)
+    secrets_user: NatsCredentials
 
     @classmethod
     def create(cls, lattice: str, now: datetime) -> LocalSecurity:
@@ -140,6 +157,8 @@ class LocalSecurity:
             issuer.issue(Role.TOOLING, f"{lattice}-tooling", lattice),
             issuer.issue(Role.CONTROLLER, f"{lattice}-controller", lattice),
             LocalTls.create(lattice, now),
+            XKey.generate().seed,
+            _secrets_user(issuer, lattice),
         )
 
     def rotated(self, now: datetime) -> LocalSecurity:
@@ -164,13 +183,26 @@ class LocalSecurity:
                 if given is not None
                 else LocalTls.create(authority.lattice, now)
             )
-        except (JwtError, CredentialsError, TlsError) as exc:
+            # A lattice secured before the secrets backend came gets its key and user now.
+            key = state.get("secretsKey")
+            if key is None:
+                key = XKey.generate().seed
+            elif not isinstance(key, str):
+                raise XKeyError("secretsKey must be an xkey seed (text)")
+            XKey.from_seed(key, "secretsKey")
+            backend = state.get("secretsCredentials")
+            secrets_user = (
+                _credentials(backend, "secretsCredentials")
+                if backend is not None
+                else _secrets_user(authority.user_issuer(), authority.lattice)
+            )
+        except (JwtError, CredentialsError, TlsError, XKeyError) as exc:
             raise SecurityStateError(
                 f"the lattice's security state does not read: {exc}. Run `pulumi refresh` "
                 "if the state was edited by hand, or replace the lattice "
                 "(`pulumi up --replace <its urn>`) to make a new authority"
             ) from None
-        return cls(authority, tooling, controller, tls)
+        return cls(authority, tooling, controller, tls, key, secrets_user)
 
     def outputs(self) -> dict[str, Any]:
         """The Lattice's outputs that carry it (every one a secret but ``caCert``)."""
@@ -181,7 +213,13 @@ class LocalSecurity:
             "controllerCredentials": self.controller.creds(),
             "tls": self.tls.to_state(),
             "caCert": self.tls.ca.cert_pem,
+            "secretsKey": self.secrets_key,
+            "secretsCredentials": self.secrets_user.creds(),
         }
+
+
+def _secrets_user(issuer: UserIssuer, lattice: str) -> NatsCredentials:
+    return issuer.issue_with(backend_access(DEFAULT_BACKEND), f"{lattice}-secrets")
 
 
 def _credentials(value: object, field: str) -> NatsCredentials:
@@ -259,6 +297,7 @@ def write_files(security: LocalSecurity, state_dir: Path, port: int, lattice: st
     write_private(state_dir / CONTROLLER_CREDS_FILE, security.controller.creds())
     write_private(state_dir / GRANT_ISSUER_FILE, json.dumps(issuer))
     write_private(state_dir / CREDS_FILE, security.tooling.creds())
+    write_private(state_dir / SECRETS_CREDS_FILE, security.secrets_user.creds())
     server_files = [
         write_private(state_dir / CA_FILE, security.tls.ca.cert_pem),
         write_private(state_dir / SERVER_CERT_FILE, security.tls.server.cert_pem),
@@ -273,6 +312,7 @@ def remove_files(state_dir: Path) -> None:
         CONFIG_FILE,
         CONTROLLER_CREDS_FILE,
         GRANT_ISSUER_FILE,
+        SECRETS_CREDS_FILE,
         CREDS_FILE,
         CA_FILE,
         SERVER_CERT_FILE,

@@ -213,7 +213,14 @@ def test_no_secret_in_the_export_process_lists_or_logs(secured: LocalStack) -> N
     assert '"credentials"' in exported  # the outputs are there, as ciphertext
     assert secrets_in(exported) == [], "pulumi stack export shows secrets"
     processes = secured.our_processes()
-    assert {"nats-server", "controller", "host-local-core", "host-local-edge"} <= set(processes)
+    expected = {
+        "nats-server",
+        "controller",
+        "secrets-backend",
+        "host-local-core",
+        "host-local-edge",
+    }
+    assert expected <= set(processes)
     for name, pid in processes.items():
         # -ww: whole command lines (ps cuts them at 80 columns when not on a terminal)
         args = subprocess.run(
@@ -223,7 +230,8 @@ def test_no_secret_in_the_export_process_lists_or_logs(secured: LocalStack) -> N
     for log in secured.state.glob("*.log"):
         assert secrets_in(log.read_text(errors="replace")) == [], f"{log} holds a secret"
     # What holds private material (or the server's trust anchor) is its owner's only.
-    for name in ("nats.creds", "controller.creds", "nats-server.conf", "nats-server-key.pem"):
+    private = ("nats.creds", "controller.creds", "secrets.creds", "nats-server-key.pem")
+    for name in (*private, "nats-server.conf", "grant-issuer.json"):
         mode = stat.S_IMODE((secured.state / name).stat().st_mode)
         assert mode == 0o600, f"{name} is {oct(mode)}"
 

@@ -70,7 +70,14 @@ async def lattice_resource(
     created = await create(
         stub,
         LATTICE,
-        {"natsPort": free_port(), "stateDir": str(state_dir), "heartbeatSeconds": 2, **extra},
+        # Plain: the tests talk to NATS as anyone (test_local_security.py covers secured).
+        {
+            "natsPort": free_port(),
+            "stateDir": str(state_dir),
+            "heartbeatSeconds": 2,
+            "secure": False,
+            **extra,
+        },
     )
     try:
         yield created

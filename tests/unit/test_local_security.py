@@ -43,6 +43,8 @@ def test_the_state_reads_back_as_it_was_written(security: LocalSecurity) -> None
         ("credentials", "not a creds file"),
         ("controllerCredentials", None),
         ("tls", {"ca": "x"}),
+        ("secretsKey", 5),
+        ("secretsKey", "SXNOTAKEY"),
     ],
 )
 def test_a_wrong_state_field_is_named_and_its_secret_is_not_shown(
