@@ -874,7 +874,7 @@ class MachineLattice:
             # the real one is made by the `up`.
             drift = await self._preview(secured, {})
             return Created(self._id(parsed), self._outputs(inputs, parsed, UNKNOWN, drift))
-        host_keys = await self._up(secured, {})
+        host_keys = await self._up(secured, {}, new_authority=True)
         return Created(self._id(parsed), self._outputs(inputs, secured, host_keys, {}))
 
     @staticmethod
@@ -898,13 +898,17 @@ class MachineLattice:
         removed = self._removed(olds, spec)
         if removed:
             host_keys = await self._remove(removed, host_keys)
-        host_keys = await self._up(secured, host_keys)
+        host_keys = await self._up(secured, host_keys, new_authority=kept is None)
         return self._outputs(news, secured, host_keys, {})
 
-    async def _up(self, spec: MachineLatticeSpec, host_keys: dict[str, str]) -> dict[str, str]:
+    async def _up(
+        self, spec: MachineLatticeSpec, host_keys: dict[str, str], new_authority: bool = False
+    ) -> dict[str, str]:
         """Plan every machine, then apply: NATS everywhere, the cluster's JetStream and
         buckets, the controllers and the registry; wait for a controller. The host keys
-        to record."""
+        to record. ``new_authority``: the lattice's authority and CA were just made (a
+        create, or a lattice from before them), so nodes still running trust another
+        one and cannot be kept serving while the others restart."""
         progress = Progress(self.log)
         artifacts = await self._artifacts(spec, progress)
         counts: dict[str, int] = {}
@@ -921,7 +925,11 @@ class MachineLattice:
             # A running core node whose nats-server restarts (a new config or binary)
             # goes one at a time, each back in the cluster before the next, so the others
             # keep JetStream's majority; everything else at once.
-            rolling = [n for n in spec.topology.core if n in plans and restarts_nats(plans[n])]
+            rolling = [
+                n
+                for n in spec.topology.core
+                if n in plans and restarts_nats(plans[n]) and not new_authority
+            ]
             await asyncio.to_thread(
                 fleet.each,
                 lambda name, connection: step(name, connection, plans[name].nats),
