@@ -122,6 +122,9 @@ for machine in edge:
         nats_url=nearest_nats(machine),
     )
 
+# The lattice runs secured: tools connect as its tooling user (secret outputs).
+pulumi.export("credentials", lattice.credentials)
+pulumi.export("clientTls", lattice.client_tls)
 pulumi.export("natsUrl", lattice.nats_url)
 pulumi.export("natsUrls", lattice.nats_urls)
 pulumi.export("registryUrl", lattice.registry_url)

@@ -361,6 +361,9 @@ def endpoint(address: pulumi.Input[str], path: str = "/") -> pulumi.Output[str]:
     return pulumi.Output.concat("http://", address, f":{HTTP_PORT}{path}")
 
 
+# The lattice runs secured: tools connect as its tooling user (secret outputs).
+pulumi.export("credentials", lattice.credentials)
+pulumi.export("clientTls", lattice.client_tls)
 pulumi.export("natsUrl", lattice.nats_url)
 pulumi.export("registryUrl", lattice.registry_url)
 pulumi.export(

@@ -151,6 +151,16 @@ CONTROLLER_SERVICE = "controller"
 # Secret outputs: all of the lattice's private material, and what Hosts and Applications
 # take from it (the names the local Lattice uses too, where it has them).
 SECRET_OUTPUTS = ("security", "userIssuer", "credentials", "clientTls", "tlsIssuer")
+# The local Lattice's outputs a lattice on machines has no use for (its authority is in
+# `security`; no single controller user; no secrets backend yet): empty, not missing, so
+# a preview does not read them as unknown.
+LOCAL_OUTPUTS: dict[str, Any] = {
+    "authority": {},
+    "controllerCredentials": "",
+    "tls": {},
+    "secretsKey": "",
+    "secretsCredentials": "",
+}
 
 
 # --- inputs --------------------------------------------------------------------------
@@ -748,8 +758,11 @@ class MachineLattice:
             }
         security = spec.security if spec is not None else None
         if security is None:
-            known |= dict.fromkeys((*SECRET_OUTPUTS, "caCert", "certificatesExpire"), UNKNOWN)
+            known |= dict.fromkeys(
+                (*SECRET_OUTPUTS, *LOCAL_OUTPUTS, "caCert", "certificatesExpire"), UNKNOWN
+            )
         else:
+            known |= LOCAL_OUTPUTS
             known |= {
                 key: to_property(value, secret=True)
                 for key, value in (
