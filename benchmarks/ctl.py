@@ -15,7 +15,6 @@ echo p50; secured p50 at most 1.3x plain.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 import statistics
 import sys
@@ -31,6 +30,7 @@ from nats.aio.msg import Msg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks.secured import SecuredNats
+from host_agent.lattice import event_loop
 from host_agent.lattice.subjects import INBOX_WILDCARD, CtlSubjects
 from host_agent.security.jwt import Permissions
 from tests.lattice import HostProcess, NatsServer, first_host_id
@@ -154,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
                 )
             )
         try:
-            peers = asyncio.run(run(plain, secured, args.requests, args.rounds))
+            peers = event_loop.run(run(plain, secured, args.requests, args.rounds))
         finally:
             for host in hosts:
                 host.stop()

@@ -54,6 +54,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from wasmtime.component import Record
 
 from benchmarks.secured import SecuredNats
+from host_agent.lattice import event_loop
 from host_agent.lattice.client import CtlClient
 from host_agent.model import normalize_name
 from host_agent.runtime.wrpc_values import (
@@ -275,7 +276,7 @@ def measure_ours(
         lattice(Path(tmp) / "plain", "plain", False, {"host": {"bench": "invoke"}}) as running,
     ):
         port = free_port()
-        asyncio.run(start_lattice_path(running, port, component, instances))
+        event_loop.run(start_lattice_path(running, port, component, instances))
         wait_for(port)
         return drive(label, port, requests, concurrency)
 
@@ -294,7 +295,7 @@ def measure_http_secured_vs_plain(
         ports = []
         for running in (plain, secured):
             port = free_port()
-            asyncio.run(start_lattice_path(running, port, HELLO, instances))
+            event_loop.run(start_lattice_path(running, port, HELLO, instances))
             wait_for(port)
             ports.append(port)
         results = [Result(f"{r.label} host (hello)", [], 0.0, 0) for r in (plain, secured)]
@@ -516,9 +517,9 @@ def measure_edge_core(
         lattice(Path(tmp) / "plain", "plain", False, EDGE_CORE_HOSTS) as running,
     ):
         port = free_port()
-        asyncio.run(start_edge_core(running, port, instances))
+        event_loop.run(start_edge_core(running, port, instances))
         wait_for(port, "/sum/1,2,3")
-        [(component, provider)] = asyncio.run(time_calls([running], calls))
+        [(component, provider)] = event_loop.run(time_calls([running], calls))
         http_path = drive("HTTP gateway -> logic", port, requests, concurrency, path="/sum/1,2,3")
         return component, provider, http_path
 
@@ -532,9 +533,9 @@ def measure_calls_secured_vs_plain(instances: int, calls: int) -> list[tuple[Res
     ):
         for running in (plain, secured):
             port = free_port()
-            asyncio.run(start_edge_core(running, port, instances))
+            event_loop.run(start_edge_core(running, port, instances))
             wait_for(port, "/sum/1,2,3")
-        return asyncio.run(time_calls([plain, secured], calls))
+        return event_loop.run(time_calls([plain, secured], calls))
 
 
 def secured_ratios(pairs: list[tuple[str, Result, Result]]) -> bool:

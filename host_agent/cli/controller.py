@@ -28,6 +28,7 @@ from host_agent.cli.env import (
 )
 from host_agent.cli.logs import configure_logging
 from host_agent.controller.service import Controller, ControllerConfig
+from host_agent.lattice import event_loop
 from host_agent.lattice.connection import ConnectionRefused
 from host_agent.security.authority import UserIssuer
 
@@ -192,7 +193,7 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
         )
     )
     try:
-        asyncio.run(_serve(controller))
+        event_loop.run(_serve(controller))
     except ConnectionRefused as exc:
         print(f"wasmcloud-controller: {exc}", file=sys.stderr)
         return 1

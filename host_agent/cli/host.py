@@ -23,6 +23,7 @@ from host_agent.controller.service import Controller, ControllerConfig
 from host_agent.host.artifacts import OciOptions, max_component_size_from_env
 from host_agent.host.identity import IdentityError
 from host_agent.host.process import Host, HostConfig
+from host_agent.lattice import event_loop
 from host_agent.lattice.connection import (
     AddressError,
     ConnectionRefused,
@@ -289,7 +290,7 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
             )
         )
     try:
-        asyncio.run(_serve(host, controller))
+        event_loop.run(_serve(host, controller))
     except ConnectionRefused as exc:
         print(f"wasmcloud-host: {exc}", file=sys.stderr)
         return 1

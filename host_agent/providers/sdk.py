@@ -19,6 +19,7 @@ from typing import Protocol
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 
+from host_agent.lattice import event_loop
 from host_agent.lattice.connection import (
     AddressError,
     ClientTls,
@@ -282,6 +283,6 @@ def run_provider(handler: ProviderHandler) -> None:
     except BadRequest as error:
         sys.exit(f"provider: {error}")  # one line on stderr, exit status 1
     try:
-        asyncio.run(serve(handler, host))
+        event_loop.run(serve(handler, host))
     except (AddressError, ConnectionRefused, CredentialsError, TlsConfigError) as error:
         sys.exit(f"provider {host.provider_key}: {error}")
