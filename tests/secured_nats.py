@@ -72,12 +72,34 @@ async def refusal(url: str, **options: Any) -> str:
     return ""
 
 
+def plaintext_refusal(url: str) -> str:
+    """What the node at ``url`` answers a client that connects without TLS and without a
+    user (a CONNECT in the clear, then PING): its -ERR line ("" if it answered PONG)."""
+    host, _, port = url.removeprefix("nats://").rpartition(":")
+    with socket.create_connection((host.strip("[]"), int(port)), timeout=10) as raw:
+        answer = b""
+        while not answer.endswith(b"\r\n"):
+            chunk = raw.recv(4096)
+            assert chunk, f"{url} closed before its INFO line"
+            answer += chunk
+        raw.sendall(b'CONNECT {"verbose":false,"pedantic":false}\r\nPING\r\n')
+        said = b""
+        while b"\r\n" not in said:
+            chunk = raw.recv(4096)
+            if not chunk:
+                break
+            said += chunk
+    line = said.decode(errors="replace").strip()
+    return "" if line.startswith("PONG") else line or "closed without a word"
+
+
 async def refusals(url: str, state: Mapping[str, Any]) -> dict[str, str]:
-    """How the node at ``url`` answers a client with nothing, with the lattice's CA but no
-    client certificate, and with a client certificate but no user."""
+    """How the node at ``url`` answers a client with nothing (no TLS, no user), with the
+    lattice's CA and a user but no client certificate, and with a client certificate but
+    no user."""
     no_client_cert = ssl.create_default_context(cadata=str(state["clientTls"]["caPem"]))
     return {
-        "anonymous": await refusal(url),
+        "anonymous": await asyncio.to_thread(plaintext_refusal, url),
         "no client certificate": await refusal(
             url, tls=no_client_cert, user_credentials=RawCredentials(str(state["credentials"]))
         ),

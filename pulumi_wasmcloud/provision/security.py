@@ -30,9 +30,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from host_agent.lattice.connection import CredentialsError, NatsCredentials
+from host_agent.lattice.subjects import kv_stream_name
 from host_agent.security.authority import LatticeAuthority, UserIssuer
 from host_agent.security.jwt import JwtError, Permissions
-from host_agent.security.permissions import Role, role_permissions
+from host_agent.security.permissions import Role, lattice_buckets, role_permissions
 from host_agent.security.tls import (
     CertificateAuthority,
     KeyPairPem,
@@ -289,14 +290,25 @@ def leaf_user(issuer: UserIssuer, name: str, now: datetime) -> NatsCredentials:
 
 def role_in_domain(role: Role, lattice: str, js_domain: str | None) -> Permissions:
     """``role``'s permissions for a client of a lattice whose JetStream is in
-    ``js_domain``: its API subjects both with the domain (``$JS.core.API...``, what a
-    client on a leaf node sends on) and without it (a client on a core node: the node
-    maps ``$JS.core.API.>`` to ``$JS.API.>`` before it checks the user's permissions, as
-    nats-server 2.12.1 refuses ``$JS.API.INFO`` to a user allowed the domain's only)."""
+    ``js_domain`` (role_permissions allows the API subjects with and without the domain:
+    a node of the domain maps the former to the latter before checking). A HOST also
+    gets what its capability providers need, since they connect as the host's user
+    (HostData): keyvalue-nats keeps application buckets (any name but the controller's
+    and the secrets backend's, which stay denied)."""
     permissions = role_permissions(role, lattice, js_domain=js_domain)
-    if js_domain is None:
+    if role is not Role.HOST:
         return permissions
-    return permissions.merged(role_permissions(role, lattice, js_domain=None))
+    providers = role_permissions(
+        Role.PROVIDER, lattice, js_domain=js_domain, application_buckets=True
+    )
+    # The provider role is denied the lattice's own buckets, which the host keeps.
+    own = [kv_stream_name(bucket) for bucket in lattice_buckets(lattice)] + [
+        f"$KV.{bucket}." for bucket in lattice_buckets(lattice)
+    ]
+    denied = tuple(d for d in providers.pub_deny if not any(name in d for name in own))
+    return permissions.merged(
+        Permissions(pub_allow=providers.pub_allow, pub_deny=denied, sub_allow=providers.sub_allow)
+    )
 
 
 def _tooling_user(

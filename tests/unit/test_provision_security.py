@@ -6,9 +6,11 @@ rotated certificate without a restart."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
+from host_agent.security.permissions import Role, role_permissions
 from host_agent.security.tls import expires_at, subject_alt_names
 from pulumi_wasmcloud.provision.changes import Shell, Upload
 from pulumi_wasmcloud.provision.facts import MachineFacts, OsRelease
@@ -27,6 +29,7 @@ from pulumi_wasmcloud.provision.security import (
     LatticeSecurity,
     NodeRole,
     SecurityStateError,
+    role_in_domain,
 )
 from pulumi_wasmcloud.provision.service import ServiceState
 from tests.secured_nats import leaks
@@ -183,3 +186,45 @@ def test_a_new_config_with_new_files_restarts_instead(security: LatticeSecurity)
     assert described[0].startswith("nats-server secrets: replace")
     assert "nats-server service: restart on edge-1" in described
     assert not any("reload" in d for d in described)
+
+
+def _matches(pattern: str, subject: str) -> bool:
+    """NATS subject matching: ``*`` one token, ``>`` the rest."""
+    want, got = pattern.split("."), subject.split(".")
+    for i, token in enumerate(want):
+        if token == ">":
+            return len(got) > i
+        if i >= len(got) or (token != "*" and token != got[i]):
+            return False
+    return len(want) == len(got)
+
+
+def _may_publish(permissions: Any, subject: str) -> bool:
+    allowed = any(_matches(p, subject) for p in permissions.pub_allow)
+    return allowed and not any(_matches(p, subject) for p in permissions.pub_deny)
+
+
+def test_a_machine_hosts_user_serves_its_providers_application_buckets_not_wadms() -> None:
+    host = role_in_domain(Role.HOST, "default", "core")
+    # keyvalue-nats, connected as its host's user, keeps the app's bucket "default" (from
+    # a core node the domain is mapped away; from a leaf node it is not).
+    for subject in (
+        "$KV.default.counter",
+        "$JS.core.API.$KV.default.counter",
+        "$JS.API.STREAM.CREATE.KV_default",
+        "$JS.core.API.STREAM.INFO.KV_default",
+    ):
+        assert _may_publish(host, subject), subject
+    # Its own lattice buckets still; the controller's and the secrets backend's never.
+    assert _may_publish(host, "$KV.LATTICEDATA_default.link")
+    assert _may_publish(host, "$JS.API.STREAM.INFO.KV_CONFIGDATA_default")
+    for subject in (
+        "$KV.wadm_manifests.default-app",
+        "$JS.core.API.STREAM.DELETE.KV_wadm_manifests",
+        "$KV.WASMCLOUD_SECRETS.password",
+    ):
+        assert not _may_publish(host, subject), subject
+    # Other roles are role_permissions' own.
+    assert role_in_domain(Role.TOOLING, "default", "core") == role_permissions(
+        Role.TOOLING, "default", js_domain="core"
+    )
