@@ -79,11 +79,12 @@ def keyscan_line(host_key: str) -> str:
     return " ".join(host_key.split()[:2])
 
 
-def with_nats(url: str, ask: Callable[[Any], Awaitable[T]]) -> T:
-    """``ask(connection)`` on a fresh NATS connection to ``url``, closed after."""
+def with_nats(url: str, ask: Callable[[Any], Awaitable[T]], **options: Any) -> T:
+    """``ask(connection)`` on a fresh NATS connection to ``url``, closed after;
+    ``options`` for nats.connect (a secured lattice's user and TLS)."""
 
     async def run() -> T:
-        nc = await nats.connect(url, connect_timeout=5, allow_reconnect=False)
+        nc = await nats.connect(url, connect_timeout=5, allow_reconnect=False, **options)
         try:
             return await ask(nc)
         finally:

@@ -9,12 +9,18 @@ http-server, so its requests are answered across its leaf node. Which host answe
 request is read from the NATS servers themselves (/connz: messages delivered on each
 host's subscription to the counter's wRPC queue group), not from anything we wrote.
 
+The lattice runs secured (operator mode, mutual TLS everywhere): the tests reach its NATS
+as its tooling user with the stack's `credentials` and `clientTls` outputs, check that
+every node refuses anyone else, and that no seed or private key shows in `pulumi stack
+export`, the CLI's output, or any machine's process list and logs.
+
 The tests share one deployed stack (an `up` on five machines costs minutes) and run in
 file order; the last one destroys it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import socket
@@ -29,14 +35,19 @@ from typing import Any
 import nats
 import nats.errors
 import pytest
+from nats.aio.client import RawCredentials
 
 from host_agent.lattice.client import CtlClient
 from host_agent.lattice.wadm import WadmClient
 from host_agent.lattice.wadm_types import StatusType
+from host_agent.security.authority import UserIssuer
+from host_agent.security.permissions import Role
+from pulumi_wasmcloud.provision.security import role_in_domain
 from tests.example_projects import LoggedProject, example_project, keyscan_line, with_nats
 from tests.lattice import ROOT, http_get
 from tests.machines import Machine, Machines, booted
 from tests.pulumi_cli import PULUMI_BIN, cli_environment
+from tests.secured_nats import client_options, leaks, machine_leaks, refusals
 
 # The whole scenario (five machines installed, six `up`/`preview` rounds, a destroy) takes
 # minutes; the first test also pays for the module's fixtures.
@@ -57,6 +68,11 @@ COUNTER_STREAM = "KV_default"
 # Which cluster node goes down in test_a_cluster_node_down: not cluster[0], whose address
 # is the lattice's natsUrl (the provider's and tools' way in) and which runs the registry.
 VICTIM = "core-2"
+# How the tests connect to the lattice: its tooling user over mutual TLS (from the
+# stack's outputs, set by the `deployed` fixture); AS_HOST as a host of it (a user minted
+# from the lattice's userIssuer, as each Host does: it may read the app's bucket).
+SECURED: dict[str, Any] = {}
+AS_HOST: dict[str, Any] = {}
 
 
 def host_name(machine: str) -> str:
@@ -104,6 +120,19 @@ class EdgeCoreStack(LoggedProject):
         return dict(json.loads(self.run("stack", "output", "--json", "--show-secrets").stdout))
 
 
+def lattice_output(stack: EdgeCoreStack, key: str) -> Any:
+    """One output of the stack's Lattice resource, secrets shown (as `pulumi stack export
+    --show-secrets` prints them: a secret's plaintext is JSON)."""
+    state = json.loads(stack.run("stack", "export", "--show-secrets").stdout)
+    [lattice] = [
+        r for r in state["deployment"]["resources"] if r["type"] == "wasmcloud:index:Lattice"
+    ]
+    value = lattice["outputs"][key]
+    if isinstance(value, dict) and "plaintext" in value:
+        return json.loads(value["plaintext"])
+    return value
+
+
 def command_counts(output: str) -> list[tuple[str, int]]:
     """The provider's per-machine progress lines ``<machine>: N commands``."""
     return [
@@ -131,7 +160,7 @@ def running_placement(nats_url: str, names: dict[str, str]) -> dict[str, dict[st
                 placement.setdefault(provider["id"].removeprefix(f"{APP}-"), {})[name] = 1
         return placement
 
-    result: dict[str, dict[str, int]] = with_nats(nats_url, ask)
+    result: dict[str, dict[str, int]] = with_nats(nats_url, ask, **SECURED)
     return result
 
 
@@ -153,7 +182,7 @@ def app_status(nats_url: str, within: float = 60.0) -> tuple[StatusType, int]:
             return reply.status.status.type, attempt
         raise AssertionError("unreachable")
 
-    answer: tuple[StatusType, int] = with_nats(nats_url, ask)
+    answer: tuple[StatusType, int] = with_nats(nats_url, ask, **SECURED)
     return answer
 
 
@@ -165,7 +194,7 @@ def store_replicas(nats_url: str) -> tuple[int, str]:
         leader = info.cluster.leader if info.cluster is not None else "?"
         return int(info.config.num_replicas or 1), str(leader)
 
-    answer: tuple[int, str] = with_nats(nats_url, ask)
+    answer: tuple[int, str] = with_nats(nats_url, ask, **AS_HOST)
     return answer
 
 
@@ -296,6 +325,10 @@ def deployed(
         assert placement, f"preview shows no placement: {steps[0]}"
         stack.up()
         outputs = stack.outputs()
+        SECURED.update(client_options(outputs))
+        issuer = UserIssuer.from_state(lattice_output(stack, "userIssuer"), "userIssuer")
+        host = issuer.issue_with(role_in_domain(Role.HOST, "default", "core"), "test-host")
+        AS_HOST.update({**SECURED, "user_credentials": RawCredentials(host.creds())})
         names = {host_id: name for name, host_id in outputs["hosts"].items()}
         yield Deployed(
             stack,
@@ -378,6 +411,28 @@ def test_the_east_edge_is_answered_by_a_core_counter(deployed: Deployed) -> None
     assert count(west, "from-east") == 11
 
 
+def test_the_lattice_is_secured_and_nothing_secret_shows(deployed: Deployed) -> None:
+    machines, stack = deployed.machines, deployed.stack
+    outputs = stack.outputs()
+    for machine in machines:
+        refused = asyncio.run(refusals(f"nats://{machine.address}:4222", outputs))
+        print(f"{machine.name} refuses: {refused}")
+        assert all(refused.values()), (machine.name, refused)
+        assert "Authorization Violation" in refused["no user"], (machine.name, refused)
+        assert machine_leaks(machine) == {}, machine.name
+    # The stack's state keeps every private material encrypted; the CLI printed none.
+    exported = stack.run("stack", "export").stdout
+    assert leaks(exported) == [], leaks(exported)
+    for said in (deployed.fresh_preview, deployed.first_up, deployed.app_preview):
+        assert leaks(said) == []
+    # Each host connects as its own user (its JWT named after it), not as the tooling user.
+    state = json.loads(exported)
+    hosts = [r for r in state["deployment"]["resources"] if r["type"] == "wasmcloud:index:Host"]
+    assert len(hosts) == 5
+    for host in hosts:
+        assert host["outputs"]["hostCredentials"]["4dabf18193072939515e22adb298388d"]
+
+
 def test_a_second_up_changes_nothing_and_runs_no_command(deployed: Deployed) -> None:
     machines, stack = deployed.machines, deployed.stack
     files = {m.name: installed_files(m) for m in machines}
@@ -457,7 +512,7 @@ def test_a_cluster_node_down_keeps_serving_and_up_repairs_it(deployed: Deployed)
         return len(await CtlClient(nc, "default").ping_hosts(wait=2.0))
 
     # The repaired node serves clients again and reaches every host (routes and leaves).
-    assert with_nats(f"nats://{victim.address}:4222", hosts_seen) == 5
+    assert with_nats(f"nats://{victim.address}:4222", hosts_seen, **SECURED) == 5
     assert count(machines[EAST], "node-down") == before + 6
     stack.run("preview", "--expect-no-changes")
 

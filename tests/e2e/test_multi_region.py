@@ -12,11 +12,15 @@ says, one stack per environment:
   instance, security group or key pair.
 
 Each environment shares one deployed stack across its tests, which run in file order;
-every `pulumi` command prints how many seconds it took.
+every `pulumi` command prints how many seconds it took. Both lattices run secured: the
+tests reach NATS as the stack's tooling user (its `credentials` and `clientTls` outputs),
+and the dev stack checks that no seed or private key shows in its state export or on its
+machines.
 """
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 import re
@@ -38,6 +42,7 @@ from tests.example_projects import LoggedProject, example_project, keyscan_line,
 from tests.lattice import ROOT, http_get
 from tests.machines import KeyPair, Machines, booted
 from tests.pulumi_cli import PULUMI_BIN, cli_environment
+from tests.secured_nats import client_options, leaks, machine_leaks, refusals
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
 
@@ -47,6 +52,9 @@ PROJECT = "wasmcloud-multi-region"
 # its own routes only (404 on the health path), so the health check fails.
 BROKEN_WASM = ROOT / "tests" / "components" / "types-caller" / "build" / "types-caller.wasm"
 HEALTH_TIMEOUT = 20  # seconds a failing version is given before it is rolled back
+# How the tests connect to the lattice: its tooling user over mutual TLS (from the
+# stack's outputs, set by each stack's fixture).
+SECURED: dict[str, Any] = {}
 
 
 def shipped_config(stack: str) -> dict[str, Any]:
@@ -149,7 +157,7 @@ def running_placement(
                 )
         return placement
 
-    result: dict[str, dict[str, dict[str, int]]] = with_nats(nats_url, ask)
+    result: dict[str, dict[str, dict[str, int]]] = with_nats(nats_url, ask, **SECURED)
     return result
 
 
@@ -164,7 +172,7 @@ def app_versions(nats_url: str) -> dict[str, tuple[str | None, list[str]]]:
             answer[model.name] = (model.deployed_version, [v.version for v in stored.versions])
         return answer
 
-    result: dict[str, tuple[str | None, list[str]]] = with_nats(nats_url, ask)
+    result: dict[str, tuple[str | None, list[str]]] = with_nats(nats_url, ask, **SECURED)
     return result
 
 
@@ -208,6 +216,8 @@ def dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevStack]:
             stack.config("healthTimeoutSeconds", str(HEALTH_TIMEOUT))
             stack.up()
             outputs = stack.outputs()
+            SECURED.clear()
+            SECURED.update(client_options(outputs))
             deployed.names = {host_id: name for name, host_id in outputs["hosts"].items()}
             deployed.nats_url = str(outputs["natsUrl"])
             deployed.endpoints = outputs["endpoints"]
@@ -240,6 +250,15 @@ class TestDevStack:
         assert {app: deployed for app, (deployed, _) in versions.items()} == {
             f"counter-{region}": "v1" for region in ROLLOUT
         }, versions
+
+    def test_dev_the_lattice_is_secured_and_nothing_secret_shows(self, dev: DevStack) -> None:
+        outputs = dev.stack.outputs()
+        for machine in dev.machines:
+            refused = asyncio.run(refusals(f"nats://{machine.address}:4222", outputs))
+            assert all(refused.values()), (machine.name, refused)
+            assert machine_leaks(machine) == {}, machine.name
+        exported = dev.stack.run("stack", "export").stdout
+        assert leaks(exported) == []
 
     def test_dev_a_new_version_rolls_out_region_by_region(self, dev: DevStack) -> None:
         dev.stack.config("appVersion", "v2")
@@ -365,6 +384,8 @@ def prod(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProdStack]:
                     previewed[name] = step["newState"]["inputs"].get("placement")
             stack.up()
             outputs = stack.outputs()
+            SECURED.clear()
+            SECURED.update(client_options(outputs))
             yield ProdStack(
                 stack,
                 world,
