@@ -123,7 +123,7 @@ async def test_counts_from_the_edge_live_in_the_core_replicated_like_the_lattice
         await open_kv(core.jetstream(domain=DOMAIN), links_bucket(LATTICE), replicas=3)
         edge = await until_ready(f"nats://127.0.0.1:{leaf}", "from the leaf node")
         try:
-            store = backend({"js_domain": DOMAIN, "bucket": "counts"}, edge, host_data())
+            store = backend({"js_domain": DOMAIN, "bucket": "counts"}, edge, host_data(), {})
             assert await store.increment("ignored", "hits", 2) == 2
             assert await store.increment("ignored", "hits", 3) == 5
             await store.set("ignored", "name", b"edge")
@@ -149,7 +149,7 @@ async def test_without_the_lattices_data_a_bucket_has_one_copy(
             assert time.monotonic() < deadline, f"nats-server on {port} did not listen"
     core = await until_ready(f"nats://127.0.0.1:{clients[0]}", "in the core")
     try:
-        store = backend({}, core, host_data())
+        store = backend({}, core, host_data(), {})
         await store.set("plain", "k", b"v")
         info = await core.jetstream().stream_info(kv_stream("plain"))
         assert info.config.num_replicas == 1

@@ -24,6 +24,7 @@ from tests.lattice import (
     eventually_get,
     free_port,
     http_get,
+    refused_port,
     run_async,
 )
 from tests.registry import RegistryProcess, registry_available
@@ -201,65 +202,66 @@ async def test_registry_faults_fail_the_scale_and_the_host_keeps_serving(
         b"\0asm\x01\x00\x00\x00",
     )
     auth = RegistryProcess(tmp_path / "auth-registry", users={"ci": "s3cret"}).start()
-    nowhere = f"127.0.0.1:{free_port()}"
-    try:
-        await push_component(
-            COUNTER,
-            f"{auth.address}/private/counter:1.0.0",
-            insecure=True,
-            credentials=Credentials("ci", "s3cret"),
-        )
-        start_host(
-            WASMCLOUD_OCI_ALLOWED_INSECURE=f"{registry.address},{auth.address},{nowhere}",
-            WASMCLOUD_MAX_COMPONENT_SIZE=str(limit),
-        )
-        port = free_port()
-        url = f"http://127.0.0.1:{port}/faults"
-        async with lattice(nats_server) as lat:
-            [host] = await lat.host_ids(1)
-            ref = f"{registry.address}/components/counter@{counter_digest}"
-            assert (await scale(lat, host, "counter", ref))[0] == "component_scaled"
-            await serve_counter(lat, host, redis_server, port)
-            assert await eventually_get(url) == b"faults -> 1"
-            served = 1
-
-            faults = {
-                f"{nowhere}/components/counter:0.1.0": f"cannot reach registry {nowhere}",
-                f"{auth.address}/private/counter:1.0.0": f"registry {auth.address} (http) asks "
-                "for a user name and password",
-                f"{registry.address}/components/counter:9.9.9": "has no 9.9.9 in repository",
-                f"{registry.address}/components/tampered:1.0.0": "refusing it",
-                f"{registry.address}/providers/par:1.0.0": "is not a component artifact",
-                f"{registry.address}/components/core:1.0.0": "is a core WebAssembly module",
-                f"{registry.address}/components/big:1.0.0": "over this host's",
-                f"{registry.address}/components/counter:latest": "WASMCLOUD_OCI_ALLOW_LATEST",
-                f"localhost:{registry.port}/components/counter:0.1.0": (
-                    f"WASMCLOUD_OCI_ALLOWED_INSECURE=localhost:{registry.port}"
-                ),
-            }
-            for index, (ref, reason) in enumerate(faults.items()):
-                outcome, data = await scale(lat, host, f"broken{index}", ref)
-                assert outcome == "component_scale_failed", (ref, data)
-                assert reason in data["error"], (ref, data["error"])
-                served += 1
-                status, body = await asyncio.to_thread(http_get, url)
-                assert (status, body) == (200, f"faults -> {served}".encode()), ref
-
-            # credentials from registry.put make the private one work
-            await lat.ctl.request(
-                lat.ctl.subjects("registry", "put"),
-                {auth.address: {"username": "ci", "password": "s3cret"}},
+    with refused_port() as closed:
+        nowhere = f"127.0.0.1:{closed}"
+        try:
+            await push_component(
+                COUNTER,
+                f"{auth.address}/private/counter:1.0.0",
+                insecure=True,
+                credentials=Credentials("ci", "s3cret"),
             )
-            private = f"{auth.address}/private/counter:1.0.0"
-            assert (await scale(lat, host, "private", private))[0] == "component_scaled"
+            start_host(
+                WASMCLOUD_OCI_ALLOWED_INSECURE=f"{registry.address},{auth.address},{nowhere}",
+                WASMCLOUD_MAX_COMPONENT_SIZE=str(limit),
+            )
+            port = free_port()
+            url = f"http://127.0.0.1:{port}/faults"
+            async with lattice(nats_server) as lat:
+                [host] = await lat.host_ids(1)
+                ref = f"{registry.address}/components/counter@{counter_digest}"
+                assert (await scale(lat, host, "counter", ref))[0] == "component_scaled"
+                await serve_counter(lat, host, redis_server, port)
+                assert await eventually_get(url) == b"faults -> 1"
+                served = 1
 
-            # a registry that is down fails the scale; once it is back, the next one works
-            registry.stop()
-            fresh = f"{registry.address}/components/counter:0.1.0"
-            outcome, data = await scale(lat, host, "after-outage", fresh)
-            assert outcome == "component_scale_failed"
-            assert f"cannot reach registry {registry.address}" in data["error"]
-            registry.start()
-            assert (await scale(lat, host, "after-outage", fresh))[0] == "component_scaled"
-    finally:
-        auth.stop()
+                faults = {
+                    f"{nowhere}/components/counter:0.1.0": f"cannot reach registry {nowhere}",
+                    f"{auth.address}/private/counter:1.0.0": f"registry {auth.address} (http) asks "
+                    "for a user name and password",
+                    f"{registry.address}/components/counter:9.9.9": "has no 9.9.9 in repository",
+                    f"{registry.address}/components/tampered:1.0.0": "refusing it",
+                    f"{registry.address}/providers/par:1.0.0": "is not a component artifact",
+                    f"{registry.address}/components/core:1.0.0": "is a core WebAssembly module",
+                    f"{registry.address}/components/big:1.0.0": "over this host's",
+                    f"{registry.address}/components/counter:latest": "WASMCLOUD_OCI_ALLOW_LATEST",
+                    f"localhost:{registry.port}/components/counter:0.1.0": (
+                        f"WASMCLOUD_OCI_ALLOWED_INSECURE=localhost:{registry.port}"
+                    ),
+                }
+                for index, (ref, reason) in enumerate(faults.items()):
+                    outcome, data = await scale(lat, host, f"broken{index}", ref)
+                    assert outcome == "component_scale_failed", (ref, data)
+                    assert reason in data["error"], (ref, data["error"])
+                    served += 1
+                    status, body = await asyncio.to_thread(http_get, url)
+                    assert (status, body) == (200, f"faults -> {served}".encode()), ref
+
+                # credentials from registry.put make the private one work
+                await lat.ctl.request(
+                    lat.ctl.subjects("registry", "put"),
+                    {auth.address: {"username": "ci", "password": "s3cret"}},
+                )
+                private = f"{auth.address}/private/counter:1.0.0"
+                assert (await scale(lat, host, "private", private))[0] == "component_scaled"
+
+                # a registry that is down fails the scale; once it is back, the next one works
+                registry.stop()
+                fresh = f"{registry.address}/components/counter:0.1.0"
+                outcome, data = await scale(lat, host, "after-outage", fresh)
+                assert outcome == "component_scale_failed"
+                assert f"cannot reach registry {registry.address}" in data["error"]
+                registry.start()
+                assert (await scale(lat, host, "after-outage", fresh))[0] == "component_scaled"
+        finally:
+            auth.stop()
