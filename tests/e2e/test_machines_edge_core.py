@@ -42,7 +42,9 @@ from host_agent.lattice.wadm import WadmClient
 from host_agent.lattice.wadm_types import StatusType
 from host_agent.security.authority import UserIssuer
 from host_agent.security.permissions import Role
+from pulumi_wasmcloud.provision.agent import host_service
 from pulumi_wasmcloud.provision.security import role_in_domain
+from pulumi_wasmcloud.provision.service import log_path
 from tests.example_projects import LoggedProject, example_project, keyscan_line, with_nats
 from tests.lattice import ROOT, http_get
 from tests.machines import Machine, Machines, booted
@@ -77,6 +79,12 @@ AS_HOST: dict[str, Any] = {}
 
 def host_name(machine: str) -> str:
     return f"{machine}-host"
+
+
+def host_log(machine: Machine, lines: int = 60) -> str:
+    """The end of the host's log on ``machine`` (its providers' output goes there too)."""
+    path = log_path(host_service(host_name(machine.name)))
+    return machine.inside(["tail", f"-{lines}", path]).stdout
 
 
 class EdgeCoreStack(LoggedProject):
@@ -499,7 +507,8 @@ def test_a_cluster_node_down_keeps_serving_and_up_repairs_it(deployed: Deployed)
     print(f"with {VICTIM}'s node down: the app is {status.value} (asked {asked} times)")
     assert status == StatusType.DEPLOYED
     # Nothing moved: every host still runs what the plan gave it.
-    assert running_placement(deployed.nats_url, deployed.names) == deployed.previewed_placement
+    running = running_placement(deployed.nats_url, deployed.names)
+    assert running == deployed.previewed_placement, host_log(victim)
 
     preview = stack.run("preview", "--diff", ok=False)
     said = preview.stdout + preview.stderr

@@ -17,6 +17,7 @@ The tests share one stack and run in file order.
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 from collections.abc import Iterator
 from typing import Any
@@ -28,6 +29,7 @@ from host_agent.lattice.client import CtlClient
 from tests.ec2 import AMI_PARAMETER, DEFAULT_REGION, Ec2World, ec2_world_fixture
 from tests.machines import KeyPair
 from tests.pulumi_cli import Stack
+from tests.secured_nats import client_options
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1200)]
 
@@ -65,6 +67,8 @@ if config.get_bool("withLattice"):
     host = wasmcloud.Host("core-1-host", lattice=lattice, machine=core.ssh)
     pulumi.export("natsUrl", lattice.nats_url)
     pulumi.export("hostId", host.host_id)
+    pulumi.export("credentials", lattice.credentials)
+    pulumi.export("clientTls", lattice.client_tls)
 '''
 
 
@@ -110,9 +114,14 @@ def tags_of(described: dict[str, Any]) -> dict[str, str]:
     return {t["Key"]: t["Value"] for t in described.get("Tags", [])}
 
 
-def hosts_in_lattice(url: str) -> list[str]:
+def hosts_in_lattice(url: str, secured: dict[str, Any]) -> list[str]:
+    """The lattice's hosts, asked as its tooling user over mutual TLS (machines' lattices
+    are secured); one connect attempt, so a refusal fails the test instead of retrying."""
+
     async def ping() -> list[str]:
-        nc = await nats.connect(url)
+        nc = await nats.connect(
+            url, allow_reconnect=False, connect_timeout=10, **client_options(secured)
+        )
         try:
             return [h["id"] for h in await CtlClient(nc, "default").ping_hosts(wait=1.0)]
         finally:
@@ -156,7 +165,8 @@ def test_up_launches_the_machine_and_the_host_on_it_joins(world: Ec2World, stack
     assert opened == [(22, NETWORK), (4222, NETWORK), (6222, NETWORK), (7422, NETWORK)]
     assert key_pairs(world) == [OBJECT_NAME]
     assert outputs["natsUrl"] == f"nats://{outputs['address']}:4222"
-    assert outputs["hostId"] in hosts_in_lattice(outputs["natsUrl"])
+    secured = json.loads(stack.run("stack", "output", "--json", "--show-secrets").stdout)
+    assert outputs["hostId"] in hosts_in_lattice(outputs["natsUrl"], secured)
 
 
 def test_a_second_up_changes_nothing(world: Ec2World, stack: Stack) -> None:
