@@ -8,8 +8,9 @@ From them, made once at create and kept in Pulumi state as secrets only:
 
 - every node (a core cluster node or a leaf node): a server certificate whose SANs are
   the machine's address (its client, route and leaf listeners, and the client side of
-  its routes and leaf remote); a leaf node also a NATS user of the lattice account, the
-  credentials its leaf remote connects with;
+  its routes and leaf remote), and on a core node every other core node's address too
+  (clients failing over keep verifying the name they first dialled); a leaf node also a
+  NATS user of the lattice account, the credentials its leaf remote connects with;
 - every core node's controller: its own controller-role user and client certificate;
 - the lattice's tooling user and client certificate (the Pulumi provider itself, and
   what ``clientTls``/``credentials`` give Applications and the CLI).
@@ -190,14 +191,22 @@ class LatticeSecurity:
         made anew (for previews; values never appear)."""
         said: dict[str, list[str]] = {}
         made: dict[str, NodeSecrets] = {}
+        cluster = sorted(role.address for role in nodes.values() if role.core)
         for name, role in nodes.items():
             sentences: list[str] = []
             node = self.nodes.get(name)
             server = node.server if node is not None else None
-            why = _reissue_reason(server, role.address, now, window)
+            # A core node's certificate names every core node's address: NATS clients
+            # that fail over to a server the cluster told them of by IP check it against
+            # the name they first connected with (nats-py and nats.go reuse it), so each
+            # node must answer for the others' addresses too.
+            addresses = [role.address, *(a for a in cluster if a != role.address)]
+            if not role.core:
+                addresses = [role.address]
+            why = _reissue_reason(server, addresses, now, window)
             if why is not None:
                 server = self.ca.issue_server(
-                    name, dns_names=[], ip_addresses=[role.address], now=now, days=server_days
+                    name, dns_names=[], ip_addresses=addresses, now=now, days=server_days
                 )
                 verb = "issue" if why == "new" else f"reissue ({why})"
                 sentences.append(f"nats-server TLS certificate: {verb} for {name}")
@@ -320,18 +329,20 @@ def _tooling_user(
 
 
 def _reissue_reason(
-    pair: KeyPairPem | None, address: str | None, now: datetime, window: timedelta
+    pair: KeyPairPem | None, addresses: Sequence[str] | None, now: datetime, window: timedelta
 ) -> str | None:
     """Why a certificate must be (re)issued, or None: ``new``, ``expires <when>``, or
-    ``address changed``."""
+    that the addresses it must name changed (the machine's, or the cluster's)."""
     if pair is None:
         return "new"
     if due_for_rotation(pair.cert_pem, now, window):
         return f"expires {_utc(expires_at(pair.cert_pem))}"
-    if address is not None:
-        _, addresses = subject_alt_names(pair.cert_pem)
-        if address not in addresses:
-            return f"the machine's address is now {address}"
+    if addresses is not None:
+        _, named = subject_alt_names(pair.cert_pem)
+        if addresses[0] not in named:
+            return f"the machine's address is now {addresses[0]}"
+        if set(named) != set(addresses):
+            return f"the cluster's addresses are now {', '.join(sorted(addresses))}"
     return None
 
 

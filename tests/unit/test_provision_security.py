@@ -102,6 +102,30 @@ def test_a_certificate_within_30_days_of_expiry_or_for_another_address_is_reissu
     assert set(fewer.nodes) == {"core-1"}
 
 
+def test_core_certificates_name_every_core_node_so_failover_to_a_discovered_one_verifies(
+    security: LatticeSecurity,
+) -> None:
+    # A client that dialled core-1 and fails over to core-2 (learned by IP from the
+    # cluster) verifies core-2's certificate against core-1's address.
+    grown = {**NODES, "core-2": NodeRole("198.18.0.3", core=True)}
+    made, said = security.converge(grown, "core", NOW)
+    assert subject_alt_names(made.nodes["core-2"].server.cert_pem)[1] == (
+        "198.18.0.3",
+        "198.18.0.2",
+    )
+    assert subject_alt_names(made.nodes["core-1"].server.cert_pem)[1] == (
+        "198.18.0.2",
+        "198.18.0.3",
+    )
+    assert said["core-1"] == [
+        "nats-server TLS certificate: reissue (the cluster's addresses are now "
+        "198.18.0.2, 198.18.0.3) for core-1"
+    ]
+    # A leaf node's clients have no other server to fail over to: its own address only.
+    assert "edge-1" not in said
+    assert subject_alt_names(made.nodes["edge-1"].server.cert_pem)[1] == ("198.18.0.5",)
+
+
 def test_state_round_trips_and_a_damaged_one_is_refused_by_field(
     security: LatticeSecurity,
 ) -> None:
