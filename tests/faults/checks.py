@@ -1,0 +1,53 @@
+"""What a fault test waits for on the control plane: the wadm API and the hosts'
+inventories, polled until true (the state itself, never a fixed sleep)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import nats.errors
+
+from host_agent.lattice.client import CtlClient
+from host_agent.lattice.wadm import WadmClient
+from host_agent.lattice.wadm_types import StatusType
+from tests.integration.test_controller import running, wait_status
+
+# The counter app (tests/lattice.py counter_manifest): workload id -> instances.
+COUNTER_WORKLOADS = {"counter-counter": 3, "counter-httpserver": 1, "counter-kvredis": 1}
+
+
+async def placed(
+    ctl: CtlClient,
+    expect: dict[str, int],
+    hosts: int,
+    avoid: frozenset[str] = frozenset(),
+    timeout: float = 60.0,
+) -> float:
+    """The moment every workload in ``expect`` runs its instances on the live hosts, none
+    on ``avoid`` (a dead host's id) and none twice."""
+    deadline = time.monotonic() + timeout
+    seen: dict[str, dict[str, int]] = {}
+    while time.monotonic() < deadline:
+        try:
+            seen = await running(ctl, hosts)
+        except (TimeoutError, nats.errors.Error):
+            seen = {}  # NATS or a host still coming back
+        totals = {w: sum(h.values()) for w, h in seen.items() if w in expect}
+        if totals == expect and not any(avoid & set(seen[w]) for w in expect):
+            return time.monotonic()
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"workloads never placed as {expect} (avoiding {set(avoid)}): {seen}")
+
+
+async def deployed(wadm: WadmClient, app: str, timeout: float = 60.0) -> float:
+    """The moment the wadm API says ``app`` is deployed."""
+    await wait_status(wadm, app, StatusType.DEPLOYED, timeout=timeout)
+    return time.monotonic()
+
+
+async def kept(wadm: WadmClient, app: str, version: str) -> None:
+    """No deployed app lost: the wadm API still lists ``app`` at ``version``, deployed."""
+    models = {m.name: m for m in (await wadm.list()).models}
+    assert app in models, f"{app} is gone from the wadm API: {sorted(models)}"
+    assert models[app].deployed_version == version, models[app]
