@@ -106,6 +106,14 @@ class Load:
         """Wait for ``count`` successes (the app answers before the fault)."""
         await self._until(lambda: self.served >= count, f"{count} requests served", timeout)
 
+    async def until_failed(self, after: float, timeout: float = 30.0) -> None:
+        """Wait for a request started after ``after`` to fail (the fault is felt)."""
+
+        def felt() -> bool:
+            return any(not o.ok and o.started >= after for o in list(self.outcomes))
+
+        await self._until(felt, "failed request", timeout)
+
     async def settle(self, after: float, timeout: float = 45.0) -> None:
         """Wait for ``SETTLE_REQUESTS`` requests started after ``after`` and require every
         one of them served (clients see no error once the lattice has converged); a

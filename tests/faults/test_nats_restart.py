@@ -1,0 +1,48 @@
+"""kill -9 of nats-server under load, then the same server started again on its port and
+JetStream store: hosts, providers and the controller reconnect on their own, the stored
+app is still deployed and nothing is started twice."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from tests.faults.checks import COUNTER_WORKLOADS, deployed, kept, placed
+from tests.faults.load import Load, figures
+from tests.integration.test_controller import clients, running
+from tests.lattice import NatsServer, Processes, RedisServer, counter_manifest, free_port, run_async
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(150)]
+
+
+@run_async
+async def test_nats_server_restart_under_load(
+    nats_server: NatsServer, redis_server: RedisServer, processes: Processes
+) -> None:
+    processes.host(zone="a")
+    processes.host(zone="b")
+    processes.controller()
+    port = free_port()
+    async with clients(nats_server) as (wadm, ctl):
+        await wadm.put(counter_manifest(redis_server.url, port))
+        await wadm.deploy("counter")
+        await placed(ctl, COUNTER_WORKLOADS, hosts=2)
+        await deployed(wadm, "counter")
+        before = await running(ctl, 2)
+
+        with Load(f"http://127.0.0.1:{port}/faults") as load:
+            await load.until_served(20)
+            assert nats_server.proc is not None
+            nats_server.proc.kill()  # no lame-duck goodbye to any client
+            nats_server.proc.wait()
+            fault_at = time.monotonic()
+            await load.until_failed(after=fault_at)
+            nats_server.start()  # same port, same store directory
+            converged = await placed(ctl, COUNTER_WORKLOADS, hosts=2)
+            converged = max(converged, await deployed(wadm, "counter"))
+            await load.settle(after=converged)
+        await kept(wadm, "counter", "v0.1.0")
+        assert await running(ctl, 2) == before  # same hosts, nothing moved or doubled
+    result = figures("nats-server kill -9 and restart under load", load, fault_at, converged)
+    assert result.converged_seconds < 30, result.line()
