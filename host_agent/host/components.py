@@ -49,6 +49,7 @@ from host_agent.runtime.wrpc_values import (
     func_signature,
     param_labels,
 )
+from host_agent.telemetry import otel as telemetry
 from host_agent.wrpc import keyvalue as kv
 from host_agent.wrpc.codec import DecodeError
 from host_agent.wrpc.http import (
@@ -62,6 +63,7 @@ from host_agent.wrpc.transport import NoResponders, Payload, WrpcClient, WrpcErr
 log = logging.getLogger("host_agent.components")
 
 KEYVALUE_TIMEOUT = 10.0
+HTTP_OPERATION = f"{HTTP_INSTANCE}.handle"  # the invocation metrics' `operation`
 # How long a component's call to a linked component may take, end to end: under the
 # http-server's default 10 s, so an HTTP caller can still answer with the reason.
 COMPONENT_CALL_TIMEOUT = 5.0
@@ -418,10 +420,13 @@ class ComponentHost:
                     f"the parameters of {what} for {component_id} do not decode: {error}"
                 ) from None
             base, _ = split_import(interface)
+            started = telemetry.invocation_started()
             try:
                 result = await running.pool.call(base, function, args)
             except ComponentTrap as trap:
+                telemetry.record_invocation(component_id, what, self.lattice, started, True)
                 raise WrpcError(f"{component_id} trapped in {what}: {trap}") from None
+            telemetry.record_invocation(component_id, what, self.lattice, started, False)
             results = signature.results(result)
             return Payload(
                 encode_values(signature.result_types, results, labels=signature.result_labels)
@@ -435,7 +440,17 @@ class ComponentHost:
             if running is None:
                 raise WrpcError(f"component {component_id} is not running on this host")
             request = decode_request(params)
-            response = await running.pool.handle_http(request)
+            started = telemetry.invocation_started()
+            try:
+                response = await running.pool.handle_http(request)
+            except BaseException:
+                telemetry.record_invocation(
+                    component_id, HTTP_OPERATION, self.lattice, started, True
+                )
+                raise
+            # A trap is answered 500 by the pool: 5xx counts as a failed invocation.
+            error = response.status >= 500
+            telemetry.record_invocation(component_id, HTTP_OPERATION, self.lattice, started, error)
             return encode_response(response)
 
         return handle

@@ -43,6 +43,7 @@ from host_agent.providers.contract import (
 from host_agent.secrets.client import SecretsError
 from host_agent.secrets.host import HostSecrets, SecretValues, split_config_names
 from host_agent.secrets.xkeys import XKey
+from host_agent.telemetry.config import TelemetryConfig
 
 log = logging.getLogger("host_agent.providers")
 
@@ -103,8 +104,10 @@ class ProviderSupervisor:
         link_grants: bool = False,
         secrets: HostSecrets | None = None,
         tls: ClientTls | None = None,
+        telemetry: TelemetryConfig | None = None,
     ) -> None:
         self.state = state
+        self.telemetry = telemetry or TelemetryConfig()
         # Providers connect with the host's own TLS settings, as with its NATS user.
         self.tls = tls
         self.secrets = secrets
@@ -191,6 +194,7 @@ class ProviderSupervisor:
             lattice_rpc_tls_ca_pem=self.tls.ca_pem if self.tls else "",
             lattice_rpc_tls_cert_pem=(self.tls.cert_pem or "") if self.tls else "",
             lattice_rpc_tls_key_pem=(self.tls.key_pem or "") if self.tls else "",
+            otel_config=self.telemetry.otel_config(),
         )
         env = {name: os.environ[name] for name in PASSED_ENV if name in os.environ}
         try:

@@ -19,6 +19,7 @@ from nats.aio.client import Client as NatsClient
 from host_agent.interfaces.http import HttpRequest, HttpResponse
 from host_agent.providers.contract import HostData, InterfaceLinkDefinition
 from host_agent.providers.sdk import run_provider
+from host_agent.telemetry import otel as telemetry
 from host_agent.wrpc.http import (
     HTTP_INSTANCE,
     decode_response,
@@ -113,6 +114,18 @@ class HttpServerProvider:
         timeout = int(link.source_config.get("timeout_ms", DEFAULT_TIMEOUT_MS)) / 1000
 
         async def handle(request: web.Request) -> web.StreamResponse:
+            if not telemetry.TRACING:
+                return await respond(request)
+            # The request's SERVER span: the root of its trace (or the child of the HTTP
+            # client's `traceparent`); the wRPC call to the component is its child.
+            with telemetry.http_server_span(
+                request.method, request.path, request.headers, link.target
+            ) as span:
+                response = await respond(request)
+                telemetry.set_http_status(span, response.status)
+                return response
+
+        async def respond(request: web.Request) -> web.StreamResponse:
             if request.content_length is not None and request.content_length > limit:
                 return web.Response(status=413, text=f"request body over {limit} bytes")
             try:

@@ -49,6 +49,8 @@ from host_agent.providers.contract import (
 )
 from host_agent.security.grants import GrantError, caller_public_key
 from host_agent.security.jwt import JwtError, decode_claims
+from host_agent.telemetry import otel as telemetry
+from host_agent.telemetry.config import TelemetryConfigError, from_otel_config
 from host_agent.wrpc.granted import GrantedClient
 from host_agent.wrpc.transport import WrpcClient
 
@@ -283,6 +285,30 @@ def run_provider(handler: ProviderHandler) -> None:
     except BadRequest as error:
         sys.exit(f"provider: {error}")  # one line on stderr, exit status 1
     try:
+        # Telemetry as the host's otel_config says (the host's own settings, as upstream).
+        telemetry.configure(
+            from_otel_config(host.otel_config),
+            _service_name(),
+            {
+                "service.instance.id": host.instance_id,
+                "wasmcloud.provider.id": host.provider_key,
+                "wasmcloud.host.id": host.host_id,
+                "wasmcloud.lattice": host.lattice_rpc_prefix,
+            },
+        )
+    except TelemetryConfigError as error:
+        sys.exit(f"provider {host.provider_key}: {error}")
+    try:
         event_loop.run(serve(handler, host))
     except (AddressError, ConnectionRefused, CredentialsError, TlsConfigError) as error:
         sys.exit(f"provider {host.provider_key}: {error}")
+    finally:
+        telemetry.shutdown()
+
+
+def _service_name() -> str:
+    """The built-in provider's name (``http-server`` for host_agent.providers.http_server):
+    its OpenTelemetry service name."""
+    spec = getattr(sys.modules.get("__main__"), "__spec__", None)
+    module = spec.name.rsplit(".", 1)[-1] if spec is not None else ""
+    return module.replace("_", "-") or "wasmcloud-provider"

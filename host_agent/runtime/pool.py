@@ -9,6 +9,7 @@ thrown away and replaced; the request that hit the trap gets a 500.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -54,7 +55,12 @@ class InstancePool:
         instance = await self._acquire()
         loop = asyncio.get_running_loop()
         try:
-            return await loop.run_in_executor(self._executor, instance.handle_http, request)
+            # The caller's context goes with the call into the worker thread: the trace span
+            # of this invocation is then the parent of the component's keyvalue calls.
+            in_context = contextvars.copy_context().run
+            return await loop.run_in_executor(
+                self._executor, in_context, instance.handle_http, request
+            )
         except ComponentTrap as trap:
             log.warning("%s trapped: %s; replacing the instance", instance.component_id, trap)
             instance = await loop.run_in_executor(self._executor, self._make)
@@ -68,8 +74,9 @@ class InstancePool:
         instance = await self._acquire()
         loop = asyncio.get_running_loop()
         try:
+            in_context = contextvars.copy_context().run
             return await loop.run_in_executor(
-                self._executor, instance.call_export, interface, function, args
+                self._executor, in_context, instance.call_export, interface, function, args
             )
         except ComponentTrap as trap:
             log.warning("%s trapped: %s; replacing the instance", instance.component_id, trap)

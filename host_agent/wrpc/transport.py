@@ -28,6 +28,8 @@ from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
+from host_agent.telemetry import otel as telemetry
+
 log = logging.getLogger("host_agent.wrpc")
 
 WRPC_VERSION = "0.0.1"
@@ -150,6 +152,13 @@ class WrpcClient:
             await nc.subscribe(f"{inbox}.error", cb=on_error),
         ]
         headers = {"source-id": source_id, "link-name": link_name} if source_id else None
+        # With tracing on, the call is a CLIENT span whose context travels in the NATS
+        # headers as W3C `traceparent`, the way wRPC carries it.
+        span = None
+        if telemetry.TRACING:
+            headers = headers or {}
+            span = telemetry.start_client_span(target, instance, function, source_id, headers)
+        error: BaseException | None = None
         try:
             await nc.publish(
                 invocation_subject(self.lattice, target, instance, function),
@@ -160,7 +169,12 @@ class WrpcClient:
             data = await asyncio.wait_for(ended, timeout)
             paths = pending_results(data) if pending_results else []
             return Payload(data, await nested.read(paths, timeout) if paths else {})
+        except BaseException as failure:
+            error = failure
+            raise
         finally:
+            if span is not None:
+                telemetry.end_client_span(span, error)
             for sub in subs:
                 with contextlib.suppress(Exception):
                     await sub.unsubscribe()
@@ -184,7 +198,8 @@ class WrpcServer:
         async def on_invocation(msg: Msg) -> None:
             if msg.reply:
                 # Calls run concurrently; the component pool bounds how many run at once.
-                asyncio.get_running_loop().create_task(self._answer(msg, handler, pending_params))
+                answer = self._answer(msg, handler, pending_params, (entity_id, instance, function))
+                asyncio.get_running_loop().create_task(answer)
 
         return await self.nc.subscribe(
             invocation_subject(self.lattice, entity_id, instance, function),
@@ -192,7 +207,13 @@ class WrpcServer:
             cb=on_invocation,
         )
 
-    async def _answer(self, msg: Msg, handler: Handler, pending: PendingPaths | None) -> None:
+    async def _answer(
+        self,
+        msg: Msg,
+        handler: Handler,
+        pending: PendingPaths | None,
+        served: tuple[str, str, str],  # entity id, instance, function
+    ) -> None:
         reply = msg.reply
         try:
             params = Payload(msg.data)
@@ -208,7 +229,14 @@ class WrpcServer:
                     await sub.unsubscribe()
             else:
                 await self.nc.publish(reply, b"", reply=inbox)  # accept
-            answer = await handler(params, dict(msg.headers or {}))
+            headers = dict(msg.headers or {})
+            if telemetry.TRACING:
+                # The SERVER span is current while the handler runs: spans of the calls it
+                # makes (a component's keyvalue calls) are its children.
+                with telemetry.server_span(*served, headers):
+                    answer = await handler(params, headers)
+            else:
+                answer = await handler(params, headers)
         except Exception as error:  # the caller must hear about every failure
             log.warning("wRPC call on %s failed: %s", msg.subject, error)
             await self.nc.publish(f"{reply}.error", str(error).encode())

@@ -1,0 +1,241 @@
+"""OpenTelemetry in a host or provider process: spans, trace context in NATS headers, metrics.
+
+``configure`` starts the SDK's tracer and meter providers with OTLP/HTTP exporters (spans
+in batches from a background thread, metrics every ``OTEL_METRIC_EXPORT_INTERVAL`` ms) and
+sets ``TRACING`` / ``METRICS``. Until then nothing of OpenTelemetry is imported, and the
+hooks in the request path test one module attribute and do nothing else, so a process
+with telemetry off pays nothing for it.
+
+Trace context crosses processes the way wRPC carries it: W3C ``traceparent`` (and
+``tracestate``) in the NATS headers of the invocation. A wRPC call is a CLIENT span on the
+caller and a SERVER span on the callee; the http-server provider's SERVER span is the
+root of a request's trace (or continues a ``traceparent`` the HTTP client sent).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING, Any
+
+from host_agent.telemetry.config import TelemetryConfig
+
+if TYPE_CHECKING:
+    from opentelemetry.metrics import Counter, Histogram
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.trace import Span, Tracer
+
+log = logging.getLogger("host_agent.telemetry")
+
+# Read by the hooks on every call: plain module attributes, set once by configure().
+TRACING = False
+METRICS = False
+
+# wasmCloud 1.4.2's host metric names (crates/host/src/metrics.rs), durations in ns.
+INVOCATIONS = "wasmcloud_host.component.invocations"
+INVOCATION_ERRORS = "wasmcloud_host.component.invocation.errors"
+INVOCATION_DURATION = "wasmcloud_host.handle_rpc_message.duration"
+# 100 us .. 10 s: where component invocations land (the SDK's default buckets are for ms).
+DURATION_BUCKETS_NS = [
+    float(us * 1000)
+    for us in (100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000,
+               500_000, 1_000_000, 2_500_000, 10_000_000)
+]  # fmt: skip
+
+_tracer: Tracer | None = None
+# OpenTelemetry's API objects, imported once by configure() (not at every call).
+_api: Any = None
+_tracer_provider: TracerProvider | None = None
+_meter_provider: MeterProvider | None = None
+_invocations: Counter | None = None
+_errors: Counter | None = None
+_duration: Histogram | None = None
+
+
+def configure(config: TelemetryConfig, service_name: str, attributes: Mapping[str, str]) -> None:
+    """Start exporting what ``config`` turns on, as ``service_name`` (``OTEL_SERVICE_NAME``
+    wins) with ``attributes`` on the resource. Does nothing when everything is off."""
+    global TRACING, METRICS, _tracer, _tracer_provider, _meter_provider, _api
+    global _invocations, _errors, _duration
+    if not config.enabled:
+        return
+    from opentelemetry.sdk.resources import Resource
+
+    resource = Resource.create({**attributes, "service.name": config.service_name or service_name})
+    if config.traces:
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+        _tracer_provider = TracerProvider(resource=resource)
+        exporter = OTLPSpanExporter(endpoint=config.endpoint("traces"))
+        _tracer_provider.add_span_processor(BatchSpanProcessor(exporter))
+        _tracer = _tracer_provider.get_tracer("host_agent")
+        _api = _Api()
+        TRACING = True
+    if config.metrics:
+        from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+        from opentelemetry.sdk.metrics import MeterProvider
+        from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
+
+        reader = PeriodicExportingMetricReader(
+            OTLPMetricExporter(endpoint=config.endpoint("metrics"))
+        )
+        _meter_provider = MeterProvider(resource=resource, metric_readers=[reader])
+        meter = _meter_provider.get_meter("host_agent")
+        _invocations = meter.create_counter(
+            INVOCATIONS, description="Number of component invocations"
+        )
+        _errors = meter.create_counter(
+            INVOCATION_ERRORS,
+            description="Number of component invocations that failed (raised, trapped or "
+            "answered HTTP 5xx)",
+        )
+        _duration = meter.create_histogram(
+            INVOCATION_DURATION,
+            unit="ns",
+            description="Duration in nanoseconds of each component invocation",
+            explicit_bucket_boundaries_advisory=DURATION_BUCKETS_NS,
+        )
+        METRICS = True
+    log.info(
+        "exporting %s over OTLP/HTTP to %s",
+        " and ".join(s for s, on in (("traces", TRACING), ("metrics", METRICS)) if on),
+        ", ".join(
+            config.endpoint(s) for s, on in (("traces", TRACING), ("metrics", METRICS)) if on
+        ),
+    )
+
+
+def shutdown() -> None:
+    """Export what is still buffered and stop (at exit)."""
+    global TRACING, METRICS
+    TRACING = METRICS = False
+    for provider in (_tracer_provider, _meter_provider):
+        if provider is not None:
+            try:
+                provider.shutdown()
+            except Exception as error:  # exiting anyway: say why the last batch is lost
+                log.warning("could not export the last telemetry: %s", error)
+
+
+# --- traces -------------------------------------------------------------------------------
+
+
+class _Api:
+    def __init__(self) -> None:
+        from opentelemetry import trace
+        from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+        self.propagator = TraceContextTextMapPropagator()
+        self.CLIENT = trace.SpanKind.CLIENT
+        self.SERVER = trace.SpanKind.SERVER
+        self.set_span_in_context = trace.set_span_in_context
+        self.Status = trace.Status
+        self.ERROR = trace.StatusCode.ERROR
+
+
+def _extract(headers: Mapping[str, str]) -> Any:
+    return _api.propagator.extract(headers)
+
+
+def _inject(span: Span, headers: dict[str, str]) -> None:
+    _api.propagator.inject(headers, _api.set_span_in_context(span))
+
+
+def start_client_span(
+    target: str, instance: str, function: str, source_id: str, headers: dict[str, str]
+) -> Span:
+    """A wRPC call's CLIENT span (child of the current span), its context written into
+    ``headers``; the caller ends it."""
+    assert _tracer is not None
+    span = _tracer.start_span(
+        f"{instance}/{function}",
+        kind=_api.CLIENT,
+        attributes={
+            "rpc.system": "wrpc",
+            "rpc.service": instance,
+            "rpc.method": function,
+            "wasmcloud.target.id": target,
+            "wasmcloud.source.id": source_id,
+        },
+    )
+    _inject(span, headers)
+    return span
+
+
+def end_client_span(span: Span, error: BaseException | None) -> None:
+    if error is not None:
+        span.set_status(_api.Status(_api.ERROR, str(error) or type(error).__name__))
+    span.end()
+
+
+@contextlib.contextmanager
+def server_span(
+    entity_id: str, instance: str, function: str, headers: Mapping[str, str]
+) -> Iterator[Span]:
+    """A served wRPC call's SERVER span, the current span while the handler runs, child
+    of the caller's span named by the ``traceparent`` header."""
+    assert _tracer is not None
+    with _tracer.start_as_current_span(
+        f"{instance}/{function}",
+        context=_extract(headers),
+        kind=_api.SERVER,
+        attributes={
+            "rpc.system": "wrpc",
+            "rpc.service": instance,
+            "rpc.method": function,
+            "wasmcloud.entity.id": entity_id,
+        },
+    ) as span:
+        yield span
+
+
+@contextlib.contextmanager
+def http_server_span(
+    method: str, path: str, headers: Mapping[str, str], component_id: str
+) -> Iterator[Span]:
+    """An HTTP request's SERVER span in the http-server provider: the root of the
+    request's trace, or a child of the ``traceparent`` the HTTP client sent."""
+    assert _tracer is not None
+    with _tracer.start_as_current_span(
+        method,
+        context=_extract({k.lower(): v for k, v in headers.items()}),
+        kind=_api.SERVER,
+        attributes={
+            "http.request.method": method,
+            "url.path": path,
+            "wasmcloud.target.id": component_id,
+        },
+    ) as span:
+        yield span
+
+
+def set_http_status(span: Span, status: int) -> None:
+    span.set_attribute("http.response.status_code", status)
+    if status >= 500:
+        span.set_status(_api.Status(_api.ERROR))
+
+
+# --- metrics ------------------------------------------------------------------------------
+
+
+def invocation_started() -> int:
+    """The start of a component invocation, for ``record_invocation`` (0 when off)."""
+    return time.perf_counter_ns() if METRICS else 0
+
+
+def record_invocation(
+    component_id: str, operation: str, lattice: str, started: int, error: bool
+) -> None:
+    """Count one invocation of ``component_id`` (and its error), record its duration."""
+    if not METRICS or _invocations is None or _errors is None or _duration is None:
+        return
+    attributes = {"component.id": component_id, "operation": operation, "lattice": lattice}
+    _duration.record(time.perf_counter_ns() - started, attributes)
+    _invocations.add(1, attributes)
+    if error:
+        _errors.add(1, attributes)

@@ -1,0 +1,385 @@
+"""OpenTelemetry end to end: one curl to the counter is one trace, received by a real
+OTLP/HTTP endpoint this test runs on loopback (protobuf decoded with opentelemetry-proto).
+
+The lattice: two host processes exporting to the receiver (WASMCLOUD_OBSERVABILITY_ENABLED
+and OTEL_EXPORTER_OTLP_ENDPOINT, as a user sets them); the http-server and keyvalue-redis
+providers on the edge host, the counter on the core host, so the request crosses four
+processes and two hosts, its trace context travelling in NATS headers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+import urllib.error
+import urllib.request
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import nats
+import pytest
+from aiohttp import web
+from nats.aio.client import Client as NatsClient
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
+    ExportMetricsServiceRequest,
+    ExportMetricsServiceResponse,
+)
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+)
+from opentelemetry.proto.common.v1.common_pb2 import KeyValue
+from opentelemetry.proto.trace.v1.trace_pb2 import Span as SpanProto
+from opentelemetry.proto.trace.v1.trace_pb2 import Status as StatusProto
+
+from host_agent.lattice.client import CtlClient
+from host_agent.lattice.subjects import event_subject
+from tests.lattice import HostProcess, NatsServer, RedisServer, free_port, run_async
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
+
+ROOT = Path(__file__).resolve().parents[2]
+COUNTER = f"file://{ROOT / 'examples' / 'counter' / 'build' / 'counter.wasm'}"
+HTTP_INSTANCE = "wrpc:http/incoming-handler@0.1.0"
+ATOMICS_INSTANCE = "wrpc:keyvalue/atomics@0.2.0-draft"
+# Spans leave a provider in batches every 5 s (the SDK's default; providers get a cleared
+# environment), so the whole trace is there within a few batches.
+EXPORT_WAIT = 60.0
+
+T = TypeVar("T")
+
+
+def _attributes(pairs: Any) -> dict[str, Any]:
+    def value(kv: KeyValue) -> Any:
+        which = kv.value.WhichOneof("value")
+        return getattr(kv.value, which) if which else None
+
+    return {kv.key: value(kv) for kv in pairs}
+
+
+@dataclass(frozen=True)
+class ReceivedSpan:
+    service: str
+    resource: dict[str, Any]
+    trace_id: str
+    span_id: str
+    parent_id: str
+    name: str
+    kind: int
+    attributes: dict[str, Any]
+    status_code: int
+
+
+class OtlpReceiver:
+    """An OTLP/HTTP endpoint (POST /v1/traces, /v1/metrics, protobuf bodies) on loopback:
+    every export is decoded and kept, and waiters are woken."""
+
+    def __init__(self) -> None:
+        self.spans: list[ReceivedSpan] = []
+        # (service, metric name, data point attributes, value): sums and histogram counts
+        self.points: list[tuple[str, str, dict[str, Any], float]] = []
+        self._changed = asyncio.Condition()
+        self._runner: web.AppRunner | None = None
+        self.port = 0
+
+    async def start(self) -> str:
+        app = web.Application()
+        app.router.add_post("/v1/traces", self._traces)
+        app.router.add_post("/v1/metrics", self._metrics)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        self.port = self._runner.addresses[0][1]
+        return f"http://127.0.0.1:{self.port}"
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    async def _traces(self, request: web.Request) -> web.Response:
+        export = ExportTraceServiceRequest.FromString(await request.read())
+        for resource_spans in export.resource_spans:
+            resource = _attributes(resource_spans.resource.attributes)
+            for scope in resource_spans.scope_spans:
+                for span in scope.spans:
+                    self.spans.append(
+                        ReceivedSpan(
+                            service=str(resource.get("service.name")),
+                            resource=resource,
+                            trace_id=span.trace_id.hex(),
+                            span_id=span.span_id.hex(),
+                            parent_id=span.parent_span_id.hex(),
+                            name=span.name,
+                            kind=span.kind,
+                            attributes=_attributes(span.attributes),
+                            status_code=span.status.code,
+                        )
+                    )
+        await self._notify()
+        return web.Response(
+            body=ExportTraceServiceResponse().SerializeToString(),
+            content_type="application/x-protobuf",
+        )
+
+    async def _metrics(self, request: web.Request) -> web.Response:
+        export = ExportMetricsServiceRequest.FromString(await request.read())
+        for resource_metrics in export.resource_metrics:
+            service = str(_attributes(resource_metrics.resource.attributes).get("service.name"))
+            for scope in resource_metrics.scope_metrics:
+                for metric in scope.metrics:
+                    kind = metric.WhichOneof("data")
+                    for point in getattr(metric, kind).data_points:
+                        value = point.count if kind == "histogram" else point.as_int
+                        attributes = _attributes(point.attributes)
+                        self.points.append((service, metric.name, attributes, value))
+        await self._notify()
+        return web.Response(
+            body=ExportMetricsServiceResponse().SerializeToString(),
+            content_type="application/x-protobuf",
+        )
+
+    async def _notify(self) -> None:
+        async with self._changed:
+            self._changed.notify_all()
+
+    async def wait_for(self, found: Callable[[], T | None], what: str) -> T:
+        """The first non-None ``found()``, checked after every export received."""
+        async with self._changed:
+            try:
+                value: T | None = await asyncio.wait_for(self._changed.wait_for(found), EXPORT_WAIT)
+            except TimeoutError:
+                seen = "\n".join(
+                    f"  {s.service} {s.name} trace={s.trace_id} parent={s.parent_id}"
+                    for s in self.spans
+                )
+                raise AssertionError(
+                    f"{what} within {EXPORT_WAIT} s; spans seen:\n{seen}"
+                ) from None
+        assert value is not None  # wait_for returned: found() gave a value
+        return value
+
+
+class Events:
+    """The lattice's events, kept as they arrive; waits are woken by each new event."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, str, dict[str, Any]]] = []  # (name, source, data)
+        self._changed = asyncio.Condition()
+
+    async def subscribe(self, nc: NatsClient) -> None:
+        async def record(msg: Any) -> None:
+            event = json.loads(msg.data)
+            name = event["type"].rsplit(".", 1)[-1]
+            self.seen.append((name, event["source"], event["data"]))
+            async with self._changed:
+                self._changed.notify_all()
+
+        await nc.subscribe(event_subject("default", "*"), cb=record)
+
+    async def wait(
+        self,
+        name: str,
+        where: Callable[[dict[str, Any]], bool] = lambda data: True,
+        timeout: float = 90.0,
+        **match: Any,
+    ) -> str:
+        """The source (host id) of the first ``name`` event whose data has ``match`` and
+        passes ``where``."""
+
+        def found() -> str | None:
+            for seen, source, data in self.seen:
+                if seen == name and where(data) and all(data.get(k) == v for k, v in match.items()):
+                    return source
+            return None
+
+        async with self._changed:
+            try:
+                source: str | None = await asyncio.wait_for(self._changed.wait_for(found), timeout)
+            except TimeoutError:
+                raise AssertionError(f"no {name} event matching {match}: {self.seen}") from None
+        assert source is not None
+        return source
+
+
+def get(url: str, headers: dict[str, str] | None = None) -> tuple[int, bytes]:
+    request = urllib.request.Request(url, headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=15) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read()
+
+
+def unsampled_traceparent() -> str:
+    """A W3C traceparent whose sampled flag is off: the lattice must record nothing."""
+    return f"00-{secrets.token_hex(16)}-{secrets.token_hex(8)}-00"
+
+
+async def wait_until_served(url: str) -> list[tuple[int, bytes]]:
+    """GET until the listener is up and the counter answers, every request unsampled
+    (links and listeners arrive asynchronously), so no readiness probe makes a trace.
+    Returns the answers received."""
+    last: object = None
+    answers: list[tuple[int, bytes]] = []
+    for _ in range(300):
+        try:
+            status, body = await asyncio.to_thread(
+                get, url, {"traceparent": unsampled_traceparent()}
+            )
+            answers.append((status, body))
+            if status == 200:
+                return answers
+            last = (status, body)
+        except OSError as error:  # not listening yet
+            last = error
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"{url} never answered 200: last {last!r}")
+
+
+@asynccontextmanager
+async def lattice_client(nats_server: NatsServer) -> AsyncIterator[tuple[CtlClient, Events]]:
+    nc = await nats.connect(nats_server.url)
+    events = Events()
+    await events.subscribe(nc)
+    try:
+        yield CtlClient(nc), events
+    finally:
+        await nc.close()
+
+
+@run_async
+async def test_one_curl_is_one_trace_across_providers_component_and_hosts(
+    nats_server: NatsServer,
+    redis_server: RedisServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    receiver = OtlpReceiver()
+    endpoint = await receiver.start()
+    # What a user sets; the hosts pass it to the providers they start (HostData).
+    monkeypatch.setenv("WASMCLOUD_OBSERVABILITY_ENABLED", "true")
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint)
+    monkeypatch.setenv("OTEL_METRIC_EXPORT_INTERVAL", "1000")  # ms: metrics every second
+    for name in ("OTEL_SDK_DISABLED", "OTEL_TRACES_EXPORTER", "OTEL_SERVICE_NAME"):
+        monkeypatch.delenv(name, raising=False)
+    hosts: list[HostProcess] = []
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    try:
+        async with lattice_client(nats_server) as (ctl, events):
+            for tier in ("edge", "core"):
+                log = tmp_path / f"{tier}.log"
+                hosts.append(HostProcess(nats_server, {"tier": tier}, "--allow-file-load", log=log))
+            edge = await events.wait("host_started", lambda d: d["labels"]["tier"] == "edge")
+            core = await events.wait("host_started", lambda d: d["labels"]["tier"] == "core")
+
+            await ctl.put_config("redis", {"url": redis_server.url})
+            await ctl.put_config("listen", {"address": f"127.0.0.1:{port}"})
+            await ctl.start_provider(edge, "kvredis", "ghcr.io/wasmcloud/keyvalue-redis:0.28.1")
+            await ctl.start_provider(edge, "httpserver", "ghcr.io/wasmcloud/http-server:0.23.0")
+            await ctl.scale_component(core, "counter", COUNTER, 1)
+            await events.wait("component_scaled", component_id="counter")
+            for provider in ("kvredis", "httpserver"):
+                await events.wait("provider_started", provider_id=provider)
+            link = {"wit_namespace": "wasi"}
+            await ctl.put_link(
+                link
+                | {"source_id": "counter", "target": "kvredis", "wit_package": "keyvalue"}
+                | {"interfaces": ["atomics", "store"], "target_config": ["redis"]}
+            )
+            await ctl.put_link(
+                link
+                | {"source_id": "httpserver", "target": "counter", "wit_package": "http"}
+                | {"interfaces": ["incoming-handler"], "source_config": ["listen"]}
+            )
+            warmup = await wait_until_served(f"{url}/warmup")
+            # The counter answered these itself (500: its keyvalue link had not reached the
+            # host yet); other answers (503: no listener's component yet) never invoked it.
+            counter_failed = sum(1 for _, body in warmup if body.startswith(b"keyvalue error"))
+            invoked = counter_failed + 1 + 1  # the warmup's 200 and the traced request
+
+            # The one request, sent as curl sends it: no trace context of its own.
+            assert await asyncio.to_thread(get, f"{url}/traced") == (200, b"traced -> 1")
+
+            def whole_trace() -> dict[str, ReceivedSpan] | None:
+                roots = [
+                    s for s in receiver.spans if s.service == "http-server" and not s.parent_id
+                ]
+                if not roots:
+                    return None
+                spans = {s.span_id: s for s in receiver.spans if s.trace_id == roots[0].trace_id}
+                kv = [s for s in spans.values() if s.service == "keyvalue-redis"]
+                return spans if len(spans) >= 5 and kv else None
+
+            spans = await receiver.wait_for(
+                whole_trace, "no trace from http-server through counter to keyvalue-redis"
+            )
+            by_parent = {s.parent_id: s for s in spans.values()}
+
+            # http-server: the request's span is the root of the trace ...
+            [root] = [s for s in spans.values() if not s.parent_id]
+            assert (root.service, root.kind) == ("http-server", SpanProto.SPAN_KIND_SERVER)
+            assert root.attributes["http.request.method"] == "GET"
+            assert root.attributes["url.path"] == "/traced"
+            assert root.attributes["http.response.status_code"] == 200
+            assert root.resource["wasmcloud.host.id"] == edge
+            # ... its child the wRPC call to the counter ...
+            call = by_parent[root.span_id]
+            assert (call.service, call.kind) == ("http-server", SpanProto.SPAN_KIND_CLIENT)
+            assert call.attributes["rpc.service"] == HTTP_INSTANCE
+            assert call.attributes["wasmcloud.target.id"] == "counter"
+            # ... served by the counter on the core host (the component invocation) ...
+            invocation = by_parent[call.span_id]
+            assert invocation.service == "wasmcloud-host"
+            assert invocation.kind == SpanProto.SPAN_KIND_SERVER
+            assert invocation.resource["wasmcloud.host.id"] == core
+            assert invocation.attributes["wasmcloud.entity.id"] == "counter"
+            # ... whose keyvalue call (made from the component's worker thread) ...
+            kv_call = by_parent[invocation.span_id]
+            assert (kv_call.service, kv_call.kind) == ("wasmcloud-host", SpanProto.SPAN_KIND_CLIENT)
+            assert kv_call.attributes["rpc.service"] == ATOMICS_INSTANCE
+            assert kv_call.attributes["rpc.method"] == "increment"
+            assert kv_call.attributes["wasmcloud.source.id"] == "counter"
+            # ... is served by keyvalue-redis on the edge host.
+            kv_serve = by_parent[kv_call.span_id]
+            assert kv_serve.service == "keyvalue-redis"
+            assert kv_serve.kind == SpanProto.SPAN_KIND_SERVER
+            assert kv_serve.attributes["wasmcloud.entity.id"] == "kvredis"
+            assert kv_serve.resource["wasmcloud.host.id"] == edge
+            assert len(spans) == 5
+            assert all(s.status_code != StatusProto.STATUS_CODE_ERROR for s in spans.values())
+
+            # The readiness requests were unsampled, and nothing else made spans: every span
+            # the lattice exported belongs to the one curl.
+            assert {s.trace_id for s in receiver.spans} == {root.trace_id}
+
+            # Metrics: every invocation of the counter, readiness requests too; its failures.
+            def counted() -> dict[str, float] | None:
+                latest: dict[str, float] = {}
+                for service, name, attributes, value in receiver.points:
+                    if service == "wasmcloud-host" and attributes.get("component.id") == "counter":
+                        assert attributes["operation"] == f"{HTTP_INSTANCE}.handle"
+                        latest[name] = value  # cumulative: the last export has the total
+                wanted = (
+                    "wasmcloud_host.component.invocations",
+                    "wasmcloud_host.handle_rpc_message.duration",
+                )
+                return latest if all(latest.get(n) == invoked for n in wanted) else None
+
+            totals = await receiver.wait_for(
+                counted, f"no metrics of {invoked} invocations of the counter ({warmup})"
+            )
+            errors = totals.get("wasmcloud_host.component.invocation.errors", 0)
+            assert errors == counter_failed, warmup
+    finally:
+        # Stopped from a thread: the receiver on this loop must answer their last exports.
+        for host in hosts:
+            await asyncio.to_thread(host.stop)
+        await receiver.stop()
+    # The hosts stopped gracefully, flushing what they still held: still the one trace.
+    assert {s.trace_id for s in receiver.spans} == {root.trace_id}
