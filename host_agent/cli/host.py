@@ -31,6 +31,8 @@ from host_agent.lattice.connection import (
     NatsAddress,
     NatsCredentials,
 )
+from host_agent.telemetry import cli as telemetry_cli
+from host_agent.telemetry import otel as telemetry
 
 LABEL_ENV_PREFIX = "WASMCLOUD_LABEL_"
 # Secrets given as flags are readable by every user of the machine (ps, /proc/*/cmdline).
@@ -147,6 +149,7 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
         choices=["debug", "info", "warning", "error"],
         help="log level (env WASMCLOUD_LOG_LEVEL; default info)",
     )
+    telemetry_cli.add_options(p)
     return p
 
 
@@ -256,6 +259,7 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
             raise ValueError(f"heartbeat interval {heartbeat} must be more than 0 seconds")
         OciOptions.from_env(env)  # refuses a bad WASMCLOUD_OCI_* now, not at the first pull
         max_component_size_from_env(env)
+        observability = telemetry_cli.config_from(args, env)
         host = Host(
             HostConfig(
                 nats_url=address.url,
@@ -270,6 +274,8 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
                 credentials=credentials,
                 link_grants=args.link_grants,
                 tls=tls,
+                telemetry=observability,
+                publish_logs=True,  # `wasmcloud logs` follows them
             )
         )
     except (ValueError, IdentityError, AddressError, CredentialsError) as exc:
@@ -289,6 +295,15 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
                 tls=tls,
             )
         )
+    telemetry.configure(
+        observability,
+        "wasmcloud-host",
+        {
+            "service.instance.id": host.host_id,
+            "wasmcloud.host.id": host.host_id,
+            "wasmcloud.lattice": args.lattice,
+        },
+    )
     try:
         event_loop.run(_serve(host, controller))
     except ConnectionRefused as exc:
@@ -301,6 +316,8 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
             file=sys.stderr,
         )
         return 1
+    finally:
+        telemetry.shutdown()
     return 0
 
 

@@ -7,6 +7,10 @@ wasmcloud down                                stop everything `up` started
 wasmcloud env [--state-dir DIR]               exports pointing wash at a local lattice's creds
 wasmcloud push FILE REF                       publish a component to an OCI registry
 wasmcloud pull REF [-o FILE]                  fetch a component from an OCI registry
+wasmcloud inventory [--json]                  hosts, labels and what runs on each
+wasmcloud apps [NAME] [--json]                applications and their status
+wasmcloud logs HOST [--json]                  follow a host's log lines
+wasmcloud placement FILE [--json]             the planner on the live lattice
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from host_agent.cli import ops
 from host_agent.host.artifacts import ArtifactError, check_component
 from host_agent.local.credentials import STATE_DIR_VARIABLE, find_local_credentials, state_dir
 from host_agent.local.lattice import LocalLattice, http_addresses
@@ -45,7 +50,7 @@ EXIT_OK = 0
 EXIT_INVALID = 1
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(env: Mapping[str, str] | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="wasmcloud",
         description="Validate wadm application manifests and preview their placement "
@@ -143,6 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
         "-o", "--output", help="file to write (default: the repository's last part + .wasm)"
     )
     _registry_options(pull)
+    ops.add_commands(commands, os.environ if env is None else env)  # day-2 views
     return parser
 
 
@@ -327,8 +333,10 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
     env = os.environ if env is None else env
+    args = build_parser(env).parse_args(argv)
+    if args.command in ops.COMMANDS:
+        return ops.run(args, env)
     if args.command == "push":
         return cmd_push(args, env)
     if args.command == "pull":

@@ -17,6 +17,7 @@ from host_agent.host.components import ComponentHost
 from host_agent.host.handlers import CtlHandlers, HostOptions
 from host_agent.host.identity import HostIdentity, default_labels
 from host_agent.host.links import LinkIndex
+from host_agent.host.log_stream import HostLogStream
 from host_agent.host.providers import ProviderSupervisor
 from host_agent.host.state import HostState
 from host_agent.host.store import LatticeStore
@@ -29,8 +30,14 @@ from host_agent.lattice.connection import (
 )
 from host_agent.lattice.events import cloud_event
 from host_agent.lattice.protocol import Link
-from host_agent.lattice.subjects import DEFAULT_CTL_PREFIX, CtlSubjects, event_subject
+from host_agent.lattice.subjects import (
+    DEFAULT_CTL_PREFIX,
+    CtlSubjects,
+    event_subject,
+    host_log_subject,
+)
 from host_agent.secrets.host import HostSecrets, split_config_names
+from host_agent.telemetry.config import TelemetryConfig
 from host_agent.wrpc.granted import GrantedClient
 from host_agent.wrpc.transport import WrpcClient, WrpcServer
 
@@ -56,6 +63,11 @@ class HostConfig:
     # TLS towards NATS (the lattice's CA, this host's client certificate); its providers
     # connect with the same settings.
     tls: ClientTls | None = None
+    # OpenTelemetry: what this host exports; its providers get the same (HostData).
+    telemetry: TelemetryConfig = field(default_factory=TelemetryConfig)
+    # Publish this process's log records on host_log_subject (`wasmcloud logs`): the
+    # wasmcloud-host command does; a Host inside another program (tests) does not.
+    publish_logs: bool = False
 
 
 class Host:
@@ -81,6 +93,7 @@ class Host:
         self._store: LatticeStore | None = None
         self._caller: GrantedClient | None = None
         self._grants: GrantKeeper | None = None
+        self._log_stream: HostLogStream | None = None
 
     @property
     def host_id(self) -> str:
@@ -111,6 +124,14 @@ class Host:
             error_cb=self._on_error,
             closed_cb=self._on_closed,
         )
+        if self.config.publish_logs:
+            self._log_stream = HostLogStream(
+                self._nc,
+                host_log_subject(self.config.lattice, self.host_id),
+                self.host_id,
+                self._secrets(),
+            )
+            self._log_stream.start()
         js = self._nc.jetstream(domain=self.config.js_domain)
         store = self._store = await LatticeStore.open(js, self.config.lattice)
         options = HostOptions(
@@ -136,6 +157,7 @@ class Host:
             self.config.credentials,
             link_grants=self.config.link_grants,
             tls=self.config.tls,
+            telemetry=self.config.telemetry,
             secrets=HostSecrets(
                 self._nc,
                 store.get_config,
@@ -204,6 +226,15 @@ class Host:
             f"the components of host {self.host_id}",
         )
         return caller
+
+    def _secrets(self) -> list[str]:
+        """What this host holds that no log record may show."""
+        found = [self.config.seed or "", self.state.identity.seed]
+        if self.config.credentials is not None:
+            found.append(self.config.credentials.seed)
+        if self.config.tls is not None and self.config.tls.key_pem:
+            found.append(self.config.tls.key_pem)
+        return found
 
     def _credentials_fix(self) -> str:
         if self.config.credentials is None:
@@ -282,6 +313,8 @@ class Host:
             await self._caller.close()
         self.state.components.clear()
         self.state.providers.clear()
+        if self._log_stream is not None:
+            await self._log_stream.stop()
         try:
             # Stop answering first, so nobody sees this host after host_stopped.
             for sub in self._subscriptions:
@@ -330,4 +363,16 @@ class Host:
             log.warning("heartbeat after reconnecting not published: %s", exc)
 
     async def _on_error(self, exc: Exception) -> None:
+        if self._log_stream is not None and self._log_stream.refused(exc):
+            # A host user issued before host logs: stop, or each refusal's warning would
+            # be published (and refused) in turn.
+            await self._log_stream.stop()
+            self._log_stream = None
+            log.warning(
+                "this host's NATS user may not publish its log records (%s), so `wasmcloud "
+                "logs` cannot follow this host: the user was issued before host logs; give "
+                "the host a new one (e.g. `pulumi up --replace` its Host)",
+                exc,
+            )
+            return
         log.warning("NATS error: %s", exc)

@@ -146,6 +146,21 @@ def wadm_status_wildcard(lattice: str) -> str:
     return f"{WADM_STATUS_PREFIX}.{lattice}.>"
 
 
+# Host logs (not upstream: a 1.x host logs to stderr and OTLP only) ---------------------
+HOST_LOG_PREFIX = "wasmbus.log"
+
+
+def host_log_subject(lattice: str, host_id: str) -> str:
+    """``wasmbus.log.{lattice}.{host_id}``: where a host publishes its log records
+    (``host_agent.lattice.host_logs``), for ``wasmcloud logs`` to follow."""
+    return f"{HOST_LOG_PREFIX}.{lattice}.{host_id}"
+
+
+def host_log_wildcard(lattice: str) -> str:
+    """Every host's log records in ``lattice``."""
+    return host_log_subject(lattice, "*")
+
+
 # Replies: nats-py's, wash's and the Rust clients' request inboxes ----------------------
 INBOX_WILDCARD = "_INBOX.>"
 

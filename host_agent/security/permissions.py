@@ -6,7 +6,8 @@ event, wRPC or KV subjects even where both lattices share an account. Each latti
 has its own account (``authority.py``), so this is the second wall, not the only one.
 
 Roles:
-- HOST serves its lattice's control subjects, publishes its events and heartbeats, keeps
+- HOST serves its lattice's control subjects, publishes its events, heartbeats and log
+  records (``host_log_subject``), keeps
   the lattice's link and config buckets, serves wRPC, asks for link grants, and talks to
   its providers on ``wasmbus.rpc.{lattice}.*``.
 - CONTROLLER (wadm) serves the wadm API and link grants, sends control requests to hosts,
@@ -14,7 +15,7 @@ Roles:
 - PROVIDER answers its host on ``wasmbus.rpc.{lattice}.{provider}.>``, serves wRPC as its
   own id, and may keep application buckets (keyvalue-nats) but not the lattice's own.
 - TOOLING (wash 0.39, the `wasmcloud` CLI, the Pulumi provider) sends control and wadm
-  requests, follows events and application status, and makes or reads the lattice's
+  requests, follows events, application status and host logs, and makes or reads the lattice's
   buckets (the Pulumi provider makes them with their replicas on a cluster).
 
 Every role may subscribe to ``_INBOX.>`` (the replies to its requests) and publish there:
@@ -40,6 +41,7 @@ from host_agent.lattice.subjects import (
     CtlSubjects,
     config_bucket,
     events_wildcard,
+    host_log_wildcard,
     jetstream_api_prefix,
     kv_stream_name,
     kv_subjects,
@@ -156,6 +158,7 @@ def role_permissions(
         own = Permissions(
             pub_allow=(
                 events_wildcard(lattice),
+                host_log_wildcard(lattice),  # its log records (`wasmcloud logs`)
                 provider_rpc_wildcard(lattice),
                 link_grant_subject(lattice),
                 *wrpc_invocations(lattice, link_targets),
@@ -225,7 +228,11 @@ def role_permissions(
                 ),
                 *wadm_access(lattice, js_domain, write=False),
             ),
-            sub_allow=(events_wildcard(lattice), wadm_status_wildcard(lattice)),
+            sub_allow=(
+                events_wildcard(lattice),
+                wadm_status_wildcard(lattice),
+                host_log_wildcard(lattice),
+            ),
         ).merged(tooling_access())  # puts and deletes secrets, never reads one
     else:  # pragma: no cover - StrEnum is closed
         raise ValueError(f"unknown role {role!r}")
