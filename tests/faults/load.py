@@ -104,7 +104,7 @@ class Load:
 
     async def until_served(self, count: int, timeout: float = 30.0) -> None:
         """Wait for ``count`` successes (the app answers before the fault)."""
-        await self._until(lambda: self.served >= count, f"{count} requests served", timeout)
+        await self.until(lambda: self.served >= count, f"{count} requests served", timeout)
 
     async def until_failed(self, after: float, timeout: float = 30.0) -> None:
         """Wait for a request started after ``after`` to fail (the fault is felt)."""
@@ -112,7 +112,7 @@ class Load:
         def felt() -> bool:
             return any(not o.ok and o.started >= after for o in list(self.outcomes))
 
-        await self._until(felt, "failed request", timeout)
+        await self.until(felt, "failed request", timeout)
 
     async def settle(self, after: float, timeout: float = 45.0) -> None:
         """Wait for ``SETTLE_REQUESTS`` requests started after ``after`` and require every
@@ -131,9 +131,10 @@ class Load:
                 )
             return len(seen) >= SETTLE_REQUESTS
 
-        await self._until(settled, f"{SETTLE_REQUESTS} requests after convergence", timeout)
+        await self.until(settled, f"{SETTLE_REQUESTS} requests after convergence", timeout)
 
-    async def _until(self, condition: object, what: str, timeout: float) -> None:
+    async def until(self, condition: object, what: str, timeout: float) -> None:
+        """Wait for ``condition()`` while the load runs (it fails if the load stopped)."""
         assert callable(condition)
         deadline = time.monotonic() + timeout
         while not condition():
