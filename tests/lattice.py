@@ -57,9 +57,10 @@ def refused_port() -> Iterator[int]:
 class NatsServer:
     """``nats-server -js`` on a loopback port with a store directory that survives restarts."""
 
-    def __init__(self, store: Path, port: int | None = None) -> None:
+    def __init__(self, store: Path, port: int | None = None, args: tuple[str, ...] = ()) -> None:
         self.store = store
         self.port = port or free_port()
+        self.args = args  # more nats-server options, e.g. ("-c", a config with JetStream limits)
         self.proc: subprocess.Popen[str] | None = None
 
     @property
@@ -77,6 +78,7 @@ class NatsServer:
                 "-js",
                 "-sd",
                 str(self.store),
+                *self.args,
             ],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,

@@ -13,6 +13,8 @@ import json
 import logging
 from typing import Any
 
+import nats.js.errors
+
 from host_agent.controller.storage import ManifestStore, StatusStore
 from host_agent.lattice.stored_manifest import StoreConflict, StoredManifest, new_ulid
 from host_agent.lattice.strict import BadRequest
@@ -58,6 +60,26 @@ def parse_api_subject(subject: str, lattice: str) -> tuple[str, str | None]:
     return tokens[0], tokens[1] if len(tokens) == 2 else None
 
 
+# JetStream's "insufficient resources": the server's or the account's store limit is reached.
+JETSTREAM_INSUFFICIENT_RESOURCES = 10023
+
+
+def storage_failure(exc: Exception) -> str:
+    """What the caller is told when storing failed: a full JetStream store in plain words
+    with the fix (seen in tests/faults/test_jetstream_full.py), anything else as internal."""
+    if (
+        isinstance(exc, nats.js.errors.APIError)
+        and exc.err_code == JETSTREAM_INSUFFICIENT_RESOURCES
+    ):
+        return (
+            "the lattice's JetStream store is full (nats-server answered 'insufficient "
+            "resources'), so nothing was stored: free space (delete or purge streams the "
+            "lattice does not need) or raise jetstream max_file_store in nats-server's "
+            "configuration, then try again"
+        )
+    return f"internal error: {exc}"
+
+
 class WadmApi:
     def __init__(self, manifests: ManifestStore, statuses: StatusStore) -> None:
         self.manifests = manifests
@@ -99,7 +121,7 @@ class WadmApi:
             return error_reply(str(exc))
         except Exception as exc:  # storage failures must still answer the caller
             log.exception("wadm API request on %s failed", subject)
-            return error_reply(f"internal error: {exc}")
+            return error_reply(storage_failure(exc))
 
     # ------------------------------------------------------------------------------
     async def put(self, body: bytes) -> bytes:

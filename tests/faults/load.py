@@ -160,12 +160,15 @@ class Figures:
         )
 
 
-def figures(fault: str, load: Load, fault_at: float, control_plane_at: float) -> Figures:
+def figures(
+    fault: str, load: Load, fault_at: float, control_plane_at: float, since: float | None = None
+) -> Figures:
     """The fault's figures once the load has settled; checks that no request failed before
-    the fault (errors only during the window)."""
+    the fault (errors only during the window). Seconds to converge count from ``since``
+    when the test held the fault on (the moment it ended it), else from the fault."""
     early = load.failures_before(fault_at)
     assert not early, f"requests failed before the fault: {early[0].detail}"
     recovered = max(control_plane_at, load.last_failure_end(fault_at) or fault_at)
-    result = Figures(fault, load.served, load.failed, recovered - fault_at)
+    result = Figures(fault, load.served, load.failed, recovered - (since or fault_at))
     print(result.line())
     return result
