@@ -14,9 +14,11 @@ fault window); so is any failure among the settling requests.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import http.client
 import threading
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from types import TracebackType
 from urllib.parse import urlsplit
@@ -48,6 +50,7 @@ class Load:
 
     def __post_init__(self) -> None:
         self._stop = threading.Event()
+        self._gate = threading.Lock()  # held around each request; paused() holds it too
         self._thread = threading.Thread(target=self._run, name="fault-load", daemon=True)
         parts = urlsplit(self.url)
         self._host, self._port = parts.hostname or "127.0.0.1", parts.port or 80
@@ -68,7 +71,8 @@ class Load:
         while not self._stop.is_set() and len(self.outcomes) < self.max_requests:
             if time.monotonic() - started_loop > self.max_seconds:
                 break
-            self.outcomes.append(self._one())
+            with self._gate:
+                self.outcomes.append(self._one())
             self._stop.wait(self.pause)
 
     def _one(self) -> Outcome:
@@ -85,6 +89,16 @@ class Load:
         finally:
             conn.close()
         return Outcome(started, time.monotonic(), ok, detail)
+
+    @contextlib.asynccontextmanager
+    async def paused(self) -> AsyncIterator[None]:
+        """No request in flight or sent while the block runs (a fault between two
+        requests: what the first request after it meets)."""
+        await asyncio.to_thread(self._gate.acquire)
+        try:
+            yield
+        finally:
+            self._gate.release()
 
     # reading the outcomes ----------------------------------------------------------------
     @property
