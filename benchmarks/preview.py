@@ -91,6 +91,13 @@ class Cli:
         self, workdir: Path, nats_url: str = "", env: dict[str, str] | None = None
     ) -> None:
         self.env = {**cli_environment(workdir, "bench"), **(env or {})}
+        # Bytecode cached as an installed package has it (pip compiles it at install):
+        # without this, an environment with PYTHONDONTWRITEBYTECODE (CI, this machine's
+        # sessions) makes every preview compile our ~60 modules from source in both the
+        # program and the plugin process (0.3-0.6 s), which no user pays. The cache is
+        # under workdir (PYTHONPYCACHEPREFIX), the warm-up runs fill it for both sides.
+        self.env.pop("PYTHONDONTWRITEBYTECODE", None)
+        self.env["PYTHONPYCACHEPREFIX"] = str(workdir / "pycache")
         self.nats_url = nats_url
         self.last_stdout = ""
 

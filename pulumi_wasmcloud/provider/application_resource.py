@@ -34,16 +34,9 @@ import time
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
-import nats.errors
-
-from host_agent.host.artifacts import ArtifactError, check_component
-from host_agent.lattice.client import CtlClient, CtlError
-from host_agent.lattice.connection import ClientTls, CredentialsError, NatsCredentials
-from host_agent.lattice.stored_manifest import StoredManifest
-from host_agent.lattice.wadm import WadmError
 from host_agent.lattice.wadm_types import StatusType
 from host_agent.model.issues import ManifestError
 from host_agent.model.loader import load_manifest, parse_manifest
@@ -54,8 +47,6 @@ from host_agent.model.manifest import (
     Manifest,
 )
 from host_agent.model.naming import config_name
-from host_agent.oci import ImageReference, RegistryError, layout
-from host_agent.oci.client import Descriptor, RegistrySession, component_manifest, sha256_digest
 from pulumi_wasmcloud.provider.engine_log import EngineLog
 from pulumi_wasmcloud.provider.handlers import (
     Checked,
@@ -67,7 +58,6 @@ from pulumi_wasmcloud.provider.handlers import (
     nats_url_required,
 )
 from pulumi_wasmcloud.provider.health import Answer, HealthCheck, check_health_inputs, probe
-from pulumi_wasmcloud.provider.image_tags import pin_tagged_images
 from pulumi_wasmcloud.provider.live import (
     CredentialsRefused,
     Lattice,
@@ -78,6 +68,13 @@ from pulumi_wasmcloud.provider.live import (
     placement_by_name,
 )
 from pulumi_wasmcloud.provider.values import UNKNOWN, has_unknowns
+
+# NATS, the lattice's clients and the OCI code are imported in the functions that talk to
+# a lattice or a registry: a preview of a new stack (lattice and registry not known yet)
+# does neither, and every preview's plugin process would pay for them
+# (tests/unit/test_provider_startup.py keeps it so).
+if TYPE_CHECKING:
+    from host_agent.lattice.stored_manifest import StoredManifest
 
 REPLACE_ON = ("natsUrl", "lattice", "name")
 DEPLOY_TIMEOUT = 180.0
@@ -115,10 +112,15 @@ class LocalArtifact:
 
     @property
     def digest(self) -> str:
+        from host_agent.oci.client import sha256_digest  # see the note on imports above
+
         return sha256_digest(self.manifest)
 
     @classmethod
     def of(cls, data: bytes) -> LocalArtifact:
+        from host_agent.oci import layout  # see the note on imports above
+        from host_agent.oci.client import Descriptor, component_manifest, sha256_digest
+
         layer_digest = sha256_digest(data)
         config = json.dumps(
             {
@@ -170,6 +172,8 @@ def pin_local_components(
 ) -> tuple[dict[str, Any], dict[str, str], list[InputError]]:
     """The manifest with each local component image replaced by its digest reference in
     ``registry``; {reference: file} to push; refusals naming the image."""
+    from host_agent.host.artifacts import ArtifactError, check_component  # reads files
+
     pinned: dict[str, Any] = json.loads(json.dumps(manifest))
     pushes: dict[str, str] = {}
     failures: list[InputError] = []
@@ -202,6 +206,13 @@ def pin_local_components(
 async def push_local_components(pushes: dict[str, str], log: EngineLog) -> None:
     """Push each local component to the lattice's registry under the digest check pinned;
     a file that changed since then is refused (its digest would not match the plan)."""
+    from host_agent.oci import (  # see the note on imports above
+        ImageReference,
+        RegistryError,
+        layout,
+    )
+    from host_agent.oci.client import RegistrySession
+
     for reference, file in sorted(pushes.items()):
         registry, _, rest = reference.partition("/")
         repository, _, digest = rest.partition("@")
@@ -229,6 +240,10 @@ async def push_local_components(pushes: dict[str, str], log: EngineLog) -> None:
 async def _stale_images(lattice: Lattice, manifest: Manifest) -> list[str]:
     """Components a host runs from another image than the manifest names, as
     ``<id> on <host>: <image>`` (from each host's inventory, which has the image refs)."""
+    import nats.errors  # see the note on imports above
+
+    from host_agent.lattice.client import CtlClient, CtlError
+
     wanted = {
         component.component_id(manifest.name): component.properties.image
         for component in manifest.spec.components
@@ -273,12 +288,17 @@ def _wrongly_typed(inputs: dict[str, Any]) -> list[InputError]:
         if not isinstance(credentials, str):
             failures.append(InputError("credentials", "must be the text of a .creds file"))
         else:
+            # brings NATS: only for credentials given (see the note on imports above)
+            from host_agent.lattice.connection import CredentialsError, NatsCredentials
+
             try:
                 NatsCredentials.from_creds(credentials, "credentials")
             except CredentialsError as exc:
                 failures.append(InputError("credentials", str(exc)))
     ca = inputs["caCert"]
     if ca not in (None, "", UNKNOWN):
+        from host_agent.lattice.connection import ClientTls  # brings NATS (as above)
+
         try:
             ClientTls(ca)
         except ValueError as exc:  # TlsConfigError too
@@ -399,6 +419,8 @@ class ApplicationResource:
             # A tag can move: pin what it names now, so a new push under the same tag is
             # an image change in preview (image_tags.py). Skipped while the Lattice's
             # registry is not known yet: it decides how that registry is reached.
+            from pulumi_wasmcloud.provider.image_tags import pin_tagged_images  # OCI code
+
             pinned, refused = await pin_tagged_images(inputs["manifest"], address, os.environ)
             failures += refused
             if pinned is not inputs["manifest"] and not refused:
@@ -484,6 +506,10 @@ class ApplicationResource:
         if preview:
             await self._preview_health(inputs)
             return {**inputs, "version": UNKNOWN, "status": UNKNOWN}
+        import nats.errors  # see the note on imports above
+
+        from host_agent.lattice.wadm import WadmError
+
         manifest = parse_manifest(inputs["manifest"]).manifest
         if inputs.get("unplaced") and not inputs["allowUnplaced"]:
             raise InputError(
@@ -588,6 +614,10 @@ class ApplicationResource:
         (the second half of the error sentence). The failed version is deleted from the
         controller when this update put it there, so the lattice holds what it held before
         and the fixed version can be deployed under the same version name."""
+        import nats.errors  # see the note on imports above
+
+        from host_agent.lattice.wadm import WadmError
+
         app = manifest.name
         if previous == failed:
             return (
@@ -757,6 +787,8 @@ class ApplicationResource:
 
     # read / delete -------------------------------------------------------------------
     async def read(self, id: str, state: dict[str, Any]) -> dict[str, Any] | None:
+        import nats.errors  # see the note on imports above
+
         if "manifest" not in state:
             return await self._import(id, state)
         manifest = parse_manifest(state["manifest"]).manifest
@@ -810,6 +842,8 @@ class ApplicationResource:
     async def delete(self, id: str, state: dict[str, Any]) -> None:
         """Delete the application from the controller and wait until no host runs any
         of it; fail, naming what still runs where, if that takes over DELETE_TIMEOUT."""
+        import nats.errors  # see the note on imports above
+
         manifest = parse_manifest(state["manifest"]).manifest
         try:
             async with self._connect(state) as lattice:
@@ -899,6 +933,10 @@ def wiring_differences(
 
 
 async def _unwired(lattice: Lattice, manifest: Manifest) -> list[str]:
+    import nats.errors  # see the note on imports above
+
+    from host_agent.lattice.client import CtlError
+
     _, configs = wanted_wiring(manifest)
     try:
         links = await lattice.ctl.get_links()
@@ -909,6 +947,8 @@ async def _unwired(lattice: Lattice, manifest: Manifest) -> list[str]:
 
 
 async def _stored(lattice: Lattice, name: str) -> StoredManifest | None:
+    from host_agent.lattice.stored_manifest import StoredManifest  # see the note on imports above
+
     versions = await lattice.wadm.versions(name) if name else None
     if versions is None or versions.result != "success":
         return None

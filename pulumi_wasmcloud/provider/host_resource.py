@@ -28,24 +28,11 @@ import os
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from pathlib import Path
-from typing import Any
-
-import nats.errors
+from typing import TYPE_CHECKING, Any
 
 from host_agent.host.identity import HostIdentity
-from host_agent.lattice.client import CtlError
-from host_agent.lattice.connection import (
-    AddressError,
-    ClientTls,
-    CredentialsError,
-    NatsAddress,
-    NatsCredentials,
-    TlsConfigError,
-)
-from host_agent.local.lattice import tool
 from host_agent.local.supervisor import ManagedProcess
 from host_agent.model.naming import is_valid_label_key
-from host_agent.security.authority import UserIssuer
 from host_agent.security.jwt import JwtError
 from host_agent.security.permissions import Role
 from pulumi_wasmcloud.provider.engine_log import EngineLog
@@ -69,6 +56,15 @@ from pulumi_wasmcloud.provider.live import (
 )
 from pulumi_wasmcloud.provider.local_security import issued_by, issuer_of, write_private
 from pulumi_wasmcloud.provider.values import UNKNOWN, has_unknowns
+
+# NATS (with the connection's types), the control client, the authority and the local
+# lattice's tools are imported where a host is checked, started or read on this machine:
+# a Host on a machine (machine_host.py builds on this module) does none of it in a
+# preview, and every preview's plugin process would pay for them
+# (tests/unit/test_provider_startup.py keeps it so).
+if TYPE_CHECKING:
+    from host_agent.lattice.connection import NatsCredentials
+    from host_agent.security.authority import UserIssuer
 
 REPLACE_ON = ("lattice", "name", "stateDir", "target")
 # Properties an update applies by restarting the host process with the same seed.
@@ -125,6 +121,8 @@ def known_host(state: dict[str, Any] | None) -> KnownHost | None:
 
 def host_command(state: Mapping[str, Any]) -> list[str]:
     """The host's command line: nothing secret (every user can read it)."""
+    from host_agent.local.lattice import tool  # see the note on imports above
+
     return [
         tool("wasmcloud-host"),
         "--friendly-name",
@@ -142,6 +140,8 @@ def host_environment(
     """The environment the host starts with: where NATS is, who to connect as (and the
     CA its server's certificate must chain to), its identity, lattice and labels, in the
     host's ``WASMCLOUD_*`` variables."""
+    from host_agent.lattice.connection import NatsAddress  # see the note on imports above
+
     address = NatsAddress.parse(state["natsUrl"])
     env = {k: v for k, v in inherited.items() if not k.startswith(HOST_SETTINGS)}
     env |= {
@@ -181,6 +181,11 @@ def given(value: Any) -> bool:
 
 def own_user(state: dict[str, Any], issuer: UserIssuer) -> NatsCredentials:
     """The host's own NATS user: the one in state if ``issuer`` signed it, else a new one."""
+    from host_agent.lattice.connection import (  # see the note on imports above
+        CredentialsError,
+        NatsCredentials,
+    )
+
     kept = state.get("hostCredentials")
     if isinstance(kept, str) and kept:
         try:
@@ -194,6 +199,11 @@ def own_user(state: dict[str, Any], issuer: UserIssuer) -> NatsCredentials:
 
 def credentials_of(settings: ProviderSettings) -> NatsCredentials | None:
     """The NATS user hosts connect as (the provider's ``wasmcloud:credentials``)."""
+    from host_agent.lattice.connection import (  # see the note on imports above
+        CredentialsError,
+        NatsCredentials,
+    )
+
     if not settings.credentials:
         return None
     try:
@@ -246,6 +256,14 @@ class HostResource:
     async def check(self, olds: dict[str, Any], news: dict[str, Any]) -> Checked:
         if on_machine(news):
             return await self.machines.check(olds, news)
+        from host_agent.lattice.connection import (  # see the note on imports above
+            AddressError,
+            ClientTls,
+            CredentialsError,
+            NatsAddress,
+            NatsCredentials,
+            TlsConfigError,
+        )
 
         def given(key: str, default: Any) -> Any:
             return default if news.get(key) is None else news[key]
@@ -409,6 +427,10 @@ class HostResource:
                 await lattice.ctl.put_label(state["hostId"], key, value)
 
     async def read(self, id: str, state: dict[str, Any]) -> dict[str, Any] | None:
+        import nats.errors  # see the note on imports above
+
+        from host_agent.lattice.client import CtlError
+
         if on_machine(state):
             return await self.machines.read(id, state)
         if not _process(state).running():
@@ -475,6 +497,10 @@ async def await_join(
     """The inventory of the host ``state`` describes, once it answers on ``lattice``;
     raises naming the host when ``gave_up()`` (its process ended) or READY_TIMEOUT passed,
     ``why()`` saying where to look (``: <last log line>; see <log>``)."""
+    import nats.errors  # see the note on imports above
+
+    from host_agent.lattice.client import CtlError
+
     deadline = time.monotonic() + READY_TIMEOUT
     while True:
         try:
@@ -491,6 +517,8 @@ async def await_join(
 async def refuse_stranding(settings: ProviderSettings, id: str, state: dict[str, Any]) -> None:
     """Refuse to remove a host when a deployed application would be left with instances
     no other host can run, naming them; a lattice that cannot be reached strands nothing."""
+    import nats.errors  # see the note on imports above
+
     stranded: list[str] = []
     try:
         async with connect(

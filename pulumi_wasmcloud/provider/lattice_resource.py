@@ -33,12 +33,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import nats.errors
 import yaml
 
-from host_agent.lattice.wadm import WadmClient
 from host_agent.local.credentials import CA_FILE
-from host_agent.local.lattice import tool
 from host_agent.local.supervisor import ManagedProcess, PortTaken, start_server
 from pulumi_wasmcloud.provider.engine_log import EngineLog
 from pulumi_wasmcloud.provider.handlers import Checked, Created, Diff, InputError, changed_keys
@@ -56,6 +53,9 @@ from pulumi_wasmcloud.provider.local_security import (
 from pulumi_wasmcloud.provider.machine_lattice import MachineLattice
 from pulumi_wasmcloud.provider.values import UNKNOWN
 
+# NATS, the wadm client and the local lattice's tools (host_agent.local.lattice) are
+# imported where a local lattice starts: a preview never starts one, and every preview's
+# plugin process would pay for them (tests/unit/test_provider_startup.py keeps it so).
 # A secured lattice runs the NATS KV secrets backend (application secrets, issue 16).
 SECRETS_BACKEND = "secrets-backend"
 SECRETS_SETTINGS = ("ENCRYPTION_XKEY_SEED", "TRANSIT_XKEY_SEED", "NATS_CREDSFILE")
@@ -251,6 +251,8 @@ class LatticeResource:
     async def _start(self, inputs: dict[str, Any], security: LocalSecurity | None) -> None:
         """Start whatever of this lattice does not run (what runs is kept), then wait
         until the controller answers. A secured lattice's files are written first."""
+        from host_agent.local.lattice import tool  # see the note on imports above
+
         procs = _processes(inputs)
         state_dir = Path(str(inputs["stateDir"])).resolve()
         port = int(inputs["natsPort"])
@@ -325,6 +327,8 @@ class LatticeResource:
         """Start redis-server unless it runs; True if it was started. It keeps an
         append-only file: every write reaches the file before its reply, so a killed
         redis-server (kill -9) comes back with every count it acknowledged."""
+        from host_agent.local.lattice import tool  # see the note on imports above
+
         port = int(inputs["redisPort"])
         # Redis ignores a dump.rdb once appendonly is on at start: a data folder from
         # before append-only starts without it, then switches at run time (Redis then
@@ -355,6 +359,8 @@ class LatticeResource:
 
     async def _start_registry(self, process: ManagedProcess, state_dir: Path, port: int) -> None:
         """Start docker-registry unless it runs; it answers GET /v2/ once it listens."""
+        from host_agent.local.lattice import tool  # see the note on imports above
+
         config = state_dir / "registry.yml"
         if not process.running():
             state_dir.mkdir(parents=True, exist_ok=True)
@@ -377,6 +383,10 @@ class LatticeResource:
     ) -> None:
         """Wait until a controller answers the wadm API: applications deployed next in
         the same ``up`` need it."""
+        import nats.errors  # see the note on imports above
+
+        from host_agent.lattice.wadm import WadmClient
+
         url, lattice = f"nats://127.0.0.1:{inputs['natsPort']}", str(inputs["lattice"])
         credentials = security.tooling.creds() if security is not None else None
         tls = security.tls.client() if security is not None else None

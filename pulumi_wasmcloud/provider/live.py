@@ -16,23 +16,23 @@ import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import nats
-import nats.errors
-from nats.aio.client import Client as NatsClient
-from nats.aio.client import RawCredentials
-from nats.protocol.parser import AUTHORIZATION_VIOLATION
-
-from host_agent.lattice.client import CtlClient
-from host_agent.lattice.connection import ClientTls, TlsConfigError
-from host_agent.lattice.strict import BadRequest
-from host_agent.lattice.wadm import WadmClient
-from host_agent.model.loader import parse_manifest
-from host_agent.model.manifest import Manifest
-from host_agent.placement import HostInventory, PlacementPlan, plan_placement
-from host_agent.placement.lattice_view import HostSnapshot, LatticeSnapshot
 from pulumi_wasmcloud.provider.handlers import ProviderSettings
+
+# NATS, the control and wadm clients and the planner are imported where the lattice is
+# read: a preview whose lattice is not known yet (a new stack) never talks to it, and
+# every preview's plugin process pays its imports (~60 ms; tests/unit/test_provider_startup.py).
+if TYPE_CHECKING:
+    import nats.errors
+    from nats.aio.client import Client as NatsClient
+
+    from host_agent.lattice.client import CtlClient
+    from host_agent.lattice.connection import ClientTls
+    from host_agent.lattice.wadm import WadmClient
+    from host_agent.model.manifest import Manifest
+    from host_agent.placement import HostInventory, PlacementPlan
+    from host_agent.placement.lattice_view import LatticeSnapshot
 
 
 class LatticeUnreachable(RuntimeError):
@@ -85,10 +85,14 @@ class Lattice:
 
     @property
     def ctl(self) -> CtlClient:
+        from host_agent.lattice.client import CtlClient  # the lattice is read (see above)
+
         return CtlClient(self.nc, self.lattice)
 
     @property
     def wadm(self) -> WadmClient:
+        from host_agent.lattice.wadm import WadmClient  # the lattice is read (see above)
+
         return WadmClient(self.nc, self.lattice)
 
     async def view(self, fresh: bool = False) -> LatticeSnapshot:
@@ -115,6 +119,9 @@ class Lattice:
         return snapshot
 
     async def _read_view(self) -> LatticeSnapshot:
+        from host_agent.lattice.strict import BadRequest  # the lattice is read (see above)
+        from host_agent.placement.lattice_view import HostSnapshot, LatticeSnapshot
+
         hosts: dict[str, HostSnapshot] = {}
         for host in await self.ctl.read_hosts(wait=0.5):
             if host.inventory is None:
@@ -131,12 +138,16 @@ class Lattice:
         return LatticeSnapshot(hosts)
 
     async def plan(self, manifest: Manifest) -> tuple[PlacementPlan, dict[str, str]]:
+        from host_agent.placement import plan_placement  # the lattice is read (see above)
+
         view = await self.view()
         return plan_placement(manifest, view.inventory_for(manifest)), view.names()
 
     async def stranded_by(self, host_id: str) -> list[str]:
         """Deployed applications whose instances could go nowhere if ``host_id`` left,
         as ``"app: component x3"``."""
+        from host_agent.model.loader import parse_manifest  # the lattice is read (see above)
+
         view = await self.view(fresh=True)
         stranded = []
         for model in (await self.wadm.list()).models:
@@ -167,6 +178,8 @@ def newly_unplaced(
 ) -> dict[str, int]:
     """Instances of ``manifest`` that no host could run if host ``leaving`` went away
     (pure: the planner on the hosts with and without it)."""
+    from host_agent.placement import plan_placement  # the lattice is read (see above)
+
     before = plan_placement(manifest, hosts).unplaced()
     after = plan_placement(manifest, [h for h in hosts if h.id != leaving]).unplaced()
     return {name: n - before.get(name, 0) for name, n in after.items() if n > before.get(name, 0)}
@@ -183,6 +196,8 @@ def lattice_tls(state: Mapping[str, Any]) -> ClientTls | None:
     """TLS towards a resource's lattice: the tooling user's pair and CA (``clientTls``,
     {caPem, certPem, keyPem}: a lattice on machines, whose nodes ask for a client
     certificate), else the CA of a secured local Lattice (``caCert``); None without TLS."""
+    from host_agent.lattice.connection import ClientTls, TlsConfigError  # brings NATS
+
     pair = state.get("clientTls")
     if isinstance(pair, Mapping) and pair:
         ca, cert, key = (pair.get(k) for k in ("caPem", "certPem", "keyPem"))
@@ -230,6 +245,12 @@ async def connect(
 async def _open(
     url: str, timeout: float, credentials: str | None, tls: ClientTls | None
 ) -> NatsClient:
+    import nats  # the lattice is read (see above)
+    import nats.errors
+    from nats.aio.client import RawCredentials
+
+    from host_agent.lattice.connection import TlsConfigError
+
     async def quiet(_: Exception) -> None:
         pass  # the failure is raised below, naming the URL; nats-py would log a traceback
 
@@ -266,6 +287,9 @@ def credentials_refused(error: nats.errors.Error) -> bool:
     types this (AuthorizationError); on CONNECT it raises a plain ``nats.errors.Error``
     carrying the server's ``-ERR`` token, which is compared with the protocol's own
     constant, as nats-py does itself."""
+    import nats.errors  # the lattice is read (see above)
+    from nats.protocol.parser import AUTHORIZATION_VIOLATION
+
     if isinstance(error, nats.errors.AuthorizationError | nats.errors.InvalidUserCredentialsError):
         return True
     return AUTHORIZATION_VIOLATION in str(error).lower()

@@ -31,24 +31,22 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from host_agent.lattice.connection import ClientTls, CredentialsError, NatsCredentials
 from host_agent.local.credentials import CA_FILE, CREDS_FILE
 from host_agent.secrets.access import backend_access
-from host_agent.secrets.protocol import DEFAULT_BACKEND
 from host_agent.secrets.xkeys import XKey, XKeyError
-from host_agent.security.authority import LatticeAuthority, UserIssuer
 from host_agent.security.jwt import JwtError, decode_claims
 from host_agent.security.permissions import Role
-from host_agent.security.tls import CertificateAuthority, KeyPairPem, TlsError, due_for_rotation
-from pulumi_wasmcloud.provision.nats_config import (
-    JetStreamSettings,
-    NatsServerSettings,
-    OperatorModeSettings,
-    TlsFiles,
-    render,
-)
+
+# The authority, TLS (cryptography's x509), NATS and the secrets protocol are imported
+# where a local lattice's security is made or read: a Lattice on machines or a Host never
+# does, and every preview's plugin process would pay for them
+# (tests/unit/test_provider_startup.py keeps it so).
+if TYPE_CHECKING:
+    from host_agent.lattice.connection import ClientTls, NatsCredentials
+    from host_agent.security.authority import LatticeAuthority, UserIssuer
+    from host_agent.security.tls import CertificateAuthority, KeyPairPem
 
 CONFIG_FILE = "nats-server.conf"
 SERVER_CERT_FILE = "nats-server-cert.pem"
@@ -92,12 +90,16 @@ class LocalTls:
 
     @classmethod
     def create(cls, lattice: str, now: datetime) -> LocalTls:
+        from host_agent.security.tls import CertificateAuthority  # see the note on imports above
+
         ca = CertificateAuthority.create(f"lattice {lattice} CA", now=now)
         return cls(ca, _server_pair(ca, lattice, now))
 
     def rotated(self, lattice: str, now: datetime) -> LocalTls:
         """This TLS with what expires within 30 days made again (the server's certificate,
         or the CA and with it the server's); itself when nothing is due."""
+        from host_agent.security.tls import due_for_rotation  # see the note on imports above
+
         if due_for_rotation(self.ca.cert_pem, now, field="tls.ca"):
             return LocalTls.create(lattice, now)
         if due_for_rotation(self.server.cert_pem, now, field="tls.server"):
@@ -105,6 +107,8 @@ class LocalTls:
         return self
 
     def due(self, now: datetime) -> bool:
+        from host_agent.security.tls import due_for_rotation  # see the note on imports above
+
         return any(
             due_for_rotation(pair.cert_pem, now, field=f"tls.{name}")
             for name, pair in (("ca", self.ca), ("server", self.server))
@@ -115,6 +119,12 @@ class LocalTls:
 
     @classmethod
     def from_state(cls, state: object) -> LocalTls:
+        from host_agent.security.tls import (  # see the note on imports above
+            CertificateAuthority,
+            KeyPairPem,
+            TlsError,
+        )
+
         if not isinstance(state, Mapping) or set(state) != {"ca", "server"}:
             raise TlsError("tls must be an object with ca and server")
         return cls(
@@ -123,6 +133,8 @@ class LocalTls:
         )
 
     def client(self) -> ClientTls:
+        from host_agent.lattice.connection import ClientTls  # see the note on imports above
+
         return ClientTls(self.ca.cert_pem)
 
 
@@ -150,6 +162,8 @@ class LocalSecurity:
 
     @classmethod
     def create(cls, lattice: str, now: datetime) -> LocalSecurity:
+        from host_agent.security.authority import LatticeAuthority  # see the note on imports above
+
         authority = LatticeAuthority.create(lattice)
         issuer = authority.user_issuer()
         return cls(
@@ -169,6 +183,10 @@ class LocalSecurity:
     def from_state(cls, state: Mapping[str, Any], now: datetime) -> LocalSecurity:
         """What an earlier ``up`` made, read strictly (a field of the wrong type is named);
         a lattice secured before TLS came gets its TLS now."""
+        from host_agent.lattice.connection import CredentialsError  # see the note on imports above
+        from host_agent.security.authority import LatticeAuthority
+        from host_agent.security.tls import TlsError
+
         try:
             authority = LatticeAuthority.from_state(state.get("authority"), "authority")
             tooling = _credentials(state.get("credentials"), "credentials")
@@ -219,10 +237,17 @@ class LocalSecurity:
 
 
 def _secrets_user(issuer: UserIssuer, lattice: str) -> NatsCredentials:
+    from host_agent.secrets.protocol import DEFAULT_BACKEND  # see the note on imports above
+
     return issuer.issue_with(backend_access(DEFAULT_BACKEND), f"{lattice}-secrets")
 
 
 def _credentials(value: object, field: str) -> NatsCredentials:
+    from host_agent.lattice.connection import (  # see the note on imports above
+        CredentialsError,
+        NatsCredentials,
+    )
+
     if not isinstance(value, str):
         raise CredentialsError(f"{field} must be the text of a .creds file")
     return NatsCredentials.from_creds(value, field)
@@ -230,6 +255,8 @@ def _credentials(value: object, field: str) -> NatsCredentials:
 
 def issuer_of(state: Mapping[str, Any]) -> UserIssuer | None:
     """The user issuer a Host was given (``userIssuer``), or None for a plain lattice."""
+    from host_agent.security.authority import UserIssuer  # see the note on imports above
+
     given = state.get("userIssuer")
     if given in (None, {}):
         return None
@@ -273,6 +300,14 @@ def server_name(lattice: str) -> str:
 
 def server_config(security: LocalSecurity, state_dir: Path, port: int, lattice: str) -> str:
     """nats-server's configuration: loopback, JetStream on disk, operator mode."""
+    from pulumi_wasmcloud.provision.nats_config import (  # see the note on imports above
+        JetStreamSettings,
+        NatsServerSettings,
+        OperatorModeSettings,
+        TlsFiles,
+        render,
+    )
+
     settings = NatsServerSettings(
         server_name=server_name(lattice),
         host="127.0.0.1",

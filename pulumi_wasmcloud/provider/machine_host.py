@@ -37,28 +37,11 @@ import re
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, TypeVar
-
-import nats
-from nats.aio.client import RawCredentials
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from host_agent.host.identity import HostIdentity
-from host_agent.lattice.connection import (
-    AddressError,
-    CredentialsError,
-    NatsAddress,
-    NatsCredentials,
-)
-from host_agent.security.authority import UserIssuer
 from host_agent.security.jwt import JwtError, decode_claims
 from host_agent.security.permissions import Role
-from host_agent.security.tls import (
-    CertificateAuthority,
-    KeyPairPem,
-    TlsError,
-    check_pair,
-    due_for_rotation,
-)
 from pulumi_wasmcloud.provider.engine_log import EngineLog, current_urn
 from pulumi_wasmcloud.provider.handlers import (
     Checked,
@@ -90,14 +73,6 @@ from pulumi_wasmcloud.provider.machine_inputs import (
     secret_private_keys,
 )
 from pulumi_wasmcloud.provider.values import UNKNOWN, has_unknowns, to_property
-from pulumi_wasmcloud.provision.agent import (
-    HostAgentConfig,
-    gather_agent_facts,
-    host_service,
-    host_wheelhouse,
-    plan_host_agent,
-    plan_remove_host_agent,
-)
 from pulumi_wasmcloud.provision.changes import Change, apply
 from pulumi_wasmcloud.provision.connector import (
     AuthenticationFailed,
@@ -113,13 +88,17 @@ from pulumi_wasmcloud.provision.secret_files import (
     KEY_SUFFIX,
     agent_file,
 )
-from pulumi_wasmcloud.provision.security import (
-    CLIENT_CERT_DAYS,
-    ROTATION_WINDOW,
-    role_in_domain,
-)
 from pulumi_wasmcloud.provision.service import log_path, unit_name
-from pulumi_wasmcloud.provision.wheelhouse import Wheelhouse
+
+# NATS (with the connection's types), the lattice's authority and certificates
+# (cryptography's x509), the agent's code and wheelhouse are imported where a host's
+# secrets are made, its machine is surveyed or changed, or its lattice is read: a preview
+# of a new stack (machine and lattice not known yet) does none of it, and every preview's
+# plugin process would pay for them (tests/unit/test_provider_startup.py keeps it so).
+if TYPE_CHECKING:
+    from host_agent.security.authority import UserIssuer
+    from host_agent.security.tls import CertificateAuthority
+    from pulumi_wasmcloud.provision.wheelhouse import Wheelhouse
 
 REPLACE_ON = ("lattice", "name")
 # Applied in place: the host's config is rewritten and its service restarted (same id).
@@ -166,6 +145,9 @@ def machine_environment(state: dict[str, Any], settings: ProviderSettings) -> di
     plain HTTP), plus the lattice's JetStream domain; nothing of the provider's own
     environment (it is another machine's). Secured: its own user, and where its TLS
     files are (the files themselves: ``machine_files``)."""
+    from host_agent.lattice.connection import NatsCredentials  # see the note on imports above
+    from pulumi_wasmcloud.provision.agent import host_service
+
     own = state.get("hostCredentials")
     credentials = (
         NatsCredentials.from_creds(own, "hostCredentials") if own else credentials_of(settings)
@@ -200,6 +182,8 @@ def machine_files(state: dict[str, Any]) -> dict[str, bytes]:
 
 
 def _issuer(state: dict[str, Any]) -> UserIssuer | None:
+    from host_agent.security.authority import UserIssuer  # see the note on imports above
+
     given = state.get("userIssuer")
     if not given:
         return None
@@ -210,6 +194,11 @@ def _issuer(state: dict[str, Any]) -> UserIssuer | None:
 
 
 def _ca(state: dict[str, Any]) -> CertificateAuthority | None:
+    from host_agent.security.tls import (  # see the note on imports above
+        CertificateAuthority,
+        TlsError,
+    )
+
     given = state.get("tlsIssuer")
     if not given:
         return None
@@ -222,6 +211,12 @@ def _ca(state: dict[str, Any]) -> CertificateAuthority | None:
 def own_user(state: dict[str, Any], kept: object) -> str | None:
     """The host's own user (.creds text): ``kept`` while the lattice's issuer signed it,
     else a new one from the issuer; None in a lattice without one."""
+    from host_agent.lattice.connection import (  # see the note on imports above
+        CredentialsError,
+        NatsCredentials,
+    )
+    from pulumi_wasmcloud.provision.security import role_in_domain
+
     issuer = _issuer(state)
     if issuer is None:
         return None
@@ -242,6 +237,14 @@ def own_user(state: dict[str, Any], kept: object) -> str | None:
 def own_tls(state: dict[str, Any], kept: object) -> dict[str, str] | None:
     """The host's client certificate and the CA (``hostTls``): ``kept`` while the
     lattice's CA signed it and it is not within 30 days of expiry, else a new one."""
+    from host_agent.security.tls import (  # see the note on imports above
+        KeyPairPem,
+        TlsError,
+        check_pair,
+        due_for_rotation,
+    )
+    from pulumi_wasmcloud.provision.security import CLIENT_CERT_DAYS, ROTATION_WINDOW
+
     ca = _ca(state)
     if ca is None:
         return None
@@ -290,6 +293,9 @@ async def lattice_for(state: dict[str, Any], settings: ProviderSettings) -> Asyn
         ) as lattice:
             yield lattice
         return
+    import nats  # see the note on imports above
+    from nats.aio.client import RawCredentials
+
     from pulumi_wasmcloud.provider.machine_lattice import tls_context
 
     creds = state.get("credentials") or settings.credentials
@@ -364,6 +370,8 @@ class MachineHost:
                 if key == "natsUrl":
                     failures.append(nats_url_required())
             elif url is not UNKNOWN:
+                from host_agent.lattice.connection import AddressError, NatsAddress  # (note above)
+
                 try:
                     NatsAddress.parse(url)
                 except AddressError as exc:
@@ -518,6 +526,12 @@ class MachineHost:
             ) from None
 
     async def _remove(self, spec: MachineSpec, host_keys: dict[str, str], name: str) -> None:
+        from pulumi_wasmcloud.provision.agent import (  # see the note on imports above
+            gather_agent_facts,
+            host_service,
+            plan_remove_host_agent,
+        )
+
         report = self._progress_of_changes()
 
         def remove(connection: SshConnection) -> int:
@@ -539,6 +553,13 @@ class MachineHost:
     ) -> Visit:
         """Connect, gather the agent's facts, plan the host ``state`` describes; with
         ``apply_plan``, apply it. Blocking SSH work runs in a thread."""
+        from pulumi_wasmcloud.provision.agent import (  # see the note on imports above
+            HostAgentConfig,
+            gather_agent_facts,
+            host_service,
+            plan_host_agent,
+        )
+
         name = str(state["name"])
         config = HostAgentConfig(
             name, machine_environment(state, self.settings), machine_files(state)
@@ -560,6 +581,10 @@ class MachineHost:
         """The host agent this provider ships: built (or taken from the cache) at first
         use, then the same for the provider's life, so every resource of one run plans
         with the same wheels even if the source tree changes meanwhile."""
+        from pulumi_wasmcloud.provision.agent import (
+            host_wheelhouse,  # see the note on imports above
+        )
+
         async with self._wheelhouse_lock:
             if self._wheels is None:
                 self._wheels = await asyncio.to_thread(host_wheelhouse, self._progress())
@@ -594,6 +619,8 @@ class MachineHost:
     def _log_tail(self, spec: MachineSpec, host_keys: dict[str, str], state: dict[str, Any]) -> str:
         """The end of the host's log on the machine, for the error of a host that did
         not join (the supervisor's log file, or systemd's journal)."""
+        from pulumi_wasmcloud.provision.agent import host_service  # see the note on imports above
+
         service = host_service(str(state["name"]))
         command = (
             f"tail -n 15 {log_path(service)} 2>/dev/null || "

@@ -42,18 +42,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-import nats
-import nats.errors
-import nats.js.errors
 import yaml
-from nats.aio.client import RawCredentials
 
-from host_agent.lattice.connection import ClientTls
-from host_agent.lattice.jetstream import ensure_kv
-from host_agent.lattice.subjects import config_bucket, links_bucket
-from host_agent.lattice.wadm import WadmClient
 from pulumi_wasmcloud.provider.engine_log import EngineLog
 from pulumi_wasmcloud.provider.handlers import Checked, Created, Diff, InputError, changed_keys
 from pulumi_wasmcloud.provider.machine_inputs import (
@@ -66,14 +58,6 @@ from pulumi_wasmcloud.provider.machine_inputs import (
     secret_private_keys,
 )
 from pulumi_wasmcloud.provider.values import UNKNOWN, has_unknowns, to_property
-from pulumi_wasmcloud.provision.agent import (
-    ControllerConfig,
-    Wheelhouse,
-    gather_agent_facts,
-    host_wheelhouse,
-    plan_controller,
-    plan_remove_controller,
-)
 from pulumi_wasmcloud.provision.changes import Change, apply
 from pulumi_wasmcloud.provision.connector import ProvisionError, SshConnection
 from pulumi_wasmcloud.provision.nats_config import OperatorModeSettings, render
@@ -85,14 +69,6 @@ from pulumi_wasmcloud.provision.operations import (
     plan_nats_server,
     plan_remove_nats_server,
 )
-from pulumi_wasmcloud.provision.registry import (
-    REGISTRY_STORE,
-    RegistryBinary,
-    gather_registry_facts,
-    operator_registry,
-    plan_registry,
-    plan_remove_registry,
-)
 from pulumi_wasmcloud.provision.secret_files import (
     CA_SUFFIX,
     CERT_SUFFIX,
@@ -100,12 +76,6 @@ from pulumi_wasmcloud.provision.secret_files import (
     ISSUER_SUFFIX,
     KEY_SUFFIX,
     agent_file,
-)
-from pulumi_wasmcloud.provision.security import (
-    ROTATION_WINDOW,
-    LatticeSecurity,
-    NodeRole,
-    SecurityStateError,
 )
 from pulumi_wasmcloud.provision.service import log_path, unit_name
 from pulumi_wasmcloud.provision.topology import (
@@ -118,6 +88,18 @@ from pulumi_wasmcloud.provision.topology import (
     TopologySecurity,
     plan_topology,
 )
+
+# NATS, the lattice's security (its authority and certificates: cryptography's x509), the
+# agent's wheelhouse and the registry's code are imported where machines are surveyed or
+# changed and the cluster is waited for: a preview whose machines are not known yet (a new
+# stack of EC2 machines) does none of it, and every preview's plugin process would pay
+# for them (tests/unit/test_provider_startup.py keeps it so).
+if TYPE_CHECKING:
+    from datetime import timedelta
+
+    from pulumi_wasmcloud.provision.agent import Wheelhouse
+    from pulumi_wasmcloud.provision.registry import RegistryBinary
+    from pulumi_wasmcloud.provision.security import LatticeSecurity, NodeRole
 
 T = TypeVar("T")
 
@@ -204,6 +186,8 @@ class MachineLatticeSpec:
 
     def roles(self) -> dict[str, NodeRole]:
         """Each machine's address and whether it is a core node (for its certificates)."""
+        from pulumi_wasmcloud.provision.security import NodeRole  # see the note on imports above
+
         return {m.name: NodeRole(m.host, m.name in self.topology.core) for m in self.machines}
 
     @property
@@ -371,6 +355,7 @@ def registry_config(address: str, port: int) -> str:
     """docker-registry's config on cluster[0]: the local lattice's (filesystem storage,
     deletes allowed), stored under /var/lib/wasmcloud/registry, on the machine's address."""
     from pulumi_wasmcloud.provider import lattice_resource  # it imports this module
+    from pulumi_wasmcloud.provision.registry import REGISTRY_STORE  # see the note on imports above
 
     config = lattice_resource.registry_config(Path(REGISTRY_STORE).parent, port)
     config["http"]["addr"] = _host_port(address, port)
@@ -403,6 +388,8 @@ def controller_environment(spec: MachineLatticeSpec, machine: str) -> dict[str, 
 def client_options(spec: MachineLatticeSpec) -> dict[str, Any]:
     """How the provider connects to the lattice's NATS: as its tooling user over mutual
     TLS (the CA's certificate checks the node's; the SAN is the machine's address)."""
+    from nats.aio.client import RawCredentials  # see the note on imports above
+
     security = spec.security
     if security is None:
         return {}
@@ -415,6 +402,8 @@ def client_options(spec: MachineLatticeSpec) -> dict[str, Any]:
 
 def tls_context(ca_pem: str, cert_pem: str, key_pem: str) -> ssl.SSLContext:
     """A client context that trusts ``ca_pem`` only and presents ``cert_pem``."""
+    from host_agent.lattice.connection import ClientTls  # see the note on imports above
+
     return ClientTls(ca_pem, cert_pem, key_pem).context()
 
 
@@ -436,6 +425,13 @@ def survey(
     spec: MachineLatticeSpec, artifacts: Artifacts, name: str, connection: SshConnection
 ) -> MachinePlan:
     """Facts of one machine and what it still needs (read-only)."""
+    from pulumi_wasmcloud.provision.agent import (  # see the note on imports above
+        ControllerConfig,
+        gather_agent_facts,
+        plan_controller,
+    )
+    from pulumi_wasmcloud.provision.registry import gather_registry_facts, plan_registry
+
     topology = spec.topology
     nats_facts = gather_nats_server_facts(connection)
     security = spec.security
@@ -480,6 +476,12 @@ def restarts_nats(plan: MachinePlan) -> bool:
 
 def survey_removal(name: str, connection: SshConnection) -> list[Change]:
     """Everything of ours on the machine, to remove (the controller first, NATS last)."""
+    from pulumi_wasmcloud.provision.agent import (  # see the note on imports above
+        gather_agent_facts,
+        plan_remove_controller,
+    )
+    from pulumi_wasmcloud.provision.registry import gather_registry_facts, plan_remove_registry
+
     nats_facts = gather_nats_server_facts(connection)
     changes = plan_remove_controller(name, gather_agent_facts(connection, (CONTROLLER_SERVICE,)))
     changes += plan_remove_registry(name, gather_registry_facts(connection, nats_facts.machine))
@@ -574,6 +576,13 @@ async def await_jetstream(
     answers), then make the lattice's host buckets with their replicas (a host opening
     them finds them; it would make them with one copy). A bucket is made once enough
     nodes are current, so that is retried too."""
+    import nats  # see the note on imports above
+    import nats.errors
+    import nats.js.errors
+
+    from host_agent.lattice.jetstream import ensure_kv
+    from host_agent.lattice.subjects import config_bucket, links_bucket
+
     core = spec.topology.core if via is None else (via,)
     urls = [spec.topology.nats_urls[name] for name in core]
     deadline = time.monotonic() + timeout
@@ -620,6 +629,11 @@ async def await_jetstream(
 async def await_controller(spec: MachineLatticeSpec, timeout: float = CONTROLLER_TIMEOUT) -> None:
     """Until a controller answers the wadm API: applications deployed next in the same
     ``up`` need it."""
+    import nats  # see the note on imports above
+    import nats.errors
+
+    from host_agent.lattice.wadm import WadmClient
+
     urls = [spec.topology.nats_urls[name] for name in spec.topology.core]
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -672,9 +686,10 @@ class MachineLattice:
 
     def __init__(self, log: EngineLog | None = None) -> None:
         self.log = log or EngineLog(None)
-        # How long before its expiry a certificate is reissued. TEST-ONLY knob: a test
-        # sets it past the certificates' lifetime to have the next `up` rotate them all.
-        self.rotation_window = ROTATION_WINDOW
+        # How long before its expiry a certificate is reissued (None: provision.security's
+        # ROTATION_WINDOW, imported when used). TEST-ONLY knob: a test sets it past the
+        # certificates' lifetime to have the next `up` rotate them all.
+        self.rotation_window: timedelta | None = None
         # What this provider process ships, read once: one `pulumi` command is one
         # provider process, so preview, diff and up of it compare with the same
         # wheelhouse (a source edited meanwhile is the next command's).
@@ -707,6 +722,11 @@ class MachineLattice:
     @staticmethod
     def _kept_security(state: dict[str, Any]) -> LatticeSecurity | None:
         """The security an earlier ``up`` made (None for a lattice from before it)."""
+        from pulumi_wasmcloud.provision.security import (  # see the note on imports above
+            LatticeSecurity,
+            SecurityStateError,
+        )
+
         kept = state.get("security")
         if kept is None or kept is UNKNOWN:
             return None
@@ -723,10 +743,15 @@ class MachineLattice:
         """``spec`` secured with ``kept`` brought up to date (made when None): what is
         missing issued, what expires within 30 days reissued; and the sentences per
         machine saying what was (re)issued."""
+        from pulumi_wasmcloud.provision.security import (  # see the note on imports above
+            ROTATION_WINDOW,
+            LatticeSecurity,
+        )
+
         now = datetime.now(UTC)
         base = kept or LatticeSecurity.create(spec.lattice, spec.topology.domain, now)
         security, said = base.converge(
-            spec.roles(), spec.topology.domain, now, window=self.rotation_window
+            spec.roles(), spec.topology.domain, now, window=self.rotation_window or ROTATION_WINDOW
         )
         return spec.secured(security), said
 
@@ -788,6 +813,10 @@ class MachineLattice:
     # planning ----------------------------------------------------------------------------
     async def _artifacts(self, spec: MachineLatticeSpec, progress: Progress) -> Artifacts:
         def load(shipped: Artifacts | None) -> Artifacts:
+            # see the note on imports above
+            from pulumi_wasmcloud.provision.agent import host_wheelhouse
+            from pulumi_wasmcloud.provision.registry import operator_registry
+
             if shipped is None:
                 shipped = Artifacts(packaged_nats_server(), host_wheelhouse(progress.info), None)
             if spec.registry_port is not None and shipped.registry is None:

@@ -26,13 +26,14 @@ from pulumi.runtime.rpc import UNKNOWN
 from host_agent.lattice.client import CtlClient
 from host_agent.lattice.connection import NatsCredentials
 from host_agent.security.tls import expires_at
-from pulumi_wasmcloud.provider import host_resource, machine_host
+from pulumi_wasmcloud.provider import host_resource
 from pulumi_wasmcloud.provider.machine_inputs import (
     MachineSpec,
     connect,
     parse_machine,
     recorded_keys,
 )
+from pulumi_wasmcloud.provision import security as provision_security
 from pulumi_wasmcloud.provision.changes import apply
 from pulumi_wasmcloud.provision.connector import HostKeyRefused
 from pulumi_wasmcloud.provision.nats_config import OperatorModeSettings, render
@@ -267,7 +268,8 @@ async def test_a_host_on_a_machine_joins_converges_keeps_its_id_and_leaves_no_tr
             # Its client certificate within the rotation window: the next `up` reissues
             # it (a new pair on edge-1, the host restarted with it: same id, same user).
             old = plain(state)["hostTls"]["value"]["certPem"]
-            monkeypatch.setattr(machine_host, "ROTATION_WINDOW", timedelta(days=400))
+            # machine_host reads it when it checks a pair (imported there, not at start-up)
+            monkeypatch.setattr(provision_security, "ROTATION_WINDOW", timedelta(days=400))
             mark = len(log.messages)
             diff = await stub.Diff(
                 provider_pb2.DiffRequest(id=host_id, urn=URN, olds=state, news=props)

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from pulumi_wasmcloud.provider.provider import HANDLER_CLASSES
+from tests.machines import KeyPair
 
 ROOT = Path(__file__).resolve().parents[2]
 # Modules the plugin must not load before a resource type needs them: (loaded with the
@@ -27,10 +28,36 @@ HEAVY = {
 }
 
 
-def run_python(code: str) -> str:
+# What a preview of a new stack never does, so its plugin process must not import it: talk
+# to NATS or read a lattice (nats-py, the connection, the control and wadm clients), make
+# or read a lattice's authority and certificates (cryptography's x509), start a local
+# lattice, survey or change machines over SSH (the agent and its wheelhouse), push to a
+# registry (host_agent.oci). Each is imported where it is used (~0.1 s of every preview).
+NOT_IN_A_NEW_STACKS_PREVIEW = (
+    "nats",
+    "host_agent.lattice.connection",
+    "host_agent.lattice.client",
+    "host_agent.lattice.wadm",
+    "host_agent.local.lattice",
+    "host_agent.security.authority",
+    "host_agent.security.tls",
+    "cryptography.x509",
+    "pulumi_wasmcloud.provision.agent",
+    "pulumi_wasmcloud.provision.wheelhouse",
+    "pulumi_wasmcloud.provision.security",
+    "pulumi_wasmcloud.provision.registry",
+    "host_agent.oci",
+)
+
+
+def run_python(code: str, *args: str) -> str:
     """``code`` in a fresh interpreter (nothing this test process imported counts)."""
     done = subprocess.run(
-        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120
+        [sys.executable, "-c", code, *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert done.returncode == 0, done.stderr
     return done.stdout
@@ -101,6 +128,78 @@ print(json.dumps([at_start, without_ec2, loaded()]))
     assert not any(name.startswith("pulumi_wasmcloud.provider.ec2") for name in at_start)
     # nats-py imports aiohttp (WebSocket transport): a stand-in until it is used
     assert without_ec2["aiohttp"] == "DeferredModule"
+
+
+def test_a_new_multi_region_stacks_preview_imports_only_what_it_uses() -> None:
+    """examples/multi-region's prod stack before it exists, as its preview asks the
+    plugin (inputs as the engine sends them: every machine's address, the lattice's URLs
+    and secrets unknown): each type checked, and previewed but the Ec2Machine (its AMI
+    lookup asks EC2). Nothing of NOT_IN_A_NEW_STACKS_PREVIEW is imported on the way."""
+    key = KeyPair.generate("preview").private_openssh
+    code = """
+import asyncio, json, sys
+from pulumi_wasmcloud.provider import main
+for name in main.DEFERRED_MODULES:
+    main.defer_loading(name)
+from pulumi_wasmcloud.provider.provider import WasmcloudProvider
+from pulumi_wasmcloud.provider.values import UNKNOWN, plain, to_props
+
+key = sys.argv[1]
+def machine(name):
+    return {"name": name, "host": UNKNOWN, "hostKey": UNKNOWN, "user": "root", "port": 22,
+            "privateKey": key, "verifyHostKey": True}
+lattice_outputs = dict.fromkeys(("natsUrl", "credentials", "caCert", "clientTls",
+                                 "registryUrl"), UNKNOWN)
+manifest = {
+    "apiVersion": "core.oam.dev/v1beta1", "kind": "Application",
+    "metadata": {"name": "counter-eu", "annotations": {"version": "v1"}},
+    "spec": {"components": [
+        {"name": "counter", "type": "component",
+         "properties": {"image": "ghcr.io/wasmcloud/components/counter:0.1.0"},
+         "traits": [{"type": "spreadscaler", "properties": {"instances": 1}}]},
+        {"name": "kv", "type": "capability", "properties": {"image": "builtin:keyvalue-nats"},
+         "traits": [{"type": "daemonscaler", "properties": {"instances": 1}}]},
+    ]},
+}
+previews = [
+    ("Ec2Machine", {"region": "us-east-1", "lattice": "default", "role": "core",
+                    "subnetId": "subnet-0abc", "privateKey": key, "user": "root",
+                    "instanceType": "t3.small", "amiParameter": "/aws/service/debian",
+                    "sshFrom": ["198.18.0.0/16"], "latticeCidrs": ["198.18.0.0/16"],
+                    "peerCidrs": ["198.18.0.0/16"]}),
+    ("Lattice", {"lattice": "default", "cluster": [machine("core-1")], "registryPort": 5000,
+                 "leafNodes": [{"region": "eu-west-1", "machine": machine("edge-1")}],
+                 "jetstreamDomain": "core", "heartbeatSeconds": 10}),
+    ("Host", {"name": "core-1-host", "lattice": "default", "machine": machine("core-1"),
+              "labels": {"region": "us-east-1"}, "hostNatsUrl": UNKNOWN, "jsDomain": UNKNOWN,
+              "userIssuer": UNKNOWN, "tlsIssuer": UNKNOWN, "heartbeatSeconds": 10,
+              **lattice_outputs}),
+    ("Application", {"lattice": "default", "manifest": manifest, "healthUrl": UNKNOWN,
+                     "healthTimeoutSeconds": 60, **lattice_outputs}),
+]
+async def preview():
+    provider = WasmcloudProvider(None)
+    done = {}
+    for kind, news in previews:
+        handler = provider.handler("wasmcloud:index:" + kind)
+        checked = await handler.check({}, news)
+        assert not checked.failures, [(f.property, f.reason) for f in checked.failures]
+        if kind != "Ec2Machine":
+            inputs = plain(to_props(checked.inputs, handler.secrets))  # as the engine sends
+            created = await handler.create(inputs, True)
+            done[kind] = sorted(k for k, v in created.outputs.items() if v is UNKNOWN)
+    return done
+unknown = asyncio.run(preview())
+print(json.dumps([unknown, sorted(sys.modules)]))
+"""
+    unknown, loaded = json.loads(run_python(code, key))
+    # the previews ran (their outputs as a new stack's: what the up makes is unknown)
+    assert "natsUrl" in unknown["Lattice"] and "hostId" in unknown["Host"]
+    assert "version" in unknown["Application"]
+    assert "pulumi_wasmcloud.provider.machine_lattice" in loaded  # the machines' handlers
+    assert "pulumi_wasmcloud.provider.machine_host" in loaded
+    imported = [m for m in NOT_IN_A_NEW_STACKS_PREVIEW if m in loaded]
+    assert imported == [], "a new stack's preview imported what it never uses"
 
 
 def test_a_deferred_module_works_as_the_real_one_once_used() -> None:
