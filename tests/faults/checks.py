@@ -4,11 +4,14 @@ inventories, polled until true (the state itself, never a fixed sleep)."""
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 
 import nats.errors
+from nats.aio.client import Client as NatsClient
 
 from host_agent.lattice.client import CtlClient
+from host_agent.lattice.subjects import provider_rpc_subject
 from host_agent.lattice.wadm import WadmClient
 from host_agent.lattice.wadm_types import StatusType
 from tests.integration.test_controller import running, wait_status
@@ -38,6 +41,29 @@ async def placed(
             return time.monotonic()
         await asyncio.sleep(0.1)
     raise AssertionError(f"workloads never placed as {expect} (avoiding {set(avoid)}): {seen}")
+
+
+async def providers_serving(
+    nc: NatsClient, providers: dict[str, dict[str, int]], timeout: float = 30.0
+) -> float:
+    """The moment every instance of ``providers`` (provider id -> {host id: 1}, as
+    ``running`` gives) answers a health check: its own NATS connection is back with its
+    subscriptions. A host answering pings says nothing of the provider processes it runs,
+    which reconnect on their own after a NATS restart."""
+    deadline = time.monotonic() + timeout
+    for provider_id, hosts in providers.items():
+        for host_id in hosts:
+            subject = provider_rpc_subject("default", provider_id, "health")
+            body = json.dumps({"host_id": host_id}).encode()
+            while True:
+                try:
+                    await nc.request(subject, body, timeout=0.5)
+                    break
+                except (TimeoutError, nats.errors.Error):
+                    if time.monotonic() > deadline:
+                        raise AssertionError(f"{provider_id} on {host_id} never answered") from None
+                    await asyncio.sleep(0.1)
+    return time.monotonic()
 
 
 async def deployed(wadm: WadmClient, app: str, timeout: float = 60.0) -> float:

@@ -1,6 +1,7 @@
 """kill -9 of nats-server under load, then the same server started again on its port and
 JetStream store: hosts, providers and the controller reconnect on their own, the stored
-app is still deployed and nothing is started twice."""
+app is still deployed and nothing is started twice. Converged means every provider
+process answers again too (each reconnects on its own, after the hosts or before)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import time
 
 import pytest
 
-from tests.faults.checks import COUNTER_WORKLOADS, deployed, kept, placed
+from tests.faults.checks import COUNTER_WORKLOADS, deployed, kept, placed, providers_serving
 from tests.faults.load import Load, figures
 from tests.integration.test_controller import clients, running
 from tests.lattice import NatsServer, Processes, RedisServer, counter_manifest, free_port, run_async
@@ -41,6 +42,8 @@ async def test_nats_server_restart_under_load(
             nats_server.start()  # same port, same store directory
             converged = await placed(ctl, COUNTER_WORKLOADS, hosts=2)
             converged = max(converged, await deployed(wadm, "counter"))
+            providers = {p: before[p] for p in ("counter-httpserver", "counter-kvredis")}
+            converged = max(converged, await providers_serving(wadm.nc, providers))
             await load.settle(after=converged)
         await kept(wadm, "counter", "v0.1.0")
         assert await running(ctl, 2) == before  # same hosts, nothing moved or doubled
