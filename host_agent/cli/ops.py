@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import signal
 import sys
 from collections.abc import Callable, Coroutine, Mapping, Sequence
@@ -57,7 +58,7 @@ from host_agent.ops.apps import apps_document, render_apps, render_status, statu
 from host_agent.ops.inventory import display_names, inventory_document, render_inventory
 from host_agent.ops.logs import format_log_record
 from host_agent.ops.placement import placement_document, plan_live, render_live_plan
-from host_agent.ops.tables import PIPE_WIDTH
+from host_agent.ops.tables import to_text
 from host_agent.placement.lattice_view import HostSnapshot, LatticeSnapshot
 
 EXIT_OK = 0
@@ -322,6 +323,9 @@ def _reason(error: BaseException) -> str:
 
 def run(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     """Run one of ``COMMANDS``; returns the exit code (module docstring)."""
+    # asyncio warns when a TLS connection closes ("returning true from eof_received() has
+    # no effect when using ssl"): noise about its internals on every command's stderr.
+    logging.getLogger("asyncio").setLevel(logging.ERROR)
     try:
         connection = Connection.from_options(args, env)
     except (AddressError, CredentialsError, TlsConfigError) as exc:
@@ -348,9 +352,12 @@ def _fail(message: object, code: int) -> int:
 
 
 def _print(renderable: RenderableType) -> None:
-    # On a terminal rich fits its width; in a pipe or a file every row stays one line.
-    console = Console(width=None if sys.stdout.isatty() else PIPE_WIDTH, highlight=False)
-    console.print(renderable)
+    # On a terminal rich fits its width; in a pipe or a file every row stays one line,
+    # without the padding rich adds to fill it.
+    if sys.stdout.isatty():
+        Console(highlight=False).print(renderable)
+    else:
+        print(to_text(renderable))
 
 
 def _print_json(document: Any) -> None:

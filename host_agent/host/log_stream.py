@@ -78,8 +78,8 @@ def _clean(value: Any, secrets: tuple[str, ...], depth: int = 0) -> Any:
 def log_entry(
     record: logging.LogRecord, host_id: str, sequence: int, secrets: tuple[str, ...] = ()
 ) -> dict[str, Any]:
-    """``record`` as a ``HostLogRecord`` (without ``dropped``, which is known only when it
-    is published), every string redacted."""
+    """``record`` as a ``HostLogRecord`` (without ``dropped``, known only when it is
+    queued and published), every string redacted."""
     fields = {k: _clean(v, secrets) for k, v in record.__dict__.items() if k not in _STANDARD}
     if record.exc_info:
         fields["error"] = redact(logging.Formatter().formatException(record.exc_info), secrets)
@@ -124,7 +124,11 @@ class HostLogStream(logging.Handler):
         self.sequence = 0  # records made (under the handler's lock: emit runs under it)
         self.published = 0
         self.dropped = 0  # in all
-        self._unreported = 0  # dropped since the last record published (loop thread only)
+        # Not yet reported (loop thread only): dropped because the queue was full since the
+        # last record queued, and dropped at publishing since the last record published.
+        # The queue is FIFO, so either way they come just before the next record sent.
+        self._gap = 0
+        self._lost = 0
 
     def start(self) -> None:
         self._loop = asyncio.get_running_loop()
@@ -165,14 +169,14 @@ class HostLogStream(logging.Handler):
                 loop.call_soon_threadsafe(self._offer, entry)
 
     def _offer(self, entry: dict[str, Any]) -> None:
+        entry["dropped"] = self._gap
         try:
             self._queue.put_nowait(entry)
         except asyncio.QueueFull:
-            self._drop(1)
-
-    def _drop(self, count: int) -> None:
-        self.dropped += count
-        self._unreported += count
+            self._gap += 1
+            self.dropped += 1
+            return
+        self._gap = 0
 
     async def _publish(self) -> None:
         while True:
@@ -181,15 +185,17 @@ class HostLogStream(logging.Handler):
     async def _publish_one(self, entry: dict[str, Any]) -> None:
         # Never log here: a record about this stream would come back through it.
         if not self.nc.is_connected:
-            self._drop(1)
+            self._lost += 1 + entry["dropped"]
+            self.dropped += 1
             return
-        reported, entry["dropped"] = self._unreported, self._unreported
+        entry["dropped"] += self._lost
         try:
             await self.nc.publish(self.subject, json.dumps(entry, default=str).encode())
         except Exception:
-            self._drop(1)
+            self._lost = entry["dropped"] + 1
+            self.dropped += 1
             return
-        self._unreported -= reported
+        self._lost = 0
         self.published += 1
 
 

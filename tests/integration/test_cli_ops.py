@@ -1,0 +1,290 @@
+"""`wasmcloud inventory | apps | logs | placement` on the secured local default (`make up`'s
+own program on the real Pulumi CLI: operator-mode NATS over TLS, two hosts, the counter),
+run as a user runs them: the installed `wasmcloud` command, finding the tooling user's
+credentials in the state folder by itself. Each answer is checked against what the control
+interface and the wadm API say directly. And a host's log stream never makes it wait.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+import nats
+import pytest
+
+from host_agent.host.log_stream import HostLogStream
+from host_agent.lattice.client import CtlClient
+from host_agent.lattice.host_logs import parse_host_log_record
+from host_agent.lattice.wadm import WadmClient
+from host_agent.local.credentials import local_nats_options
+from tests.integration.test_local_security import LocalStack, secured  # noqa: F401 (fixture)
+from tests.lattice import ROOT, NatsServer, refused_port
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
+
+WASMCLOUD = str(Path(sys.executable).parent / "wasmcloud")
+# A user's shell after `make up`, minus anything that would point the CLI elsewhere.
+CLEAN_ENV_DROP = ("WASH_CTL_CREDS", "NATS_CREDS", "WASH_CTL_TLS_CA_FILE", "NATS_CA",
+                  "WASMCLOUD_NATS_URL", "WASMCLOUD_STATE_DIR", "WASMCLOUD_LATTICE")  # fmt: skip
+
+
+def user_env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if k not in CLEAN_ENV_DROP}
+
+
+def wasmcloud(stack: LocalStack, *args: str) -> subprocess.CompletedProcess[str]:
+    """The installed command against the stack, as the README runs it (no creds flags)."""
+    return subprocess.run(
+        [WASMCLOUD, *args, "--nats-url", stack.nats_url, "--state-dir", str(stack.state)],
+        cwd=ROOT,
+        env=user_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def on_the_lattice(stack: LocalStack, work: Any) -> Any:
+    """Run ``work(nc)`` connected as the tooling user (the README's Python)."""
+
+    async def run() -> Any:
+        nc = await nats.connect(stack.nats_url, **local_nats_options(stack.state))
+        try:
+            return await work(nc)
+        finally:
+            await nc.close()
+
+    return asyncio.run(run())
+
+
+def test_inventory_lists_both_hosts_and_what_runs_on_each_as_the_control_interface_says(
+    secured: LocalStack,  # noqa: F811
+) -> None:
+    done = wasmcloud(secured, "inventory", "--json")
+    assert done.returncode == 0, done.stderr
+    document = json.loads(done.stdout)
+
+    async def direct(nc: Any) -> Any:
+        return await CtlClient(nc, "default").read_hosts(wait=1.0)
+
+    readings = on_the_lattice(secured, direct)
+    expected = {
+        r.host_id: {
+            "labels": r.inventory["labels"],
+            "components": {c["id"]: c["max_instances"] for c in r.inventory["components"]},
+            "providers": sorted(p["id"] for p in r.inventory["providers"]),
+        }
+        for r in readings
+        if r.inventory is not None
+    }
+    shown = {
+        h["id"]: {
+            "labels": h["labels"],
+            "components": {c["id"]: c["max_instances"] for c in h["components"]},
+            "providers": [p["id"] for p in h["providers"]],
+        }
+        for h in document["hosts"]
+    }
+    assert shown == expected
+    hosts = secured.outputs()["hosts"]  # name -> id, as the stack made them
+    assert set(shown) == set(hosts.values())
+    by_name = {h["friendly_name"]: h for h in document["hosts"]}
+    assert by_name["local-core"]["labels"]["tier"] == "core"
+    assert by_name["local-edge"]["labels"]["tier"] == "edge"
+    running = [w for h in document["hosts"] for w in h["components"] + h["providers"]]
+    assert {w["application"] for w in running} == {"counter"}
+    assert sum(c["max_instances"] for h in document["hosts"] for c in h["components"]) == 3
+
+    table = wasmcloud(secured, "inventory")
+    assert table.returncode == 0, table.stderr
+    for host_id in hosts.values():
+        assert host_id in table.stdout
+    for workload in {w["id"] for w in running}:
+        assert workload in table.stdout
+
+
+def test_apps_list_and_status_match_the_wadm_api(secured: LocalStack) -> None:  # noqa: F811
+    async def direct(nc: Any) -> Any:
+        wadm = WadmClient(nc, "default")
+        return await wadm.list(), await wadm.status("counter")
+
+    listed, status = on_the_lattice(secured, direct)
+    done = wasmcloud(secured, "apps", "--json")
+    assert done.returncode == 0, done.stderr
+    apps = json.loads(done.stdout)["apps"]
+    assert [(a["name"], a["latest_version"], a["deployed_version"], a["status"]) for a in apps] == [
+        (m.name, m.version, m.deployed_version, m.status.value) for m in listed.models
+    ]
+    assert apps[0]["name"] == "counter" and apps[0]["status"] == "deployed"
+
+    one = wasmcloud(secured, "apps", "counter", "--json")
+    assert one.returncode == 0, one.stderr
+    detail = json.loads(one.stdout)
+    assert detail["status"] == status.status.status.type.value == "deployed"
+    assert [(s["kind"], s["name"], s["status"]) for s in detail["scalers"]] == [
+        (s.kind, s.name, s.status.type.value) for s in status.status.scalers
+    ]
+    table = wasmcloud(secured, "apps")
+    assert table.returncode == 0 and "counter" in table.stdout and "deployed" in table.stdout
+    missing = wasmcloud(secured, "apps", "no-such-app")
+    assert missing.returncode == 1
+    assert "no application named 'no-such-app'" in missing.stderr
+
+
+def lines_of(stream: IO[str]) -> queue.Queue[str]:
+    """Each line of ``stream`` as it comes (a thread reads; the test waits on the queue)."""
+    lines: queue.Queue[str] = queue.Queue()
+
+    def read() -> None:
+        for line in stream:
+            lines.put(line.rstrip("\n"))
+
+    threading.Thread(target=read, daemon=True).start()
+    return lines
+
+
+def wait_for_line(lines: queue.Queue[str], text: str, seconds: float = 60.0) -> list[str]:
+    """The lines up to the first that holds ``text``; fails after ``seconds``."""
+    seen, deadline = [], time.monotonic() + seconds
+    while (left := deadline - time.monotonic()) > 0:
+        try:
+            seen.append(lines.get(timeout=left))
+        except queue.Empty:
+            break
+        if text in seen[-1]:
+            return seen
+    raise AssertionError(f"no line with {text!r} within {seconds} s; saw {seen}")
+
+
+@pytest.fixture
+def follower(secured: LocalStack) -> Iterator[subprocess.Popen[str]]:  # noqa: F811
+    follow = subprocess.Popen(
+        [WASMCLOUD, "logs", "local-core", "--nats-url", secured.nats_url,
+         "--state-dir", str(secured.state)],
+        cwd=ROOT, env=user_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    yield follow
+    if follow.poll() is None:
+        follow.kill()
+        follow.wait()
+
+
+def test_logs_streams_a_line_the_host_writes_after_the_command_starts(
+    secured: LocalStack,  # noqa: F811
+    follower: subprocess.Popen[str],
+) -> None:
+    assert follower.stdout is not None and follower.stderr is not None
+    out, err = lines_of(follower.stdout), lines_of(follower.stderr)
+    core = secured.outputs()["hosts"]["local-core"]
+    wait_for_line(err, f"following the logs of local-core ({core})")
+    # Something the host logs now: registry credentials for a registry only this test names
+    # (with a password, which no log line may show).
+    marker = f"o1-{uuid.uuid4().hex[:12]}.example"
+    password = f"pw-{uuid.uuid4().hex}"
+
+    async def put_registry(nc: Any) -> Any:
+        ctl = CtlClient(nc, "default")
+        body = {marker: {"username": "u", "password": password}}
+        return await ctl.request(ctl.subjects("registry", "put"), body)
+
+    on_the_lattice(secured, put_registry)
+    seen = wait_for_line(out, marker)
+    line = seen[-1]
+    assert "INFO" in line and f"updated registry credentials for {marker}" in line
+    assert not any(password in shown for shown in seen)
+    follower.send_signal(signal.SIGINT)
+    assert follower.wait(timeout=30) == 0
+
+
+def test_placement_prints_the_table_preview_shows(secured: LocalStack) -> None:  # noqa: F811
+    done = wasmcloud(secured, "placement", str(secured.manifest))
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0].split() == ["COMPONENT", "KIND", "SCALER", "HOST", "LABELS", "INSTANCES",
+                                "CHANGE"]  # fmt: skip
+    rows = {}
+    for line in lines[1:]:
+        if not line.strip():
+            break
+        name, _kind, _scaler, host, _labels, instances, *change = line.split()
+        rows.setdefault(name, {})[host] = int(instances)
+        assert change == [], f"the deployed counter should need no change: {line}"
+    # The same placement the Pulumi provider computed for the Application's output.
+    assert rows == secured.outputs()["placement"]
+    assert "5 instance(s) on 2 of 2 host(s); 0 unplaced" in done.stdout
+
+    as_json = json.loads(wasmcloud(secured, "placement", str(secured.manifest), "--json").stdout)
+    ids = secured.outputs()["hosts"]
+    assert as_json["placements"] == {
+        name: {ids[host]: n for host, n in hosts.items()} for name, hosts in rows.items()
+    }
+    assert as_json["moves"] == {} and as_json["unplaced"] == {}
+
+
+def test_no_lattice_there_says_how_to_start_one(tmp_path: Path) -> None:
+    with refused_port() as port:
+        done = subprocess.run(
+            [WASMCLOUD, "inventory", "--nats-url", f"nats://127.0.0.1:{port}",
+             "--state-dir", str(tmp_path)],
+            cwd=ROOT, env=user_env(), capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+    assert done.returncode == 3
+    assert f"cannot reach NATS at nats://127.0.0.1:{port}" in done.stderr
+    assert "`make up`" in done.stderr and "--nats-url" in done.stderr
+
+
+def test_a_host_never_waits_for_its_log_stream(nats_server: NatsServer) -> None:
+    """A burst far beyond the queue: logging returns at once, the overflow is dropped and
+    counted, and the next published record says how many were dropped before it."""
+
+    async def burst() -> tuple[float, HostLogStream, list[Any]]:
+        nc = await nats.connect(nats_server.url)
+        received: list[Any] = []
+        arrived = {50: asyncio.Event(), 51: asyncio.Event()}
+
+        async def collect(msg: Any) -> None:
+            received.append(parse_host_log_record(msg.data))
+            if len(received) in arrived:
+                arrived[len(received)].set()
+
+        await nc.subscribe("wasmbus.log.default.HOST", cb=collect)
+        await nc.flush()
+        stream = HostLogStream(nc, "wasmbus.log.default.HOST", "HOST", max_queued=50)
+        stream.start()
+        log = logging.getLogger("o1.burst")
+        log.setLevel(logging.INFO)
+        try:
+            started = time.perf_counter()
+            for n in range(5000):  # no await: the publisher cannot run meanwhile
+                log.info("record %d", n)
+            spent = time.perf_counter() - started
+            await asyncio.wait_for(arrived[50].wait(), 30)  # the queue, published
+            log.info("after the burst")
+            await asyncio.wait_for(arrived[51].wait(), 30)
+        finally:
+            await stream.stop()
+            await nc.close()
+        return spent, stream, received
+
+    spent, stream, received = asyncio.run(burst())
+    assert stream.sequence == 5001
+    assert len(received) == stream.published == 51
+    assert stream.dropped == 5000 - 50
+    assert [r.sequence for r in received[:50]] == list(range(1, 51))
+    assert all(r.dropped == 0 for r in received[:50])
+    assert received[-1].message == "after the burst" and received[-1].sequence == 5001
+    assert received[-1].dropped == 4950  # the gap is reported, not silent
+    assert spent / 5000 < 0.001, f"logging took {spent / 5000 * 1e6:.0f} us a record"
