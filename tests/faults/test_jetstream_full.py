@@ -83,5 +83,5 @@ async def test_jetstream_store_full_under_load(
             await load.settle(after=converged)
         await kept(wadm, "counter", "v0.2.0")
     result = figures("JetStream store full", load, fault_at, converged, since=freed_at)
-    assert result.failed == 0, "the app failed requests while only JetStream was full"
+    assert result.failed == 0, f"the app failed while only JetStream was full: {result.failures}"
     assert result.converged_seconds < 30, result.line()
