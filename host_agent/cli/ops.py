@@ -490,10 +490,11 @@ async def cmd_logs(args: argparse.Namespace, connection: Connection) -> int:
     following: list[str] = []  # the subject, once known
 
     def on_error(error: Exception) -> bool:
-        # NATS refuses a subscription with an error on the connection, not on the call.
-        text = str(error)
-        if following and "permissions violation" in text.lower() and following[0] in text:
-            refused.append(text)
+        # NATS refuses a subscription with an error on the connection, not on the call
+        # (and nats-py passes its text on in lower case).
+        text = str(error).lower()
+        if following and "permissions violation" in text and following[0].lower() in text:
+            refused.append(str(error))
             stop.set()
             return True
         return False

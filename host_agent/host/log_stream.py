@@ -135,15 +135,16 @@ class HostLogStream(logging.Handler):
         self._task = asyncio.create_task(self._publish())
         logging.getLogger().addHandler(self)
 
-    async def stop(self) -> None:
-        """Stop taking records; publish what is queued while NATS is there (no waiting)."""
+    async def stop(self, publish_queued: bool = True) -> None:
+        """Stop taking records; publish what is queued while NATS is there (no waiting),
+        unless ``publish_queued`` is false (the server refuses them anyway)."""
         logging.getLogger().removeHandler(self)
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
-        while not self._queue.empty():
+        while publish_queued and not self._queue.empty():
             await self._publish_one(self._queue.get_nowait())
 
     def refused(self, error: BaseException) -> bool:

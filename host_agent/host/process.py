@@ -365,9 +365,9 @@ class Host:
     async def _on_error(self, exc: Exception) -> None:
         if self._log_stream is not None and self._log_stream.refused(exc):
             # A host user issued before host logs: stop, or each refusal's warning would
-            # be published (and refused) in turn.
-            await self._log_stream.stop()
-            self._log_stream = None
+            # be published (and refused) in turn; once, though several may be in flight.
+            stream, self._log_stream = self._log_stream, None
+            await stream.stop(publish_queued=False)
             log.warning(
                 "this host's NATS user may not publish its log records (%s), so `wasmcloud "
                 "logs` cannot follow this host: the user was issued before host logs; give "

@@ -19,6 +19,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import IO, Any
 
@@ -28,10 +29,17 @@ import pytest
 from host_agent.host.log_stream import HostLogStream
 from host_agent.lattice.client import CtlClient
 from host_agent.lattice.host_logs import parse_host_log_record
+from host_agent.lattice.subjects import HOST_LOG_PREFIX
 from host_agent.lattice.wadm import WadmClient
 from host_agent.local.credentials import local_nats_options
+from host_agent.security.authority import LatticeAuthority
+from host_agent.security.jwt import Permissions
+from host_agent.security.permissions import Role, role_permissions
+from pulumi_wasmcloud.provision.nats_config import JetStreamSettings
 from tests.integration.test_local_security import LocalStack, secured  # noqa: F401 (fixture)
-from tests.lattice import ROOT, NatsServer, refused_port
+from tests.integration.test_nats_security import Node, nodes, secret_file  # noqa: F401
+from tests.integration.test_nats_security import wait_for_line as wait_for_log
+from tests.lattice import ROOT, HostProcess, NatsServer, refused_port
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
@@ -288,3 +296,67 @@ def test_a_host_never_waits_for_its_log_stream(nats_server: NatsServer) -> None:
     assert received[-1].message == "after the burst" and received[-1].sequence == 5001
     assert received[-1].dropped == 4950  # the gap is reported, not silent
     assert spent / 5000 < 0.001, f"logging took {spent / 5000 * 1e6:.0f} us a record"
+
+
+def before_host_logs(permissions: Permissions) -> Permissions:
+    """A role's permissions as users issued before host logs existed have them."""
+    return replace(
+        permissions,
+        pub_allow=tuple(s for s in permissions.pub_allow if not s.startswith(HOST_LOG_PREFIX)),
+        sub_allow=tuple(s for s in permissions.sub_allow if not s.startswith(HOST_LOG_PREFIX)),
+    )
+
+
+def test_users_from_before_host_logs_are_told_so_and_the_host_keeps_working(
+    tmp_path: Path,
+    nodes: list[Node],  # noqa: F811
+) -> None:
+    """A host whose user may not publish its records says so once (its refusal is not
+    published, and refused, in a loop) and goes on serving; `logs` as a tooling user that
+    may not follow them exits 3 saying why."""
+    authority = LatticeAuthority.create("default")
+    issuer = authority.user_issuer()
+    node = Node("nats", tmp_path)
+    node.write(authority, jetstream=JetStreamSettings(store_dir=str(tmp_path / "js")))
+    nodes.append(node.start())
+    old_host = issuer.issue_with(before_host_logs(role_permissions(Role.HOST, "default")), "h")
+    tooling = issuer.issue_with(before_host_logs(role_permissions(Role.TOOLING, "default")), "t")
+    host_creds = secret_file(tmp_path / "host.creds", old_host.creds())
+    tooling_creds = secret_file(tmp_path / "tooling.creds", tooling.creds())
+    host = HostProcess(
+        node,  # type: ignore[arg-type]
+        {},
+        *("--nats-creds", str(host_creds), "--friendly-name", "old-host"),
+        log=tmp_path / "host.log",
+    )
+    try:
+        refusal = "may not publish its log records"
+        wait_for_log(host.log, refusal)
+
+        # Another line the host logs, after the refusal: it still serves the lattice.
+        async def put_registry(nc: Any) -> Any:
+            ctl = CtlClient(nc, "default")
+            return await ctl.request(ctl.subjects("registry", "put"), {"after.example": {}})
+
+        async def as_tooling() -> Any:
+            nc = await nats.connect(node.address.url, user_credentials=str(tooling_creds))
+            try:
+                return await put_registry(nc)
+            finally:
+                await nc.close()
+
+        asyncio.run(as_tooling())
+        wait_for_log(host.log, "updated registry credentials for after.example")
+        assert host.log.read_text().count(refusal) == 1
+
+        follow = subprocess.run(
+            [WASMCLOUD, "logs", "old-host", "--nats-url", node.address.url,
+             "--creds", str(tooling_creds)],
+            cwd=ROOT, env=user_env(), capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert follow.returncode == 3, follow.stderr
+        assert "NATS does not let this user follow wasmbus.log.default.N" in follow.stderr
+        assert "permissions violation for subscription" in follow.stderr
+        assert "`pulumi up --replace`" in follow.stderr
+    finally:
+        host.stop()
