@@ -261,7 +261,7 @@ def test_a_host_never_waits_for_its_log_stream(nats_server: NatsServer) -> None:
     async def burst() -> tuple[float, HostLogStream, list[Any]]:
         nc = await nats.connect(nats_server.url)
         received: list[Any] = []
-        arrived = {50: asyncio.Event(), 51: asyncio.Event()}
+        arrived = {50: asyncio.Event(), 51: asyncio.Event(), 52: asyncio.Event()}
 
         async def collect(msg: Any) -> None:
             received.append(parse_host_log_record(msg.data))
@@ -282,14 +282,21 @@ def test_a_host_never_waits_for_its_log_stream(nats_server: NatsServer) -> None:
             await asyncio.wait_for(arrived[50].wait(), 30)  # the queue, published
             log.info("after the burst")
             await asyncio.wait_for(arrived[51].wait(), 30)
+            # A worker thread's record (a component's stdout is logged from its thread).
+            worker = threading.Thread(target=log.info, args=("from a worker thread",))
+            worker.start()
+            worker.join()
+            await asyncio.wait_for(arrived[52].wait(), 30)
         finally:
             await stream.stop()
             await nc.close()
         return spent, stream, received
 
     spent, stream, received = asyncio.run(burst())
-    assert stream.sequence == 5001
-    assert len(received) == stream.published == 51
+    assert stream.sequence == 5002
+    assert len(received) == stream.published == 52
+    assert received[-1].message == "from a worker thread" and received[-1].dropped == 0
+    received.pop()
     assert stream.dropped == 5000 - 50
     assert [r.sequence for r in received[:50]] == list(range(1, 51))
     assert all(r.dropped == 0 for r in received[:50])
