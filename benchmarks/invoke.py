@@ -25,8 +25,17 @@ component and provider calls, each on a plain lattice and on a secured one
 hosts (with link grants) and this process on their own role users), both lattices up at
 once and measured alternately in rounds. Target: secured p50 latency at most 1.3x plain.
 
+Tracing on vs off, in the same run: the counter over HTTP (http-server -> counter ->
+keyvalue-inmemory, five spans a request) on two plain lattices up at once, one whose hosts
+export traces and metrics (WASMCLOUD_OBSERVABILITY_ENABLED) to an OTLP/HTTP sink on
+loopback that decodes and counts the spans, measured alternately in short rounds (this
+machine's other load comes and goes: an A/A run of two untraced lattices measured this way
+differs by up to 20% over 4 rounds, so the figure is the median of the per-round ratios
+over --tracing-rounds). Target: throughput with tracing >= 0.9x without.
+`--tracing-only` runs just this part.
+
     python benchmarks/invoke.py [--requests N] [--concurrency C] [--instances I] [--calls K]
-        [--rounds R]
+        [--rounds R] [--tracing-rounds T] [--tracing-only]
 """
 
 from __future__ import annotations
@@ -34,7 +43,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import http.client
+import http.server
 import logging
+import os
 import shutil
 import statistics
 import subprocess
@@ -49,6 +60,10 @@ from pathlib import Path
 
 import nats
 from nats.aio.client import Client as NatsClient
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+)
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from wasmtime.component import Record
@@ -91,6 +106,7 @@ LOGIC = EDGE_CORE / "logic" / "build" / "logic.wasm"
 TARGET_RATIO = 0.5
 SECURED_TARGET = 1.3  # secured p50 latency / plain p50 latency
 TIME_CAP = 30.0  # seconds per peer, whatever --requests says
+TRACING_TARGET = 0.9  # throughput with tracing on / off
 
 
 @dataclass
@@ -143,11 +159,31 @@ class Lattice:
 
 
 @contextmanager
+def environment(extra: dict[str, str]) -> Iterator[None]:
+    """``extra`` in os.environ while the block runs (what HostProcess passes its host)."""
+    saved = {name: os.environ.get(name) for name in extra}
+    os.environ.update(extra)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+@contextmanager
 def lattice(
-    workdir: Path, label: str, secured: bool, hosts: dict[str, dict[str, str]]
+    workdir: Path,
+    label: str,
+    secured: bool,
+    hosts: dict[str, dict[str, str]],
+    host_env: dict[str, str] | None = None,
 ) -> Iterator[Lattice]:
-    """A nats-server and a host per ``hosts`` entry (name -> labels); secured: with a
-    controller (it signs the hosts' link grants) and every process on its own user."""
+    """A nats-server and a host per ``hosts`` entry (name -> labels), each with
+    ``host_env`` in its environment; secured: with a controller (it signs the hosts' link
+    grants) and every process on its own user."""
     workdir.mkdir()
     server: NatsServer | SecuredNats = (
         SecuredNats(workdir / "nats").start() if secured else NatsServer(workdir / "js").start()
@@ -164,15 +200,15 @@ def lattice(
             )
         for name, labels in hosts.items():
             extra = server.host_args(name) if isinstance(server, SecuredNats) else []
-            running.processes.append(
-                HostProcess(
+            with environment(host_env or {}):
+                host = HostProcess(
                     server,  # type: ignore[arg-type]
                     labels,
                     "--allow-file-load",
                     *extra,
                     log=workdir / f"{name}.log",
                 )
-            )
+            running.processes.append(host)
         yield running
     finally:
         running.stop()
@@ -303,6 +339,115 @@ def measure_http_secured_vs_plain(
             for result, port in zip(results, ports, strict=True):
                 result.add(drive(result.label, port, requests // rounds, concurrency))
     return results
+
+
+class SpanSink:
+    """An OTLP/HTTP endpoint on loopback (a thread of this process) that keeps every trace
+    export and counts its spans at the end (decoding while the client threads of this
+    process drive the load would slow them); metric exports are answered and dropped."""
+
+    def __init__(self) -> None:
+        self.exports: list[bytes] = []
+        sink = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # keep-alive, as the exporter's session expects
+
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("content-length", 0)))
+                if self.path == "/v1/traces":
+                    sink.exports.append(body)
+                answer = ExportTraceServiceResponse().SerializeToString()
+                self.send_response(200)
+                self.send_header("content-type", "application/x-protobuf")
+                self.send_header("content-length", str(len(answer)))
+                self.end_headers()
+                self.wfile.write(answer)
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.endpoint = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    @property
+    def spans(self) -> int:
+        return sum(
+            len(scope.spans)
+            for body in self.exports
+            for resource in ExportTraceServiceRequest.FromString(body).resource_spans
+            for scope in resource.scope_spans
+        )
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@dataclass
+class TracingRun:
+    off: Result
+    on: Result
+    ratios: list[float]  # on/off throughput, per round
+    spans: int  # received by the sink
+
+
+def measure_tracing_on_vs_off(
+    requests: int, concurrency: int, instances: int, rounds: int
+) -> TracingRun:
+    """The counter over HTTP on two plain lattices up at once, one exporting traces and
+    metrics, driven alternately: ``rounds`` of ``requests / rounds`` each (which goes
+    first alternates too)."""
+    sink = SpanSink()
+    hosts = {"host": {"bench": "invoke"}}
+    traced_env = {
+        "WASMCLOUD_OBSERVABILITY_ENABLED": "true",
+        "OTEL_EXPORTER_OTLP_ENDPOINT": sink.endpoint,
+    }
+    try:
+        with (
+            tempfile.TemporaryDirectory() as tmp,
+            lattice(Path(tmp) / "off", "tracing off", False, hosts) as off,
+            lattice(Path(tmp) / "on", "tracing on", False, hosts, traced_env) as on,
+        ):
+            ports = []
+            for running in (off, on):
+                port = free_port()
+                event_loop.run(start_lattice_path(running, port, COUNTER, instances))
+                wait_for(port)
+                ports.append(port)
+            results = [Result(f"counter, {r.label}", [], 0.0, 0) for r in (off, on)]
+            ratios = []
+            for round_ in range(rounds):
+                order = [0, 1] if round_ % 2 == 0 else [1, 0]
+                this_round: dict[int, Result] = {}
+                for i in order:
+                    this_round[i] = drive(
+                        results[i].label, ports[i], requests // rounds, concurrency
+                    )
+                    results[i].add(this_round[i])
+                ratios.append(this_round[1].rps / this_round[0].rps)
+        # The lattices stopped: their hosts and providers exported what they still held.
+        return TracingRun(results[0], results[1], ratios, sink.spans)
+    finally:
+        sink.close()
+
+
+def tracing_ratio(run: TracingRun) -> bool:
+    """Print on/off throughput (median of the rounds', and overall) and latency; whether
+    the median meets the target."""
+    ratio = statistics.median(run.ratios)
+    verdict = "ok" if ratio >= TRACING_TARGET else "UNDER TARGET"
+    print(
+        f"tracing on/off throughput: median of {len(run.ratios)} rounds {ratio:.2f}x "
+        f"(target >= {TRACING_TARGET:g}x: {verdict}; rounds {min(run.ratios):.2f}x to "
+        f"{max(run.ratios):.2f}x); overall {run.on.rps / run.off.rps:.2f}x, "
+        f"p50 {run.on.p(50) / run.off.p(50):.2f}x, p99 {run.on.p(99) / run.off.p(99):.2f}x; "
+        f"{run.spans} spans received"
+    )
+    return ratio >= TRACING_TARGET
 
 
 def measure_wasmtime(requests: int, concurrency: int) -> Result:
@@ -568,7 +713,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--calls", type=int, default=500, help="wRPC calls of each kind (edge + core)"
     )
-    parser.add_argument("--rounds", type=int, default=4, help="plain/secured alternations")
+    parser.add_argument(
+        "--rounds", type=int, default=4, help="plain/secured and tracing on/off alternations"
+    )
+    parser.add_argument(
+        "--tracing-rounds", type=int, default=12, help="tracing on/off alternations"
+    )
+    parser.add_argument(
+        "--tracing-only", action="store_true", help="measure tracing on vs off only"
+    )
     args = parser.parse_args(argv)
     # nats-py closing a TLS connection makes asyncio warn "returning true from
     # eof_received() has no effect when using ssl" once per client: not a finding.
@@ -578,6 +731,19 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{wasm} is missing: run scripts/build-components.sh", file=sys.stderr)
             return 2
     print(f"{args.requests} requests per peer, {args.concurrency} keep-alive clients")
+    print(
+        "tracing on vs off: the counter (http-server -> counter -> keyvalue-inmemory) on two "
+        f"plain lattices up at once, measured alternately ({args.tracing_rounds} rounds)"
+    )
+    traced = measure_tracing_on_vs_off(
+        args.requests, args.concurrency, args.instances, args.tracing_rounds
+    )
+    report(traced.off)
+    report(traced.on)
+    tracing_ok = tracing_ratio(traced)
+    if args.tracing_only:
+        return 0 if tracing_ok else 1
+
     peer = measure_wasmtime(args.requests, args.concurrency)
     ours = measure_ours("our host (hello)", HELLO, args.requests, args.concurrency, args.instances)
     report(peer)
@@ -637,7 +803,7 @@ def main(argv: list[str] | None = None) -> int:
             ("provider call", plain_provider, secured_provider),
         ]
     )
-    return 0 if ratio >= TARGET_RATIO and secured_ok else 1
+    return 0 if ratio >= TARGET_RATIO and secured_ok and tracing_ok else 1
 
 
 if __name__ == "__main__":

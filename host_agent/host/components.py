@@ -424,9 +424,9 @@ class ComponentHost:
             try:
                 result = await running.pool.call(base, function, args)
             except ComponentTrap as trap:
-                telemetry.record_invocation(component_id, what, self.lattice, started, True)
+                telemetry.record_invocation(component_id, what, started, True)
                 raise WrpcError(f"{component_id} trapped in {what}: {trap}") from None
-            telemetry.record_invocation(component_id, what, self.lattice, started, False)
+            telemetry.record_invocation(component_id, what, started, False)
             results = signature.results(result)
             return Payload(
                 encode_values(signature.result_types, results, labels=signature.result_labels)
@@ -444,13 +444,11 @@ class ComponentHost:
             try:
                 response = await running.pool.handle_http(request)
             except BaseException:
-                telemetry.record_invocation(
-                    component_id, HTTP_OPERATION, self.lattice, started, True
-                )
+                telemetry.record_invocation(component_id, HTTP_OPERATION, started, True)
                 raise
             # A trap is answered 500 by the pool: 5xx counts as a failed invocation.
             error = response.status >= 500
-            telemetry.record_invocation(component_id, HTTP_OPERATION, self.lattice, started, error)
+            telemetry.record_invocation(component_id, HTTP_OPERATION, started, error)
             return encode_response(response)
 
         return handle

@@ -118,9 +118,7 @@ class HttpServerProvider:
                 return await respond(request)
             # The request's SERVER span: the root of its trace (or the child of the HTTP
             # client's `traceparent`); the wRPC call to the component is its child.
-            with telemetry.http_server_span(
-                request.method, request.path, request.headers, link.target
-            ) as span:
+            with telemetry.http_server_span(request.method, request.path, request.headers) as span:
                 response = await respond(request)
                 telemetry.set_http_status(span, response.status)
                 return response

@@ -62,6 +62,14 @@ def add_options(p: argparse.ArgumentParser) -> None:
         help="where metrics go, as is (env OTEL_EXPORTER_OTLP_METRICS_ENDPOINT)",
     )
     group.add_argument(
+        "--trace-level",
+        default=None,
+        choices=["critical", "error", "warn", "info", "debug", "trace"],
+        help="info (default): spans of the HTTP request, each component invocation and "
+        "provider call; debug or trace: also each wRPC call on its caller's side "
+        "(env WASMCLOUD_TRACE_LEVEL)",
+    )
+    group.add_argument(
         "--observability-protocol",
         default=None,
         help="http only (env WASMCLOUD_OBSERVABILITY_PROTOCOL); grpc is refused",
@@ -80,4 +88,5 @@ def config_from(args: argparse.Namespace, env: Mapping[str, str]) -> TelemetryCo
         traces_endpoint=args.override_traces_endpoint,
         metrics_endpoint=args.override_metrics_endpoint,
         protocol=args.observability_protocol,
+        trace_level=args.trace_level,
     )

@@ -9,6 +9,11 @@ turn a signal on (``none`` off), ``OTEL_SDK_DISABLED=true`` turns everything off
 ``..._METRICS_ENDPOINT``) says where, ``OTEL_SERVICE_NAME`` names the process. Without an
 endpoint the OTLP/HTTP default applies: http://localhost:4318.
 
+``WASMCLOUD_TRACE_LEVEL`` (``--trace-level``, 1.4.2's name; default info) says how much
+of a request is traced: at info, the spans of the work itself (the HTTP request, each
+component invocation, each provider call); at debug or trace, also each wRPC call as its
+caller sees it (a CLIENT span around the NATS round trip).
+
 Only OTLP over HTTP (protobuf) is exported; a gRPC protocol is refused by name rather than
 quietly sent to an HTTP exporter. The host hands its providers the same settings in
 HostData's ``otel_config`` (wasmcloud-core's ``OtelConfig`` shape), as the real host does.
@@ -23,6 +28,8 @@ from urllib.parse import urlsplit
 
 DEFAULT_ENDPOINT = "http://localhost:4318"
 SIGNAL_PATHS = {"traces": "/v1/traces", "metrics": "/v1/metrics"}
+# wasmcloud-core's logging::Level, as serde writes it.
+TRACE_LEVELS = ("critical", "error", "warn", "info", "debug", "trace")
 
 # The spellings clap's boolish parser (the real host's) takes; unset or empty is "not given".
 _TRUE = frozenset({"1", "true", "yes", "on", "y"})
@@ -46,6 +53,12 @@ class TelemetryConfig:
     # OTEL_SDK_DISABLED: everything off, whatever else says otherwise.
     sdk_disabled: bool = False
     service_name: str | None = None
+    trace_level: str = "info"
+
+    @property
+    def client_spans(self) -> bool:
+        """Whether each wRPC call is also a CLIENT span on the caller (debug and trace)."""
+        return self.trace_level in ("debug", "trace")
 
     @property
     def traces(self) -> bool:
@@ -84,6 +97,7 @@ class TelemetryConfig:
             "enable_traces": self.traces,
             "enable_metrics": self.metrics,
             "protocol": "Http",
+            "trace_level": self.trace_level,
         }
         for name in ("observability_endpoint", "traces_endpoint", "metrics_endpoint"):
             value = getattr(self, name)
@@ -133,6 +147,15 @@ def _protocol(value: str, name: str) -> None:
     )
 
 
+def _trace_level(value: str, name: str) -> str:
+    word = value.strip().lower()
+    if not word:
+        return "info"
+    if word not in TRACE_LEVELS:
+        raise TelemetryConfigError(f"{name}={value!r}: expected one of {', '.join(TRACE_LEVELS)}")
+    return word
+
+
 def _exporter(value: str, name: str) -> bool | None:
     """OTEL_TRACES_EXPORTER / OTEL_METRICS_EXPORTER: otlp on, none off, unset not given."""
     word = value.strip().lower()
@@ -161,6 +184,7 @@ def from_env(
     traces_endpoint: str | None = None,
     metrics_endpoint: str | None = None,
     protocol: str | None = None,
+    trace_level: str | None = None,
 ) -> TelemetryConfig:
     """The settings of a process from its environment; command-line values (the keyword
     arguments, None when not given) win over their variables. Anything unreadable raises
@@ -206,6 +230,9 @@ def from_env(
         ),
         sdk_disabled=bool(_flag(env.get("OTEL_SDK_DISABLED", ""), "OTEL_SDK_DISABLED")),
         service_name=env.get("OTEL_SERVICE_NAME", "").strip() or None,
+        trace_level=_trace_level(trace_level, "--trace-level")
+        if trace_level is not None
+        else _trace_level(env.get("WASMCLOUD_TRACE_LEVEL", ""), "WASMCLOUD_TRACE_LEVEL"),
     )
 
 
@@ -234,6 +261,11 @@ def from_otel_config(value: Mapping[str, Any]) -> TelemetryConfig:
     if not isinstance(protocol, str):
         raise TelemetryConfigError(f"{where}.protocol: expected Http or Grpc, got {protocol!r}")
     _protocol(protocol, f"{where}.protocol")
+    level = value.get("trace_level", "info")
+    if not isinstance(level, str) or level not in TRACE_LEVELS:
+        raise TelemetryConfigError(
+            f"{where}.trace_level: expected one of {', '.join(TRACE_LEVELS)}, got {level!r}"
+        )
     return TelemetryConfig(
         enable_observability=bool(boolean("enable_observability", optional=False)),
         enable_traces=boolean("enable_traces", optional=True),
@@ -241,4 +273,5 @@ def from_otel_config(value: Mapping[str, Any]) -> TelemetryConfig:
         observability_endpoint=text("observability_endpoint"),
         traces_endpoint=text("traces_endpoint"),
         metrics_endpoint=text("metrics_endpoint"),
+        trace_level=level,
     )

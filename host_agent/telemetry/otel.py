@@ -14,10 +14,10 @@ root of a request's trace (or continues a ``traceparent`` the HTTP client sent).
 
 from __future__ import annotations
 
-import contextlib
 import logging
+import os
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from host_agent.telemetry.config import TelemetryConfig
@@ -33,6 +33,9 @@ log = logging.getLogger("host_agent.telemetry")
 # Read by the hooks on every call: plain module attributes, set once by configure().
 TRACING = False
 METRICS = False
+# A CLIENT span per wRPC call too (trace level debug or trace); otherwise a call carries
+# its caller's current span as the parent of the callee's SERVER span.
+_client_spans = False
 
 # wasmCloud 1.4.2's host metric names (crates/host/src/metrics.rs), durations in ns.
 INVOCATIONS = "wasmcloud_host.component.invocations"
@@ -58,7 +61,7 @@ _duration: Histogram | None = None
 def configure(config: TelemetryConfig, service_name: str, attributes: Mapping[str, str]) -> None:
     """Start exporting what ``config`` turns on, as ``service_name`` (``OTEL_SERVICE_NAME``
     wins) with ``attributes`` on the resource. Does nothing when everything is off."""
-    global TRACING, METRICS, _tracer, _tracer_provider, _meter_provider, _api
+    global TRACING, METRICS, _tracer, _tracer_provider, _meter_provider, _api, _client_spans
     global _invocations, _errors, _duration
     if not config.enabled:
         return
@@ -75,16 +78,24 @@ def configure(config: TelemetryConfig, service_name: str, attributes: Mapping[st
         _tracer_provider.add_span_processor(BatchSpanProcessor(exporter))
         _tracer = _tracer_provider.get_tracer("host_agent")
         _api = _Api()
+        _client_spans = config.client_spans
         TRACING = True
     if config.metrics:
         from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
-        from opentelemetry.sdk.metrics import MeterProvider
+        from opentelemetry.sdk.metrics import AlwaysOffExemplarFilter, MeterProvider
         from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
 
         reader = PeriodicExportingMetricReader(
             OTLPMetricExporter(endpoint=config.endpoint("metrics"))
         )
-        _meter_provider = MeterProvider(resource=resource, metric_readers=[reader])
+        # No exemplars unless OTEL_METRICS_EXEMPLAR_FILTER asks: the SDK's default keeps the
+        # current span's context with the measurements, a cost on every invocation.
+        exemplars = (
+            None if os.environ.get("OTEL_METRICS_EXEMPLAR_FILTER") else AlwaysOffExemplarFilter()
+        )
+        _meter_provider = MeterProvider(
+            resource=resource, metric_readers=[reader], exemplar_filter=exemplars
+        )
         meter = _meter_provider.get_meter("host_agent")
         _invocations = meter.create_counter(
             INVOCATIONS, description="Number of component invocations"
@@ -127,13 +138,15 @@ def shutdown() -> None:
 
 class _Api:
     def __init__(self) -> None:
-        from opentelemetry import trace
+        from opentelemetry import context, trace
         from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
         self.propagator = TraceContextTextMapPropagator()
         self.CLIENT = trace.SpanKind.CLIENT
         self.SERVER = trace.SpanKind.SERVER
         self.set_span_in_context = trace.set_span_in_context
+        self.attach = context.attach
+        self.detach = context.detach
         self.Status = trace.Status
         self.ERROR = trace.StatusCode.ERROR
 
@@ -148,9 +161,13 @@ def _inject(span: Span, headers: dict[str, str]) -> None:
 
 def start_client_span(
     target: str, instance: str, function: str, source_id: str, headers: dict[str, str]
-) -> Span:
+) -> Span | None:
     """A wRPC call's CLIENT span (child of the current span), its context written into
-    ``headers``; the caller ends it."""
+    ``headers``; the caller ends it. At trace level info there is none (each span costs
+    the request tens of microseconds): the current span's context is written instead."""
+    if not _client_spans:
+        _api.propagator.inject(headers)
+        return None
     assert _tracer is not None
     span = _tracer.start_span(
         f"{instance}/{function}",
@@ -173,45 +190,52 @@ def end_client_span(span: Span, error: BaseException | None) -> None:
     span.end()
 
 
-@contextlib.contextmanager
+class _CurrentSpan:
+    """A SERVER span, current (the parent of spans started inside) until the block ends;
+    an exception ends it with an error status. Started and attached by hand: the SDK's
+    start_as_current_span costs a third more, on every request."""
+
+    __slots__ = ("_span", "_token")
+
+    def __init__(self, name: str, parent: Any, attributes: dict[str, Any]) -> None:
+        assert _tracer is not None
+        self._span = _tracer.start_span(
+            name, context=parent, kind=_api.SERVER, attributes=attributes
+        )
+        self._token: Any = None
+
+    def __enter__(self) -> Span:
+        self._token = _api.attach(_api.set_span_in_context(self._span))
+        return self._span
+
+    def __exit__(self, kind: Any, error: BaseException | None, traceback: Any) -> None:
+        _api.detach(self._token)
+        if error is not None:
+            self._span.record_exception(error)
+            self._span.set_status(_api.Status(_api.ERROR, str(error) or kind.__name__))
+        self._span.end()
+
+
 def server_span(
     entity_id: str, instance: str, function: str, headers: Mapping[str, str]
-) -> Iterator[Span]:
-    """A served wRPC call's SERVER span, the current span while the handler runs, child
-    of the caller's span named by the ``traceparent`` header."""
-    assert _tracer is not None
-    with _tracer.start_as_current_span(
+) -> _CurrentSpan:
+    """A served wRPC call's SERVER span (named ``{instance}/{function}``), the current span
+    while the handler runs, child of the caller's span named by the ``traceparent`` header.
+    Two attributes only: each costs every request a few microseconds more."""
+    return _CurrentSpan(
         f"{instance}/{function}",
-        context=_extract(headers),
-        kind=_api.SERVER,
-        attributes={
-            "rpc.system": "wrpc",
-            "rpc.service": instance,
-            "rpc.method": function,
-            "wasmcloud.entity.id": entity_id,
-        },
-    ) as span:
-        yield span
+        _extract(headers),
+        {"rpc.service": instance, "wasmcloud.entity.id": entity_id},
+    )
 
 
-@contextlib.contextmanager
-def http_server_span(
-    method: str, path: str, headers: Mapping[str, str], component_id: str
-) -> Iterator[Span]:
+def http_server_span(method: str, path: str, headers: Mapping[str, str]) -> _CurrentSpan:
     """An HTTP request's SERVER span in the http-server provider: the root of the
-    request's trace, or a child of the ``traceparent`` the HTTP client sent."""
-    assert _tracer is not None
-    with _tracer.start_as_current_span(
-        method,
-        context=_extract({k.lower(): v for k, v in headers.items()}),
-        kind=_api.SERVER,
-        attributes={
-            "http.request.method": method,
-            "url.path": path,
-            "wasmcloud.target.id": component_id,
-        },
-    ) as span:
-        yield span
+    request's trace, or a child of the ``traceparent`` the HTTP client sent (``headers``
+    must look names up regardless of case, as aiohttp's do)."""
+    return _CurrentSpan(
+        method, _extract(headers), {"http.request.method": method, "url.path": path}
+    )
 
 
 def set_http_status(span: Span, status: int) -> None:
@@ -228,13 +252,12 @@ def invocation_started() -> int:
     return time.perf_counter_ns() if METRICS else 0
 
 
-def record_invocation(
-    component_id: str, operation: str, lattice: str, started: int, error: bool
-) -> None:
-    """Count one invocation of ``component_id`` (and its error), record its duration."""
+def record_invocation(component_id: str, operation: str, started: int, error: bool) -> None:
+    """Count one invocation of ``component_id`` (and its error), record its duration. The
+    host and lattice are the resource's attributes (wasmcloud.host.id, wasmcloud.lattice)."""
     if not METRICS or _invocations is None or _errors is None or _duration is None:
         return
-    attributes = {"component.id": component_id, "operation": operation, "lattice": lattice}
+    attributes = {"component.id": component_id, "operation": operation}
     _duration.record(time.perf_counter_ns() - started, attributes)
     _invocations.add(1, attributes)
     if error:
