@@ -167,13 +167,21 @@ class Figures:
     served: int
     failed: int
     converged_seconds: float
+    slowest_served: float  # seconds: how long a client waited at worst for an answer
     failures: tuple[str, ...]  # what the client got, at seconds from the fault
 
     def line(self) -> str:
         return (
-            f"FAULT {self.fault}: requests served {self.served} / failed {self.failed}, "
+            f"FAULT {self.fault}: requests served {self.served} / failed {self.failed} "
+            f"(slowest served {self.slowest_served:.2f} s), "
             f"converged in {self.converged_seconds:.1f} s"
         )
+
+
+def wall_clock(moment: float) -> str:
+    """A ``time.monotonic()`` moment as UTC wall-clock time, as the processes' logs show it."""
+    wall = moment + time.time() - time.monotonic()
+    return time.strftime("%H:%M:%S", time.gmtime(wall)) + f".{int(wall % 1 * 1000):03d} UTC"
 
 
 def figures(
@@ -186,8 +194,12 @@ def figures(
     assert not early, f"requests failed before the fault: {early[0].detail}"
     recovered = max(control_plane_at, load.last_failure_end(fault_at) or fault_at)
     failures = tuple(
-        f"{o.started - fault_at:+.2f} s: {o.detail}" for o in list(load.outcomes) if not o.ok
+        f"{o.started - fault_at:+.2f} s ({wall_clock(o.started)}): {o.detail}"
+        for o in list(load.outcomes)
+        if not o.ok
     )
-    result = Figures(fault, load.served, load.failed, recovered - (since or fault_at), failures)
+    slowest = max((o.ended - o.started for o in list(load.outcomes) if o.ok), default=0.0)
+    converged = recovered - (since or fault_at)
+    result = Figures(fault, load.served, load.failed, converged, slowest, failures)
     print(result.line())
     return result
