@@ -178,26 +178,49 @@ def wait_for_line(lines: queue.Queue[str], text: str, seconds: float = 60.0) -> 
 
 
 @pytest.fixture
-def follower(secured: LocalStack) -> Iterator[subprocess.Popen[str]]:  # noqa: F811
-    follow = subprocess.Popen(
-        [WASMCLOUD, "logs", "local-core", "--nats-url", secured.nats_url,
-         "--state-dir", str(secured.state)],
-        cwd=ROOT, env=user_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    yield follow
-    if follow.poll() is None:
-        follow.kill()
-        follow.wait()
+def follow(secured: LocalStack) -> Iterator[Any]:  # noqa: F811
+    """Start `wasmcloud logs ARGS...` against the stack; killed at the end if still running."""
+    started: list[subprocess.Popen[str]] = []
+
+    def start(*args: str) -> subprocess.Popen[str]:
+        started.append(
+            subprocess.Popen(
+                [
+                    WASMCLOUD,
+                    "logs",
+                    *args,
+                    "--nats-url",
+                    secured.nats_url,
+                    "--state-dir",
+                    str(secured.state),
+                ],
+                cwd=ROOT,
+                env=user_env(),
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+        )
+        return started[-1]
+
+    yield start
+    for process in started:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
 
 
 def test_logs_streams_a_line_the_host_writes_after_the_command_starts(
     secured: LocalStack,  # noqa: F811
-    follower: subprocess.Popen[str],
+    follow: Any,
 ) -> None:
-    assert follower.stdout is not None and follower.stderr is not None
-    out, err = lines_of(follower.stdout), lines_of(follower.stderr)
     core = secured.outputs()["hosts"]["local-core"]
-    wait_for_line(err, f"following the logs of local-core ({core})")
+    by_name, as_json = follow("local-core"), follow(core, "--json")  # a name, an id
+    outs = {}
+    for process in (by_name, as_json):
+        assert process.stdout is not None and process.stderr is not None
+        outs[process.pid] = lines_of(process.stdout)
+        wait_for_line(lines_of(process.stderr), f"following the logs of local-core ({core})")
     # Something the host logs now: registry credentials for a registry only this test names
     # (with a password, which no log line may show).
     marker = f"o1-{uuid.uuid4().hex[:12]}.example"
@@ -209,12 +232,16 @@ def test_logs_streams_a_line_the_host_writes_after_the_command_starts(
         return await ctl.request(ctl.subjects("registry", "put"), body)
 
     on_the_lattice(secured, put_registry)
-    seen = wait_for_line(out, marker)
-    line = seen[-1]
-    assert "INFO" in line and f"updated registry credentials for {marker}" in line
-    assert not any(password in shown for shown in seen)
-    follower.send_signal(signal.SIGINT)
-    assert follower.wait(timeout=30) == 0
+    seen = wait_for_line(outs[by_name.pid], marker)
+    assert "INFO" in seen[-1] and f"updated registry credentials for {marker}" in seen[-1]
+    raw = wait_for_line(outs[as_json.pid], marker)
+    record = json.loads(raw[-1])  # the record as the host sent it
+    assert record["host_id"] == core and record["level"] == "info"
+    assert record["message"] == f"updated registry credentials for {marker}"
+    assert not any(password in shown for shown in seen + raw)
+    for process in (by_name, as_json):
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=30) == 0
 
 
 def test_placement_prints_the_table_preview_shows(secured: LocalStack) -> None:  # noqa: F811
@@ -365,5 +392,12 @@ def test_users_from_before_host_logs_are_told_so_and_the_host_keeps_working(
         assert "NATS does not let this user follow wasmbus.log.default.N" in follow.stderr
         assert "permissions violation for subscription" in follow.stderr
         assert "`pulumi up --replace`" in follow.stderr
+        # No controller runs here: `apps` says so, and how to start one.
+        apps = subprocess.run(
+            [WASMCLOUD, "apps", "--nats-url", node.address.url, "--creds", str(tooling_creds)],
+            cwd=ROOT, env=user_env(), capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert apps.returncode == 3
+        assert "no controller answered on wadm.api.default.model.get" in apps.stderr
     finally:
         host.stop()
