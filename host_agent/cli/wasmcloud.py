@@ -54,7 +54,8 @@ def build_parser(env: Mapping[str, str] | None = None) -> argparse.ArgumentParse
     parser = argparse.ArgumentParser(
         prog="wasmcloud",
         description="Validate wadm application manifests and preview their placement "
-        "on a wasmCloud 1.x lattice.",
+        "on a wasmCloud 1.x lattice; run a local one; read a running one (inventory, apps, "
+        "logs, placement: docs/operations.md).",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
