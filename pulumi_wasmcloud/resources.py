@@ -86,6 +86,10 @@ class Lattice(pulumi.CustomResource):
     connect as; also written 0600 as ``nats.creds`` in ``state_dir``) and ``user_issuer``
     (what each Host mints its own NATS user with). ``secure=False`` runs the plain NATS of
     earlier versions (anyone on this machine may then connect).
+
+    ``otlp_endpoint`` (e.g. ``"http://localhost:4318"``, a local lattice): its Hosts, and the
+    providers they start, export OpenTelemetry traces and metrics there over OTLP/HTTP
+    (docs/operations.md, Tracing); not given, they export nothing.
     """
 
     def __init__(
@@ -102,10 +106,12 @@ class Lattice(pulumi.CustomResource):
         jetstream_domain: pulumi.Input[str] | None = None,
         max_file_store: pulumi.Input[int] | None = None,
         secure: pulumi.Input[bool] = True,
+        otlp_endpoint: pulumi.Input[str] | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         props: dict[str, Any] = {
             "lattice": lattice,
+            "otlpEndpoint": otlp_endpoint,
             "natsPort": nats_port,
             "stateDir": state_dir,
             "heartbeatSeconds": heartbeat_seconds,
@@ -125,8 +131,13 @@ class Lattice(pulumi.CustomResource):
             for i, leaf in enumerate(leaf_nodes or []):
                 if not isinstance(leaf, LeafNode):
                     raise TypeError(f"Lattice {resource_name}: leaf_nodes[{i}] must be a LeafNode")
+            if otlp_endpoint is not None:
+                raise ValueError(
+                    f"Lattice {resource_name}: otlp_endpoint is for a lattice on this machine "
+                    "for now; hosts on machines do not export OpenTelemetry yet"
+                )
             del props["natsPort"], props["stateDir"]  # machines have their own places
-            del props["secure"]
+            del props["secure"], props["otlpEndpoint"]
             props |= {
                 "cluster": [machine.to_input() for machine in cluster],
                 "leafNodes": [leaf.to_input() for leaf in leaf_nodes or []],
@@ -253,6 +264,8 @@ class Host(pulumi.CustomResource):
             "userIssuer": lattice.user_issuer,
             "caCert": lattice.ca_cert,
             "clientTls": lattice.client_tls,
+            # OpenTelemetry (a local lattice's otlp_endpoint): the host exports there.
+            "otlpEndpoint": _output(lattice, "otlpEndpoint"),
             "hostId": None,
             "seed": None,
             "hostCredentials": None,
@@ -261,7 +274,7 @@ class Host(pulumi.CustomResource):
         if machine is not None:
             if not isinstance(machine, SshMachine):
                 raise TypeError(f"Host {resource_name}: machine must be an SshMachine")
-            del props["stateDir"], props["target"]  # a machine has its own places
+            del props["stateDir"], props["target"], props["otlpEndpoint"]  # machine: its own
             props |= {
                 "machine": machine.to_input(),
                 "hostNatsUrl": nats_url if nats_url is not None else lattice.nats_url,

@@ -120,7 +120,8 @@ def _flag(value: str, name: str) -> bool | None:
     raise TelemetryConfigError(f"{name}={value!r}: expected true or false (or 1/0, yes/no, on/off)")
 
 
-def _endpoint(value: str | None, name: str) -> str | None:
+def parse_endpoint(value: str | None, name: str) -> str | None:
+    """An OTLP/HTTP URL (None when unset or empty); TelemetryConfigError naming ``name``."""
     if value is None or not value.strip():
         return None
     text = value.strip()
@@ -216,16 +217,16 @@ def from_env(
         enable_observability=bool(observability),
         enable_traces=traces,
         enable_metrics=metrics,
-        observability_endpoint=_endpoint(
+        observability_endpoint=parse_endpoint(
             observability_endpoint, "--override-observability-endpoint"
         )
-        or _endpoint(env.get("OTEL_EXPORTER_OTLP_ENDPOINT"), "OTEL_EXPORTER_OTLP_ENDPOINT"),
-        traces_endpoint=_endpoint(traces_endpoint, "--override-traces-endpoint")
-        or _endpoint(
+        or parse_endpoint(env.get("OTEL_EXPORTER_OTLP_ENDPOINT"), "OTEL_EXPORTER_OTLP_ENDPOINT"),
+        traces_endpoint=parse_endpoint(traces_endpoint, "--override-traces-endpoint")
+        or parse_endpoint(
             env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"), "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"
         ),
-        metrics_endpoint=_endpoint(metrics_endpoint, "--override-metrics-endpoint")
-        or _endpoint(
+        metrics_endpoint=parse_endpoint(metrics_endpoint, "--override-metrics-endpoint")
+        or parse_endpoint(
             env.get("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT"), "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT"
         ),
         sdk_disabled=bool(_flag(env.get("OTEL_SDK_DISABLED", ""), "OTEL_SDK_DISABLED")),
@@ -255,7 +256,7 @@ def from_otel_config(value: Mapping[str, Any]) -> TelemetryConfig:
             return None
         if not isinstance(field, str):
             raise TelemetryConfigError(f"{where}.{name}: expected a URL string, got {field!r}")
-        return _endpoint(field, f"{where}.{name}")
+        return parse_endpoint(field, f"{where}.{name}")
 
     protocol = value.get("protocol", "Http")
     if not isinstance(protocol, str):

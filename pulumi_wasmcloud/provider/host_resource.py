@@ -68,7 +68,14 @@ if TYPE_CHECKING:
 
 REPLACE_ON = ("lattice", "name", "stateDir", "target")
 # Properties an update applies by restarting the host process with the same seed.
-RESTART_ON = ("natsUrl", "heartbeatSeconds", "registryUrl", "userIssuer", "caCert")
+RESTART_ON = (
+    "natsUrl",
+    "heartbeatSeconds",
+    "registryUrl",
+    "userIssuer",
+    "caCert",
+    "otlpEndpoint",
+)
 # Properties an update only records (what the provider itself connects as).
 RECORDED = ("credentials", "clientTls")
 # What a secured lattice gives its hosts; a plain one gives "" or {} (older states: none).
@@ -163,6 +170,12 @@ def host_environment(
     if ca_file is not None:
         env["WASMCLOUD_TLS_CA_PATH"] = str(ca_file)  # TLS towards NATS, this CA trusted
     env |= {f"WASMCLOUD_LABEL_{k}": str(v) for k, v in sorted(state["labels"].items())}
+    otlp = state.get("otlpEndpoint")
+    if isinstance(otlp, str) and otlp:
+        # The lattice's collector: traces and metrics on, exported there (the host hands
+        # the same to the providers it starts).
+        env["WASMCLOUD_OBSERVABILITY_ENABLED"] = "true"
+        env["OTEL_EXPORTER_OTLP_ENDPOINT"] = otlp
     registry = state.get("registryUrl")
     if isinstance(registry, str) and registry.startswith("http://"):
         # The lattice's own registry speaks plain HTTP on loopback: the host may pull from
@@ -283,6 +296,7 @@ class HostResource:
             "userIssuer": news.get("userIssuer"),
             "caCert": news.get("caCert"),
             "clientTls": news.get("clientTls"),  # a lattice on machines' tooling pair
+            "otlpEndpoint": news.get("otlpEndpoint"),  # the lattice's OTLP/HTTP collector
             "running": True,  # desired; read reports the truth, so a dead host is drift
         }
         failures = _check_labels(inputs["labels"])
@@ -330,13 +344,19 @@ class HostResource:
             failures.append(
                 InputError("heartbeatSeconds", "must be a whole number of seconds, at least 1")
             )
+        from pulumi_wasmcloud.provider.lattice_resource import otlp_endpoint_problem
+
+        if inputs["otlpEndpoint"] is not None and (
+            problem := otlp_endpoint_problem(inputs["otlpEndpoint"])
+        ):
+            failures.append(InputError("otlpEndpoint", f"{problem}; pass lattice's otlp_endpoint"))
         return Checked(inputs, failures)
 
     async def diff(self, id: str, olds: dict[str, Any], news: dict[str, Any]) -> Diff:
         if on_machine(olds) or on_machine(news):
             return await self.machines.diff(id, olds, news)
         changed = changed_keys(olds, news, (*REPLACE_ON, *RESTART_ON, *RECORDED, "labels"))
-        for key in SECURITY_INPUTS:
+        for key in (*SECURITY_INPUTS, "otlpEndpoint"):
             if key in changed and not (given(olds.get(key)) or given(news.get(key))):
                 del changed[key]  # none before, none now (a plain lattice's "" or {})
         if not olds.get("running", True) or not _process(olds).running():

@@ -66,6 +66,8 @@ RESTARTS = {
     "redisPort": ("redis-server",),
     "registryPort": ("registry",),
     "secure": ("controller", SECRETS_BACKEND, "nats-server"),
+    # Read by the lattice's Hosts (they restart with it), not by the lattice's processes.
+    "otlpEndpoint": (),
 }
 CONTROLLER_TIMEOUT = 30.0
 # A plain lattice's security outputs: known and empty. In a preview the SDK reads an
@@ -103,6 +105,25 @@ def _processes(state: dict[str, Any]) -> dict[str, ManagedProcess]:
     return {name: ManagedProcess(name, state_dir) for name in names}
 
 
+def otlp_endpoint_problem(value: Any) -> str | None:
+    """Why ``otlpEndpoint`` cannot be used (None: it can; "" is off, unknown is checked
+    once known)."""
+    from host_agent.telemetry.config import TelemetryConfigError, parse_endpoint
+
+    if value is UNKNOWN or value == "":
+        return None
+    fix = (
+        "must be the http:// or https:// URL of an OTLP/HTTP collector, e.g. http://localhost:4318"
+    )
+    if not isinstance(value, str):
+        return f"{fix}, not {type(value).__name__}"
+    try:
+        parse_endpoint(value, "otlpEndpoint")
+    except TelemetryConfigError:
+        return f"{value!r} {fix}"
+    return None
+
+
 def registry_url(port: Any) -> Any:
     """``http://127.0.0.1:<port>``: the registry's API; its ``127.0.0.1:<port>`` part is the
     registry in component references (``127.0.0.1:<port>/counter:0.1.0``); "" without one (a
@@ -136,6 +157,8 @@ def _is_port(value: Any) -> bool:
 
 def _setting(state: dict[str, Any], field: str) -> Any:
     """A restarting property's value; a lattice from before ``secure`` was plain."""
+    if field == "otlpEndpoint":  # a lattice from before it had none, as "" says
+        return state.get(field) or ""
     return bool(state.get(field)) if field == "secure" else state.get(field)
 
 
@@ -171,6 +194,9 @@ class LatticeResource:
             "redisPort": news.get("redisPort"),
             "registryPort": news.get("registryPort"),
             "secure": given("secure", True),
+            # OpenTelemetry: the OTLP/HTTP collector the lattice's Hosts (and the providers
+            # they start) export traces and metrics to; "" is off.
+            "otlpEndpoint": given("otlpEndpoint", ""),
             "running": True,  # desired; read reports the truth, so a dead process is drift
         }
         failures = []
@@ -190,6 +216,9 @@ class LatticeResource:
                 failures.append(InputError(field, "must be a non-empty string"))
         if inputs["secure"] is not UNKNOWN and not isinstance(inputs["secure"], bool):
             failures.append(InputError("secure", "must be true or false"))
+        endpoint_problem = otlp_endpoint_problem(inputs["otlpEndpoint"])
+        if endpoint_problem:
+            failures.append(InputError("otlpEndpoint", endpoint_problem))
         return Checked(inputs, failures)
 
     async def diff(self, id: str, olds: dict[str, Any], news: dict[str, Any]) -> Diff:

@@ -4,18 +4,23 @@ WASMCLOUD_* ones, strict reading of every value (a typo is refused by name, neve
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 
 import pytest
 
+from host_agent.cli.host import build_parser
 from host_agent.cli.host import main as host_main
+from host_agent.telemetry import cli as telemetry_cli
 from host_agent.telemetry.config import (
     TelemetryConfig,
     TelemetryConfigError,
     from_env,
     from_otel_config,
 )
+from pulumi_wasmcloud.provider.host_resource import HostResource, host_environment
+from pulumi_wasmcloud.provider.lattice_resource import LatticeResource
 
 
 def test_off_unless_configured() -> None:
@@ -155,3 +160,66 @@ def test_processes_with_telemetry_off_never_import_opentelemetry() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
     )
     assert result.stdout.strip() == "[]"
+
+
+# --- the Lattice resource's otlp_endpoint -------------------------------------------------
+
+
+def test_a_lattice_otlp_endpoint_turns_its_hosts_telemetry_on() -> None:
+    state = {
+        "name": "edge-1",
+        "natsUrl": "nats://127.0.0.1:4222",
+        "lattice": "default",
+        "heartbeatSeconds": 30,
+        "seed": "SN...",
+        "labels": {},
+        "otlpEndpoint": "http://127.0.0.1:4318",
+    }
+    env = host_environment(state, None, {"PATH": "/bin"})
+    assert env["WASMCLOUD_OBSERVABILITY_ENABLED"] == "true"
+    assert env["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://127.0.0.1:4318"
+    # What the host makes of that environment.
+    config = telemetry_cli.config_from(build_parser(env).parse_args([]), env)
+    assert (config.traces, config.metrics) == (True, True)
+    assert config.endpoint("traces") == "http://127.0.0.1:4318/v1/traces"
+    # Without one the host exports nothing.
+    off = host_environment(state | {"otlpEndpoint": ""}, None, {"PATH": "/bin"})
+    assert not telemetry_cli.config_from(build_parser(off).parse_args([]), off).enabled
+
+
+@pytest.mark.parametrize(
+    ("value", "said"),
+    [
+        ("localhost:4318", "'localhost:4318' must be the http:// or https:// URL"),
+        (4318, "OTLP/HTTP collector, e.g. http://localhost:4318, not int"),
+    ],
+)
+def test_a_lattice_refuses_an_otlp_endpoint_that_is_not_a_url(value: object, said: str) -> None:
+    checked = asyncio.run(LatticeResource().check({}, {"otlpEndpoint": value}))
+    assert [f.property for f in checked.failures] == ["otlpEndpoint"]
+    assert said in checked.failures[0].reason
+    host = asyncio.run(
+        HostResource().check(
+            {}, {"name": "h", "natsUrl": "nats://127.0.0.1:4222"} | {"otlpEndpoint": value}
+        )
+    )
+    assert "otlpEndpoint" in {f.property for f in host.failures}
+
+
+def test_a_lattice_from_before_otlp_endpoint_shows_no_change_until_one_is_given() -> None:
+    checked = asyncio.run(LatticeResource().check({}, {}))
+    assert checked.inputs["otlpEndpoint"] == ""  # known in a preview, so Hosts see no change
+    olds: dict[str, object] = {"lattice": "default", "natsPort": 4222, "stateDir": ".state/x"}
+    news = olds | {"otlpEndpoint": ""}
+    assert "otlpEndpoint" not in asyncio.run(LatticeResource().diff("id", olds, news)).changed
+    given = olds | {"otlpEndpoint": "http://127.0.0.1:4318"}
+    assert "otlpEndpoint" in asyncio.run(LatticeResource().diff("id", olds, given)).changed
+    host = {"name": "h", "lattice": "default", "stateDir": ".state/x", "target": "local"}
+    assert (
+        "otlpEndpoint"
+        not in asyncio.run(HostResource().diff("id", host, host | {"otlpEndpoint": ""})).changed
+    )
+    restart = asyncio.run(
+        HostResource().diff("id", host, host | {"otlpEndpoint": "http://127.0.0.1:4318"})
+    )
+    assert "otlpEndpoint" in restart.changed and restart.replaces == []
