@@ -18,7 +18,7 @@ import contextlib
 import http.client
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from types import TracebackType
 from urllib.parse import urlsplit
@@ -148,9 +148,8 @@ class Load:
 
         await self.until(settled, f"{SETTLE_REQUESTS} requests after convergence", timeout)
 
-    async def until(self, condition: object, what: str, timeout: float) -> None:
+    async def until(self, condition: Callable[[], bool], what: str, timeout: float) -> None:
         """Wait for ``condition()`` while the load runs (it fails if the load stopped)."""
-        assert callable(condition)
         deadline = time.monotonic() + timeout
         while not condition():
             if not self._thread.is_alive():
