@@ -66,7 +66,10 @@ RESTARTS = {
     "redisPort": ("redis-server",),
     "registryPort": ("registry",),
     "secure": ("controller", SECRETS_BACKEND, "nats-server"),
-    # Read by the lattice's Hosts (they restart with it), not by the lattice's processes.
+    # Read by the lattice's Hosts (they restart with it), not by the lattice's processes. A
+    # lattice from before it has no such output: its first `up` records "" (restarting
+    # nothing), since a missing output reads as unknown in a preview and every Host would
+    # show a change.
     "otlpEndpoint": (),
 }
 CONTROLLER_TIMEOUT = 30.0
@@ -157,8 +160,6 @@ def _is_port(value: Any) -> bool:
 
 def _setting(state: dict[str, Any], field: str) -> Any:
     """A restarting property's value; a lattice from before ``secure`` was plain."""
-    if field == "otlpEndpoint":  # a lattice from before it had none, as "" says
-        return state.get(field) or ""
     return bool(state.get(field)) if field == "secure" else state.get(field)
 
 
@@ -444,7 +445,7 @@ class LatticeResource:
         if state.get("cluster") is not None:
             return await self.machines.read(id, state)
         plain = {} if state.get("authority") else PLAIN_OUTPUTS  # state from before has none
-        return {**plain, **state, "running": self._alive(state)}
+        return {**plain, "otlpEndpoint": "", **state, "running": self._alive(state)}
 
     async def update(
         self, id: str, olds: dict[str, Any], news: dict[str, Any], preview: bool

@@ -206,14 +206,19 @@ def test_a_lattice_refuses_an_otlp_endpoint_that_is_not_a_url(value: object, sai
     assert "otlpEndpoint" in {f.property for f in host.failures}
 
 
-def test_a_lattice_from_before_otlp_endpoint_shows_no_change_until_one_is_given() -> None:
+def test_hosts_restart_only_when_an_otlp_endpoint_is_given_or_changed() -> None:
     checked = asyncio.run(LatticeResource().check({}, {}))
     assert checked.inputs["otlpEndpoint"] == ""  # known in a preview, so Hosts see no change
     olds: dict[str, object] = {"lattice": "default", "natsPort": 4222, "stateDir": ".state/x"}
+    # A lattice from before records "" once (its output must be known in previews) ...
     news = olds | {"otlpEndpoint": ""}
-    assert "otlpEndpoint" not in asyncio.run(LatticeResource().diff("id", olds, news)).changed
-    given = olds | {"otlpEndpoint": "http://127.0.0.1:4318"}
-    assert "otlpEndpoint" in asyncio.run(LatticeResource().diff("id", olds, given)).changed
+    assert "otlpEndpoint" in asyncio.run(LatticeResource().diff("id", olds, news)).changed
+    # ... as a refresh does; then nothing changes until an endpoint is given.
+    refreshed = asyncio.run(LatticeResource().read("id", olds))
+    assert refreshed is not None and refreshed["otlpEndpoint"] == ""
+    assert "otlpEndpoint" not in asyncio.run(LatticeResource().diff("id", news, news)).changed
+    given = news | {"otlpEndpoint": "http://127.0.0.1:4318"}
+    assert "otlpEndpoint" in asyncio.run(LatticeResource().diff("id", news, given)).changed
     host = {"name": "h", "lattice": "default", "stateDir": ".state/x", "target": "local"}
     assert (
         "otlpEndpoint"
