@@ -40,12 +40,16 @@ class Secret(pulumi.CustomResource):
             "lattice": lattice.lattice_id if lattice else None,
             "credentials": lattice.credentials if lattice else None,
             "caCert": lattice.ca_cert if lattice else None,  # a secured lattice's CA
+            # A lattice on machines' tooling pair and CA (its nodes ask for a certificate).
+            "clientTls": lattice.client_tls if lattice else None,
             "backend": backend,
             "key": key if key is not None else resource_name,
             "value": pulumi.Output.secret(value),
             "revision": None,
         }
-        secret = pulumi.ResourceOptions(additional_secret_outputs=["value", "credentials"])
+        secret = pulumi.ResourceOptions(
+            additional_secret_outputs=["value", "credentials", "clientTls"]
+        )
         super().__init__(
             "wasmcloud:index:Secret",
             resource_name,

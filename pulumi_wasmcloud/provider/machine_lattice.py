@@ -27,8 +27,11 @@ listeners with a certificate for the machine's address; each leaf node's remote 
 own user; each core node's controller its own controller user and client certificate.
 The provider talks to the lattice as its tooling user (``credentials``, ``clientTls``),
 and Hosts mint their users from ``userIssuer`` and their client certificates from
-``tlsIssuer``. Every ``up`` reissues what expires within 30 days (the preview says which,
-per machine) and has the nodes reload them without a restart.
+``tlsIssuer``. Each core node also runs the NATS KV secrets backend (application
+secrets) as its own user, one queue group over the cluster; its keys are the secret
+outputs ``secretsKey`` and ``secretsCredentials`` (as a local Lattice's). Every ``up``
+reissues what expires within 30 days (the preview says which, per machine) and has the
+nodes reload them without a restart.
 """
 
 from __future__ import annotations
@@ -130,18 +133,26 @@ MAX_PARALLEL = 16
 JETSTREAM_TIMEOUT = 60.0
 CONTROLLER_TIMEOUT = 60.0
 CONTROLLER_SERVICE = "controller"
-# Secret outputs: all of the lattice's private material, and what Hosts and Applications
-# take from it (the names the local Lattice uses too, where it has them).
-SECRET_OUTPUTS = ("security", "userIssuer", "credentials", "clientTls", "tlsIssuer")
+SECRETS_BACKEND_SERVICE = "secrets-backend"
+SECRETS_BACKEND_TIMEOUT = 60.0
+# Secret outputs: all of the lattice's private material, and what Hosts, Applications and
+# Secrets take from it (the names the local Lattice uses too, where it has them).
+SECRET_OUTPUTS = (
+    "security",
+    "userIssuer",
+    "credentials",
+    "clientTls",
+    "tlsIssuer",
+    "secretsKey",
+    "secretsCredentials",
+)
 # The local Lattice's outputs a lattice on machines has no use for (its authority is in
-# `security`; no single controller user; no secrets backend yet): empty, not missing, so
-# a preview does not read them as unknown.
+# `security`; no single controller user): empty, not missing, so a preview does not read
+# them as unknown.
 LOCAL_OUTPUTS: dict[str, Any] = {
     "authority": {},
     "controllerCredentials": "",
     "tls": {},
-    "secretsKey": "",
-    "secretsCredentials": "",
 }
 
 
@@ -385,6 +396,24 @@ def controller_environment(spec: MachineLatticeSpec, machine: str) -> dict[str, 
     return environment
 
 
+def secrets_backend_environment(spec: MachineLatticeSpec, machine: str) -> dict[str, str]:
+    """The secrets backend on a core node talks to that node's NATS as its own user over
+    mutual TLS (0600 files named here), in the lattice's JetStream domain; its seeds are
+    in this environment (its 0600 file), never in argv."""
+    security = spec.security
+    assert security is not None
+    service = SECRETS_BACKEND_SERVICE
+    return {
+        "WASMCLOUD_SECRETS_NATS_SERVER": spec.topology.nats_urls[machine],
+        "WADM_JETSTREAM_DOMAIN": spec.topology.domain,
+        "NATS_CREDSFILE": agent_file(service, CREDS_SUFFIX),
+        "WASMCLOUD_TLS_CA_PATH": agent_file(service, CA_SUFFIX),
+        "WASMCLOUD_NATS_TLS_CERT": agent_file(service, CERT_SUFFIX),
+        "WASMCLOUD_NATS_TLS_KEY": agent_file(service, KEY_SUFFIX),
+        **security.secrets_backend_seeds(),
+    }
+
+
 def client_options(spec: MachineLatticeSpec) -> dict[str, Any]:
     """How the provider connects to the lattice's NATS: as its tooling user over mutual
     TLS (the CA's certificate checks the node's; the SAN is the machine's address)."""
@@ -427,8 +456,10 @@ def survey(
     """Facts of one machine and what it still needs (read-only)."""
     from pulumi_wasmcloud.provision.agent import (  # see the note on imports above
         ControllerConfig,
+        SecretsBackendConfig,
         gather_agent_facts,
         plan_controller,
+        plan_secrets_backend,
     )
     from pulumi_wasmcloud.provision.registry import gather_registry_facts, plan_registry
 
@@ -444,12 +475,21 @@ def survey(
     )
     services: list[Change] = []
     if name in topology.core:
-        agent_facts = gather_agent_facts(connection, (CONTROLLER_SERVICE,))
+        agent_facts = gather_agent_facts(connection, (CONTROLLER_SERVICE, SECRETS_BACKEND_SERVICE))
         config = ControllerConfig(
             environment=controller_environment(spec, name),
             files=security.controller_files(name, CONTROLLER_SERVICE) if security else {},
         )
         services += plan_controller(name, agent_facts, artifacts.wheelhouse, config)
+        # Not before the state has the backend's keys (a `read` of a lattice from before
+        # them): the next `up` makes them, and its preview says so.
+        if security is not None and security.backend is not None:
+            backend = SecretsBackendConfig(
+                environment=secrets_backend_environment(spec, name),
+                replicas=topology.replicas,
+                files=security.secrets_backend_files(name),
+            )
+            services += plan_secrets_backend(name, agent_facts, artifacts.wheelhouse, backend)
     if name == topology.core[0] and spec.registry_port is not None:
         assert artifacts.registry is not None
         registry_facts = gather_registry_facts(
@@ -460,9 +500,11 @@ def survey(
     return MachinePlan(name, nats_changes, services)
 
 
-def controller_log_tail(name: str, connection: SshConnection) -> str:
-    """The last lines the controller on ``name`` logged (supervisor log or journal)."""
-    service = CONTROLLER_SERVICE
+def controller_log_tail(
+    name: str, connection: SshConnection, service: str = CONTROLLER_SERVICE
+) -> str:
+    """The last lines the controller (or ``service``) on ``name`` logged (supervisor log
+    or journal)."""
     command = (
         f"tail -n 5 {log_path(service)} 2>/dev/null || "
         f"journalctl -u {unit_name(service)} -n 5 --no-pager 2>/dev/null; true"
@@ -475,15 +517,22 @@ def restarts_nats(plan: MachinePlan) -> bool:
 
 
 def survey_removal(name: str, connection: SshConnection) -> list[Change]:
-    """Everything of ours on the machine, to remove (the controller first, NATS last)."""
+    """Everything of ours on the machine, to remove (the controller and the secrets
+    backend first, NATS last)."""
     from pulumi_wasmcloud.provision.agent import (  # see the note on imports above
         gather_agent_facts,
         plan_remove_controller,
+        plan_remove_secrets_backend,
     )
     from pulumi_wasmcloud.provision.registry import gather_registry_facts, plan_remove_registry
 
     nats_facts = gather_nats_server_facts(connection)
-    changes = plan_remove_controller(name, gather_agent_facts(connection, (CONTROLLER_SERVICE,)))
+    agent_facts = gather_agent_facts(connection, (CONTROLLER_SERVICE, SECRETS_BACKEND_SERVICE))
+    changes = plan_remove_controller(name, agent_facts)
+    # The controller is gone by then: the backend's removal takes the agent install with
+    # it when nothing else of ours uses it.
+    without_controller = replace(agent_facts, users=agent_facts.users - {CONTROLLER_SERVICE})
+    changes += plan_remove_secrets_backend(name, without_controller)
     changes += plan_remove_registry(name, gather_registry_facts(connection, nats_facts.machine))
     return changes + plan_remove_nats_server(name, nats_facts)
 
@@ -664,6 +713,51 @@ async def await_controller(spec: MachineLatticeSpec, timeout: float = CONTROLLER
     )
 
 
+async def await_secrets_backend(
+    spec: MachineLatticeSpec, timeout: float = SECRETS_BACKEND_TIMEOUT
+) -> None:
+    """Until a secrets backend answers its ``server_xkey`` as the tooling user does: a
+    Secret put next in the same ``up`` needs it."""
+    import nats  # see the note on imports above
+    import nats.errors
+
+    from host_agent.secrets.client import SecretsClient, SecretsError
+    from host_agent.secrets.protocol import DEFAULT_BACKEND
+
+    urls = [spec.topology.nats_urls[name] for name in spec.topology.core]
+    deadline = time.monotonic() + timeout
+    last: object = None
+    while time.monotonic() < deadline:
+        try:
+            nc = await nats.connect(
+                servers=urls,
+                connect_timeout=2,
+                max_reconnect_attempts=0,
+                allow_reconnect=False,
+                **client_options(spec),
+            )
+        except (nats.errors.NoServersError, OSError, TimeoutError) as e:
+            last = e
+            await asyncio.sleep(0.5)
+            continue
+        try:
+            while time.monotonic() < deadline:
+                try:
+                    await SecretsClient(nc, DEFAULT_BACKEND, timeout=1.0).server_xkey()
+                    return
+                except SecretsError as e:
+                    last = e
+                    await asyncio.sleep(0.2)
+        finally:
+            await nc.close()
+    raise RuntimeError(
+        f"no secrets backend of lattice {spec.lattice} answered within {timeout:.0f} s "
+        f"(last: {last or 'no answer'}); look at /var/log/wasmcloud/{SECRETS_BACKEND_SERVICE}"
+        f".log (or `journalctl -u wasmcloud-{SECRETS_BACKEND_SERVICE}`) on "
+        f"{', '.join(spec.topology.core)}, then run `pulumi up` again"
+    )
+
+
 # --- the handler -------------------------------------------------------------------------
 
 
@@ -798,6 +892,15 @@ class MachineLattice:
                     ("tlsIssuer", security.ca.to_state()),
                 )
             }
+            # What a local Lattice gives as well: the backend's sealing key and its user
+            # (unknown in the preview of a lattice from before them: the `up` makes them).
+            backend = security.backend
+            known["secretsKey"] = (
+                UNKNOWN if backend is None else to_property(backend.encryption_seed, secret=True)
+            )
+            known["secretsCredentials"] = (
+                UNKNOWN if backend is None else to_property(backend.user.creds(), secret=True)
+            )
             known["caCert"] = security.ca.cert_pem
             known["certificatesExpire"] = security.expiries()
         return self._secret(
@@ -1002,6 +1105,21 @@ class MachineLattice:
                     )
                     tails = "; ".join(f"{name}: {tail}" for name, tail in said.items())
                     problems["the controller"] = RuntimeError(f"{e}. The end of its logs: {tails}")
+                if spec.security is not None and spec.security.backend is not None:
+                    try:
+                        await await_secrets_backend(spec)
+                    except RuntimeError as e:
+                        said = await asyncio.to_thread(
+                            fleet.each,
+                            lambda name, connection: controller_log_tail(
+                                name, connection, SECRETS_BACKEND_SERVICE
+                            ),
+                            list(spec.topology.core),
+                        )
+                        tails = "; ".join(f"{name}: {tail}" for name, tail in said.items())
+                        problems["the secrets backend"] = RuntimeError(
+                            f"{e}. The end of its logs: {tails}"
+                        )
             keys = fleet.host_keys()
             failures = {**fleet.failures, **problems}
         for name in (m.name for m in spec.machines):

@@ -14,7 +14,9 @@ Layout (all ours, all removed when the last user goes):
 - a secured lattice's files of each service, ``/etc/wasmcloud/<service>.<suffix>`` (0600;
   security.py's suffixes: ``creds``, ``ca.pem``, ``cert.pem``, ``key.pem``,
   ``issuer.json``), read at start: a changed one restarts the service.
-- services (service.py) ``host-<name>`` and ``controller``.
+- services (service.py) ``host-<name>``, ``controller`` and, on a lattice's core nodes,
+  ``secrets-backend`` (the NATS KV secrets backend; its seeds in its 0600 environment
+  file).
 
 A service runs its install's own venv (its definition names ``venv-<id>``): a new install
 never changes what a running agent loads, a failed one leaves the old agent running, and
@@ -69,10 +71,12 @@ from pulumi_wasmcloud.provision.wheelhouse import (
 __all__ = [
     "AGENT_DIR",
     "CONTROLLER_SERVICE",
+    "SECRETS_BACKEND_SERVICE",
     "AgentFacts",
     "ControllerConfig",
     "HostAgentConfig",
     "InstalledAgent",
+    "SecretsBackendConfig",
     "Wheelhouse",
     "environment_path",
     "gather_agent_facts",
@@ -82,6 +86,8 @@ __all__ = [
     "plan_host_agent",
     "plan_remove_controller",
     "plan_remove_host_agent",
+    "plan_remove_secrets_backend",
+    "plan_secrets_backend",
     "refuse_unsupported_agent",
     "state_path",
 ]
@@ -93,6 +99,7 @@ LOCK = f"{AGENT_DIR}/.lock"
 CONFIG_DIR = "/etc/wasmcloud"
 STATE_DIR = "/var/lib/wasmcloud"
 CONTROLLER_SERVICE = "controller"
+SECRETS_BACKEND_SERVICE = "secrets-backend"
 MINIMUM_PYTHON = (3, 11)
 INSTALL_SECONDS = 900.0
 # What the install and removal scripts run besides python3 (coreutils, tar, gzip,
@@ -104,6 +111,7 @@ _DEFINITIONS = (
     f"{SERVICES_DIR}/*/run",
     f"{CONFIG_DIR}/host-*.env",
     f"{CONFIG_DIR}/{CONTROLLER_SERVICE}.env",
+    f"{CONFIG_DIR}/{SECRETS_BACKEND_SERVICE}.env",
 )
 
 
@@ -125,6 +133,19 @@ class HostAgentConfig:
 @dataclass(frozen=True)
 class ControllerConfig:
     environment: Mapping[str, str]
+    files: Mapping[str, bytes] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        _check_suffixes(self.files)
+
+
+@dataclass(frozen=True)
+class SecretsBackendConfig:
+    """The secrets backend on a core node: its environment (the seeds among it: written
+    0600), its files, and the replicas its bucket is made with."""
+
+    environment: Mapping[str, str] = field(repr=False)
+    replicas: int
     files: Mapping[str, bytes] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
@@ -554,6 +575,24 @@ def controller_spec(wheelhouse: Wheelhouse) -> ServiceSpec:
     )
 
 
+def secrets_backend_spec(wheelhouse: Wheelhouse, replicas: int) -> ServiceSpec:
+    """``python -m host_agent.secrets serve``: what it connects to and its keys come from
+    its environment file, never argv; its bucket's replicas are not secret."""
+    return ServiceSpec(
+        name=SECRETS_BACKEND_SERVICE,
+        argv=(
+            f"{venv_path(wheelhouse.sha256)}/bin/python",
+            "-m",
+            "host_agent.secrets",
+            "serve",
+            "--replicas",
+            str(replicas),
+        ),
+        description="wasmCloud secrets backend (NATS KV)",
+        environment_file=environment_path(SECRETS_BACKEND_SERVICE),
+    )
+
+
 def plan_host_agent(
     machine: str, facts: AgentFacts, wheelhouse: Wheelhouse, config: HostAgentConfig
 ) -> list[Change]:
@@ -588,6 +627,22 @@ def plan_controller(
         "controller config",
         config.files,
         "controller NATS user and TLS files",
+    )
+
+
+def plan_secrets_backend(
+    machine: str, facts: AgentFacts, wheelhouse: Wheelhouse, config: SecretsBackendConfig
+) -> list[Change]:
+    """The changes that leave the secrets backend running on ``machine``."""
+    return _plan_agent_service(
+        machine,
+        facts,
+        wheelhouse,
+        secrets_backend_spec(wheelhouse, config.replicas),
+        dict(config.environment),
+        "secrets backend config",
+        config.files,
+        "secrets backend NATS user and TLS files",
     )
 
 
@@ -630,3 +685,7 @@ def plan_remove_host_agent(machine: str, facts: AgentFacts, name: str) -> list[C
 
 def plan_remove_controller(machine: str, facts: AgentFacts) -> list[Change]:
     return _plan_remove(machine, facts, CONTROLLER_SERVICE, "controller")
+
+
+def plan_remove_secrets_backend(machine: str, facts: AgentFacts) -> list[Change]:
+    return _plan_remove(machine, facts, SECRETS_BACKEND_SERVICE, "secrets backend")

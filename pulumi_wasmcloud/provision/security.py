@@ -12,6 +12,11 @@ From them, made once at create and kept in Pulumi state as secrets only:
   (clients failing over keep verifying the name they first dialled); a leaf node also a
   NATS user of the lattice account, the credentials its leaf remote connects with;
 - every core node's controller: its own controller-role user and client certificate;
+- the NATS KV secrets backend (application secrets), one instance per core node: the
+  lattice's encryption key (values at rest) and transit key (requests; every instance of
+  the queue group shares it, so any one answers), xkey seeds made once; its own NATS
+  user (``backend_access``, the only user that reaches its bucket); per core node a
+  client certificate;
 - the lattice's tooling user and client certificate (the Pulumi provider itself, and
   what ``clientTls``/``credentials`` give Applications and the CLI).
 
@@ -32,6 +37,9 @@ from typing import Any
 
 from host_agent.lattice.connection import CredentialsError, NatsCredentials
 from host_agent.lattice.subjects import kv_stream_name
+from host_agent.secrets.access import backend_access
+from host_agent.secrets.protocol import DEFAULT_BACKEND
+from host_agent.secrets.xkeys import XKey, XKeyError
 from host_agent.security.authority import LatticeAuthority, UserIssuer
 from host_agent.security.jwt import JwtError, Permissions
 from host_agent.security.permissions import Role, lattice_buckets, role_permissions
@@ -72,12 +80,14 @@ def _utc(moment: datetime) -> str:
 @dataclass(frozen=True)
 class NodeSecrets:
     """One node's secret material: its server certificate; a leaf node's leaf user; a
-    core node's controller user and client certificate."""
+    core node's controller user and client certificate, and its secrets backend's client
+    certificate."""
 
     server: KeyPairPem
     leaf: NatsCredentials | None = None
     controller: NatsCredentials | None = None
     controller_tls: KeyPairPem | None = None
+    secrets_tls: KeyPairPem | None = None
 
     def to_state(self) -> dict[str, Any]:
         return {
@@ -85,21 +95,72 @@ class NodeSecrets:
             "leaf": self.leaf.creds() if self.leaf else None,
             "controller": self.controller.creds() if self.controller else None,
             "controllerTls": self.controller_tls.to_state() if self.controller_tls else None,
+            "secretsTls": self.secrets_tls.to_state() if self.secrets_tls else None,
         }
 
     @classmethod
     def from_state(cls, state: object, field: str) -> NodeSecrets:
-        values = _mapping(state, field, ("server", "leaf", "controller", "controllerTls"))
+        # ``secretsTls`` is absent from a lattice's state from before the secrets backend
+        # ran on machines: None, made by the next converge.
+        values = _mapping(
+            state, field, ("server", "leaf", "controller", "controllerTls", "secretsTls")
+        )
         return cls(
             server=KeyPairPem.from_state(values.get("server"), f"{field}.server"),
             leaf=_optional_creds(values.get("leaf"), f"{field}.leaf"),
             controller=_optional_creds(values.get("controller"), f"{field}.controller"),
-            controller_tls=(
-                None
-                if values.get("controllerTls") is None
-                else KeyPairPem.from_state(values["controllerTls"], f"{field}.controllerTls")
+            controller_tls=_optional_pair(values.get("controllerTls"), f"{field}.controllerTls"),
+            secrets_tls=_optional_pair(values.get("secretsTls"), f"{field}.secretsTls"),
+        )
+
+
+@dataclass(frozen=True)
+class BackendSecrets:
+    """The lattice's secrets backend: the seed of the xkey its values are sealed with at
+    rest (``ENCRYPTION_XKEY_SEED``: the same for the life of the bucket, so never
+    rotated), the seed of its transit xkey (``TRANSIT_XKEY_SEED``: hosts and tooling seal
+    requests to it; every instance shares it) and its own NATS user."""
+
+    encryption_seed: str = field(repr=False)
+    transit_seed: str = field(repr=False)
+    user: NatsCredentials = field(repr=False)
+
+    @classmethod
+    def create(cls, issuer: UserIssuer, js_domain: str | None, now: datetime) -> BackendSecrets:
+        return cls(
+            encryption_seed=XKey.generate().seed,
+            transit_seed=XKey.generate().seed,
+            user=issuer.issue_with(
+                backend_access(DEFAULT_BACKEND, js_domain),
+                "secrets-backend",
+                now=int(now.timestamp()),
             ),
         )
+
+    def to_state(self) -> dict[str, Any]:
+        return {
+            "encryptionKey": self.encryption_seed,
+            "transitKey": self.transit_seed,
+            "user": self.user.creds(),
+        }
+
+    @classmethod
+    def from_state(cls, state: object, field: str) -> BackendSecrets:
+        values = _mapping(state, field, ("encryptionKey", "transitKey", "user"))
+        seeds = []
+        for name in ("encryptionKey", "transitKey"):
+            seed = values.get(name)
+            if not isinstance(seed, str):
+                raise SecurityStateError(f"{field}.{name} must be an xkey seed (text)")
+            try:
+                XKey.from_seed(seed, f"{field}.{name}")
+            except XKeyError as e:
+                raise SecurityStateError(str(e)) from None
+            seeds.append(seed)
+        user = _optional_creds(values.get("user"), f"{field}.user")
+        if user is None:
+            raise SecurityStateError(f"{field}.user must be the secrets backend's .creds")
+        return cls(encryption_seed=seeds[0], transit_seed=seeds[1], user=user)
 
 
 @dataclass(frozen=True)
@@ -120,6 +181,9 @@ class LatticeSecurity:
     tooling: NatsCredentials = field(repr=False)
     tooling_tls: KeyPairPem = field(repr=False)
     nodes: Mapping[str, NodeSecrets] = field(default_factory=dict, repr=False)
+    # None in a lattice's state from before the secrets backend ran on machines: made by
+    # the next converge (which says so).
+    backend: BackendSecrets | None = field(default=None, repr=False)
 
     @classmethod
     def create(cls, lattice: str, js_domain: str | None, now: datetime) -> LatticeSecurity:
@@ -147,11 +211,14 @@ class LatticeSecurity:
             "tooling": self.tooling.creds(),
             "toolingTls": self.tooling_tls.to_state(),
             "nodes": {name: node.to_state() for name, node in sorted(self.nodes.items())},
+            "secretsBackend": self.backend.to_state() if self.backend else None,
         }
 
     @classmethod
     def from_state(cls, state: object, field: str) -> LatticeSecurity:
-        values = _mapping(state, field, ("authority", "ca", "tooling", "toolingTls", "nodes"))
+        values = _mapping(
+            state, field, ("authority", "ca", "tooling", "toolingTls", "nodes", "secretsBackend")
+        )
         try:
             authority = LatticeAuthority.from_state(values.get("authority"), f"{field}.authority")
         except JwtError as e:
@@ -172,6 +239,13 @@ class LatticeSecurity:
                     str(name): NodeSecrets.from_state(node, f"{field}.nodes.{name}")
                     for name, node in nodes.items()
                 },
+                backend=(
+                    None
+                    if values.get("secretsBackend") is None
+                    else BackendSecrets.from_state(
+                        values["secretsBackend"], f"{field}.secretsBackend"
+                    )
+                ),
             )
         except TlsError as e:
             raise SecurityStateError(str(e)) from None
@@ -214,6 +288,7 @@ class LatticeSecurity:
             leaf = node.leaf if node is not None else None
             controller = node.controller if node is not None else None
             controller_tls = node.controller_tls if node is not None else None
+            secrets_tls = node.secrets_tls if node is not None else None
             if role.core:
                 leaf = None
                 if controller is None:
@@ -230,18 +305,36 @@ class LatticeSecurity:
                     )
                     verb = "issue" if why == "new" else f"reissue ({why})"
                     sentences.append(f"controller TLS certificate: {verb} for {name}")
+                why = _reissue_reason(secrets_tls, None, now, window)
+                if why is not None:
+                    secrets_tls = self.ca.issue_client(
+                        f"secrets-backend-{name}", now=now, days=server_days
+                    )
+                    verb = "issue" if why == "new" else f"reissue ({why})"
+                    sentences.append(f"secrets backend TLS certificate: {verb} for {name}")
             else:
-                controller = controller_tls = None
+                controller = controller_tls = secrets_tls = None
                 if leaf is None:
                     leaf = leaf_user(self.user_issuer(), name, now)
                     sentences.append(f"leaf node NATS user: issue for {name}")
-            made[name] = NodeSecrets(server, leaf, controller, controller_tls)
+            made[name] = NodeSecrets(server, leaf, controller, controller_tls, secrets_tls)
             if sentences:
                 said[name] = sentences
         tooling_tls = self.tooling_tls
         if due_for_rotation(tooling_tls.cert_pem, now, window):
             tooling_tls = self.ca.issue_client("tooling", now=now, days=CLIENT_CERT_DAYS)
-        return replace(self, nodes=made, tooling_tls=tooling_tls), said
+        backend = self.backend
+        if backend is None:
+            # Once per lattice (its encryption key must outlive every node); said with
+            # the first core node, where the preview lists the lattice's own sentences.
+            backend = BackendSecrets.create(self.user_issuer(), js_domain, now)
+            first = next((n for n, role in nodes.items() if role.core), None)
+            if first is not None:
+                said.setdefault(first, []).append(
+                    "secrets backend keys (encryption, transit) and NATS user: make for "
+                    f"lattice {self.lattice}"
+                )
+        return replace(self, nodes=made, tooling_tls=tooling_tls, backend=backend), said
 
     # --- files on machines ----------------------------------------------------------------
     def nats_files(self, name: str) -> dict[str, bytes]:
@@ -268,6 +361,26 @@ class LatticeSecurity:
             CERT_SUFFIX: node.controller_tls.cert_pem.encode(),
             KEY_SUFFIX: node.controller_tls.key_pem.encode(),
             ISSUER_SUFFIX: json.dumps(self.user_issuer().to_state()).encode(),
+        }
+
+    def secrets_backend_files(self, name: str) -> dict[str, bytes]:
+        """The secrets backend's files on core node ``name`` (by suffix): its user, its
+        client certificate and key, the CA. Its seeds go in its environment file."""
+        node = self.nodes[name]
+        assert node.secrets_tls is not None and self.backend is not None
+        return {
+            CREDS_SUFFIX: self.backend.user.creds().encode(),
+            CA_SUFFIX: self.ca.cert_pem.encode(),
+            CERT_SUFFIX: node.secrets_tls.cert_pem.encode(),
+            KEY_SUFFIX: node.secrets_tls.key_pem.encode(),
+        }
+
+    def secrets_backend_seeds(self) -> dict[str, str]:
+        """The backend's keys, as the variables it reads (its 0600 environment file)."""
+        assert self.backend is not None
+        return {
+            "ENCRYPTION_XKEY_SEED": self.backend.encryption_seed,
+            "TRANSIT_XKEY_SEED": self.backend.transit_seed,
         }
 
     def client_tls_state(self) -> dict[str, str]:
@@ -353,6 +466,10 @@ def _mapping(state: object, field: str, keys: Sequence[str]) -> Mapping[str, Any
     if unknown:
         raise SecurityStateError(f"{field} has unknown fields {', '.join(map(str, unknown))}")
     return state
+
+
+def _optional_pair(value: object, field: str) -> KeyPairPem | None:
+    return None if value is None else KeyPairPem.from_state(value, field)
 
 
 def _optional_creds(value: object, field: str) -> NatsCredentials | None:

@@ -11,7 +11,12 @@ without a user; the provider's clients connect as the lattice's tooling user ove
 TLS; each node serves a certificate for its own address; the secret files are 0600 root;
 no seed or private key shows in any machine's process list or logs, nor in what the
 provider tells the engine; and certificates near their expiry are reissued by `up` and
-reloaded by the running nodes, which keep their clients, routes and leaf connections."""
+reloaded by the running nodes, which keep their clients, routes and leaf connections.
+
+Application secrets: every core node runs the NATS KV secrets backend (one queue group:
+each node's instance answers `server_xkey` with the same transit key); a Secret put as
+the Lattice's outputs give it is fetched by a host's secrets client through the edge and
+through every core node (one encryption key everywhere)."""
 
 from __future__ import annotations
 
@@ -35,10 +40,16 @@ from nats.aio.client import RawCredentials
 from host_agent.lattice.jetstream import open_kv, read_json, update_json
 from host_agent.lattice.wadm import WadmClient
 from host_agent.local.supervisor import listening_async
+from host_agent.secrets.client import SecretsClient
+from host_agent.secrets.host import HostSecrets
+from host_agent.secrets.protocol import reference_values
+from host_agent.secrets.xkeys import XKey
 from host_agent.security.authority import UserIssuer
 from host_agent.security.permissions import Role
 from pulumi_wasmcloud.provider.engine_log import EngineLog
+from pulumi_wasmcloud.provider.handlers import ProviderSettings
 from pulumi_wasmcloud.provider.lattice_resource import LatticeResource
+from pulumi_wasmcloud.provider.secret_resource import SecretResource
 from pulumi_wasmcloud.provider.values import plain, to_props
 from pulumi_wasmcloud.provision.security import ROTATION_WINDOW, role_in_domain
 from tests.lattice import VENV_BIN, free_port, run_async
@@ -181,6 +192,62 @@ async def replicas(server: str) -> dict[str, tuple[int, int]]:
         await nc.close()
 
 
+SECRETS_WILDCARD = "wasmcloud.secrets.v1alpha1.nats-kv.>"
+
+
+async def backend_xkey(server: str) -> str:
+    """The transit key the secrets backend answers ``server_xkey`` with, asked as the
+    tooling user through ``server`` (a node's own queue subscriber answers first)."""
+    nc = await nats.connect(server, connect_timeout=5, max_reconnect_attempts=0, **SECURED)
+    try:
+        return (await SecretsClient(nc, "nats-kv", timeout=5).server_xkey()).public_key
+    finally:
+        await nc.close()
+
+
+async def host_fetch(server: str, key: str) -> str:
+    """What a host connected to ``server`` gets for a reference to ``key`` (its secrets
+    client, as it fetches a provider's or component's secrets)."""
+    nc = await nats.connect(server, connect_timeout=5, max_reconnect_attempts=0, **AS_HOST)
+    try:
+        reference = reference_values("password", "nats-kv", key, None, None, {})
+
+        async def read(name: str) -> dict[str, str] | None:
+            return reference if name == "SECRET_app-password" else None
+
+        values = await HostSecrets(nc, read, "NHOST", "test").fetch(["SECRET_app-password"])
+        value: str = values.plain()["password"]["value"]
+        return value
+    finally:
+        await nc.close()
+
+
+def subscribed(machine: Machine, subject: str) -> bool:
+    """Whether a client of this node's nats-server subscribes ``subject`` (its
+    monitoring endpoint's connections with their subscriptions)."""
+    address = f"http://{machine.address}:8222/connz?subs=1&limit=1024"
+    with urllib.request.urlopen(address, timeout=10) as answer:
+        connections = json.loads(answer.read()).get("connections") or []
+    return any(subject in (c.get("subscriptions_list") or []) for c in connections)
+
+
+def bucket_replicas(machine: Machine, stream: str) -> int | None:
+    """The replicas ``stream`` is configured with, from the node's ``/jsz`` (None: no
+    such stream)."""
+    address = f"http://{machine.address}:8222/jsz?accounts=true&streams=true&config=true"
+    with urllib.request.urlopen(address, timeout=10) as answer:
+        jsz = json.loads(answer.read())
+    for account in jsz.get("account_details") or []:
+        for detail in account.get("stream_detail") or []:
+            if detail.get("name") == stream:
+                return int(detail["config"]["num_replicas"])
+    return None
+
+
+def backend_log(machine: Machine) -> str:
+    return machine.inside(["sh", "-c", "cat /var/log/wasmcloud/secrets-backend.log"]).stdout
+
+
 def server_start(machine: Machine) -> float:
     """When the node's nats-server started (its monitoring endpoint's ``/varz``: RFC 3339
     with up to nine fraction digits, which Go trims), in seconds since the epoch."""
@@ -229,6 +296,11 @@ async def test_a_lattice_on_machines_serves_survives_a_core_node_and_leaves_noth
             f"its TLS key{', its leaf node credentials' if name == EDGE else ''} on {name}"
         ) in notes, notes
     assert "controller NATS user and TLS files: write on core-2" in notes
+    for name in CORE:  # the secrets backend on every core node, on no leaf node
+        assert f"secrets-backend service: start on {name}" in notes, notes
+        assert f"secrets backend NATS user and TLS files: write on {name}" in notes
+    assert not any(n.endswith(f"on {EDGE}") and "secrets backend" in n for n in notes)
+    assert not any(n.endswith(f"on {EDGE}") and "secrets-backend" in n for n in notes)
     assert not leaks("\n".join(notes))
     assert any(n.startswith("controller") and n.endswith("on core-2") for n in notes), notes
     assert not any(n.endswith(f"on {EDGE}") and "controller" in n for n in notes)
@@ -237,7 +309,15 @@ async def test_a_lattice_on_machines_serves_survives_a_core_node_and_leaves_noth
     assert not any("/opt/wasmcloud" in p for m in machines for p in m.processes().values())
 
     created = await handler.create(inputs, preview=False)
-    for key in ("security", "userIssuer", "credentials", "clientTls", "tlsIssuer"):
+    for key in (
+        "security",
+        "userIssuer",
+        "credentials",
+        "clientTls",
+        "tlsIssuer",
+        "secretsKey",
+        "secretsCredentials",
+    ):
         assert to_props(created.outputs)[key].is_secret, key  # kept encrypted in state
     state = wire(created.outputs)
     secured(state)
@@ -259,9 +339,12 @@ async def test_a_lattice_on_machines_serves_survives_a_core_node_and_leaves_noth
         assert "Authorization Violation" in refused["no user"], (name, refused)
         served = served_certificate(machines[name].address, state)
         addresses = served.extensions.get_extension_for_class(x509.SubjectAlternativeName)
-        assert [str(a) for a in addresses.value.get_values_for_type(x509.IPAddress)] == [
-            machines[name].address
-        ]
+        named = [str(a) for a in addresses.value.get_values_for_type(x509.IPAddress)]
+        # Its own address first; a core node's names the other core nodes' too (a client
+        # failing over verifies it against the address it first dialled).
+        assert named[0] == machines[name].address, (name, named)
+        others = {machines[n].address for n in CORE} if name in CORE else set()
+        assert set(named) == {machines[name].address} | others, (name, named)
         files = secret_files(machines[name])
         assert {f: m for f, m in files.items() if not f.endswith("registry.yml")} == dict.fromkeys(
             [f for f in files if not f.endswith("registry.yml")], "600 root"
@@ -269,6 +352,56 @@ async def test_a_lattice_on_machines_serves_survives_a_core_node_and_leaves_noth
         assert "/etc/wasmcloud/nats-server.key.pem" in files
     assert "/etc/wasmcloud/controller.creds" in secret_files(machines["core-1"])
     assert "/etc/wasmcloud/nats-server.leaf.creds" in secret_files(machines[EDGE])
+
+    # Application secrets: the backend runs on every core node as its own service, its
+    # files 0600 (its seeds in its environment file only), subscribed on its own node.
+    assert state["secretsKey"].startswith("SX") and state["secretsCredentials"]
+    for name in CORE:
+        files = secret_files(machines[name])
+        for suffix in ("env", "creds", "ca.pem", "cert.pem", "key.pem"):
+            assert files[f"/etc/wasmcloud/secrets-backend.{suffix}"] == "600 root", files
+        assert any(
+            "-m host_agent.secrets serve --replicas 3" in p
+            for p in machines[name].processes().values()
+        ), name
+        # Its definition (readable by every user) names its environment file, no value.
+        definition = (
+            machines[name].inside(["cat", "/var/lib/wasmcloud/services/secrets-backend/run"]).stdout
+        )
+        assert "/etc/wasmcloud/secrets-backend.env" in definition
+        assert not leaks(definition), name
+        deadline = time.monotonic() + 60  # `up` waited for one instance, not for all
+        while not subscribed(machines[name], SECRETS_WILDCARD):
+            assert time.monotonic() < deadline, (name, backend_log(machines[name]))
+            await asyncio.sleep(0.5)
+    assert not any("host_agent.secrets" in p for p in machines[EDGE].processes().values())
+    # One queue group with one transit key: each node's instance answers alike.
+    transit = {name: await backend_xkey(url(machines, name)) for name in CORE}
+    shared = XKey.from_seed(state["security"]["secretsBackend"]["transitKey"]).public_key
+    assert set(transit.values()) == {shared}, transit
+    # A Secret given what the Lattice outputs (as the SDK's Secret takes them) is put...
+    value = "pw-machine-lattice-7f3a"
+    secret = SecretResource(RecordingLog(), ProviderSettings())
+    checked_secret = await secret.check(
+        {},
+        {
+            **{k: state[k] for k in ("natsUrl", "credentials", "caCert", "clientTls")},
+            "lattice": "default",
+            "key": "redis-password",
+            "value": value,
+        },
+    )
+    assert checked_secret.failures == []
+    stored = await secret.create(checked_secret.inputs, preview=False)
+    assert stored.outputs["revision"] >= 1
+    # ... and a host's secrets client gets it, through the edge and through every core
+    # node (whichever instance answers opens it: one encryption key everywhere).
+    assert await host_fetch(url(machines, EDGE), "redis-password") == value
+    for name in CORE:
+        assert await host_fetch(url(machines, name), "redis-password") == value
+    # The backend's bucket has the lattice's replicas (the monitoring endpoint says so:
+    # no role but the backend's may read it).
+    assert bucket_replicas(machines["core-1"], "KV_WASMCLOUD_SECRETS") == 3
 
     # The cluster serves the lattice: a KV write and read from a client on the leaf node,
     # in the core's domain; every lattice stream has 3 replicas, all current.

@@ -54,6 +54,8 @@ def test_each_node_gets_what_its_role_needs_and_the_sentences_say_so() -> None:
             "nats-server TLS certificate: issue for core-1",
             "controller NATS user: issue for core-1",
             "controller TLS certificate: issue for core-1",
+            "secrets backend TLS certificate: issue for core-1",
+            "secrets backend keys (encryption, transit) and NATS user: make for lattice default",
         ],
         "edge-1": [
             "nats-server TLS certificate: issue for edge-1",
@@ -62,6 +64,7 @@ def test_each_node_gets_what_its_role_needs_and_the_sentences_say_so() -> None:
     }
     core, edge = made.nodes["core-1"], made.nodes["edge-1"]
     assert core.controller is not None and core.controller_tls is not None and core.leaf is None
+    assert core.secrets_tls is not None and edge.secrets_tls is None
     assert edge.leaf is not None and edge.controller is None
     # The SAN is the machine's address: what clients, routes and leaf remotes dial.
     assert subject_alt_names(core.server.cert_pem) == ((), ("198.18.0.2",))
@@ -252,3 +255,151 @@ def test_a_machine_hosts_user_serves_its_providers_application_buckets_not_wadms
     assert role_in_domain(Role.TOOLING, "default", "core") == role_permissions(
         Role.TOOLING, "default", js_domain="core"
     )
+
+
+# --- the secrets backend on machines ----------------------------------------------------
+
+
+def test_a_state_from_before_the_secrets_backend_loads_and_the_next_converge_makes_it(
+    security: LatticeSecurity,
+) -> None:
+    old = security.to_state()
+    del old["secretsBackend"]
+    for node in old["nodes"].values():
+        del node["secretsTls"]
+    loaded = LatticeSecurity.from_state(old, "security")
+    assert loaded.backend is None and loaded.nodes["core-1"].secrets_tls is None
+    made, said = loaded.converge(NODES, "core", NOW + timedelta(days=1))
+    # Said in the preview like the other sentences, values never; nothing else is made.
+    assert said == {
+        "core-1": [
+            "secrets backend TLS certificate: issue for core-1",
+            "secrets backend keys (encryption, transit) and NATS user: make for lattice default",
+        ]
+    }
+    assert made.backend is not None and made.nodes["core-1"].secrets_tls is not None
+    assert made.nodes["core-1"].controller == security.nodes["core-1"].controller
+    assert made.nodes["edge-1"].server == security.nodes["edge-1"].server
+    # Kept from then on: the encryption key must outlive the bucket.
+    again, said = made.converge(NODES, "core", NOW + timedelta(days=2))
+    assert said == {} and again.backend == made.backend
+    assert LatticeSecurity.from_state(made.to_state(), "security").backend == made.backend
+
+
+def test_a_damaged_secrets_backend_state_is_refused_by_field(security: LatticeSecurity) -> None:
+    state = security.to_state()
+    for damaged, field in (
+        ({**state["secretsBackend"], "encryptionKey": 7}, "encryptionKey"),
+        ({**state["secretsBackend"], "transitKey": "SXnot-a-seed"}, "transitKey"),
+        ({**state["secretsBackend"], "user": None}, "user"),
+    ):
+        with pytest.raises(SecurityStateError, match=rf"security\.secretsBackend\.{field}"):
+            LatticeSecurity.from_state({**state, "secretsBackend": damaged}, "security")
+
+
+def test_the_backends_files_keys_and_user(security: LatticeSecurity) -> None:
+    from host_agent.lattice.connection import NatsCredentials
+    from host_agent.secrets.access import backend_access
+    from host_agent.security.jwt import decode_claims
+
+    files = security.secrets_backend_files("core-1")
+    assert set(files) == {"creds", "ca.pem", "cert.pem", "key.pem"}
+    assert security.backend is not None
+    assert files["creds"] == security.backend.user.creds().encode()
+    # Its own client certificate, not the controller's.
+    node = security.nodes["core-1"]
+    assert node.secrets_tls is not None and node.controller_tls is not None
+    assert files["cert.pem"] != node.controller_tls.cert_pem.encode()
+    seeds = security.secrets_backend_seeds()
+    assert set(seeds) == {"ENCRYPTION_XKEY_SEED", "TRANSIT_XKEY_SEED"}
+    assert all(seed.startswith("SX") for seed in seeds.values())
+    # Its user answers the secrets API and reaches its bucket through the domain.
+    user = NatsCredentials.from_creds(security.backend.user.creds(), "user")
+    permissions = decode_claims(user.jwt, "user")["nats"]
+    expected = backend_access("nats-kv", "core")
+    assert permissions["pub"]["allow"] == list(expected.pub_allow)
+    assert "$JS.core.API.$KV.WASMCLOUD_SECRETS.>" in permissions["pub"]["allow"]
+    assert permissions["sub"]["allow"] == list(expected.sub_allow)
+    assert leaks(repr(security.backend)) == []
+
+
+def test_the_backend_service_is_planned_with_its_seeds_in_its_0600_environment_only(
+    security: LatticeSecurity, tmp_path: Any
+) -> None:
+    import hashlib
+
+    from pulumi_wasmcloud.provision.agent import (
+        SECRETS_BACKEND_SERVICE,
+        AgentFacts,
+        InstalledAgent,
+        SecretsBackendConfig,
+        Wheelhouse,
+        plan_remove_secrets_backend,
+        plan_secrets_backend,
+    )
+
+    site = tmp_path / "site-packages.tar.gz"
+    site.write_bytes(b"site-packages")
+    wheels = Wheelhouse("0.1.0", "ab" * 32, (), site)
+    facts = AgentFacts(
+        machine=MACHINE,
+        missing=(),
+        installed=InstalledAgent("0.1.0", "ab" * 32),
+        agent_dir=True,
+        services={SECRETS_BACKEND_SERVICE: ServiceState(None, False, None)},
+        leftovers=frozenset(),
+        users=frozenset({"controller"}),
+    )
+    seeds = security.secrets_backend_seeds()
+    config = SecretsBackendConfig(
+        environment={"WADM_JETSTREAM_DOMAIN": "core", **seeds},
+        replicas=3,
+        files=security.secrets_backend_files("core-1"),
+    )
+    plan = plan_secrets_backend("core-1", facts, wheels, config)
+    assert [c.description for c in plan] == [
+        "secrets-backend service: define on core-1",
+        "secrets backend config: write on core-1",
+        "secrets backend NATS user and TLS files: write on core-1",
+        "secrets-backend service: start on core-1",
+    ]
+    uploads = {c.path: c for change in plan for c in change.commands if isinstance(c, Upload)}
+    run = uploads["/var/lib/wasmcloud/services/secrets-backend/run"].data.decode()
+    assert "-m host_agent.secrets serve --replicas 3" in run
+    environment = uploads["/etc/wasmcloud/secrets-backend.env.new"]
+    assert environment.mode == 0o600
+    assert all(seed.encode() in environment.data for seed in seeds.values())
+    secret_uploads = [u for path, u in uploads.items() if path.startswith("/etc/wasmcloud/")]
+    assert {u.mode for u in secret_uploads} == {0o600}
+    # No seed nor key in any command line, the definition (argv) or a description.
+    shown = [str(c) for change in plan for c in change.commands] + [run]
+    shown += [c.description for c in plan]
+    assert not leaks("\n".join(shown))
+    # Converged: nothing to do; removed: its files with it (the install stays while the
+    # controller uses it).
+    written = {path.removesuffix(".new"): u.data for path, u in uploads.items()}
+    converged = AgentFacts(
+        **{
+            **facts.__dict__,
+            "services": {
+                SECRETS_BACKEND_SERVICE: ServiceState(
+                    hashlib.sha256(
+                        written[f"/var/lib/wasmcloud/services/{SECRETS_BACKEND_SERVICE}/run"]
+                    ).hexdigest(),
+                    True,
+                    hashlib.sha256(written["/etc/wasmcloud/secrets-backend.env"]).hexdigest(),
+                )
+            },
+            "files": {
+                SECRETS_BACKEND_SERVICE: {
+                    suffix: hashlib.sha256(data).hexdigest()
+                    for suffix, data in config.files.items()
+                }
+            },
+        }
+    )
+    assert plan_secrets_backend("core-1", converged, wheels, config) == []
+    removal = plan_remove_secrets_backend("core-1", converged)
+    commands = "\n".join(str(c) for change in removal for c in change.commands)
+    assert "/etc/wasmcloud/secrets-backend.key.pem" in commands
+    assert "rm -rf /opt/wasmcloud/agent" not in commands
