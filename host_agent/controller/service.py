@@ -15,9 +15,9 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import nats
 from nats.aio.client import Client as NatsClient
@@ -67,6 +67,7 @@ from host_agent.model.loader import parse_manifest
 from host_agent.model.manifest import Manifest
 
 log = logging.getLogger("host_agent.controller")
+T = TypeVar("T")
 
 # Events that can change what an application needs (heartbeats included: they carry
 # the full inventory, so drift such as a hand-scaled component shows up in them).
@@ -87,6 +88,13 @@ _RECONCILE_EVENTS = {
     "config_set",
     "config_deleted",
 }
+
+# Link and config reads go to ONE host of the lattice's queue group, picked at random by
+# NATS: a host cut off without a reset (its network gone dark) still gets its share until
+# the server drops its connection, minutes later, and one unanswered read failed the whole
+# round (tests/faults/test_network_partition.py). Reads ask again, briefly, instead.
+READ_ATTEMPTS = 4
+READ_TIMEOUT = 0.5  # seconds per attempt; a host answers these from memory
 
 
 @dataclass
@@ -156,6 +164,7 @@ class Controller:
         self.statuses = await StatusStore.open(js, lattice, replicas)
         self.lease = await LeaderLease.open(js, lattice, self.id, self.config.lease_ttl, replicas)
         self.ctl = CtlClient(nc, lattice)
+        self._reads = CtlClient(nc, lattice, timeout=READ_TIMEOUT)
         api = WadmApi(self.manifests, self.statuses)
 
         async def on_api(msg: Msg) -> None:
@@ -317,7 +326,7 @@ class Controller:
         self._everything, self._dirty = False, set()
         try:
             try:
-                links = await self.ctl.get_links()
+                links = await self._read(CtlClient.get_links)
             except nats.errors.NoRespondersError:
                 links = []  # no host is up to answer: statuses still go out (e.g. "no hosts")
             apps = set(dirty)
@@ -344,7 +353,10 @@ class Controller:
             _parse_stored(json.dumps(deployed_data, sort_keys=True)) if deployed_data else None
         )
         owned = owned_by(known)
-        configs = {name: await self.ctl.get_config(name) for name in sorted(owned.config_names)}
+        configs = {
+            name: await self._read(functools.partial(CtlClient.get_config, name=name))
+            for name in sorted(owned.config_names)
+        }
         result = reconcile(app, manifest, owned, self.view, links, configs, time.monotonic())
         for command in result.commands:
             await self.execute(command)
@@ -364,6 +376,14 @@ class Controller:
             app,
             Status(status=StatusInfo(type=overall, message=message), scalers=list(result.scalers)),
         )
+
+    async def _read(self, call: Callable[[CtlClient], Awaitable[T]]) -> T:
+        """A read any host answers, asked again when the host NATS picked does not answer
+        (each attempt goes to a random member of the hosts' queue group)."""
+        for _ in range(READ_ATTEMPTS - 1):
+            with contextlib.suppress(TimeoutError):
+                return await call(self._reads)
+        return await call(self._reads)
 
     async def _publish(self, app: str, status: Status) -> None:
         if self._published.get(app) != status:
