@@ -36,6 +36,8 @@ METRICS = False
 # A CLIENT span per wRPC call too (trace level debug or trace); otherwise a call carries
 # its caller's current span as the parent of the callee's SERVER span.
 _client_spans = False
+# A provider process's own id (its resource says it; its spans need not).
+_own_entity: str | None = None
 
 # wasmCloud 1.4.2's host metric names (crates/host/src/metrics.rs), durations in ns.
 INVOCATIONS = "wasmcloud_host.component.invocations"
@@ -62,6 +64,7 @@ def configure(config: TelemetryConfig, service_name: str, attributes: Mapping[st
     """Start exporting what ``config`` turns on, as ``service_name`` (``OTEL_SERVICE_NAME``
     wins) with ``attributes`` on the resource. Does nothing when everything is off."""
     global TRACING, METRICS, _tracer, _tracer_provider, _meter_provider, _api, _client_spans
+    global _own_entity
     global _invocations, _errors, _duration
     if not config.enabled:
         return
@@ -79,6 +82,7 @@ def configure(config: TelemetryConfig, service_name: str, attributes: Mapping[st
         _tracer = _tracer_provider.get_tracer("host_agent")
         _api = _Api()
         _client_spans = config.client_spans
+        _own_entity = attributes.get("wasmcloud.provider.id")
         TRACING = True
     if config.metrics:
         from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
@@ -197,7 +201,7 @@ class _CurrentSpan:
 
     __slots__ = ("_span", "_token")
 
-    def __init__(self, name: str, parent: Any, attributes: dict[str, Any]) -> None:
+    def __init__(self, name: str, parent: Any, attributes: dict[str, Any] | None) -> None:
         assert _tracer is not None
         self._span = _tracer.start_span(
             name, context=parent, kind=_api.SERVER, attributes=attributes
@@ -221,12 +225,11 @@ def server_span(
 ) -> _CurrentSpan:
     """A served wRPC call's SERVER span (named ``{instance}/{function}``), the current span
     while the handler runs, child of the caller's span named by the ``traceparent`` header.
-    Two attributes only: each costs every request a few microseconds more."""
-    return _CurrentSpan(
-        f"{instance}/{function}",
-        _extract(headers),
-        {"rpc.service": instance, "wasmcloud.entity.id": entity_id},
-    )
+    Its one attribute names the component served (``wasmcloud.entity.id``); a provider's
+    spans have none, its resource names it: the SDK's attribute checks cost every span tens
+    of microseconds."""
+    attributes = None if entity_id == _own_entity else {"wasmcloud.entity.id": entity_id}
+    return _CurrentSpan(f"{instance}/{function}", _extract(headers), attributes)
 
 
 def http_server_span(method: str, path: str, headers: Mapping[str, str]) -> _CurrentSpan:

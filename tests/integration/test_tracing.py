@@ -365,7 +365,7 @@ async def test_one_curl_is_one_trace_across_providers_component_and_hosts(
             assert kv_serve.service == "keyvalue-redis"
             assert kv_serve.kind == SpanProto.SPAN_KIND_SERVER
             assert kv_serve.name == f"{ATOMICS_INSTANCE}/increment"
-            assert kv_serve.attributes["wasmcloud.entity.id"] == "kvredis"
+            assert kv_serve.resource["wasmcloud.provider.id"] == "kvredis"
             assert kv_serve.resource["wasmcloud.host.id"] == edge
             assert len(spans) == expected
             assert all(s.status_code != StatusProto.STATUS_CODE_ERROR for s in spans.values())
