@@ -16,7 +16,8 @@ reloaded by the running nodes, which keep their clients, routes and leaf connect
 Application secrets: every core node runs the NATS KV secrets backend (one queue group:
 each node's instance answers `server_xkey` with the same transit key); a Secret put as
 the Lattice's outputs give it is fetched by a host's secrets client through the edge and
-through every core node (one encryption key everywhere)."""
+through every core node (one encryption key everywhere). A lattice's state from before
+the backend loads, its preview says what the next `up` makes, and the `up` makes it."""
 
 from __future__ import annotations
 
@@ -330,6 +331,28 @@ async def test_a_lattice_on_machines_serves_survives_a_core_node_and_leaves_noth
     # The key each machine showed, recorded (its comment is not part of it).
     assert state["hostKeys"] == {m.name: " ".join(m.host_key.split()[:2]) for m in machines}
     assert state["running"] is True and state["drift"] == {}
+
+    # A lattice from before the secrets backend ran on machines: its state has none of
+    # the backend's material. It loads; the preview says what the `up` makes (never a
+    # value), and the `up` makes it and (re)starts the backend with it.
+    old = json.loads(json.dumps(state))
+    del old["security"]["secretsBackend"]
+    for node in old["security"]["nodes"].values():
+        del node["secretsTls"]
+    log.take()
+    diff = await handler.diff(created.id, old, inputs)
+    notes = log.take()
+    assert "running" in diff.changed and diff.replaces == []
+    assert (
+        "secrets backend keys (encryption, transit) and NATS user: make for lattice default"
+    ) in notes, notes
+    for name in CORE:
+        assert f"secrets backend TLS certificate: issue for {name}" in notes, notes
+        assert f"secrets backend config: update on {name}" in notes, notes
+    assert not leaks("\n".join(notes))
+    state = wire(await handler.update(created.id, old, inputs, preview=False))
+    assert state["security"]["secretsBackend"] is not None
+    log.take()
 
     # Secured: every node refuses anyone but a user with a certificate of the lattice's
     # CA, and serves a certificate for its own address.
