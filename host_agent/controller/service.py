@@ -236,6 +236,13 @@ class Controller:
         self._wake.set()
 
     async def _on_reconnect(self) -> None:
+        # Heartbeats missed while the controller itself was cut off say nothing about the
+        # hosts: their deadlines start again now. Otherwise a NATS restart longer than the
+        # host timeout dropped every host and re-placed their work next to what still ran
+        # (tests/faults/test_nats_restart.py: a second http-server).
+        now = time.monotonic()
+        for host in self.view.hosts.values():
+            host.last_seen = max(host.last_seen, now)
         self._refresh = True  # events may have been missed while disconnected
         self._mark_everything()
 

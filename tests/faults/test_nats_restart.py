@@ -5,6 +5,7 @@ process answers again too (each reconnects on its own, after the hosts or before
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import pytest
@@ -15,6 +16,8 @@ from tests.integration.test_controller import clients, running
 from tests.lattice import NatsServer, Processes, RedisServer, counter_manifest, free_port, run_async
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(150)]
+
+NATS_DOWN_SECONDS = 4.0  # the fault's length (not a wait for anything)
 
 
 @run_async
@@ -39,6 +42,9 @@ async def test_nats_server_restart_under_load(
             nats_server.proc.wait()
             fault_at = time.monotonic()
             await load.until_failed(after=fault_at)
+            # Down for longer than the hosts' timeout (3 heartbeats of 1 s): missed
+            # heartbeats must not count against hosts that lost NATS with the controller.
+            await asyncio.sleep(max(0.0, fault_at + NATS_DOWN_SECONDS - time.monotonic()))
             nats_server.start()  # same port, same store directory
             converged = await placed(ctl, COUNTER_WORKLOADS, hosts=2)
             converged = max(converged, await deployed(wadm, "counter"))
