@@ -46,6 +46,7 @@ async def test_nats_server_restart_under_load(
             # heartbeats must not count against hosts that lost NATS with the controller.
             await asyncio.sleep(max(0.0, fault_at + NATS_DOWN_SECONDS - time.monotonic()))
             nats_server.start()  # same port, same store directory
+            restarted_at = time.monotonic()
             converged = await placed(ctl, COUNTER_WORKLOADS, hosts=2)
             converged = max(converged, await deployed(wadm, "counter"))
             providers = {p: before[p] for p in ("counter-httpserver", "counter-kvredis")}
@@ -53,5 +54,7 @@ async def test_nats_server_restart_under_load(
             await load.settle(after=converged)
         await kept(wadm, "counter", "v0.1.0")
         assert await running(ctl, 2) == before  # same hosts, nothing moved or doubled
-    result = figures("nats-server kill -9 and restart under load", load, fault_at, converged)
+    result = figures(
+        "nats-server kill -9 and restart under load", load, fault_at, converged, restarted_at
+    )
     assert result.converged_seconds < 30, result.line()
