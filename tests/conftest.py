@@ -55,3 +55,23 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     from tests.xdist_scheduling import record_durations
 
     record_durations(config, _reports)
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """The fault suite's figures (tests/faults), one line per fault, whichever worker ran
+    it: requests served / failed and seconds to converge."""
+    from tests.faults.load import FIGURES_PROPERTY
+
+    lines = [
+        str(value)
+        for reports in terminalreporter.stats.values()
+        for report in reports
+        # recorded after the test ran: its teardown report carries them
+        if getattr(report, "when", None) == "teardown"
+        for name, value in getattr(report, "user_properties", ())
+        if name == FIGURES_PROPERTY
+    ]
+    if lines:
+        terminalreporter.section("fault suite figures")
+        for line in lines:
+            terminalreporter.line(line)

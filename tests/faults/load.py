@@ -177,6 +177,12 @@ class Figures:
         )
 
 
+# This process's figure lines, for the test's report (tests/faults/conftest.py): under
+# pytest-xdist a worker's prints never reach the terminal, its reports' properties do.
+REPORTED: list[str] = []
+FIGURES_PROPERTY = "fault figures"
+
+
 def wall_clock(moment: float) -> str:
     """A ``time.monotonic()`` moment as UTC wall-clock time, as the processes' logs show it."""
     wall = moment + time.time() - time.monotonic()
@@ -201,4 +207,5 @@ def figures(
     converged = recovered - (since or fault_at)
     result = Figures(fault, load.served, load.failed, converged, slowest, failures)
     print(result.line())
+    REPORTED.append(result.line())
     return result
