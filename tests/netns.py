@@ -233,6 +233,14 @@ class NetworkNamespace:
         _ip("netns", "del", self.name)  # takes the inside end of the pair, and so both
         _ip("link", "del", self._outside)  # in case the pair never reached the namespace
 
+    def set_cable(self, plugged: bool) -> None:
+        """Unplug (or plug back) the namespace's cable: its end on this machine's side
+        goes down, so packets are dropped without a reset, as when a machine's network
+        goes away; connections survive a short cut (TCP resends once it is back)."""
+        done = _ip("link", "set", self._outside, "up" if plugged else "down")
+        if done.returncode != 0:
+            raise RuntimeError(f"ip link set {self._outside}: {done.stderr.strip()}")
+
     def exists(self) -> bool:
         return self.name in _ip("netns", "list").stdout.split()
 

@@ -40,7 +40,7 @@ import asyncio
 import contextlib
 import ssl
 import time
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -617,6 +617,49 @@ def failed(failures: Mapping[str, BaseException], doing: str) -> RuntimeError:
 # --- the cluster -------------------------------------------------------------------------
 
 
+async def _until_answered(
+    spec: MachineLatticeSpec,
+    core: Sequence[str],
+    timeout: float,
+    ask: Callable[[Any], Awaitable[None]],
+    retried: tuple[type[BaseException], ...],
+    pause: float,
+) -> object | None:
+    """Connect as the tooling user to any of the ``core`` nodes (again while none
+    answers) and ``ask`` until it returns without one of ``retried``: None then, else
+    what was last seen when ``timeout`` passed."""
+    import nats  # see the note on imports above
+    import nats.errors
+
+    urls = [spec.topology.nats_urls[name] for name in core]
+    deadline = time.monotonic() + timeout
+    last: object = "no answer"
+    while time.monotonic() < deadline:
+        try:
+            nc = await nats.connect(
+                servers=urls,
+                connect_timeout=2,
+                max_reconnect_attempts=0,
+                allow_reconnect=False,
+                **client_options(spec),
+            )
+        except (nats.errors.NoServersError, OSError, TimeoutError) as e:
+            last = e
+            await asyncio.sleep(0.5)
+            continue
+        try:
+            while time.monotonic() < deadline:
+                try:
+                    await ask(nc)
+                    return None
+                except retried as e:
+                    last = e
+                    await asyncio.sleep(pause)
+        finally:
+            await nc.close()
+    return last
+
+
 async def await_jetstream(
     spec: MachineLatticeSpec, via: str | None = None, timeout: float = JETSTREAM_TIMEOUT
 ) -> None:
@@ -625,92 +668,48 @@ async def await_jetstream(
     answers), then make the lattice's host buckets with their replicas (a host opening
     them finds them; it would make them with one copy). A bucket is made once enough
     nodes are current, so that is retried too."""
-    import nats  # see the note on imports above
-    import nats.errors
+    import nats.errors  # see the note on imports above
     import nats.js.errors
 
     from host_agent.lattice.jetstream import ensure_kv
     from host_agent.lattice.subjects import config_bucket, links_bucket
 
+    async def buckets_made(nc: Any) -> None:
+        js = nc.jetstream(domain=spec.topology.domain, timeout=5)
+        await js.account_info()
+        for bucket in (links_bucket(spec.lattice), config_bucket(spec.lattice)):
+            await ensure_kv(js, bucket, spec.topology.replicas)
+
     core = spec.topology.core if via is None else (via,)
-    urls = [spec.topology.nats_urls[name] for name in core]
-    deadline = time.monotonic() + timeout
-    last: object = None
-    while time.monotonic() < deadline:
-        try:
-            nc = await nats.connect(
-                servers=urls,
-                connect_timeout=2,
-                max_reconnect_attempts=0,
-                allow_reconnect=False,
-                **client_options(spec),
-            )
-        except (nats.errors.NoServersError, OSError, TimeoutError) as e:
-            last = e
-            await asyncio.sleep(0.5)
-            continue
-        try:
-            js = nc.jetstream(domain=spec.topology.domain, timeout=5)
-            while time.monotonic() < deadline:
-                try:
-                    await js.account_info()
-                    for bucket in (links_bucket(spec.lattice), config_bucket(spec.lattice)):
-                        await ensure_kv(js, bucket, spec.topology.replicas)
-                    return
-                except (
-                    nats.js.errors.Error,
-                    nats.errors.TimeoutError,
-                    nats.errors.NoRespondersError,
-                ) as e:
-                    last = e
-                    await asyncio.sleep(0.5)
-        finally:
-            await nc.close()
-    raise RuntimeError(
-        f"the NATS cluster of lattice {spec.lattice} ({', '.join(spec.topology.core)}) did not "
-        f"serve JetStream in domain {spec.topology.domain} within {timeout:.0f} s (last: "
-        f"{last or 'no answer'}). A majority of the cluster's nodes must run: look at "
-        "/var/log/wasmcloud/nats-server.log (or `journalctl -u wasmcloud-nats-server`) on "
-        "them, then run `pulumi up` again"
-    )
+    retried = (nats.js.errors.Error, nats.errors.TimeoutError, nats.errors.NoRespondersError)
+    last = await _until_answered(spec, core, timeout, buckets_made, retried, 0.5)
+    if last is not None:
+        raise RuntimeError(
+            f"the NATS cluster of lattice {spec.lattice} ({', '.join(spec.topology.core)}) "
+            f"did not serve JetStream in domain {spec.topology.domain} within {timeout:.0f} s "
+            f"(last: {last}). A majority of the cluster's nodes must run: look at "
+            "/var/log/wasmcloud/nats-server.log (or `journalctl -u wasmcloud-nats-server`) "
+            "on them, then run `pulumi up` again"
+        )
 
 
 async def await_controller(spec: MachineLatticeSpec, timeout: float = CONTROLLER_TIMEOUT) -> None:
     """Until a controller answers the wadm API: applications deployed next in the same
     ``up`` need it."""
-    import nats  # see the note on imports above
-    import nats.errors
+    import nats.errors  # see the note on imports above
 
     from host_agent.lattice.wadm import WadmClient
 
-    urls = [spec.topology.nats_urls[name] for name in spec.topology.core]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            nc = await nats.connect(
-                servers=urls,
-                connect_timeout=2,
-                max_reconnect_attempts=0,
-                allow_reconnect=False,
-                **client_options(spec),
-            )
-        except (nats.errors.NoServersError, OSError, TimeoutError):
-            await asyncio.sleep(0.5)
-            continue
-        try:
-            while time.monotonic() < deadline:
-                try:
-                    await WadmClient(nc, spec.lattice, timeout=1.0).list()
-                    return
-                except (nats.errors.NoRespondersError, nats.errors.TimeoutError):
-                    await asyncio.sleep(0.2)
-        finally:
-            await nc.close()
-    raise RuntimeError(
-        f"no controller of lattice {spec.lattice} answered within {timeout:.0f} s; look at "
-        "/var/log/wasmcloud/controller.log (or `journalctl -u wasmcloud-controller`) on "
-        f"{', '.join(spec.topology.core)}, then run `pulumi up` again"
-    )
+    async def listed(nc: Any) -> None:
+        await WadmClient(nc, spec.lattice, timeout=1.0).list()
+
+    retried = (nats.errors.NoRespondersError, nats.errors.TimeoutError)
+    if await _until_answered(spec, spec.topology.core, timeout, listed, retried, 0.2) is not None:
+        raise RuntimeError(
+            f"no controller of lattice {spec.lattice} answered within {timeout:.0f} s; look "
+            "at /var/log/wasmcloud/controller.log (or `journalctl -u wasmcloud-controller`) "
+            f"on {', '.join(spec.topology.core)}, then run `pulumi up` again"
+        )
 
 
 async def await_secrets_backend(
@@ -718,44 +717,22 @@ async def await_secrets_backend(
 ) -> None:
     """Until a secrets backend answers its ``server_xkey`` as the tooling user does: a
     Secret put next in the same ``up`` needs it."""
-    import nats  # see the note on imports above
-    import nats.errors
-
     from host_agent.secrets.client import SecretsClient, SecretsError
     from host_agent.secrets.protocol import DEFAULT_BACKEND
 
-    urls = [spec.topology.nats_urls[name] for name in spec.topology.core]
-    deadline = time.monotonic() + timeout
-    last: object = None
-    while time.monotonic() < deadline:
-        try:
-            nc = await nats.connect(
-                servers=urls,
-                connect_timeout=2,
-                max_reconnect_attempts=0,
-                allow_reconnect=False,
-                **client_options(spec),
-            )
-        except (nats.errors.NoServersError, OSError, TimeoutError) as e:
-            last = e
-            await asyncio.sleep(0.5)
-            continue
-        try:
-            while time.monotonic() < deadline:
-                try:
-                    await SecretsClient(nc, DEFAULT_BACKEND, timeout=1.0).server_xkey()
-                    return
-                except SecretsError as e:
-                    last = e
-                    await asyncio.sleep(0.2)
-        finally:
-            await nc.close()
-    raise RuntimeError(
-        f"no secrets backend of lattice {spec.lattice} answered within {timeout:.0f} s "
-        f"(last: {last or 'no answer'}); look at /var/log/wasmcloud/{SECRETS_BACKEND_SERVICE}"
-        f".log (or `journalctl -u wasmcloud-{SECRETS_BACKEND_SERVICE}`) on "
-        f"{', '.join(spec.topology.core)}, then run `pulumi up` again"
+    async def sealing_key(nc: Any) -> None:
+        await SecretsClient(nc, DEFAULT_BACKEND, timeout=1.0).server_xkey()
+
+    last = await _until_answered(
+        spec, spec.topology.core, timeout, sealing_key, (SecretsError,), 0.2
     )
+    if last is not None:
+        raise RuntimeError(
+            f"no secrets backend of lattice {spec.lattice} answered within {timeout:.0f} s "
+            f"(last: {last}); look at /var/log/wasmcloud/{SECRETS_BACKEND_SERVICE}.log (or "
+            f"`journalctl -u wasmcloud-{SECRETS_BACKEND_SERVICE}`) on "
+            f"{', '.join(spec.topology.core)}, then run `pulumi up` again"
+        )
 
 
 # --- the handler -------------------------------------------------------------------------

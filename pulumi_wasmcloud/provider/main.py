@@ -89,7 +89,14 @@ async def _serve(args: list[str], engine: str | None) -> None:
     await server.start()
     sys.stdout.buffer.write(f"{port}\n".encode())  # the engine reads the port from stdout
     sys.stdout.buffer.flush()
-    await server.wait_for_termination()
+    try:
+        await server.wait_for_termination()
+    finally:
+        # Stopped here, on its own loop, when the engine's SIGINT cancels the wait:
+        # a gRPC aio server left to the interpreter's exit is torn down from its
+        # finalizer after the loop closed, which can hang the process (a CI run once
+        # waited 60 s for an interrupted plugin).
+        await server.stop(None)
 
 
 def main() -> None:

@@ -432,11 +432,23 @@ class TestProdStack:
         assert {region: len(objects) for region, objects in made.items()} == {
             region: 3 * size for region, size in PROD_SIZES.items()
         }, made
-        prod.stack.run("destroy", "--yes")
+        destroyed = prod.stack.run("destroy", "--yes", ok=False)
+        assert destroyed.returncode == 0, (
+            f"{destroyed.stdout}\n{destroyed.stderr}\n{machine_logs(world)}"
+        )
         left = ec2_objects(world)
         assert not any(left.values()), left
         world.hypervisor.wait_polled()
         assert not world.hypervisor.machines, world.hypervisor.machines
+
+
+def machine_logs(world: Ec2World, lines: int = 40) -> str:
+    """The end of every service log on every instance still running, for a failure."""
+    said = []
+    for instance_id, machine in list(world.hypervisor.machines.items()):
+        tail = machine.inside(["sh", "-c", f"tail -n {lines} /var/log/wasmcloud/*.log"])
+        said.append(f"--- {instance_id} ({machine.address})\n{tail.stdout}{tail.stderr}")
+    return "\n".join(said)
 
 
 def ec2_objects(world: Ec2World) -> dict[str, list[str]]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from typing import Any
 
 import nats.errors
 from nats.aio.client import Client as NatsClient
@@ -77,3 +78,12 @@ async def kept(wadm: WadmClient, app: str, version: str) -> None:
     models = {m.name: m for m in (await wadm.list()).models}
     assert app in models, f"{app} is gone from the wadm API: {sorted(models)}"
     assert models[app].deployed_version == version, models[app]
+
+
+async def counter_deployed(wadm: WadmClient, ctl: CtlClient, manifest: dict[str, Any]) -> None:
+    """Put and deploy the counter ``manifest``; return once it runs as COUNTER_WORKLOADS
+    on the two hosts and the wadm API says deployed."""
+    await wadm.put(manifest)
+    await wadm.deploy("counter")
+    await placed(ctl, COUNTER_WORKLOADS, hosts=2)
+    await deployed(wadm, "counter")

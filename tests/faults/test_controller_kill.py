@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from host_agent.lattice.subjects import CtlSubjects
-from tests.faults.checks import COUNTER_WORKLOADS, deployed, kept, placed
+from tests.faults.checks import COUNTER_WORKLOADS, counter_deployed, deployed, kept, placed
 from tests.faults.load import Load, figures
 from tests.integration.test_controller import clients, running
 from tests.lattice import (
@@ -52,10 +52,7 @@ async def test_controller_kill_9_mid_deploy(
     controller = processes.controller()
     port, shop_port = free_port(), free_port()
     async with clients(nats_server) as (wadm, ctl):
-        await wadm.put(counter_manifest(redis_server.url, port))
-        await wadm.deploy("counter")
-        await placed(ctl, COUNTER_WORKLOADS, hosts=2)
-        await deployed(wadm, "counter")
+        await counter_deployed(wadm, ctl, counter_manifest(redis_server.url, port))
 
         fault: list[float] = []
 

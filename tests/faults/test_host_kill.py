@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from tests.faults.checks import COUNTER_WORKLOADS, deployed, kept, placed
+from tests.faults.checks import COUNTER_WORKLOADS, counter_deployed, deployed, kept, placed
 from tests.faults.load import Load, figures
 from tests.integration.test_controller import _host_id, clients, running
 from tests.lattice import NatsServer, Processes, RedisServer, counter_manifest, free_port, run_async
@@ -24,10 +24,7 @@ async def test_kill_9_of_the_listening_host_under_load(
     processes.controller()
     port = free_port()
     async with clients(nats_server) as (wadm, ctl):
-        await wadm.put(counter_manifest(redis_server.url, port))
-        await wadm.deploy("counter")
-        await placed(ctl, COUNTER_WORKLOADS, hosts=2)
-        await deployed(wadm, "counter")
+        await counter_deployed(wadm, ctl, counter_manifest(redis_server.url, port))
         [listening] = (await running(ctl, 2))["counter-httpserver"]
         victim = next(h for h in hosts if _host_id(h) == listening)
 

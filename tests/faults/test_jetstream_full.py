@@ -13,7 +13,7 @@ import nats.js.errors
 import pytest
 
 from host_agent.lattice.wadm import WadmError
-from tests.faults.checks import COUNTER_WORKLOADS, deployed, kept, placed
+from tests.faults.checks import COUNTER_WORKLOADS, counter_deployed, deployed, kept, placed
 from tests.faults.load import Load, figures
 from tests.integration.test_controller import clients, heartbeats
 from tests.lattice import NatsServer, Processes, RedisServer, counter_manifest, free_port, run_async
@@ -44,10 +44,7 @@ async def test_jetstream_store_full_under_load(
     port = free_port()
     manifest = counter_manifest(redis_server.url, port)
     async with clients(nats_server) as (wadm, ctl):
-        await wadm.put(manifest)
-        await wadm.deploy("counter")
-        await placed(ctl, COUNTER_WORKLOADS, hosts=2)
-        await deployed(wadm, "counter")
+        await counter_deployed(wadm, ctl, manifest)
         js = wadm.nc.jetstream()
 
         with Load(f"http://127.0.0.1:{port}/faults") as load:

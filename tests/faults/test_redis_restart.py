@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from tests.faults.checks import COUNTER_WORKLOADS, deployed, kept, placed
+from tests.faults.checks import COUNTER_WORKLOADS, counter_deployed, deployed, kept, placed
 from tests.faults.load import Load, figures
 from tests.integration.test_controller import clients, running
 from tests.lattice import NatsServer, Processes, RedisServer, counter_manifest, free_port, run_async
@@ -27,10 +27,7 @@ async def test_redis_server_restart_under_load(
     processes.controller()
     port = free_port()
     async with clients(nats_server) as (wadm, ctl):
-        await wadm.put(counter_manifest(redis_server.url, port))
-        await wadm.deploy("counter")
-        await placed(ctl, COUNTER_WORKLOADS, hosts=2)
-        await deployed(wadm, "counter")
+        await counter_deployed(wadm, ctl, counter_manifest(redis_server.url, port))
         before = await running(ctl, 2)
 
         with Load(f"http://127.0.0.1:{port}/faults") as load:

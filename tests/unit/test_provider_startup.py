@@ -6,6 +6,7 @@ is not loaded before, and the process ends with status 0 when the engine interru
 from __future__ import annotations
 
 import json
+import os
 import re
 import signal
 import subprocess
@@ -229,13 +230,20 @@ def test_the_plugin_prints_its_port_and_ends_with_status_0_when_interrupted() ->
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # A plugin that does not end prints where each thread waits (SIGABRT below).
+        env={**os.environ, "PYTHONFAULTHANDLER": "1"},
     )
     try:
-        assert plugin.stdout is not None
+        assert plugin.stdout is not None and plugin.stderr is not None
         port = plugin.stdout.readline().strip()
-        assert port.isdigit(), plugin.stderr.read() if plugin.stderr else ""
+        assert port.isdigit(), plugin.stderr.read()
         plugin.send_signal(signal.SIGINT)
-        assert plugin.wait(timeout=60) == 0
+        try:
+            assert plugin.wait(timeout=60) == 0
+        except subprocess.TimeoutExpired:
+            plugin.send_signal(signal.SIGABRT)
+            plugin.wait(timeout=10)
+            pytest.fail(f"the plugin did not end on SIGINT:\n{plugin.stderr.read()}")
     finally:
         if plugin.poll() is None:
             plugin.kill()

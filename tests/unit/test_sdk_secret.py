@@ -5,6 +5,8 @@ Pulumi's own mocks stand in for the engine (no provider runs)."""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Iterator
 from typing import Any
 
 import pulumi
@@ -38,10 +40,16 @@ class Engine(pulumi.runtime.Mocks):
 
 
 @pytest.fixture
-def engine() -> Engine:
+def engine() -> Iterator[Engine]:
+    # Pulumi's test runner takes the thread's current event loop; an earlier test's
+    # asyncio.run() in this process leaves none set, so give it its own.
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
     mocks = Engine()
     pulumi.runtime.set_mocks(mocks, preview=False)
-    return mocks
+    yield mocks
+    asyncio.set_event_loop(None)
+    loop.close()
 
 
 @pulumi.runtime.test
