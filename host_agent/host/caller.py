@@ -65,11 +65,13 @@ class GrantKeeper:
         self._last_problem = ""
         self._task: asyncio.Task[None] | None = None
         self._running_round = False
+        self._closing = False
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run())
 
     async def stop(self) -> None:
+        self._closing = True
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
@@ -91,7 +93,11 @@ class GrantKeeper:
                 log.warning("%s: no link grant round ended within %g s", self._who, timeout)
 
     async def _run(self) -> None:
-        while True:
+        # `_closing` as well as the cancel: a cancel that lands as the wait below ends
+        # could be lost (asyncio.wait_for's race on 3.11), and a round that kept going
+        # held up the host's stop of its provider, and every provider command after it,
+        # for good (seen under load: a deleted app's provider never stopped).
+        while not self._closing:
             self._wanted.clear()
             self._running_round = True
             try:
@@ -102,7 +108,8 @@ class GrantKeeper:
                     self._rounds += 1
                     self._round_done.notify_all()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wanted.wait(), wait)
+                async with asyncio.timeout(wait):
+                    await self._wanted.wait()
 
     async def _round(self) -> float:
         """One request; returns how long until the next one unless something changes."""
