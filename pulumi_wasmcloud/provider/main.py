@@ -16,6 +16,7 @@ import contextlib
 import importlib.util
 import logging
 import os
+import signal
 import sys
 import threading
 import types
@@ -89,14 +90,19 @@ async def _serve(args: list[str], engine: str | None) -> None:
     await server.start()
     sys.stdout.buffer.write(f"{port}\n".encode())  # the engine reads the port from stdout
     sys.stdout.buffer.flush()
-    try:
-        await server.wait_for_termination()
-    finally:
-        # Stopped here, on its own loop, when the engine's SIGINT cancels the wait:
-        # a gRPC aio server left to the interpreter's exit is torn down from its
-        # finalizer after the loop closed, which can hang the process (a CI run once
-        # waited 60 s for an interrupted plugin).
-        await server.stop(None)
+    # The engine ends a command with SIGINT. Our own handler, not asyncio.run's cancel
+    # of this task: a cancel that reached grpc's wait_for_termination could be lost
+    # under load, and the plugin then never ended (CI waited 60 s for it, twice).
+    interrupted = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, interrupted.set)
+    terminated = asyncio.ensure_future(server.wait_for_termination())
+    stopping = asyncio.ensure_future(interrupted.wait())
+    await asyncio.wait({terminated, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    stopping.cancel()
+    await server.stop(None)
+    terminated.cancel()
 
 
 def main() -> None:

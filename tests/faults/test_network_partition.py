@@ -92,7 +92,7 @@ async def test_a_hosts_network_goes_away_and_comes_back_under_load(
     assert result.converged_seconds < 40, result.line()
 
 
-async def wait_not_deployed(wadm: Any, timeout: float = 30.0) -> None:
+async def wait_not_deployed(wadm: Any, timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         reply = await wadm.status("counter")

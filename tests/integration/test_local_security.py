@@ -45,7 +45,7 @@ PROGRAM = (
     .replace("heartbeat_seconds=", 'secure=config.get_bool("secure"),\n    heartbeat_seconds=', 1)
 )
 # An nkey seed (operator, account, user, server...) as text: 'S', its kind, then base32.
-SEED = re.compile(r"S[OAUNC][A-Z2-7]{50,}")
+SEED = re.compile(r"\bS[OAUNCPX][A-Z2-7]{54,}\b")  # a seed, not a public key's tail
 PRIVATE = re.compile(r"PRIVATE KEY|NKEY SEED|password", re.IGNORECASE)
 
 
