@@ -30,10 +30,11 @@ from pydantic import Field, ValidationError
 from rich.console import Group, RenderableType
 from rich.text import Text
 
+from host_agent.host.state import humanize_seconds  # the hosts' own uptime_human style
 from host_agent.lattice.client import HostReading
 from host_agent.lattice.protocol import InventoryReport
 from host_agent.lattice.strict import BadRequest, StrictModel, describe_errors
-from host_agent.ops.tables import humanize_seconds, labels_text, table
+from host_agent.ops.tables import labels_text, table
 
 # wadm's annotation on everything it starts: the application's name.
 APPSPEC_ANNOTATION = "wasmcloud.dev/appspec"

@@ -43,14 +43,3 @@ def to_text(*renderables: RenderableType, width: int = PIPE_WIDTH) -> str:
     for renderable in renderables:
         console.print(renderable)
     return "\n".join(line.rstrip() for line in out.getvalue().splitlines())
-
-
-def humanize_seconds(seconds: int) -> str:
-    """``93784`` -> ``1d 2h 3m 4s`` (the hosts' uptime_human style)."""
-    parts = []
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size:
-            parts.append(f"{seconds // size}{unit}")
-            seconds %= size
-    parts.append(f"{seconds}s")
-    return " ".join(parts)
