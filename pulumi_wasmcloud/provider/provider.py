@@ -28,6 +28,8 @@ from pulumi.provider.experimental.provider import (
     DeleteRequest,
     DiffRequest,
     DiffResponse,
+    GetSchemaRequest,
+    GetSchemaResponse,
     PropertyDiff,
     PropertyDiffKind,
     Provider,
@@ -90,6 +92,11 @@ class WasmcloudProvider(Provider):
         self.settings = ProviderSettings()
         self.handlers: dict[str, Handler] = {}  # type token -> handler, as first used
         self.config: dict[str, Any] = {}
+
+    async def get_schema(self, request: GetSchemaRequest) -> GetSchemaResponse:
+        from pulumi_wasmcloud.schema.package import schema_json
+
+        return GetSchemaResponse(schema_json())
 
     def handler(self, type_token: str) -> Handler:
         if type_token not in self.handlers:
