@@ -511,16 +511,26 @@ class ApplicationResource:
         from host_agent.lattice.wadm import WadmError
 
         manifest = parse_manifest(inputs["manifest"]).manifest
-        if inputs.get("unplaced") and not inputs["allowUnplaced"]:
-            raise InputError(
-                "manifest",
-                f"cannot place {_instances(inputs['unplaced'])} on the lattice's hosts; add "
-                "hosts whose labels match the spreads, change the spread requirements, or "
-                "set allowUnplaced: true. Nothing was deployed",
-            )
-        await push_local_components(dict(inputs.get("localComponents") or {}), self.log)
         async with self._connect(inputs) as lattice:
             await self._await_hosts(lattice)
+            if inputs.get("unplaced"):
+                # Check planned before this update ran the steps it depends on: a Host
+                # this update restarts or creates was not in the lattice then. Plan again
+                # on the lattice as it is now, and refuse only what still cannot go.
+                plan, names = await lattice.plan(manifest, fresh=True)
+                inputs = {
+                    **inputs,
+                    "placement": placement_by_name(plan, names),
+                    "unplaced": plan.unplaced(),
+                }
+            if inputs.get("unplaced") and not inputs["allowUnplaced"]:
+                raise InputError(
+                    "manifest",
+                    f"cannot place {_instances(inputs['unplaced'])} on the lattice's hosts; "
+                    "add hosts whose labels match the spreads, change the spread "
+                    "requirements, or set allowUnplaced: true. Nothing was deployed",
+                )
+            await push_local_components(dict(inputs.get("localComponents") or {}), self.log)
             try:
                 stored = await _stored(lattice, manifest.name)
             except nats.errors.NoRespondersError:

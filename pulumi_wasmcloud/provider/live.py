@@ -137,10 +137,12 @@ class Lattice:
             hosts[snapshot.id] = snapshot
         return LatticeSnapshot(hosts)
 
-    async def plan(self, manifest: Manifest) -> tuple[PlacementPlan, dict[str, str]]:
+    async def plan(
+        self, manifest: Manifest, fresh: bool = False
+    ) -> tuple[PlacementPlan, dict[str, str]]:
         from host_agent.placement import plan_placement  # the lattice is read (see above)
 
-        view = await self.view()
+        view = await self.view(fresh)
         return plan_placement(manifest, view.inventory_for(manifest)), view.names()
 
     async def stranded_by(self, host_id: str) -> list[str]:

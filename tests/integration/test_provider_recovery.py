@@ -52,6 +52,24 @@ async def create(
     )
 
 
+async def until_a_host_answers(url: str) -> None:
+    nc = await nats.connect(url)
+    try:
+        while not await CtlClient(nc, "default").ping_hosts(wait=0.3):
+            await asyncio.sleep(0.1)  # "no responders" comes back at once: pace the pings
+    finally:
+        await nc.close()
+
+
+def counter_alone(instances: int) -> dict[str, Any]:
+    """The counter app with only its counter component, ``instances`` of it, no links."""
+    app = counter_manifest("redis://127.0.0.1:1", free_port())
+    counter = app["spec"]["components"][0]
+    counter["traits"] = [{"type": "spreadscaler", "properties": {"instances": instances}}]
+    app["spec"]["components"] = [counter]
+    return app
+
+
 def cmdline(pid: int) -> list[str]:
     return Path(f"/proc/{pid}/cmdline").read_text().split("\0")
 
@@ -94,7 +112,7 @@ async def lattice_resource(
 async def test_failures_reach_the_engine_as_sentences_not_class_reprs() -> None:
     manifest = counter_manifest("redis://127.0.0.1:1", 1)
     async with provider() as (stub, _):
-        # An InputError (the planned placement left instances unplaced).
+        # An unreachable lattice: what to check, not a connection error's repr.
         inputs = {
             "natsUrl": "nats://127.0.0.1:1",
             "lattice": "default",
@@ -105,7 +123,8 @@ async def test_failures_reach_the_engine_as_sentences_not_class_reprs() -> None:
         with pytest.raises(grpc.aio.AioRpcError) as raised:
             await stub.Create(provider_pb2.CreateRequest(urn=APP, properties=struct(inputs)))
         details = str(raised.value.details())
-        assert details.startswith("manifest: cannot place counter x3 on the lattice's"), details
+        assert details.startswith("cannot reach NATS at nats://127.0.0.1:1: "), details
+        assert "Is the lattice running?" in details and "nothing was changed" in details
         assert "<class" not in details and "Unexpected" not in details
 
         # A bug (state without a manifest) still reads as a sentence, with its type name.
@@ -274,6 +293,35 @@ async def test_after_a_nats_restart_check_waits_for_the_hosts_in_state(tmp_path:
         assert plain(rechecked.inputs)["unplaced"] == {}
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(240)
+@run_async
+async def test_create_plans_again_when_check_ran_before_its_hosts_joined(
+    nats_server: NatsServer, processes: Processes
+) -> None:
+    """`up` checks an Application before it runs the Host steps the Application depends
+    on: a host that this update starts (or restarts) was not in the lattice then. Create
+    plans again on the lattice as it is, instead of refusing the check's stale plan."""
+    processes.controller()
+    app = counter_alone(2)
+    async with provider(nats_server.url) as (stub, _):
+        checked = await stub.Check(
+            provider_pb2.CheckRequest(urn=APP, news=struct({"manifest": app}))
+        )
+        assert list(checked.failures) == []
+        assert plain(checked.inputs)["unplaced"] == {"counter": 2}
+
+        processes.host(tier="edge")
+        await until_a_host_answers(nats_server.url)
+        created = await stub.Create(
+            provider_pb2.CreateRequest(urn=APP, properties=checked.inputs, timeout=120)
+        )
+        outputs = plain(created.properties)
+        assert outputs["status"] == "deployed"
+        assert outputs["unplaced"] == {}
+        assert sum(outputs["placement"]["counter"].values()) == 2
+
+
 # -- delete fails while instances still run ---------------------------------------------
 
 
@@ -291,17 +339,9 @@ async def test_delete_fails_naming_what_still_runs_per_host(
     # but reconciles nothing until the lease ages out, so deleted instances stay.
     leader = ControllerProcess(nats_server, "--lease-ttl", "120", log=tmp_path / "leader.log")
     standby = None
-    app = counter_manifest("redis://127.0.0.1:1", free_port())
-    counter = app["spec"]["components"][0]
-    counter["traits"] = [{"type": "spreadscaler", "properties": {"instances": 2}}]
-    app["spec"]["components"] = [counter]
+    app = counter_alone(2)
     try:
-        nc = await nats.connect(nats_server.url)
-        try:
-            while not await CtlClient(nc, "default").ping_hosts(wait=0.3):
-                await asyncio.sleep(0.1)  # "no responders" comes back at once: pace the pings
-        finally:
-            await nc.close()
+        await until_a_host_answers(nats_server.url)
         async with provider(nats_server.url) as (stub, _):
             created = await create(stub, APP, {"manifest": app})
             assert plain(created.properties)["status"] == "deployed"
