@@ -87,9 +87,10 @@ class Lattice(pulumi.CustomResource):
     (what each Host mints its own NATS user with). ``secure=False`` runs the plain NATS of
     earlier versions (anyone on this machine may then connect).
 
-    ``otlp_endpoint`` (e.g. ``"http://localhost:4318"``, a local lattice): its Hosts, and the
-    providers they start, export OpenTelemetry traces and metrics there over OTLP/HTTP
-    (docs/operations.md, Tracing); not given, they export nothing.
+    ``otlp_endpoint`` (e.g. ``"http://localhost:4318"``; on machines, a collector address the
+    machines reach): its Hosts, the providers they start and (on machines) its controllers
+    export OpenTelemetry traces and metrics there over OTLP/HTTP (docs/operations.md,
+    Tracing); not given, they export nothing.
     """
 
     def __init__(
@@ -131,13 +132,8 @@ class Lattice(pulumi.CustomResource):
             for i, leaf in enumerate(leaf_nodes or []):
                 if not isinstance(leaf, LeafNode):
                     raise TypeError(f"Lattice {resource_name}: leaf_nodes[{i}] must be a LeafNode")
-            if otlp_endpoint is not None:
-                raise ValueError(
-                    f"Lattice {resource_name}: otlp_endpoint is for a lattice on this machine "
-                    "for now; hosts on machines do not export OpenTelemetry yet"
-                )
             del props["natsPort"], props["stateDir"]  # machines have their own places
-            del props["secure"], props["otlpEndpoint"]
+            del props["secure"]
             props |= {
                 "cluster": [machine.to_input() for machine in cluster],
                 "leafNodes": [leaf.to_input() for leaf in leaf_nodes or []],
@@ -264,7 +260,7 @@ class Host(pulumi.CustomResource):
             "userIssuer": lattice.user_issuer,
             "caCert": lattice.ca_cert,
             "clientTls": lattice.client_tls,
-            # OpenTelemetry (a local lattice's otlp_endpoint): the host exports there.
+            # OpenTelemetry (the lattice's otlp_endpoint): the host exports there.
             "otlpEndpoint": _output(lattice, "otlpEndpoint"),
             "hostId": None,
             "seed": None,
@@ -274,7 +270,7 @@ class Host(pulumi.CustomResource):
         if machine is not None:
             if not isinstance(machine, SshMachine):
                 raise TypeError(f"Host {resource_name}: machine must be an SshMachine")
-            del props["stateDir"], props["target"], props["otlpEndpoint"]  # machine: its own
+            del props["stateDir"], props["target"]  # machine: its own
             props |= {
                 "machine": machine.to_input(),
                 "hostNatsUrl": nats_url if nats_url is not None else lattice.nats_url,

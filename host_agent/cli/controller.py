@@ -31,6 +31,8 @@ from host_agent.controller.service import Controller, ControllerConfig
 from host_agent.lattice import event_loop
 from host_agent.lattice.connection import ConnectionRefused
 from host_agent.security.authority import UserIssuer
+from host_agent.telemetry import controller as telemetry
+from host_agent.telemetry.config import from_env as telemetry_from_env
 
 
 def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
@@ -174,6 +176,8 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
     try:
         issuer = read_grant_issuer(args.grant_issuer_file) if args.grant_issuer_file else None
         tls = client_tls(args, env, CONTROLLER_CA_ENV)
+        # OpenTelemetry as a host reads it (WASMCLOUD_OBSERVABILITY_ENABLED, OTEL_*).
+        observability = telemetry_from_env(env)
     except ValueError as exc:
         print(f"wasmcloud-controller: error: {exc}", file=sys.stderr)
         return 2
@@ -192,6 +196,7 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
             tls=tls,
         )
     )
+    telemetry.configure(observability, args.lattice, controller.id)
     try:
         event_loop.run(_serve(controller))
     except ConnectionRefused as exc:
@@ -204,6 +209,8 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
             file=sys.stderr,
         )
         return 1
+    finally:
+        telemetry.shutdown()  # what is still buffered goes out (a stop's last metrics)
     return 0
 
 

@@ -43,6 +43,7 @@ from host_agent.model.issues import ManifestError
 from host_agent.model.loader import parse_manifest, parse_manifest_text
 from host_agent.model.manifest import VERSION_ANNOTATION, Manifest
 from host_agent.model.naming import MANIFEST_NAME_PATTERN
+from host_agent.telemetry import controller as telemetry
 
 log = logging.getLogger("host_agent.controller.api")
 
@@ -108,7 +109,9 @@ class WadmApi:
                     return await self.delete(name, delete.version)
                 case "deploy", str():
                     deploy = parse_model_request(DeployModelRequest, body, operation)
-                    return await self.deploy(name, deploy.version)
+                    answer = await self.deploy(name, deploy.version)
+                    telemetry.deploy_requested(name, answer)
+                    return answer
                 case "undeploy", str():
                     parse_model_request(UndeployModelRequest, body, operation)
                     return await self.undeploy(name)

@@ -65,6 +65,7 @@ from host_agent.lattice.wadm_types import Status, StatusInfo, StatusType, aggreg
 from host_agent.model.issues import ManifestError
 from host_agent.model.loader import parse_manifest
 from host_agent.model.manifest import Manifest
+from host_agent.telemetry import controller as telemetry
 
 log = logging.getLogger("host_agent.controller")
 T = TypeVar("T")
@@ -171,7 +172,8 @@ class Controller:
         api = WadmApi(self.manifests, self.statuses)
 
         async def on_api(msg: Msg) -> None:
-            await msg.respond(await api.handle(msg.subject, msg.data))
+            with telemetry.span("wadm.api", {"wadm.api.subject": msg.subject}):
+                await msg.respond(await api.handle(msg.subject, msg.data))
 
         await nc.subscribe(f"{WADM_API_PREFIX}.{lattice}.>", queue=WADM_API_QUEUE, cb=on_api)
         await nc.subscribe(events_wildcard(lattice), cb=self._on_event)
@@ -335,15 +337,17 @@ class Controller:
         everything, dirty = self._everything, self._dirty
         self._everything, self._dirty = False, set()
         try:
-            try:
-                links = await self._read(CtlClient.get_links)
-            except nats.errors.NoRespondersError:
-                links = []  # no host is up to answer: statuses still go out (e.g. "no hosts")
-            apps = set(dirty)
-            if everything:
-                apps |= set(await self.manifests.names()) | set(self._known)
-            for app in sorted(apps):
-                await self.reconcile_app(app, links)
+            with telemetry.span("reconcile", {"wadm.controller": self.id}):
+                try:
+                    links = await self._read(CtlClient.get_links)
+                except nats.errors.NoRespondersError:
+                    links = []  # no host is up to answer: statuses still go out ("no hosts")
+                apps = set(dirty)
+                if everything:
+                    apps |= set(await self.manifests.names()) | set(self._known)
+                for app in sorted(apps):
+                    with telemetry.span(f"reconcile {app}", {"wadm.application": app}):
+                        await self.reconcile_app(app, links)
         except BaseException:
             self._everything, self._dirty = self._everything or everything, self._dirty | dirty
             raise
@@ -406,44 +410,48 @@ class Controller:
         """Send one command; on success, note it in the view so the next round does not
         repeat it before the host's event reports the outcome."""
         now = time.monotonic()
-        try:
-            match command:
-                case PutConfig(name, values):
-                    await self.ctl.put_config(name, values)
-                case DeleteConfig(name):
-                    await self.ctl.delete_config(name)
-                case StartProvider(host_id, provider_id, image, annotations, config):
-                    await self.ctl.start_provider(host_id, provider_id, image, annotations, config)
-                    if host := self.view.hosts.get(host_id):
-                        host.providers[provider_id] = ProviderSeen(
-                            image, annotations, healthy=False
+        with telemetry.command(command) as outcome:
+            try:
+                match command:
+                    case PutConfig(name, values):
+                        await self.ctl.put_config(name, values)
+                    case DeleteConfig(name):
+                        await self.ctl.delete_config(name)
+                    case StartProvider(host_id, provider_id, image, annotations, config):
+                        await self.ctl.start_provider(
+                            host_id, provider_id, image, annotations, config
                         )
-                case StopProvider(host_id, provider_id):
-                    await self.ctl.stop_provider(host_id, provider_id)
-                    if host := self.view.hosts.get(host_id):
-                        host.providers.pop(provider_id, None)
-                case ScaleComponent(host_id, component_id, image, count, annotations, config):
-                    await self.ctl.scale_component(
-                        host_id, component_id, image, count, annotations, config
+                        if host := self.view.hosts.get(host_id):
+                            host.providers[provider_id] = ProviderSeen(
+                                image, annotations, healthy=False
+                            )
+                    case StopProvider(host_id, provider_id):
+                        await self.ctl.stop_provider(host_id, provider_id)
+                        if host := self.view.hosts.get(host_id):
+                            host.providers.pop(provider_id, None)
+                    case ScaleComponent(host_id, component_id, image, count, annotations, config):
+                        await self.ctl.scale_component(
+                            host_id, component_id, image, count, annotations, config
+                        )
+                        # Running only once the host's component_scaled event says so.
+                        self.view.expect_scale(host_id, component_id, image, count, now)
+                    case PutLink(link):
+                        try:
+                            await self.ctl.put_link(link)
+                        except (CtlError, TimeoutError) as refused:
+                            reason = str(refused) or "the host did not answer link.put in time"
+                            self.view.link_failures[link_key(link)] = reason
+                            raise
+                        self.view.link_failures.pop(link_key(link), None)
+                    case DeleteLink(source_id, namespace, package, name):
+                        await self.ctl.delete_link(source_id, namespace, package, name)
+            except (CtlError, TimeoutError, nats.errors.Error) as exc:
+                log.warning("command %s failed: %s", command, exc)
+                outcome.failed(exc)
+                if isinstance(command, StartProvider):
+                    self.view.record_start_failure(
+                        command.host_id, command.provider_id, {"error": str(exc)}, now
                     )
-                    # Running only once the host's component_scaled event says so.
-                    self.view.expect_scale(host_id, component_id, image, count, now)
-                case PutLink(link):
-                    try:
-                        await self.ctl.put_link(link)
-                    except (CtlError, TimeoutError) as refused:
-                        reason = str(refused) or "the host did not answer link.put in time"
-                        self.view.link_failures[link_key(link)] = reason
-                        raise
-                    self.view.link_failures.pop(link_key(link), None)
-                case DeleteLink(source_id, namespace, package, name):
-                    await self.ctl.delete_link(source_id, namespace, package, name)
-        except (CtlError, TimeoutError, nats.errors.Error) as exc:
-            log.warning("command %s failed: %s", command, exc)
-            if isinstance(command, StartProvider):
-                self.view.record_start_failure(
-                    command.host_id, command.provider_id, {"error": str(exc)}, now
-                )
 
 
 @functools.lru_cache(maxsize=4096)

@@ -148,6 +148,7 @@ class _Api:
         self.propagator = TraceContextTextMapPropagator()
         self.CLIENT = trace.SpanKind.CLIENT
         self.SERVER = trace.SpanKind.SERVER
+        self.INTERNAL = trace.SpanKind.INTERNAL
         self.set_span_in_context = trace.set_span_in_context
         self.attach = context.attach
         self.detach = context.detach
@@ -203,10 +204,12 @@ class _CurrentSpan:
 
     __slots__ = ("_span", "_token")
 
-    def __init__(self, name: str, parent: Any, attributes: dict[str, Any] | None) -> None:
+    def __init__(
+        self, name: str, parent: Any, attributes: dict[str, Any] | None, kind: Any = None
+    ) -> None:
         assert _tracer is not None
         self._span = _tracer.start_span(
-            name, context=parent, kind=_api.SERVER, attributes=attributes
+            name, context=parent, kind=kind or _api.SERVER, attributes=attributes
         )
         self._token: Any = None
 
@@ -241,6 +244,23 @@ def http_server_span(method: str, path: str, headers: Mapping[str, str]) -> _Cur
     return _CurrentSpan(
         method, _extract(headers), {"http.request.method": method, "url.path": path}
     )
+
+
+def internal_span(name: str, attributes: dict[str, Any]) -> _CurrentSpan:
+    """A span of this process's own work (a controller's reconcile pass, a command it
+    sends), the current span while the block runs: a child of the current one, if any."""
+    return _CurrentSpan(name, None, attributes, _api.INTERNAL)
+
+
+def set_error(span: Span, description: str) -> None:
+    span.set_status(_api.Status(_api.ERROR, description))
+
+
+def meter(name: str) -> Any:
+    """A meter of the configured provider (for instruments of another process kind, such
+    as the controller's); only while METRICS is on."""
+    assert _meter_provider is not None, "telemetry.configure turned metrics on first"
+    return _meter_provider.get_meter(name)
 
 
 def set_http_status(span: Span, status: int) -> None:

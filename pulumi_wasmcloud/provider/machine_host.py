@@ -112,6 +112,7 @@ UPDATE_ON = (
     "machine",
     "userIssuer",
     "tlsIssuer",
+    "otlpEndpoint",
 )
 # What the provider itself connects with: recorded, nothing changes on the machine.
 RECORDED = ("credentials", "clientTls")
@@ -348,6 +349,8 @@ class MachineHost:
             "registryUrl": news.get("registryUrl"),
             "jsDomain": given("jsDomain", ""),
             "machine": news.get("machine"),
+            # The lattice's OTLP/HTTP collector, as the machine reaches it ("": none).
+            "otlpEndpoint": given("otlpEndpoint", ""),
             # A secured lattice's (secret outputs of it); None: a lattice without them.
             **{key: news.get(key) for key in LATTICE_SECRETS},
             # Desired; read reports the truth, so a stopped or changed host is drift.
@@ -394,6 +397,12 @@ class MachineHost:
         parsed = parse_machine(inputs["machine"], "machine")
         if isinstance(parsed, list):
             failures += parsed
+        from pulumi_wasmcloud.provider.lattice_resource import (
+            otlp_endpoint_problem,
+        )  # as host_resource
+
+        if problem := otlp_endpoint_problem(inputs["otlpEndpoint"]):
+            failures.append(InputError("otlpEndpoint", f"{problem}; pass lattice's otlp_endpoint"))
         for key in ("userIssuer", "tlsIssuer"):
             if not has_unknowns(inputs[key]):
                 try:
@@ -407,6 +416,8 @@ class MachineHost:
             # From this machine to another target or back: a new host, the old one goes.
             return Diff({"machine": (olds.get("machine"), news.get("machine"))}, ["machine"])
         changed = changed_keys(olds, news, (*REPLACE_ON, *UPDATE_ON, *RECORDED))
+        if "otlpEndpoint" in changed and not any(changed["otlpEndpoint"]):
+            del changed["otlpEndpoint"]  # none now, none before (a state from before it)
         replaces = [k for k in REPLACE_ON if k in changed]
         old_machine, new_machine = olds["machine"], news["machine"]
         if (

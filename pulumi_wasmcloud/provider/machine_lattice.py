@@ -116,6 +116,7 @@ INPUTS = (
     "heartbeatSeconds",
     "jetstreamDomain",
     "maxFileStore",
+    "otlpEndpoint",
 )
 # The local lattice's properties, which a lattice on machines has no use for.
 LOCAL_ONLY = {
@@ -171,6 +172,8 @@ class MachineLatticeSpec:
     topology: Topology
     max_file_store: int = DEFAULT_MAX_FILE_STORE
     security: LatticeSecurity | None = field(default=None, repr=False)
+    # The OTLP/HTTP collector the machines' hosts and controllers export to ("": none).
+    otlp_endpoint: str = ""
 
     @property
     def machines(self) -> list[MachineSpec]:
@@ -235,6 +238,9 @@ def normalized(news: dict[str, Any]) -> dict[str, Any]:
         "heartbeatSeconds": given("heartbeatSeconds", 30),
         "jetstreamDomain": given("jetstreamDomain", DEFAULT_DOMAIN),
         "maxFileStore": given("maxFileStore", DEFAULT_MAX_FILE_STORE),
+        # A collector the MACHINES reach (an address of theirs, not this machine's
+        # localhost); "" is off.
+        "otlpEndpoint": given("otlpEndpoint", ""),
     }
 
 
@@ -260,6 +266,13 @@ def parse_spec(inputs: dict[str, Any]) -> MachineLatticeSpec | list[InputError]:
             problem = _whole(value, key, least, most)
             if problem is not None:
                 failures.append(problem)
+    from pulumi_wasmcloud.provider.lattice_resource import otlp_endpoint_problem  # it imports us
+
+    endpoint_problem = otlp_endpoint_problem(inputs["otlpEndpoint"])
+    if endpoint_problem:
+        failures.append(
+            InputError("otlpEndpoint", f"{endpoint_problem}, an address the machines reach")
+        )
     domain = inputs["jetstreamDomain"]
     if domain is not UNKNOWN and not isinstance(domain, str):
         failures.append(InputError("jetstreamDomain", f"expected a string, got {describe(domain)}"))
@@ -316,6 +329,7 @@ def parse_spec(inputs: dict[str, Any]) -> MachineLatticeSpec | list[InputError]:
         heartbeat_seconds=inputs["heartbeatSeconds"],
         topology=topology,
         max_file_store=inputs["maxFileStore"],
+        otlp_endpoint=inputs["otlpEndpoint"],
     )
 
 
@@ -393,7 +407,19 @@ def controller_environment(spec: MachineLatticeSpec, machine: str) -> dict[str, 
             "WASMCLOUD_NATS_TLS_KEY": agent_file(CONTROLLER_SERVICE, KEY_SUFFIX),
             "WASMCLOUD_GRANT_ISSUER_FILE": agent_file(CONTROLLER_SERVICE, ISSUER_SUFFIX),
         }
-    return environment
+    return environment | telemetry_environment(spec.otlp_endpoint)
+
+
+def telemetry_environment(otlp_endpoint: str) -> dict[str, str]:
+    """A service's OpenTelemetry variables for the lattice's collector (none without one):
+    traces and metrics on, exported there over OTLP/HTTP (host_agent/telemetry/config.py
+    reads them as the OpenTelemetry specification says)."""
+    if not otlp_endpoint:
+        return {}
+    return {
+        "WASMCLOUD_OBSERVABILITY_ENABLED": "true",
+        "OTEL_EXPORTER_OTLP_ENDPOINT": otlp_endpoint,
+    }
 
 
 def secrets_backend_environment(spec: MachineLatticeSpec, machine: str) -> dict[str, str]:
