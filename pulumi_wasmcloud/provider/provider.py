@@ -30,6 +30,8 @@ from pulumi.provider.experimental.provider import (
     DiffResponse,
     GetSchemaRequest,
     GetSchemaResponse,
+    InvokeRequest,
+    InvokeResponse,
     PropertyDiff,
     PropertyDiffKind,
     Provider,
@@ -97,6 +99,11 @@ class WasmcloudProvider(Provider):
         from pulumi_wasmcloud.schema.package import schema_json
 
         return GetSchemaResponse(schema_json())
+
+    async def invoke(self, request: InvokeRequest) -> InvokeResponse:
+        from pulumi_wasmcloud.provider.functions import invoke  # getLattice, planPlacement
+
+        return await invoke(request, self._defaults, self.settings)
 
     def handler(self, type_token: str) -> Handler:
         if type_token not in self.handlers:
