@@ -8,11 +8,13 @@ from pulumi_wasmcloud.schema.types import (
     STRING,
     ObjectType,
     Property,
+    array_of,
     object_type,
 )
 
 SSH_MACHINE_TOKEN = "wasmcloud:index:SshMachine"
 LEAF_NODE_TOKEN = "wasmcloud:index:LeafNode"
+EXTRA_PORT_TOKEN = "wasmcloud:index:ExtraPort"
 
 SSH_MACHINE = ObjectType(
     SSH_MACHINE_TOKEN,
@@ -83,4 +85,13 @@ LEAF_NODE = ObjectType(
     ),
 )
 
-OBJECT_TYPES: tuple[ObjectType, ...] = (SSH_MACHINE, LEAF_NODE)
+EXTRA_PORT = ObjectType(
+    EXTRA_PORT_TOKEN,
+    "A port an Ec2Machine's security group opens besides its role's.",
+    (
+        Property("port", INTEGER, "The TCP port.", required=True),
+        Property("cidrs", array_of(STRING), "The CIDR blocks it is open to.", required=True),
+    ),
+)
+
+OBJECT_TYPES: tuple[ObjectType, ...] = (SSH_MACHINE, LEAF_NODE, EXTRA_PORT)

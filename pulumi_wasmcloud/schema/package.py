@@ -94,7 +94,7 @@ def property_spec(prop: Property, as_input: bool = False) -> dict[str, Any]:
         spec["default"] = prop.default
     if prop.secret:
         spec["secret"] = True
-    if as_input and prop.replace_on_changes:
+    if prop.replace_on_changes:  # Pulumi's SDK generators read it from the outputs
         spec["replaceOnChanges"] = True
     return spec
 
