@@ -8,7 +8,7 @@
 #
 # and installs openssh-server and sudo from Debian (sshd runs on the test machines of
 # tests/machines.py, where a non-root user provisions through sudo; no system sshd is
-# started).
+# started) and postgresql (the sqldb-postgres provider's tests start their own server).
 #
 # A cold machine pays about 5 minutes for wadm-probe and 25 for wash; later runs, in
 # any clone, take a second. A tool that fails to build is reported and its tests skip
@@ -51,6 +51,31 @@ elif command -v apt-get >/dev/null 2>&1 && [[ "$(id -u)" == "0" ]]; then
   step "sshd: $(/usr/sbin/sshd -V 2>&1 | head -1)"
 else
   step "WARNING: openssh-server or sudo is not installed and cannot be (needs root + apt-get); SSH provisioning tests will be skipped"
+fi
+
+# postgresql: Debian's server backs the sqldb-postgres provider's tests; each test starts
+# its own cluster in a temporary directory on a loopback port (tests/postgres.py), never
+# the system one. policy-rc.d keeps the package from starting a cluster where an init
+# system runs (and systemd's unit is disabled again), as for sshd above.
+pg_bin() { ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1; }
+if [[ -n "$(pg_bin)" && -x "$(pg_bin)/postgres" ]]; then
+  step "postgresql: $("$(pg_bin)/postgres" --version)"
+elif command -v apt-get >/dev/null 2>&1 && [[ "$(id -u)" == "0" ]]; then
+  timed "postgresql from Debian" bash -c '
+    apt-get update -qq >/dev/null
+    policy=/usr/sbin/policy-rc.d
+    made_policy=0
+    if [[ ! -e $policy ]]; then printf "#!/bin/sh\nexit 101\n" >$policy; chmod +x $policy; made_policy=1; fi
+    status=0
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql >/dev/null || status=$?
+    [[ $made_policy == 1 ]] && rm -f $policy
+    if [[ $status == 0 && "$(ps -p 1 -o comm= 2>/dev/null)" == systemd ]]; then
+      systemctl disable --now postgresql.service >/dev/null 2>&1 || true
+    fi
+    exit $status'
+  step "postgresql: $("$(pg_bin)/postgres" --version)"
+else
+  step "WARNING: postgresql is not installed and cannot be (needs root + apt-get); sqldb-postgres tests will be skipped"
 fi
 
 if ! command -v cargo >/dev/null 2>&1; then
