@@ -24,6 +24,10 @@ __all__ = [
     "Spread",
     "SshMachine",
     "__version__",
+    "get_lattice",
+    "get_lattice_output",
+    "plan_placement",
+    "plan_placement_output",
 ]
 
 
@@ -50,4 +54,8 @@ def __getattr__(name: str) -> object:
         from pulumi_wasmcloud import machines
 
         return getattr(machines, name)
+    if name in ("get_lattice", "get_lattice_output", "plan_placement", "plan_placement_output"):
+        from pulumi_wasmcloud import functions
+
+        return getattr(functions, name)
     raise AttributeError(name)
