@@ -101,6 +101,13 @@ BUILTINS = {
             KEYVALUE,
             "wasi:keyvalue in the provider's memory (lost when it stops)",
         ),
+        BuiltinProvider(
+            "sqldb-postgres",
+            "host_agent.providers.sqldb_postgres",
+            ("wasmcloud:postgres/query@0.1.1-draft", "wasmcloud:postgres/prepared@0.1.1-draft"),
+            "wasmcloud:postgres on PostgreSQL; target_config POSTGRES_*, secret POSTGRES_PASSWORD",
+            UpstreamReleases((0, 5, 0), _NEXT_MAJOR, "wasmcloud:postgres@0.1.0-draft", "0.7.2"),
+        ),
     )
 }
 
