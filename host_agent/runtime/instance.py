@@ -28,6 +28,7 @@ from host_agent.runtime.custom import (
 )
 from host_agent.runtime.image import HTTP_HANDLER, ComponentImage
 from host_agent.runtime.interface import HostInterface
+from host_agent.runtime.provider_versions import provider_version_mismatch
 from host_agent.runtime.resources import ResourceTable
 from host_agent.runtime.wasi_cli import cli_interfaces
 from host_agent.runtime.wasi_http import (
@@ -133,8 +134,8 @@ def link_problem(
         mismatch = version_mismatch(source.imports, link)
         if mismatch is not None:
             return mismatch
-    if target is None:
-        return None
+    if target is None:  # a provider, or a component on another host
+        return provider_version_mismatch(source.imports, link) if source else None
     for interface in link.interfaces:
         base = f"{link.wit_namespace}:{link.wit_package}/{interface}"
         exported = target.exports.get(base)
