@@ -51,7 +51,10 @@ from pulumi_wasmcloud.provider.handlers import (
     InputError,
     ProviderSettings,
 )
-from pulumi_wasmcloud.provider.values import plain, to_props
+from pulumi_wasmcloud.provider.values import UNKNOWN, plain, to_props
+from pulumi_wasmcloud.schema import package as schema_package
+from pulumi_wasmcloud.schema.resources import resource as schema_resource
+from pulumi_wasmcloud.schema.validate import Problem, check_inputs
 
 LATTICE = "wasmcloud:index:Lattice"
 HOST = "wasmcloud:index:Host"
@@ -105,6 +108,13 @@ class WasmcloudProvider(Provider):
 
         return await invoke(request, self._defaults, self.settings)
 
+    def secrets(self, type_token: str) -> frozenset[str]:
+        """What ``type_token``'s outputs keep secret: the schema's secret properties (and
+        any its handler adds; tests/unit/test_schema_provider.py keeps them equal)."""
+        defined = schema_resource(type_token)
+        declared = defined.secrets if defined is not None else frozenset()
+        return declared | self.handler(type_token).secrets
+
     def handler(self, type_token: str) -> Handler:
         if type_token not in self.handlers:
             if type_token not in HANDLER_CLASSES:
@@ -145,13 +155,31 @@ class WasmcloudProvider(Provider):
     async def check(self, request: CheckRequest) -> CheckResponse:
         handler = self.handler(request.type)
         current_urn.set(request.urn)
-        news = self._defaults(plain(request.new_inputs))
+        given = plain(request.new_inputs)
+        # The schema's checks (names, types, required) name the property's path and the
+        # type it takes; the handler's own checks (ranges, formats, what belongs together)
+        # add what they find about the other properties.
+        defined = schema_resource(request.type)
+        problems: list[Problem] = []
+        if defined is not None:
+            objects = {o.token: o for o in schema_package.object_types()}
+            problems = check_inputs(defined, given, objects, lambda v: v is UNKNOWN)
+        typed = [CheckFailure(p.path, p.reason) for p in problems]
+        news = self._defaults(given)
         try:
             checked = await handler.check(plain(request.old_inputs), news)
         except InputError as exc:  # found while checking (say, a lattice read): a failure
-            return CheckResponse(request.new_inputs, [CheckFailure(exc.property, exc.reason)])
-        failures = [CheckFailure(f.property, f.reason) for f in checked.failures]
-        return CheckResponse(to_props(checked.inputs, handler.secrets), failures or None)
+            failures = [*typed, CheckFailure(exc.property, exc.reason)]
+            return CheckResponse(request.new_inputs, without_repeats(failures, len(typed)))
+        except Exception:
+            if typed:  # the handler read a value of the wrong type the schema named
+                return CheckResponse(request.new_inputs, typed)
+            raise
+        failures = typed + [CheckFailure(f.property, f.reason) for f in checked.failures]
+        return CheckResponse(
+            to_props(checked.inputs, self.secrets(request.type)),
+            without_repeats(failures, len(typed)) or None,
+        )
 
     async def diff(self, request: DiffRequest) -> DiffResponse:
         handler = self.handler(request.type)
@@ -159,7 +187,8 @@ class WasmcloudProvider(Provider):
         olds = plain(request.old_state)
         self._remember(request.type, olds)
         diff = await handler.diff(request.resource_id, olds, plain(request.new_inputs))
-        return diff_response(diff)
+        defined = schema_resource(request.type)
+        return diff_response(diff, defined.replace_on_changes if defined else frozenset())
 
     async def create(self, request: CreateRequest) -> CreateResponse:
         handler = self.handler(request.type)
@@ -167,7 +196,7 @@ class WasmcloudProvider(Provider):
         created = await handler.create(plain(request.properties), request.preview)
         if not request.preview:
             self._remember(request.type, created.outputs)
-        return CreateResponse(created.id, to_props(created.outputs, handler.secrets))
+        return CreateResponse(created.id, to_props(created.outputs, self.secrets(request.type)))
 
     async def read(self, request: ReadRequest) -> ReadResponse:
         handler = self.handler(request.type)
@@ -180,10 +209,11 @@ class WasmcloudProvider(Provider):
         if state is None:
             return ReadResponse()  # gone: the engine drops it from the state
         # On import there are no inputs yet: the state's own inputs become them.
+        secrets = self.secrets(request.type)
         inputs = request.inputs or to_props(
-            {k: v for k, v in state.items() if k in IMPORT_INPUTS}, handler.secrets
+            {k: v for k, v in state.items() if k in IMPORT_INPUTS}, secrets
         )
-        return ReadResponse(request.resource_id, to_props(state, handler.secrets), inputs)
+        return ReadResponse(request.resource_id, to_props(state, secrets), inputs)
 
     async def update(self, request: UpdateRequest) -> UpdateResponse:
         handler = self.handler(request.type)
@@ -193,7 +223,7 @@ class WasmcloudProvider(Provider):
         )
         if not request.preview:
             self._remember(request.type, outputs)
-        return UpdateResponse(to_props(outputs, handler.secrets))
+        return UpdateResponse(to_props(outputs, self.secrets(request.type)))
 
     async def delete(self, request: DeleteRequest) -> None:
         current_urn.set(request.urn)
@@ -205,11 +235,28 @@ class WasmcloudProvider(Provider):
             )
 
 
-def diff_response(diff: Diff) -> DiffResponse:
+def without_repeats(failures: list[CheckFailure], first: int) -> list[CheckFailure]:
+    """``failures`` without those after the ``first`` (the schema's) about a property the
+    schema's already name (the same path, or a part of it, or one it is part of)."""
+
+    def related(a: str, b: str) -> bool:
+        return a == b or any(x.startswith(y) and x[len(y)] in ".[" for x, y in ((a, b), (b, a)))
+
+    named = [f.property for f in failures[:first]]
+    return failures[:first] + [
+        f for f in failures[first:] if not any(related(f.property, n) for n in named)
+    ]
+
+
+def diff_response(diff: Diff, replace_on: frozenset[str] = frozenset()) -> DiffResponse:
+    """The engine's diff of ``diff``; a change of a property in ``replace_on`` (the
+    schema's replaceOnChanges) replaces the resource, as do the handler's ``replaces``."""
+    tops = sorted({p.split(".", 1)[0].split("[", 1)[0] for p in diff.changed})
+    replaces = list(diff.replaces) + [t for t in tops if t in replace_on and t not in diff.replaces]
     detailed = {}
     for path, (old, new) in diff.changed.items():
         top = path.split(".", 1)[0].split("[", 1)[0]
-        replace = top in diff.replaces
+        replace = top in replaces
         if old in (None, 0) and new not in (None, 0) and path.startswith("placement"):
             kind = PropertyDiffKind.ADD
         elif new in (None, 0) and path.startswith("placement"):
@@ -219,13 +266,12 @@ def diff_response(diff: Diff) -> DiffResponse:
         # Live properties are compared with what the last read saw (the outputs), so
         # refreshed drift shows as e.g. `placement.counter["host"]: 5 => 3`.
         detailed[path] = PropertyDiff(kind, input_diff=top not in LIVE_PROPERTIES)
-    tops = sorted({p.split(".", 1)[0].split("[", 1)[0] for p in diff.changed})
     return DiffResponse(
         changes=bool(diff.changed),
-        replaces=diff.replaces,
+        replaces=replaces,
         diffs=tops,
         detailed_diff=detailed,
-        delete_before_replace=bool(diff.replaces),
+        delete_before_replace=bool(replaces),
     )
 
 

@@ -174,8 +174,14 @@ LATTICE = Resource(
         ),
         Property(
             "drift",
-            map_of(ANY),
+            map_of(array_of(STRING)),
             "What differs on the machines from what the lattice should be (a lattice on machines).",
+        ),
+        Property(
+            "certificatesExpire",
+            map_of(STRING),
+            "Machine name -> when its NATS server certificate expires (UTC; a lattice on "
+            "machines): an `up` within 30 days of it reissues the certificate.",
         ),
     ),
 )

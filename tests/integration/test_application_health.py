@@ -261,7 +261,7 @@ async def test_health_inputs_are_parsed_strictly() -> None:
             assert [p for p, _ in failures] == ["healthUrl"], (bad, failures)
             assert "http:// or https:// URL" in failures[0][1], failures
         failures = await check(stub, {"manifest": manifest, "healthUrl": 8080})
-        assert failures == [("healthUrl", "must be a string: an http:// or https:// URL")]
+        assert failures == [("healthUrl", "expected a string, got a number (8080)")]  # schema
 
         for bad_timeout in ("60", 30.5, True, 0, -5):
             failures = await check(
