@@ -230,7 +230,7 @@ def _write_sized_text(writer: Writer, value: str, optional_size: bool) -> None:
 
 
 Read = Callable[[Reader], Any]
-Write = Callable[[Writer, Any], None]
+Write = Callable[[Writer, Any], object]
 
 
 def _string_write(writer: Writer, value: Any) -> None:
