@@ -337,7 +337,7 @@ def _write_params(writer: Writer, params: Sequence[PgValue]) -> None:
 
 
 # Postgres type names (pg_type.typname, as asyncpg reports them) -> the case a column of
-# that type is returned as; arrays are named by their element's type with a leading _.
+# that type is returned as.
 _COLUMN_CASES = {
     "int8": "int8", "int4": "int4", "int2": "int2", "bool": "bool",
     "float8": "float8", "float4": "float4", "numeric": "numeric", "money": "money",
@@ -350,8 +350,12 @@ _COLUMN_CASES = {
 
 def column_case(type_name: str) -> str | None:
     """The pg-value case of a column of this Postgres type, or None when not converted."""
-    if type_name.startswith("_"):
-        element = _COLUMN_CASES.get(type_name[1:])
+    # asyncpg names an array type by its element and "[]" (pg_type's own name is "_int8").
+    element_name = type_name.removesuffix("[]") if type_name.endswith("[]") else None
+    if element_name is None and type_name.startswith("_"):
+        element_name = type_name[1:]
+    if element_name is not None:
+        element = _COLUMN_CASES.get(element_name)
         return f"{element}-array" if element is not None else None
     return _COLUMN_CASES.get(type_name)
 
