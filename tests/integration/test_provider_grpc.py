@@ -175,7 +175,7 @@ async def test_check_names_the_field_and_the_fix(tmp_path: Path) -> None:
         assert sorted(f.property for f in failures) == sorted(wrong)
         failures = (await check(stub, {"manifestPath": 5})).failures
         assert [(f.property, f.reason) for f in failures] == [
-            ("manifestPath", "must be a string: a file's path")
+            ("manifestPath", "expected a string, got a number (5)")  # the schema's
         ]
 
 
