@@ -58,6 +58,11 @@ fetch_wit() {
   rm -rf "$DEPS" && mkdir -p "$DEPS"
   cp "$http"/wit/deps/*.wit "$DEPS/"
   cp -r "$keyvalue/wit/deps/keyvalue" "$DEPS/keyvalue"
+  # wasi:blobstore@0.2.0-draft from wrpc-interface-blobstore (what 1.x providers serve); it
+  # uses wasi:io@0.2.0's streams, which are the io@0.2.x above (WASI 0.2 minors are one
+  # ABI): pointed there so a component has one wasi:io.
+  cp -r "$(crate_dir wrpc-interface-blobstore)/wit/deps/blobstore" "$DEPS/blobstore"
+  sed -i "s/wasi:io\/streams@0\.2\.0\b/wasi:io\/streams@$(sed -nE 's/^package wasi:io@([0-9.]+);/\1/p' "$DEPS/io.wit")/" "$DEPS"/blobstore/*.wit
   echo "$wit_stamp" >"$DEPS/.stamp"
 }
 
@@ -148,3 +153,4 @@ for dir in "$ROOT"/examples/* "$ROOT"/examples/*/* "$ROOT"/tests/components/*; d
     build_one "$dir"
   fi
 done
+fetch_wit && bash "$ROOT/examples/hello-wat/build.sh" "$DEPS" # the WAT guest (wasm-tools)
