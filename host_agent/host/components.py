@@ -28,6 +28,7 @@ from wasmtime import Engine
 
 from host_agent.host.claims import ClaimsError, ComponentClaims, component_claims
 from host_agent.host.links import LinkIndex
+from host_agent.host.outgoing_http import LinkedOutgoingHttp
 from host_agent.interfaces.keyvalue import KeyValueError
 from host_agent.runtime.custom import (
     ComponentCallError,
@@ -344,6 +345,7 @@ class ComponentHost:
             raise ComponentStartError("; ".join(problems))
         loop = asyncio.get_running_loop()
         keyvalue = LinkedKeyValue(component_id, self.links, self.client, loop)
+        http_client = LinkedOutgoingHttp(component_id, self.links, self.client, loop)
         linked = LinkedComponents(
             component_id, self.links, self.client, loop, custom_imports(image)
         )
@@ -353,7 +355,10 @@ class ComponentHost:
             return self.secrets.get(component_id, {})
 
         pool = InstancePool(
-            lambda: ComponentInstance(image, keyvalue, component_id, linked, secrets), count
+            lambda: ComponentInstance(
+                image, keyvalue, component_id, linked, secrets, http_client=http_client
+            ),
+            count,
         )
         try:
             await pool.fill()

@@ -96,6 +96,13 @@ BUILTINS = {
             UpstreamReleases((0, 1, 0), _NEXT_MAJOR, "", "0.3.1"),
         ),
         BuiltinProvider(
+            "http-client",
+            "host_agent.providers.http_client",
+            ("wasi:http/outgoing-handler@0.2.0",),
+            "components' outgoing HTTP; link target_config timeouts (*_timeout_ms), max_body_bytes",
+            UpstreamReleases((0, 9, 0), _NEXT_MAJOR, "", "0.12.1"),
+        ),
+        BuiltinProvider(
             "keyvalue-inmemory",
             "host_agent.providers.keyvalue_inmemory",
             KEYVALUE,

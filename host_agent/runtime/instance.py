@@ -37,6 +37,7 @@ from host_agent.runtime.wasi_http import (
     ResponseSlot,
     http_interfaces,
 )
+from host_agent.runtime.wasi_http_outgoing import NoOutgoingHttp, OutgoingHttp, with_outgoing
 from host_agent.runtime.wasi_io import io_interfaces
 from host_agent.runtime.wasi_keyvalue import KeyValueClient, keyvalue_interfaces
 from host_agent.runtime.wasmcloud_secrets import SecretSource, secrets_interfaces
@@ -46,7 +47,7 @@ compat.install()
 
 # Imported by every componentize-py (and most wasi-libc) component but never offered:
 # a call traps with wasmtime's "unknown import" message naming the function.
-TRAPPED_PREFIXES = ("wasi:filesystem/", "wasi:sockets/", "wasi:http/outgoing-handler")
+TRAPPED_PREFIXES = ("wasi:filesystem/", "wasi:sockets/")
 
 
 class ComponentTrap(Exception):
@@ -66,11 +67,12 @@ def host_interfaces(
     stdout: Callable[[bytes], None],
     stderr: Callable[[bytes], None],
     secrets: SecretSource = dict,
+    http_client: OutgoingHttp | None = None,
 ) -> list[HostInterface]:
     return [
         *io_interfaces(table),
         *cli_interfaces(table, stdout, stderr, environment={}),
-        *http_interfaces(table),
+        *with_outgoing(http_interfaces(table), table, http_client or NoOutgoingHttp()),
         *keyvalue_interfaces(table, keyvalue),
         *secrets_interfaces(table, secrets),
     ]
@@ -162,6 +164,7 @@ class ComponentInstance:
         component_id: str = "component",
         remote: RemoteCalls | None = None,
         secrets: SecretSource = dict,
+        http_client: OutgoingHttp | None = None,
     ) -> None:
         self.image = image
         self.component_id = component_id
@@ -172,7 +175,9 @@ class ComponentInstance:
         self._exports: dict[tuple[str, str], Any] = {}
         linker = Linker(image.engine)
         with linker.root() as root:
-            ifaces = host_interfaces(self.table, keyvalue, self._stdout, self._stderr, secrets)
+            ifaces = host_interfaces(
+                self.table, keyvalue, self._stdout, self._stderr, secrets, http_client
+            )
             for iface in ifaces:
                 if iface.name not in image.imports:
                     continue

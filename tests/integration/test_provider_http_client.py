@@ -1,0 +1,191 @@
+"""http-client end to end: a wadm manifest deployed through the controller on a local
+lattice (real nats-server, host and controller processes), the example component
+examples/http-client making outgoing requests through the built-in http-client provider
+to an HTTP server this test runs on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import urllib.parse
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from aiohttp import web
+
+from host_agent.lattice.wadm_types import StatusType
+from tests.integration.test_controller import clients, wait_status
+from tests.lattice import (
+    ROOT,
+    NatsServer,
+    Processes,
+    eventually_get,
+    free_port,
+    http_get,
+    run_async,
+    spreadscaler,
+)
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
+
+WASM = ROOT / "examples" / "http-client" / "build" / "http-client.wasm"
+BIG = 2000  # bytes the upstream's /big answers with, over the link's max_body_bytes
+LIMIT = 1000
+
+
+def fetcher(name: str, client_config: dict[str, str]) -> dict[str, Any]:
+    """The example component, linked to the http-client provider with this target_config."""
+    return {
+        "name": name,
+        "type": "component",
+        "properties": {"image": f"file://{WASM}"},
+        "traits": [
+            spreadscaler(1),
+            {
+                "type": "link",
+                "properties": {
+                    "target": {
+                        "name": "client",
+                        "config": [{"name": f"{name}-client", "properties": client_config}],
+                    },
+                    "namespace": "wasi",
+                    "package": "http",
+                    "interfaces": ["outgoing-handler"],
+                },
+            },
+        ],
+    }
+
+
+def http_server_link(target: str, port: int) -> dict[str, Any]:
+    listen = {"address": f"127.0.0.1:{port}"}
+    return {
+        "type": "link",
+        "properties": {
+            "target": {"name": target},
+            "name": target,
+            "namespace": "wasi",
+            "package": "http",
+            "interfaces": ["incoming-handler"],
+            "source": {"config": [{"name": f"{target}-listen", "properties": listen}]},
+        },
+    }
+
+
+def manifest(port: int, bad_port: int) -> dict[str, Any]:
+    return {
+        "apiVersion": "core.oam.dev/v1beta1",
+        "kind": "Application",
+        "metadata": {"name": "outgoing", "annotations": {"version": "v1"}},
+        "spec": {
+            "components": [
+                fetcher("fetcher", {"max_body_bytes": str(LIMIT)}),
+                fetcher("misconfigured", {"max_body_bytes": "lots"}),
+                {
+                    "name": "client",
+                    "type": "capability",
+                    "properties": {"image": "ghcr.io/wasmcloud/http-client:0.12.1"},
+                    "traits": [spreadscaler(1)],
+                },
+                {
+                    "name": "http",
+                    "type": "capability",
+                    "properties": {"image": "ghcr.io/wasmcloud/http-server:0.23.0"},
+                    "traits": [
+                        spreadscaler(1),
+                        http_server_link("fetcher", port),
+                        http_server_link("misconfigured", bad_port),
+                    ],
+                },
+            ]
+        },
+    }
+
+
+@asynccontextmanager
+async def upstream(port: int) -> AsyncIterator[asyncio.Event]:
+    """The system the component talks to: an aiohttp server on 127.0.0.1:``port``.
+    Yields an event that releases /slow's answer (set when the test is done with it)."""
+    release = asyncio.Event()
+
+    async def hello(request: web.Request) -> web.Response:
+        return web.Response(text=f"hello, {request.headers.get('x-sent-by', 'nobody')}")
+
+    async def echo(request: web.Request) -> web.Response:
+        return web.Response(body=b"echo: " + await request.read())
+
+    async def slow(request: web.Request) -> web.Response:
+        await release.wait()  # the component's first-byte timeout ends the wait
+        return web.Response(text="too late")
+
+    async def big(request: web.Request) -> web.Response:
+        return web.Response(body=b"x" * BIG)
+
+    app = web.Application()
+    app.router.add_get("/hello", hello)
+    app.router.add_post("/echo", echo)
+    app.router.add_get("/slow", slow)
+    app.router.add_get("/big", big)
+    runner = web.AppRunner(app, shutdown_timeout=0.5)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        yield release
+    finally:
+        release.set()
+        await runner.cleanup()
+
+
+def fetch_url(port: int, upstream_port: int, path: str, **params: str) -> str:
+    query = urllib.parse.urlencode(
+        {"authority": f"127.0.0.1:{upstream_port}", "path": path, **params}
+    )
+    return f"http://127.0.0.1:{port}/fetch?{query}"
+
+
+async def get(url: str, data: bytes | None = None) -> tuple[int, str]:
+    status, body = await asyncio.to_thread(http_get, url, data)
+    return status, body.decode()
+
+
+@run_async
+async def test_a_component_sends_http_through_the_http_client_provider(
+    nats_server: NatsServer, processes: Processes, tmp_path: Path
+) -> None:
+    host = processes.host()
+    processes.controller()
+    port, bad_port, upstream_port = free_port(), free_port(), free_port()
+    async with clients(nats_server) as (wadm, _), upstream(upstream_port):
+        await wadm.put(yaml.safe_dump(manifest(port, bad_port)))
+        await wadm.deploy("outgoing")
+        await wait_status(wadm, "outgoing", StatusType.DEPLOYED, timeout=120)
+
+        # A GET and a POST go out and their answers come back to the component.
+        body = await eventually_get(fetch_url(port, upstream_port, "/hello"))
+        assert body.decode() == "200 hello, http-client example"
+        status, text = await get(fetch_url(port, upstream_port, "/echo"), b"ping")
+        assert (status, text) == (200, "200 echo: ping")
+
+        # The component's first-byte timeout (request-options) ends a slow exchange.
+        url = fetch_url(port, upstream_port, "/slow", first_byte_timeout_ms="300")
+        assert await get(url) == (502, "error HttpResponseTimeout")
+        # The link's max_body_bytes refuses a bigger response, naming its size.
+        assert await get(fetch_url(port, upstream_port, "/big")) == (
+            502,
+            f"error HttpResponseBodySize {BIG}",
+        )
+        # A link whose config is wrong: the component hears which value and the fix.
+        status, text = await get(fetch_url(bad_port, upstream_port, "/hello"))
+        assert status == 502 and "max_body_bytes='lots'" in text, text
+        assert 'write e.g. max_body_bytes: "16777216"' in text, text
+
+    # The upstream is gone: the component gets connection-refused, the host lives on.
+    assert await get(fetch_url(port, upstream_port, "/hello")) == (502, "error ConnectionRefused")
+    assert host.proc.poll() is None
+    # ... and once it is back, the same link works again.
+    async with upstream(upstream_port):
+        status, text = await get(fetch_url(port, upstream_port, "/hello"))
+        assert (status, text) == (200, "200 hello, http-client example")
