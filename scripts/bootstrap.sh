@@ -135,5 +135,6 @@ elif ! timed "pulumi CLI v$PULUMI_VERSION from the Go module proxy (once per mac
   step "WARNING: building the Pulumi CLI failed (see the go output above); continuing without it"
 fi
 [[ -x "$pulumi_cache/bin/pulumi" ]] && link_tool "$pulumi_cache" "$pulumi_link"
+timed "Pulumi YAML language host (scripts/build-pulumi-yaml.sh)" env PULUMI_VERSION="$PULUMI_VERSION" bash "$ROOT/scripts/build-pulumi-yaml.sh" || step "WARNING: pulumi-language-yaml was not built (see above); runtime: yaml programs (examples/yaml) will not run"
 
 step "main job's tools ready in $((SECONDS - started))s (test tools: scripts/bootstrap-test-tools.sh)"
