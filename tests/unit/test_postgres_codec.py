@@ -103,6 +103,10 @@ def test_results_and_errors_decode_as_sent() -> None:
     assert (failed.value.kind, failed.value.message) == ("invalid-query", "no table")
     with pytest.raises(pg.CallFailed, match="unknown-prepared-query"):
         pg.decode_affected(pg.encode_exec_error(None))
+    with pytest.raises(pg.CallFailed, match="^unexpected: boom$"):
+        pg.decode_affected(pg.encode_exec_error(None, "boom"))
+    with pytest.raises(pg.CallFailed, match="^unexpected: no server$"):
+        pg.decode_token(pg.encode_prepare_error("no server"))
     with pytest.raises(pg.CallFailed, match="invalid-params: bad"):
         pg.decode_affected(pg.encode_exec_error(pg.QueryError("invalid-params", "bad")))
 
