@@ -63,6 +63,8 @@ fetch_wit() {
   # ABI): pointed there so a component has one wasi:io.
   cp -r "$(crate_dir wrpc-interface-blobstore)/wit/deps/blobstore" "$DEPS/blobstore"
   sed -i "s/wasi:io\/streams@0\.2\.0\b/wasi:io\/streams@$(sed -nE 's/^package wasi:io@([0-9.]+);/\1/p' "$DEPS/io.wit")/" "$DEPS"/blobstore/*.wit
+  # wasmcloud:messaging@0.2.0 (what messaging-nats serves) from the wasmcloud-component crate.
+  cp -r "$(crate_dir wasmcloud-component)/wit/deps/messaging" "$DEPS/messaging"
   echo "$wit_stamp" >"$DEPS/.stamp"
 }
 

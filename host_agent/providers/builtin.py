@@ -103,6 +103,16 @@ BUILTINS = {
             UpstreamReleases((0, 9, 0), _NEXT_MAJOR, "", "0.12.1"),
         ),
         BuiltinProvider(
+            "messaging-nats",
+            "host_agent.providers.messaging_nats",
+            ("wasmcloud:messaging/consumer@0.2.0", "wasmcloud:messaging/handler@0.2.0"),
+            "wasmcloud:messaging on NATS; link config `cluster_uris`, source_config "
+            "`subscriptions`",
+            UpstreamReleases(
+                (0, 20, 0), _NEXT_MAJOR, "an unversioned wasmcloud:messaging WIT", "0.23.1"
+            ),
+        ),
+        BuiltinProvider(
             "keyvalue-inmemory",
             "host_agent.providers.keyvalue_inmemory",
             KEYVALUE,

@@ -1,0 +1,200 @@
+"""messaging-nats end to end: a wadm manifest deployed through the controller on a local
+lattice (real nats-server, host and controller processes) runs examples/messaging, whose
+messages come from and go to a second real nats-server (the application's broker)
+through the built-in messaging-nats provider: subscriptions from the link's
+source_config, request/reply, requests the component makes, the broker going down and
+coming back, and a link with bad config."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+import nats
+import nats.errors
+import pytest
+import yaml
+from nats.aio.client import Client as NatsClient
+from nats.aio.msg import Msg
+
+from host_agent.lattice.wadm_types import StatusType
+from host_agent.providers.contract import HEALTH, provider_subject
+from host_agent.wrpc import messaging as wire
+from host_agent.wrpc.transport import Payload, WrpcClient
+from tests.integration.test_controller import clients, wait_status
+from tests.lattice import ROOT, NatsServer, Processes, run_async, spreadscaler
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
+
+WASM = ROOT / "examples" / "messaging" / "build" / "messaging.wasm"
+APP = "chat"
+PROVIDER_ID = f"{APP}-broker"  # wadm's id for the provider: <app>-<name>
+COMPONENT_ID = f"{APP}-greeter"
+
+
+def handler_link(name: str, subscriptions: str, broker: str) -> dict[str, Any]:
+    """provider -> component on wasmcloud:messaging handler, subscribing `subscriptions`."""
+    config = {"subscriptions": subscriptions, "cluster_uris": broker}
+    return {
+        "type": "link",
+        "properties": {
+            "name": name,
+            "target": {"name": "greeter"},
+            "namespace": "wasmcloud",
+            "package": "messaging",
+            "interfaces": ["handler"],
+            "source": {"config": [{"name": f"{name}-subscriptions", "properties": config}]},
+        },
+    }
+
+
+def manifest(broker: str, version: str, *extra_links: dict[str, Any]) -> dict[str, Any]:
+    consumer = {"cluster_uris": broker}
+    return {
+        "apiVersion": "core.oam.dev/v1beta1",
+        "kind": "Application",
+        "metadata": {"name": APP, "annotations": {"version": version}},
+        "spec": {
+            "components": [
+                {
+                    "name": "greeter",
+                    "type": "component",
+                    "properties": {"image": f"file://{WASM}"},
+                    "traits": [
+                        spreadscaler(1),
+                        {
+                            "type": "link",
+                            "properties": {
+                                "target": {
+                                    "name": "broker",
+                                    "config": [{"name": "consumer", "properties": consumer}],
+                                },
+                                "namespace": "wasmcloud",
+                                "package": "messaging",
+                                "interfaces": ["consumer"],
+                            },
+                        },
+                    ],
+                },
+                {
+                    "name": "broker",
+                    "type": "capability",
+                    "properties": {"image": "ghcr.io/wasmcloud/messaging-nats:0.23.1"},
+                    "traits": [
+                        spreadscaler(1),
+                        handler_link("default", "greet,ask.>", broker),
+                        *extra_links,
+                    ],
+                },
+            ]
+        },
+    }
+
+
+async def ask(nc: NatsClient, subject: str, body: bytes, tries: int = 100) -> bytes:
+    """Request until the component answers: its subscriptions arrive with the link, after
+    the deploy is reported; a broker that just came back needs its resubscription."""
+    last: object = None
+    for _ in range(tries):
+        try:
+            return (await nc.request(subject, body, timeout=3)).data
+        except nats.errors.NoRespondersError as error:
+            last = error
+            await asyncio.sleep(0.1)  # nobody subscribed yet: nothing to wait on but time
+        except nats.errors.TimeoutError as error:  # subscribed, the answer did not come
+            last = error
+    raise AssertionError(f"{subject} was never answered: {last!r}")
+
+
+async def publish_as_component(wrpc: WrpcClient, subject: str) -> str | None:
+    """What the component's consumer.publish gets back (its host's call, made here)."""
+    reply = await wrpc.invoke(
+        PROVIDER_ID,
+        wire.CONSUMER_INSTANCE,
+        "publish",
+        Payload(wire.encode_message(wire.BrokerMessage(subject, b"x"))),
+        source_id=COMPONENT_ID,
+    )
+    return wire.decode_unit_result(reply.data)
+
+
+@run_async
+async def test_a_component_handles_and_sends_messages_through_messaging_nats(
+    nats_server: NatsServer, processes: Processes, tmp_path: Path
+) -> None:
+    broker = NatsServer(tmp_path / "broker").start()
+    host = processes.host()
+    processes.controller()
+    try:
+        async with clients(nats_server) as (wadm, _):
+            await wadm.put(yaml.safe_dump(manifest(broker.url, "v1")))
+            await wadm.deploy(APP)
+            await wait_status(wadm, APP, StatusType.DEPLOYED, timeout=120)
+            app = await nats.connect(broker.url, max_reconnect_attempts=-1, reconnect_time_wait=0.2)
+            try:
+                await check_messages(app)
+                await check_broker_restart(broker, app, wadm.nc)
+                assert host.proc.poll() is None
+                await check_bad_link_config(wadm, broker.url)
+            finally:
+                await app.close()
+    finally:
+        broker.stop()
+
+
+async def check_messages(app: NatsClient) -> None:
+    # request/reply: a subscribed subject's message is answered by the component.
+    assert await ask(app, "greet", b"world") == b"hello, world"
+    # A plain publish: the component's answer is published on `greeted`.
+    greeted = await app.subscribe("greeted", max_msgs=1)
+    await app.publish("greet", b"plain")
+    assert (await greeted.next_msg(timeout=10)).data == b"hello, plain"
+
+    # The component's own request (consumer.request) to a service on the broker.
+    async def backend(msg: Msg) -> None:
+        await msg.respond(b"backend says: " + msg.data)
+
+    service = await app.subscribe("backend", cb=backend)
+    await app.flush()
+    assert await ask(app, "ask.backend", b"hi") == b"backend says: hi"
+    await service.unsubscribe()
+    assert await ask(app, "ask.nobody", b"hi") == b"error: no responders on 'nobody'"
+    # A subject the link does not subscribe never reaches the component.
+    with pytest.raises(nats.errors.NoRespondersError):
+        await app.request("elsewhere", b"x", timeout=1)
+
+
+async def check_broker_restart(broker: NatsServer, app: NatsClient, lattice: NatsClient) -> None:
+    wrpc = WrpcClient(lattice, "default")
+    assert await publish_as_component(wrpc, "greeted") is None
+    broker.stop()
+    # While the broker is down, the component's publish is an error naming the server.
+    down = None
+    for _ in range(100):
+        down = await publish_as_component(wrpc, "greeted")
+        if down is not None:
+            break
+        await asyncio.sleep(0.1)  # the provider's client has not noticed the close yet
+    assert down == f"the NATS server at {broker.url} is unreachable (retrying)", down
+    broker.start()  # same port and store
+    # The provider reconnects and resubscribes; request/reply works again.
+    assert await ask(app, "greet", b"again") == b"hello, again"
+    assert await publish_as_component(wrpc, "greeted") is None
+
+
+async def check_bad_link_config(wadm: Any, broker: str) -> None:
+    bad = handler_link("broken", "orders pending", broker)
+    await wadm.put(yaml.safe_dump(manifest(broker, "v2", bad)))
+    await wadm.deploy(APP, "v2")
+    subject = provider_subject("default", PROVIDER_ID, HEALTH)
+    message = ""
+    for _ in range(100):
+        reply = json.loads((await wadm.nc.request(subject, b"{}", timeout=3)).data)
+        if not reply["healthy"]:
+            message = reply["message"]
+            break
+        await asyncio.sleep(0.1)  # the v2 link has not reached the provider yet
+    assert "subscriptions='orders pending'" in message, message
+    assert 'e.g. "orders.*,jobs|workers"' in message, message
