@@ -12,7 +12,7 @@ export PATH := $(VENV)/bin:$(TOOLS)/pulumi/v$(PULUMI_VERSION)/bin:$(PATH)
 MANIFEST ?= examples/counter/wadm.yaml
 HOSTS ?= examples/local/hosts.yaml
 
-.PHONY: up preview destroy lattice-up lattice-down test bootstrap test-tools lint typecheck unit bench clean
+.PHONY: up preview destroy lattice-up lattice-down test bootstrap test-tools lint typecheck unit bench package clean
 
 bootstrap:
 	@bash scripts/bootstrap.sh
@@ -68,6 +68,11 @@ bench: bootstrap
 	python benchmarks/invoke.py
 	python benchmarks/reconcile.py
 	python benchmarks/preview.py
+
+## package: the provider plugin archive (`pulumi plugin install resource wasmcloud <version>
+## --file <archive>`) and the Python SDK wheel, in dist/ (docs/packaging.md)
+package: bootstrap
+	@bash scripts/package.sh dist
 
 ## clean: remove .tools/ (the per-machine cache, ~/.cache/pulumi-wasmcloud, stays)
 clean:
