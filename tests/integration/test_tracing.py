@@ -86,16 +86,17 @@ class OtlpReceiver:
         self._runner: web.AppRunner | None = None
         self.port = 0
 
-    async def start(self) -> str:
+    async def start(self, host: str = "127.0.0.1") -> str:
+        """Listen on ``host`` (loopback, or a test network's address machines reach)."""
         app = web.Application()
         app.router.add_post("/v1/traces", self._traces)
         app.router.add_post("/v1/metrics", self._metrics)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        site = web.TCPSite(self._runner, host, 0)
         await site.start()
         self.port = self._runner.addresses[0][1]
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{host}:{self.port}"
 
     async def stop(self) -> None:
         if self._runner is not None:
