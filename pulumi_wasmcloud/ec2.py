@@ -38,6 +38,8 @@ from typing import Any
 import pulumi
 
 from pulumi_wasmcloud.machines import SshMachine
+from pulumi_wasmcloud.resources import OutputProperty, registered, secret_outputs
+from pulumi_wasmcloud.schema.resources import EC2_MACHINE
 
 
 class Ec2Machine(pulumi.CustomResource):
@@ -94,6 +96,25 @@ class Ec2Machine(pulumi.CustomResource):
         tags: pulumi.Input[Mapping[str, str]] | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
+        """Args:
+        region: The AWS region.
+        lattice: The lattice the machine is for (in its names and tags).
+        role: ``core``, ``edge`` or ``host``: which ports its security group opens.
+        subnet_id: The subnet to launch in.
+        private_key: An OpenSSH private key; its public half is the key pair's (secret).
+        instance_type: The instance type.
+        ami: The AMI id; give it or ``ami_parameter``.
+        ami_parameter: An SSM public parameter naming the AMI (default: Debian 12's).
+        user: The login user of the AMI.
+        ssh_from: CIDR blocks SSH (22) is open to.
+        lattice_cidrs: CIDR blocks NATS clients (4222) come from (core and edge).
+        peer_cidrs: CIDR blocks of the cluster's routes and leaf nodes (core).
+        extra_ports: More ports to open, each ``{"port": 8080, "cidrs": [...]}``.
+        address: Which address SSH and NATS use: ``private`` or ``public``.
+        ssh_timeout_seconds: How long create waits for SSH to answer.
+        endpoint_url: Another EC2 endpoint for boto3.
+        tags: More tags on everything it makes.
+        """
         if ami is not None and ami_parameter is not None:
             raise ValueError(f"Ec2Machine {resource_name}: give ami or ami_parameter, not both")
         self._private_key = private_key
@@ -116,25 +137,12 @@ class Ec2Machine(pulumi.CustomResource):
             "sshTimeoutSeconds": ssh_timeout_seconds,
             "endpointUrl": endpoint_url,
             "tags": tags,
-            # outputs
-            "instanceId": None,
-            "privateIp": None,
-            "publicIp": None,
-            "ip": None,
-            "securityGroupId": None,
-            "keyPairName": None,
-            "hostKey": None,
-            "imageId": None,
-            "ingress": None,
-            "state": None,
         }
         super().__init__(
-            "wasmcloud:index:Ec2Machine",
+            EC2_MACHINE.token,
             resource_name,
-            props,
-            pulumi.ResourceOptions.merge(
-                opts, pulumi.ResourceOptions(additional_secret_outputs=["privateKey"])
-            ),
+            registered(EC2_MACHINE, props),
+            pulumi.ResourceOptions.merge(opts, secret_outputs(EC2_MACHINE)),
         )
         self._machine_name = resource_name
 
@@ -151,44 +159,19 @@ class Ec2Machine(pulumi.CustomResource):
             host_key=self.host_key,
         )
 
-    @property
-    def address(self) -> pulumi.Output[str]:
-        """The IP SSH and NATS use: the private one, or the public one with
-        ``address="public"``."""
-        return _output(self, "ip")
-
-    @property
-    def instance_id(self) -> pulumi.Output[str]:
-        return _output(self, "instanceId")
-
-    @property
-    def private_ip(self) -> pulumi.Output[str]:
-        return _output(self, "privateIp")
-
-    @property
-    def public_ip(self) -> pulumi.Output[str]:
-        """The public IP, or ``""`` when the instance has none."""
-        return _output(self, "publicIp")
-
-    @property
-    def security_group_id(self) -> pulumi.Output[str]:
-        return _output(self, "securityGroupId")
-
-    @property
-    def key_pair_name(self) -> pulumi.Output[str]:
-        return _output(self, "keyPairName")
-
-    @property
-    def host_key(self) -> pulumi.Output[str]:
-        """The SSH host key line the instance showed when SSH first answered."""
-        return _output(self, "hostKey")
+    address = OutputProperty(EC2_MACHINE, "ip", str)  # what `address` chose
+    ip = OutputProperty(EC2_MACHINE, "ip", str)
+    instance_id = OutputProperty(EC2_MACHINE, "instanceId", str)
+    private_ip = OutputProperty(EC2_MACHINE, "privateIp", str)
+    public_ip = OutputProperty(EC2_MACHINE, "publicIp", str)
+    security_group_id = OutputProperty(EC2_MACHINE, "securityGroupId", str)
+    key_pair_name = OutputProperty(EC2_MACHINE, "keyPairName", str)
+    host_key = OutputProperty(EC2_MACHINE, "hostKey", str)
+    image_id = OutputProperty(EC2_MACHINE, "imageId", str)
+    ingress = OutputProperty(EC2_MACHINE, "ingress", list[str])
+    state = OutputProperty(EC2_MACHINE, "state", str)
 
 
 def _listed(value: Any) -> Any:
     """Tuples (the defaults) as lists; Outputs and lists as given."""
     return list(value) if isinstance(value, tuple) else value
-
-
-def _output(resource: pulumi.Resource, key: str) -> pulumi.Output[Any]:
-    value: pulumi.Output[Any] = pulumi.get(resource, key)
-    return value

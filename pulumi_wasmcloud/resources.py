@@ -7,35 +7,70 @@ snake_case.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, ClassVar, Generic, TypeVar, overload
 
 import pulumi
 
 from pulumi_wasmcloud.app import CapabilityProvider, Component, Link, build_manifest
 from pulumi_wasmcloud.machines import LeafNode, SshMachine
+from pulumi_wasmcloud.schema import resources as schema
+from pulumi_wasmcloud.schema.types import Resource as SchemaResource
 
-# Outputs that carry private material (seeds, .creds): Pulumi secrets.
-LATTICE_SECRETS = (
-    "authority",
-    "userIssuer",
-    "credentials",
-    "controllerCredentials",
-    "tls",
-    "secretsKey",
-    "secretsCredentials",
-    "clientTls",
-    "tlsIssuer",
-    "security",
-)
-HOST_SECRETS = (
-    "seed",
-    "credentials",
-    "userIssuer",
-    "hostCredentials",
-    "clientTls",
-    "tlsIssuer",
-    "hostTls",
-)
+T = TypeVar("T")
+
+
+class OutputProperty(Generic[T]):
+    """An output property of a resource: the schema's property ``key`` (its wire name),
+    documented with the schema's description. Read on a resource, it is a
+    ``pulumi.Output[T]``; tests/unit/test_sdk_schema.py checks ``T`` (``python_type``)
+    against the schema. The type is an argument, not a class annotation: the Pulumi SDK
+    reads a resource class's annotations as its own output declarations."""
+
+    def __init__(self, resource: SchemaResource, key: str, python_type: type[T]) -> None:
+        found = next((p for p in resource.all_properties if p.name == key), None)
+        if found is None:  # a typo here is a bug of this module: fail at import
+            raise KeyError(f"{resource.name} has no property {key!r} in the schema")
+        self.key = key
+        self.python_type = python_type
+        self.__doc__ = found.description
+
+    @overload
+    def __get__(self, instance: None, owner: type[Any]) -> OutputProperty[T]: ...
+
+    @overload
+    def __get__(self, instance: pulumi.Resource, owner: type[Any]) -> pulumi.Output[T]: ...
+
+    def __get__(
+        self, instance: pulumi.Resource | None, owner: type[Any]
+    ) -> OutputProperty[T] | pulumi.Output[T]:
+        if instance is None:
+            return self
+        return _output(instance, self.key)
+
+    def __set__(self, instance: pulumi.Resource, value: Any) -> None:
+        # A data descriptor, so it wins over the instance ``__dict__``, where the Pulumi SDK
+        # keeps every property's Output by wire name: Ec2Machine.address reads "ip", while
+        # ``address`` is also an input's wire name.
+        raise AttributeError(f"{self.key} is an output; the provider sets it")
+
+
+def registered(resource: SchemaResource, given: Mapping[str, Any]) -> dict[str, Any]:
+    """What a resource registers: the inputs ``given`` (wire names) and every other property
+    of the schema as ``None`` (so each output becomes an attribute the SDK reads). A name
+    the schema does not have is a bug of the SDK, refused here."""
+    known = {p.name for p in resource.all_properties}
+    unknown = sorted(set(given) - known)
+    if unknown:
+        raise ValueError(f"{resource.name}: {', '.join(unknown)} not in the schema")
+    return {**dict.fromkeys(sorted(known)), **given}
+
+
+def secret_outputs(resource: SchemaResource) -> pulumi.ResourceOptions:
+    """The schema's secret properties as additional secret outputs: the provider marks them
+    secret itself; saying so here too keeps them secret in the program even if a provider
+    version forgot one."""
+    return pulumi.ResourceOptions(additional_secret_outputs=sorted(resource.secrets))
 
 
 class Provider(pulumi.ProviderResource):
@@ -55,6 +90,13 @@ class Provider(pulumi.ProviderResource):
         credentials: pulumi.Input[str] | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
+        """Args:
+        nats_url: The lattice's NATS URL, the default ``natsUrl`` of every resource
+            that does not give one.
+        lattice: The lattice's name, the default ``lattice`` of every resource that does
+            not give one.
+        credentials: The text of a NATS .creds file to connect with (kept secret).
+        """
         props = {
             "natsUrl": nats_url,
             "lattice": lattice,
@@ -110,6 +152,21 @@ class Lattice(pulumi.CustomResource):
         otlp_endpoint: pulumi.Input[str] | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
+        """Args:
+        lattice: The lattice's name (in every NATS subject and bucket of it).
+        nats_port: The local NATS server's client port (a local lattice).
+        state_dir: Where a local lattice keeps its data, pidfiles and logs (default
+            ``.state/lattice``).
+        heartbeat_seconds: How often hosts send heartbeats.
+        redis_port: Run a redis-server on this loopback port (a local lattice).
+        registry_port: Run an OCI registry on this port.
+        cluster: The machines of the core NATS cluster: the lattice lives on them.
+        leaf_nodes: NATS leaf nodes for regions' hosts (with ``cluster``).
+        jetstream_domain: The core cluster's JetStream domain (with ``cluster``).
+        max_file_store: Bytes of JetStream file store per cluster node (with ``cluster``).
+        secure: Operator-mode NATS with TLS and the lattice's own authority (local).
+        otlp_endpoint: An OTLP/HTTP collector URL for the lattice's telemetry.
+        """
         props: dict[str, Any] = {
             "lattice": lattice,
             "otlpEndpoint": otlp_endpoint,
@@ -119,11 +176,6 @@ class Lattice(pulumi.CustomResource):
             "redisPort": redis_port,
             "registryPort": registry_port,
             "secure": secure,
-            "natsUrl": None,
-            "registryUrl": None,
-            "running": None,
-            **dict.fromkeys(LATTICE_SECRETS),
-            "caCert": None,
         }
         if cluster is not None:
             for i, machine in enumerate(cluster):
@@ -139,88 +191,42 @@ class Lattice(pulumi.CustomResource):
                 "leafNodes": [leaf.to_input() for leaf in leaf_nodes or []],
                 "jetstreamDomain": jetstream_domain,
                 "maxFileStore": max_file_store,
-                "natsUrls": None,
-                "jsDomain": None,
-                "hostKeys": None,
             }
         elif leaf_nodes or jetstream_domain is not None or max_file_store is not None:
             raise ValueError(
                 f"Lattice {resource_name}: leaf_nodes, jetstream_domain and max_file_store "
                 "are for a lattice on machines; give cluster too"
             )
-        # The provider marks these secret itself; saying so here too keeps them secret in
-        # the program even if a provider version forgot one.
-        secret = pulumi.ResourceOptions(additional_secret_outputs=list(LATTICE_SECRETS))
         super().__init__(
-            "wasmcloud:index:Lattice",
+            schema.LATTICE.token,
             resource_name,
-            props,
-            pulumi.ResourceOptions.merge(opts, secret),
+            registered(schema.LATTICE, props),
+            pulumi.ResourceOptions.merge(opts, secret_outputs(schema.LATTICE)),
         )
 
-    @property
-    def credentials(self) -> pulumi.Output[str]:
-        """The text of a .creds file of the lattice's tooling user (secret; ``None`` for a
-        plain lattice): give it to tools, or read ``nats.creds`` in ``state_dir``."""
-        return _output(self, "credentials")
-
-    @property
-    def user_issuer(self) -> pulumi.Output[dict[str, str]]:
-        """The lattice account's public key and a signing key's seed (secret): Hosts of
-        the lattice mint their own NATS users with it."""
-        return _output(self, "userIssuer")
-
-    @property
-    def client_tls(self) -> pulumi.Output[dict[str, str]]:
-        """The tooling user's TLS client pair and the CA, {caPem, certPem, keyPem} (secret;
-        a lattice on machines, whose nodes ask for client certificates; empty locally)."""
-        return _output(self, "clientTls")
-
-    @property
-    def tls_issuer(self) -> pulumi.Output[dict[str, str]]:
-        """The lattice CA's certificate and key (secret; a lattice on machines): a Host on a
-        machine issues its own client certificate with it."""
-        return _output(self, "tlsIssuer")
-
-    @property
-    def ca_cert(self) -> pulumi.Output[str]:
-        """The PEM of the CA that signed the lattice's NATS server certificate, ``""``
-        without TLS (public)."""
-        return _output(self, "caCert")
-
-    @property
-    def nats_urls(self) -> pulumi.Output[dict[str, str]]:
-        """Machine name -> ``nats://<address>:4222`` of the NATS node on that machine (a
-        lattice on machines): hosts connect to the one nearest them."""
-        return _output(self, "natsUrls")
-
-    @property
-    def js_domain(self) -> pulumi.Output[str]:
-        """The JetStream domain of the core cluster (a lattice on machines)."""
-        return _output(self, "jsDomain")
-
-    @property
-    def host_keys(self) -> pulumi.Output[dict[str, str]]:
-        """Machine name -> the host key recorded for it (a lattice on machines)."""
-        return _output(self, "hostKeys")
-
-    @property
-    def nats_url(self) -> pulumi.Output[str]:
-        """``nats://127.0.0.1:<port>``: where hosts, the controller and clients connect."""
-        return _output(self, "natsUrl")
-
-    @property
-    def registry_url(self) -> pulumi.Output[str | None]:
-        """``http://127.0.0.1:<port>`` when the lattice runs a registry, else ``""``."""
-        return _output(self, "registryUrl")
-
-    @property
-    def lattice_id(self) -> pulumi.Output[str]:
-        return _output(self, "lattice")
-
-    @property
-    def state_dir(self) -> pulumi.Output[str]:
-        return _output(self, "stateDir")
+    lattice_id = OutputProperty(schema.LATTICE, "lattice", str)
+    state_dir = OutputProperty(schema.LATTICE, "stateDir", str)
+    heartbeat_seconds = OutputProperty(schema.LATTICE, "heartbeatSeconds", int)
+    otlp_endpoint = OutputProperty(schema.LATTICE, "otlpEndpoint", str)
+    nats_url = OutputProperty(schema.LATTICE, "natsUrl", str)
+    registry_url = OutputProperty(schema.LATTICE, "registryUrl", str)
+    running = OutputProperty(schema.LATTICE, "running", bool)
+    ca_cert = OutputProperty(schema.LATTICE, "caCert", str)
+    credentials = OutputProperty(schema.LATTICE, "credentials", str)
+    user_issuer = OutputProperty(schema.LATTICE, "userIssuer", dict[str, str])
+    authority = OutputProperty(schema.LATTICE, "authority", dict[str, Any])
+    controller_credentials = OutputProperty(schema.LATTICE, "controllerCredentials", str)
+    tls = OutputProperty(schema.LATTICE, "tls", dict[str, Any])
+    secrets_key = OutputProperty(schema.LATTICE, "secretsKey", str)
+    secrets_credentials = OutputProperty(schema.LATTICE, "secretsCredentials", str)
+    client_tls = OutputProperty(schema.LATTICE, "clientTls", dict[str, str])
+    tls_issuer = OutputProperty(schema.LATTICE, "tlsIssuer", dict[str, str])
+    security = OutputProperty(schema.LATTICE, "security", dict[str, Any])
+    nats_urls = OutputProperty(schema.LATTICE, "natsUrls", dict[str, str])
+    js_domain = OutputProperty(schema.LATTICE, "jsDomain", str)
+    host_keys = OutputProperty(schema.LATTICE, "hostKeys", dict[str, str])
+    drift = OutputProperty(schema.LATTICE, "drift", dict[str, list[str]])
+    certificates_expire = OutputProperty(schema.LATTICE, "certificatesExpire", dict[str, str])
 
 
 class Host(pulumi.CustomResource):
@@ -240,17 +246,28 @@ class Host(pulumi.CustomResource):
         resource_name: str,
         lattice: Lattice,
         labels: pulumi.Input[dict[str, str]] | None = None,
-        target: str = "local",
+        target: pulumi.Input[str] = "local",
         machine: SshMachine | None = None,
         nats_url: pulumi.Input[str] | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
+        """Args:
+        lattice: The Lattice the host joins; its outputs give the host's ``natsUrl``,
+            ``lattice``, ``stateDir``, ``heartbeatSeconds``, ``registryUrl``,
+            ``credentials``, ``userIssuer``, ``caCert``, ``clientTls``,
+            ``otlpEndpoint`` (and on a machine ``jsDomain`` and ``tlsIssuer``).
+        labels: The host's labels, which spread scalers place components by.
+        target: Where the host runs without ``machine``: ``local``.
+        machine: The machine the host runs on, over SSH.
+        nats_url: Where the host reaches NATS (on a machine: ``hostNatsUrl``, e.g. its
+            region's leaf node); default: the lattice's ``nats_url``.
+        """
         props: dict[str, Any] = {
             "name": resource_name,
             "natsUrl": lattice.nats_url,
             "lattice": lattice.lattice_id,
             "stateDir": lattice.state_dir,
-            "heartbeatSeconds": _output(lattice, "heartbeatSeconds"),
+            "heartbeatSeconds": lattice.heartbeat_seconds,
             "registryUrl": lattice.registry_url,
             "labels": labels or {},
             "target": target,
@@ -261,11 +278,7 @@ class Host(pulumi.CustomResource):
             "caCert": lattice.ca_cert,
             "clientTls": lattice.client_tls,
             # OpenTelemetry (the lattice's otlp_endpoint): the host exports there.
-            "otlpEndpoint": _output(lattice, "otlpEndpoint"),
-            "hostId": None,
-            "seed": None,
-            "hostCredentials": None,
-            "running": None,
+            "otlpEndpoint": lattice.otlp_endpoint,
         }
         if machine is not None:
             if not isinstance(machine, SshMachine):
@@ -274,27 +287,25 @@ class Host(pulumi.CustomResource):
             props |= {
                 "machine": machine.to_input(),
                 "hostNatsUrl": nats_url if nats_url is not None else lattice.nats_url,
-                "jsDomain": _output(lattice, "jsDomain"),
-                "hostKeys": None,
+                "jsDomain": lattice.js_domain,
                 "tlsIssuer": lattice.tls_issuer,
-                "hostTls": None,
             }
         elif nats_url is not None:
             props["natsUrl"] = nats_url
-
-        secret = pulumi.ResourceOptions(additional_secret_outputs=list(HOST_SECRETS))
         super().__init__(
-            "wasmcloud:index:Host", resource_name, props, pulumi.ResourceOptions.merge(opts, secret)
+            schema.HOST.token,
+            resource_name,
+            registered(schema.HOST, props),
+            pulumi.ResourceOptions.merge(opts, secret_outputs(schema.HOST)),
         )
 
-    @property
-    def host_keys(self) -> pulumi.Output[dict[str, str]]:
-        """Machine name -> the host key recorded for it (a host on a machine)."""
-        return _output(self, "hostKeys")
-
-    @property
-    def host_id(self) -> pulumi.Output[str]:
-        return _output(self, "hostId")
+    host_id = OutputProperty(schema.HOST, "hostId", str)
+    seed = OutputProperty(schema.HOST, "seed", str)
+    host_credentials = OutputProperty(schema.HOST, "hostCredentials", str)
+    host_tls = OutputProperty(schema.HOST, "hostTls", dict[str, str])
+    running = OutputProperty(schema.HOST, "running", bool)
+    converged = OutputProperty(schema.HOST, "converged", bool)
+    host_keys = OutputProperty(schema.HOST, "hostKeys", dict[str, str])
 
 
 class Application(pulumi.CustomResource):
@@ -315,20 +326,36 @@ class Application(pulumi.CustomResource):
     and the others keep the version they run.
     """
 
+    # Arguments of the SDK's own that build the wire input ``manifest``.
+    sdk_arguments: ClassVar[frozenset[str]] = frozenset({"components", "links", "version"})
+
     def __init__(
         self,
         resource_name: str,
         lattice: Lattice | None = None,
         manifest: pulumi.Input[dict[str, Any]] | None = None,
-        manifest_path: str | None = None,
+        manifest_path: pulumi.Input[str] | None = None,
         components: list[Component | CapabilityProvider] | None = None,
         links: list[Link] | None = None,
         version: str | None = None,
-        allow_unplaced: bool = False,
+        allow_unplaced: pulumi.Input[bool] = False,
         health_url: pulumi.Input[str] | None = None,
         health_timeout_seconds: pulumi.Input[int] = 60,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
+        """Args:
+        lattice: The Lattice to deploy to; its outputs give ``natsUrl``, ``lattice``,
+            ``registryUrl``, ``credentials``, ``caCert`` and ``clientTls`` (without it:
+            the provider's ``wasmcloud:*`` config).
+        manifest: A wadm manifest as a dict.
+        manifest_path: The path of a wadm.yaml.
+        components: Typed components and providers to build the manifest from.
+        links: Links between ``components``.
+        version: The version of the manifest built from ``components``.
+        allow_unplaced: Deploy even when some instances cannot be placed.
+        health_url: An http(s) URL that must answer 2xx after each deploy.
+        health_timeout_seconds: How long a deploy waits for ``health_url``.
+        """
         if components is not None:
             if manifest is not None or manifest_path is not None:
                 raise ValueError(
@@ -349,27 +376,20 @@ class Application(pulumi.CustomResource):
             "allowUnplaced": allow_unplaced,
             "healthUrl": health_url,
             "healthTimeoutSeconds": health_timeout_seconds,
-            "name": None,
-            "placement": None,
-            "unplaced": None,
-            "version": None,
-            "status": None,
         }
-        secret = pulumi.ResourceOptions(additional_secret_outputs=["credentials", "clientTls"])
         super().__init__(
-            "wasmcloud:index:Application",
+            schema.APPLICATION.token,
             resource_name,
-            props,
-            pulumi.ResourceOptions.merge(opts, secret),
+            registered(schema.APPLICATION, props),
+            pulumi.ResourceOptions.merge(opts, secret_outputs(schema.APPLICATION)),
         )
 
-    @property
-    def placement(self) -> pulumi.Output[dict[str, dict[str, int]]]:
-        return _output(self, "placement")
-
-    @property
-    def deployed_version(self) -> pulumi.Output[str]:
-        return _output(self, "version")
+    name = OutputProperty(schema.APPLICATION, "name", str)
+    placement = OutputProperty(schema.APPLICATION, "placement", dict[str, dict[str, int]])
+    unplaced = OutputProperty(schema.APPLICATION, "unplaced", dict[str, int])
+    deployed_version = OutputProperty(schema.APPLICATION, "version", str)
+    status = OutputProperty(schema.APPLICATION, "status", str)
+    local_components = OutputProperty(schema.APPLICATION, "localComponents", dict[str, str])
 
 
 def _output(resource: pulumi.Resource, key: str) -> pulumi.Output[Any]:

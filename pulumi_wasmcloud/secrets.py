@@ -20,7 +20,8 @@ from typing import Any
 
 import pulumi
 
-from pulumi_wasmcloud.resources import Lattice
+from pulumi_wasmcloud.resources import Lattice, OutputProperty, registered, secret_outputs
+from pulumi_wasmcloud.schema.resources import SECRET
 
 
 class Secret(pulumi.CustomResource):
@@ -33,8 +34,15 @@ class Secret(pulumi.CustomResource):
         backend: pulumi.Input[str] = "nats-kv",
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
-        """``key`` defaults to the resource name; ``backend`` to ``nats-kv``. Without
-        ``lattice``, the provider's ``wasmcloud:natsUrl``/``lattice``/``credentials``."""
+        """Args:
+        value: The secret value (always a Pulumi secret).
+        lattice: The Lattice whose backend keeps it; its outputs give ``natsUrl``,
+            ``lattice``, ``credentials``, ``caCert`` and ``clientTls`` (without it: the
+            provider's ``wasmcloud:natsUrl``/``lattice``/``credentials``).
+        key: The key manifests name (``secrets[].properties.key``); default: the
+            resource name.
+        backend: The secrets backend's name (a secret policy's ``backend``).
+        """
         props: dict[str, Any] = {
             "natsUrl": lattice.nats_url if lattice else None,
             "lattice": lattice.lattice_id if lattice else None,
@@ -45,26 +53,13 @@ class Secret(pulumi.CustomResource):
             "backend": backend,
             "key": key if key is not None else resource_name,
             "value": pulumi.Output.secret(value),
-            "revision": None,
         }
-        secret = pulumi.ResourceOptions(
-            additional_secret_outputs=["value", "credentials", "clientTls"]
-        )
         super().__init__(
-            "wasmcloud:index:Secret",
+            SECRET.token,
             resource_name,
-            props,
-            pulumi.ResourceOptions.merge(opts, secret),
+            registered(SECRET, props),
+            pulumi.ResourceOptions.merge(opts, secret_outputs(SECRET)),
         )
 
-    @property
-    def key(self) -> pulumi.Output[str]:
-        """The key manifests name (``secrets[].properties.key``)."""
-        value: pulumi.Output[str] = pulumi.get(self, "key")
-        return value
-
-    @property
-    def revision(self) -> pulumi.Output[int]:
-        """The backend's revision of the value (a reference's ``version`` may pin it)."""
-        value: pulumi.Output[int] = pulumi.get(self, "revision")
-        return value
+    key = OutputProperty(SECRET, "key", str)
+    revision = OutputProperty(SECRET, "revision", int)

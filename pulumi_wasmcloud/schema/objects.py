@@ -56,7 +56,7 @@ SSH_MACHINE = ObjectType(
         Property(
             "verifyHostKey",
             BOOLEAN,
-            "false accepts whatever key the machine shows (throwaway machines only).",
+            "`false` accepts whatever key the machine shows (throwaway machines only).",
             default=True,
         ),
         Property(

@@ -6,6 +6,7 @@ the Python SDK test and the reference docs all read these definitions.
 
 from __future__ import annotations
 
+from pulumi_wasmcloud.schema import examples
 from pulumi_wasmcloud.schema.objects import EXTRA_PORT_TOKEN, LEAF_NODE_TOKEN, SSH_MACHINE_TOKEN
 from pulumi_wasmcloud.schema.types import (
     ANY,
@@ -184,6 +185,7 @@ LATTICE = Resource(
             "machines): an `up` within 30 days of it reissues the certificate.",
         ),
     ),
+    examples=examples.LATTICE,
 )
 
 
@@ -363,6 +365,7 @@ HOST = Resource(
             "Machine name -> the SSH host key recorded for it (a host on a machine).",
         ),
     ),
+    examples=examples.HOST,
 )
 
 APPLICATION = Resource(
@@ -434,6 +437,7 @@ APPLICATION = Resource(
             "Registry reference -> local file, for component files pushed to the registry.",
         ),
     ),
+    examples=examples.APPLICATION,
 )
 
 EC2_MACHINE = Resource(
@@ -530,6 +534,7 @@ EC2_MACHINE = Resource(
         Property("ingress", array_of(STRING), "The security group's rules."),
         Property("state", STRING, "The instance's state (drift)."),
     ),
+    examples=examples.EC2_MACHINE,
 )
 
 SECRET = Resource(
@@ -556,6 +561,7 @@ SECRET = Resource(
         Property("value", STRING, "The secret value.", required=True, secret=True),
     ),
     outputs=(Property("revision", INTEGER, "The backend's revision of the value."),),
+    examples=examples.SECRET,
 )
 
 RESOURCES: tuple[Resource, ...] = (LATTICE, HOST, APPLICATION, EC2_MACHINE, SECRET)

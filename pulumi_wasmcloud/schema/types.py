@@ -127,7 +127,7 @@ class Resource:
 
     @property
     def replace_on_changes(self) -> frozenset[str]:
-        return frozenset(p.name for p in self.inputs if p.replace_on_changes)
+        return frozenset(p.name for p in self.all_properties if p.replace_on_changes)
 
 
 @dataclass(frozen=True)
