@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Build the Pulumi YAML language host (pulumi-language-yaml) from the Go module proxy, once
 # per machine, into the tool cache: $TOOL_CACHE/pulumi-yaml/v<version>/bin
-# (scripts/tool-cache.sh), then links it next to the Pulumi CLI (.tools/pulumi/v<cli>/bin,
+# (scripts/tool-cache.sh), then hard-links it next to the Pulumi CLI (.tools/pulumi/v<cli>/bin,
 # which scripts/bootstrap.sh made first), where the CLI looks for the language hosts it
 # bundles, so `runtime: yaml` programs (examples/yaml/) run. Release tarballs cannot be
 # downloaded here, like for the CLI (scripts/build-pulumi.sh).
@@ -42,7 +42,11 @@ built || with_lock "pulumi-yaml-v$PULUMI_YAML_VERSION" build
 
 cli_bin="$TOOLS/pulumi/v$PULUMI_VERSION/bin"
 if [[ -x "$cli_bin/pulumi" ]]; then
-  ln -sfn "$dest/bin/pulumi-language-yaml" "$cli_bin/pulumi-language-yaml"
+  # A hard link (a copy across file systems), not a symlink: the CLI warns "using
+  # pulumi-language-yaml from $PATH at ..." when the one it finds on PATH, symlinks
+  # resolved, is not the file next to its own binary.
+  ln -f "$dest/bin/pulumi-language-yaml" "$cli_bin/pulumi-language-yaml" 2>/dev/null ||
+    cp -f "$dest/bin/pulumi-language-yaml" "$cli_bin/pulumi-language-yaml"
   echo "[pulumi-yaml] pulumi-language-yaml v$PULUMI_YAML_VERSION linked next to the Pulumi CLI ($cli_bin)" >&2
 else
   echo "[pulumi-yaml] WARNING: no Pulumi CLI in $cli_bin to link pulumi-language-yaml next to; runtime: yaml programs will not run" >&2
