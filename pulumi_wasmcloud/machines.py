@@ -53,6 +53,17 @@ class SshMachine:
         bastion: SshMachine | None = None,
         sudo: bool | None = None,
     ) -> None:
+        """Args:
+        name: How previews, progress and errors call the machine (``hostKeys``' key).
+        host: Its address or DNS name (as the bastion sees it, with one).
+        private_key: An unencrypted OpenSSH or PEM private key's text (secret).
+        user: The user to log in as: root, or one with a NOPASSWD sudo rule.
+        port: The SSH port.
+        host_key: The machine's host key line, verified on every connection.
+        verify_host_key: ``False`` accepts whatever key the machine shows.
+        bastion: A machine to reach this one through.
+        sudo: Run commands through ``sudo -n`` (default: when ``user`` is not root).
+        """
         if not isinstance(name, str) or not name:
             raise ValueError(f"SshMachine: name must be a non-empty string, got {name!r}")
         if bastion is not None and not isinstance(bastion, SshMachine):
@@ -91,6 +102,10 @@ class LeafNode:
     regional while the lattice's JetStream stays in the core cluster."""
 
     def __init__(self, region: str, machine: SshMachine) -> None:
+        """Args:
+        region: The region whose hosts connect to this leaf node.
+        machine: The machine it runs on.
+        """
         if not isinstance(region, str) or not region:
             raise ValueError(f"LeafNode: region must be a non-empty string, got {region!r}")
         if not isinstance(machine, SshMachine):

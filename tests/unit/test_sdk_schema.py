@@ -201,6 +201,19 @@ def test_the_provider_s_arguments_are_its_config() -> None:
     assert {p.python for p in package.CONFIG} == set(arguments(wasmcloud.Provider))
 
 
+@pytest.mark.parametrize("name", ["SshMachine", "LeafNode"])
+@pulumi.runtime.test
+def test_machine_classes_are_their_object_types(engine: Engine, name: str) -> None:
+    # (in a program: to_input marks the key secret, an Output)
+    object_ = next(o for o in package.object_types() if o.name == name)
+    cls = getattr(wasmcloud, name)
+    assert argument_problems(cls, object_.properties) == []
+    assert {p.python for p in object_.properties} == set(arguments(cls))
+    machine = wasmcloud.SshMachine("m", host="198.18.0.2", private_key=KEY)
+    made = machine if name == "SshMachine" else wasmcloud.LeafNode("edge", machine)
+    assert set(made.to_input()) == {p.name for p in object_.properties}
+
+
 def every_use() -> list[Callable[[], pulumi.Resource]]:
     """Every way of using the SDK, with every argument given: between them they send
     every input of the schema."""
