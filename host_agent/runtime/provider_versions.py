@@ -5,10 +5,13 @@ host: its calls are forwarded to whatever the link targets. When that target is 
 component this host knows, it is a provider, and the built-in providers serve exactly
 the versions builtin.py lists; a component built against another version of the
 package is refused at link time with both versions named (the draft-vs-final pitfall),
-instead of failing on its first call with a decode error.
+instead of failing on its first call with a decode error. A component that starts after
+its links were put is checked against them when it starts.
 """
 
 from __future__ import annotations
+
+from collections.abc import Container, Iterable
 
 from host_agent.lattice.protocol import Link
 from host_agent.providers.builtin import BUILTINS
@@ -41,3 +44,17 @@ def provider_version_mismatch(imports: dict[str, str], link: Link) -> str | None
                 f"serve {wanted}; rebuild the component against {wanted}"
             )
     return None
+
+
+def linked_version_problems(
+    imports: dict[str, str], source_id: str, links: Iterable[Link], components: Container[str]
+) -> list[str]:
+    """The same check when a component starts after its links were put: each link from it
+    to something that is not a component known here (``components``, by id)."""
+    problems = []
+    for link in links:
+        if link.source_id == source_id and link.target not in components:
+            problem = provider_version_mismatch(imports, link)
+            if problem is not None:
+                problems.append(problem)
+    return problems

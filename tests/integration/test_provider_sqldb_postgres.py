@@ -5,7 +5,8 @@ adds notes through a prepared statement and lists them through a parameterised q
 with the database password taken from a secret. The server going down reaches the
 component as an error (HTTP 503 naming the server), the host stays up and the next
 request after the server is back succeeds; a link whose config is wrong gets its
-setting named with the fix."""
+setting named with the fix; a component built against wasmcloud:postgres@0.1.0-draft is
+refused at link time with both versions named."""
 
 from __future__ import annotations
 
@@ -28,6 +29,8 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 
 EXAMPLE = ROOT / "examples" / "sqldb-postgres"
 WASM = EXAMPLE / "build" / "sqldb-postgres.wasm"
+# The same kind of component built against wasmcloud:postgres@0.1.0-draft.
+OLD_DRAFT_WASM = ROOT / "tests/components/notes-old-draft/build/notes-old-draft.wasm"
 
 
 @pytest.fixture
@@ -68,14 +71,16 @@ async def request(url: str, post: bool = False) -> tuple[int, str]:
     return status, body.decode()
 
 
-async def until(url: str, want: int, post: bool = False, tries: int = 300) -> str:
-    """Request until the answer has status ``want`` (links and listeners arrive async;
-    a restarted server takes a moment); the body then."""
+async def until(
+    url: str, want: int, post: bool = False, contains: str = "", tries: int = 300
+) -> str:
+    """Request until the answer has status ``want`` and a body with ``contains`` (links
+    and listeners arrive async; a restarted server takes a moment); the body then."""
     last: object = None
     for _ in range(tries):
         try:
             status, body = await request(url, post)
-            if status == want:
+            if status == want and contains in body:
                 return body
             last = (status, body)
         except OSError as error:
@@ -91,7 +96,8 @@ async def test_notes_on_postgres_through_the_controller_down_and_back_and_bad_co
     backend: SecretsBackendProcess,
     postgres: PostgresServer,
 ) -> None:
-    assert WASM.exists(), "build it: scripts/build-components.sh examples/sqldb-postgres"
+    for wasm in (WASM, OLD_DRAFT_WASM):
+        assert wasm.exists(), f"build it: scripts/build-components.sh {wasm.parent.parent}"
     host = processes.host(region="local")
     processes.controller()
     port = free_port()
@@ -131,7 +137,20 @@ async def test_notes_on_postgres_through_the_controller_down_and_back_and_bad_co
         bad = notes_manifest(postgres, bad_port, name="badnotes", POSTGRES_PORT="five-four")
         await wadm.put(yaml.safe_dump(bad))
         await wadm.deploy("badnotes")
-        body = await until(f"http://127.0.0.1:{bad_port}/notes", 503)
+        # (Until its link reaches the provider, calls say there is no link yet.)
+        body = await until(f"http://127.0.0.1:{bad_port}/notes", 503, contains="POSTGRES_PORT")
         assert "POSTGRES_PORT 'five-four'" in body and "e.g. 5432" in body, body
         # The good app is untouched.
         assert await request(f"{url}/notes") == (200, "1 hello\n2 world\n3 back\n")
+
+        # A component built against the older draft: its link is refused, both versions named.
+        old = notes_manifest(postgres, free_port(), name="oldnotes")
+        old["spec"]["components"][0]["properties"]["image"] = f"file://{OLD_DRAFT_WASM}"
+        await wadm.put(yaml.safe_dump(old))
+        await wadm.deploy("oldnotes")
+        await wait_status(wadm, "oldnotes", StatusType.FAILED, contains="0.1.0-draft")
+        reply = await wadm.status("oldnotes")
+        assert reply.status is not None
+        message = reply.status.status.message
+        assert "wasmcloud:postgres/query@0.1.0-draft" in message, message
+        assert "wasmcloud:postgres/query@0.1.1-draft" in message, message

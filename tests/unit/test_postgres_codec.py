@@ -16,6 +16,7 @@ import pytest
 from host_agent.lattice.protocol import Link
 from host_agent.providers.sqldb_postgres import LinkConfigError, connection_settings
 from host_agent.runtime.instance import link_problem
+from host_agent.runtime.provider_versions import linked_version_problems
 from host_agent.wrpc import postgres as pg
 from host_agent.wrpc.codec import Reader, Writer
 
@@ -103,9 +104,9 @@ def test_results_and_errors_decode_as_sent() -> None:
     assert (failed.value.kind, failed.value.message) == ("invalid-query", "no table")
     with pytest.raises(pg.CallFailed, match="unknown-prepared-query"):
         pg.decode_affected(pg.encode_exec_error(None))
-    with pytest.raises(pg.CallFailed, match="^unexpected: boom$"):
+    with pytest.raises(pg.CallFailed, match=r"^unexpected: boom$"):
         pg.decode_affected(pg.encode_exec_error(None, "boom"))
-    with pytest.raises(pg.CallFailed, match="^unexpected: no server$"):
+    with pytest.raises(pg.CallFailed, match=r"^unexpected: no server$"):
         pg.decode_token(pg.encode_prepare_error("no server"))
     with pytest.raises(pg.CallFailed, match="invalid-params: bad"):
         pg.decode_affected(pg.encode_exec_error(pg.QueryError("invalid-params", "bad")))
@@ -169,3 +170,12 @@ def test_another_postgres_version_is_refused_at_link_time_naming_both() -> None:
     assert "wasmcloud:postgres/query@0.1.1-draft" in problem
     same: Any = SimpleNamespace(imports={"wasmcloud:postgres/query": "0.1.1-draft"})
     assert link_problem(same, None, postgres_link(["query", "prepared"])) is None
+
+
+def test_a_component_starting_after_its_links_is_checked_against_them() -> None:
+    imports = {"wasmcloud:postgres/query": "0.1.0-draft"}
+    to_provider = postgres_link(["query"])
+    [problem] = linked_version_problems(imports, "notes", [to_provider], components=set())
+    assert "query@0.1.0-draft" in problem and "query@0.1.1-draft" in problem
+    # A link to a component known here is that component's business (link_problem).
+    assert linked_version_problems(imports, "notes", [to_provider], components={"pg"}) == []
