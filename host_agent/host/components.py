@@ -41,6 +41,7 @@ from host_agent.runtime.image import HTTP_HANDLER, ComponentImage, load_componen
 from host_agent.runtime.instance import ComponentInstance, ComponentTrap, import_problems
 from host_agent.runtime.interface import split_import
 from host_agent.runtime.pool import InstancePool
+from host_agent.runtime.provider_versions import linked_version_problems
 from host_agent.runtime.wrpc_values import (
     HandleCodec,
     UnsupportedType,
@@ -340,7 +341,9 @@ class ComponentHost:
     async def run(self, component_id: str, image: ComponentImage, count: int) -> None:
         """Start (or resize, or replace) `component_id` with `count` instances."""
         self.images[component_id] = image
-        problems = import_problems(image)
+        problems = import_problems(image) + linked_version_problems(
+            image.imports, component_id, self.links().involving(component_id), self.images
+        )
         if problems:
             raise ComponentStartError("; ".join(problems))
         loop = asyncio.get_running_loop()
