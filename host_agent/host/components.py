@@ -24,9 +24,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from nats.aio.subscription import Subscription
-from wasmtime import Engine
 
 from host_agent.host.claims import ClaimsError, ComponentClaims, component_claims
+from host_agent.host.linked_blobstore import LinkedBlobstore
 from host_agent.host.links import LinkIndex
 from host_agent.host.outgoing_http import LinkedOutgoingHttp
 from host_agent.interfaces.keyvalue import KeyValueError
@@ -37,6 +37,7 @@ from host_agent.runtime.custom import (
     custom_imports,
     wire_name,
 )
+from host_agent.runtime.engine import component_engine
 from host_agent.runtime.image import HTTP_HANDLER, ComponentImage, load_component
 from host_agent.runtime.instance import ComponentInstance, ComponentTrap, import_problems
 from host_agent.runtime.interface import split_import
@@ -298,7 +299,7 @@ class ComponentHost:
         self.client = client
         self.server = server
         self.links = links
-        self.engine = Engine()
+        self.engine = component_engine()
         self.running: dict[str, RunningComponent] = {}
         # Revealed secrets by component id, set by the host before each scale from the
         # references its manifest gave it (wasmcloud:secrets/store reads them).
@@ -348,6 +349,7 @@ class ComponentHost:
             raise ComponentStartError("; ".join(problems))
         loop = asyncio.get_running_loop()
         keyvalue = LinkedKeyValue(component_id, self.links, self.client, loop)
+        blobstore = LinkedBlobstore(component_id, self.links, self.client, loop)
         http_client = LinkedOutgoingHttp(component_id, self.links, self.client, loop)
         linked = LinkedComponents(
             component_id, self.links, self.client, loop, custom_imports(image)
@@ -359,7 +361,13 @@ class ComponentHost:
 
         pool = InstancePool(
             lambda: ComponentInstance(
-                image, keyvalue, component_id, linked, secrets, http_client=http_client
+                image,
+                keyvalue,
+                component_id,
+                linked,
+                secrets,
+                http_client=http_client,
+                blobstore=blobstore,
             ),
             count,
         )

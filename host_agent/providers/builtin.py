@@ -56,6 +56,7 @@ class BuiltinProvider:
 
 
 KEYVALUE = ("wasi:keyvalue/store@0.2.0-draft", "wasi:keyvalue/atomics@0.2.0-draft")
+BLOBSTORE = ("wasi:blobstore/blobstore@0.2.0-draft (wrpc:blobstore/blobstore@0.2.0)",)
 # wasmCloud 1.x moved providers to wRPC with WASI 0.2 WIT; the first release of each in that
 # line follows the last 0.x release (capability-providers' httpserver 0.19, kvredis 0.23).
 # A new major version may change WIT, so it is refused until it is checked and added here.
@@ -124,6 +125,14 @@ BUILTINS = {
             ("wasmcloud:postgres/query@0.1.1-draft", "wasmcloud:postgres/prepared@0.1.1-draft"),
             "wasmcloud:postgres on PostgreSQL; target_config POSTGRES_*, secret POSTGRES_PASSWORD",
             UpstreamReleases((0, 5, 0), _NEXT_MAJOR, "wasmcloud:postgres@0.1.0-draft", "0.7.2"),
+        ),
+        # blobstore-fs/-s3 releases before these served wrpc:blobstore@0.1.0.
+        BuiltinProvider(
+            "blobstore-fs",
+            "host_agent.providers.blobstore_fs",
+            BLOBSTORE,
+            "wasi:blobstore in a directory; target_config ROOT (default /tmp/<component id>)",
+            UpstreamReleases((0, 9, 0), _NEXT_MAJOR, "wrpc:blobstore@0.1.0", "0.10.1"),
         ),
     )
 }

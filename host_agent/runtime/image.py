@@ -163,9 +163,11 @@ def load_component(wasm: bytes, engine: Engine, cache_dir: Path | None = None) -
     from wasmtime import WasmtimeError
     from wasmtime.component import Component
 
+    from host_agent.runtime.engine import cache_flavour
+
     digest = hashlib.sha256(wasm).hexdigest()
     cache_dir = check_cache_dir(cache_dir or default_cache_dir())
-    cached = cache_dir / f"{digest}-wasmtime{WASMTIME_VERSION}.cwasm"
+    cached = cache_dir / f"{digest}-wasmtime{WASMTIME_VERSION}{cache_flavour(engine)}.cwasm"
     component: Component | None = None
     if _cached_file_is_there(cached):
         try:

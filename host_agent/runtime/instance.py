@@ -30,6 +30,7 @@ from host_agent.runtime.image import HTTP_HANDLER, ComponentImage
 from host_agent.runtime.interface import HostInterface
 from host_agent.runtime.provider_versions import provider_version_mismatch
 from host_agent.runtime.resources import ResourceTable
+from host_agent.runtime.wasi_blobstore import BlobstoreClient, NoBlobstore, blobstore_interfaces
 from host_agent.runtime.wasi_cli import cli_interfaces
 from host_agent.runtime.wasi_http import (
     IncomingRequest,
@@ -68,6 +69,7 @@ def host_interfaces(
     stderr: Callable[[bytes], None],
     secrets: SecretSource = dict,
     http_client: OutgoingHttp | None = None,
+    blobstore: BlobstoreClient | None = None,
 ) -> list[HostInterface]:
     return [
         *io_interfaces(table),
@@ -75,6 +77,7 @@ def host_interfaces(
         *with_outgoing(http_interfaces(table), table, http_client or NoOutgoingHttp()),
         *keyvalue_interfaces(table, keyvalue),
         *secrets_interfaces(table, secrets),
+        *blobstore_interfaces(table, blobstore or NoBlobstore()),
     ]
 
 
@@ -165,6 +168,7 @@ class ComponentInstance:
         remote: RemoteCalls | None = None,
         secrets: SecretSource = dict,
         http_client: OutgoingHttp | None = None,
+        blobstore: BlobstoreClient | None = None,
     ) -> None:
         self.image = image
         self.component_id = component_id
@@ -176,7 +180,7 @@ class ComponentInstance:
         linker = Linker(image.engine)
         with linker.root() as root:
             ifaces = host_interfaces(
-                self.table, keyvalue, self._stdout, self._stderr, secrets, http_client
+                self.table, keyvalue, self._stdout, self._stderr, secrets, http_client, blobstore
             )
             for iface in ifaces:
                 if iface.name not in image.imports:

@@ -146,7 +146,7 @@ def test_import_problems_name_the_interface(counter: ComponentImage) -> None:
         digest="x",
         imports={
             "wasi:io/streams": "0.2.3",
-            "wasi:blobstore/blobstore": "0.2.0-draft",
+            "wasi:nn/inference": "0.2.0-rc-2024-10-28",
             "acme:greeter/greet": "0.1.0",  # served by a linked component: not a problem
             "wasi:keyvalue/store": "0.2.0-draft2",
             "wasi:filesystem/types": "0.2.9",  # trapped on use, not refused
@@ -155,5 +155,5 @@ def test_import_problems_name_the_interface(counter: ComponentImage) -> None:
     )
     problems = import_problems(image)
     assert len(problems) == 2
-    assert any("missing import wasi:blobstore/blobstore@0.2.0-draft" in p for p in problems)
+    assert any("missing import wasi:nn/inference@0.2.0-rc-2024-10-28" in p for p in problems)
     assert any("wasi:keyvalue/store@0.2.0-draft2" in p and "rebuild" in p for p in problems)

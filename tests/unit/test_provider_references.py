@@ -45,7 +45,7 @@ def test_supported_references(ref: str, name: str) -> None:
         ("ghcr.io/wasmcloud/http-server", "has no tag"),
         ("ghcr.io/wasmcloud/http-server@sha256:" + "ab" * 32, "has no tag"),
         # Names we do not serve.
-        ("ghcr.io/wasmcloud/blobstore-s3:0.10.0", "supported: builtin:http-server"),
+        ("ghcr.io/wasmcloud/blobstore-azure:0.6.0", "supported: builtin:http-server"),
         ("ghcr.io/wasmcloud/keyvalue-inmemory:0.1.0", "write builtin:keyvalue-inmemory"),
         ("builtin:keyvalue-inmemory:0.2.0", "a built-in provider has no tags"),
         ("builtin:nope", "supported: builtin:http-server"),

@@ -1,0 +1,36 @@
+"""The wasmtime Engine hosts run components on.
+
+Concurrency support (the component-model-async machinery) is off: wasmtime 50 loses the
+call context when one host call lifts two borrows of handles the guest owns (wasi:blobstore's
+``container.write-data(name, borrow<outgoing-value>)`` on a ``container`` it owns traps
+with "BUG: deferred host scope has no call context"). Components here are WASI 0.2 and
+synchronous, so nothing needs it. Code compiled by such an engine is not valid for a
+default one (and the other way round), so its cached artifacts carry their own suffix.
+"""
+
+from __future__ import annotations
+
+import weakref
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from wasmtime import Engine
+
+_COMPONENT_ENGINES: weakref.WeakSet[Engine] = weakref.WeakSet()
+FLAVOUR = "-sync"
+
+
+def component_engine() -> Engine:
+    from wasmtime import Config, Engine
+    from wasmtime import _bindings as ffi
+
+    config = Config()
+    ffi.wasmtime_config_concurrency_support_set(config.ptr(), False)
+    engine = Engine(config)
+    _COMPONENT_ENGINES.add(engine)
+    return engine
+
+
+def cache_flavour(engine: Engine) -> str:
+    """What a compiled artifact's cache name adds for this engine's configuration."""
+    return FLAVOUR if engine in _COMPONENT_ENGINES else ""
