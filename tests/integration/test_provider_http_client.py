@@ -32,7 +32,9 @@ from tests.lattice import (
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 
 WASM = ROOT / "examples" / "http-client" / "build" / "http-client.wasm"
-BIG = 2000  # bytes the upstream's /big answers with, over the link's max_body_bytes
+# Bytes /big and /streamed answer with, over the link's max_body_bytes: /big declares its
+# length, which is refused before the body is read (the error names it in full).
+BIG = 200_000
 LIMIT = 1000
 
 
@@ -124,11 +126,21 @@ async def upstream(port: int) -> AsyncIterator[asyncio.Event]:
     async def big(request: web.Request) -> web.Response:
         return web.Response(body=b"x" * BIG)
 
+    async def streamed(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse()  # chunked: no content-length to refuse it by
+        response.enable_chunked_encoding()
+        await response.prepare(request)
+        for _ in range(BIG // 1000):
+            await response.write(b"y" * 1000)
+        await response.write_eof()
+        return response
+
     app = web.Application()
     app.router.add_get("/hello", hello)
     app.router.add_post("/echo", echo)
     app.router.add_get("/slow", slow)
     app.router.add_get("/big", big)
+    app.router.add_get("/streamed", streamed)
     runner = web.AppRunner(app, shutdown_timeout=0.5)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", port).start()
@@ -177,6 +189,9 @@ async def test_a_component_sends_http_through_the_http_client_provider(
             502,
             f"error HttpResponseBodySize {BIG}",
         )
+        status, text = await get(fetch_url(port, upstream_port, "/streamed"))
+        assert status == 502 and text.startswith("error HttpResponseBodySize "), text
+        assert int(text.rsplit(" ", 1)[1]) > LIMIT
         # A link whose config is wrong: the component hears which value and the fix.
         status, text = await get(fetch_url(bad_port, upstream_port, "/hello"))
         assert status == 502 and "max_body_bytes='lots'" in text, text

@@ -93,19 +93,20 @@ def manifest(broker: str, version: str, *extra_links: dict[str, Any]) -> dict[st
     }
 
 
-async def ask(nc: NatsClient, subject: str, body: bytes, tries: int = 100) -> bytes:
+async def ask(nc: NatsClient, subject: str, body: bytes, within: float = 30.0) -> bytes:
     """Request until the component answers: its subscriptions arrive with the link, after
     the deploy is reported; a broker that just came back needs its resubscription."""
     last: object = None
-    for _ in range(tries):
+    deadline = asyncio.get_running_loop().time() + within
+    while asyncio.get_running_loop().time() < deadline:
         try:
-            return (await nc.request(subject, body, timeout=3)).data
+            return (await nc.request(subject, body, timeout=2)).data
         except nats.errors.NoRespondersError as error:
             last = error
             await asyncio.sleep(0.1)  # nobody subscribed yet: nothing to wait on but time
         except nats.errors.TimeoutError as error:  # subscribed, the answer did not come
             last = error
-    raise AssertionError(f"{subject} was never answered: {last!r}")
+    raise AssertionError(f"{subject} was not answered within {within:g} s: {last!r}")
 
 
 async def publish_as_component(wrpc: WrpcClient, subject: str) -> str | None:
