@@ -3,10 +3,14 @@ provider's link config, and the draft-vs-final check for wasi:http/outgoing-hand
 
 from __future__ import annotations
 
+import asyncio
 import re
+from typing import cast
 
 import pytest
 
+from host_agent.host.links import LinkIndex
+from host_agent.host.outgoing_http import LinkedOutgoingHttp
 from host_agent.interfaces.http import HttpRequest, HttpResponse
 from host_agent.lattice.protocol import Link
 from host_agent.providers.builtin import resolve_provider
@@ -20,6 +24,7 @@ from host_agent.wrpc.http_outgoing import (
     encode_handle_params,
     encode_handle_result,
 )
+from host_agent.wrpc.transport import WrpcClient
 
 
 def test_params_carry_the_request_and_its_timeouts() -> None:
@@ -82,3 +87,17 @@ def test_a_component_built_against_another_outgoing_handler_is_refused_at_link_t
 def test_the_upstream_image_names_the_builtin_provider() -> None:
     assert resolve_provider("ghcr.io/wasmcloud/http-client:0.12.1").name == "http-client"
     assert "wasi:http/outgoing-handler" in SERVED  # no longer a trapped import
+
+
+def test_a_component_without_a_link_hears_which_link_to_put() -> None:
+    loop = asyncio.new_event_loop()
+    try:
+        client = LinkedOutgoingHttp("fetcher", LinkIndex, cast(WrpcClient, None), loop)
+        result = client.send(HttpRequest("GET", "/", "http", "127.0.0.1:1"), None)
+    finally:
+        loop.close()
+    assert result == HttpErrorCode(
+        "internal-error",
+        "fetcher has no link for wasi:http/outgoing-handler; put a link from it to an "
+        "http-client provider",
+    )

@@ -12,6 +12,7 @@ from host_agent.providers.builtin import resolve_provider
 from host_agent.providers.messaging_nats import ConfigError, ConnectionConfig, Subscription
 from host_agent.runtime.provider_versions import provider_version_mismatch
 from host_agent.wrpc import messaging as wire
+from host_agent.wrpc.codec import DecodeError
 
 
 def test_messages_and_results_round_trip() -> None:
@@ -24,7 +25,7 @@ def test_messages_and_results_round_trip() -> None:
         assert wire.decode_unit_result(wire.encode_unit_result(unit)) == unit
     for result in (message, "no responders"):
         assert wire.decode_message_result(wire.encode_message_result(result)) == result
-    with pytest.raises(wire.DecodeError, match="bytes after the broker-message"):
+    with pytest.raises(DecodeError, match="bytes after the broker-message"):
         wire.decode_message(wire.encode_message(message) + b"\x00")
 
 
