@@ -34,19 +34,18 @@ from pulumi_wasmcloud.provider.live import (
     placement_by_name,
 )
 from pulumi_wasmcloud.provider.values import has_unknowns, plain, to_props
+from pulumi_wasmcloud.schema.functions import FUNCTIONS as SCHEMA_FUNCTIONS
+from pulumi_wasmcloud.schema.functions import GET_LATTICE_TOKEN, PLAN_PLACEMENT_TOKEN
+from pulumi_wasmcloud.schema.package import object_types
+from pulumi_wasmcloud.schema.validate import Checker
 
 if TYPE_CHECKING:
     from host_agent.model.manifest import Manifest
 
-GET_LATTICE = "wasmcloud:index:getLattice"
-PLAN_PLACEMENT = "wasmcloud:index:planPlacement"
-
-# The arguments every function takes: where the lattice is and how to get in.
-CONNECTION_ARGS = ("natsUrl", "lattice", "credentials", "caCert", "clientTls")
-ARGS = {
-    GET_LATTICE: CONNECTION_ARGS,
-    PLAN_PLACEMENT: (*CONNECTION_ARGS, "manifest", "manifestPath"),
-}
+GET_LATTICE = GET_LATTICE_TOKEN
+PLAN_PLACEMENT = PLAN_PLACEMENT_TOKEN
+# Each function's definition (its arguments, their types), from the schema.
+FUNCTIONS = {f.token: f for f in SCHEMA_FUNCTIONS}
 CLIENT_TLS_KEYS = ("caPem", "certPem", "keyPem")
 # How long a lattice's controller has to answer whether the lattice exists at all.
 CONTROLLER_WAIT = 2.0
@@ -69,8 +68,8 @@ async def invoke(
     """Run the function ``request.tok`` on its arguments (``defaults`` adds the provider's
     config); bad arguments and a lattice that cannot be read are failures naming the
     argument to fix."""
-    if request.tok not in ARGS:
-        known = ", ".join(sorted(ARGS))
+    if request.tok not in FUNCTIONS:
+        known = ", ".join(sorted(FUNCTIONS))
         raise ValueError(f"unknown function {request.tok}; this provider has: {known}")
     args = defaults(plain(request.args))
     try:
@@ -100,14 +99,14 @@ def failure(error: InputError) -> CheckFailure:
 
 
 def connection_args(token: str, args: dict[str, Any]) -> Connection:
-    """The connection arguments checked strictly (type errors by name; unknown names
-    refused with the ones that exist)."""
-    errors: list[InputError] = []
-    allowed = ARGS[token]
-    for name in sorted(set(args) - set(allowed)):
-        errors.append(
-            InputError(name, f"{token} takes no argument {name!r}; it takes {', '.join(allowed)}")
-        )
+    """The arguments checked against the function's schema (unknown names with the
+    nearest one, types by path), then what the schema cannot say."""
+    function = FUNCTIONS[token]
+    checker = Checker({o.token: o for o in object_types()}, has_unknowns)
+    errors = [
+        InputError(problem.path, problem.reason)
+        for problem in checker.properties(args, function.inputs, function.name)
+    ]
     for name, value in args.items():
         if has_unknowns(value):
             errors.append(
@@ -117,19 +116,9 @@ def connection_args(token: str, args: dict[str, Any]) -> Connection:
                     "runs on known values only; make the call depend on that resource",
                 )
             )
-    url = args.get("natsUrl")
+    url, lattice = args.get("natsUrl"), args.get("lattice")
     if url in (None, ""):
         errors.append(nats_url_required())
-    elif not isinstance(url, str):
-        errors.append(InputError("natsUrl", "must be a string such as nats://127.0.0.1:4222"))
-    lattice = args.get("lattice")
-    if lattice is not None and not isinstance(lattice, str):
-        errors.append(InputError("lattice", "must be a string: the lattice's name"))
-    for name in ("credentials", "caCert"):
-        value = args.get(name)
-        if value is not None and not isinstance(value, str):
-            what = "the text of a .creds file" if name == "credentials" else "PEM text"
-            errors.append(InputError(name, f"must be a string: {what}"))
     errors += client_tls_errors(args.get("clientTls"))
     if errors:
         raise ArgumentErrors(errors)
@@ -145,22 +134,17 @@ def connection_args(token: str, args: dict[str, Any]) -> Connection:
 
 
 def client_tls_errors(value: Any) -> list[InputError]:
-    if value is None:
-        return []
+    """A map of PEM strings (the schema checks that): the names a client pair has."""
     if not isinstance(value, Mapping):
-        return [InputError("clientTls", "must be an object with caPem, certPem and keyPem")]
+        return []
     errors = [
         InputError(
             f"clientTls.{key}", f"clientTls takes no {key!r}; it takes caPem, certPem, keyPem"
         )
         for key in sorted(set(value) - set(CLIENT_TLS_KEYS))
     ]
-    for key in CLIENT_TLS_KEYS:
-        item = value.get(key)
-        if key == "caPem" and not item:
-            errors.append(InputError("clientTls.caPem", "required: the CA's certificate (PEM)"))
-        elif item is not None and not isinstance(item, str):
-            errors.append(InputError(f"clientTls.{key}", "must be a string: PEM text"))
+    if not value.get("caPem"):
+        errors.append(InputError("clientTls.caPem", "required: the CA's certificate (PEM)"))
     return errors
 
 
@@ -175,8 +159,6 @@ def manifest_arg(args: dict[str, Any]) -> Manifest:
         raise InputError("manifest", "give manifest or manifestPath, not both")
     if given is None and path is None:
         raise InputError("manifest", "required: a wadm manifest (an object) or manifestPath")
-    if given is None and not isinstance(path, str):
-        raise InputError("manifestPath", "must be a string: a manifest file's path")
     field = "manifest" if given is not None else "manifestPath"
     try:
         parsed = parse_manifest(given) if given is not None else load_manifest(str(path))

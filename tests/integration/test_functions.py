@@ -11,6 +11,7 @@ manifest or a wrongly typed argument fails naming the argument.
 
 from __future__ import annotations
 
+import inspect
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +21,10 @@ import grpc
 import pytest
 from pulumi.runtime.proto import provider_pb2, provider_pb2_grpc
 
+import pulumi_wasmcloud
+from pulumi_wasmcloud import functions as sdk
+from pulumi_wasmcloud.schema.functions import FUNCTIONS, OBJECT_TYPES
+from pulumi_wasmcloud.schema.types import Property, Type
 from tests.integration.test_provider_grpc import APP, check, hosts_by_tier
 from tests.lattice import (
     COUNTER_WASM,
@@ -172,13 +177,25 @@ async def test_bad_arguments_fail_naming_the_argument(
             (PLAN_PLACEMENT, {"manifestPath": str(unreadable)}, "manifestPath", "not valid YAML"),
             (PLAN_PLACEMENT, {}, "manifest", "required"),
             (PLAN_PLACEMENT, {"manifest": PLANNED, "manifestPath": "x"}, "manifest", "not both"),
-            (PLAN_PLACEMENT, {"manifestPath": 5}, "manifestPath", "must be a string"),
-            (GET_LATTICE, {"natsUrl": 4222}, "natsUrl", "must be a string"),
-            (GET_LATTICE, {"lattice": 5}, "lattice", "must be a string"),
-            (GET_LATTICE, {"clientTls": "pem"}, "clientTls", "must be an object"),
+            (
+                PLAN_PLACEMENT,
+                {"manifestPath": 5},
+                "manifestPath",
+                "expected a string, got a number (5)",
+            ),
+            (GET_LATTICE, {"natsUrl": 4222}, "natsUrl", "expected a string, got a number (4222)"),
+            (GET_LATTICE, {"lattice": 5}, "lattice", "expected a string, got a number (5)"),
+            (GET_LATTICE, {"clientTls": "pem"}, "clientTls", "expected a map of string"),
             (GET_LATTICE, {"clientTls": {"certPem": "x"}}, "clientTls.caPem", "required"),
+            (GET_LATTICE, {"clientTls": {"caPem": 1}}, "clientTls.caPem", "expected a string"),
+            (GET_LATTICE, {"natsUrls": "nats://x"}, "natsUrls", 'did you mean "natsUrl"?'),
             (GET_LATTICE, {"credentials": "not a creds file"}, "credentials", ""),
-            (GET_LATTICE, {"manifest": PLANNED}, "manifest", "takes no argument 'manifest'"),
+            (
+                GET_LATTICE,
+                {"manifest": PLANNED},
+                "manifest",
+                "getLattice has no property 'manifest'",
+            ),
             (GET_LATTICE, {"natsUrl": refused}, "natsUrl", f"cannot reach NATS at {refused}"),
         ]
         for token, args, argument, words in cases:
@@ -193,6 +210,55 @@ async def test_bad_arguments_fail_naming_the_argument(
             "unknown function wasmcloud:index:getLatice; this provider has: "
             f"{GET_LATTICE}, {PLAN_PLACEMENT}"
         )
+
+
+def python_type(type_: Type) -> str:
+    """The annotation the SDK gives a schema type (``from __future__ import annotations``
+    keeps annotations as text)."""
+    if type_.kind == "array":
+        assert type_.items is not None
+        return f"Sequence[{python_type(type_.items)}]"
+    if type_.kind == "map":
+        assert type_.items is not None
+        return f"Mapping[str, {python_type(type_.items)}]"
+    if type_.kind == "object":
+        assert type_.ref is not None
+        return type_.ref.rsplit(":", 1)[-1]
+    return {"string": "str", "integer": "int", "number": "float", "boolean": "bool"}[type_.kind]
+
+
+def getters(cls: type) -> dict[str, tuple[str, str]]:
+    """Wire name -> (Python name, annotation) of an output type's properties."""
+    found = {}
+    for name, member in vars(cls).items():
+        if isinstance(member, property) and member.fget is not None:
+            wire = getattr(member.fget, "_pulumi_name", None)
+            assert wire is not None, f"{cls.__name__}.{name} is not a pulumi.getter"
+            found[wire] = (name, member.fget.__annotations__["return"])
+    return found
+
+
+def expected(props: tuple[Property, ...]) -> dict[str, tuple[str, str]]:
+    return {
+        p.name: (p.python, python_type(p.type) + ("" if p.required else " | None")) for p in props
+    }
+
+
+def test_the_python_functions_and_result_types_match_the_schema() -> None:
+    """A function, argument, result property or type added to one side only fails."""
+    results = {"getLattice": sdk.GetLatticeResult, "planPlacement": sdk.PlanPlacementResult}
+    assert sorted(results) == sorted(f.name for f in FUNCTIONS)
+    for function in FUNCTIONS:
+        python = function.name[0].lower() + "".join(
+            f"_{c.lower()}" if c.isupper() else c for c in function.name[1:]
+        )
+        for form in (python, f"{python}_output"):
+            parameters = list(inspect.signature(getattr(pulumi_wasmcloud, form)).parameters)
+            assert sorted(parameters) == sorted([p.python for p in function.inputs] + ["opts"])
+        assert getattr(sdk, python.upper()) == function.token
+        assert getters(results[function.name]) == expected(function.outputs)
+    for object_type in OBJECT_TYPES:
+        assert getters(getattr(sdk, object_type.name)) == expected(object_type.properties)
 
 
 # A program that declares a secured local lattice with two hosts and an application, then
