@@ -134,6 +134,13 @@ BUILTINS = {
             "wasi:blobstore in a directory; target_config ROOT (default /tmp/<component id>)",
             UpstreamReleases((0, 9, 0), _NEXT_MAJOR, "wrpc:blobstore@0.1.0", "0.10.1"),
         ),
+        BuiltinProvider(
+            "blobstore-s3",
+            "host_agent.providers.blobstore_s3",
+            BLOBSTORE,
+            "wasi:blobstore in S3 buckets; target_config config_json (secret) and alias_*",
+            UpstreamReleases((0, 10, 0), _NEXT_MAJOR, "wrpc:blobstore@0.1.0", "0.11.1"),
+        ),
     )
 }
 

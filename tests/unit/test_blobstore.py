@@ -4,6 +4,7 @@ link config and names, upstream references, and the draft version check at link 
 from __future__ import annotations
 
 import asyncio
+import base64
 from pathlib import Path
 
 import pytest
@@ -94,8 +95,11 @@ def test_fs_names_cannot_leave_the_root(tmp_path: Path) -> None:
 
 def test_upstream_references_before_wrpc_blobstore_0_2_are_refused() -> None:
     assert resolve_provider("ghcr.io/wasmcloud/blobstore-fs:0.10.1").name == "blobstore-fs"
+    assert resolve_provider("ghcr.io/wasmcloud/blobstore-s3:0.11.1").name == "blobstore-s3"
     with pytest.raises(UnknownProvider, match=r"serve wrpc:blobstore@0\.1\.0"):
         resolve_provider("ghcr.io/wasmcloud/blobstore-fs:0.8.0")
+    with pytest.raises(UnknownProvider, match=r"serve wrpc:blobstore@0\.1\.0"):
+        resolve_provider("ghcr.io/wasmcloud/blobstore-s3:0.9.0")
 
 
 def test_a_component_on_another_blobstore_draft_is_refused_at_link_time() -> None:
@@ -113,3 +117,30 @@ def test_a_component_on_another_blobstore_draft_is_refused_at_link_time() -> Non
         "wasi:blobstore/blobstore@0.2.0-draft"
     )
     assert version_mismatch({"wasi:blobstore/blobstore": "0.2.0-draft"}, link) is None
+
+
+def test_s3_storage_config_is_read_as_upstream_and_refused_by_field() -> None:
+    from host_agent.providers.blobstore_s3 import storage_config
+
+    settings = storage_config(
+        {"alias_photos": "bucket-1", "BUCKET_REGION": "eu-west-1"},
+        {"config_json": '{"endpoint": "http://127.0.0.1:9", "aliases": {"a": "b"}}'},
+    )
+    assert settings.endpoint == "http://127.0.0.1:9"
+    assert settings.aliases == {"a": "b", "photos": "bucket-1"}
+    assert settings.bucket_region == "eu-west-1"
+    encoded = base64.b64encode(b'{"region": "us-west-2"}').decode()
+    assert storage_config({"config_b64": encoded}, {}).region == "us-west-2"
+    refusals = [
+        ({"config_json": '{"max_attempts": "3"}'}, "field 'max_attempts'"),
+        ({"config_json": '{"endpont": "x"}'}, "unknown field 'endpont'; its fields are"),
+        ({"config_json": '{"sts_config": {}}'}, "sts_config (assume-role) is not supported"),
+        ({"config_json": "{nope"}, "target_config config_json is not JSON"),
+        ({"config_b64": "!!"}, "is not base64 of UTF-8 JSON"),
+        ({"endpoint": "x"}, "'endpoint', which blobstore-s3 does not read"),
+        ({"alias_": "b"}, "an alias needs a name after alias_"),
+    ]
+    for config, says in refusals:
+        with pytest.raises(LinkConfigError) as refused:
+            storage_config(config, {})
+        assert says in str(refused.value), (config, str(refused.value))
