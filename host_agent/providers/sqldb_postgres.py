@@ -264,6 +264,18 @@ class PostgresProvider:
         try:
             async with pool.acquire() as conn:
                 return await work(conn)
+        except asyncpg.InvalidAuthorizationSpecificationError as error:  # wrong user/password
+            raise pg.QueryError(
+                "unexpected",
+                f"the database {settings.where} refused the login ({_message(error)}); check "
+                f"the link's {PREFIX}USERNAME and its {PREFIX}PASSWORD secret",
+            ) from None
+        except asyncpg.InvalidCatalogNameError as error:  # no such database
+            raise pg.QueryError(
+                "unexpected",
+                f"{_message(error)} on {settings.host}:{settings.port}; set the link's "
+                f"{PREFIX}DATABASE to a database that exists there (or create it)",
+            ) from None
         except _QUERY_ERRORS as error:
             raise pg.QueryError("invalid-query", _message(error)) from None
         except _PARAM_ERRORS as error:

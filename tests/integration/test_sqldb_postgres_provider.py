@@ -160,3 +160,26 @@ async def test_a_pool_outlives_a_server_restart(postgres: PostgresServer) -> Non
         assert await query(provider, "a", "SELECT 1 AS one") == [[("one", pg.PgValue("int4", 1))]]
     finally:
         await provider.stop()
+
+
+@run_async
+async def test_a_wrong_password_or_database_names_the_setting(postgres: PostgresServer) -> None:
+    provider = await linked_provider(postgres)
+    try:
+        settings = postgres.link_config()
+        await provider.link_put(link("a", settings | {"POSTGRES_PASSWORD": "wrong"}))
+        await provider.link_put(
+            link(
+                "b",
+                settings | {"POSTGRES_PASSWORD": postgres.password, "POSTGRES_DATABASE": "nope"},
+            )
+        )
+        with pytest.raises(
+            pg.CallFailed,
+            match="check the link's POSTGRES_USERNAME and its POSTGRES_PASSWORD secret",
+        ):
+            await query(provider, "a", "SELECT 1")
+        with pytest.raises(pg.CallFailed, match="set the link's POSTGRES_DATABASE"):
+            await query(provider, "b", "SELECT 1")
+    finally:
+        await provider.stop()
