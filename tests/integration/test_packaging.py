@@ -166,6 +166,9 @@ def test_installed_plugin_and_wheel_preview_a_program_outside_the_repo(
     assert [(p["name"], p["kind"], p["version"]) for p in plugins] == [
         ("wasmcloud", "resource", VERSION)
     ]
+    schema = json.loads(installed.pulumi("package", "get-schema", f"wasmcloud@{VERSION}").stdout)
+    assert (schema["name"], schema["version"]) == ("wasmcloud", VERSION)
+    assert "wasmcloud:index:Lattice" in schema["resources"]
 
     preview = installed.pulumi("preview", "--json")
     result = json.loads(preview.stdout)
