@@ -5,6 +5,7 @@ real server in a few seconds (test_provider_sqldb_postgres.py is the end-to-end 
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import uuid
 from collections.abc import Iterator
@@ -13,7 +14,7 @@ from decimal import Decimal
 import pytest
 
 from host_agent.providers.contract import HostData, InterfaceLinkDefinition
-from host_agent.providers.sqldb_postgres import PostgresProvider
+from host_agent.providers.sqldb_postgres import POOL_SIZE, PostgresProvider
 from host_agent.wrpc import postgres as pg
 from tests.lattice import run_async
 from tests.postgres import PostgresServer
@@ -181,5 +182,21 @@ async def test_a_wrong_password_or_database_names_the_setting(postgres: Postgres
             await query(provider, "a", "SELECT 1")
         with pytest.raises(pg.CallFailed, match="set the link's POSTGRES_DATABASE"):
             await query(provider, "b", "SELECT 1")
+    finally:
+        await provider.stop()
+
+
+@run_async
+async def test_concurrent_calls_share_a_bounded_pool(postgres: PostgresServer) -> None:
+    provider = await linked_provider(postgres, "a")
+    try:
+        sql = "SELECT pg_backend_pid() AS pid FROM pg_sleep(0.3)"
+        answers = await asyncio.gather(*(query(provider, "a", sql) for _ in range(3 * POOL_SIZE)))
+        pids = {rows[0][0][1].value for rows in answers}
+        # Several connections at once (not one after another), never more than the pool's.
+        assert 1 < len(pids) <= POOL_SIZE, pids
+        # They stay open for the next calls: the same backends answer.
+        again = await asyncio.gather(*(query(provider, "a", sql) for _ in range(POOL_SIZE)))
+        assert {rows[0][0][1].value for rows in again} <= pids
     finally:
         await provider.stop()
