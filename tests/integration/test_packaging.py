@@ -64,6 +64,16 @@ plugins:
     - name: python
       path: venv/bin
 """
+YAML_PROGRAM = """\
+name: yaml-outside
+runtime: yaml
+resources:
+  lattice:
+    type: wasmcloud:index:Lattice
+    properties:
+      natsPort: 14223
+      stateDir: state
+"""
 
 
 @dataclass
@@ -180,6 +190,21 @@ def test_installed_plugin_and_wheel_preview_a_program_outside_the_repo(
     assert created == ["core", "hello", "lattice"], preview.stdout
     sdk = Path((installed.project / "sdk-path.txt").read_text())
     assert sdk.is_relative_to(installed.project / "venv"), sdk  # the wheel's, not the clone's
+
+
+def test_installed_plugin_previews_a_yaml_program(installed: Installed) -> None:
+    """A Pulumi YAML program has no virtualenv of its own: the plugin runs on the one
+    PULUMI_WASMCLOUD_PYTHON names, and the YAML host checks the program against the
+    schema the installed plugin serves."""
+    project = installed.project.parent / "yaml-project"
+    project.mkdir()
+    (project / "Pulumi.yaml").write_text(YAML_PROGRAM)
+    env = installed.env | {"PULUMI_WASMCLOUD_PYTHON": str(installed.project / "venv/bin/python")}
+    yaml = Installed(installed.dist, project, env)
+    yaml.pulumi("stack", "init", "dev")
+    preview = yaml.pulumi("preview", "--json")
+    created = [step["urn"].rsplit("::", 1)[1] for step in json.loads(preview.stdout)["steps"]]
+    assert created == ["yaml-outside-dev", "lattice"], preview.stdout
 
 
 def test_plugin_names_the_python_it_cannot_run_on(installed: Installed) -> None:
