@@ -6,6 +6,7 @@ to an HTTP server this test runs on loopback."""
 from __future__ import annotations
 
 import asyncio
+import copy
 import urllib.parse
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -26,85 +27,41 @@ from tests.lattice import (
     free_port,
     http_get,
     run_async,
-    spreadscaler,
 )
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 
-WASM = ROOT / "examples" / "http-client" / "build" / "http-client.wasm"
+EXAMPLE = ROOT / "examples" / "http-client"
+WASM = EXAMPLE / "build" / "http-client.wasm"
 # Bytes /big and /streamed answer with, over the link's max_body_bytes: /big declares its
 # length, which is refused before the body is read (the error names it in full).
 BIG = 200_000
 LIMIT = 1000
 
 
-def fetcher(name: str, client_config: dict[str, str]) -> dict[str, Any]:
-    """The example component, linked to the http-client provider with this target_config."""
-    return {
-        "name": name,
-        "type": "component",
-        "properties": {"image": f"file://{WASM}"},
-        "traits": [
-            spreadscaler(1),
-            {
-                "type": "link",
-                "properties": {
-                    "target": {
-                        "name": "client",
-                        "config": [{"name": f"{name}-client", "properties": client_config}],
-                    },
-                    "namespace": "wasi",
-                    "package": "http",
-                    "interfaces": ["outgoing-handler"],
-                },
-            },
-        ],
-    }
-
-
-def http_server_link(target: str, port: int) -> dict[str, Any]:
-    listen = {"address": f"127.0.0.1:{port}"}
-    return {
-        "type": "link",
-        "properties": {
-            "target": {"name": target},
-            "name": target,
-            "namespace": "wasi",
-            "package": "http",
-            "interfaces": ["incoming-handler"],
-            "source": {"config": [{"name": f"{target}-listen", "properties": listen}]},
-        },
-    }
-
-
 def manifest(port: int, bad_port: int) -> dict[str, Any]:
-    return {
-        "apiVersion": "core.oam.dev/v1beta1",
-        "kind": "Application",
-        "metadata": {"name": "outgoing", "annotations": {"version": "v1"}},
-        "spec": {
-            "components": [
-                fetcher("fetcher", {"max_body_bytes": str(LIMIT)}),
-                fetcher("misconfigured", {"max_body_bytes": "lots"}),
-                {
-                    "name": "client",
-                    "type": "capability",
-                    "properties": {"image": "ghcr.io/wasmcloud/http-client:0.12.1"},
-                    "traits": [spreadscaler(1)],
-                },
-                {
-                    "name": "http",
-                    "type": "capability",
-                    "properties": {"image": "ghcr.io/wasmcloud/http-server:0.23.0"},
-                    "traits": [
-                        spreadscaler(1),
-                        http_server_link("fetcher", port),
-                        http_server_link("misconfigured", bad_port),
-                    ],
-                },
-            ]
-        },
-    }
+    """examples/http-client/wadm.yaml on this test's ports, with a max_body_bytes of LIMIT,
+    plus a second fetcher whose link config is wrong."""
+    data: dict[str, Any] = yaml.safe_load((EXAMPLE / "wadm.yaml").read_text())
+    fetcher, _, http = data["spec"]["components"]
+    fetcher["properties"]["image"] = f"file://{WASM}"
+    client_config = fetcher["traits"][1]["properties"]["target"]["config"][0]["properties"]
+    client_config["max_body_bytes"] = str(LIMIT)
+    http["traits"][0]["properties"]["source"]["config"][0]["properties"]["address"] = (
+        f"127.0.0.1:{port}"
+    )
+    misconfigured = copy.deepcopy(fetcher)
+    misconfigured["name"] = "misconfigured"
+    target = misconfigured["traits"][1]["properties"]["target"]
+    target["config"] = [{"name": "bad-client", "properties": {"max_body_bytes": "lots"}}]
+    link = copy.deepcopy(http["traits"][0])
+    link["properties"]["name"] = "misconfigured"
+    link["properties"]["target"] = {"name": "misconfigured"}
+    listen = {"name": "misconfigured-listen", "properties": {"address": f"127.0.0.1:{bad_port}"}}
+    link["properties"]["source"]["config"] = [listen]
+    data["spec"]["components"].append(misconfigured)
+    http["traits"].append(link)
+    return data
 
 
 @asynccontextmanager

@@ -8,6 +8,7 @@ coming back, and a link with bad config."""
 from __future__ import annotations
 
 import asyncio
+import copy
 import json
 from pathlib import Path
 from typing import Any
@@ -24,73 +25,34 @@ from host_agent.providers.contract import HEALTH, provider_subject
 from host_agent.wrpc import messaging as wire
 from host_agent.wrpc.transport import Payload, WrpcClient
 from tests.integration.test_controller import clients, wait_status
-from tests.lattice import ROOT, NatsServer, Processes, run_async, spreadscaler
+from tests.lattice import ROOT, NatsServer, Processes, run_async
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 
-WASM = ROOT / "examples" / "messaging" / "build" / "messaging.wasm"
+EXAMPLE = ROOT / "examples" / "messaging"
+WASM = EXAMPLE / "build" / "messaging.wasm"
 APP = "chat"
 PROVIDER_ID = f"{APP}-broker"  # wadm's id for the provider: <app>-<name>
 COMPONENT_ID = f"{APP}-greeter"
 
 
-def handler_link(name: str, subscriptions: str, broker: str) -> dict[str, Any]:
-    """provider -> component on wasmcloud:messaging handler, subscribing `subscriptions`."""
-    config = {"subscriptions": subscriptions, "cluster_uris": broker}
-    return {
-        "type": "link",
-        "properties": {
-            "name": name,
-            "target": {"name": "greeter"},
-            "namespace": "wasmcloud",
-            "package": "messaging",
-            "interfaces": ["handler"],
-            "source": {"config": [{"name": f"{name}-subscriptions", "properties": config}]},
-        },
-    }
-
-
-def manifest(broker: str, version: str, *extra_links: dict[str, Any]) -> dict[str, Any]:
-    consumer = {"cluster_uris": broker}
-    return {
-        "apiVersion": "core.oam.dev/v1beta1",
-        "kind": "Application",
-        "metadata": {"name": APP, "annotations": {"version": version}},
-        "spec": {
-            "components": [
-                {
-                    "name": "greeter",
-                    "type": "component",
-                    "properties": {"image": f"file://{WASM}"},
-                    "traits": [
-                        spreadscaler(1),
-                        {
-                            "type": "link",
-                            "properties": {
-                                "target": {
-                                    "name": "broker",
-                                    "config": [{"name": "consumer", "properties": consumer}],
-                                },
-                                "namespace": "wasmcloud",
-                                "package": "messaging",
-                                "interfaces": ["consumer"],
-                            },
-                        },
-                    ],
-                },
-                {
-                    "name": "broker",
-                    "type": "capability",
-                    "properties": {"image": "ghcr.io/wasmcloud/messaging-nats:0.23.1"},
-                    "traits": [
-                        spreadscaler(1),
-                        handler_link("default", "greet,ask.>", broker),
-                        *extra_links,
-                    ],
-                },
-            ]
-        },
-    }
+def manifest(broker: str, version: str, bad_subscriptions: str | None = None) -> dict[str, Any]:
+    """examples/messaging/wadm.yaml on this test's broker; with `bad_subscriptions`, a
+    second handler link (named `broken`) subscribing those."""
+    data: dict[str, Any] = yaml.safe_load((EXAMPLE / "wadm.yaml").read_text())
+    data["metadata"]["annotations"]["version"] = version
+    greeter, provider = data["spec"]["components"]
+    greeter["properties"]["image"] = f"file://{WASM}"
+    greeter["traits"][1]["properties"]["target"]["config"][0]["properties"]["cluster_uris"] = broker
+    handler = provider["traits"][0]
+    handler["properties"]["source"]["config"][0]["properties"]["cluster_uris"] = broker
+    if bad_subscriptions is not None:
+        broken = copy.deepcopy(handler)
+        broken["properties"]["name"] = "broken"
+        config = {"subscriptions": bad_subscriptions, "cluster_uris": broker}
+        broken["properties"]["source"]["config"] = [{"name": "broken", "properties": config}]
+        provider["traits"].append(broken)
+    return data
 
 
 async def ask(nc: NatsClient, subject: str, body: bytes, within: float = 30.0) -> bytes:
@@ -186,8 +148,7 @@ async def check_broker_restart(broker: NatsServer, app: NatsClient, lattice: Nat
 
 
 async def check_bad_link_config(wadm: Any, broker: str) -> None:
-    bad = handler_link("broken", "orders pending", broker)
-    await wadm.put(yaml.safe_dump(manifest(broker, "v2", bad)))
+    await wadm.put(yaml.safe_dump(manifest(broker, "v2", "orders pending")))
     await wadm.deploy(APP, "v2")
     subject = provider_subject("default", PROVIDER_ID, HEALTH)
     message = ""
