@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 import subprocess
 import sys
 import sysconfig
@@ -33,6 +34,9 @@ from tests.pulumi_cli import PULUMI_BIN, VENV
 pytestmark = pytest.mark.slow  # a wheel build, a venv and two previews
 
 VERSION = pulumi_wasmcloud.__version__
+# The archive is named for the machine it was built on, as Pulumi names plugin archives.
+ARCH = {"x86_64": "amd64", "aarch64": "arm64"}.get(platform.machine(), platform.machine())
+ARCHIVE = f"pulumi-resource-wasmcloud-v{VERSION}-{platform.system().lower()}-{ARCH}.tar.gz"
 PROGRAM = """\
 import pulumi
 import pulumi_wasmcloud as wasmcloud
@@ -155,7 +159,7 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Installed]:
         "PULUMI_IGNORE_AMBIENT_PLUGINS": "true",
     }
     done = Installed(dist, project, env)
-    archive = dist / f"pulumi-resource-wasmcloud-v{VERSION}-linux-amd64.tar.gz"
+    archive = dist / ARCHIVE
     done.pulumi("plugin", "install", "resource", "wasmcloud", VERSION, "--file", str(archive))
     done.pulumi("stack", "init", "dev")
     yield done
@@ -164,7 +168,7 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Installed]:
 def test_package_writes_the_plugin_archive_and_the_wheel(installed: Installed) -> None:
     names = sorted(path.name for path in installed.dist.iterdir())
     assert names == [
-        f"pulumi-resource-wasmcloud-v{VERSION}-linux-amd64.tar.gz",
+        ARCHIVE,
         f"pulumi_wasmcloud-{VERSION}-py3-none-any.whl",
     ]
 
