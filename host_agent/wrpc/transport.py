@@ -19,8 +19,9 @@ can say why; a real wRPC peer simply ends the results early, which callers repor
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import itertools
 import logging
+import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -65,28 +66,80 @@ def queue_group(lattice: str, entity_id: str) -> str:
 
 
 class NestedCollector:
-    """Collects nested-path messages under `prefix.` until each path's empty end message."""
+    """Collects nested-path messages until each path's empty end message; ``read`` waits
+    for the paths it names (messages that came first are kept)."""
 
-    def __init__(self, prefix: str) -> None:
-        self.prefix = prefix + "."
+    def __init__(self) -> None:
         self.buffers: dict[str, bytearray] = {}
-        self.ended: dict[str, asyncio.Event] = {}
+        self.ended: set[str] = set()
+        self._waiting: frozenset[str] = frozenset()
+        self._done: asyncio.Future[None] | None = None
 
-    def _event(self, path: str) -> asyncio.Event:
-        return self.ended.setdefault(path, asyncio.Event())
-
-    async def on_message(self, msg: Msg) -> None:
-        path = msg.subject[len(self.prefix) :]
-        if msg.data:
-            self.buffers.setdefault(path, bytearray()).extend(msg.data)
-        else:
-            self._event(path).set()
+    def on_message(self, path: str, data: bytes) -> None:
+        if data:
+            self.buffers.setdefault(path, bytearray()).extend(data)
+            return
+        self.ended.add(path)
+        if self._done is not None and not self._done.done() and self._waiting <= self.ended:
+            self._done.set_result(None)
 
     async def read(self, paths: list[str], timeout: float) -> dict[str, bytes]:
-        await asyncio.wait_for(
-            asyncio.gather(*(self._event(path).wait() for path in paths)), timeout
-        )
+        if not self.ended.issuperset(paths):
+            self._waiting = frozenset(paths)
+            self._done = asyncio.get_running_loop().create_future()
+            await asyncio.wait_for(self._done, timeout)
         return {path: bytes(self.buffers.get(path, b"")) for path in paths}
+
+
+class InboxMux:
+    """One subscription, ``{prefix}.>``, for the reply subjects of every call made (or
+    answered) on one connection: each call takes a token and its inbox is
+    ``{prefix}.{token}``; a message on ``{prefix}.{token}.{rest}`` goes to that call's
+    handler as (rest, message). The subjects on the wire are the ones wRPC names; what
+    this saves is a SUB and an UNSUB per subject per call, and the server's work on them
+    (four of each per call on the caller's side, one on the server's)."""
+
+    def __init__(self, nc: NatsClient) -> None:
+        self.prefix = nc.new_inbox()
+        self._skip = len(self.prefix) + 1
+        self._routes: dict[str, Callable[[str, Msg], Awaitable[None] | None]] = {}
+        self._tokens = itertools.count(1)
+
+    async def start(self, nc: NatsClient) -> InboxMux:
+        await nc.subscribe(f"{self.prefix}.>", cb=self._on_message)
+        return self
+
+    def open(self, route: Callable[[str, Msg], Awaitable[None] | None]) -> tuple[str, str]:
+        """A new inbox whose messages go to ``route``: (token, inbox subject)."""
+        token = format(next(self._tokens), "x")
+        self._routes[token] = route
+        return token, f"{self.prefix}.{token}"
+
+    def close(self, token: str) -> None:
+        self._routes.pop(token, None)
+
+    async def _on_message(self, msg: Msg) -> None:
+        token, _, rest = msg.subject[self._skip :].partition(".")
+        route = self._routes.get(token)
+        if route is None:
+            return  # a late message of a call that already ended
+        pending = route(rest, msg)
+        if pending is not None:
+            await pending
+
+
+_muxes: weakref.WeakKeyDictionary[NatsClient, asyncio.Future[InboxMux]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+async def inbox_mux(nc: NatsClient) -> InboxMux:
+    """The connection's InboxMux, subscribed on first use (concurrent first calls share
+    one subscription)."""
+    started = _muxes.get(nc)
+    if started is None or (started.done() and started.exception() is not None):
+        started = _muxes[nc] = asyncio.ensure_future(InboxMux(nc).start(nc))
+    return await asyncio.shield(started)
 
 
 async def publish_nested(nc: NatsClient, prefix: str, nested: dict[str, bytes]) -> None:
@@ -96,6 +149,39 @@ async def publish_nested(nc: NatsClient, prefix: str, nested: dict[str, bytes]) 
         for start in range(0, len(data), limit):
             await nc.publish(subject, data[start : start + limit])
         await nc.publish(subject, b"")  # end of this path
+
+
+class _Call:
+    """The caller's side of one invocation: what comes back on its inbox."""
+
+    __slots__ = ("ended", "nc", "nested", "params", "results", "what")
+
+    def __init__(self, nc: NatsClient, params: Payload, what: str) -> None:
+        self.nc = nc
+        self.ended: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+        self.results = bytearray()
+        self.nested = NestedCollector()
+        self.params = params
+        self.what = what  # "{instance}.{function} for {target}", for errors
+
+    def on_message(self, rest: str, msg: Msg) -> Awaitable[None] | None:
+        if rest == "results":
+            if msg.data:
+                self.results.extend(msg.data)
+            elif not self.ended.done():
+                self.ended.set_result(bytes(self.results))
+        elif rest.startswith("results."):
+            self.nested.on_message(rest[8:], msg.data)
+        elif rest == "":  # accept (or the server's 503: no responders)
+            if msg.headers and msg.headers.get("Status") == "503":
+                if not self.ended.done():
+                    self.ended.set_exception(NoResponders(f"nothing serves {self.what}"))
+            elif self.params.nested and msg.reply:
+                return publish_nested(self.nc, f"{msg.reply}.params", self.params.nested)
+        elif rest == "error" and not self.ended.done():
+            text = msg.data.decode(errors="replace") or "remote error"
+            self.ended.set_exception(WrpcError(text))
+        return None
 
 
 class WrpcClient:
@@ -119,38 +205,9 @@ class WrpcClient:
         # One connection for the whole call: a caller whose grant is renewed swaps `nc`
         # (host_agent/wrpc/granted.py) while calls made on the old one finish there.
         nc = self.nc
-        inbox = nc.new_inbox()
-        loop = asyncio.get_running_loop()
-        ended: asyncio.Future[bytes] = loop.create_future()
-        results = bytearray()
-        nested = NestedCollector(f"{inbox}.results")
-
-        async def on_accept(msg: Msg) -> None:
-            if msg.headers and msg.headers.get("Status") == "503":
-                if not ended.done():
-                    ended.set_exception(
-                        NoResponders(f"nothing serves {instance}.{function} for {target}")
-                    )
-                return
-            if params.nested and msg.reply:
-                await publish_nested(nc, f"{msg.reply}.params", params.nested)
-
-        async def on_results(msg: Msg) -> None:
-            if msg.data:
-                results.extend(msg.data)
-            elif not ended.done():
-                ended.set_result(bytes(results))
-
-        async def on_error(msg: Msg) -> None:
-            if not ended.done():
-                ended.set_exception(WrpcError(msg.data.decode(errors="replace") or "remote error"))
-
-        subs = [
-            await nc.subscribe(inbox, cb=on_accept),
-            await nc.subscribe(f"{inbox}.results", cb=on_results),
-            await nc.subscribe(f"{inbox}.results.>", cb=nested.on_message),
-            await nc.subscribe(f"{inbox}.error", cb=on_error),
-        ]
+        mux = await inbox_mux(nc)
+        call = _Call(nc, params, f"{instance}.{function} for {target}")
+        token, inbox = mux.open(call.on_message)
         headers = {"source-id": source_id, "link-name": link_name} if source_id else None
         # With tracing on, the call is a CLIENT span whose context travels in the NATS
         # headers as W3C `traceparent`, the way wRPC carries it.
@@ -166,24 +223,23 @@ class WrpcClient:
                 reply=inbox,
                 headers=headers,
             )
-            data = await asyncio.wait_for(ended, timeout)
+            data = await asyncio.wait_for(call.ended, timeout)
             paths = pending_results(data) if pending_results else []
-            return Payload(data, await nested.read(paths, timeout) if paths else {})
+            return Payload(data, await call.nested.read(paths, timeout) if paths else {})
         except BaseException as failure:
             error = failure
             raise
         finally:
+            mux.close(token)
             if span is not None:
                 telemetry.end_client_span(span, error)
-            for sub in subs:
-                with contextlib.suppress(Exception):
-                    await sub.unsubscribe()
 
 
 class WrpcServer:
     def __init__(self, nc: NatsClient, lattice: str) -> None:
         self.nc = nc
         self.lattice = lattice
+        self._answering: set[asyncio.Task[None]] = set()  # the loop keeps weak references
 
     async def serve(
         self,
@@ -194,12 +250,15 @@ class WrpcServer:
         pending_params: PendingPaths | None = None,
     ) -> Subscription:
         """Serve `instance.function` for `entity_id`; returns the subscription to stop it."""
+        served = (entity_id, instance, function)
+        loop = asyncio.get_running_loop()
 
         async def on_invocation(msg: Msg) -> None:
             if msg.reply:
                 # Calls run concurrently; the component pool bounds how many run at once.
-                answer = self._answer(msg, handler, pending_params, (entity_id, instance, function))
-                asyncio.get_running_loop().create_task(answer)
+                task = loop.create_task(self._answer(msg, handler, pending_params, served))
+                self._answering.add(task)
+                task.add_done_callback(self._answering.discard)
 
         return await self.nc.subscribe(
             invocation_subject(self.lattice, entity_id, instance, function),
@@ -214,21 +273,27 @@ class WrpcServer:
         pending: PendingPaths | None,
         served: tuple[str, str, str],  # entity id, instance, function
     ) -> None:
+        nc = self.nc
         reply = msg.reply
         try:
             params = Payload(msg.data)
             paths = pending(msg.data) if pending else []
-            inbox = self.nc.new_inbox()
             if paths:
-                collector = NestedCollector(f"{inbox}.params")
-                sub = await self.nc.subscribe(f"{inbox}.params.>", cb=collector.on_message)
-                await self.nc.publish(reply, b"", reply=inbox)  # accept
+                mux = await inbox_mux(nc)
+                collector = NestedCollector()
+
+                def on_params(rest: str, nested: Msg) -> None:
+                    if rest.startswith("params."):
+                        collector.on_message(rest[7:], nested.data)
+
+                token, inbox = mux.open(on_params)
                 try:
+                    await nc.publish(reply, b"", reply=inbox)  # accept
                     params.nested = await collector.read(paths, NESTED_TIMEOUT)
                 finally:
-                    await sub.unsubscribe()
+                    mux.close(token)
             else:
-                await self.nc.publish(reply, b"", reply=inbox)  # accept
+                await nc.publish(reply, b"", reply=nc.new_inbox())  # accept
             headers = dict(msg.headers or {})
             if telemetry.TRACING:
                 # The SERVER span is current while the handler runs: spans of the calls it
@@ -239,10 +304,10 @@ class WrpcServer:
                 answer = await handler(params, headers)
         except Exception as error:  # the caller must hear about every failure
             log.warning("wRPC call on %s failed: %s", msg.subject, error)
-            await self.nc.publish(f"{reply}.error", str(error).encode())
+            await nc.publish(f"{reply}.error", str(error).encode())
             return
-        limit = max(1024, self.nc.max_payload - 1024)
+        limit = max(1024, nc.max_payload - 1024)
         for start in range(0, len(answer.data), limit):
-            await self.nc.publish(f"{reply}.results", answer.data[start : start + limit])
-        await publish_nested(self.nc, f"{reply}.results", answer.nested)
-        await self.nc.publish(f"{reply}.results", b"")
+            await nc.publish(f"{reply}.results", answer.data[start : start + limit])
+        await publish_nested(nc, f"{reply}.results", answer.nested)
+        await nc.publish(f"{reply}.results", b"")
