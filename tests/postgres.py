@@ -60,7 +60,11 @@ class PostgresServer:
         self._as: dict[str, Any] = {}
         if os.geteuid() == 0:
             self._as = {"user": "postgres", "group": "postgres"}
-        self._initdb()
+        try:
+            self._initdb()
+        except BaseException:
+            self.remove()  # a cluster that never came up leaves nothing behind
+            raise
 
     def _chown(self, path: Path) -> None:
         if self._as:
