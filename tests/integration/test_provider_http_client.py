@@ -13,12 +13,17 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import nats.errors
 import pytest
 import yaml
 from aiohttp import web
 
+from host_agent.lattice.wadm import WadmClient
 from host_agent.lattice.wadm_types import StatusType
+from host_agent.security.permissions import Role
+from tests.integration import test_link_authorization
 from tests.integration.test_controller import clients, wait_status
+from tests.integration.test_link_authorization import LATTICE, connected
 from tests.lattice import (
     ROOT,
     NatsServer,
@@ -30,6 +35,9 @@ from tests.lattice import (
 )
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
+
+# The operator-mode lattice with link grants (host and controller processes), shared.
+secured = test_link_authorization.secured
 
 EXAMPLE = ROOT / "examples" / "http-client"
 WASM = EXAMPLE / "build" / "http-client.wasm"
@@ -161,3 +169,27 @@ async def test_a_component_sends_http_through_the_http_client_provider(
     async with upstream(upstream_port):
         status, text = await get(fetch_url(port, upstream_port, "/hello"))
         assert (status, text) == (200, "200 hello, http-client example")
+
+
+@run_async
+async def test_outgoing_http_works_under_per_link_authorization(secured: dict[str, Any]) -> None:
+    """The same example on an operator-mode lattice with link grants (the local default's
+    security): the component's outgoing-handler calls go out on its host's link grant."""
+    server, issuer = secured["server"], secured["issuer"]
+    port, bad_port, upstream_port = free_port(), free_port(), free_port()
+    async with (
+        connected(server, issuer.issue(Role.TOOLING, "tooling", LATTICE)) as tooling,
+        upstream(upstream_port),
+    ):
+        wadm = WadmClient(tooling, LATTICE, timeout=10)
+        for _ in range(300):  # the controller process is still starting
+            try:
+                await wadm.list()
+                break
+            except nats.errors.NoRespondersError:
+                await asyncio.sleep(0.1)
+        await wadm.put(yaml.safe_dump(manifest(port, bad_port)))
+        await wadm.deploy("outgoing")
+        await wait_status(wadm, "outgoing", StatusType.DEPLOYED, timeout=120)
+        body = await eventually_get(fetch_url(port, upstream_port, "/hello"))
+        assert body.decode() == "200 hello, http-client example"

@@ -20,14 +20,21 @@ import yaml
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 
+from host_agent.lattice.wadm import WadmClient
 from host_agent.lattice.wadm_types import StatusType
 from host_agent.providers.contract import HEALTH, provider_subject
+from host_agent.security.permissions import Role
 from host_agent.wrpc import messaging as wire
 from host_agent.wrpc.transport import Payload, WrpcClient
+from tests.integration import test_link_authorization
 from tests.integration.test_controller import clients, wait_status
+from tests.integration.test_link_authorization import LATTICE, connected
 from tests.lattice import ROOT, NatsServer, Processes, run_async
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
+
+# The operator-mode lattice with link grants (host and controller processes), shared.
+secured = test_link_authorization.secured
 
 EXAMPLE = ROOT / "examples" / "messaging"
 WASM = EXAMPLE / "build" / "messaging.wasm"
@@ -160,3 +167,33 @@ async def check_bad_link_config(wadm: Any, broker: str) -> None:
         await asyncio.sleep(0.1)  # the v2 link has not reached the provider yet
     assert "subscriptions='orders pending'" in message, message
     assert 'e.g. "orders.*,jobs|workers"' in message, message
+
+
+@run_async
+async def test_messaging_works_under_per_link_authorization(
+    secured: dict[str, Any], tmp_path: Path
+) -> None:
+    """The same example on an operator-mode lattice with link grants (the local default's
+    security): the provider's handle-message calls go out on its link grant, the
+    component's consumer calls on its host's."""
+    server, issuer = secured["server"], secured["issuer"]
+    broker = NatsServer(tmp_path / "broker").start()
+    try:
+        async with connected(server, issuer.issue(Role.TOOLING, "tooling", LATTICE)) as tooling:
+            wadm = WadmClient(tooling, LATTICE, timeout=10)
+            for _ in range(300):  # the controller process is still starting
+                try:
+                    await wadm.list()
+                    break
+                except nats.errors.NoRespondersError:
+                    await asyncio.sleep(0.1)
+            await wadm.put(yaml.safe_dump(manifest(broker.url, "v1")))
+            await wadm.deploy(APP)
+            await wait_status(wadm, APP, StatusType.DEPLOYED, timeout=120)
+            app = await nats.connect(broker.url)
+            try:
+                assert await ask(app, "greet", b"secured") == b"hello, secured"
+            finally:
+                await app.close()
+    finally:
+        broker.stop()
