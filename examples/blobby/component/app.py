@@ -90,8 +90,8 @@ def content_length(request: IncomingRequest) -> int | None:
 
 
 def copy(source: InputStream, sink: OutputStream, length: int | None) -> int:
-    """Copies chunks until `length` bytes (or the stream's end when it is unknown): a read
-    past the end is not made when the length is known."""
+    """Copies chunks until `length` bytes (or the stream's end when it is unknown), or
+    until the sink closes (an object over the host's limit: write-data then says so)."""
     copied = 0
     while length is None or copied < length:
         want = CHUNK if length is None else min(CHUNK, length - copied)
@@ -101,7 +101,12 @@ def copy(source: InputStream, sink: OutputStream, length: int | None) -> int:
             if isinstance(error.value, StreamError_Closed):
                 break
             raise
-        sink.blocking_write_and_flush(chunk)
+        try:
+            sink.blocking_write_and_flush(chunk)
+        except Err as error:
+            if isinstance(error.value, StreamError_Closed):
+                break
+            raise
         copied += len(chunk)
     return copied
 
