@@ -196,7 +196,7 @@ PLAN_PLACEMENT = Function(
         *CONNECTION,
         Property(
             "manifest",
-            ANY,
+            map_of(ANY),
             "The wadm manifest (apiVersion, kind, metadata, spec) as an object; or give "
             "`manifestPath`.",
         ),

@@ -18,12 +18,14 @@ from typing import Any
 
 import pulumi
 import pytest
+from pulumi import _types as pulumi_types
 
 import pulumi_wasmcloud as wasmcloud
+from pulumi_wasmcloud import functions as sdk_functions
 from pulumi_wasmcloud.resources import OutputProperty
 from pulumi_wasmcloud.schema import package
 from pulumi_wasmcloud.schema.resources import RESOURCES
-from pulumi_wasmcloud.schema.types import Property, Resource, Type
+from pulumi_wasmcloud.schema.types import Function, ObjectType, Property, Resource, Type, snake_case
 
 KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nnot really\n-----END OPENSSH PRIVATE KEY-----\n"
 
@@ -123,14 +125,20 @@ def matches(hint: Any, type_: Type) -> bool:
     # An object type: the SDK's class of that name, else a plain map.
     assert type_.ref is not None
     name = type_.ref.rsplit(":", 1)[-1]
-    if name in wasmcloud.__all__:
-        return bool(hint is getattr(wasmcloud, name))
+    for module in (wasmcloud, sdk_functions):
+        if inspect.isclass(getattr(module, name, None)):
+            return bool(hint is getattr(module, name))
     return origin in (dict, collections.abc.Mapping) and args == (str, Any)
 
 
-def arguments(cls: type) -> dict[str, inspect.Parameter]:
+def signature_of(target: Any) -> Any:
+    """A class's ``__init__``, or a function itself."""
+    return target.__init__ if inspect.isclass(target) else target
+
+
+def arguments(target: Any) -> dict[str, inspect.Parameter]:
     skipped = ("self", "resource_name", "opts")
-    params = inspect.signature(cls.__init__).parameters  # type: ignore[misc]
+    params = inspect.signature(signature_of(target)).parameters
     return {name: p for name, p in params.items() if name not in skipped}
 
 
@@ -139,15 +147,16 @@ def is_resource(hint: Any) -> bool:
     return inspect.isclass(hint) and issubclass(hint, pulumi.Resource)
 
 
-def argument_problems(cls: type, inputs: tuple[Property, ...]) -> list[str]:
-    hints = typing.get_type_hints(cls.__init__, localns=PULUMI_NAMES)  # type: ignore[misc]
+def argument_problems(cls: Any, inputs: tuple[Property, ...]) -> list[str]:
+    hints = typing.get_type_hints(signature_of(cls), localns=PULUMI_NAMES)
     by_python = {p.python: p for p in inputs}
     own = getattr(cls, "sdk_arguments", frozenset())
-    documented = inspect.getdoc(cls.__init__) or ""  # type: ignore[misc]
+    documented = inspect.getdoc(signature_of(cls)) or ""
     problems = []
     for name in arguments(cls):
-        if not re.search(rf"^\s*{name}: \S", documented.split("Args:", 1)[-1], re.M):
-            problems.append(f"{cls.__name__}({name}=...) is not documented under Args")
+        under_args = re.search(rf"^\s*{name}: \S", documented.split("Args:", 1)[-1], re.M)
+        if not under_args and f":param {name}:" not in documented:
+            problems.append(f"{cls.__name__}({name}=...) is not documented")
         if is_resource(hints[name]) or name in own:
             continue  # gives inputs from a resource's outputs, or builds one (manifest)
         prop = by_python.get(name)
@@ -212,6 +221,42 @@ def test_machine_classes_are_their_object_types(engine: Engine, name: str) -> No
     machine = wasmcloud.SshMachine("m", host="198.18.0.2", private_key=KEY)
     made = machine if name == "SshMachine" else wasmcloud.LeafNode("edge", machine)
     assert set(made.to_input()) == {p.name for p in object_.properties}
+
+
+def result_problems(cls: type, props: tuple[Property, ...], seen: set[str]) -> list[str]:
+    """An output type (a function's result, an object in it) against its properties."""
+    typed = pulumi_types.output_type_types(cls)
+    by_name = {p.name: p for p in props}
+    problems = [f"{cls.__name__}.{key} is not in the schema" for key in set(typed) - set(by_name)]
+    problems += [f"{cls.__name__} has no {key}" for key in set(by_name) - set(typed)]
+    for key in set(typed) & set(by_name):
+        if not matches(typed[key], by_name[key].type):
+            problems.append(
+                f"{cls.__name__}.{key} is {typed[key]}; the schema says "
+                f"{by_name[key].type.describe()}"
+            )
+    objects = {o.token: o for o in package.object_types()}
+    for prop in props:
+        type_ = prop.type.items if prop.type.items is not None else prop.type
+        if type_.ref is not None and type_.ref not in seen:
+            seen.add(type_.ref)
+            object_: ObjectType = objects[type_.ref]
+            problems += result_problems(
+                getattr(sdk_functions, object_.name), object_.properties, seen
+            )
+    return problems
+
+
+@pytest.mark.parametrize("function", package.functions(), ids=lambda f: f.name)
+def test_each_function_s_arguments_and_result_are_the_schema_s(function: Function) -> None:
+    python = snake_case(function.name)
+    for form in (python, f"{python}_output"):
+        # (documented in functions.py's own style; the types are what is checked here)
+        problems = argument_problems(getattr(wasmcloud, form), function.inputs)
+        assert [p for p in problems if not p.endswith("is not documented")] == [], form
+        assert set(arguments(getattr(wasmcloud, form))) == {p.python for p in function.inputs}
+    result = getattr(sdk_functions, f"{function.name[0].upper()}{function.name[1:]}Result")
+    assert result_problems(result, function.outputs, set()) == []
 
 
 def every_use() -> list[Callable[[], pulumi.Resource]]:
