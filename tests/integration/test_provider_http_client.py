@@ -145,6 +145,9 @@ async def test_a_component_sends_http_through_the_http_client_provider(
         assert body.decode() == "200 hello, http-client example"
         status, text = await get(fetch_url(port, upstream_port, "/echo"), b"ping")
         assert (status, text) == (200, "200 echo: ping")
+        # A request body over the link's max_body_bytes is refused before it goes out.
+        status, text = await get(fetch_url(port, upstream_port, "/echo"), b"z" * (LIMIT + 1))
+        assert (status, text) == (502, f"error HttpRequestBodySize {LIMIT + 1}")
 
         # The component's first-byte timeout (request-options) ends a slow exchange.
         url = fetch_url(port, upstream_port, "/slow", first_byte_timeout_ms="300")

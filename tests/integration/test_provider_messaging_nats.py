@@ -41,6 +41,7 @@ WASM = EXAMPLE / "build" / "messaging.wasm"
 APP = "chat"
 PROVIDER_ID = f"{APP}-broker"  # wadm's id for the provider: <app>-<name>
 COMPONENT_ID = f"{APP}-greeter"
+BROKER_MAX_PAYLOAD = 4096
 
 
 def manifest(broker: str, version: str, bad_subscriptions: str | None = None) -> dict[str, Any]:
@@ -78,13 +79,13 @@ async def ask(nc: NatsClient, subject: str, body: bytes, within: float = 30.0) -
     raise AssertionError(f"{subject} was not answered within {within:g} s: {last!r}")
 
 
-async def publish_as_component(wrpc: WrpcClient, subject: str) -> str | None:
+async def publish_as_component(wrpc: WrpcClient, subject: str, body: bytes = b"x") -> str | None:
     """What the component's consumer.publish gets back (its host's call, made here)."""
     reply = await wrpc.invoke(
         PROVIDER_ID,
         wire.CONSUMER_INSTANCE,
         "publish",
-        Payload(wire.encode_message(wire.BrokerMessage(subject, b"x"))),
+        Payload(wire.encode_message(wire.BrokerMessage(subject, body))),
         source_id=COMPONENT_ID,
     )
     return wire.decode_unit_result(reply.data)
@@ -94,7 +95,10 @@ async def publish_as_component(wrpc: WrpcClient, subject: str) -> str | None:
 async def test_a_component_handles_and_sends_messages_through_messaging_nats(
     nats_server: NatsServer, processes: Processes, tmp_path: Path
 ) -> None:
-    broker = NatsServer(tmp_path / "broker").start()
+    # The application's broker takes messages up to BROKER_MAX_PAYLOAD bytes.
+    config = tmp_path / "broker.conf"
+    config.write_text(f"max_payload: {BROKER_MAX_PAYLOAD}\n")
+    broker = NatsServer(tmp_path / "broker", args=("-c", str(config))).start()
     host = processes.host()
     processes.controller()
     try:
@@ -139,6 +143,9 @@ async def check_messages(app: NatsClient) -> None:
 async def check_broker_restart(broker: NatsServer, app: NatsClient, lattice: NatsClient) -> None:
     wrpc = WrpcClient(lattice, "default")
     assert await publish_as_component(wrpc, "greeted") is None
+    # A message over the broker's max_payload is an error to the component, naming why.
+    oversize = await publish_as_component(wrpc, "greeted", b"o" * (BROKER_MAX_PAYLOAD + 1))
+    assert oversize == "publish to 'greeted' failed: nats: maximum payload exceeded", oversize
     broker.stop()
     # While the broker is down, the component's publish is an error naming the server.
     down = None
