@@ -45,6 +45,7 @@ over --tracing-rounds). Target: throughput with tracing >= 0.9x without.
 
     python benchmarks/invoke.py [--requests N] [--concurrency C] [--instances I] [--calls K]
         [--rounds R] [--tracing-rounds T] [--tracing-only] [--request-path-only]
+        [--profile DIR]
 """
 
 from __future__ import annotations
@@ -57,12 +58,14 @@ import http.server
 import logging
 import os
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -637,6 +640,90 @@ def measure_request_path(requests: int, concurrency: int, instances: int, rounds
     return run
 
 
+def own_cpu(pid: int) -> float:
+    """User + system CPU seconds of one process (not its children)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def summarize_profile(raw: Path, top: int) -> list[str]:
+    """The `top` functions of a py-spy raw (collapsed stacks) profile, by the share of
+    samples they are on the stack of (inclusive) and at the top of (self)."""
+    inclusive: Counter[str] = Counter()
+    own: Counter[str] = Counter()
+    total = 0
+    for line in raw.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack:
+            continue
+        frames = stack.split(";")[1:]  # the first frame names the thread
+        total += int(count)
+        if frames:
+            own[frames[-1]] += int(count)
+        for frame in set(frames):
+            inclusive[frame] += int(count)
+    lines = [f"  {total} samples; inclusive:"]
+    lines += [f"  {100 * n / total:5.1f}%  {f}" for f, n in inclusive.most_common(top)]
+    lines += ["  self:"]
+    lines += [f"  {100 * n / total:5.1f}%  {f}" for f, n in own.most_common(top)]
+    return lines
+
+
+def profile_request_path(out: Path, requests: int, concurrency: int, instances: int) -> None:
+    """hello-wat through our host while py-spy samples the host and the http-server
+    provider (only while the GIL is held: the Python work), then per process its CPU
+    time per request and its top functions; the raw profiles are kept in `out`."""
+    py_spy = shutil.which("py-spy", path=str(VENV_BIN)) or "py-spy"
+    out.mkdir(parents=True, exist_ok=True)
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        lattice(Path(tmp) / "plain", "plain", False, {"host": {"bench": "invoke"}}) as running,
+    ):
+        ports = {guest.name: free_port() for guest in GUESTS}
+        event_loop.run(start_guests(running, ports, instances))
+        port = ports["hello-wat"]
+        wait_for(port)
+        assert isinstance(running.server, NatsServer) and running.server.proc is not None
+        host = running.processes[0].proc.pid
+        pids = {"nats-server": running.server.proc.pid, "host": host}
+        for pid in process_tree(host)[1:]:
+            if b"http_server" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                pids["http-server"] = pid
+        drive("warm-up", port, 500, concurrency)
+        spies = {
+            name: subprocess.Popen(
+                [
+                    *(py_spy, "record", "--gil", "--threads", "--nonblocking", "-r", "200"),
+                    *("--format", "raw", "-o", str(out / f"{name}.txt"), "-p", str(pid)),
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            for name, pid in pids.items()
+            if name != "nats-server"
+        }
+        time.sleep(1.0)  # py-spy attached
+        before = {name: own_cpu(pid) for name, pid in pids.items()}
+        client_before = os.times()
+        result = drive("our host (hello-wat)", port, requests, concurrency, serving=[host])
+        client_after = os.times()
+        after = {name: own_cpu(pid) for name, pid in pids.items()}
+        for spy in spies.values():
+            spy.send_signal(signal.SIGINT)
+        for spy in spies.values():
+            spy.wait(timeout=60)
+    report(result)
+    count = max(1, len(result.latencies))
+    for name in pids:
+        print(f"{name:12s} {1e6 * (after[name] - before[name]) / count:6.0f} us CPU per request")
+    client = (client_after.user - client_before.user) + (client_after.system - client_before.system)
+    print(f"{'client':12s} {1e6 * client / count:6.0f} us CPU per request (this process)")
+    for name in spies:
+        print(f"{name} (py-spy --gil, {out / (name + '.txt')}):")
+        for line in summarize_profile(out / f"{name}.txt", 25):
+            print(line)
+
+
 def request_path_verdict(run: PathRun) -> bool:
     """Print ours / wasmtime serve per peer guest; whether hello-wat meets the targets."""
     print(
@@ -934,6 +1021,12 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="measure the request path (hello-wat, hello, counter) only",
     )
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        metavar="DIR",
+        help="profile hello-wat through our host with py-spy (raw profiles into DIR) and stop",
+    )
     args = parser.parse_args(argv)
     # nats-py closing a TLS connection makes asyncio warn "returning true from
     # eof_received() has no effect when using ssl" once per client: not a finding.
@@ -943,6 +1036,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{wasm} is missing: run scripts/build-components.sh", file=sys.stderr)
             return 2
     print(f"{args.requests} requests per peer, {args.concurrency} keep-alive clients")
+    if args.profile is not None:
+        profile_request_path(args.profile, args.requests, args.concurrency, args.instances)
+        return 0
     path_ok = True
     if not args.tracing_only:
         print(

@@ -114,6 +114,12 @@ class Reader:
 
     def u(self, max_bits: int = 64) -> int:
         """Unsigned LEB128 of an integer `max_bits` wide; larger values are refused."""
+        offset = self.offset
+        if offset < len(self.data) and max_bits >= 7:
+            byte = self.data[offset]
+            if byte < 0x80:  # one byte, the common case (lengths, discriminants): fast
+                self.offset = offset + 1
+                return byte
         value, _ = self._leb128(max_bits)
         if value >> max_bits:
             raise DecodeError(f"LEB128 integer does not fit in {max_bits} bits")

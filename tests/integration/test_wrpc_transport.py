@@ -1,0 +1,96 @@
+"""wRPC over a real nats-server: concurrent calls on one connection, each with nested
+(pending) parameters and results, get their own answers; the connection's subscriptions
+do not grow with the calls (one inbox subscription routes every reply); the headers a
+caller sends are the ones the handler reads."""
+
+from __future__ import annotations
+
+import asyncio
+from email.parser import BytesParser
+
+import nats
+import pytest
+
+from host_agent.lattice import event_loop
+from host_agent.wrpc.codec import read_stream_frames, stream_frames
+from host_agent.wrpc.transport import Payload, WrpcClient, WrpcError, WrpcServer, _HeaderLines
+from tests.lattice import NatsServer
+
+INSTANCE = "test:echo/echo@0.1.0"
+NESTED = "0"  # the first parameter / result is a pending stream
+
+
+def pending(data: bytes) -> list[str]:
+    return [NESTED] if data[:1] == b"\x00" else []
+
+
+def test_concurrent_calls_with_nested_values_each_get_their_own_answer(
+    nats_server: NatsServer,
+) -> None:
+    async def main() -> None:
+        server_nc = await nats.connect(nats_server.url)
+        caller_nc = await nats.connect(nats_server.url)
+        seen_headers: list[dict[str, str]] = []
+
+        async def echo(params: Payload, headers: dict[str, str]) -> Payload:
+            seen_headers.append(headers)
+            body = read_stream_frames(params.nested[NESTED])
+            if body == b"fail":
+                raise WrpcError("asked to fail")
+            await asyncio.sleep(0.01)  # overlap the calls
+            return Payload(b"\x00", {NESTED: stream_frames(body[::-1])})
+
+        await WrpcServer(server_nc, "default").serve("echo", INSTANCE, "echo", echo, pending)
+        await server_nc.flush()  # the server has the subscription before the first call
+        client = WrpcClient(caller_nc, "default")
+
+        async def call(text: str) -> bytes:
+            reply = await client.invoke(
+                "echo",
+                INSTANCE,
+                "echo",
+                Payload(b"\x00", {NESTED: stream_frames(text.encode())}),
+                pending_results=pending,
+                source_id=f"caller-{text}",
+                link_name="default",
+                timeout=10,
+            )
+            return read_stream_frames(reply.nested[NESTED])
+
+        await call("warm")  # the caller's inbox subscription exists from here on
+        subscriptions = len(caller_nc._subs), len(server_nc._subs)
+        texts = [f"call {i}" for i in range(30)]
+        answers = await asyncio.gather(*(call(text) for text in texts))
+        assert answers == [text[::-1].encode() for text in texts]
+        with pytest.raises(WrpcError, match="asked to fail"):
+            await call("fail")
+        # No subscription per call, on either side.
+        assert (len(caller_nc._subs), len(server_nc._subs)) == subscriptions
+        by_source = {h["source-id"]: h for h in seen_headers}
+        assert by_source["caller-call 7"]["link-name"] == "default"
+        assert set(by_source) == {f"caller-{t}" for t in ["warm", *texts, "fail"]}
+        await caller_nc.close()
+        await server_nc.close()
+
+    event_loop.run(main())
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"source-id: http\r\nlink-name: default\r\n\r\n",
+        b"traceparent: 00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01\r\n\r\n",
+        b"A:b\r\nA: c\r\n\r\n",  # the last of a repeated name wins, as before
+        b"X-Folded: one\r\n two\r\n\r\n",
+        b"k:  spaced value  \r\n\r\n",
+        b"not a header\r\nk: v\r\n\r\n",
+        b"a: 1\r\n\r\nb: 2\r\n",
+    ],
+)
+def test_headers_read_as_the_email_parser_reads_them(raw: bytes) -> None:
+    """nats-py's own reading (its email parser) and ours give the same headers."""
+
+    def read(parser: object) -> dict[str, str]:
+        return {k.strip(): v.strip() for k, v in parser.parsebytes(raw).items()}  # type: ignore[attr-defined]
+
+    assert read(_HeaderLines()) == read(BytesParser())
