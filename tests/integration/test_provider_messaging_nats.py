@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import json
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,7 @@ from host_agent.wrpc.transport import Payload, WrpcClient
 from tests.integration import test_link_authorization
 from tests.integration.test_controller import clients, wait_status
 from tests.integration.test_link_authorization import LATTICE, connected
-from tests.lattice import ROOT, NatsServer, Processes, run_async
+from tests.lattice import ROOT, VENV_BIN, NatsServer, Processes, run_async
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 
@@ -112,6 +113,7 @@ async def test_a_component_handles_and_sends_messages_through_messaging_nats(
                 await check_broker_restart(broker, app, wadm.nc)
                 assert host.proc.poll() is None
                 await check_bad_link_config(wadm, broker.url)
+                await check_version_mismatch(wadm, broker.url, tmp_path)
             finally:
                 await app.close()
     finally:
@@ -204,3 +206,45 @@ async def test_messaging_works_under_per_link_authorization(
                 await app.close()
     finally:
         broker.stop()
+
+
+# A component built against a wasmcloud:messaging this lattice's providers do not serve:
+# it imports consumer@0.3.0 and nothing else. The link to the provider is refused, naming
+# both versions.
+OTHER_VERSION_WAT = b"""(component
+  (import "wasmcloud:messaging/consumer@0.3.0" (instance))
+)"""
+
+
+async def check_version_mismatch(wadm: Any, broker: str, tmp_path: Path) -> None:
+    wasm = tmp_path / "other-version.wasm"
+    built = subprocess.run(
+        [str(VENV_BIN / "wasm-tools"), "parse", "-", "-o", str(wasm)],
+        input=OTHER_VERSION_WAT,
+        check=True,
+    )
+    assert built.returncode == 0
+    data = manifest(broker, "v1")
+    data["metadata"]["name"] = "old-chat"
+    greeter, provider = data["spec"]["components"]
+    greeter["properties"]["image"] = f"file://{wasm}"
+    provider["traits"] = []  # it exports no handler to deliver to
+    consumer_link = greeter["traits"].pop(1)
+    # First running without the link, so the host knows the image when the link comes.
+    await wadm.put(yaml.safe_dump(data))
+    await wadm.deploy("old-chat")
+    await wait_status(wadm, "old-chat", StatusType.DEPLOYED)
+    greeter["traits"].append(consumer_link)
+    data["metadata"]["annotations"]["version"] = "v2"
+    await wadm.put(yaml.safe_dump(data))
+    await wadm.deploy("old-chat", "v2")
+    await wait_status(
+        wadm,
+        "old-chat",
+        StatusType.FAILED,
+        contains=(
+            "failed: old_chat-greeter imports wasmcloud:messaging/consumer@0.3.0 but providers "
+            "on this lattice serve wasmcloud:messaging/consumer@0.2.0; rebuild the component "
+            "against wasmcloud:messaging/consumer@0.2.0"
+        ),
+    )
