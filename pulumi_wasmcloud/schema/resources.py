@@ -79,8 +79,10 @@ LATTICE = Resource(
         Property(
             "otlpEndpoint",
             STRING,
-            "The URL of an OTLP/HTTP collector (e.g. http://localhost:4318) the lattice's "
-            "hosts and their providers export traces and metrics to; empty: none.",
+            "The URL of an OTLP/HTTP collector the lattice's hosts, their providers and "
+            "its controller export traces and metrics to; empty: none. A lattice on this "
+            "machine: e.g. http://localhost:4318. A lattice on machines: an address every "
+            "machine reaches (e.g. a collector on a core node), not localhost.",
             default="",
         ),
         Property(
