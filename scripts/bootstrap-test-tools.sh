@@ -78,6 +78,9 @@ else
   step "WARNING: postgresql is not installed and cannot be (needs root + apt-get); sqldb-postgres tests will be skipped"
 fi
 
+timed "Apache Kafka from Maven Central" bash "$ROOT/scripts/install-kafka.sh" ||
+  step "WARNING: resolving Kafka failed (needs java 17+ and mvn); messaging-kafka tests will be skipped"
+
 if ! command -v cargo >/dev/null 2>&1; then
   step "WARNING: cargo is not installed; the wadm-client and wash compatibility tests will be skipped"
   exit 0
