@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Container, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,9 +27,10 @@ from nats.aio.subscription import Subscription
 
 from host_agent.host.claims import ClaimsError, ComponentClaims, component_claims
 from host_agent.host.linked_blobstore import LinkedBlobstore
-from host_agent.host.links import LinkIndex
+from host_agent.host.links import LinkIndex, LinkKey
 from host_agent.host.outgoing_http import LinkedOutgoingHttp
 from host_agent.interfaces.keyvalue import KeyValueError
+from host_agent.lattice.protocol import Link
 from host_agent.runtime.custom import (
     ComponentCallError,
     CustomInterface,
@@ -42,7 +43,7 @@ from host_agent.runtime.image import HTTP_HANDLER, ComponentImage, load_componen
 from host_agent.runtime.instance import ComponentInstance, ComponentTrap, import_problems
 from host_agent.runtime.interface import split_import
 from host_agent.runtime.pool import InstancePool
-from host_agent.runtime.provider_versions import linked_version_problems
+from host_agent.runtime.provider_versions import link_advice, linked_version_problems
 from host_agent.runtime.wrpc_values import (
     HandleCodec,
     UnsupportedType,
@@ -230,10 +231,8 @@ class LinkedComponents:
         namespace, package, name = self._imports[base].namespace_package_interface
         target = self._links().target_for(self.component_id, namespace, package, name)
         if target is None:
-            raise ComponentCallError(
-                f"{self.component_id} has no link for {base}; put a link from "
-                f"{self.component_id} to a component that exports {interface}"
-            )
+            advice = link_advice(self.component_id, base)
+            raise ComponentCallError(f"{self.component_id} has no link for {base}; {advice}")
         signature = self._signatures[(interface, function)]
         try:
             params = encode_values(
@@ -312,6 +311,17 @@ class ComponentHost:
         self.claims: dict[str, ComponentClaims] = {}
         # Called when the set of running components changes (their link grant follows).
         self.on_change: Callable[[], None] = lambda: None
+        # The ids of the providers running here (set by the ctl handlers): a link target
+        # that is one of them is judged against the versions providers serve.
+        self.providers: Callable[[], Container[str]] = lambda: ()
+        # A link put and a component start each judge the link by what the other has
+        # done: link.put holds this lock from its check until the link is stored, and a
+        # start checks under it, so one of the two always sees the other (a link put
+        # while the component compiles is caught when it starts).
+        self.link_check = asyncio.Lock()
+        # Links this host stored that the link index may not show yet (the KV watch
+        # delivers them later); a start checks them too.
+        self.stored_links: dict[LinkKey, Link] = {}
 
     async def load(self, wasm: bytes) -> ComponentImage:
         """Compile (or load from cache) once per distinct binary: scale requests that
@@ -341,10 +351,11 @@ class ComponentHost:
 
     async def run(self, component_id: str, image: ComponentImage, count: int) -> None:
         """Start (or resize, or replace) `component_id` with `count` instances."""
-        self.images[component_id] = image
-        problems = import_problems(image) + linked_version_problems(
-            image.imports, component_id, self.links().involving(component_id), self.images
-        )
+        async with self.link_check:
+            self.images[component_id] = image
+            problems = import_problems(image) + linked_version_problems(
+                image.imports, component_id, self._links_of(component_id), self.providers()
+            )
         if problems:
             raise ComponentStartError("; ".join(problems))
         loop = asyncio.get_running_loop()
@@ -396,6 +407,30 @@ class ComponentHost:
             previous.pool.close()
         else:
             self.on_change()
+
+    def link_stored(self, link: Link) -> None:
+        """link.put stored ``link``: starts check it before the link index shows it."""
+        self.stored_links[_link_key(link)] = link
+
+    def link_deleted(self, source_id: str, namespace: str, package: str, name: str) -> None:
+        """link.del here: a start no longer checks that link."""
+        for key in [
+            k for k in self.stored_links if (k[0], *k[2:]) == (source_id, name, namespace, package)
+        ]:
+            del self.stored_links[key]
+
+    def _links_of(self, component_id: str) -> list[Link]:
+        """The links from or to ``component_id``: the index's, and those stored here that
+        it does not show yet (the ones it shows are forgotten: the index is the truth)."""
+        index = self.links()
+        indexed = {_link_key(link) for link in index.links}
+        for key in indexed & self.stored_links.keys():
+            del self.stored_links[key]
+        return index.involving(component_id) + [
+            link
+            for link in self.stored_links.values()
+            if component_id in (link.source_id, link.target)
+        ]
 
     async def _serve_exports(
         self,
@@ -484,3 +519,7 @@ class ComponentHost:
     async def stop_all(self) -> None:
         for component_id in list(self.running):
             await self.stop(component_id)
+
+
+def _link_key(link: Link) -> LinkKey:
+    return (link.source_id, link.target, link.name, link.wit_namespace, link.wit_package)

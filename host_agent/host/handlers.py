@@ -78,6 +78,7 @@ class CtlHandlers:
         self.components = components
         self.providers = providers
         self.state = state
+        components.providers = lambda: state.providers  # link targets judged as providers
         self.store = store
         self.subjects = subjects
         self.options = options
@@ -405,8 +406,16 @@ class CtlHandlers:
 
     # links and config ---------------------------------------------------------------
     async def put_link(self, link: Link) -> bytes:
+        # Under the lock a component start checks with: see ComponentHost.link_check.
+        async with self.components.link_check:
+            reply = await self._put_link(link)
+        return reply
+
+    async def _put_link(self, link: Link) -> bytes:
         images = self.components.images  # only what runs here: see link_problem
-        mismatch = link_problem(images.get(link.source_id), images.get(link.target), link)
+        provider = link.target in self.state.providers
+        source, target = images.get(link.source_id), images.get(link.target)
+        mismatch = link_problem(source, target, link, target_is_provider=provider)
         if mismatch is not None:
             return await self._link_failed(link, mismatch)
         for name in [*link.source_config, *link.target_config]:
@@ -422,6 +431,7 @@ class CtlHandlers:
             await self.store.put_link(link)
         except LinkConflict as exc:
             return await self._link_failed(link, str(exc))
+        self.components.link_stored(link)
         await self.publish("linkdef_set", link.model_dump())
         return ctl_reply(True, "successfully set link")
 
@@ -444,6 +454,9 @@ class CtlHandlers:
 
     async def delete_link(self, request: DeleteLinkRequest) -> bytes:
         removed = await self.store.delete_link(request)
+        self.components.link_deleted(
+            request.source_id, request.wit_namespace, request.wit_package, request.name
+        )
         event: dict[str, Any] = request.model_dump()
         if removed:
             event |= {"target": removed["target"], "interfaces": removed["interfaces"]}

@@ -28,7 +28,7 @@ from host_agent.runtime.custom import (
 )
 from host_agent.runtime.image import HTTP_HANDLER, ComponentImage
 from host_agent.runtime.interface import HostInterface
-from host_agent.runtime.provider_versions import provider_version_mismatch
+from host_agent.runtime.provider_versions import link_advice, provider_version_mismatch
 from host_agent.runtime.resources import ResourceTable
 from host_agent.runtime.wasi_blobstore import BlobstoreClient, NoBlobstore, blobstore_interfaces
 from host_agent.runtime.wasi_cli import cli_interfaces
@@ -129,18 +129,24 @@ def version_mismatch(imports: dict[str, str], link: Link) -> str | None:
 
 
 def link_problem(
-    source: ComponentImage | None, target: ComponentImage | None, link: Link
+    source: ComponentImage | None,
+    target: ComponentImage | None,
+    link: Link,
+    target_is_provider: bool = False,
 ) -> str | None:
-    """Why `link` cannot work, judged from the images this host knows (None if it can,
-    or if this host knows neither end). A provider target is checked against the WIT
-    versions providers serve; a component target must export each linked interface, at
-    the version the source imports."""
+    """Why `link` cannot work, judged from what this host knows (None if it can, or if
+    this host knows neither end). A target that is a provider running here is checked
+    against the WIT versions providers serve; a component target must export each linked
+    interface, at the version the source imports. A target known as neither is not
+    judged: it may be a component on another host (provider_versions.py)."""
     if source is not None:
         mismatch = version_mismatch(source.imports, link)
         if mismatch is not None:
             return mismatch
-    if target is None:  # a provider, or a component on another host
-        return provider_version_mismatch(source.imports, link) if source else None
+    if target is None:
+        if source is None or not target_is_provider:
+            return None
+        return provider_version_mismatch(source.imports, link)
     for interface in link.interfaces:
         base = f"{link.wit_namespace}:{link.wit_package}/{interface}"
         exported = target.exports.get(base)
@@ -148,7 +154,7 @@ def link_problem(
             offers = ", ".join(sorted(target.export_name(name) for name in target.exports))
             return (
                 f"{link.target} does not export {base} (it exports {offers or 'nothing'}); "
-                f"link {link.source_id} to a component that exports {base}"
+                f"{link_advice(link.source_id, base)}"
             )
         imported = source.imports.get(base) if source is not None else None
         if imported is not None and imported != exported:

@@ -164,18 +164,19 @@ def postgres_link(interfaces: list[str]) -> Link:
 
 def test_another_postgres_version_is_refused_at_link_time_naming_both() -> None:
     old: Any = SimpleNamespace(imports={"wasmcloud:postgres/query": "0.1.0-draft"})
-    problem = link_problem(old, None, postgres_link(["query"]))
+    problem = link_problem(old, None, postgres_link(["query"]), target_is_provider=True)
     assert problem is not None
     assert "wasmcloud:postgres/query@0.1.0-draft" in problem
     assert "wasmcloud:postgres/query@0.1.1-draft" in problem
     same: Any = SimpleNamespace(imports={"wasmcloud:postgres/query": "0.1.1-draft"})
-    assert link_problem(same, None, postgres_link(["query", "prepared"])) is None
+    link = postgres_link(["query", "prepared"])
+    assert link_problem(same, None, link, target_is_provider=True) is None
 
 
 def test_a_component_starting_after_its_links_is_checked_against_them() -> None:
     imports = {"wasmcloud:postgres/query": "0.1.0-draft"}
     to_provider = postgres_link(["query"])
-    [problem] = linked_version_problems(imports, "notes", [to_provider], components=set())
+    [problem] = linked_version_problems(imports, "notes", [to_provider], providers={"pg"})
     assert "query@0.1.0-draft" in problem and "query@0.1.1-draft" in problem
-    # A link to a component known here is that component's business (link_problem).
-    assert linked_version_problems(imports, "notes", [to_provider], components={"pg"}) == []
+    # A target that is not a provider running here may be a component on another host.
+    assert linked_version_problems(imports, "notes", [to_provider], providers=set()) == []
