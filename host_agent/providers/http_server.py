@@ -3,8 +3,12 @@
 A link from this provider (source) to a component (target) on
 wasi:http/incoming-handler with source_config `address` (default 127.0.0.1:8000)
 opens a listener there. Each request is read in full (up to `max_body_bytes`, default
-16 MiB, else 413), sent to the component as wrpc:http/incoming-handler.handle, and the
-response written back. No running component -> 503; no answer in `timeout_ms` -> 504.
+16 MiB, else 413 naming it), sent to the component as wrpc:http/incoming-handler.handle,
+and the response written back (a response body over `max_body_bytes` -> 502 naming it).
+Bodies over INLINE_BODY cross NATS as wRPC byte streams in chunks (host_agent/wrpc/http.py),
+so neither way is bounded by one NATS message. No running component -> 503; no answer in
+`timeout_ms` -> 504. A link whose source_config is malformed is refused (no listener) with
+a sentence naming the field.
 """
 
 from __future__ import annotations
@@ -33,6 +37,45 @@ log = logging.getLogger("host_agent.provider.http_server")
 DEFAULT_ADDRESS = "127.0.0.1:8000"
 DEFAULT_MAX_BODY = 16 * 1024 * 1024
 DEFAULT_TIMEOUT_MS = 10_000
+
+
+class ConfigError(ValueError):
+    """A link's source_config value that cannot be used, named with its fix."""
+
+
+@dataclass(frozen=True)
+class LinkSettings:
+    address: str
+    max_body_bytes: int
+    timeout_s: float
+
+    @classmethod
+    def parse(cls, values: dict[str, str], target: str) -> LinkSettings:
+        """Strictly from the link's source_config strings (serde reads no "16MiB" as a
+        number either): a bad value is refused with its name, never read as the default."""
+
+        def whole(name: str, default: int, unit: str) -> int:
+            raw = values.get(name)
+            if raw is None:
+                return default
+            if not isinstance(raw, str) or not raw.isdigit() or int(raw) == 0:
+                raise ConfigError(
+                    f"the http-server link to {target}: source_config {name}={raw!r} is not "
+                    f'a positive whole number of {unit}; write e.g. {name}: "{default}"'
+                )
+            return int(raw)
+
+        address = values.get("address", DEFAULT_ADDRESS)
+        if not isinstance(address, str):
+            raise ConfigError(
+                f"the http-server link to {target}: source_config address must be a string "
+                f'host:port, e.g. address: "{DEFAULT_ADDRESS}"'
+            )
+        return cls(
+            address,
+            whole("max_body_bytes", DEFAULT_MAX_BODY, "bytes"),
+            whole("timeout_ms", DEFAULT_TIMEOUT_MS, "milliseconds") / 1000,
+        )
 
 
 @dataclass
@@ -77,17 +120,21 @@ class HttpServerProvider:
         if not self._serves(link):
             return
         key = (link.target, link.name)
-        address = link.source_config.get("address", DEFAULT_ADDRESS)
+        try:
+            settings = LinkSettings.parse(link.source_config, link.target)
+        except ConfigError as error:
+            log.error("%s", error)
+            await self._close(key)
+            return
+        address = settings.address
         existing = self.listeners.get(key)
         if existing is not None and existing.address == address and existing.link == link:
             return
         if existing is not None:
             await self._close(key)
         host, port = _split_address(address)
-        app = web.Application(
-            client_max_size=int(link.source_config.get("max_body_bytes", DEFAULT_MAX_BODY))
-        )
-        app.router.add_route("*", "/{tail:.*}", self._handler(link))
+        app = web.Application(client_max_size=settings.max_body_bytes)
+        app.router.add_route("*", "/{tail:.*}", self._handler(link, settings))
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         try:
@@ -109,9 +156,14 @@ class HttpServerProvider:
             await listener.runner.cleanup()
             log.info("stopped listening on %s", listener.address)
 
-    def _handler(self, link: InterfaceLinkDefinition) -> Handler:
-        limit = int(link.source_config.get("max_body_bytes", DEFAULT_MAX_BODY))
-        timeout = int(link.source_config.get("timeout_ms", DEFAULT_TIMEOUT_MS)) / 1000
+    def _handler(self, link: InterfaceLinkDefinition, settings: LinkSettings) -> Handler:
+        limit = settings.max_body_bytes
+        timeout = settings.timeout_s
+        too_large = (
+            f"request body over max_body_bytes ({limit} bytes) of the http-server link to "
+            f"{link.target}; send a smaller body, or raise max_body_bytes in the link's "
+            "source_config\n"
+        )
 
         async def handle(request: web.Request) -> web.StreamResponse:
             if not telemetry.TRACING:
@@ -125,11 +177,11 @@ class HttpServerProvider:
 
         async def respond(request: web.Request) -> web.StreamResponse:
             if request.content_length is not None and request.content_length > limit:
-                return web.Response(status=413, text=f"request body over {limit} bytes")
+                return web.Response(status=413, text=too_large)
             try:
                 body = await request.read()
             except web.HTTPRequestEntityTooLarge:
-                return web.Response(status=413, text=f"request body over {limit} bytes")
+                return web.Response(status=413, text=too_large)
             outgoing = HttpRequest(
                 method=request.method,
                 path_with_query=request.path_qs,
@@ -139,6 +191,13 @@ class HttpServerProvider:
                 body=body,
             )
             response = await self._forward(link, outgoing, timeout)
+            if len(response.body) > limit:
+                return web.Response(
+                    status=502,
+                    text=f"component {link.target} answered a body of {len(response.body)} "
+                    f"bytes, over max_body_bytes ({limit} bytes) of its http-server link; "
+                    "raise max_body_bytes in the link's source_config\n",
+                )
             return web.Response(
                 status=response.status,
                 body=response.body,

@@ -19,7 +19,10 @@ one trivial request spent about 2 ms of the host's CPU on type walking alone. He
   - an export's types are read once per `Func` object,
   - a variant's cases, its taggedness and the classes of its cases are computed once per
     type object (type objects are immutable views of immutable C types).
-The conversions themselves are wasmtime-py's own.
+The conversions themselves are wasmtime-py's own, except `list<u8>` (bytes): wasmtime-py
+converts it one Python call per byte each way, which made a 5 MiB HTTP body crossing a
+component in 4 KiB stream chunks take about half a minute; here the C array of values is
+written and read with two strided slice copies (tests/integration/test_http_large_bodies.py).
 """
 
 from __future__ import annotations
@@ -33,7 +36,23 @@ from wasmtime import _ffi as ffi  # wasmtime-py's own ctypes bindings
 from wasmtime.component import _func, _linker, _types
 from wasmtime.component._enter import catch_exceptions, enter_wasm
 
+from host_agent.runtime.resources import HostHandle
+
 _original_lower = _types.VariantLikeType._lower
+_original_list_to_c = _types.ListType.convert_to_c
+_original_list_from_c = _types.ListType.convert_from_c
+# A component value in the C API: a one-byte kind, then a union whose first byte is a u8's
+# value. A list<u8> is an array of these.
+_VAL = ffi.wasmtime_component_val_t
+_STRIDE = ctypes.sizeof(_VAL)
+_KIND_AT = _VAL.kind.offset
+_U8_AT = _VAL.of.offset
+_U8_KIND = bytes([ffi.WASMTIME_COMPONENT_U8.value])
+_original_own_to_c = _types.OwnType.convert_to_c
+_original_borrow_to_c = _types.BorrowType.convert_to_c
+_original_own_classes = _types.OwnType.add_classes
+_original_borrow_classes = _types.BorrowType.add_classes
+_RESOURCE_KIND = ffi.WASMTIME_COMPONENT_RESOURCE
 _original_tagged = _types.VariantLikeType._tagged
 _original_cases: dict[type, Any] = {
     cls: cls._cases for cls in (_types.VariantType, _types.OptionType, _types.ResultType)
@@ -91,6 +110,65 @@ def _lower_untagged(self: Any, store: Any, val: Any) -> tuple[str, Any]:
             ty.convert_to_c(store, val, ctypes.pointer(raw))
             return (name, ffi.wasmtime_component_val_new(byref(raw)))
     raise ValueError(f"value {val!r} is not valid for this variant")
+
+
+def _is_bytes(self: Any) -> bool:
+    return bool(_memo(self, "_r1_bytes", self._is_bytes))
+
+
+def _list_to_c(self: Any, store: Any, val: Any, ptr: Any) -> None:
+    if type(val) is not bytes or not _is_bytes(self):
+        return _original_list_to_c(self, store, val, ptr)
+    raw = ffi.wasmtime_component_vallist_t()
+    ffi.wasmtime_component_vallist_new_uninit(raw, len(val))
+    if val:
+        values = bytearray(len(val) * _STRIDE)
+        values[_KIND_AT::_STRIDE] = _U8_KIND * len(val)
+        values[_U8_AT::_STRIDE] = val
+        ctypes.memmove(raw.data, bytes(values), len(values))
+    ptr.contents.kind = ffi.WASMTIME_COMPONENT_LIST
+    ptr.contents.of.list = raw
+    return None
+
+
+def _list_from_c(self: Any, c: Any) -> Any:
+    if not _is_bytes(self):
+        return _original_list_from_c(self, c)
+    assert c.kind == ffi.WASMTIME_COMPONENT_LIST.value
+    try:
+        size = c.of.list.size
+        if not size:
+            return b""
+        values = ctypes.string_at(c.of.list.data, size * _STRIDE)
+        if values[_KIND_AT::_STRIDE] != _U8_KIND * size:
+            raise WasmtimeError("a list<u8> from the component holds a value that is not a u8")
+        return values[_U8_AT::_STRIDE]
+    finally:
+        ffi.wasmtime_component_vallist_delete(byref(c.of.list))
+
+
+def _handle_to_c(original: Any) -> Any:
+    """An own/borrow type's `convert_to_c` that lowers a HostHandle directly."""
+
+    def convert_to_c(self: Any, store: Any, val: Any, ptr: Any) -> None:
+        if type(val) is not HostHandle:
+            return original(self, store, val, ptr)  # type: ignore[no-any-return]
+        ptr.contents.kind = _RESOURCE_KIND
+        ptr.contents.of.resource = val.to_any(store)
+        return None
+
+    return convert_to_c
+
+
+def _handle_classes(original: Any) -> Any:
+    """A HostHandle is a value of every own/borrow type, next to wasmtime-py's classes
+    (an untagged variant picks its case by these)."""
+
+    def add_classes(self: Any, classes: set[type]) -> None:
+        original(self, classes)
+        classes.add(HostHandle)
+
+    return add_classes
 
 
 class _HostFunc:
@@ -181,3 +259,9 @@ def install() -> None:
         setattr(cls, "_cases", _cases_of(cls))  # noqa: B010 - a patch, by name
     _linker.LinkerInstance.add_func = _add_func  # type: ignore[method-assign]
     _func.Func.__call__ = _func_call  # type: ignore[method-assign]
+    _types.ListType.convert_to_c = _list_to_c  # type: ignore[method-assign]
+    _types.ListType.convert_from_c = _list_from_c  # type: ignore[method-assign]
+    _types.OwnType.convert_to_c = _handle_to_c(_original_own_to_c)  # type: ignore[method-assign]
+    _types.BorrowType.convert_to_c = _handle_to_c(_original_borrow_to_c)  # type: ignore[method-assign]
+    _types.OwnType.add_classes = _handle_classes(_original_own_classes)  # type: ignore[method-assign]
+    _types.BorrowType.add_classes = _handle_classes(_original_borrow_classes)  # type: ignore[method-assign]

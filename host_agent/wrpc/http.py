@@ -8,9 +8,12 @@
     handle: func(request) -> result<response, error-code>
     fields = list<tuple<string, list<list<u8>>>>
 
-A non-empty body goes inline (a ready stream); an empty one is "pending" (0) and its
-end marker follows on the nested path 0.0, because an empty inline chunk means
-"pending" to wRPC decoders. Trailers are always sent ready and empty.
+A body of at most INLINE_BODY bytes goes inline (a ready stream). A larger one, and an
+empty one, is "pending" (0): its bytes follow on the nested path 0.0 as a wRPC byte
+stream (length-prefixed chunks, then a zero-length end), which the transport publishes
+in messages under the connection's max_payload, so a body is not bounded by the size of
+one NATS message (1 MiB by default). An empty body is pending because an empty inline
+chunk means "pending" to wRPC decoders. Trailers are always sent ready and empty.
 """
 
 from __future__ import annotations
@@ -24,14 +27,17 @@ BODY_PATH = "0.0"  # first field (body) of the first parameter / result
 METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH")
 SCHEMES = ("http", "https")
 INTERNAL_ERROR = 38  # error-code.internal-error(option<string>) in wasi:http 0.2
+# The largest body sent inline in the root message: small bodies save the nested path's
+# round trip (the callee's accept), larger ones stream so the root stays one message.
+INLINE_BODY = 64 * 1024
 
 
 def _body(writer: Writer, body: bytes, nested: dict[str, bytes]) -> None:
-    if body:
+    if 0 < len(body) <= INLINE_BODY:
         writer.list_u8(body)
     else:
         writer.u8(0)
-        nested[BODY_PATH] = stream_frames(b"")
+        nested[BODY_PATH] = stream_frames(body)
     writer.u8(1).u8(0)  # trailers: ready, none
 
 

@@ -1,0 +1,92 @@
+"""HTTP bodies larger than one NATS message (1 MiB by default) through the http-server
+provider and the host: a 5 MiB upload and a 5 MiB download through the blobby example on
+blobstore-fs, deployed by the controller on a local lattice (real nats-server, host,
+http-server and blobstore-fs processes). The bodies cross NATS as wRPC byte streams in
+chunks; the link's `max_body_bytes` bounds them both ways, and a body over it is refused
+with a sentence naming `max_body_bytes` (413 to a client whose upload is too large, 502
+when the component's answer is)."""
+
+from __future__ import annotations
+
+import asyncio
+import http.client
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from host_agent.lattice.wadm_types import StatusType
+from tests.blobstore import acall, blobby_manifest, until_answers
+from tests.integration.test_controller import clients, wait_status
+from tests.lattice import NatsServer, Processes, free_port, run_async
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
+
+FS = "ghcr.io/wasmcloud/blobstore-fs:0.10.1"
+MIB = 1024 * 1024
+
+
+def manifest(port: int, root: Path, max_body_bytes: int, version: str) -> dict[str, Any]:
+    data = blobby_manifest(port, FS, {"ROOT": str(root)}, version=version)
+    http = data["spec"]["components"][2]["traits"][0]["properties"]["source_config"][0]
+    http["name"] = f"blobby-http-{version.replace('.', '-')}"
+    http["properties"]["max_body_bytes"] = str(max_body_bytes)
+    http["properties"]["timeout_ms"] = "60000"  # ~2-3 s per 5 MiB here; CI runs loaded
+    return data
+
+
+def chunked_put(port: int, path: str, pieces: int, piece: bytes) -> tuple[int, bytes]:
+    """PUT a body with Transfer-Encoding: chunked (no Content-Length to refuse it by)."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        connection.request("PUT", path, body=(piece for _ in range(pieces)), encode_chunked=True)
+        response = connection.getresponse()
+        return response.status, response.read()
+    finally:
+        connection.close()
+
+
+@run_async
+async def test_five_mib_both_ways_and_the_limit(
+    nats_server: NatsServer, processes: Processes, tmp_path: Path
+) -> None:
+    root = tmp_path / "blobs"
+    processes.host()
+    processes.controller()
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    async with clients(nats_server) as (wadm, _):
+        await wadm.put(yaml.safe_dump(manifest(port, root, 6 * MIB, "v0.1.0")))
+        await wadm.deploy("blobby")
+        await wait_status(wadm, "blobby", StatusType.DEPLOYED, timeout=120)
+        await until_answers(f"{url}/", 200)
+
+        # 5 MiB up (five times NATS's largest message) and the same 5 MiB back down.
+        big = os.urandom(5 * MIB)
+        assert await acall("PUT", f"{url}/big", big) == (201, b"stored big (5242880 bytes)\n")
+        assert (root / "blobby" / "big").read_bytes() == big
+        status, body = await acall("GET", f"{url}/big")
+        assert status == 200 and len(body) == len(big) and body == big
+
+        # Over the link's limit, by Content-Length and by a chunked upload: 413 naming it.
+        status, body = await acall("PUT", f"{url}/huge", os.urandom(6 * MIB + 1))
+        assert status == 413
+        assert b"max_body_bytes" in body and b"6291456" in body
+        status, body = await asyncio.to_thread(chunked_put, port, "/huge", 7, b"x" * MIB)
+        assert status == 413 and b"max_body_bytes" in body
+        assert not (root / "blobby" / "huge").exists()
+
+        # A lower limit: the component's 5 MiB answer is now over it (502, named), and a
+        # body under it still goes through.
+        await wadm.put(yaml.safe_dump(manifest(port, root, 2 * MIB, "v0.2.0")))
+        await wadm.deploy("blobby")
+        body = await until_answers(f"{url}/big", 502, b"max_body_bytes")
+        assert b"2097152" in body
+        small = os.urandom(2 * MIB)
+        assert await acall("PUT", f"{url}/small", small) == (
+            201,
+            b"stored small (2097152 bytes)\n",
+        )
+        assert await acall("GET", f"{url}/small") == (200, small)
