@@ -337,7 +337,9 @@ class Controller:
         everything, dirty = self._everything, self._dirty
         self._everything, self._dirty = False, set()
         try:
-            with telemetry.span("reconcile", {"wadm.controller": self.id}):
+            # Spans only for a pass that sends something (or fails): an idle lattice
+            # reconciles on every heartbeat, and those passes would bury the ones that act.
+            with telemetry.deferred_span("reconcile", {"wadm.controller": self.id}) as pass_:
                 try:
                     links = await self._read(CtlClient.get_links)
                 except nats.errors.NoRespondersError:
@@ -346,13 +348,16 @@ class Controller:
                 if everything:
                     apps |= set(await self.manifests.names()) | set(self._known)
                 for app in sorted(apps):
-                    with telemetry.span(f"reconcile {app}", {"wadm.application": app}):
-                        await self.reconcile_app(app, links)
+                    attributes = {"wadm.application": app}
+                    with telemetry.deferred_span(f"reconcile {app}", attributes, pass_) as span:
+                        await self.reconcile_app(app, links, span)
         except BaseException:
             self._everything, self._dirty = self._everything or everything, self._dirty | dirty
             raise
 
-    async def reconcile_app(self, app: str, links: list[dict[str, Any]]) -> None:
+    async def reconcile_app(
+        self, app: str, links: list[dict[str, Any]], span: telemetry.DeferredSpan | None = None
+    ) -> None:
         stored = await self.manifests.get(app)
         versions = []
         for data in stored.manifests.values() if stored else []:
@@ -372,6 +377,8 @@ class Controller:
             for name in sorted(owned.config_names)
         }
         result = reconcile(app, manifest, owned, self.view, links, configs, time.monotonic())
+        if result.commands and span is not None:
+            span.open()  # the commands' spans are its children
         for command in result.commands:
             await self.execute(command)
         if manifest is None:

@@ -49,6 +49,7 @@ from host_agent.runtime.image import ComponentLoadError
 from host_agent.runtime.instance import link_problem
 from host_agent.secrets.client import SecretsError
 from host_agent.secrets.host import SecretValues, split_config_names
+from host_agent.telemetry import ctl as ctl_telemetry
 
 log = logging.getLogger("host_agent.ctl")
 
@@ -203,10 +204,11 @@ class CtlHandlers:
                 f"{record.image_ref} != {command.component_ref}. The component will be scaled, "
                 "and the image reference will be updated afterwards."
             )
+        component = {"wasmcloud.component.id": command.component_id}
         if record is not None and moved and command.count > 0:
-            self._spawn(self._scale_running(command, record))
+            self._spawn(self._scale_running(command, record), "scale component", component)
         else:
-            self._spawn(self._scale(command))
+            self._spawn(self._scale(command), "scale component", component)
         return ctl_reply(True, message)
 
     async def _fetch(self, ref: str) -> bytes:
@@ -283,6 +285,7 @@ class CtlHandlers:
             SecretsError,
         ) as exc:
             log.warning("cannot run %s: %s", wid, exc)
+            ctl_telemetry.work_failed(str(exc))
             await self.publish(
                 "component_scale_failed",
                 self._component_event(wid, image_ref, annotations, command.count, str(exc)),
@@ -340,7 +343,9 @@ class CtlHandlers:
             )
         old_ref = record.image_ref
         self._spawn(
-            self._update(command.component_id, command.new_component_ref, command.annotations)
+            self._update(command.component_id, command.new_component_ref, command.annotations),
+            "update component",
+            {"wasmcloud.component.id": command.component_id},
         )
         return ctl_reply(
             True,
@@ -375,7 +380,8 @@ class CtlHandlers:
     def start_provider(self, command: StartProviderCommand) -> bytes:
         if command.provider_id in self.state.providers:
             return ctl_reply(False, "provider with that ID is already running")
-        self._spawn(self._start_provider(command))
+        provider = {"wasmcloud.provider.id": command.provider_id}
+        self._spawn(self._start_provider(command), "start provider", provider)
         return ctl_reply(True, "successfully started provider")
 
     async def _start_provider(self, command: StartProviderCommand) -> None:
@@ -469,10 +475,13 @@ class CtlHandlers:
         return ctl_reply(True, "successfully put config")
 
     # --------------------------------------------------------------------------------
-    def _spawn(self, work: Awaitable[None]) -> None:
+    def _spawn(self, work: Awaitable[None], what: str, attributes: dict[str, Any]) -> None:
+        """Run ``work`` after the reply; within a traced request, as ``what``'s span."""
+
         async def guarded() -> None:
             try:
-                await work
+                with ctl_telemetry.background_span(what, attributes):
+                    await work
             except Exception:
                 log.exception("background control work failed")
 

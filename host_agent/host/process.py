@@ -37,6 +37,7 @@ from host_agent.lattice.subjects import (
     host_log_subject,
 )
 from host_agent.secrets.host import HostSecrets, split_config_names
+from host_agent.telemetry import ctl as ctl_telemetry
 from host_agent.telemetry.config import TelemetryConfig
 from host_agent.wrpc.granted import GrantedClient
 from host_agent.wrpc.transport import WrpcClient, WrpcServer
@@ -337,7 +338,9 @@ class Host:
 
     async def _on_request(self, msg: Msg) -> None:
         assert self.handlers is not None
-        reply = await self.handlers.handle(msg.subject, msg.data)
+        # A controller's command carries its span (traceparent): the host continues it.
+        with ctl_telemetry.request_span(self.subjects.operation(msg.subject), msg.headers):
+            reply = await self.handlers.handle(msg.subject, msg.data)
         if reply is not None and msg.reply:
             await msg.respond(reply)
 

@@ -18,6 +18,7 @@ from pydantic import ValidationError
 from host_agent.lattice.protocol import DEFAULT_LINK_NAME, CtlReply, PingedHost
 from host_agent.lattice.strict import BadRequest, describe_errors, parse_json
 from host_agent.lattice.subjects import DEFAULT_CTL_PREFIX, DEFAULT_LATTICE, CtlSubjects
+from host_agent.telemetry import otel
 
 log = logging.getLogger(__name__)
 
@@ -54,8 +55,12 @@ class CtlClient:
         self.timeout = timeout
 
     async def request(self, subject: str, body: Any = None) -> Any:
-        """Send one request; return its ``response`` (None when there is none)."""
-        msg = await self.nc.request(subject, _payload(body), timeout=self.timeout)
+        """Send one request; return its ``response`` (None when there is none). Sent
+        from within a traced span (a controller's command), it carries the span's
+        ``traceparent`` in its headers, so the host's work for it joins the trace."""
+        msg = await self.nc.request(
+            subject, _payload(body), timeout=self.timeout, headers=otel.context_headers()
+        )
         return _unwrap(msg, subject)
 
     async def gather(self, subject: str, body: Any = None, wait: float = 1.0) -> list[Msg]:

@@ -2,11 +2,13 @@
 converge. Off unless configured (the same ``WASMCLOUD_*`` / ``OTEL_*`` variables as a
 host's, config.py); when off, each hook tests two module attributes and does nothing.
 
-Spans (INTERNAL, service ``wasmcloud-controller``): one per reconcile pass
-(``reconcile``), its applications as children (``reconcile <app>``), each command the pass
-sends to a host as a child of its application (``ScaleComponent``, ``StartProvider``...,
-the host and workload as attributes; a failed command has an error status), and one per
-wadm API request (``wadm.api``, its subject as an attribute).
+Spans (INTERNAL, service ``wasmcloud-controller``): one per reconcile pass that sends
+commands or fails (``reconcile``; idle passes, one per heartbeat, are not recorded), its
+applications that send commands as children (``reconcile <app>``), each command as a
+child of its application (``ScaleComponent``, ``StartProvider``..., the host and workload
+as attributes; a failed command has an error status), and one per wadm API request
+(``wadm.api``, its subject as an attribute). A command's request carries its span's
+context in NATS headers (``traceparent``), so the host's work for it joins the trace.
 
 Metrics: ``wadm.deploys`` (deploy requests, by application and result), ``wadm.commands``
 and ``wadm.command.errors`` (commands sent and those that failed, by command).
@@ -72,6 +74,18 @@ def span(name: str, attributes: Mapping[str, Any]) -> Iterator[None]:
         return
     with otel.internal_span(name, dict(attributes)):
         yield
+
+
+DeferredSpan = otel.DeferredSpan
+
+
+def deferred_span(
+    name: str, attributes: Mapping[str, Any], parent: DeferredSpan | None = None
+) -> DeferredSpan:
+    """``name``'s span around the block, recorded only once ``open()`` is called on it
+    (or the block fails): a reconcile pass, or one application in it, that sends
+    commands. Inert when tracing is off."""
+    return otel.deferred_span(name, dict(attributes), parent)
 
 
 class CommandOutcome:

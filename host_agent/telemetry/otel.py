@@ -14,6 +14,7 @@ root of a request's trace (or continues a ``traceparent`` the HTTP client sent).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
@@ -150,6 +151,7 @@ class _Api:
         self.SERVER = trace.SpanKind.SERVER
         self.INTERNAL = trace.SpanKind.INTERNAL
         self.set_span_in_context = trace.set_span_in_context
+        self.get_current_span = trace.get_current_span
         self.attach = context.attach
         self.detach = context.detach
         self.Status = trace.Status
@@ -205,11 +207,20 @@ class _CurrentSpan:
     __slots__ = ("_span", "_token")
 
     def __init__(
-        self, name: str, parent: Any, attributes: dict[str, Any] | None, kind: Any = None
+        self,
+        name: str,
+        parent: Any,
+        attributes: dict[str, Any] | None,
+        kind: Any = None,
+        start_time: int | None = None,
     ) -> None:
         assert _tracer is not None
         self._span = _tracer.start_span(
-            name, context=parent, kind=kind or _api.SERVER, attributes=attributes
+            name,
+            context=parent,
+            kind=kind or _api.SERVER,
+            attributes=attributes,
+            start_time=start_time,
         )
         self._token: Any = None
 
@@ -252,8 +263,88 @@ def internal_span(name: str, attributes: dict[str, Any]) -> _CurrentSpan:
     return _CurrentSpan(name, None, attributes, _api.INTERNAL)
 
 
+class DeferredSpan:
+    """A span recorded only if something happens under it: ``open()`` starts it, dated
+    back to when the block began (its parent first), and makes it the current span until
+    the block ends; a block that raises opens it too, with an error status. Never opened,
+    it leaves no trace (a controller's idle reconcile pass)."""
+
+    __slots__ = ("_attributes", "_current", "_name", "_parent", "_started")
+
+    def __init__(self, name: str, attributes: dict[str, Any], parent: DeferredSpan | None) -> None:
+        self._name = name
+        self._attributes = attributes
+        self._parent = parent
+        self._started = time.time_ns()
+        self._current: _CurrentSpan | None = None
+
+    def open(self) -> None:
+        if self._current is not None or not TRACING:
+            return
+        if self._parent is not None:
+            self._parent.open()
+        self._current = _CurrentSpan(
+            self._name, None, self._attributes, _api.INTERNAL, self._started
+        )
+        self._current.__enter__()
+
+    def __enter__(self) -> DeferredSpan:
+        return self
+
+    def __exit__(self, kind: Any, error: BaseException | None, traceback: Any) -> None:
+        if isinstance(error, Exception):
+            self.open()  # a failed pass is worth a span, whatever it planned
+        if self._current is not None:
+            self._current.__exit__(kind, error, traceback)
+
+
+def deferred_span(
+    name: str, attributes: dict[str, Any], parent: DeferredSpan | None = None
+) -> DeferredSpan:
+    """An INTERNAL span of this process's own work that exists only once ``open()`` is
+    called (or the block fails): a child of ``parent`` (opened with it), else of the
+    current span."""
+    return DeferredSpan(name, attributes, parent)
+
+
+def context_headers() -> dict[str, str] | None:
+    """The current span's context as W3C ``traceparent`` (and ``tracestate``) headers for
+    a NATS request, or None (tracing off, or no current span): a controller's command
+    then carries its span to the host."""
+    if not TRACING:
+        return None
+    headers: dict[str, str] = {}
+    _api.propagator.inject(headers)
+    return headers or None
+
+
+def continued_span(
+    name: str, headers: Mapping[str, str] | None, attributes: dict[str, Any]
+) -> contextlib.AbstractContextManager[Any]:
+    """A SERVER span continuing the trace a request's ``traceparent`` header names (a
+    controller's command to this host), current while the block runs; a no-op block for
+    a request without one, so unrelated requests (pings, inventory reads) make no
+    spans."""
+    if not TRACING or not headers or "traceparent" not in headers:
+        return contextlib.nullcontext()
+    return _CurrentSpan(name, _extract(headers), attributes)
+
+
+def in_traced_work() -> bool:
+    """Whether a sampled span is current (work that belongs to a trace)."""
+    if not TRACING:
+        return False
+    return bool(_api.get_current_span().get_span_context().trace_flags.sampled)
+
+
 def set_error(span: Span, description: str) -> None:
     span.set_status(_api.Status(_api.ERROR, description))
+
+
+def current_failed(description: str) -> None:
+    """Mark the current span failed (work that reports its failure rather than raising)."""
+    if TRACING:
+        set_error(_api.get_current_span(), description)
 
 
 def meter(name: str) -> Any:

@@ -66,11 +66,11 @@ RESTARTS = {
     "redisPort": ("redis-server",),
     "registryPort": ("registry",),
     "secure": ("controller", SECRETS_BACKEND, "nats-server"),
-    # Read by the lattice's Hosts (they restart with it), not by the lattice's processes. A
-    # lattice from before it has no such output: its first `up` records "" (restarting
-    # nothing), since a missing output reads as unknown in a preview and every Host would
-    # show a change.
-    "otlpEndpoint": (),
+    # Read by the controller and by the lattice's Hosts (they restart with it). A lattice
+    # from before it has no such output: its first `up` records "" (restarting nothing,
+    # see _restarts), since a missing output reads as unknown in a preview and every Host
+    # would show a change.
+    "otlpEndpoint": ("controller",),
 }
 CONTROLLER_TIMEOUT = 30.0
 # A plain lattice's security outputs: known and empty. In a preview the SDK reads an
@@ -161,6 +161,14 @@ def _is_port(value: Any) -> bool:
 def _setting(state: dict[str, Any], field: str) -> Any:
     """A restarting property's value; a lattice from before ``secure`` was plain."""
     return bool(state.get(field)) if field == "secure" else state.get(field)
+
+
+def _restarts(olds: dict[str, Any], news: dict[str, Any], field: str) -> bool:
+    """Whether an update of ``field`` restarts what reads it: a missing otlpEndpoint (a
+    lattice from before it) is "" (off), as the processes read it."""
+    if field == "otlpEndpoint":
+        return (olds.get(field) or "") != (news.get(field) or "")
+    return bool(_setting(olds, field) != _setting(news, field))
 
 
 def _now() -> datetime:
@@ -319,6 +327,12 @@ class LatticeResource:
             controller_env["WADM_NATS_CREDS_FILE"] = str(state_dir / CONTROLLER_CREDS_FILE)
             controller_env["WASMCLOUD_GRANT_ISSUER_FILE"] = str(state_dir / GRANT_ISSUER_FILE)
             controller_env["WADM_NATS_TLS_CA_FILE"] = str(state_dir / CA_FILE)
+        otlp = inputs.get("otlpEndpoint")
+        if isinstance(otlp, str) and otlp:
+            # The lattice's collector, as its Hosts get it: the controller's reconcile
+            # passes, commands and wadm API requests are spans there, with its metrics.
+            controller_env["WASMCLOUD_OBSERVABILITY_ENABLED"] = "true"
+            controller_env["OTEL_EXPORTER_OTLP_ENDPOINT"] = otlp
         _, started = procs["controller"].start(
             [tool("wasmcloud-controller"), "--nats-server", f"127.0.0.1:{port}",
              "--lattice", str(inputs["lattice"]),
@@ -460,7 +474,7 @@ class LatticeResource:
                 security = LocalSecurity.create(str(news["lattice"]), _now())  # plain until now
             running = _processes(olds)
             for field, names in RESTARTS.items():
-                if _setting(olds, field) != _setting(news, field):
+                if _restarts(olds, news, field):
                     for name in names:
                         if name in running:  # _start runs it with the new value
                             await running[name].stop_async()

@@ -5,6 +5,10 @@ The lattice: two host processes exporting to the receiver (WASMCLOUD_OBSERVABILI
 and OTEL_EXPORTER_OTLP_ENDPOINT, as a user sets them); the http-server and keyvalue-redis
 providers on the edge host, the counter on the core host, so the request crosses four
 processes and two hosts, its trace context travelling in NATS headers.
+
+The controller: a local Lattice made by the provider with ``otlpEndpoint`` (nothing else
+turns telemetry on) exports its commands, and a command's trace continues on the host
+that carries it out; idle reconcile passes export nothing.
 """
 
 from __future__ import annotations
@@ -35,10 +39,14 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 from opentelemetry.proto.common.v1.common_pb2 import KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span as SpanProto
 from opentelemetry.proto.trace.v1.trace_pb2 import Status as StatusProto
+from pulumi.runtime.proto import provider_pb2, provider_pb2_grpc
 
 from host_agent.lattice.client import CtlClient
 from host_agent.lattice.subjects import event_subject
+from host_agent.lattice.wadm import WadmClient
+from host_agent.local.supervisor import ManagedProcess
 from tests.lattice import HostProcess, NatsServer, RedisServer, free_port, run_async
+from tests.provider_grpc import plain, provider, struct
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 
@@ -205,6 +213,18 @@ class Events:
                 raise AssertionError(f"no {name} event matching {match}: {self.seen}") from None
         assert source is not None
         return source
+
+    async def wait_count(self, name: str, count: int, after: int, timeout: float = 30.0) -> None:
+        """Until ``count`` ``name`` events arrived after the first ``after`` seen."""
+
+        def enough() -> bool:
+            return sum(1 for seen, _, _ in self.seen[after:] if seen == name) >= count
+
+        async with self._changed:
+            try:
+                await asyncio.wait_for(self._changed.wait_for(enough), timeout)
+            except TimeoutError:
+                raise AssertionError(f"not {count} {name} events: {self.seen[after:]}") from None
 
 
 def get(url: str, headers: dict[str, str] | None = None) -> tuple[int, bytes]:
@@ -400,3 +420,192 @@ async def test_one_curl_is_one_trace_across_providers_component_and_hosts(
         await receiver.stop()
     # The hosts stopped gracefully, flushing what they still held: still the one trace.
     assert {s.trace_id for s in receiver.spans} == {root.trace_id}
+
+
+# -- the controller's spans ------------------------------------------------------------
+
+LATTICE_URN = "urn:pulumi:test::proj::wasmcloud:index:Lattice::traced"
+HOST_URN = "urn:pulumi:test::proj::wasmcloud:index:Host::traced-core"
+# Variables that would turn telemetry on (or off) besides the Lattice's otlpEndpoint.
+TELEMETRY_VARIABLES = (
+    "WASMCLOUD_OBSERVABILITY_ENABLED",
+    "WASMCLOUD_TRACES_ENABLED",
+    "WASMCLOUD_METRICS_ENABLED",
+    "OTEL_SDK_DISABLED",
+    "OTEL_TRACES_EXPORTER",
+    "OTEL_METRICS_EXPORTER",
+    "OTEL_EXPORTER_OTLP_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+    "OTEL_SERVICE_NAME",
+    "WASMCLOUD_TRACE_LEVEL",
+)
+IDLE_HEARTBEATS = 4
+
+
+async def create(
+    stub: provider_pb2_grpc.ResourceProviderStub, urn: str, news: dict[str, Any]
+) -> dict[str, Any]:
+    """A resource created through the provider as `pulumi up` does (check, then create)."""
+    checked = await stub.Check(provider_pb2.CheckRequest(urn=urn, news=struct(news)))
+    assert list(checked.failures) == [], checked.failures
+    created = await stub.Create(
+        provider_pb2.CreateRequest(urn=urn, properties=checked.inputs, timeout=120)
+    )
+    return plain(created.properties)
+
+
+def component_app(name: str, image: str, instances: int) -> dict[str, Any]:
+    return {
+        "apiVersion": "core.oam.dev/v1beta1",
+        "kind": "Application",
+        "metadata": {"name": name, "annotations": {"version": "v1"}},
+        "spec": {
+            "components": [
+                {
+                    "name": name,
+                    "type": "component",
+                    "properties": {"image": image},
+                    "traits": [{"type": "spreadscaler", "properties": {"instances": instances}}],
+                }
+            ]
+        },
+    }
+
+
+@run_async
+async def test_the_local_controller_traces_commands_into_the_host_and_not_idle_passes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    receiver = OtlpReceiver()
+    endpoint = await receiver.start()
+    for name in TELEMETRY_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    # Inherited by the controller and the host: spans out every 0.2 s, metrics every 1 s.
+    monkeypatch.setenv("OTEL_BSP_SCHEDULE_DELAY", "200")
+    monkeypatch.setenv("OTEL_METRIC_EXPORT_INTERVAL", "1000")
+    state_dir = tmp_path / "lattice"
+    names = ("host-traced-core", "controller", "nats-server")
+    try:
+        async with provider() as (stub, _):
+            lattice = await create(
+                stub,
+                LATTICE_URN,
+                {
+                    "natsPort": free_port(),
+                    "stateDir": str(state_dir),
+                    "heartbeatSeconds": 1,
+                    "secure": False,
+                    "otlpEndpoint": endpoint,
+                },
+            )
+            url = str(lattice["natsUrl"])
+            nc = await nats.connect(url)
+            try:
+                events = Events()
+                await events.subscribe(nc)
+                host = await create(
+                    stub,
+                    HOST_URN,
+                    {
+                        "name": "traced-core",
+                        "natsUrl": url,
+                        "labels": {"tier": "core"},
+                        "stateDir": str(state_dir),
+                        "heartbeatSeconds": 1,
+                        "otlpEndpoint": lattice["otlpEndpoint"],  # as the SDK passes it
+                    },
+                )
+                host_id = str(host["hostId"])
+                wadm = WadmClient(nc, "default")
+                await wadm.put(component_app("traced", COUNTER, 2))
+                await wadm.deploy("traced")
+                await events.wait("component_scaled", component_id="traced-traced", max_instances=2)
+
+                # The app runs: from now on the lattice is idle. Each heartbeat is a
+                # reconcile pass that sends nothing.
+                await events.wait_count("host_heartbeat", IDLE_HEARTBEATS, after=len(events.seen))
+
+                # A component that cannot be fetched: the host acknowledges the command,
+                # then fails the work, in the same trace.
+                await wadm.put(component_app("missing", f"file://{tmp_path}/missing.wasm", 1))
+                await wadm.deploy("missing")
+                await events.wait("component_scale_failed", component_id="missing-missing")
+
+                def scale_trace(component: str) -> tuple[ReceivedSpan, ...] | None:
+                    """The controller's ScaleComponent of ``component``, the host's span
+                    of the request and of its work, once all three arrived."""
+                    by_id = {s.span_id: s for s in receiver.spans}
+                    for command in receiver.spans:
+                        if (
+                            command.name != "ScaleComponent"
+                            or command.attributes.get("wasmcloud.component.id") != component
+                        ):
+                            continue
+                        served = [s for s in receiver.spans if s.parent_id == command.span_id]
+                        work = [
+                            s for s in receiver.spans for r in served if s.parent_id == r.span_id
+                        ]
+                        app = by_id.get(command.parent_id)
+                        pass_ = by_id.get(app.parent_id) if app else None
+                        if served and work and app and pass_:
+                            return command, served[0], work[0], app, pass_
+                    return None
+
+                command, served, work, app, pass_ = await receiver.wait_for(
+                    lambda: scale_trace("traced-traced"), "no ScaleComponent trace into the host"
+                )
+                # The controller (its environment had only what the Lattice gave it) ...
+                assert command.service == "wasmcloud-controller"
+                assert command.resource["wasmcloud.lattice"] == "default"
+                assert command.attributes["wasmcloud.host.id"] == host_id
+                assert command.attributes["wasmcloud.component.max_instances"] == 2
+                assert (app.name, pass_.name, pass_.parent_id) == (
+                    "reconcile traced",
+                    "reconcile",
+                    "",
+                )
+                # ... sent the command; the host served it in the same trace ...
+                assert {s.trace_id for s in (command, served, work, app)} == {pass_.trace_id}
+                assert (served.service, served.kind) == (
+                    "wasmcloud-host",
+                    SpanProto.SPAN_KIND_SERVER,
+                )
+                assert served.name == "ctl component.scale"
+                assert served.resource["wasmcloud.host.id"] == host_id
+                # ... and did the work after answering: fetch, compile, start.
+                assert (work.name, work.service) == ("scale component", "wasmcloud-host")
+                assert work.attributes["wasmcloud.component.id"] == "traced-traced"
+                assert work.status_code != StatusProto.STATUS_CODE_ERROR
+
+                _, _, failed, _, _ = await receiver.wait_for(
+                    lambda: scale_trace("missing-missing"),
+                    "no ScaleComponent trace of the missing one",
+                )
+                assert failed.status_code == StatusProto.STATUS_CODE_ERROR
+            finally:
+                await nc.close()
+            # A stopped controller and host export what they still hold: everything.
+            for name in names[:2]:
+                await asyncio.to_thread(ManagedProcess(name, state_dir).stop)
+    finally:
+        for name in names:
+            await asyncio.to_thread(ManagedProcess(name, state_dir).stop)
+        await receiver.stop()
+
+    controller = [s for s in receiver.spans if s.service == "wasmcloud-controller"]
+    passes = [s for s in controller if s.name == "reconcile"]
+    parents = {s.parent_id for s in controller}
+    idle = [s for s in passes if s.span_id not in parents]
+    assert passes and not idle, f"{len(idle)} of {len(passes)} reconcile passes sent nothing"
+    # The host made spans only for the controller's commands (no ping, inventory or link
+    # read of an idle pass is a trace of its own).
+    host_traces = {s.trace_id for s in receiver.spans if s.service == "wasmcloud-host"}
+    assert host_traces <= {s.trace_id for s in passes}
+    # The metrics are kept.
+    commands = [
+        value
+        for service, name, attributes, value in receiver.points
+        if (service, name) == ("wasmcloud-controller", "wadm.commands")
+        and attributes.get("command") == "ScaleComponent"
+    ]
+    assert commands and commands[-1] >= 2
