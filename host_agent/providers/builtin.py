@@ -114,6 +114,13 @@ BUILTINS = {
             ),
         ),
         BuiltinProvider(
+            "messaging-kafka",
+            "host_agent.providers.messaging_kafka",
+            ("wasmcloud:messaging/consumer@0.2.0", "wasmcloud:messaging/handler@0.2.0"),
+            "wasmcloud:messaging on Kafka; link target_config `hosts`, `topic`, `consumer_group`",
+            UpstreamReleases((0, 4, 0), _NEXT_MAJOR, "wasmCloud 0.x's messaging contract", "0.6.1"),
+        ),
+        BuiltinProvider(
             "keyvalue-inmemory",
             "host_agent.providers.keyvalue_inmemory",
             KEYVALUE,

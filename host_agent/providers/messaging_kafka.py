@@ -1,0 +1,354 @@
+"""messaging-kafka: wasmcloud:messaging@0.2.0 on an Apache Kafka cluster.
+
+One kind of link, read as wasmCloud's messaging-kafka 1.x reads it: component -> provider
+on wasmcloud:messaging (interfaces `consumer`, usually with `handler`), whose
+target_config says
+
+- `hosts`: comma-separated bootstrap servers `host:port` (default 127.0.0.1:9092);
+  prefer a secret of that name, as upstream does;
+- `topic`: the one topic consumed for this component (default `my-topic`); each record
+  is delivered to the component's `handle-message` with `reply-to` `<topic>.reply`;
+- `consumer_group`: the consumer group (committed offsets survive restarts), optional;
+- `consumer_partitions` / `producer_partitions`: comma-separated partition numbers to
+  consume from / to send each published message to (default: all / the partitioner's).
+
+The component's `publish` sends a record with the message's subject as its topic.
+Kafka has no request/reply, so `request` answers an error saying so (as upstream).
+A value of the wrong shape is refused naming it and the fix: the component's calls
+answer the sentence, and the provider reports unhealthy with it. A broker that is down
+is retried; a publish meanwhile is an error to the component naming the hosts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+from dataclasses import dataclass, field
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.errors import KafkaError
+from nats.aio.client import Client as NatsClient
+
+from host_agent.providers.contract import HostData, InterfaceLinkDefinition
+from host_agent.providers.sdk import run_provider
+from host_agent.secrets.provider import host_secrets, link_secrets
+from host_agent.wrpc import messaging as wire
+from host_agent.wrpc.codec import DecodeError
+from host_agent.wrpc.transport import NoResponders, Payload, WrpcClient, WrpcError, WrpcServer
+
+log = logging.getLogger("host_agent.provider.messaging_kafka")
+
+DEFAULT_HOSTS = "127.0.0.1:9092"
+DEFAULT_TOPIC = "my-topic"  # upstream's default
+RETRY_WAIT = 0.5
+REQUEST_TIMEOUT_MS = 5000  # one produce or metadata request to the broker
+# How soon a topic created after the link (by its first producer) is consumed: the client
+# learns of new topics only when it refreshes its metadata (its default is 5 minutes).
+METADATA_MAX_AGE_MS = 3000
+HANDLER_TIMEOUT = 10.0  # one handle-message call
+# Kafka's legal topic names (kafka.common.internals.Topic): at most 249 of these.
+TOPIC_NAME = re.compile(r"[a-zA-Z0-9._-]{1,249}")
+KNOWN_KEYS = ("hosts", "topic", "consumer_group", "consumer_partitions", "producer_partitions")
+
+
+class ConfigError(ValueError):
+    pass
+
+
+def _partitions(values: dict[str, str], key: str, where: str) -> tuple[int, ...]:
+    raw = values.get(key, "")
+    found = []
+    for part in raw.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        if not part.isdigit():
+            raise ConfigError(
+                f"{where} {key}={raw!r}: {part!r} is not a partition number; write "
+                'comma-separated partition numbers, e.g. "0,1"'
+            )
+        found.append(int(part))
+    return tuple(found)
+
+
+@dataclass(frozen=True)
+class KafkaConfig:
+    hosts: tuple[str, ...]
+    topic: str
+    consumer_group: str | None
+    consumer_partitions: tuple[int, ...]
+    producer_partitions: tuple[int, ...]
+
+    @classmethod
+    def parse(cls, values: dict[str, str], secrets: dict[str, str], where: str) -> KafkaConfig:
+        """Strictly from string config values; `where` names them in refusals."""
+        for name, value in values.items():
+            if not isinstance(value, str):
+                raise ConfigError(f"{where} {name} must be a string, not {type(value).__name__}")
+        raw_hosts = secrets.get("hosts") or values.get("hosts") or DEFAULT_HOSTS
+        hosts = []
+        for entry in raw_hosts.split(","):
+            entry = entry.strip()
+            host, colon, port = entry.rpartition(":")
+            if not (colon and host and port.isdigit() and 0 < int(port) < 65536) or "/" in entry:
+                raise ConfigError(
+                    f"{where} hosts={raw_hosts!r}: {entry!r} is not a bootstrap server; write "
+                    'comma-separated host:port pairs, e.g. "127.0.0.1:9092,kafka-2:9092"'
+                )
+            hosts.append(entry)
+        topic = values.get("topic", DEFAULT_TOPIC)
+        if not TOPIC_NAME.fullmatch(topic) or topic in (".", ".."):
+            raise ConfigError(
+                f"{where} topic={topic!r} is not a Kafka topic name; use one name of up to 249 "
+                "letters, digits, '.', '_' or '-' (one topic per link, as upstream)"
+            )
+        group = values.get("consumer_group") or None
+        return cls(
+            tuple(hosts),
+            topic,
+            group,
+            _partitions(values, "consumer_partitions", where),
+            _partitions(values, "producer_partitions", where),
+        )
+
+    @property
+    def bootstrap(self) -> str:
+        return ",".join(self.hosts)
+
+
+@dataclass
+class ComponentLink:
+    """One component's link: its producer, and its consumer delivering to it."""
+
+    link: InterfaceLinkDefinition
+    config: KafkaConfig
+    producer: AIOKafkaProducer | None = None
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    async def close(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+        for task in self.tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        if self.producer is not None:
+            with contextlib.suppress(Exception):
+                await self.producer.stop()
+
+
+def _report_failure(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("messaging-kafka: %s stopped", task.get_coro(), exc_info=task.exception())
+
+
+class MessagingKafkaProvider:
+    def __init__(self) -> None:
+        self.provider_id = ""
+        self._host: HostData | None = None
+        self.client: WrpcClient | None = None
+        # by source component id: its link, or the sentence refusing its config
+        self._links: dict[str, ComponentLink | str] = {}
+
+    async def start(self, host: HostData, nc: NatsClient) -> None:
+        self.provider_id = host.provider_key
+        self._host = host
+        self.client = WrpcClient(nc, host.lattice_rpc_prefix)
+        server = WrpcServer(nc, host.lattice_rpc_prefix)
+        await server.serve(host.provider_key, wire.CONSUMER_INSTANCE, "publish", self._publish)
+        await server.serve(host.provider_key, wire.CONSUMER_INSTANCE, "request", self._request)
+
+    def use_caller(self, client: WrpcClient) -> None:
+        """handle-message calls go out on the link grant's connection (per-link grants)."""
+        self.client = client
+
+    async def link_put(self, link: InterfaceLinkDefinition) -> None:
+        if (link.wit_namespace, link.wit_package) != ("wasmcloud", "messaging"):
+            return
+        if link.target != self.provider_id:
+            return
+        assert self._host is not None
+        await self._drop(link.source_id)
+        values = {**self._host.config, **link.target_config}
+        secrets = host_secrets(self._host) | link_secrets(link, self._host, "target")
+        where = f"link {link.name!r} {link.source_id} -> {link.target}: target_config"
+        try:
+            config = KafkaConfig.parse(values, secrets, where)
+        except ConfigError as error:
+            log.error("%s", error)
+            self._links[link.source_id] = str(error)
+            return
+        entry = ComponentLink(link, config)
+        loop = asyncio.get_running_loop()
+        for work in (self._produce(entry), self._consume(entry)):
+            task = loop.create_task(work)
+            task.add_done_callback(_report_failure)
+            entry.tasks.append(task)
+        self._links[link.source_id] = entry
+
+    async def link_del(self, link: InterfaceLinkDefinition) -> None:
+        if link.target == self.provider_id:
+            await self._drop(link.source_id)
+
+    async def _drop(self, source_id: str) -> None:
+        old = self._links.pop(source_id, None)
+        if isinstance(old, ComponentLink):
+            await old.close()
+
+    async def _produce(self, entry: ComponentLink) -> None:
+        """Start the link's producer, retrying while the brokers are unreachable."""
+        while True:
+            producer = AIOKafkaProducer(
+                bootstrap_servers=entry.config.bootstrap,
+                client_id=f"messaging-kafka-{entry.link.source_id}",
+                request_timeout_ms=REQUEST_TIMEOUT_MS,
+                retry_backoff_ms=200,
+                metadata_max_age_ms=METADATA_MAX_AGE_MS,
+            )
+            try:
+                await producer.start()
+            except KafkaError as error:
+                log.warning("cannot reach Kafka at %s yet (%s)", entry.config.bootstrap, error)
+                with contextlib.suppress(Exception):
+                    await producer.stop()
+                await asyncio.sleep(RETRY_WAIT)
+                continue
+            entry.producer = producer
+            return
+
+    async def _consume(self, entry: ComponentLink) -> None:
+        """Deliver each record of the link's topic to the component, in order; a broker
+        that goes away is reconnected to by the client, one that is not up yet retried."""
+        config = entry.config
+        while True:
+            consumer = AIOKafkaConsumer(
+                bootstrap_servers=config.bootstrap,
+                group_id=config.consumer_group,
+                client_id=f"messaging-kafka-{entry.link.source_id}",
+                request_timeout_ms=REQUEST_TIMEOUT_MS,
+                retry_backoff_ms=200,
+                auto_offset_reset="latest",
+                metadata_max_age_ms=METADATA_MAX_AGE_MS,
+            )
+            if config.consumer_partitions:
+                consumer.assign(
+                    [TopicPartition(config.topic, p) for p in config.consumer_partitions]
+                )
+            else:
+                consumer.subscribe([config.topic])
+            try:
+                await consumer.start()
+            except KafkaError as error:
+                log.warning("cannot reach Kafka at %s yet (%s)", config.bootstrap, error)
+                with contextlib.suppress(Exception):
+                    await consumer.stop()
+                await asyncio.sleep(RETRY_WAIT)
+                continue
+            break
+        log.info("delivering topic %s to %s", config.topic, entry.link.source_id)
+        try:
+            async for record in consumer:
+                await self._deliver(entry, record.topic, record.value or b"")
+        finally:
+            with contextlib.suppress(Exception):
+                await consumer.stop()
+
+    async def _deliver(self, entry: ComponentLink, topic: str, body: bytes) -> None:
+        assert self.client is not None
+        link = entry.link
+        message = wire.BrokerMessage(topic, body, f"{topic}.reply")
+        try:
+            reply = await self.client.invoke(
+                link.source_id,
+                wire.HANDLER_INSTANCE,
+                "handle-message",
+                Payload(wire.encode_message(message)),
+                source_id=self.provider_id,
+                link_name=link.name,
+                timeout=HANDLER_TIMEOUT,
+            )
+            error = wire.decode_unit_result(reply.data)
+        except NoResponders:
+            error = f"component {link.source_id} is not running"
+        except TimeoutError:
+            error = f"component {link.source_id} did not answer within {HANDLER_TIMEOUT:g} s"
+        except (WrpcError, DecodeError) as failure:
+            error = f"component {link.source_id} failed: {failure}"
+        if error is not None:
+            log.warning("record on %s for %s: %s", topic, link.source_id, error)
+
+    def _link_of(self, headers: dict[str, str]) -> ComponentLink | str:
+        source = headers.get("source-id", "")
+        entry = self._links.get(source)
+        if entry is None:
+            return (
+                f"no link from {source or 'an unnamed caller'} to {self.provider_id} on "
+                "wasmcloud:messaging/consumer has reached it; put one"
+            )
+        return entry
+
+    async def _publish(self, params: Payload, headers: dict[str, str]) -> Payload:
+        try:
+            message = wire.decode_message(params.data)
+        except DecodeError as error:
+            raise WrpcError(
+                f"the parameters of {wire.CONSUMER_INSTANCE}.publish: {error}"
+            ) from None
+        entry = self._link_of(headers)
+        if isinstance(entry, str):
+            return Payload(wire.encode_unit_result(entry))
+        if not TOPIC_NAME.fullmatch(message.subject):
+            return Payload(
+                wire.encode_unit_result(
+                    f"{message.subject!r} is not a Kafka topic name (letters, digits, '.', '_', "
+                    "'-'; at most 249)"
+                )
+            )
+        producer = entry.producer
+        if producer is None:
+            waiting = f"not connected to Kafka at {entry.config.bootstrap} yet (retrying)"
+            return Payload(wire.encode_unit_result(waiting))
+        partitions: tuple[int | None, ...] = entry.config.producer_partitions or (None,)
+        problem: str | None = None
+        try:
+            for partition in partitions:
+                await producer.send_and_wait(message.subject, message.body, partition=partition)
+        except KafkaError as error:
+            problem = (
+                f"publish to topic {message.subject!r} on Kafka at {entry.config.bootstrap} "
+                f"failed: {str(error) or type(error).__name__}"
+            )
+        return Payload(wire.encode_unit_result(problem))
+
+    async def _request(self, params: Payload, headers: dict[str, str]) -> Payload:
+        try:
+            subject, _body, _timeout_ms = wire.decode_request(params.data)
+        except DecodeError as error:
+            raise WrpcError(
+                f"the parameters of {wire.CONSUMER_INSTANCE}.request: {error}"
+            ) from None
+        return Payload(
+            wire.encode_message_result(
+                f"request to {subject!r}: Kafka has no request/reply; publish the message and "
+                "consume the answer from a topic instead"
+            )
+        )
+
+    async def health(self) -> tuple[bool, str]:
+        refused = [entry for entry in self._links.values() if isinstance(entry, str)]
+        if refused:
+            return False, "; ".join(refused)
+        return True, f"{len(self._links)} link(s)"
+
+    async def stop(self) -> None:
+        for source in list(self._links):
+            await self._drop(source)
+
+
+def main() -> None:
+    run_provider(MessagingKafkaProvider())
+
+
+if __name__ == "__main__":
+    main()
