@@ -36,6 +36,8 @@ from wasmtime import _ffi as ffi  # wasmtime-py's own ctypes bindings
 from wasmtime.component import _func, _linker, _types
 from wasmtime.component._enter import catch_exceptions, enter_wasm
 
+from host_agent.runtime.resources import HostHandle
+
 _original_lower = _types.VariantLikeType._lower
 _original_list_to_c = _types.ListType.convert_to_c
 _original_list_from_c = _types.ListType.convert_from_c
@@ -46,6 +48,11 @@ _STRIDE = ctypes.sizeof(_VAL)
 _KIND_AT = _VAL.kind.offset
 _U8_AT = _VAL.of.offset
 _U8_KIND = bytes([ffi.WASMTIME_COMPONENT_U8.value])
+_original_own_to_c = _types.OwnType.convert_to_c
+_original_borrow_to_c = _types.BorrowType.convert_to_c
+_original_own_classes = _types.OwnType.add_classes
+_original_borrow_classes = _types.BorrowType.add_classes
+_RESOURCE_KIND = ffi.WASMTIME_COMPONENT_RESOURCE
 _original_tagged = _types.VariantLikeType._tagged
 _original_cases: dict[type, Any] = {
     cls: cls._cases for cls in (_types.VariantType, _types.OptionType, _types.ResultType)
@@ -140,6 +147,30 @@ def _list_from_c(self: Any, c: Any) -> Any:
         ffi.wasmtime_component_vallist_delete(byref(c.of.list))
 
 
+def _handle_to_c(original: Any) -> Any:
+    """An own/borrow type's `convert_to_c` that lowers a HostHandle directly."""
+
+    def convert_to_c(self: Any, store: Any, val: Any, ptr: Any) -> None:
+        if type(val) is not HostHandle:
+            return original(self, store, val, ptr)  # type: ignore[no-any-return]
+        ptr.contents.kind = _RESOURCE_KIND
+        ptr.contents.of.resource = val.to_any(store)
+        return None
+
+    return convert_to_c
+
+
+def _handle_classes(original: Any) -> Any:
+    """A HostHandle is a value of every own/borrow type, next to wasmtime-py's classes
+    (an untagged variant picks its case by these)."""
+
+    def add_classes(self: Any, classes: set[type]) -> None:
+        original(self, classes)
+        classes.add(HostHandle)
+
+    return add_classes
+
+
 class _HostFunc:
     """A host function and, after its first call, its parameter and result types."""
 
@@ -230,3 +261,7 @@ def install() -> None:
     _func.Func.__call__ = _func_call  # type: ignore[method-assign]
     _types.ListType.convert_to_c = _list_to_c  # type: ignore[method-assign]
     _types.ListType.convert_from_c = _list_from_c  # type: ignore[method-assign]
+    _types.OwnType.convert_to_c = _handle_to_c(_original_own_to_c)  # type: ignore[method-assign]
+    _types.BorrowType.convert_to_c = _handle_to_c(_original_borrow_to_c)  # type: ignore[method-assign]
+    _types.OwnType.add_classes = _handle_classes(_original_own_classes)  # type: ignore[method-assign]
+    _types.BorrowType.add_classes = _handle_classes(_original_borrow_classes)  # type: ignore[method-assign]

@@ -31,13 +31,12 @@ from wasmtime.component import (
     ComponentInstanceType,
     FuncType,
     ResourceAny,
-    ResourceHost,
     ResourceType,
 )
 
 from host_agent.runtime.image import ComponentImage
 from host_agent.runtime.interface import split_import
-from host_agent.runtime.resources import ResourceTable
+from host_agent.runtime.resources import HostHandle, ResourceTable
 from host_agent.runtime.wrpc_values import DecodeError, HandleCodec, WitHandle
 
 
@@ -199,7 +198,7 @@ class RemoteHandles:
             raise ValueError(f"a {remote.resource} handle where a {ty.resource} is expected")
         return remote.handle
 
-    def decode_handle(self, ty: WitHandle, handle: bytes) -> ResourceHost:
+    def decode_handle(self, ty: WitHandle, handle: bytes) -> HostHandle:
         if ty.kind == "borrow":
             raise DecodeError(f"a peer cannot lend a {ty.resource} handle in a result")
         return self._table.own(RemoteHandle(ty.resource, handle))

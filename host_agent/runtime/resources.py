@@ -15,10 +15,40 @@ from typing import Any, TypeVar
 
 from wasmtime import WasmtimeError
 from wasmtime import _ffi as ffi  # wasmtime-py's own ctypes bindings
-from wasmtime.component import ResourceAny, ResourceHost
+from wasmtime.component import ResourceAny
 
 T = TypeVar("T")
 _HostPointer = POINTER(ffi.wasmtime_component_resource_host_t)
+_AnyPointer = POINTER(ffi.wasmtime_component_resource_any_t)
+
+
+class HostHandle:
+    """An owned host resource on its way to the guest: its rep and type tag, nothing else.
+
+    Why not wasmtime-py's ResourceHost: a request hands the guest about six handles, and
+    each ResourceHost then became a ResourceAny as it crossed: two C objects, two Python
+    wrappers with finalizers per handle. host_agent/runtime/compat.py lowers a HostHandle
+    with three C calls and no wrapper (`to_any`), wherever an own or borrow is expected.
+    """
+
+    __slots__ = ("rep", "tag")
+
+    def __init__(self, rep: int, tag: int) -> None:
+        self.rep = rep
+        self.tag = tag
+
+    def to_any(self, store: Any) -> Any:
+        """A new C `resource_any` for this handle in `store`, owned by the caller (the
+        value it is written into takes it)."""
+        host = ffi.wasmtime_component_resource_host_new(True, self.rep, self.tag)
+        try:
+            out = _AnyPointer()
+            error = ffi.wasmtime_component_resource_host_to_any(store._context(), host, byref(out))
+            if error:
+                raise WasmtimeError._from_ptr(error)
+            return out
+        finally:
+            ffi.wasmtime_component_resource_host_delete(host)
 
 
 def host_rep(store: Any, handle: ResourceAny) -> int:
@@ -46,11 +76,11 @@ class ResourceTable:
         """The wasmtime type tag for a Python resource class (stable per table)."""
         return self._tags.setdefault(kind, len(self._tags) + 1)
 
-    def own(self, obj: object) -> ResourceHost:
+    def own(self, obj: object) -> HostHandle:
         """Hand `obj` to the guest as an owned handle."""
         rep = next(self._reps)
         self._objects[rep] = obj
-        return ResourceHost.own(rep, self.tag(type(obj)))
+        return HostHandle(rep, self.tag(type(obj)))
 
     def get(self, store: Any, handle: ResourceAny, kind: type[T]) -> T:
         """The object behind a borrowed handle (the handle stays with the guest)."""

@@ -35,6 +35,7 @@ from typing import Any, Literal, Protocol, TypeAlias
 
 from wasmtime import component as wc
 
+from host_agent.runtime.resources import HostHandle
 from host_agent.wrpc.codec import DecodeError, Reader, Writer
 
 __all__ = [
@@ -207,7 +208,7 @@ def _python_classes(ty: WitType | None) -> frozenset[type]:
         case WitFlags():
             return frozenset({set})
         case WitHandle():
-            return frozenset({wc.ResourceAny, wc.ResourceHost})
+            return frozenset({wc.ResourceAny, wc.ResourceHost, HostHandle})
         case WitVariant() | WitOption() | WitResult():
             if ty.tagged:
                 return frozenset({wc.Variant})
