@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-from collections.abc import Callable, Container, Coroutine
+from collections.abc import Awaitable, Callable, Container, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
@@ -319,9 +319,10 @@ class ComponentHost:
         # start checks under it, so one of the two always sees the other (a link put
         # while the component compiles is caught when it starts).
         self.link_check = asyncio.Lock()
-        # Links this host stored that the link index may not show yet (the KV watch
-        # delivers them later); a start checks them too.
-        self.stored_links: dict[LinkKey, Link] = {}
+        # The links stored now from a component, whichever host put them (set by the ctl
+        # handlers): a start reads them, as the link index may not show them yet (the KV
+        # watch delivers them later).
+        self.links_from: Callable[[str], Awaitable[list[Link]]] | None = None
 
     async def load(self, wasm: bytes) -> ComponentImage:
         """Compile (or load from cache) once per distinct binary: scale requests that
@@ -354,7 +355,7 @@ class ComponentHost:
         async with self.link_check:
             self.images[component_id] = image
             problems = import_problems(image) + linked_version_problems(
-                image.imports, component_id, self._links_of(component_id), self.providers()
+                image.imports, component_id, await self._links_of(component_id), self.providers()
             )
         if problems:
             raise ComponentStartError("; ".join(problems))
@@ -408,29 +409,19 @@ class ComponentHost:
         else:
             self.on_change()
 
-    def link_stored(self, link: Link) -> None:
-        """link.put stored ``link``: starts check it before the link index shows it."""
-        self.stored_links[_link_key(link)] = link
-
-    def link_deleted(self, source_id: str, namespace: str, package: str, name: str) -> None:
-        """link.del here: a start no longer checks that link."""
-        for key in [
-            k for k in self.stored_links if (k[0], *k[2:]) == (source_id, name, namespace, package)
-        ]:
-            del self.stored_links[key]
-
-    def _links_of(self, component_id: str) -> list[Link]:
-        """The links from or to ``component_id``: the index's, and those stored here that
-        it does not show yet (the ones it shows are forgotten: the index is the truth)."""
-        index = self.links()
-        indexed = {_link_key(link) for link in index.links}
-        for key in indexed & self.stored_links.keys():
-            del self.stored_links[key]
-        return index.involving(component_id) + [
-            link
-            for link in self.stored_links.values()
-            if component_id in (link.source_id, link.target)
-        ]
+    async def _links_of(self, component_id: str) -> list[Link]:
+        """The links from ``component_id``: those stored now, and the index's (all of them
+        if the store cannot be read: the start is not refused for that)."""
+        indexed = [link for link in self.links().links if link.source_id == component_id]
+        if self.links_from is None:
+            return indexed
+        try:
+            stored = await self.links_from(component_id)
+        except Exception as error:  # a NATS hiccup: judge by the index alone
+            log.warning("cannot read the links from %s: %s", component_id, error)
+            return indexed
+        known = {_link_key(link) for link in stored}
+        return stored + [link for link in indexed if _link_key(link) not in known]
 
     async def _serve_exports(
         self,

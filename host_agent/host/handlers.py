@@ -80,6 +80,7 @@ class CtlHandlers:
         self.providers = providers
         self.state = state
         components.providers = lambda: state.providers  # link targets judged as providers
+        components.links_from = store.links_from
         self.store = store
         self.subjects = subjects
         self.options = options
@@ -437,7 +438,6 @@ class CtlHandlers:
             await self.store.put_link(link)
         except LinkConflict as exc:
             return await self._link_failed(link, str(exc))
-        self.components.link_stored(link)
         await self.publish("linkdef_set", link.model_dump())
         return ctl_reply(True, "successfully set link")
 
@@ -460,9 +460,6 @@ class CtlHandlers:
 
     async def delete_link(self, request: DeleteLinkRequest) -> bytes:
         removed = await self.store.delete_link(request)
-        self.components.link_deleted(
-            request.source_id, request.wit_namespace, request.wit_package, request.name
-        )
         event: dict[str, Any] = request.model_dump()
         if removed:
             event |= {"target": removed["target"], "interfaces": removed["interfaces"]}

@@ -102,6 +102,15 @@ class LatticeStore:
                 links.extend(_links_or_nothing(key, entry.value))
         return links
 
+    async def links_from(self, source_id: str) -> list[Link]:
+        """The links stored now from ``source_id``, whichever host put them."""
+        key = component_spec_key(source_id)
+        try:
+            entry = await self._links.get(key)
+        except MISSING_KEY:
+            return []
+        return [Link.model_validate(link) for link in _links_or_nothing(key, entry.value or b"")]
+
     async def put_link(self, link: Link) -> None:
         """Add or replace ``link``; refuse one that would re-point an existing link."""
 

@@ -20,7 +20,9 @@ import pytest
 from host_agent.host.components import LinkedComponents
 from host_agent.host.links import LinkIndex
 from host_agent.host.process import Host, HostConfig
+from host_agent.host.store import LatticeStore
 from host_agent.lattice.client import CtlError
+from host_agent.lattice.protocol import Link
 from host_agent.runtime.custom import ComponentCallError, CustomInterface
 from tests.integration.test_counter_app import Lattice, lattice
 from tests.lattice import ROOT, NatsServer, run_async
@@ -82,17 +84,19 @@ async def start_postgres_provider(lat: Lattice, host: Host) -> None:
     await lat.event("provider_started", provider_id="pg")
 
 
+def postgres_link(target: str, name: str = "default") -> dict[str, Any]:
+    return {
+        "source_id": "notes",
+        "target": target,
+        "name": name,
+        "wit_namespace": "wasmcloud",
+        "wit_package": "postgres",
+        "interfaces": ["query"],
+    }
+
+
 async def link_to(lat: Lattice, target: str, name: str = "default") -> None:
-    await lat.ctl.put_link(
-        {
-            "source_id": "notes",
-            "target": target,
-            "name": name,
-            "wit_namespace": "wasmcloud",
-            "wit_package": "postgres",
-            "interfaces": ["query"],
-        }
-    )
+    await lat.ctl.put_link(postgres_link(target, name))
 
 
 @run_async
@@ -108,6 +112,25 @@ async def test_a_link_put_while_the_component_compiles_refuses_its_start(
         await link_to(lat, "pg")
         gate.release.set()
         # ...and the start judges it, though the link index does not show it yet.
+        event, data = await outcome(lat, "notes")
+        assert event == "component_scale_failed", data
+        assert IMPORTED in data["error"] and SERVED in data["error"], data
+
+
+@run_async
+async def test_a_link_another_host_stored_while_the_component_compiles_refuses_its_start(
+    nats_server: NatsServer,
+) -> None:
+    """link.put goes to any host of the lattice (a queue group): one that does not run the
+    component cannot judge the link and stores it; the component's host catches it."""
+    async with host_in_process(nats_server) as host, lattice(nats_server) as lat:
+        await start_postgres_provider(lat, host)
+        gate = CompileGate(host)
+        await lat.ctl.scale_component(host.host_id, "notes", OLD_DRAFT, 1)
+        await gate.wait_started()
+        other_host = await LatticeStore.open(lat.nc.jetstream(), "default")
+        await other_host.put_link(Link.model_validate(postgres_link("pg")))
+        gate.release.set()
         event, data = await outcome(lat, "notes")
         assert event == "component_scale_failed", data
         assert IMPORTED in data["error"] and SERVED in data["error"], data
