@@ -17,12 +17,22 @@ from typing import Any
 import pytest
 import yaml
 
+from host_agent.interfaces.http import HttpRequest, HttpResponse
 from host_agent.lattice.wadm_types import StatusType
+from host_agent.providers.http_server import ConfigError, LinkSettings
+from host_agent.wrpc.http import (
+    BODY_PATH,
+    INLINE_BODY,
+    decode_request,
+    decode_response,
+    encode_request,
+    encode_response,
+    pending_request_paths,
+    pending_response_paths,
+)
 from tests.blobstore import acall, blobby_manifest, until_answers
 from tests.integration.test_controller import clients, wait_status
 from tests.lattice import NatsServer, Processes, free_port, run_async
-
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 
 FS = "ghcr.io/wasmcloud/blobstore-fs:0.10.1"
 MIB = 1024 * 1024
@@ -48,6 +58,54 @@ def chunked_put(port: int, path: str, pieces: int, piece: bytes) -> tuple[int, b
         connection.close()
 
 
+async def until_uploads_refused(url: str, size: int, tries: int = 300) -> None:
+    """PUT ``size`` bytes until the listener refuses them by Content-Length (413): a new
+    link's lower limit is in effect (a refused upload costs no component call)."""
+    last: object = None
+    for _ in range(tries):
+        try:
+            last = await acall("PUT", url, bytes(size))
+            if last[0] == 413:
+                return
+        except OSError as error:  # the listener is being replaced
+            last = error
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"{url} never refused {size} bytes: last {last!r}")
+
+
+@pytest.mark.parametrize("size", [1, INLINE_BODY, INLINE_BODY + 1, 5 * MIB])
+def test_a_body_over_the_inline_size_streams_on_its_own_path(size: int) -> None:
+    body = os.urandom(size)
+    request = encode_request(HttpRequest("PUT", "/big", "http", "a", [], body))
+    response = encode_response(HttpResponse(200, [], body))
+    streamed = size > INLINE_BODY
+    # The root message stays small (it must fit one NATS message); the body follows.
+    assert len(request.data) < 1024 if streamed else len(request.data) > size
+    assert pending_request_paths(request.data) == ([BODY_PATH] if streamed else [])
+    assert pending_response_paths(response.data) == ([BODY_PATH] if streamed else [])
+    assert decode_request(request).body == body
+    assert decode_response(response).body == body
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("max_body_bytes", "16MiB"), ("max_body_bytes", "0"), ("timeout_ms", "-1")],
+)
+def test_a_malformed_limit_is_refused_by_name(name: str, value: str) -> None:
+    with pytest.raises(ConfigError) as refused:
+        LinkSettings.parse({name: value}, "blobby")
+    assert f"source_config {name}={value!r} is not a positive whole number" in str(refused.value)
+    assert "the http-server link to blobby" in str(refused.value)
+
+
+def test_limits_parse_and_default() -> None:
+    assert LinkSettings.parse({}, "c") == LinkSettings("127.0.0.1:8000", 16 * MIB, 10.0)
+    parsed = LinkSettings.parse({"max_body_bytes": "6291456", "timeout_ms": "60000"}, "c")
+    assert (parsed.max_body_bytes, parsed.timeout_s) == (6 * MIB, 60.0)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(240)
 @run_async
 async def test_five_mib_both_ways_and_the_limit(
     nats_server: NatsServer, processes: Processes, tmp_path: Path
@@ -71,19 +129,22 @@ async def test_five_mib_both_ways_and_the_limit(
         assert status == 200 and len(body) == len(big) and body == big
 
         # Over the link's limit, by Content-Length and by a chunked upload: 413 naming it.
+        over = b"request body over max_body_bytes (6291456 bytes) of the http-server link"
         status, body = await acall("PUT", f"{url}/huge", os.urandom(6 * MIB + 1))
-        assert status == 413
-        assert b"max_body_bytes" in body and b"6291456" in body
+        assert status == 413 and body.startswith(over)
+        assert b"raise max_body_bytes in the link's source_config" in body
         status, body = await asyncio.to_thread(chunked_put, port, "/huge", 7, b"x" * MIB)
-        assert status == 413 and b"max_body_bytes" in body
+        assert status == 413 and body.startswith(over)
         assert not (root / "blobby" / "huge").exists()
 
         # A lower limit: the component's 5 MiB answer is now over it (502, named), and a
         # body under it still goes through.
         await wadm.put(yaml.safe_dump(manifest(port, root, 2 * MIB, "v0.2.0")))
         await wadm.deploy("blobby")
-        body = await until_answers(f"{url}/big", 502, b"max_body_bytes")
-        assert b"2097152" in body
+        await until_uploads_refused(f"{url}/probe", 2 * MIB + 1)  # the new link is in
+        status, body = await acall("GET", f"{url}/big")
+        assert status == 502
+        assert b"answered a body of 5242880 bytes, over max_body_bytes (2097152 bytes)" in body
         small = os.urandom(2 * MIB)
         assert await acall("PUT", f"{url}/small", small) == (
             201,
