@@ -454,11 +454,11 @@ async def create(
     return plain(created.properties)
 
 
-def component_app(name: str, image: str, instances: int) -> dict[str, Any]:
+def component_app(name: str, image: str, instances: int, version: str = "v1") -> dict[str, Any]:
     return {
         "apiVersion": "core.oam.dev/v1beta1",
         "kind": "Application",
-        "metadata": {"name": name, "annotations": {"version": "v1"}},
+        "metadata": {"name": name, "annotations": {"version": version}},
         "spec": {
             "components": [
                 {
@@ -476,8 +476,8 @@ def component_app(name: str, image: str, instances: int) -> dict[str, Any]:
 async def test_the_local_controller_traces_commands_into_the_host_and_not_idle_passes(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    receiver = OtlpReceiver()
-    endpoint = await receiver.start()
+    receiver, moved = OtlpReceiver(), OtlpReceiver()
+    endpoint, moved_to = await receiver.start(), await moved.start()
     for name in TELEMETRY_VARIABLES:
         monkeypatch.delenv(name, raising=False)
     # Inherited by the controller and the host: spans out every 0.2 s, metrics every 1 s.
@@ -582,6 +582,34 @@ async def test_the_local_controller_traces_commands_into_the_host_and_not_idle_p
                     "no ScaleComponent trace of the missing one",
                 )
                 assert failed.status_code == StatusProto.STATUS_CODE_ERROR
+
+                # A new endpoint restarts the controller exporting there (the hosts keep
+                # theirs until their own update): its next command arrives there.
+                news = lattice | {"otlpEndpoint": moved_to}
+                checked = await stub.Check(
+                    provider_pb2.CheckRequest(
+                        urn=LATTICE_URN, olds=struct(lattice), news=struct(news)
+                    )
+                )
+                await stub.Update(
+                    provider_pb2.UpdateRequest(
+                        id="traced", urn=LATTICE_URN, olds=struct(lattice), news=checked.inputs
+                    )
+                )
+                await wadm.put(component_app("traced", COUNTER, 3, version="v2"))
+                await wadm.deploy("traced")
+                await moved.wait_for(
+                    lambda: next(
+                        (
+                            s
+                            for s in moved.spans
+                            if s.name == "ScaleComponent"
+                            and s.attributes.get("wasmcloud.component.max_instances") == 3
+                        ),
+                        None,
+                    ),
+                    "no ScaleComponent at the Lattice's new otlpEndpoint",
+                )
             finally:
                 await nc.close()
             # A stopped controller and host export what they still hold: everything.
@@ -591,14 +619,17 @@ async def test_the_local_controller_traces_commands_into_the_host_and_not_idle_p
         for name in names:
             await asyncio.to_thread(ManagedProcess(name, state_dir).stop)
         await receiver.stop()
+        await moved.stop()
 
-    controller = [s for s in receiver.spans if s.service == "wasmcloud-controller"]
-    passes = [s for s in controller if s.name == "reconcile"]
-    parents = {s.parent_id for s in controller}
-    idle = [s for s in passes if s.span_id not in parents]
-    assert passes and not idle, f"{len(idle)} of {len(passes)} reconcile passes sent nothing"
-    # The host made spans only for the controller's commands (no ping, inventory or link
-    # read of an idle pass is a trace of its own).
+    for received in (receiver, moved):  # before and after the endpoint moved
+        controller = [s for s in received.spans if s.service == "wasmcloud-controller"]
+        passes = [s for s in controller if s.name == "reconcile"]
+        parents = {s.parent_id for s in controller}
+        idle = [s for s in passes if s.span_id not in parents]
+        assert passes and not idle, f"{len(idle)} of {len(passes)} reconcile passes sent nothing"
+    passes = [s for r in (receiver, moved) for s in r.spans if s.name == "reconcile"]
+    # The host made spans only for the controller's commands, before and after it moved (no
+    # ping, inventory or link read of an idle pass is a trace of its own).
     host_traces = {s.trace_id for s in receiver.spans if s.service == "wasmcloud-host"}
     assert host_traces <= {s.trace_id for s in passes}
     # The metrics are kept.
