@@ -30,7 +30,7 @@ from host_agent.wrpc.http import (
     encode_request,
     pending_response_paths,
 )
-from host_agent.wrpc.transport import NoResponders, WrpcClient, WrpcError
+from host_agent.wrpc.transport import NestedTooLarge, NoResponders, WrpcClient, WrpcError
 
 log = logging.getLogger("host_agent.provider.http_server")
 
@@ -164,6 +164,11 @@ class HttpServerProvider:
             f"{link.target}; send a smaller body, or raise max_body_bytes in the link's "
             "source_config\n"
         )
+        answer_too_large = HttpResponse.text(
+            502,
+            f"component {link.target} answered a body over max_body_bytes ({limit} bytes) of "
+            "its http-server link; raise max_body_bytes in the link's source_config\n",
+        )
 
         async def handle(request: web.Request) -> web.StreamResponse:
             if not telemetry.TRACING:
@@ -190,14 +195,9 @@ class HttpServerProvider:
                 headers=[(k.lower(), v.encode()) for k, v in request.headers.items()],
                 body=body,
             )
-            response = await self._forward(link, outgoing, timeout)
+            response = await self._forward(link, outgoing, timeout, limit)
             if len(response.body) > limit:
-                return web.Response(
-                    status=502,
-                    text=f"component {link.target} answered a body of {len(response.body)} "
-                    f"bytes, over max_body_bytes ({limit} bytes) of its http-server link; "
-                    "raise max_body_bytes in the link's source_config\n",
-                )
+                response = answer_too_large
             return web.Response(
                 status=response.status,
                 body=response.body,
@@ -211,7 +211,7 @@ class HttpServerProvider:
         return handle
 
     async def _forward(
-        self, link: InterfaceLinkDefinition, request: HttpRequest, timeout: float
+        self, link: InterfaceLinkDefinition, request: HttpRequest, timeout: float, limit: int
     ) -> HttpResponse:
         assert self.client is not None
         try:
@@ -224,6 +224,16 @@ class HttpServerProvider:
                 source_id=self.provider_id,
                 link_name=link.name,
                 timeout=timeout,
+                # The streamed body's bytes include its chunks' length prefixes (a few
+                # per chunk; a peer may send small chunks): an eighth more than the limit
+                # bounds what is kept, and the body itself is checked against the limit.
+                max_nested_bytes=limit + limit // 8 + 64,
+            )
+        except NestedTooLarge:
+            return HttpResponse.text(
+                502,
+                f"component {link.target} answered a body over max_body_bytes ({limit} bytes) "
+                "of its http-server link; raise max_body_bytes in the link's source_config\n",
             )
         except NoResponders:
             return HttpResponse.text(503, f"component {link.target} is not running")

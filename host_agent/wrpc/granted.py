@@ -108,6 +108,7 @@ class GrantedClient(WrpcClient):
         source_id: str = "",
         link_name: str = "default",
         timeout: float = 10.0,
+        max_nested_bytes: int | None = None,
     ) -> Payload:
         if target not in self.targets:
             await self.allowing(target, min(GRANT_WAIT, timeout))
@@ -120,6 +121,7 @@ class GrantedClient(WrpcClient):
             source_id=source_id,
             link_name=link_name,
             timeout=timeout,
+            max_nested_bytes=max_nested_bytes,
         )
 
     async def close(self) -> None:

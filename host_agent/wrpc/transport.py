@@ -100,29 +100,48 @@ def queue_group(lattice: str, entity_id: str) -> str:
     return f"{lattice}.{entity_id}"
 
 
+class NestedTooLarge(WrpcError):
+    """The nested values of a call's results went over the caller's byte limit."""
+
+
 class NestedCollector:
     """Collects nested-path messages until each path's empty end message; ``read`` waits
-    for the paths it names (messages that came first are kept)."""
+    for the paths it names (messages that came first are kept). With a ``limit``, bytes
+    past it are not kept: ``read`` raises NestedTooLarge as soon as they arrive, so a
+    caller's memory is bounded by what it accepts, not by what the callee sends."""
 
-    def __init__(self) -> None:
+    def __init__(self, limit: int | None = None) -> None:
         self.buffers: dict[str, bytearray] = {}
         self.ended: set[str] = set()
+        self.limit = limit
+        self.size = 0
         self._waiting: frozenset[str] = frozenset()
         self._done: asyncio.Future[None] | None = None
 
     def on_message(self, path: str, data: bytes) -> None:
         if data:
+            if self.limit is not None:
+                self.size += len(data)
+                if self.size > self.limit:
+                    if self._done is not None and not self._done.done():
+                        self._done.set_result(None)
+                    return
             self.buffers.setdefault(path, bytearray()).extend(data)
             return
         self.ended.add(path)
         if self._done is not None and not self._done.done() and self._waiting <= self.ended:
             self._done.set_result(None)
 
+    def _over(self) -> bool:
+        return self.limit is not None and self.size > self.limit
+
     async def read(self, paths: list[str], timeout: float) -> dict[str, bytes]:
-        if not self.ended.issuperset(paths):
+        if not self.ended.issuperset(paths) and not self._over():
             self._waiting = frozenset(paths)
             self._done = asyncio.get_running_loop().create_future()
             await asyncio.wait_for(self._done, timeout)
+        if self._over():
+            raise NestedTooLarge(f"nested values over {self.limit} bytes")
         return {path: bytes(self.buffers.get(path, b"")) for path in paths}
 
 
@@ -191,11 +210,13 @@ class _Call:
 
     __slots__ = ("ended", "nc", "nested", "params", "results", "what")
 
-    def __init__(self, nc: NatsClient, params: Payload, what: str) -> None:
+    def __init__(
+        self, nc: NatsClient, params: Payload, what: str, nested_limit: int | None = None
+    ) -> None:
         self.nc = nc
         self.ended: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
         self.results = bytearray()
-        self.nested = NestedCollector()
+        self.nested = NestedCollector(nested_limit)
         self.params = params
         self.what = what  # "{instance}.{function} for {target}", for errors
 
@@ -236,13 +257,15 @@ class WrpcClient:
         source_id: str = "",
         link_name: str = "default",
         timeout: float = 10.0,
+        max_nested_bytes: int | None = None,
     ) -> Payload:
-        """Call `instance.function` on `target`; returns the results (and nested values)."""
+        """Call `instance.function` on `target`; returns the results (and nested values:
+        more than `max_nested_bytes` of them raise NestedTooLarge)."""
         # One connection for the whole call: a caller whose grant is renewed swaps `nc`
         # (host_agent/wrpc/granted.py) while calls made on the old one finish there.
         nc = self.nc
         mux = await inbox_mux(nc)
-        call = _Call(nc, params, f"{instance}.{function} for {target}")
+        call = _Call(nc, params, f"{instance}.{function} for {target}", max_nested_bytes)
         token, inbox = mux.open(call.on_message)
         headers = {"source-id": source_id, "link-name": link_name} if source_id else None
         # With tracing on, the call is a CLIENT span whose context travels in the NATS

@@ -30,6 +30,7 @@ from host_agent.wrpc.http import (
     pending_request_paths,
     pending_response_paths,
 )
+from host_agent.wrpc.transport import NestedCollector, NestedTooLarge
 from tests.blobstore import acall, blobby_manifest, until_answers
 from tests.integration.test_controller import clients, wait_status
 from tests.lattice import NatsServer, Processes, free_port, run_async
@@ -85,6 +86,22 @@ def test_a_body_over_the_inline_size_streams_on_its_own_path(size: int) -> None:
     assert pending_response_paths(response.data) == ([BODY_PATH] if streamed else [])
     assert decode_request(request).body == body
     assert decode_response(response).body == body
+
+
+@run_async
+async def test_a_caller_keeps_no_more_nested_bytes_than_its_limit() -> None:
+    collector = NestedCollector(limit=10)
+    collector.on_message("0.0", b"x" * 6)
+    reading = asyncio.ensure_future(collector.read(["0.0"], timeout=5))
+    await asyncio.sleep(0)  # the reader waits for the rest
+    collector.on_message("0.0", b"x" * 6)  # 12 bytes: over, before the stream's end
+    with pytest.raises(NestedTooLarge, match="over 10 bytes"):
+        await reading
+    assert len(collector.buffers["0.0"]) == 6
+    within = NestedCollector(limit=10)
+    within.on_message("0.0", b"x" * 10)
+    within.on_message("0.0", b"")
+    assert await within.read(["0.0"], timeout=5) == {"0.0": b"x" * 10}
 
 
 @pytest.mark.parametrize(
@@ -144,7 +161,7 @@ async def test_five_mib_both_ways_and_the_limit(
         await until_uploads_refused(f"{url}/probe", 2 * MIB + 1)  # the new link is in
         status, body = await acall("GET", f"{url}/big")
         assert status == 502
-        assert b"answered a body of 5242880 bytes, over max_body_bytes (2097152 bytes)" in body
+        assert b"answered a body over max_body_bytes (2097152 bytes)" in body
         small = os.urandom(2 * MIB)
         assert await acall("PUT", f"{url}/small", small) == (
             201,
