@@ -63,7 +63,11 @@ class KafkaBroker:
         self._write_config()
         try:
             self._java(
-                "kafka.tools.StorageTool", "format", "-t", cluster_id(), "-c", str(self.config)
+                "kafka.tools.StorageTool",
+                "format",
+                # One argument: an id may start with '-', which would read as an option.
+                f"--cluster-id={cluster_id()}",
+                f"--config={self.config}",
             )
         except BaseException:
             self.remove()
