@@ -1,13 +1,22 @@
 """messaging-kafka: wasmcloud:messaging@0.2.0 on an Apache Kafka cluster.
 
-One kind of link, read as wasmCloud's messaging-kafka 1.x reads it: component -> provider
-on wasmcloud:messaging (interfaces `consumer`, usually with `handler`), whose
-target_config says
+Two kinds of link on wasmcloud:messaging:
+
+- component -> provider on `consumer`, read as wasmCloud's messaging-kafka 1.x reads it:
+  its target_config says where the component's `publish` goes and, when it names a
+  `topic`, what to consume for it (upstream consumes its default `my-topic` even when
+  none is named; here a link without `topic` only publishes);
+- provider -> component on `handler`, as messaging-nats takes its subscriptions: its
+  source_config's `topic` is consumed and delivered to the component. On a lattice with
+  link grants (the local default), this is the link that lets the provider call the
+  component's `handle-message`: a grant covers the targets of the caller's own links.
+
+Config (either link, over the provider's own config):
 
 - `hosts`: comma-separated bootstrap servers `host:port` (default 127.0.0.1:9092);
   prefer a secret of that name, as upstream does;
-- `topic`: the one topic consumed for this component (default `my-topic`); each record
-  is delivered to the component's `handle-message` with `reply-to` `<topic>.reply`;
+- `topic`: the one topic consumed for this component; each record is delivered to
+  the component's `handle-message` with `reply-to` `<topic>.reply`;
 - `consumer_group`: the consumer group (committed offsets survive restarts), optional;
 - `consumer_partitions` / `producer_partitions`: comma-separated partition numbers to
   consume from / to send each published message to (default: all / the partitioner's).
@@ -26,6 +35,7 @@ import contextlib
 import logging
 import re
 from dataclasses import dataclass, field
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
@@ -41,7 +51,6 @@ from host_agent.wrpc.transport import NoResponders, Payload, WrpcClient, WrpcErr
 log = logging.getLogger("host_agent.provider.messaging_kafka")
 
 DEFAULT_HOSTS = "127.0.0.1:9092"
-DEFAULT_TOPIC = "my-topic"  # upstream's default
 RETRY_WAIT = 0.5
 REQUEST_TIMEOUT_MS = 5000  # one produce or metadata request to the broker
 # How soon a topic created after the link (by its first producer) is consumed: the client
@@ -76,7 +85,7 @@ def _partitions(values: dict[str, str], key: str, where: str) -> tuple[int, ...]
 @dataclass(frozen=True)
 class KafkaConfig:
     hosts: tuple[str, ...]
-    topic: str
+    topic: str | None
     consumer_group: str | None
     consumer_partitions: tuple[int, ...]
     producer_partitions: tuple[int, ...]
@@ -98,8 +107,8 @@ class KafkaConfig:
                     'comma-separated host:port pairs, e.g. "127.0.0.1:9092,kafka-2:9092"'
                 )
             hosts.append(entry)
-        topic = values.get("topic", DEFAULT_TOPIC)
-        if not TOPIC_NAME.fullmatch(topic) or topic in (".", ".."):
+        topic = values.get("topic")
+        if topic is not None and (not TOPIC_NAME.fullmatch(topic) or topic in (".", "..")):
             raise ConfigError(
                 f"{where} topic={topic!r} is not a Kafka topic name; use one name of up to 249 "
                 "letters, digits, '.', '_' or '-' (one topic per link, as upstream)"
@@ -120,10 +129,11 @@ class KafkaConfig:
 
 @dataclass
 class ComponentLink:
-    """One component's link: its producer, and its consumer delivering to it."""
+    """One link: its producer (consumer links), its consumer delivering to `component`."""
 
     link: InterfaceLinkDefinition
     config: KafkaConfig
+    component: str
     producer: AIOKafkaProducer | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
@@ -148,8 +158,10 @@ class MessagingKafkaProvider:
         self.provider_id = ""
         self._host: HostData | None = None
         self.client: WrpcClient | None = None
-        # by source component id: its link, or the sentence refusing its config
+        # component -> provider links by source component id, and provider -> component
+        # links by (target component, link name): the link, or the sentence refusing it
         self._links: dict[str, ComponentLink | str] = {}
+        self._handlers: dict[tuple[str, str], ComponentLink | str] = {}
 
     async def start(self, host: HostData, nc: NatsClient) -> None:
         self.provider_id = host.provider_key
@@ -166,33 +178,50 @@ class MessagingKafkaProvider:
     async def link_put(self, link: InterfaceLinkDefinition) -> None:
         if (link.wit_namespace, link.wit_package) != ("wasmcloud", "messaging"):
             return
-        if link.target != self.provider_id:
-            return
+        if link.target == self.provider_id:
+            await self._drop(self._links, link.source_id)
+            self._links[link.source_id] = self._open(link, "target", link.source_id)
+        if link.source_id == self.provider_id and "handler" in link.interfaces:
+            key = (link.target, link.name)
+            await self._drop(self._handlers, key)
+            self._handlers[key] = self._open(link, "source", link.target)
+
+    def _open(
+        self, link: InterfaceLinkDefinition, side: str, component: str
+    ) -> ComponentLink | str:
         assert self._host is not None
-        await self._drop(link.source_id)
-        values = {**self._host.config, **link.target_config}
-        secrets = host_secrets(self._host) | link_secrets(link, self._host, "target")
-        where = f"link {link.name!r} {link.source_id} -> {link.target}: target_config"
+        config_values = link.target_config if side == "target" else link.source_config
+        values = {**self._host.config, **config_values}
+        secrets = host_secrets(self._host) | link_secrets(link, self._host, side)
+        where = f"link {link.name!r} {link.source_id} -> {link.target}: {side}_config"
         try:
             config = KafkaConfig.parse(values, secrets, where)
         except ConfigError as error:
             log.error("%s", error)
-            self._links[link.source_id] = str(error)
-            return
-        entry = ComponentLink(link, config)
+            return str(error)
+        if side == "source" and config.topic is None:
+            refusal = f"{where} has no topic; name the Kafka topic to deliver to {component}"
+            log.error("%s", refusal)
+            return refusal
+        entry = ComponentLink(link, config, component)
         loop = asyncio.get_running_loop()
-        for work in (self._produce(entry), self._consume(entry)):
-            task = loop.create_task(work)
+        work = [self._produce(entry)] if side == "target" else []
+        if config.topic is not None:
+            work.append(self._consume(entry, config.topic))
+        for coroutine in work:
+            task = loop.create_task(coroutine)
             task.add_done_callback(_report_failure)
             entry.tasks.append(task)
-        self._links[link.source_id] = entry
+        return entry
 
     async def link_del(self, link: InterfaceLinkDefinition) -> None:
         if link.target == self.provider_id:
-            await self._drop(link.source_id)
+            await self._drop(self._links, link.source_id)
+        if link.source_id == self.provider_id:
+            await self._drop(self._handlers, (link.target, link.name))
 
-    async def _drop(self, source_id: str) -> None:
-        old = self._links.pop(source_id, None)
+    async def _drop(self, table: dict[Any, ComponentLink | str], key: object) -> None:
+        old = table.pop(key, None)
         if isinstance(old, ComponentLink):
             await old.close()
 
@@ -201,7 +230,7 @@ class MessagingKafkaProvider:
         while True:
             producer = AIOKafkaProducer(
                 bootstrap_servers=entry.config.bootstrap,
-                client_id=f"messaging-kafka-{entry.link.source_id}",
+                client_id=f"messaging-kafka-{entry.component}",
                 request_timeout_ms=REQUEST_TIMEOUT_MS,
                 retry_backoff_ms=200,
                 metadata_max_age_ms=METADATA_MAX_AGE_MS,
@@ -217,7 +246,7 @@ class MessagingKafkaProvider:
             entry.producer = producer
             return
 
-    async def _consume(self, entry: ComponentLink) -> None:
+    async def _consume(self, entry: ComponentLink, topic: str) -> None:
         """Deliver each record of the link's topic to the component, in order; a broker
         that goes away is reconnected to by the client, one that is not up yet retried."""
         config = entry.config
@@ -225,18 +254,16 @@ class MessagingKafkaProvider:
             consumer = AIOKafkaConsumer(
                 bootstrap_servers=config.bootstrap,
                 group_id=config.consumer_group,
-                client_id=f"messaging-kafka-{entry.link.source_id}",
+                client_id=f"messaging-kafka-{entry.component}",
                 request_timeout_ms=REQUEST_TIMEOUT_MS,
                 retry_backoff_ms=200,
                 auto_offset_reset="latest",
                 metadata_max_age_ms=METADATA_MAX_AGE_MS,
             )
             if config.consumer_partitions:
-                consumer.assign(
-                    [TopicPartition(config.topic, p) for p in config.consumer_partitions]
-                )
+                consumer.assign([TopicPartition(topic, p) for p in config.consumer_partitions])
             else:
-                consumer.subscribe([config.topic])
+                consumer.subscribe([topic])
             try:
                 await consumer.start()
             except KafkaError as error:
@@ -246,7 +273,7 @@ class MessagingKafkaProvider:
                 await asyncio.sleep(RETRY_WAIT)
                 continue
             break
-        log.info("delivering topic %s to %s", config.topic, entry.link.source_id)
+        log.info("delivering topic %s to %s", topic, entry.component)
         try:
             async for record in consumer:
                 await self._deliver(entry, record.topic, record.value or b"")
@@ -260,7 +287,7 @@ class MessagingKafkaProvider:
         message = wire.BrokerMessage(topic, body, f"{topic}.reply")
         try:
             reply = await self.client.invoke(
-                link.source_id,
+                entry.component,
                 wire.HANDLER_INSTANCE,
                 "handle-message",
                 Payload(wire.encode_message(message)),
@@ -270,13 +297,13 @@ class MessagingKafkaProvider:
             )
             error = wire.decode_unit_result(reply.data)
         except NoResponders:
-            error = f"component {link.source_id} is not running"
+            error = f"component {entry.component} is not running"
         except TimeoutError:
-            error = f"component {link.source_id} did not answer within {HANDLER_TIMEOUT:g} s"
+            error = f"component {entry.component} did not answer within {HANDLER_TIMEOUT:g} s"
         except (WrpcError, DecodeError) as failure:
-            error = f"component {link.source_id} failed: {failure}"
+            error = f"component {entry.component} failed: {failure}"
         if error is not None:
-            log.warning("record on %s for %s: %s", topic, link.source_id, error)
+            log.warning("record on %s for %s: %s", topic, entry.component, error)
 
     def _link_of(self, headers: dict[str, str]) -> ComponentLink | str:
         source = headers.get("source-id", "")
@@ -336,14 +363,17 @@ class MessagingKafkaProvider:
         )
 
     async def health(self) -> tuple[bool, str]:
-        refused = [entry for entry in self._links.values() if isinstance(entry, str)]
+        entries = [*self._links.values(), *self._handlers.values()]
+        refused = [entry for entry in entries if isinstance(entry, str)]
         if refused:
             return False, "; ".join(refused)
-        return True, f"{len(self._links)} link(s)"
+        return True, f"{len(self._links)} consumer link(s), {len(self._handlers)} handler link(s)"
 
     async def stop(self) -> None:
         for source in list(self._links):
-            await self._drop(source)
+            await self._drop(self._links, source)
+        for key in list(self._handlers):
+            await self._drop(self._handlers, key)
 
 
 def main() -> None:

@@ -25,9 +25,9 @@ def test_link_config_is_read_as_upstream_names_it() -> None:
         ("127.0.0.1:9092", "kafka-2:9093"), "orders.v1", "billing", (0, 2), (1,)
     )
     assert config.bootstrap == "127.0.0.1:9092,kafka-2:9093"
-    # Defaults are upstream's; a `hosts` secret wins over plain config.
+    # No topic: the link only publishes; a `hosts` secret wins over plain config.
     default = KafkaConfig.parse({"hosts": "10.0.0.1:1"}, {"hosts": "secret-kafka:9092"}, "link")
-    assert default == KafkaConfig(("secret-kafka:9092",), "my-topic", None, (), ())
+    assert default == KafkaConfig(("secret-kafka:9092",), None, None, (), ())
 
 
 @pytest.mark.parametrize(
