@@ -14,19 +14,27 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+import nats.errors
 import pytest
 import yaml
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from host_agent.lattice.wadm import WadmClient
 from host_agent.lattice.wadm_types import StatusType
 from host_agent.providers.contract import HEALTH, provider_subject
+from host_agent.security.permissions import Role
 from host_agent.wrpc import messaging as wire
 from host_agent.wrpc.transport import Payload, WrpcClient
+from tests.integration import test_link_authorization
 from tests.integration.test_controller import clients, wait_status
+from tests.integration.test_link_authorization import LATTICE, connected
 from tests.kafka import KafkaBroker
 from tests.lattice import ROOT, NatsServer, Processes, run_async
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
+
+# The operator-mode lattice with link grants (host and controller processes), shared.
+secured = test_link_authorization.secured
 
 EXAMPLE = ROOT / "examples" / "messaging"
 WASM = EXAMPLE / "build" / "messaging.wasm"
@@ -36,8 +44,10 @@ PROVIDER_ID = "kafka_chat-kafka"
 COMPONENT_ID = "kafka_chat-greeter"
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def broker() -> Iterator[KafkaBroker]:
+    """One broker for the module's tests (a JVM start is ~10 s); each test's app is gone
+    when the next begins, and the consumer group resumes where the last one stopped."""
     started = time.monotonic()
     broker = KafkaBroker().start()
     print(f"kafka formatted and started in {time.monotonic() - started:.1f} s")
@@ -164,3 +174,24 @@ async def unhealthy_message(nc: Any, contains: str = "") -> str:
         message = reply["message"]
         await asyncio.sleep(0.1)  # the new link has not reached the provider yet
     raise AssertionError(f"the provider stayed healthy: {message}")
+
+
+@run_async
+async def test_kafka_messages_reach_a_component_under_per_link_authorization(
+    secured: dict[str, Any], broker: KafkaBroker
+) -> None:
+    """The same example on an operator-mode lattice with link grants (the local default's
+    security): the provider's handle-message calls go out on its handler link's grant."""
+    server, issuer = secured["server"], secured["issuer"]
+    async with connected(server, issuer.issue(Role.TOOLING, "tooling", LATTICE)) as tooling:
+        wadm = WadmClient(tooling, LATTICE, timeout=10)
+        for _ in range(300):  # the controller process is still starting
+            try:
+                await wadm.list()
+                break
+            except nats.errors.NoRespondersError:
+                await asyncio.sleep(0.1)
+        await wadm.put(yaml.safe_dump(manifest(broker.bootstrap, "v1")))
+        await wadm.deploy(APP)
+        await wait_status(wadm, APP, StatusType.DEPLOYED, timeout=120)
+        assert await greet(broker, b"secured") == b"hello, secured"
