@@ -163,6 +163,16 @@ async def test_a_component_handles_and_sends_messages_through_kafka(
         assert 'e.g. "127.0.0.1:9092,kafka-2:9092"' in message, message
         assert host.proc.poll() is None
 
+        # Upstream's form: one consumer link whose target_config names the topic, no
+        # handler link (enough where there are no link grants, as on this lattice).
+        data = manifest(broker.bootstrap, "v4")
+        greeter, provider = data["spec"]["components"]
+        provider["traits"] = []
+        greeter["traits"][1]["properties"]["target"]["config"][0]["properties"]["topic"] = "greet"
+        await wadm.put(yaml.safe_dump(data))
+        await wadm.deploy(APP, "v4")
+        assert await greet(broker, b"upstream") == b"hello, upstream"
+
 
 async def unhealthy_message(nc: Any, contains: str = "") -> str:
     subject = provider_subject("default", PROVIDER_ID, HEALTH)
