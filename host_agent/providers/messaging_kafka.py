@@ -42,11 +42,12 @@ from aiokafka.errors import KafkaError
 from nats.aio.client import Client as NatsClient
 
 from host_agent.providers.contract import HostData, InterfaceLinkDefinition
+from host_agent.providers.messaging_delivery import deliver
 from host_agent.providers.sdk import run_provider
 from host_agent.secrets.provider import host_secrets, link_secrets
 from host_agent.wrpc import messaging as wire
 from host_agent.wrpc.codec import DecodeError
-from host_agent.wrpc.transport import NoResponders, Payload, WrpcClient, WrpcError, WrpcServer
+from host_agent.wrpc.transport import Payload, WrpcClient, WrpcError, WrpcServer
 
 log = logging.getLogger("host_agent.provider.messaging_kafka")
 
@@ -56,7 +57,6 @@ REQUEST_TIMEOUT_MS = 5000  # one produce or metadata request to the broker
 # How soon a topic created after the link (by its first producer) is consumed: the client
 # learns of new topics only when it refreshes its metadata (its default is 5 minutes).
 METADATA_MAX_AGE_MS = 3000
-HANDLER_TIMEOUT = 10.0  # one handle-message call
 # Kafka's legal topic names (kafka.common.internals.Topic): at most 249 of these.
 TOPIC_NAME = re.compile(r"[a-zA-Z0-9._-]{1,249}")
 KNOWN_KEYS = ("hosts", "topic", "consumer_group", "consumer_partitions", "producer_partitions")
@@ -285,23 +285,7 @@ class MessagingKafkaProvider:
         assert self.client is not None
         link = entry.link
         message = wire.BrokerMessage(topic, body, f"{topic}.reply")
-        try:
-            reply = await self.client.invoke(
-                entry.component,
-                wire.HANDLER_INSTANCE,
-                "handle-message",
-                Payload(wire.encode_message(message)),
-                source_id=self.provider_id,
-                link_name=link.name,
-                timeout=HANDLER_TIMEOUT,
-            )
-            error = wire.decode_unit_result(reply.data)
-        except NoResponders:
-            error = f"component {entry.component} is not running"
-        except TimeoutError:
-            error = f"component {entry.component} did not answer within {HANDLER_TIMEOUT:g} s"
-        except (WrpcError, DecodeError) as failure:
-            error = f"component {entry.component} failed: {failure}"
+        error = await deliver(self.client, entry.component, message, self.provider_id, link.name)
         if error is not None:
             log.warning("record on %s for %s: %s", topic, entry.component, error)
 

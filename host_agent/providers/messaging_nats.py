@@ -39,17 +39,17 @@ from host_agent.lattice.connection import (
     NatsCredentials,
 )
 from host_agent.providers.contract import HostData, InterfaceLinkDefinition
+from host_agent.providers.messaging_delivery import deliver
 from host_agent.providers.sdk import run_provider
 from host_agent.secrets.provider import host_secrets, link_secrets
 from host_agent.wrpc import messaging as wire
 from host_agent.wrpc.codec import DecodeError
-from host_agent.wrpc.transport import NoResponders, Payload, WrpcClient, WrpcError, WrpcServer
+from host_agent.wrpc.transport import Payload, WrpcClient, WrpcError, WrpcServer
 
 log = logging.getLogger("host_agent.provider.messaging_nats")
 
 DEFAULT_URL = "nats://127.0.0.1:4222"
 RECONNECT_WAIT = 0.5
-HANDLER_TIMEOUT = 10.0  # one handle-message call
 CONCURRENT_DELIVERIES = 64  # messages being handled at once, per subscription link
 
 
@@ -323,23 +323,7 @@ class MessagingNatsProvider:
     async def _deliver(self, link: InterfaceLinkDefinition, msg: Msg) -> None:
         assert self.client is not None
         message = wire.BrokerMessage(msg.subject, msg.data, msg.reply or None)
-        try:
-            reply = await self.client.invoke(
-                link.target,
-                wire.HANDLER_INSTANCE,
-                "handle-message",
-                Payload(wire.encode_message(message)),
-                source_id=self.provider_id,
-                link_name=link.name,
-                timeout=HANDLER_TIMEOUT,
-            )
-            error = wire.decode_unit_result(reply.data)
-        except NoResponders:
-            error = f"component {link.target} is not running"
-        except TimeoutError:
-            error = f"component {link.target} did not answer within {HANDLER_TIMEOUT:g} s"
-        except (WrpcError, DecodeError) as failure:
-            error = f"component {link.target} failed: {failure}"
+        error = await deliver(self.client, link.target, message, self.provider_id, link.name)
         if error is not None:
             log.warning("message on %s for %s: %s", msg.subject, link.target, error)
 
