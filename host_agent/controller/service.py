@@ -66,6 +66,7 @@ from host_agent.model.issues import ManifestError
 from host_agent.model.loader import parse_manifest
 from host_agent.model.manifest import Manifest
 from host_agent.telemetry import controller as telemetry
+from host_agent.telemetry import otel
 
 log = logging.getLogger("host_agent.controller")
 T = TypeVar("T")
@@ -167,7 +168,7 @@ class Controller:
         self.manifests = await ManifestStore.open(js, lattice, replicas)
         self.statuses = await StatusStore.open(js, lattice, replicas)
         self.lease = await LeaderLease.open(js, lattice, self.id, self.config.lease_ttl, replicas)
-        self.ctl = CtlClient(nc, lattice)
+        self.ctl = CtlClient(nc, lattice, headers=otel.context_headers)
         self._reads = CtlClient(nc, lattice, timeout=READ_TIMEOUT)
         api = WadmApi(self.manifests, self.statuses)
 

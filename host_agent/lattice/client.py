@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,7 +19,6 @@ from pydantic import ValidationError
 from host_agent.lattice.protocol import DEFAULT_LINK_NAME, CtlReply, PingedHost
 from host_agent.lattice.strict import BadRequest, describe_errors, parse_json
 from host_agent.lattice.subjects import DEFAULT_CTL_PREFIX, DEFAULT_LATTICE, CtlSubjects
-from host_agent.telemetry import otel
 
 log = logging.getLogger(__name__)
 
@@ -49,18 +49,21 @@ class CtlClient:
         lattice: str = DEFAULT_LATTICE,
         prefix: str = DEFAULT_CTL_PREFIX,
         timeout: float = 2.0,
+        headers: Callable[[], dict[str, str] | None] | None = None,
     ) -> None:
         self.nc = nc
+        # Headers for each request, e.g. the controller's trace context (the protocol
+        # layer does not know about telemetry: the caller that traces passes this).
+        self._headers = headers
         self.subjects = CtlSubjects(lattice, prefix)
         self.timeout = timeout
 
     async def request(self, subject: str, body: Any = None) -> Any:
         """Send one request; return its ``response`` (None when there is none). Sent
-        from within a traced span (a controller's command), it carries the span's
-        ``traceparent`` in its headers, so the host's work for it joins the trace."""
-        msg = await self.nc.request(
-            subject, _payload(body), timeout=self.timeout, headers=otel.context_headers()
-        )
+        with ``headers`` (the controller passes its trace context), each request carries
+        them, so the host's work for a traced command joins the trace."""
+        headers = self._headers() if self._headers is not None else None
+        msg = await self.nc.request(subject, _payload(body), timeout=self.timeout, headers=headers)
         return _unwrap(msg, subject)
 
     async def gather(self, subject: str, body: Any = None, wait: float = 1.0) -> list[Msg]:
