@@ -640,10 +640,10 @@ def measure_request_path(requests: int, concurrency: int, instances: int, rounds
     return run
 
 
-def own_cpu(pid: int) -> float:
-    """User + system CPU seconds of one process (not its children)."""
+def own_cpu(pid: int) -> tuple[float, float]:
+    """User and system CPU seconds of one process (not its children)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+    return int(fields[11]) / CLOCK_TICKS, int(fields[12]) / CLOCK_TICKS
 
 
 def summarize_profile(raw: Path, top: int) -> list[str]:
@@ -681,8 +681,9 @@ def profile_request_path(out: Path, requests: int, concurrency: int, instances: 
     ):
         ports = {guest.name: free_port() for guest in GUESTS}
         event_loop.run(start_guests(running, ports, instances))
+        for guest_port in ports.values():
+            wait_for(guest_port)  # every guest compiled: no compile in the profiled time
         port = ports["hello-wat"]
-        wait_for(port)
         assert isinstance(running.server, NatsServer) and running.server.proc is not None
         host = running.processes[0].proc.pid
         pids = {"nats-server": running.server.proc.pid, "host": host}
@@ -715,9 +716,18 @@ def profile_request_path(out: Path, requests: int, concurrency: int, instances: 
     report(result)
     count = max(1, len(result.latencies))
     for name in pids:
-        print(f"{name:12s} {1e6 * (after[name] - before[name]) / count:6.0f} us CPU per request")
-    client = (client_after.user - client_before.user) + (client_after.system - client_before.system)
-    print(f"{'client':12s} {1e6 * client / count:6.0f} us CPU per request (this process)")
+        spent = zip(after[name], before[name], strict=True)
+        user, system = (1e6 * (a - b) / count for a, b in spent)
+        print(
+            f"{name:12s} {user + system:6.0f} us CPU per request "
+            f"(user {user:.0f}, system {system:.0f})"
+        )
+    user = 1e6 * (client_after.user - client_before.user) / count
+    system = 1e6 * (client_after.system - client_before.system) / count
+    print(
+        f"{'client':12s} {user + system:6.0f} us CPU per request "
+        f"(user {user:.0f}, system {system:.0f}; this process)"
+    )
     for name in spies:
         print(f"{name} (py-spy --gil, {out / (name + '.txt')}):")
         for line in summarize_profile(out / f"{name}.txt", 25):
