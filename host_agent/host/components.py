@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-from collections.abc import Awaitable, Callable, Container, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,7 +43,11 @@ from host_agent.runtime.image import HTTP_HANDLER, ComponentImage, load_componen
 from host_agent.runtime.instance import ComponentInstance, ComponentTrap, import_problems
 from host_agent.runtime.interface import split_import
 from host_agent.runtime.pool import InstancePool
-from host_agent.runtime.provider_versions import link_advice, linked_version_problems
+from host_agent.runtime.provider_versions import (
+    ProviderOf,
+    link_advice,
+    linked_version_problems,
+)
 from host_agent.runtime.wrpc_values import (
     HandleCodec,
     UnsupportedType,
@@ -311,9 +315,9 @@ class ComponentHost:
         self.claims: dict[str, ComponentClaims] = {}
         # Called when the set of running components changes (their link grant follows).
         self.on_change: Callable[[], None] = lambda: None
-        # The ids of the providers running here (set by the ctl handlers): a link target
-        # that is one of them is judged against the versions providers serve.
-        self.providers: Callable[[], Container[str]] = lambda: ()
+        # The built-in a provider id runs, here or on another host (set by the ctl
+        # handlers): a link to or from one is judged against the versions it serves.
+        self.provider_of: ProviderOf = lambda _: None
         # A link put and a component start each judge the link by what the other has
         # done: link.put holds this lock from its check until the link is stored, and a
         # start checks under it, so one of the two always sees the other (a link put
@@ -354,8 +358,9 @@ class ComponentHost:
         """Start (or resize, or replace) `component_id` with `count` instances."""
         async with self.link_check:
             self.images[component_id] = image
+            links = await self._links_of(component_id)
             problems = import_problems(image) + linked_version_problems(
-                image.imports, component_id, await self._links_of(component_id), self.providers()
+                image.imports, image.exports, component_id, links, self.provider_of
             )
         if problems:
             raise ComponentStartError("; ".join(problems))

@@ -21,6 +21,7 @@ from host_agent.host.artifacts import (
 )
 from host_agent.host.claims import claims_entry, stored_json
 from host_agent.host.components import ComponentHost, ComponentStartError
+from host_agent.host.lattice_providers import LatticeProviders
 from host_agent.host.providers import ProviderSupervisor
 from host_agent.host.state import ComponentRecord, HostState
 from host_agent.host.store import LatticeStore, LinkConflict
@@ -45,8 +46,9 @@ from host_agent.lattice.protocol import (
     provider_auction_ack,
 )
 from host_agent.lattice.subjects import CtlSubjects
+from host_agent.providers.builtin import BuiltinProvider, UnknownProvider, resolve_provider
 from host_agent.runtime.image import ComponentLoadError
-from host_agent.runtime.instance import link_problem
+from host_agent.runtime.provider_versions import link_problem
 from host_agent.secrets.client import SecretsError
 from host_agent.secrets.host import SecretValues, split_config_names
 from host_agent.telemetry import ctl as ctl_telemetry
@@ -75,11 +77,14 @@ class CtlHandlers:
         request_stop: Callable[[], None],
         components: ComponentHost,
         providers: ProviderSupervisor,
+        lattice_providers: LatticeProviders | None = None,
     ) -> None:
         self.components = components
         self.providers = providers
         self.state = state
-        components.providers = lambda: state.providers  # link targets judged as providers
+        # What other hosts run, from their events (Host follows them).
+        self.lattice_providers = lattice_providers or LatticeProviders(state.host_id)
+        components.provider_of = self.provider_of  # link ends judged as providers
         components.links_from = store.links_from
         self.store = store
         self.subjects = subjects
@@ -418,11 +423,20 @@ class CtlHandlers:
             reply = await self._put_link(link)
         return reply
 
+    def provider_of(self, provider_id: str) -> BuiltinProvider | None:
+        """The built-in ``provider_id`` runs, here or on another host (None if unknown)."""
+        record = self.state.providers.get(provider_id)
+        if record is None:
+            return self.lattice_providers.provider(provider_id)
+        try:
+            return resolve_provider(record.image_ref)
+        except UnknownProvider:  # not started: it never ran here
+            return None
+
     async def _put_link(self, link: Link) -> bytes:
         images = self.components.images  # only what runs here: see link_problem
-        provider = link.target in self.state.providers
         source, target = images.get(link.source_id), images.get(link.target)
-        mismatch = link_problem(source, target, link, target_is_provider=provider)
+        mismatch = link_problem(source, target, link, self.provider_of)
         if mismatch is not None:
             return await self._link_failed(link, mismatch)
         for name in [*link.source_config, *link.target_config]:

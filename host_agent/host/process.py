@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,6 +17,7 @@ from host_agent.host.caller import GrantKeeper, new_caller_seed
 from host_agent.host.components import ComponentHost
 from host_agent.host.handlers import CtlHandlers, HostOptions
 from host_agent.host.identity import HostIdentity, default_labels
+from host_agent.host.lattice_providers import LatticeProviders
 from host_agent.host.links import LinkIndex
 from host_agent.host.log_stream import HostLogStream
 from host_agent.host.providers import ProviderSupervisor
@@ -28,10 +30,11 @@ from host_agent.lattice.connection import (
     NatsCredentials,
     connect_nats,
 )
-from host_agent.lattice.events import cloud_event
+from host_agent.lattice.events import EVENT_TYPE_PREFIX, cloud_event
 from host_agent.lattice.protocol import Link
 from host_agent.lattice.subjects import (
     DEFAULT_CTL_PREFIX,
+    PROVIDER_EVENTS,
     CtlSubjects,
     event_subject,
     host_log_subject,
@@ -88,6 +91,8 @@ class Host:
         self._closed_by_server: Exception | None = None
         self._subscriptions: list[Subscription] = []
         self.handlers: CtlHandlers | None = None
+        # Which provider each other host runs, from their events (_on_event).
+        self.lattice_providers = LatticeProviders(self.state.host_id)
         self.links = LinkIndex()
         self.components: ComponentHost | None = None
         self.providers: ProviderSupervisor | None = None
@@ -175,7 +180,13 @@ class Host:
             self.request_stop,
             self.components,
             self.providers,
+            self.lattice_providers,
         )
+        # Which provider each other host runs, before this host answers anything: a link
+        # to one is judged by the WIT it serves (runtime/provider_versions.py).
+        for event in PROVIDER_EVENTS:
+            subject = event_subject(lattice, event)
+            self._subscriptions.append(await self._nc.subscribe(subject, cb=self._on_event))
         for subject, queue in self.subjects.host_subscriptions(self.host_id):
             sub = await self._nc.subscribe(subject, queue=queue, cb=self._on_request)
             self._subscriptions.append(sub)
@@ -335,6 +346,17 @@ class Host:
                 await self.publish_event("host_heartbeat", self.state.inventory())
             except Exception:
                 log.warning("heartbeat not published (NATS unavailable); will retry")
+
+    async def _on_event(self, msg: Msg) -> None:
+        try:
+            event = json.loads(msg.data)
+            name = str(event["type"]).removeprefix(EVENT_TYPE_PREFIX)
+            source, data = event["source"], event["data"]
+        except (ValueError, KeyError, TypeError):
+            log.debug("unreadable event on %s ignored", msg.subject)
+            return
+        if isinstance(source, str) and isinstance(data, dict):
+            self.lattice_providers.apply(name, source, data)
 
     async def _on_request(self, msg: Msg) -> None:
         assert self.handlers is not None

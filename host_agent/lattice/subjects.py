@@ -103,6 +103,11 @@ def event_subject(lattice: str, event: str) -> str:
     return f"{EVENT_PREFIX}.{lattice}.{event}"
 
 
+# The events a host follows to know which provider each other host runs (a link to one is
+# judged by the WIT it serves): host/lattice_providers.py.
+PROVIDER_EVENTS = ("provider_started", "provider_stopped", "host_heartbeat", "host_stopped")
+
+
 def links_bucket(lattice: str) -> str:
     return f"LATTICEDATA_{lattice}"
 

@@ -46,13 +46,21 @@ class BuiltinProvider:
     summary: str
     # None: there is no upstream image of this name, only `builtin:<name>`.
     upstream: UpstreamReleases | None = None
+    # Interfaces it calls on components (they export them), with versions.
+    calls: tuple[str, ...] = ()
+
+    @property
+    def interfaces(self) -> tuple[str, ...]:
+        """Every interface between it and a component, either way, with its version:
+        what a link to or from it is judged by (runtime/provider_versions.py)."""
+        return self.exports + self.calls
 
     @property
     def serves(self) -> str:
         if self.exports:
             return ", ".join(self.exports)
         # http-server exports nothing to components: it calls their incoming-handler.
-        return "HTTP to components' wasi:http/incoming-handler@0.2.0"
+        return "HTTP to components' " + ", ".join(self.calls)
 
 
 KEYVALUE = ("wasi:keyvalue/store@0.2.0-draft", "wasi:keyvalue/atomics@0.2.0-draft")
@@ -76,6 +84,7 @@ BUILTINS = {
                 "wasmCloud 0.x's wasmcloud:httpserver contract",
                 "0.23.0",
             ),
+            calls=("wasi:http/incoming-handler@0.2.0",),
         ),
         BuiltinProvider(
             "keyvalue-redis",

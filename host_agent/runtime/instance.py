@@ -14,7 +14,6 @@ from wasmtime import Store, WasmtimeError
 from wasmtime.component import Linker, ResourceType
 
 from host_agent.interfaces.http import HttpRequest, HttpResponse
-from host_agent.lattice.protocol import Link
 from host_agent.runtime import compat
 from host_agent.runtime.custom import (
     ComponentCallError,
@@ -28,7 +27,6 @@ from host_agent.runtime.custom import (
 )
 from host_agent.runtime.image import HTTP_HANDLER, ComponentImage
 from host_agent.runtime.interface import HostInterface
-from host_agent.runtime.provider_versions import link_advice, provider_version_mismatch
 from host_agent.runtime.resources import ResourceTable
 from host_agent.runtime.wasi_blobstore import BlobstoreClient, NoBlobstore, blobstore_interfaces
 from host_agent.runtime.wasi_cli import cli_interfaces
@@ -110,59 +108,6 @@ def import_problems(image: ComponentImage) -> list[str]:
                 f"missing import {base}@{version}: no built-in interface or provider offers it"
             )
     return problems + resource_problems(image)
-
-
-def version_mismatch(imports: dict[str, str], link: Link) -> str | None:
-    """The tutorial's draft-vs-final pitfall, caught at link time: the source component
-    imports a version of a linked interface that providers on this lattice do not serve."""
-    for interface in link.interfaces:
-        base = f"{link.wit_namespace}:{link.wit_package}/{interface}"
-        version = imports.get(base)
-        served = SERVED.get(base)
-        if version is not None and served is not None and not served.accepts(version):
-            wanted = served.version_family.rstrip(".")
-            return (
-                f"{link.source_id} imports {base}@{version} but providers on this lattice "
-                f"serve {base}@{wanted}; rebuild the component against {base}@{wanted}"
-            )
-    return None
-
-
-def link_problem(
-    source: ComponentImage | None,
-    target: ComponentImage | None,
-    link: Link,
-    target_is_provider: bool = False,
-) -> str | None:
-    """Why `link` cannot work, judged from what this host knows (None if it can, or if
-    this host knows neither end). A target that is a provider running here is checked
-    against the WIT versions providers serve; a component target must export each linked
-    interface, at the version the source imports. A target known as neither is not
-    judged: it may be a component on another host (provider_versions.py)."""
-    if source is not None:
-        mismatch = version_mismatch(source.imports, link)
-        if mismatch is not None:
-            return mismatch
-    if target is None:
-        if source is None or not target_is_provider:
-            return None
-        return provider_version_mismatch(source.imports, link)
-    for interface in link.interfaces:
-        base = f"{link.wit_namespace}:{link.wit_package}/{interface}"
-        exported = target.exports.get(base)
-        if exported is None:
-            offers = ", ".join(sorted(target.export_name(name) for name in target.exports))
-            return (
-                f"{link.target} does not export {base} (it exports {offers or 'nothing'}); "
-                f"{link_advice(link.source_id, base)}"
-            )
-        imported = source.imports.get(base) if source is not None else None
-        if imported is not None and imported != exported:
-            return (
-                f"{link.source_id} imports {base}@{imported} but {link.target} exports "
-                f"{base}@{exported}; rebuild one of them against the other's version"
-            )
-    return None
 
 
 class ComponentInstance:

@@ -34,12 +34,14 @@ from enum import StrEnum
 from host_agent.lattice.subjects import (
     DEFAULT_CTL_PREFIX,
     INBOX_WILDCARD,
+    PROVIDER_EVENTS,
     SECRETS_BUCKET,
     WADM_LEADER_BUCKET,
     WADM_MANIFESTS_BUCKET,
     WADM_STATUS_STREAM,
     CtlSubjects,
     config_bucket,
+    event_subject,
     events_wildcard,
     host_log_wildcard,
     jetstream_api_prefix,
@@ -170,7 +172,13 @@ def role_permissions(
             ),
             # wasmbus.rpc: providers the host starts connect as the host's user (HostData
             # lattice_rpc_user_jwt, as upstream) unless they are given their own.
-            sub_allow=(ctl.wildcard(), wrpc_wildcard(lattice), provider_rpc_wildcard(lattice)),
+            # The events that say which provider each host runs (lattice_providers.py).
+            sub_allow=(
+                ctl.wildcard(),
+                wrpc_wildcard(lattice),
+                provider_rpc_wildcard(lattice),
+                *(event_subject(lattice, event) for event in PROVIDER_EVENTS),
+            ),
             allow_responses=True,
         ).merged(host_access())  # secret values for its components and providers
     elif role is Role.CONTROLLER:

@@ -1,5 +1,9 @@
 """Link-time WIT version checks against races and targets on other hosts, on a real host.
 
+The last tests use components made from WAT with wasm-tools (one import each, at the
+version under test): a wasi: interface the host's runtime serves (wasi:keyvalue), and a
+provider another host runs, known to this one from that host's events.
+
 The component is tests/components/notes-old-draft: it imports wasmcloud:postgres@0.1.0-draft,
 and the built-in sqldb-postgres provider serves 0.1.1-draft. The host runs in this process so
 a test can hold its compile (a threading event in the compile step) and its store write at a
@@ -10,9 +14,12 @@ after it started, as when the KV watch is behind the link.put it answered.
 from __future__ import annotations
 
 import asyncio
+import json
+import subprocess
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any, Literal
 
 import pytest
@@ -25,7 +32,7 @@ from host_agent.lattice.client import CtlError
 from host_agent.lattice.protocol import Link
 from host_agent.runtime.custom import ComponentCallError, CustomInterface
 from tests.integration.test_counter_app import Lattice, lattice
-from tests.lattice import ROOT, NatsServer, run_async
+from tests.lattice import ROOT, VENV_BIN, NatsServer, run_async
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -231,3 +238,93 @@ def test_a_call_without_a_link_names_a_provider_for_a_provider_interface() -> No
     )
     custom = call_without_link("example:logic/compute", "0.1.0")
     assert custom.endswith("link notes to a component that exports example:logic/compute")
+
+
+def wat_component(tmp_path: Path, name: str, imported: str) -> str:
+    """A component whose one import is ``imported`` (an empty instance), as a file:// URL."""
+    wasm = tmp_path / f"{name}.wasm"
+    subprocess.run(
+        [str(VENV_BIN / "wasm-tools"), "parse", "-", "-o", str(wasm)],
+        input=f'(component (import "{imported}" (instance)))'.encode(),
+        check=True,
+    )
+    return f"file://{wasm}"
+
+
+async def until(condition: Any, what: str, within: float = 10.0) -> None:
+    """Until ``condition()`` holds: a host applies an event a moment after the test saw it."""
+    deadline = asyncio.get_running_loop().time() + within
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, what
+        await asyncio.sleep(0.02)
+
+
+@run_async
+async def test_a_component_on_another_wasi_keyvalue_draft_is_refused_at_link_time(
+    nats_server: NatsServer, tmp_path: Path
+) -> None:
+    """wasi:keyvalue is served by the host's runtime, which speaks 0.2.0-draft to
+    components and to keyvalue providers: a component built against 0.2.0-draft2 cannot
+    start, and its link to a keyvalue provider is refused naming both versions."""
+    url = wat_component(tmp_path, "counter-draft2", "wasi:keyvalue/store@0.2.0-draft2")
+    async with host_in_process(nats_server) as host, lattice(nats_server) as lat:
+        await lat.ctl.start_provider(host.host_id, "kv", "builtin:keyvalue-inmemory")
+        await lat.event("provider_started", provider_id="kv")
+        await lat.ctl.scale_component(host.host_id, "counter", url, 1)
+        event, data = await outcome(lat, "counter")
+        assert event == "component_scale_failed", data
+        assert "wasi:keyvalue/store@0.2.0-draft2" in data["error"], data
+        link = {
+            "source_id": "counter",
+            "target": "kv",
+            "wit_namespace": "wasi",
+            "wit_package": "keyvalue",
+            "interfaces": ["store"],
+        }
+        with pytest.raises(CtlError) as refused:
+            await lat.ctl.put_link(link)
+        assert str(refused.value).endswith(
+            "counter imports wasi:keyvalue/store@0.2.0-draft2 but kv (keyvalue-inmemory) "
+            "serves wasi:keyvalue/store@0.2.0-draft; rebuild counter against "
+            "wasi:keyvalue/store@0.2.0-draft (its WIT dependencies), or link it to a "
+            "provider that serves wasi:keyvalue/store@0.2.0-draft2"
+        ), refused.value
+
+
+@run_async
+async def test_a_provider_on_another_host_is_judged_by_what_it_serves(
+    nats_server: NatsServer, tmp_path: Path
+) -> None:
+    """Host A runs the component, host B the provider: A knows from B's provider_started
+    event that `pg` is sqldb-postgres, so both the link put A answers and A's start of a
+    component whose link was stored before are refused naming both versions."""
+    url = wat_component(tmp_path, "notes-old", IMPORTED)
+    async with (
+        host_in_process(nats_server) as a,
+        host_in_process(nats_server) as b,
+        lattice(nats_server) as lat,
+    ):
+        await lat.ctl.scale_component(a.host_id, "notes", url, 1)
+        event, data = await outcome(lat, "notes")
+        assert event == "component_scaled", data  # no link yet
+        assert a.lattice_providers.provider("pg") is None
+        await start_postgres_provider(lat, b)
+        await until(lambda: a.lattice_providers.provider("pg") is not None, "A never heard of pg")
+        # link.put goes to either host (a queue group): ask A, the one that can judge it.
+        assert a.handlers is not None
+        reply = json.loads(await a.handlers.put_link(Link.model_validate(postgres_link("pg"))))
+        assert reply["success"] is False, reply
+        assert (
+            f"notes imports {IMPORTED} but pg (sqldb-postgres) serves {SERVED}"
+            in (reply["message"])
+        )
+        # Stored by a host that could not judge it, then the component starts on A.
+        store = await LatticeStore.open(lat.nc.jetstream(), "default")
+        stored = {**postgres_link("pg"), "source_id": "notes2"}
+        await store.put_link(Link.model_validate(stored))
+        await lat.ctl.scale_component(a.host_id, "notes2", url, 1)
+        event, data = await outcome(lat, "notes2")
+        assert event == "component_scale_failed", data
+        assert (
+            f"notes2 imports {IMPORTED} but pg (sqldb-postgres) serves {SERVED}" in (data["error"])
+        )

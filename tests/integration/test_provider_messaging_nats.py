@@ -243,8 +243,7 @@ async def check_version_mismatch(wadm: Any, broker: str, tmp_path: Path) -> None
         "old-chat",
         StatusType.FAILED,
         contains=(
-            "failed: old_chat-greeter imports wasmcloud:messaging/consumer@0.3.0 but providers "
-            "on this lattice serve wasmcloud:messaging/consumer@0.2.0; rebuild the component "
-            "against wasmcloud:messaging/consumer@0.2.0"
+            "(messaging-nats) serves wasmcloud:messaging/consumer@0.2.0; rebuild "
+            "old_chat-greeter against wasmcloud:messaging/consumer@0.2.0"
         ),
     )

@@ -14,7 +14,7 @@ from host_agent.lattice.protocol import Link
 from host_agent.providers.blobstore_fs import FsBackend, root_from_config
 from host_agent.providers.blobstore_server import LinkConfigError
 from host_agent.providers.builtin import UnknownProvider, resolve_provider
-from host_agent.runtime.instance import version_mismatch
+from host_agent.runtime.provider_versions import runtime_version_mismatch as version_mismatch
 from host_agent.wrpc import blobstore as wire
 from host_agent.wrpc.codec import DecodeError
 from host_agent.wrpc.transport import Payload
@@ -112,8 +112,8 @@ def test_a_component_on_another_blobstore_draft_is_refused_at_link_time() -> Non
     )
     problem = version_mismatch({"wasi:blobstore/blobstore": "0.2.0-draft2"}, link)
     assert problem == (
-        "blobby imports wasi:blobstore/blobstore@0.2.0-draft2 but providers on this lattice "
-        "serve wasi:blobstore/blobstore@0.2.0-draft; rebuild the component against "
+        "blobby imports wasi:blobstore/blobstore@0.2.0-draft2 but this lattice's hosts and "
+        "providers serve wasi:blobstore/blobstore@0.2.0-draft; rebuild blobby against "
         "wasi:blobstore/blobstore@0.2.0-draft"
     )
     assert version_mismatch({"wasi:blobstore/blobstore": "0.2.0-draft"}, link) is None

@@ -15,7 +15,8 @@ from host_agent.interfaces.http import HttpRequest, HttpResponse
 from host_agent.lattice.protocol import Link
 from host_agent.providers.builtin import resolve_provider
 from host_agent.providers.http_client import DEFAULT_MAX_BODY, ClientConfig, ConfigError
-from host_agent.runtime.instance import SERVED, version_mismatch
+from host_agent.runtime.instance import SERVED
+from host_agent.runtime.provider_versions import runtime_version_mismatch as version_mismatch
 from host_agent.wrpc.http_outgoing import (
     HttpErrorCode,
     RequestTimeouts,

@@ -8,9 +8,9 @@ import re
 import pytest
 
 from host_agent.lattice.protocol import Link
-from host_agent.providers.builtin import resolve_provider
+from host_agent.providers.builtin import BUILTINS, resolve_provider
 from host_agent.providers.messaging_nats import ConfigError, ConnectionConfig, Subscription
-from host_agent.runtime.provider_versions import provider_version_mismatch
+from host_agent.runtime.provider_versions import provider_version_problem
 from host_agent.wrpc import messaging as wire
 from host_agent.wrpc.codec import DecodeError
 
@@ -58,11 +58,13 @@ def test_a_component_built_against_another_messaging_version_is_refused_at_link_
         wit_package="messaging",
         interfaces=["consumer"],
     )
-    problem = provider_version_mismatch({"wasmcloud:messaging/consumer": "0.3.0"}, link)
+    nats = BUILTINS["messaging-nats"]
+    problem = provider_version_problem({"wasmcloud:messaging/consumer": "0.3.0"}, link, nats, True)
     assert problem is not None
     assert "wasmcloud:messaging/consumer@0.3.0" in problem
-    assert "serve wasmcloud:messaging/consumer@0.2.0" in problem
-    assert provider_version_mismatch({"wasmcloud:messaging/consumer": "0.2.0"}, link) is None
+    assert "broker (messaging-nats) serves wasmcloud:messaging/consumer@0.2.0" in problem
+    same = {"wasmcloud:messaging/consumer": "0.2.0"}
+    assert provider_version_problem(same, link, nats, True) is None
 
 
 def test_upstream_releases_that_serve_it_resolve_and_older_ones_are_refused() -> None:

@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 
 from host_agent.lattice.protocol import Link
+from host_agent.providers.builtin import BUILTINS, BuiltinProvider
 from host_agent.providers.sqldb_postgres import LinkConfigError, connection_settings
-from host_agent.runtime.instance import link_problem
-from host_agent.runtime.provider_versions import linked_version_problems
+from host_agent.runtime.provider_versions import link_problem, linked_version_problems
 from host_agent.wrpc import postgres as pg
 from host_agent.wrpc.codec import Reader, Writer
 
@@ -162,21 +162,25 @@ def postgres_link(interfaces: list[str]) -> Link:
     )
 
 
+def provider_of(provider_id: str) -> BuiltinProvider | None:
+    return BUILTINS["sqldb-postgres"] if provider_id == "pg" else None
+
+
 def test_another_postgres_version_is_refused_at_link_time_naming_both() -> None:
     old: Any = SimpleNamespace(imports={"wasmcloud:postgres/query": "0.1.0-draft"})
-    problem = link_problem(old, None, postgres_link(["query"]), target_is_provider=True)
+    problem = link_problem(old, None, postgres_link(["query"]), provider_of)
     assert problem is not None
     assert "wasmcloud:postgres/query@0.1.0-draft" in problem
     assert "wasmcloud:postgres/query@0.1.1-draft" in problem
     same: Any = SimpleNamespace(imports={"wasmcloud:postgres/query": "0.1.1-draft"})
     link = postgres_link(["query", "prepared"])
-    assert link_problem(same, None, link, target_is_provider=True) is None
+    assert link_problem(same, None, link, provider_of) is None
 
 
 def test_a_component_starting_after_its_links_is_checked_against_them() -> None:
     imports = {"wasmcloud:postgres/query": "0.1.0-draft"}
     to_provider = postgres_link(["query"])
-    [problem] = linked_version_problems(imports, "notes", [to_provider], providers={"pg"})
+    [problem] = linked_version_problems(imports, {}, "notes", [to_provider], provider_of)
     assert "query@0.1.0-draft" in problem and "query@0.1.1-draft" in problem
     # A target that is not a provider running here may be a component on another host.
-    assert linked_version_problems(imports, "notes", [to_provider], providers=set()) == []
+    assert linked_version_problems(imports, {}, "notes", [to_provider], lambda _: None) == []

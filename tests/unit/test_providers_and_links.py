@@ -8,7 +8,7 @@ from host_agent.host.links import LinkIndex, ResolvedLink, provider_link_changes
 from host_agent.lattice.protocol import Link
 from host_agent.providers.builtin import UnknownProvider, resolve_provider
 from host_agent.providers.contract import HostData
-from host_agent.runtime.instance import version_mismatch
+from host_agent.runtime.provider_versions import runtime_version_mismatch as version_mismatch
 
 
 @pytest.mark.parametrize(
