@@ -402,6 +402,9 @@ class ComponentHost:
                 "handle",
                 self._http_handler(component_id),
                 pending_params=pending_request_paths,
+                # A component that never reads the request body (most GETs) answers
+                # without waiting for the caller to stream an empty one.
+                lazy_params=True,
             )
         export_servers = await self._serve_exports(
             component_id, export_signatures, previous.export_servers if previous else {}

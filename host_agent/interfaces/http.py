@@ -3,6 +3,7 @@ codec and the component runtime pass between each other."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 Headers = list[tuple[str, bytes]]
@@ -16,6 +17,12 @@ class HttpRequest:
     authority: str = ""
     headers: Headers = field(default_factory=list)
     body: bytes = b""
+    # A body still arriving when the component is called (a wRPC byte stream that comes
+    # after the call): calling it waits for the whole body, from a worker thread.
+    pending_body: Callable[[], bytes] | None = None
+
+    def read_body(self) -> bytes:
+        return self.body if self.pending_body is None else self.pending_body()
 
 
 @dataclass(frozen=True)

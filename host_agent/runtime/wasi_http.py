@@ -7,6 +7,7 @@ receives an `incoming-request` and a `response-outparam`. Outgoing requests
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,6 +17,8 @@ from host_agent.interfaces.http import Headers, HttpRequest, HttpResponse
 from host_agent.runtime.interface import HostInterface
 from host_agent.runtime.resources import ResourceTable
 from host_agent.runtime.wasi_io import InputStream, OutputStream, Pollable
+
+log = logging.getLogger(__name__)
 
 MAX_RESPONSE_BODY = 16 * 1024 * 1024
 METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH")
@@ -159,7 +162,12 @@ def http_interfaces(table: ResourceTable) -> list[HostInterface]:
         if incoming.consumed:
             return None  # err(): the body was already taken
         incoming.consumed = True
-        return table.own(IncomingBody(incoming.request.body))
+        try:
+            body = incoming.request.read_body()
+        except Exception as error:  # the caller went away before sending the whole body
+            log.warning("the request body did not arrive: %s", error)
+            return None  # err(): the guest answers without a body to read
+        return table.own(IncomingBody(body))
 
     def body_stream(store: Any, self_: ResourceAny) -> Any:
         body = table.get(store, self_, IncomingBody)

@@ -64,9 +64,13 @@ def _read_body(reader: Reader, nested: dict[str, bytes]) -> bytes:
     body = reader.list_u8()
     if not body:  # pending: the chunks came on the nested path
         body = read_stream_frames(nested.get(BODY_PATH, b""))
+    _skip_trailers(reader)
+    return body
+
+
+def _skip_trailers(reader: Reader) -> None:
     if reader.option() and reader.option():  # trailers ready, and present
         _read_fields(reader)  # trailers are not passed on
-    return body
 
 
 def _pending_body(data: bytes) -> list[str]:
@@ -99,8 +103,21 @@ pending_request_paths = _pending_body
 
 
 def decode_request(params: Payload) -> HttpRequest:
+    """The request; a body still arriving (the params were served lazily) is read when the
+    component asks for it (``HttpRequest.pending_body``)."""
     reader = Reader(params.data)
-    body = _read_body(reader, params.nested)
+    later = params.later
+    pending_body = None
+    if later is not None and params.data[:1] == b"\x00":
+        reader.u8()
+        _skip_trailers(reader)
+        body = b""
+
+        def pending_body() -> bytes:
+            return read_stream_frames(later.wait(BODY_PATH))
+
+    else:
+        body = _read_body(reader, params.nested)
     case = reader.u(32)
     if case < len(METHODS):
         method = METHODS[case]
@@ -115,7 +132,7 @@ def decode_request(params: Payload) -> HttpRequest:
         scheme = SCHEMES[case] if case < len(SCHEMES) else reader.string()
     authority = reader.option_string() or ""
     headers = _read_fields(reader)
-    return HttpRequest(method, path, scheme, authority, headers, body)
+    return HttpRequest(method, path, scheme, authority, headers, body, pending_body)
 
 
 # response (the component's host encodes, the http-server provider decodes) ------------

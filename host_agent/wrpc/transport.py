@@ -48,10 +48,12 @@ class NoResponders(WrpcError):
 
 @dataclass
 class Payload:
-    """A root value plus the bytes of its nested (deferred) paths, e.g. {"0.0": body}."""
+    """A root value plus the bytes of its nested (deferred) paths, e.g. {"0.0": body};
+    for a handler served with ``lazy_params``, ``later`` has the paths still arriving."""
 
     data: bytes
     nested: dict[str, bytes] = field(default_factory=dict)
+    later: LaterParams | None = None
 
 
 PendingPaths = Callable[[bytes], list[str]]
@@ -143,6 +145,31 @@ class NestedCollector:
         if self._over():
             raise NestedTooLarge(f"nested values over {self.limit} bytes")
         return {path: bytes(self.buffers.get(path, b"")) for path in paths}
+
+
+class LaterParams:
+    """Nested parameter values that were still arriving when the call was handed to its
+    handler. wRPC lets a callee start before its caller has sent them (upstream's host
+    runs a component while the request body is still a pending stream): a handler that
+    may never read them (a component that ignores an empty request body) then does not
+    wait for the caller's second message before it starts."""
+
+    def __init__(self, collector: NestedCollector, loop: asyncio.AbstractEventLoop) -> None:
+        self._collector = collector
+        self._loop = loop
+
+    def wait(self, path: str, timeout: float = NESTED_TIMEOUT) -> bytes:
+        """The complete value of ``path``. From a worker thread only: it blocks until the
+        caller's messages, which the event loop receives, have come."""
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is self._loop:
+            raise RuntimeError("LaterParams.wait would block the event loop it waits for")
+        read = self._collector.read([path], timeout)
+        # The read times out on the loop; the extra second bounds this wait if it cannot.
+        return asyncio.run_coroutine_threadsafe(read, self._loop).result(timeout + 1)[path]
 
 
 class InboxMux:
@@ -308,15 +335,20 @@ class WrpcServer:
         function: str,
         handler: Handler,
         pending_params: PendingPaths | None = None,
+        *,
+        lazy_params: bool = False,
     ) -> Subscription:
-        """Serve `instance.function` for `entity_id`; returns the subscription to stop it."""
+        """Serve `instance.function` for `entity_id`; returns the subscription to stop it.
+        With ``lazy_params`` the handler is called as soon as the root value is here, and
+        reads the pending paths through ``params.later`` if it needs them."""
         served = (entity_id, instance, function)
         loop = asyncio.get_running_loop()
 
         async def on_invocation(msg: Msg) -> None:
             if msg.reply:
                 # Calls run concurrently; the component pool bounds how many run at once.
-                task = loop.create_task(self._answer(msg, handler, pending_params, served))
+                answer = self._answer(msg, handler, pending_params, served, lazy_params)
+                task = loop.create_task(answer)
                 self._answering.add(task)
                 task.add_done_callback(self._answering.discard)
 
@@ -332,9 +364,12 @@ class WrpcServer:
         handler: Handler,
         pending: PendingPaths | None,
         served: tuple[str, str, str],  # entity id, instance, function
+        lazy: bool,
     ) -> None:
         nc = self.nc
         reply = msg.reply
+        mux: InboxMux | None = None
+        token = ""
         try:
             params = Payload(msg.data)
             paths = pending(msg.data) if pending else []
@@ -347,11 +382,11 @@ class WrpcServer:
                         collector.on_message(rest[7:], nested.data)
 
                 token, inbox = mux.open(on_params)
-                try:
-                    await nc.publish(reply, b"", reply=inbox)  # accept
+                await nc.publish(reply, b"", reply=inbox)  # accept
+                if lazy:
+                    params.later = LaterParams(collector, asyncio.get_running_loop())
+                else:
                     params.nested = await collector.read(paths, NESTED_TIMEOUT)
-                finally:
-                    mux.close(token)
             else:
                 await nc.publish(reply, b"", reply=nc.new_inbox())  # accept
             headers = dict(msg.headers or {})
@@ -366,6 +401,11 @@ class WrpcServer:
             log.warning("wRPC call on %s failed: %s", msg.subject, error)
             await nc.publish(f"{reply}.error", str(error).encode())
             return
+        finally:
+            # Nested values that come after this (a body the handler never read) are
+            # dropped by the mux, as the late messages of an ended call.
+            if mux is not None:
+                mux.close(token)
         limit = max(1024, nc.max_payload - 1024)
         for start in range(0, len(answer.data), limit):
             await nc.publish(f"{reply}.results", answer.data[start : start + limit])

@@ -94,3 +94,89 @@ def test_headers_read_as_the_email_parser_reads_them(raw: bytes) -> None:
         return {k.strip(): v.strip() for k, v in parser.parsebytes(raw).items()}  # type: ignore[attr-defined]
 
     assert read(_HeaderLines()) == read(BytesParser())
+
+
+def test_a_lazy_handler_answers_before_the_callers_pending_params_arrive(
+    nats_server: NatsServer,
+) -> None:
+    """A handler served with lazy_params that does not need its pending stream (a
+    component ignoring an empty request body) answers without waiting for it: here the
+    caller never sends it at all, and the results still come."""
+
+    async def main() -> None:
+        server_nc = await nats.connect(nats_server.url)
+        caller_nc = await nats.connect(nats_server.url)
+
+        async def ignore_body(params: Payload, headers: dict[str, str]) -> Payload:
+            assert params.later is not None and not params.nested
+            return Payload(b"answered")
+
+        server = WrpcServer(server_nc, "default")
+        await server.serve("lazy", INSTANCE, "echo", ignore_body, pending, lazy_params=True)
+        await server_nc.flush()
+        inbox = caller_nc.new_inbox()
+        results: asyncio.Queue[bytes] = asyncio.Queue()
+
+        async def on_reply(msg: nats.aio.msg.Msg) -> None:
+            if msg.subject == f"{inbox}.results":
+                await results.put(msg.data)
+
+        await caller_nc.subscribe(f"{inbox}.>", cb=on_reply)
+        await caller_nc.subscribe(inbox, cb=on_reply)  # the accept, unanswered on purpose
+        await caller_nc.publish(f"default.lazy.wrpc.0.0.1.{INSTANCE}.echo", b"\x00", reply=inbox)
+        assert await asyncio.wait_for(results.get(), 5) == b"answered"
+        assert await asyncio.wait_for(results.get(), 5) == b""  # end of results
+        await caller_nc.close()
+        await server_nc.close()
+
+    event_loop.run(main())
+
+
+def test_a_lazy_handler_reads_the_pending_params_from_a_worker_thread(
+    nats_server: NatsServer,
+) -> None:
+    """The stream the caller sends after the accept reaches a lazy handler that asks for
+    it (a component reading its request body, from its worker thread); asking on the
+    event loop's own thread is refused instead of blocking it."""
+
+    async def main() -> None:
+        server_nc = await nats.connect(nats_server.url)
+        caller_nc = await nats.connect(nats_server.url)
+        refused: list[str] = []
+
+        async def echo(params: Payload, headers: dict[str, str]) -> Payload:
+            later = params.later
+            assert later is not None
+            try:
+                later.wait(NESTED, 0.5)
+            except RuntimeError as error:
+                refused.append(str(error))
+            body = read_stream_frames(await asyncio.to_thread(later.wait, NESTED))
+            return Payload(b"\x00", {NESTED: stream_frames(body[::-1])})
+
+        server = WrpcServer(server_nc, "default")
+        await server.serve("lazy", INSTANCE, "echo", echo, pending, lazy_params=True)
+        await server_nc.flush()
+        client = WrpcClient(caller_nc, "default")
+        texts = [f"body {i}" * (i + 1) for i in range(10)]
+        replies = await asyncio.gather(
+            *(
+                client.invoke(
+                    "lazy",
+                    INSTANCE,
+                    "echo",
+                    Payload(b"\x00", {NESTED: stream_frames(text.encode())}),
+                    pending_results=pending,
+                    timeout=10,
+                )
+                for text in texts
+            )
+        )
+        assert [read_stream_frames(r.nested[NESTED]) for r in replies] == [
+            t[::-1].encode() for t in texts
+        ]
+        assert len(refused) == len(texts) and "event loop" in refused[0]
+        await caller_nc.close()
+        await server_nc.close()
+
+    event_loop.run(main())
