@@ -25,9 +25,9 @@ from host_agent.runtime.instance import (
     ComponentTrap,
     NoKeyValue,
     import_problems,
-    link_problem,
 )
 from host_agent.runtime.pool import InstancePool
+from host_agent.runtime.provider_versions import link_problem
 from host_agent.runtime.wrpc_values import HandleCodec, WitHandle
 
 ROOT = Path(__file__).resolve().parents[2]
