@@ -6,6 +6,9 @@ Subjects and handshake follow wrpc-transport-nats 0.27 (the version wasmCloud 1.
   caller      subscribes R and R.results(.>); publishes the params with reply-to R
   server      answers R with an empty "accept" whose reply-to is its inbox S, writes the
               results to R.results and then an empty message (end of results)
+              (ours sends the accept when the handler first needs a pending parameter,
+              or with its results: one write for a call that needs nothing more; the
+              caller then skips the parameters nobody will read)
   nested      a value that was not ready when encoded (a pending stream or future) is
               written later on a path subject: R.results.0.0 for the first field of the
               first result, S.params.0.0 for the first field of the first parameter;
@@ -154,9 +157,15 @@ class LaterParams:
     may never read them (a component that ignores an empty request body) then does not
     wait for the caller's second message before it starts."""
 
-    def __init__(self, collector: NestedCollector, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(
+        self,
+        collector: NestedCollector,
+        loop: asyncio.AbstractEventLoop,
+        accept: Callable[[], Awaitable[None]],
+    ) -> None:
         self._collector = collector
         self._loop = loop
+        self._accept = accept  # the caller sends pending values only once accepted
 
     def wait(self, path: str, timeout: float = NESTED_TIMEOUT) -> bytes:
         """The complete value of ``path``. From a worker thread only: it blocks until the
@@ -167,9 +176,13 @@ class LaterParams:
             running = None
         if running is self._loop:
             raise RuntimeError("LaterParams.wait would block the event loop it waits for")
-        read = self._collector.read([path], timeout)
+        read = self._read(path, timeout)
         # The read times out on the loop; the extra second bounds this wait if it cannot.
         return asyncio.run_coroutine_threadsafe(read, self._loop).result(timeout + 1)[path]
+
+    async def _read(self, path: str, timeout: float) -> dict[str, bytes]:
+        await self._accept()
+        return await self._collector.read([path], timeout)
 
 
 class InboxMux:
@@ -235,7 +248,7 @@ async def publish_nested(nc: NatsClient, prefix: str, nested: dict[str, bytes]) 
 class _Call:
     """The caller's side of one invocation: what comes back on its inbox."""
 
-    __slots__ = ("ended", "nc", "nested", "params", "results", "what")
+    __slots__ = ("ended", "nc", "nested", "params", "results", "sending", "what")
 
     def __init__(
         self, nc: NatsClient, params: Payload, what: str, nested_limit: int | None = None
@@ -246,6 +259,19 @@ class _Call:
         self.nested = NestedCollector(nested_limit)
         self.params = params
         self.what = what  # "{instance}.{function} for {target}", for errors
+        self.sending: asyncio.Future[None] | None = None
+
+    def _send_params(self, inbox: str) -> None:
+        # Run after the messages that came with the accept: a callee whose results came
+        # with it has answered without them, and nobody would read them.
+        if not self.ended.done():
+            self.sending = asyncio.ensure_future(self._publish_params(inbox))
+
+    async def _publish_params(self, inbox: str) -> None:
+        try:
+            await publish_nested(self.nc, f"{inbox}.params", self.params.nested)
+        except Exception as error:  # the call itself times out and says so
+            log.warning("cannot send the parameters of %s: %s", self.what, error)
 
     def on_message(self, rest: str, msg: Msg) -> Awaitable[None] | None:
         if rest == "results":
@@ -260,7 +286,7 @@ class _Call:
                 if not self.ended.done():
                     self.ended.set_exception(NoResponders(f"nothing serves {self.what}"))
             elif self.params.nested and msg.reply:
-                return publish_nested(self.nc, f"{msg.reply}.params", self.params.nested)
+                asyncio.get_running_loop().call_soon(self._send_params, msg.reply)
         elif rest == "error" and not self.ended.done():
             text = msg.data.decode(errors="replace") or "remote error"
             self.ended.set_exception(WrpcError(text))
@@ -370,6 +396,15 @@ class WrpcServer:
         reply = msg.reply
         mux: InboxMux | None = None
         token = ""
+        inbox = ""
+        accepted = False
+
+        async def accept() -> None:
+            nonlocal accepted
+            if not accepted:
+                accepted = True
+                await nc.publish(reply, b"", reply=inbox or nc.new_inbox())
+
         try:
             params = Payload(msg.data)
             paths = pending(msg.data) if pending else []
@@ -382,13 +417,11 @@ class WrpcServer:
                         collector.on_message(rest[7:], nested.data)
 
                 token, inbox = mux.open(on_params)
-                await nc.publish(reply, b"", reply=inbox)  # accept
                 if lazy:
-                    params.later = LaterParams(collector, asyncio.get_running_loop())
+                    params.later = LaterParams(collector, asyncio.get_running_loop(), accept)
                 else:
+                    await accept()
                     params.nested = await collector.read(paths, NESTED_TIMEOUT)
-            else:
-                await nc.publish(reply, b"", reply=nc.new_inbox())  # accept
             headers = dict(msg.headers or {})
             if telemetry.TRACING:
                 # The SERVER span is current while the handler runs: spans of the calls it
@@ -399,6 +432,7 @@ class WrpcServer:
                 answer = await handler(params, headers)
         except Exception as error:  # the caller must hear about every failure
             log.warning("wRPC call on %s failed: %s", msg.subject, error)
+            await accept()
             await nc.publish(f"{reply}.error", str(error).encode())
             return
         finally:
@@ -406,6 +440,7 @@ class WrpcServer:
             # dropped by the mux, as the late messages of an ended call.
             if mux is not None:
                 mux.close(token)
+        await accept()
         limit = max(1024, nc.max_payload - 1024)
         for start in range(0, len(answer.data), limit):
             await nc.publish(f"{reply}.results", answer.data[start : start + limit])

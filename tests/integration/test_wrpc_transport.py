@@ -180,3 +180,52 @@ def test_a_lazy_handler_reads_the_pending_params_from_a_worker_thread(
         await server_nc.close()
 
     event_loop.run(main())
+
+
+def test_a_callee_that_answers_without_its_pending_params_is_not_sent_them(
+    nats_server: NatsServer,
+) -> None:
+    """The accept travels with the results when the handler did not need the pending
+    stream, and the caller then skips sending it: one message each way for a GET's
+    empty body. A handler that reads the stream gets it (the accept comes first)."""
+
+    async def main() -> None:
+        server_nc = await nats.connect(nats_server.url)
+        caller_nc = await nats.connect(nats_server.url)
+        watcher = await nats.connect(nats_server.url)
+        subjects: list[str] = []
+
+        async def seen(msg: nats.aio.msg.Msg) -> None:
+            subjects.append(msg.subject)
+
+        await watcher.subscribe(">", cb=seen)
+        await watcher.flush()
+
+        async def ignore(params: Payload, headers: dict[str, str]) -> Payload:
+            return Payload(b"ignored")
+
+        async def read(params: Payload, headers: dict[str, str]) -> Payload:
+            assert params.later is not None
+            return Payload(await asyncio.to_thread(params.later.wait, NESTED))
+
+        server = WrpcServer(server_nc, "default")
+        await server.serve("ignore", INSTANCE, "echo", ignore, pending, lazy_params=True)
+        await server.serve("read", INSTANCE, "echo", read, pending, lazy_params=True)
+        await server_nc.flush()
+        client = WrpcClient(caller_nc, "default")
+        body = Payload(b"\x00", {NESTED: stream_frames(b"the body")})
+        for target in ("ignore", "read"):
+            reply = await client.invoke(target, INSTANCE, "echo", body, timeout=10)
+            assert reply.data == (b"ignored" if target == "ignore" else stream_frames(b"the body"))
+            await caller_nc.flush()
+            await watcher.flush()
+            params = [s for s in subjects if ".params." in s]
+            if target == "ignore":
+                assert params == [], subjects
+            else:
+                assert params, subjects  # sent once the handler asked for them
+            subjects.clear()
+        for nc in (caller_nc, server_nc, watcher):
+            await nc.close()
+
+    event_loop.run(main())
