@@ -8,7 +8,8 @@ and the response written back (a response body over `max_body_bytes` -> 502 nami
 Bodies over INLINE_BODY cross NATS as wRPC byte streams in chunks (host_agent/wrpc/http.py),
 so neither way is bounded by one NATS message. No running component -> 503; no answer in
 `timeout_ms` -> 504. A link whose source_config is malformed is refused (no listener) with
-a sentence naming the field.
+a sentence naming the field. The HTTP/1.1 side (parsing, keep-alive, the 413 before the
+body is read, writing answers) is host_agent/providers/http_listener.py.
 """
 
 from __future__ import annotations
@@ -16,12 +17,11 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from aiohttp import web
-from aiohttp.typedefs import Handler
 from nats.aio.client import Client as NatsClient
 
 from host_agent.interfaces.http import HttpRequest, HttpResponse
 from host_agent.providers.contract import HostData, InterfaceLinkDefinition
+from host_agent.providers.http_listener import Handler, HeaderView, HttpListener
 from host_agent.providers.sdk import run_provider
 from host_agent.telemetry import otel as telemetry
 from host_agent.wrpc.http import (
@@ -81,7 +81,7 @@ class LinkSettings:
 @dataclass
 class Listener:
     link: InterfaceLinkDefinition
-    runner: web.AppRunner
+    server: HttpListener
     address: str
 
 
@@ -92,6 +92,15 @@ def _split_address(address: str) -> tuple[str, int]:
     # No host (":8080") means loopback: listening on every interface is a choice the
     # address must spell out (upstream's default is 0.0.0.0).
     return host.strip("[]") or "127.0.0.1", int(port)
+
+
+def _too_large(link: InterfaceLinkDefinition, settings: LinkSettings) -> str:
+    """The 413's sentence: the request body is over the link's max_body_bytes."""
+    return (
+        f"request body over max_body_bytes ({settings.max_body_bytes} bytes) of the "
+        f"http-server link to {link.target}; send a smaller body, or raise max_body_bytes "
+        "in the link's source_config\n"
+    )
 
 
 class HttpServerProvider:
@@ -133,17 +142,15 @@ class HttpServerProvider:
         if existing is not None:
             await self._close(key)
         host, port = _split_address(address)
-        app = web.Application(client_max_size=settings.max_body_bytes)
-        app.router.add_route("*", "/{tail:.*}", self._handler(link, settings))
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
+        server = HttpListener(
+            self._handler(link, settings), settings.max_body_bytes, _too_large(link, settings)
+        )
         try:
-            await web.TCPSite(runner, host, port, reuse_address=True).start()
+            await server.start(host, port)
         except OSError as error:
-            await runner.cleanup()
             log.error("cannot listen on %s for %s: %s", address, link.target, error)
             return
-        self.listeners[key] = Listener(link, runner, address)
+        self.listeners[key] = Listener(link, server, address)
         log.info("listening on http://%s for component %s", address, link.target)
 
     async def link_del(self, link: InterfaceLinkDefinition) -> None:
@@ -153,60 +160,36 @@ class HttpServerProvider:
     async def _close(self, key: tuple[str, str]) -> None:
         listener = self.listeners.pop(key, None)
         if listener is not None:
-            await listener.runner.cleanup()
+            await listener.server.close()
             log.info("stopped listening on %s", listener.address)
 
     def _handler(self, link: InterfaceLinkDefinition, settings: LinkSettings) -> Handler:
         limit = settings.max_body_bytes
         timeout = settings.timeout_s
-        too_large = (
-            f"request body over max_body_bytes ({limit} bytes) of the http-server link to "
-            f"{link.target}; send a smaller body, or raise max_body_bytes in the link's "
-            "source_config\n"
-        )
         answer_too_large = HttpResponse.text(
             502,
             f"component {link.target} answered a body over max_body_bytes ({limit} bytes) of "
             "its http-server link; raise max_body_bytes in the link's source_config\n",
         )
 
-        async def handle(request: web.Request) -> web.StreamResponse:
+        async def handle(request: HttpRequest) -> HttpResponse:
             if not telemetry.TRACING:
                 return await respond(request)
             # The request's SERVER span: the root of its trace (or the child of the HTTP
             # client's `traceparent`); the wRPC call to the component is its child.
-            with telemetry.http_server_span(request.method, request.path, request.headers) as span:
+            path = request.path_with_query.partition("?")[0]
+            headers = HeaderView(request.headers)
+            with telemetry.http_server_span(request.method, path, headers) as span:
                 response = await respond(request)
                 telemetry.set_http_status(span, response.status)
                 return response
 
-        async def respond(request: web.Request) -> web.StreamResponse:
-            if request.content_length is not None and request.content_length > limit:
-                return web.Response(status=413, text=too_large)
-            try:
-                body = await request.read()
-            except web.HTTPRequestEntityTooLarge:
-                return web.Response(status=413, text=too_large)
-            outgoing = HttpRequest(
-                method=request.method,
-                path_with_query=request.path_qs,
-                scheme=request.scheme,
-                authority=request.host,
-                headers=[(k.lower(), v.encode()) for k, v in request.headers.items()],
-                body=body,
-            )
-            response = await self._forward(link, outgoing, timeout, limit)
+        async def respond(request: HttpRequest) -> HttpResponse:
+            # The body is within the limit: the listener has refused it (413) otherwise.
+            response = await self._forward(link, request, timeout, limit)
             if len(response.body) > limit:
-                response = answer_too_large
-            return web.Response(
-                status=response.status,
-                body=response.body,
-                headers=[
-                    (k, v.decode("latin-1"))
-                    for k, v in response.headers
-                    if k.lower() not in ("content-length", "transfer-encoding")
-                ],
-            )
+                return answer_too_large
+            return response
 
         return handle
 
