@@ -8,7 +8,6 @@ import json
 import os
 import re
 import subprocess
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from host_agent.local.supervisor import ManagedProcess, listening
+from host_agent.local.supervisor import ManagedProcess
 from tests.lattice import ROOT, free_port, http_get
 
 VENV = ROOT / ".tools" / "venv"
@@ -134,14 +133,9 @@ class Stack:
         return dict(json.loads(self.run("stack", "output", "--json").stdout))
 
     def get(self, path: str) -> str:
-        port = self.ports["httpPort"]
-        # `up` returns once the app is deployed and its links stored; the http-server
-        # opens its listener when it takes the link, a moment later (seen under load).
-        deadline = time.monotonic() + 30
-        while not listening(port):  # no event tells of another process's listener
-            assert time.monotonic() < deadline, f"nothing listens on {port} 30 s after up"
-            time.sleep(0.1)
-        status, body = http_get(f"http://127.0.0.1:{port}/{path}")
+        """One GET, as `curl` right after `up`: no retry and no wait for the listener (an
+        Application's `up` on a local lattice returns once its http-server listens)."""
+        status, body = http_get(f"http://127.0.0.1:{self.ports['httpPort']}/{path}")
         assert status == 200, body
         return body.decode()
 

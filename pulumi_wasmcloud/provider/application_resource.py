@@ -21,6 +21,12 @@ deployed, runs the manifest's images and holds its links and configs, the URL mu
 (or the application undeployed) and the update fails, so the engine changes nothing that
 depends on it. ``read`` raises when the lattice cannot be reached: an application is never
 reported gone because its lattice did not answer.
+
+On a local lattice, create/update return only once every loopback address the manifest's
+http-server links name accepts a connection (http_listeners.py), so a `curl` right after
+`up` is answered; diff reports such an address refusing a deployed application as drift.
+A lattice on machines is not dialled from the Pulumi host: there `up` returns once the
+application is deployed and its links stored.
 """
 
 from __future__ import annotations
@@ -58,6 +64,14 @@ from pulumi_wasmcloud.provider.handlers import (
     nats_url_required,
 )
 from pulumi_wasmcloud.provider.health import Answer, HealthCheck, check_health_inputs, probe
+from pulumi_wasmcloud.provider.http_listeners import (
+    HttpAddress,
+    accepts,
+    http_addresses,
+    local_lattice,
+    named_source_configs,
+    until_listening,
+)
 from pulumi_wasmcloud.provider.live import (
     CredentialsRefused,
     Lattice,
@@ -490,6 +504,11 @@ class ApplicationResource:
             changed |= placement_changes(live.get("placement") or {}, news["placement"])
         if live.get("status") not in (None, StatusType.DEPLOYED.value):
             changed["status"] = (live.get("status"), StatusType.DEPLOYED.value)
+        if not changed and live.get("status") == StatusType.DEPLOYED.value:
+            refused = await self._refused_now(olds, live)
+            if refused:
+                shown = f"deployed, but nothing listens on {', '.join(refused)}"
+                changed["status"] = (shown, StatusType.DEPLOYED.value)
         return Diff(changed, [k for k in REPLACE_ON if k in changed])
 
     # create / update -----------------------------------------------------------------
@@ -567,12 +586,73 @@ class ApplicationResource:
                         f"{manifest.name} were not changed; fix the version (or healthUrl) "
                         "and run `pulumi up` again"
                     )
+            await self._until_listening(lattice, inputs, manifest, placement)
         if planned is not None and status == StatusType.DEPLOYED.value and planned != placement:
             raise RuntimeError(
                 f"{manifest.name}: the controller placed {placement}, not the planned {planned}; "
                 "the lattice changed during the update; run `pulumi up` again"
             )
         return {**inputs, "version": version, "status": status, "placement": placement}
+
+    # http-server listeners ------------------------------------------------------------
+    async def _until_listening(
+        self,
+        lattice: Lattice,
+        inputs: dict[str, Any],
+        manifest: Manifest,
+        placement: dict[str, dict[str, int]],
+    ) -> None:
+        """On a local lattice, wait (at most DEPLOY_TIMEOUT) until every loopback address
+        the manifest's http-server links name accepts a TCP connection: the provider opens
+        it when it takes the link, a moment after the controller stored it, and a `curl`
+        right after `up` must find it open. A lattice on machines (SSH, EC2) is not
+        dialled from here: there `up` returns once the app is deployed and its links
+        stored, as before (http_listeners.py says why)."""
+        if not local_lattice(inputs.get("natsUrl"), inputs.get("clientTls")):
+            return
+        named = await _named_configs(lattice, named_source_configs(manifest))
+        addresses, refusals = http_addresses(manifest, placement, named)
+        if refusals:
+            raise RuntimeError(
+                f"{manifest.name}: {'; '.join(refusals)}. It is deployed, but nothing "
+                "answers HTTP there; fix the link and run `pulumi up` again"
+            )
+        app = manifest.name
+        shown = -1
+
+        async def progress(pending: list[HttpAddress], waited: float) -> None:
+            nonlocal shown
+            if int(waited) > shown:
+                shown = int(waited)
+                listed = ", ".join(f"{a.address} ({a.provider})" for a in pending)
+                await self.log.info(
+                    f"{app}: waiting for the http-server to listen on {listed}: {shown} s of "
+                    f"{DEPLOY_TIMEOUT:.0f}"
+                )
+
+        refused = await until_listening(addresses, DEPLOY_TIMEOUT, progress)
+        if refused:
+            sentences = [_not_listening(a, placement) for a in refused]
+            raise RuntimeError(f"{app}: {'; '.join(sentences)}")
+
+    async def _refused_now(self, state: dict[str, Any], live: dict[str, Any]) -> list[str]:
+        """The http-server addresses of a deployed application on a local lattice that
+        refuse a connection now (one attempt each): drift a plain `up` repairs, as when a
+        restarted host's provider has not taken its link yet and the controller already
+        placed everything again (the update waits for them)."""
+        if not local_lattice(state.get("natsUrl"), state.get("clientTls")):
+            return []
+        manifest = parse_manifest(state["manifest"]).manifest
+        names = named_source_configs(manifest)
+        named: dict[str, dict[str, str]] = {}
+        if names:
+            try:
+                async with self._connect(state) as lattice:
+                    named = await _named_configs(lattice, names)
+            except LatticeUnreachable:
+                return []  # the diff says so already
+        addresses, _ = http_addresses(manifest, live.get("placement") or {}, named)
+        return [a.address for a in addresses if not await accepts(a.host, a.port)]
 
     # health check and rollback -------------------------------------------------------
     async def _preview_health(self, inputs: dict[str, Any]) -> None:
@@ -871,6 +951,36 @@ class ApplicationResource:
             raise  # the lattice runs: dropping the app from state would leave it deployed
         except LatticeUnreachable:
             return  # the lattice is gone, and the application with it
+
+
+async def _named_configs(lattice: Lattice, names: list[str]) -> dict[str, dict[str, str]]:
+    """The values of the named configs ``names`` the lattice holds ({} for one it does not,
+    or cannot read: the host reads the same store and gets nothing either)."""
+    import nats.errors  # see the note on imports above
+
+    from host_agent.lattice.client import CtlError
+
+    named: dict[str, dict[str, str]] = {}
+    for name in names:
+        try:
+            named[name] = dict(await lattice.ctl.get_config(name) or {})
+        except (CtlError, nats.errors.Error):
+            named[name] = {}
+    return named
+
+
+def _not_listening(address: HttpAddress, placement: dict[str, dict[str, int]]) -> str:
+    """The timeout's sentence for one address: what refuses, where to look."""
+    hosts = sorted(placement.get(address.provider) or {})
+    logs = " or ".join(f"host-{h}.log" for h in hosts) or "its Host's log"
+    return (
+        f"the http-server {address.provider} does not accept connections on "
+        f"{address.address} (its link to {address.target}) {DEPLOY_TIMEOUT:.0f} s after the "
+        f"application deployed. Check the http-server provider's log ({logs} "
+        "in the Host's stateDir: it says whether the provider took the link, on which "
+        "address, or refused it) and the link's source_config (address: a port another "
+        "process holds, or a malformed value), then run `pulumi up` again"
+    )
 
 
 def _link_key(source: str, namespace: str, package: str, name: str | None) -> str:
