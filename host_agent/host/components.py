@@ -40,6 +40,7 @@ from host_agent.runtime.custom import (
 )
 from host_agent.runtime.engine import component_engine
 from host_agent.runtime.image import HTTP_HANDLER, ComponentImage, load_component
+from host_agent.runtime.inline import runs_locally
 from host_agent.runtime.instance import ComponentInstance, ComponentTrap, import_problems
 from host_agent.runtime.interface import split_import
 from host_agent.runtime.pool import InstancePool
@@ -387,6 +388,8 @@ class ComponentHost:
                 blobstore=blobstore,
             ),
             count,
+            inline=runs_locally(image.imports),
+            name=component_id,
         )
         try:
             await pool.fill()

@@ -6,10 +6,16 @@ call context when one host call lifts two borrows of handles the guest owns (was
 with "BUG: deferred host scope has no call context"). Components here are WASI 0.2 and
 synchronous, so nothing needs it. Code compiled by such an engine is not valid for a
 default one (and the other way round), so its cached artifacts carry their own suffix.
+
+Epoch interruption is on, and a daemon thread per engine advances the epoch every
+EPOCH_TICK_SECONDS: a call run on the event loop's thread gets a deadline of a few ticks
+(runtime/inline.py), every other call one it never reaches (ComponentInstance sets it).
 """
 
 from __future__ import annotations
 
+import threading
+import time
 import weakref
 from typing import TYPE_CHECKING
 
@@ -17,7 +23,8 @@ if TYPE_CHECKING:
     from wasmtime import Engine
 
 _COMPONENT_ENGINES: weakref.WeakSet[Engine] = weakref.WeakSet()
-FLAVOUR = "-sync"
+FLAVOUR = "-sync-epoch"
+EPOCH_TICK_SECONDS = 0.01
 
 
 def component_engine() -> Engine:
@@ -26,9 +33,27 @@ def component_engine() -> Engine:
 
     config = Config()
     ffi.wasmtime_config_concurrency_support_set(config.ptr(), False)
+    config.epoch_interruption = True
     engine = Engine(config)
     _COMPONENT_ENGINES.add(engine)
+    _start_epoch_ticker(engine)
     return engine
+
+
+def _start_epoch_ticker(engine: Engine) -> None:
+    """Advance ``engine``'s epoch every tick until the engine is gone."""
+    ref = weakref.ref(engine)
+
+    def tick() -> None:
+        while True:
+            time.sleep(EPOCH_TICK_SECONDS)
+            alive = ref()
+            if alive is None:
+                return
+            alive.increment_epoch()
+            del alive
+
+    threading.Thread(target=tick, name="epoch_ticker", daemon=True).start()
 
 
 def cache_flavour(engine: Engine) -> str:

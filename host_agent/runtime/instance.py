@@ -26,6 +26,7 @@ from host_agent.runtime.custom import (
     resource_problems,
 )
 from host_agent.runtime.image import HTTP_HANDLER, ComponentImage
+from host_agent.runtime.inline import NO_DEADLINE_TICKS
 from host_agent.runtime.interface import HostInterface
 from host_agent.runtime.resources import ResourceTable
 from host_agent.runtime.wasi_blobstore import BlobstoreClient, NoBlobstore, blobstore_interfaces
@@ -125,6 +126,7 @@ class ComponentInstance:
         self.component_id = component_id
         self.table = ResourceTable()
         self.store = Store(image.engine)
+        self.store.set_epoch_deadline(NO_DEADLINE_TICKS)  # the pool shortens it inline
         self.dead = False
         self._names: dict[int, str] = {}
         self._exports: dict[tuple[str, str], Any] = {}

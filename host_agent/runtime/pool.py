@@ -11,6 +11,10 @@ queue, on every request of a guest whose own work is a few hundred microseconds.
 worker thread owns its instance and takes calls from one queue; the answer goes back
 with one `call_soon_threadsafe`. Workers (and their instances) start lazily, one more
 whenever a call finds all the started ones busy, up to the pool's size.
+
+A component whose imports are all answered in-process and whose calls prove short runs
+them on the event loop's thread instead, on one more instance (runtime/inline.py says
+when, and why that is safe).
 """
 
 from __future__ import annotations
@@ -20,10 +24,20 @@ import contextvars
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from host_agent.interfaces.http import HttpRequest, HttpResponse
+from host_agent.runtime.inline import (
+    INLINE_DEADLINE_TICKS,
+    INLINE_DEMOTE_SECONDS,
+    NO_DEADLINE_TICKS,
+    RunInWorker,
+    body_may_follow,
+    warm_enough,
+)
 from host_agent.runtime.instance import ComponentInstance, ComponentTrap
 
 log = logging.getLogger(__name__)
@@ -66,19 +80,40 @@ class _Replaced(Exception):
         self.trap = trap
 
 
+_AGAIN = object()  # an inline call that must run again in a worker
+
+
 class InstancePool:
-    def __init__(self, make_instance: Callable[[], ComponentInstance], size: int) -> None:
+    def __init__(
+        self,
+        make_instance: Callable[[], ComponentInstance],
+        size: int,
+        *,
+        inline: bool = False,
+        name: str = "component",
+    ) -> None:
         self._make = make_instance
+        self._name = name
         self._size = size
         self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._workers = 0  # started worker threads (each owns an instance)
         self._busy = 0  # calls handed to workers and not answered yet
         self._closed = False
+        self._inline_allowed = inline  # every import answered in-process
+        self._warm_runs: list[float] = []  # worker run times, while deciding
+        self._inline: ComponentInstance | None = None  # the loop thread's, once promoted
+        self._inline_starting = False
+        self._needs_worker = False  # set by an inline call that must run in a worker
 
     @property
     def size(self) -> int:
         return self._size
+
+    @property
+    def runs_inline(self) -> bool:
+        """Whether calls run on the event loop's thread now."""
+        return self._inline is not None
 
     async def fill(self) -> None:
         """Create the first instance now (it surfaces instantiation errors); the rest lazily."""
@@ -142,7 +177,10 @@ class InstancePool:
             result = None
             error: BaseException | None = None
             try:
+                started = time.perf_counter()
                 result = job.context.run(job.work, instance)
+                if self._inline_allowed and not self._inline_starting:
+                    self._measured(time.perf_counter() - started, job.loop)
             except ComponentTrap as trap:
                 log.warning("%s trapped: %s; replacing the instance", instance.component_id, trap)
                 try:
@@ -155,9 +193,71 @@ class InstancePool:
                 error = failure
             job.loop.call_soon_threadsafe(_settle, job.future, result, error)
 
-    async def _run(self, work: Work) -> Any:
+    def _measured(self, seconds: float, loop: asyncio.AbstractEventLoop) -> None:
+        """In a worker: one more run time; short enough runs start the inline instance."""
+        self._warm_runs.append(seconds)
+        with self._lock:
+            if self._inline_starting or not warm_enough(self._warm_runs):
+                return
+            self._inline_starting = True
+        self._start_inline(loop)
+
+    def _start_inline(self, loop: asyncio.AbstractEventLoop) -> None:
+        def make() -> None:
+            try:
+                instance = self._make()
+            except BaseException as error:
+                log.warning("no inline instance: %s", error)
+                return
+            loop.call_soon_threadsafe(self._promote, instance)
+
+        threading.Thread(target=make, name="component_inline", daemon=True).start()
+
+    def _promote(self, instance: ComponentInstance) -> None:
+        if self._inline_allowed and not self._closed:
+            self._inline = instance
+
+    def _demote(self, why: str) -> None:
+        log.info("%s: calls run in worker threads from now on (%s)", self._name, why)
+        self._inline_allowed = False
+        self._inline = None
+
+    def _run_inline(self, instance: ComponentInstance, work: Work) -> Any:
+        """One call on this (the loop's) thread, within the epoch budget; _AGAIN if it
+        must run again in a worker."""
+        self._needs_worker = False
+        instance.store.set_epoch_deadline(INLINE_DEADLINE_TICKS)
+        started = time.perf_counter()
+        try:
+            return work(instance)
+        except ComponentTrap as trap:
+            self._inline = None  # a trapped instance is dead
+            if self._needs_worker:
+                self._start_inline(asyncio.get_running_loop())
+                return _AGAIN
+            if "wasm trap: interrupt" in str(trap):
+                self._demote(f"a call ran past the inline budget of {INLINE_DEADLINE_TICKS} ticks")
+                return _AGAIN
+            self._start_inline(asyncio.get_running_loop())
+            raise _Replaced(trap) from None
+        finally:
+            instance.store.set_epoch_deadline(NO_DEADLINE_TICKS)
+            elapsed = time.perf_counter() - started
+            if elapsed > INLINE_DEMOTE_SECONDS and self._inline_allowed:
+                self._demote(f"a call took {1000 * elapsed:.1f} ms")
+
+    def _body_needs_worker(self) -> bytes:
+        self._needs_worker = True
+        raise RunInWorker("the request body is still arriving")
+
+    async def _run(self, work: Work, inline: Work | None = None) -> Any:
         if self._closed:
             raise asyncio.CancelledError()
+        instance = self._inline
+        if instance is not None and inline is not None:
+            outcome = self._run_inline(instance, inline)
+            if outcome is not _AGAIN:
+                return outcome
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
         # The caller's context goes with the call into the worker thread: the trace span
@@ -174,8 +274,18 @@ class InstancePool:
             self._busy -= 1
 
     async def handle_http(self, request: HttpRequest) -> HttpResponse:
+        inline: Work | None = None
+        if self._inline is not None:
+            if request.pending_body is None:
+                inline = lambda instance: instance.handle_http(request)  # noqa: E731
+            elif not body_may_follow(request.headers):
+                # No body expected: run inline; a guest that reads one anyway runs again
+                # in a worker, which can wait for it.
+                quick = replace(request, pending_body=self._body_needs_worker)
+                inline = lambda instance: instance.handle_http(quick)  # noqa: E731
         try:
-            result: HttpResponse = await self._run(lambda instance: instance.handle_http(request))
+            work: Work = lambda instance: instance.handle_http(request)  # noqa: E731
+            result: HttpResponse = await self._run(work, inline)
         except _Replaced as replaced:
             return HttpResponse.text(500, f"component trapped: {replaced.trap}")
         return result
@@ -183,8 +293,9 @@ class InstancePool:
     async def call(self, interface: str, function: str, args: list[Any]) -> Any:
         """Call an exported function (a wRPC caller's request); a trap replaces the
         instance and is raised again for the caller to answer with."""
+        work: Work = lambda instance: instance.call_export(interface, function, args)  # noqa: E731
         try:
-            return await self._run(lambda instance: instance.call_export(interface, function, args))
+            return await self._run(work, work)
         except _Replaced as replaced:
             raise replaced.trap from None
 
@@ -192,6 +303,7 @@ class InstancePool:
         """Stop the workers once their current call is answered; calls still waiting for
         a worker are cancelled."""
         self._closed = True
+        self._inline = None
         while True:
             try:
                 job = self._jobs.get_nowait()

@@ -14,6 +14,7 @@ from typing import Any
 from wasmtime.component import ResourceAny, Variant
 
 from host_agent.interfaces.http import Headers, HttpRequest, HttpResponse
+from host_agent.runtime.inline import RunInWorker
 from host_agent.runtime.interface import HostInterface
 from host_agent.runtime.resources import ResourceTable
 from host_agent.runtime.wasi_io import InputStream, OutputStream, Pollable
@@ -164,6 +165,8 @@ def http_interfaces(table: ResourceTable) -> list[HostInterface]:
         incoming.consumed = True
         try:
             body = incoming.request.read_body()
+        except RunInWorker:
+            raise  # the call is run again in a worker thread, which can wait for it
         except Exception as error:  # the caller went away before sending the whole body
             log.warning("the request body did not arrive: %s", error)
             return None  # err(): the guest answers without a body to read
