@@ -293,11 +293,29 @@ class Host:
                 log.warning("link watch interrupted; resubscribing", exc_info=True)
                 await asyncio.sleep(1.0)
 
+    async def _follow_configs(self) -> None:
+        # A named config put again under the same name (an application update that moves
+        # the http-server's address) leaves its links unchanged, so the link watch stays
+        # quiet: every host follows the config bucket too, with one watcher, and its
+        # providers get the links naming that config again with the values resolved
+        # anew (ProviderSupervisor.config_changed says what upstream does).
+        assert self._store is not None and self.providers is not None
+        while True:
+            try:
+                async for name in self._store.watch_configs():
+                    await self.providers.config_changed(name)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.warning("config watch interrupted; resubscribing", exc_info=True)
+                await asyncio.sleep(1.0)
+
     async def run(self) -> None:
         await self.start()
         tasks = [
             asyncio.create_task(self._heartbeats()),
             asyncio.create_task(self._follow_links()),
+            asyncio.create_task(self._follow_configs()),
         ]
         try:
             await self._stop.wait()

@@ -16,7 +16,7 @@ import logging
 import os
 import sys
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,6 +30,7 @@ from host_agent.lattice.protocol import Link, StartProviderCommand
 from host_agent.providers.builtin import BuiltinProvider, UnknownProvider, resolve_provider
 from host_agent.providers.contract import (
     CALLER_GRANT,
+    CONFIG_UPDATE,
     HEALTH,
     LINK_DEL,
     LINK_PUT,
@@ -66,6 +67,19 @@ class RunningProvider:
     ready: bool = False
     grants: GrantKeeper | None = None  # its link grants (per-link authorization)
     xkey: XKey | None = None  # its public xkey: link secrets are sealed to it
+    # Its own merged config (the start command's names), as last sent: HostData, then
+    # config.update when one of those configs changes.
+    config: dict[str, str] = field(default_factory=dict)
+    # One sync at a time: the link watch and the config watch both sync it, and of two
+    # interleaved syncs one that read a config before it changed could push the old
+    # values after the other pushed the new ones (or both push the same change).
+    syncing: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+
+def links_naming_config(links: Iterable[Link], name: str) -> list[Link]:
+    """The links whose source_config or target_config names config ``name`` (a secret
+    reference is named there too): those whose resolved values a change to it can alter."""
+    return [link for link in links if name in link.source_config or name in link.target_config]
 
 
 def link_definition(
@@ -213,6 +227,7 @@ class ProviderSupervisor:
             command.provider_id, command.provider_ref, annotations, list(command.config)
         )
         running = RunningProvider(record, builtin, process, {link.key: link for link in links})
+        running.config = host_data.config
         running.xkey = XKey.from_public_key(provider_xkey.public_key)
         if caller_seed:
             running.grants = self._grant_keeper(command.provider_id, caller_seed)
@@ -252,6 +267,7 @@ class ProviderSupervisor:
             if running.grants is not None:
                 running.grants.start()  # the provider listens on caller.grant by now
             await self._sync_links(running)
+            await self._update_config(running)  # a config changed while it was starting
             await self.publish(
                 "health_check_passed",
                 {"host_id": self.state.host_id, "provider_id": running.record.id},
@@ -349,16 +365,52 @@ class ProviderSupervisor:
                     running.grants.changed()
                 await self._sync_links(running)
 
+    async def config_changed(self, name: str) -> None:
+        """Named config ``name`` was put or deleted: each ready local provider that has a
+        link naming it is synced again, so a link whose values changed is put again once,
+        with them resolved anew (a deleted config resolves to nothing, as at link time);
+        its other links, equal to what it has, are not. A provider whose own config names
+        it gets its merged config anew on config.update.
+
+        Upstream 1.4.2 follows a provider's own named configs (one KV watch per name,
+        merged into a ConfigBundle) and publishes the merged map on config.update when it
+        changes, but resolves link configs only when a link is new to the host: there, a
+        link whose config changes under the same name keeps its old values until it is
+        deleted and put again. Our controller keeps an application's config names across
+        updates, so the host delivers such links again instead."""
+        affected = links_naming_config(self.links.links, name)
+        for running in list(self.running.values()):
+            if not running.ready or running.stopping:
+                continue
+            provider_id = running.record.id
+            if any(provider_id in (link.source_id, link.target) for link in affected):
+                await self._sync_links(running)
+            if name in running.record.config:
+                await self._update_config(running)
+
+    async def _update_config(self, running: RunningProvider) -> None:
+        names = split_config_names(running.record.config)[0]
+        if not names:
+            return
+        async with running.syncing:
+            merged = await self.read_configs(names)
+            if merged != running.config:
+                running.config = merged
+                subject = provider_subject(self.state.lattice, running.record.id, CONFIG_UPDATE)
+                log.info("config.update to provider %s", running.record.id)
+                await self.nc.publish(subject, json.dumps(merged).encode())
+
     async def _sync_links(self, running: RunningProvider) -> None:
-        provider_id = running.record.id
-        wanted = await self._resolve_links(provider_id, running.pushed)
-        changes = provider_link_changes(running.pushed, wanted)
-        for resolved in changes.put:
-            await self._push(running, LINK_PUT, resolved)
-            running.pushed[resolved.key] = resolved
-        for resolved in changes.delete:
-            await self._push(running, LINK_DEL, resolved)
-            running.pushed.pop(resolved.key, None)
+        async with running.syncing:
+            provider_id = running.record.id
+            wanted = await self._resolve_links(provider_id, running.pushed)
+            changes = provider_link_changes(running.pushed, wanted)
+            for resolved in changes.put:
+                await self._push(running, LINK_PUT, resolved)
+                running.pushed[resolved.key] = resolved
+            for resolved in changes.delete:
+                await self._push(running, LINK_DEL, resolved)
+                running.pushed.pop(resolved.key, None)
 
     async def _push(self, running: RunningProvider, operation: str, resolved: ResolvedLink) -> None:
         provider_id = running.record.id

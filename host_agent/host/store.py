@@ -88,6 +88,13 @@ class LatticeStore:
     async def delete_config(self, name: str) -> None:
         await self._configs.purge(name)
 
+    async def watch_configs(self) -> AsyncIterator[str]:
+        """The name of each config now (one per existing config, as the watch starts) and
+        on every put or delete after, through one watcher on the bucket. Only the name:
+        readers resolve the values anew (``get_config``), so they see the latest."""
+        async for entry in follow(self._configs):
+            yield entry.key
+
     # links ------------------------------------------------------------------------
     async def get_links(self) -> list[dict[str, Any]]:
         keys = await kv_keys(self._links)
