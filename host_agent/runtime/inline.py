@@ -10,12 +10,13 @@ thread directly, which is what the GIL makes of a Python host anyway.
 
 The rules (pure, below; the pool applies them):
 - only components whose imports are all local (`runs_locally`);
-- only after INLINE_WARMUP calls in workers with a median run under INLINE_MAX_SECONDS;
+- only after INLINE_WARMUP calls in workers with a median run under INLINE_MAX_SECONDS
+  (of the thread's CPU time: a thread descheduled on a busy machine is not "slow");
 - never longer than the epoch budget: an inline call that runs past it is interrupted
   by wasmtime (engine.py ticks the epoch) and run again in a worker; as is one whose
   guest asks for a request body still arriving (it would have to wait on the loop);
   running again is safe because such a component has no effect outside its instance;
-- a component whose inline call took over INLINE_DEMOTE_SECONDS, or was interrupted,
+- a component whose inline call took over INLINE_DEMOTE_SECONDS of CPU, or was interrupted,
   goes back to workers for the life of its pool.
 """
 
@@ -28,9 +29,9 @@ INLINE_WARMUP = 20
 INLINE_MAX_SECONDS = 0.001
 INLINE_DEMOTE_SECONDS = 0.005
 # The epoch ticks every EPOCH_TICK_SECONDS (engine.py); an inline call may run for
-# INLINE_DEADLINE_TICKS of them (about 40-50 ms) before wasmtime interrupts it.
-INLINE_DEADLINE_TICKS = 5
-# A worker's call: a deadline no call reaches (about 350 years of 10 ms ticks).
+# INLINE_DEADLINE_TICKS of them (50-100 ms) before wasmtime interrupts it.
+INLINE_DEADLINE_TICKS = 2
+# A worker's call: a deadline no call reaches (over a thousand years of ticks).
 NO_DEADLINE_TICKS = 1 << 40
 
 # Imports answered inside the host process without the event loop.

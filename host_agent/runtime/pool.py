@@ -177,10 +177,10 @@ class InstancePool:
             result = None
             error: BaseException | None = None
             try:
-                started = time.perf_counter()
+                started = time.thread_time()
                 result = job.context.run(job.work, instance)
                 if self._inline_allowed and not self._inline_starting:
-                    self._measured(time.perf_counter() - started, job.loop)
+                    self._measured(time.thread_time() - started, job.loop)
             except ComponentTrap as trap:
                 log.warning("%s trapped: %s; replacing the instance", instance.component_id, trap)
                 try:
@@ -227,7 +227,7 @@ class InstancePool:
         must run again in a worker."""
         self._needs_worker = False
         instance.store.set_epoch_deadline(INLINE_DEADLINE_TICKS)
-        started = time.perf_counter()
+        started = time.thread_time()
         try:
             return work(instance)
         except ComponentTrap as trap:
@@ -242,9 +242,9 @@ class InstancePool:
             raise _Replaced(trap) from None
         finally:
             instance.store.set_epoch_deadline(NO_DEADLINE_TICKS)
-            elapsed = time.perf_counter() - started
+            elapsed = time.thread_time() - started
             if elapsed > INLINE_DEMOTE_SECONDS and self._inline_allowed:
-                self._demote(f"a call took {1000 * elapsed:.1f} ms")
+                self._demote(f"a call took {1000 * elapsed:.1f} ms of CPU")
 
     def _body_needs_worker(self) -> bytes:
         self._needs_worker = True

@@ -185,6 +185,61 @@ class LaterParams:
         return await self._collector.read([path], timeout)
 
 
+class _Direct:
+    """What nats-py's read loop takes for a subscription's pending-message queue: each
+    message goes straight to ``handler`` (synchronous; it starts tasks for anything that
+    waits). Why: nats-py hands a callback its messages through an asyncio.Queue and a task
+    of the subscription's own, a queue put, a task wake-up and a loop turn per message,
+    on every reply and invocation of the request path. Written against nats-py 2.11's
+    Subscription (pinned); tests/integration/test_wrpc_transport.py exercises it."""
+
+    def __init__(self, sub: Subscription, handler: Callable[[Msg], None]) -> None:
+        self._sub = sub
+        self._handler = handler
+
+    def put_nowait(self, msg: Msg) -> None:
+        self._sub._pending_size -= len(msg.data)  # what nats-py's consumer task would do
+        try:
+            self._handler(msg)
+        except Exception:  # never into nats-py's read loop
+            log.exception("handling a message on %s failed", msg.subject)
+
+    async def get(self) -> Msg:
+        raise RuntimeError("messages are handed over directly")
+
+    def task_done(self) -> None:
+        pass
+
+    def qsize(self) -> int:
+        return 0
+
+    def empty(self) -> bool:
+        return True
+
+    def full(self) -> bool:
+        return False
+
+    async def join(self) -> None:
+        pass
+
+
+async def subscribe_direct(
+    nc: NatsClient, subject: str, handler: Callable[[Msg], None], queue: str = ""
+) -> Subscription:
+    """Subscribe ``handler`` to ``subject`` (in ``queue``), called from the read loop."""
+
+    async def unused(msg: Msg) -> None:
+        raise RuntimeError("messages are handed over directly")
+
+    sub = await nc.subscribe(subject, queue=queue, cb=unused)
+    # No await from here on: the server sees the SUB only after the flusher's next turn.
+    consumer = sub._wait_for_msgs_task
+    sub._pending_queue = _Direct(sub, handler)  # type: ignore[assignment]
+    if consumer is not None:
+        consumer.cancel()
+    return sub
+
+
 class InboxMux:
     """One subscription, ``{prefix}.>``, for the reply subjects of every call made (or
     answered) on one connection: each call takes a token and its inbox is
@@ -196,14 +251,14 @@ class InboxMux:
     def __init__(self, nc: NatsClient) -> None:
         self.prefix = nc.new_inbox()
         self._skip = len(self.prefix) + 1
-        self._routes: dict[str, Callable[[str, Msg], Awaitable[None] | None]] = {}
+        self._routes: dict[str, Callable[[str, Msg], None]] = {}
         self._tokens = itertools.count(1)
 
     async def start(self, nc: NatsClient) -> InboxMux:
-        await nc.subscribe(f"{self.prefix}.>", cb=self._on_message)
+        await subscribe_direct(nc, f"{self.prefix}.>", self._on_message)
         return self
 
-    def open(self, route: Callable[[str, Msg], Awaitable[None] | None]) -> tuple[str, str]:
+    def open(self, route: Callable[[str, Msg], None]) -> tuple[str, str]:
         """A new inbox whose messages go to ``route``: (token, inbox subject)."""
         token = format(next(self._tokens), "x")
         self._routes[token] = route
@@ -212,14 +267,11 @@ class InboxMux:
     def close(self, token: str) -> None:
         self._routes.pop(token, None)
 
-    async def _on_message(self, msg: Msg) -> None:
+    def _on_message(self, msg: Msg) -> None:
         token, _, rest = msg.subject[self._skip :].partition(".")
         route = self._routes.get(token)
-        if route is None:
-            return  # a late message of a call that already ended
-        pending = route(rest, msg)
-        if pending is not None:
-            await pending
+        if route is not None:  # else a late message of a call that already ended
+            route(rest, msg)
 
 
 _muxes: weakref.WeakKeyDictionary[NatsClient, asyncio.Future[InboxMux]] = (
@@ -231,7 +283,11 @@ async def inbox_mux(nc: NatsClient) -> InboxMux:
     """The connection's InboxMux, subscribed on first use (concurrent first calls share
     one subscription)."""
     started = _muxes.get(nc)
-    if started is None or (started.done() and started.exception() is not None):
+    if started is not None and started.done():
+        if not started.cancelled() and started.exception() is None:
+            return started.result()  # the usual case: no shield, no wait
+        started = None  # the subscription failed: try again
+    if started is None:
         started = _muxes[nc] = asyncio.ensure_future(InboxMux(nc).start(nc))
     return await asyncio.shield(started)
 
@@ -273,7 +329,11 @@ class _Call:
         except Exception as error:  # the call itself times out and says so
             log.warning("cannot send the parameters of %s: %s", self.what, error)
 
-    def on_message(self, rest: str, msg: Msg) -> Awaitable[None] | None:
+    def time_out(self, timeout: float) -> None:
+        if not self.ended.done():
+            self.ended.set_exception(TimeoutError(f"{self.what}: no answer in {timeout}s"))
+
+    def on_message(self, rest: str, msg: Msg) -> None:
         if rest == "results":
             if msg.data:
                 self.results.extend(msg.data)
@@ -290,7 +350,6 @@ class _Call:
         elif rest == "error" and not self.ended.done():
             text = msg.data.decode(errors="replace") or "remote error"
             self.ended.set_exception(WrpcError(text))
-        return None
 
 
 class WrpcClient:
@@ -328,6 +387,7 @@ class WrpcClient:
             headers = headers or {}
             span = telemetry.start_client_span(target, instance, function, source_id, headers)
         error: BaseException | None = None
+        timer = asyncio.get_running_loop().call_later(timeout, call.time_out, timeout)
         try:
             await nc.publish(
                 invocation_subject(self.lattice, target, instance, function),
@@ -335,13 +395,14 @@ class WrpcClient:
                 reply=inbox,
                 headers=headers,
             )
-            data = await asyncio.wait_for(call.ended, timeout)
+            data = await call.ended
             paths = pending_results(data) if pending_results else []
             return Payload(data, await call.nested.read(paths, timeout) if paths else {})
         except BaseException as failure:
             error = failure
             raise
         finally:
+            timer.cancel()
             mux.close(token)
             if span is not None:
                 telemetry.end_client_span(span, error)
@@ -370,7 +431,7 @@ class WrpcServer:
         served = (entity_id, instance, function)
         loop = asyncio.get_running_loop()
 
-        async def on_invocation(msg: Msg) -> None:
+        def on_invocation(msg: Msg) -> None:
             if msg.reply:
                 # Calls run concurrently; the component pool bounds how many run at once.
                 answer = self._answer(msg, handler, pending_params, served, lazy_params)
@@ -378,10 +439,11 @@ class WrpcServer:
                 self._answering.add(task)
                 task.add_done_callback(self._answering.discard)
 
-        return await self.nc.subscribe(
+        return await subscribe_direct(
+            self.nc,
             invocation_subject(self.lattice, entity_id, instance, function),
+            on_invocation,
             queue=queue_group(self.lattice, entity_id),
-            cb=on_invocation,
         )
 
     async def _answer(
