@@ -23,7 +23,6 @@ the effect never connects anywhere but this machine's loopback.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import ipaddress
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -31,6 +30,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlparse
 
+from host_agent.local.supervisor import listening_async
 from host_agent.model.manifest import Manifest
 from host_agent.providers.builtin import UnknownProvider, resolve_provider
 
@@ -171,14 +171,7 @@ def _http_servers(manifest: Manifest) -> list[Any]:
 
 async def accepts(host: str, port: int) -> bool:
     """One TCP connect to ``host:port``, a loopback address (the only effect here)."""
-    try:
-        _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout=2)
-    except (OSError, TimeoutError):
-        return False
-    writer.close()
-    with contextlib.suppress(OSError):
-        await writer.wait_closed()
-    return True
+    return await listening_async(port, host, timeout=2)
 
 
 async def until_listening(
