@@ -23,7 +23,9 @@ from pulumi_wasmcloud.provider.local_security import (
 )
 
 NOW = datetime(2026, 11, 30, tzinfo=UTC)
-SEED = re.compile(r"S[OAUNC][A-Z2-7]{50,}")
+# A whole nkey seed (S, its type, 56 base32 characters), not a run inside a public key:
+# "S[OAUNC][A-Z2-7]{50,}" matched inside about one account key in sixty.
+SEED = re.compile(r"(?<![A-Z2-7])S[OAUNC][A-Z2-7]{56}(?![A-Z2-7])")
 
 
 @pytest.fixture(scope="module")
