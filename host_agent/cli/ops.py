@@ -47,6 +47,7 @@ from host_agent.lattice.connection import (
     NatsCredentials,
     TlsConfigError,
     connect_nats,
+    settle,
 )
 from host_agent.lattice.host_logs import parse_host_log_record
 from host_agent.lattice.strict import BadRequest
@@ -522,7 +523,7 @@ async def cmd_logs(args: argparse.Namespace, connection: Connection) -> int:
             print("\n".join(format_log_record(record)), flush=True)
 
         sub = await nc.subscribe(subject, cb=on_record)
-        await nc.flush()  # the server has the subscription (or refused it) now
+        await settle(nc)  # the server has the subscription (or refused it) now
         if not refused:
             print(
                 f"following the logs of {name} ({host_id}) in lattice "

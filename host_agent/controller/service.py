@@ -50,6 +50,7 @@ from host_agent.lattice.connection import (
     ConnectionRefused,
     NatsAddress,
     connect_nats,
+    settle,
 )
 from host_agent.lattice.events import EVENT_TYPE_PREFIX
 from host_agent.lattice.jetstream import follow
@@ -181,7 +182,7 @@ class Controller:
         if self.config.grant_issuer is not None:
             await self._serve_link_grants(nc, js, self.config.grant_issuer)
         tasks = [asyncio.create_task(self._watch_manifests())]
-        await nc.flush()
+        await settle(nc)
         log.info("controller started", extra={"controller": self.id, "lattice": lattice})
         self.ready.set()
         try:

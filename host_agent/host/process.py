@@ -29,6 +29,7 @@ from host_agent.lattice.connection import (
     NatsAddress,
     NatsCredentials,
     connect_nats,
+    settle,
 )
 from host_agent.lattice.events import EVENT_TYPE_PREFIX, cloud_event
 from host_agent.lattice.protocol import Link
@@ -190,7 +191,7 @@ class Host:
         for subject, queue in self.subjects.host_subscriptions(self.host_id):
             sub = await self._nc.subscribe(subject, queue=queue, cb=self._on_request)
             self._subscriptions.append(sub)
-        await self._nc.flush()
+        await settle(self._nc)
         await self.publish_event(
             "host_started",
             {

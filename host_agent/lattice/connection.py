@@ -560,3 +560,13 @@ def _abort(nc: NatsClient) -> None:
     writer = getattr(getattr(nc, "_transport", None), "_io_writer", None)
     if writer is not None:
         writer.transport.abort()
+
+
+async def settle(nc: Any) -> None:
+    """Return once the server has every command written so far on ``nc`` (a SUB just
+    made included). nats-py's ``flush()`` alone does not promise that: it writes its PING
+    straight to the socket, ahead of commands still waiting in the client's buffer for
+    its flusher task, so the PONG can come back before the server has seen a new
+    subscription, and another connection's request to it gets "no responders"."""
+    await nc._flush_pending(force_flush=True)  # the buffer is on the socket
+    await nc.flush()

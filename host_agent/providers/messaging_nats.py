@@ -37,6 +37,7 @@ from host_agent.lattice.connection import (
     CredentialsError,
     NatsAddress,
     NatsCredentials,
+    settle,
 )
 from host_agent.providers.contract import HostData, InterfaceLinkDefinition
 from host_agent.providers.messaging_delivery import deliver
@@ -313,7 +314,7 @@ class MessagingNatsProvider:
             await connection.nc.subscribe(
                 subscription.subject, queue=subscription.queue, cb=on_message
             )
-        await connection.nc.flush()
+        await settle(connection.nc)
         log.info(
             "delivering %s to %s",
             ", ".join(s.subject for s in connection.config.subscriptions) or "nothing",

@@ -29,6 +29,7 @@ from host_agent.lattice.connection import (
     NatsCredentials,
     TlsConfigError,
     connect_nats,
+    settle,
 )
 from host_agent.lattice.strict import BadRequest
 from host_agent.providers.contract import (
@@ -213,7 +214,7 @@ async def serve(handler: ProviderHandler, host: HostData) -> None:
     # Answer health checks only once serving: the host pushes links and the controller
     # reports "deployed" on the first passed check, so healthy must mean ready.
     await nc.subscribe(subject(HEALTH), cb=on_health)
-    await nc.flush()
+    await settle(nc)
     log.info("provider %s ready", host.provider_key)
     watcher = asyncio.create_task(_watch_parent(stop))
     try:

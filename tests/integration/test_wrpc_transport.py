@@ -12,6 +12,7 @@ import nats
 import pytest
 
 from host_agent.lattice import event_loop
+from host_agent.lattice.connection import settle
 from host_agent.wrpc.codec import read_stream_frames, stream_frames
 from host_agent.wrpc.transport import Payload, WrpcClient, WrpcError, WrpcServer, _HeaderLines
 from tests.lattice import NatsServer
@@ -41,7 +42,7 @@ def test_concurrent_calls_with_nested_values_each_get_their_own_answer(
             return Payload(b"\x00", {NESTED: stream_frames(body[::-1])})
 
         await WrpcServer(server_nc, "default").serve("echo", INSTANCE, "echo", echo, pending)
-        await server_nc.flush()  # the server has the subscription before the first call
+        await settle(server_nc)  # the server has the subscription before the first call
         client = WrpcClient(caller_nc, "default")
 
         async def call(text: str) -> bytes:
@@ -113,7 +114,7 @@ def test_a_lazy_handler_answers_before_the_callers_pending_params_arrive(
 
         server = WrpcServer(server_nc, "default")
         await server.serve("lazy", INSTANCE, "echo", ignore_body, pending, lazy_params=True)
-        await server_nc.flush()
+        await settle(server_nc)
         inbox = caller_nc.new_inbox()
         results: asyncio.Queue[bytes] = asyncio.Queue()
 
@@ -156,7 +157,7 @@ def test_a_lazy_handler_reads_the_pending_params_from_a_worker_thread(
 
         server = WrpcServer(server_nc, "default")
         await server.serve("lazy", INSTANCE, "echo", echo, pending, lazy_params=True)
-        await server_nc.flush()
+        await settle(server_nc)
         client = WrpcClient(caller_nc, "default")
         texts = [f"body {i}" * (i + 1) for i in range(10)]
         replies = await asyncio.gather(
@@ -199,7 +200,7 @@ def test_a_callee_that_answers_without_its_pending_params_is_not_sent_them(
             subjects.append(msg.subject)
 
         await watcher.subscribe(">", cb=seen)
-        await watcher.flush()
+        await settle(watcher)
 
         async def ignore(params: Payload, headers: dict[str, str]) -> Payload:
             return Payload(b"ignored")
@@ -211,14 +212,14 @@ def test_a_callee_that_answers_without_its_pending_params_is_not_sent_them(
         server = WrpcServer(server_nc, "default")
         await server.serve("ignore", INSTANCE, "echo", ignore, pending, lazy_params=True)
         await server.serve("read", INSTANCE, "echo", read, pending, lazy_params=True)
-        await server_nc.flush()
+        await settle(server_nc)
         client = WrpcClient(caller_nc, "default")
         body = Payload(b"\x00", {NESTED: stream_frames(b"the body")})
         for target in ("ignore", "read"):
             reply = await client.invoke(target, INSTANCE, "echo", body, timeout=10)
             assert reply.data == (b"ignored" if target == "ignore" else stream_frames(b"the body"))
-            await caller_nc.flush()
-            await watcher.flush()
+            await settle(caller_nc)
+            await settle(watcher)
             params = [s for s in subjects if ".params." in s]
             if target == "ignore":
                 assert params == [], subjects
