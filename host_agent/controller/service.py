@@ -160,6 +160,7 @@ class Controller:
             name=f"wasmcloud-controller {self.id}",
             max_reconnect_attempts=-1,
             reconnect_time_wait=0.5,
+            disconnected_cb=self._on_disconnect,
             reconnected_cb=self._on_reconnect,
             closed_cb=self._on_closed,
         )
@@ -242,14 +243,15 @@ class Controller:
         self._everything = True
         self._wake.set()
 
+    async def _on_disconnect(self) -> None:
+        self.view.lost_the_lattice()
+
     async def _on_reconnect(self) -> None:
-        # Heartbeats missed while the controller itself was cut off say nothing about the
-        # hosts: their deadlines start again now. Otherwise a NATS restart longer than the
-        # host timeout dropped every host and re-placed their work next to what still ran
-        # (tests/faults/test_nats_restart.py: a second http-server).
-        now = time.monotonic()
-        for host in self.view.hosts.values():
-            host.last_seen = max(host.last_seen, now)
+        # Otherwise a NATS restart longer than the host timeout dropped every host and
+        # re-placed their work next to what still ran (tests/faults/test_nats_restart.py:
+        # a second http-server), or published "no hosts" statuses that a deploy right
+        # after the outage read (tests/e2e/test_crash_recovery.py).
+        self.view.rejoined(time.monotonic())
         self._refresh = True  # events may have been missed while disconnected
         self._mark_everything()
 

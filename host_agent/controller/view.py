@@ -3,11 +3,13 @@
 Heartbeats and ``host.get`` inventories replace a host's record wholesale; the other
 events patch it in between. A host is dropped on ``host_stopped`` or when it misses
 heartbeats for its timeout: by default three of its own heartbeat intervals, measured
-from the gap between its last two heartbeats (``default_interval`` until it has sent two).
+as the median of the gaps between its last heartbeats (``default_interval`` until it has
+sent two).
 """
 
 from __future__ import annotations
 
+import statistics
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,6 +20,13 @@ from host_agent.placement.inventory import HostInventory
 from host_agent.placement.lattice_view import inventory, inventory_for
 
 MISSED_HEARTBEATS = 3
+# A host's interval is the median of its last MEASURED_GAPS gaps, and gaps shorter than
+# BURST_GAP are no interval at all: after an outage a host sends the heartbeats it held
+# back all at once, plus one on reconnecting. Measured from the last gap alone, such a
+# burst made a host's timeout milliseconds long, and the controller dropped every host
+# right after NATS came back (tests/e2e/test_crash_recovery.py failed on it in CI).
+MEASURED_GAPS = 5
+BURST_GAP = 0.2
 # How long a sent scale command may take before it is sent again. A host acknowledges a
 # scale at once and reports the outcome as an event; the first compile of a large
 # component (componentize-py's are ~40 MB) takes tens of seconds on a small machine.
@@ -46,8 +55,9 @@ class HostRecord:
     components: dict[str, ComponentSeen] = field(default_factory=dict)
     providers: dict[str, ProviderSeen] = field(default_factory=dict)
     last_seen: float = 0.0
-    interval: float | None = None  # measured heartbeat interval
+    interval: float | None = None  # measured heartbeat interval (median of ``gaps``)
     last_heartbeat: float | None = None
+    gaps: tuple[float, ...] = ()  # the last MEASURED_GAPS gaps between heartbeats
 
     def runs(self, workload_id: str) -> int:
         """Instances of a component (its count) or provider (1) with this id."""
@@ -92,6 +102,21 @@ class LatticeView:
     # Link puts a host refused (source, namespace, package, name) -> its reason, e.g. a
     # secret the link names that the backend does not have.
     link_failures: dict[tuple[str, str, str, str], str] = field(default_factory=dict)
+    # The controller lost NATS: no host can be heard, so no host may time out (cut_off
+    # until rejoined). Kept here, not by the caller's timing: nats-py reports the
+    # connection usable (and answers requests held back during the outage) before it
+    # calls the reconnected callback, so a round in between would drop every host.
+    cut_off: bool = False
+
+    def lost_the_lattice(self) -> None:
+        self.cut_off = True
+
+    def rejoined(self, now: float) -> None:
+        """Heartbeats missed while the controller itself was cut off say nothing about
+        the hosts: their deadlines start again now."""
+        self.cut_off = False
+        for host in self.hosts.values():
+            host.last_seen = max(host.last_seen, now)
 
     def expect_scale(
         self, host_id: str, component_id: str, image_ref: str, count: int, now: float
@@ -120,11 +145,11 @@ class LatticeView:
         report = InventoryReport.parse(inventory, "heartbeat" if heartbeat else "host inventory")
         host_id = report.host_id
         previous = self.hosts.get(host_id)
-        interval = previous.interval if previous else None
+        gaps = previous.gaps if previous else ()
         last_heartbeat = previous.last_heartbeat if previous else None
-        if heartbeat:
-            if last_heartbeat is not None:
-                interval = now - last_heartbeat  # only heartbeat-to-heartbeat gaps count
+        if heartbeat:  # only heartbeat-to-heartbeat gaps count
+            if last_heartbeat is not None and now - last_heartbeat >= BURST_GAP:
+                gaps = (*gaps, now - last_heartbeat)[-MEASURED_GAPS:]
             last_heartbeat = now
         self.hosts[host_id] = HostRecord(
             id=host_id,
@@ -138,8 +163,9 @@ class LatticeView:
                 for p in report.providers
             },
             last_seen=now,
-            interval=interval,
+            interval=statistics.median(gaps) if gaps else None,
             last_heartbeat=last_heartbeat,
+            gaps=gaps,
         )
 
     def apply_event(self, event: str, source: str, data: Mapping[str, Any], now: float) -> None:
@@ -162,6 +188,7 @@ class LatticeView:
                 dict(data.get("labels") or {}),
                 last_seen=now,
                 interval=host.interval if host else None,
+                gaps=host.gaps if host else (),
             )
             return
         if host is None:
@@ -229,6 +256,8 @@ class LatticeView:
 
     def expire(self, now: float) -> list[str]:
         """Drop hosts that missed their heartbeats; return their ids."""
+        if self.cut_off:
+            return []
         gone = [h.id for h in self.hosts.values() if now - h.last_seen > self.timeout_of(h)]
         for host_id in gone:
             self.drop(host_id)
@@ -236,6 +265,8 @@ class LatticeView:
 
     def next_expiry(self) -> float | None:
         """When the next host would time out (so the controller wakes up right then)."""
+        if self.cut_off:
+            return None
         deadlines = [h.last_seen + self.timeout_of(h) for h in self.hosts.values()]
         return min(deadlines, default=None)
 

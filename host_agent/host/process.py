@@ -361,6 +361,10 @@ class Host:
         # Like the real host, the first heartbeat comes one interval after start.
         while True:
             await asyncio.sleep(self.config.heartbeat_interval)
+            if self._nc is not None and not self._nc.is_connected:
+                # nats-py would hold it back and send it with the others on reconnecting:
+                # stale, and a burst; _on_reconnect sends a fresh one instead.
+                continue
             try:
                 await self.publish_event("host_heartbeat", self.state.inventory())
             except Exception:

@@ -9,12 +9,17 @@ import time
 from typing import Any
 
 import nats.errors
+import nats.js.errors
 from nats.aio.client import Client as NatsClient
 
 from host_agent.lattice.client import CtlClient
-from host_agent.lattice.subjects import provider_rpc_subject
+from host_agent.lattice.subjects import (
+    WADM_STATUS_STREAM,
+    provider_rpc_subject,
+    wadm_status_subject,
+)
 from host_agent.lattice.wadm import WadmClient
-from host_agent.lattice.wadm_types import StatusType
+from host_agent.lattice.wadm_types import Status, StatusType
 from tests.integration.test_controller import running, wait_status
 
 # The counter app (tests/lattice.py counter_manifest): workload id -> instances.
@@ -87,3 +92,27 @@ async def counter_deployed(wadm: WadmClient, ctl: CtlClient, manifest: dict[str,
     await wadm.deploy("counter")
     await placed(ctl, COUNTER_WORKLOADS, hosts=2)
     await deployed(wadm, "counter")
+
+
+async def last_status_seq(nc: NatsClient, app: str) -> int:
+    """The stream sequence of the newest status the controller published for ``app``."""
+    msg = await nc.jetstream().get_msg(
+        WADM_STATUS_STREAM, subject=wadm_status_subject("default", app), direct=True
+    )
+    return int(msg.seq or 0)
+
+
+async def statuses_since(nc: NatsClient, app: str, seq: int) -> list[str]:
+    """Every status the controller published for ``app`` after stream sequence ``seq``,
+    oldest first, as "type message" (the stream keeps the last 10 per app)."""
+    js = nc.jetstream()
+    subject = wadm_status_subject("default", app)
+    seen: list[str] = []
+    while True:
+        try:
+            msg = await js.get_msg(WADM_STATUS_STREAM, seq + 1, subject=subject, next=True)
+        except nats.js.errors.NotFoundError:
+            return seen
+        info = Status.model_validate(json.loads(msg.data or b"{}")).status
+        seen.append(f"{info.type.value} {info.message}".strip())
+        seq = int(msg.seq or seq + 1)

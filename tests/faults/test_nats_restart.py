@@ -15,8 +15,10 @@ from tests.faults.checks import (
     counter_deployed,
     deployed,
     kept,
+    last_status_seq,
     placed,
     providers_serving,
+    statuses_since,
 )
 from tests.faults.load import Load, figures
 from tests.integration.test_controller import clients, running
@@ -38,6 +40,7 @@ async def test_nats_server_restart_under_load(
     async with clients(nats_server) as (wadm, ctl):
         await counter_deployed(wadm, ctl, counter_manifest(redis_server.url, port))
         before = await running(ctl, 2)
+        status_seq = await last_status_seq(wadm.nc, "counter")
 
         with Load(f"http://127.0.0.1:{port}/faults") as load:
             await load.until_served(20)
@@ -57,6 +60,10 @@ async def test_nats_server_restart_under_load(
             converged = max(converged, await providers_serving(wadm.nc, providers))
             await load.settle(after=converged)
         await kept(wadm, "counter", "v0.1.0")
+        # The controller never judged the lattice while it was cut off from it: a "failed
+        # (no hosts)" in between is what a deploy right after the outage would have read.
+        published = await statuses_since(wadm.nc, "counter", status_seq)
+        assert all(status.startswith("deployed") for status in published), published
         assert await running(ctl, 2) == before  # same hosts, nothing moved or doubled
     result = figures(
         "nats-server kill -9 and restart under load", load, fault_at, converged, restarted_at

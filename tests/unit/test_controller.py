@@ -99,6 +99,19 @@ def test_host_timeout_is_three_of_its_own_heartbeat_intervals() -> None:
     assert view.hosts == {}
 
 
+def test_heartbeats_held_back_by_an_outage_do_not_shorten_a_hosts_timeout() -> None:
+    view = LatticeView(default_interval=30.0)
+    for at in (0.0, 2.0, 4.0, 6.0):
+        view.apply_event("host_heartbeat", "H1", heartbeat("H1"), now=at)
+    # NATS away from 7 s to 20 s: the beats the host held back arrive at once, then the
+    # one it sends on reconnecting, then its own rhythm again (0.49 s later).
+    for at in (20.000, 20.001, 20.002, 20.010, 20.5):
+        view.apply_event("host_heartbeat", "H1", heartbeat("H1"), now=at)
+    assert view.hosts["H1"].interval == 2.0
+    assert view.expire(now=26.4) == []  # three intervals of 2 s after its last beat
+    assert view.expire(now=26.6) == ["H1"]
+
+
 def test_unmeasured_host_uses_the_default_interval_and_stopped_hosts_go_at_once() -> None:
     view = LatticeView(default_interval=10.0)
     view.apply_event("host_started", "H1", {"labels": {"zone": "a"}}, now=0.0)

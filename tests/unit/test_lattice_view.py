@@ -104,3 +104,16 @@ def test_null_image_refs_and_annotations_read_as_none() -> None:
     view.apply_inventory(wire, 0.0)
     assert view.hosts["H1"].providers["p"].image_ref == ""
     assert HostSnapshot.from_inventory(wire).providers == frozenset({"p"})
+
+
+def test_no_host_times_out_while_the_controller_is_cut_off_from_nats() -> None:
+    view = LatticeView(default_interval=1.0)  # a host times out after 3 s unheard
+    view.apply_inventory(inventory("H1", "core", {"counter-counter": 3}), 0.0)
+    view.lost_the_lattice()
+    # NATS away for 10 s: the rounds the controller runs meanwhile (or right after NATS
+    # is back, before nats-py says so) drop nobody and wait for no deadline.
+    assert view.expire(10.0) == []
+    assert view.next_expiry() is None
+    view.rejoined(10.0)
+    assert view.expire(12.0) == [] and "H1" in view.hosts  # a whole timeout from the return
+    assert view.expire(13.5) == ["H1"]  # still unheard 3 s after the controller came back
