@@ -7,6 +7,9 @@ per-request Request/Response/router objects):
 
 - keep-alive: HTTP/1.1 by default, HTTP/1.0 only with ``Connection: keep-alive``;
   ``Connection: close`` is honoured. An idle connection is closed after KEEPALIVE_S.
+- a request the client stops sending midway (no byte for READ_STALL_S, in its head or
+  its body) gets 408 and the connection closes: a client that opens connections and
+  sends half a request cannot hold them forever.
   Pipelined requests are answered in order, one at a time (reading pauses meanwhile).
 - the body limit: a Content-Length over ``max_body_bytes`` is answered 413 (the caller's
   sentence) at once, without reading the body; a chunked body is counted as it arrives
@@ -54,6 +57,7 @@ Handler = Callable[[HttpRequest], Awaitable[HttpResponse]]
 
 KEEPALIVE_S = 75.0  # an idle keep-alive connection's life (aiohttp's default)
 LINGER_S = 5.0  # how long a refused request's remaining body is read and dropped
+READ_STALL_S = 30.0  # silence allowed inside a request (hyper's header read timeout)
 _DROPPED = frozenset({"content-length", "transfer-encoding", "connection"})
 _NO_BODY = frozenset({204, 304})
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
@@ -177,6 +181,8 @@ class _Connection(asyncio.Protocol):
         self.refusing = False  # a final answer is queued: what follows is dropped
         self.eof = False  # the client has sent all it will
         self.lingering: asyncio.TimerHandle | None = None
+        self.stall: asyncio.TimerHandle | None = None  # armed while a request is half-read
+        self.reading = False  # a request has begun and is not complete yet
         # the message being parsed
         self.url = b""
         self.headers: Headers = []
@@ -199,7 +205,7 @@ class _Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.server.connections.discard(self)
-        for timer in (self.idle, self.lingering):
+        for timer in (self.idle, self.lingering, self.stall):
             if timer is not None:
                 timer.cancel()
         self.queue.clear()
@@ -235,6 +241,10 @@ class _Connection(asyncio.Protocol):
         except httptools.HttpParserError as error:
             cause = error.__context__ or error
             self._refuse(_text(400, f"malformed HTTP request: {cause}"))
+        self._answer_queued()
+        self._arm_stall()
+
+    def _answer_queued(self) -> None:
         if self.queue:
             if self.worker is None:
                 self.worker = self.loop.create_task(self._work())
@@ -245,6 +255,7 @@ class _Connection(asyncio.Protocol):
     # httptools callbacks
 
     def on_message_begin(self) -> None:
+        self.reading = True
         self.url = b""
         self.headers = []
         self.in_headers = True
@@ -299,6 +310,7 @@ class _Connection(asyncio.Protocol):
         self.body.append(body)
 
     def on_message_complete(self) -> None:
+        self.reading = False
         if self.skip_body or self.refusing:
             return
         parser = self.parser
@@ -411,7 +423,31 @@ class _Connection(asyncio.Protocol):
         if self.paused:
             self.paused = False
             transport.resume_reading()
-        self._arm_idle()
+        if self.reading:
+            self._arm_stall()  # a pipelined request read in part while answering
+        else:
+            self._arm_idle()
+
+    def _arm_stall(self) -> None:
+        """(Re)start the clock on a half-read request; only while this side reads."""
+        if self.stall is not None:
+            self.stall.cancel()
+            self.stall = None
+        if self.reading and not self.paused and not self.refusing and self.transport:
+            self.stall = self.loop.call_later(READ_STALL_S, self._stalled)
+
+    def _stalled(self) -> None:
+        self.stall = None
+        if self.transport is None or not self.reading or self.paused or self.refusing:
+            return
+        self._refuse(
+            _text(
+                408,
+                f"the request was not completed: nothing arrived for {READ_STALL_S:.0f} s; "
+                "send the whole request",
+            )
+        )
+        self._answer_queued()
 
     def _linger(self, transport: asyncio.Transport) -> None:
         """After a refusal: close, reading and dropping what the client still sends for
