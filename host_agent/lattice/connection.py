@@ -562,11 +562,18 @@ def _abort(nc: NatsClient) -> None:
         writer.transport.abort()
 
 
-async def settle(nc: Any) -> None:
+async def settle(nc: Any, timeout: float = 10.0) -> None:
     """Return once the server has every command written so far on ``nc`` (a SUB just
     made included). nats-py's ``flush()`` alone does not promise that: it writes its PING
     straight to the socket, ahead of commands still waiting in the client's buffer for
     its flusher task, so the PONG can come back before the server has seen a new
-    subscription, and another connection's request to it gets "no responders"."""
-    await nc._flush_pending(force_flush=True)  # the buffer is on the socket
-    await nc.flush()
+    subscription, and another connection's request to it gets "no responders".
+    Raises nats-py's ``FlushTimeoutError`` when that takes longer than ``timeout``."""
+    started = time.monotonic()
+    try:
+        # The buffer is on the socket. nats-py bounds this wait only by its connect
+        # option flush_timeout, which is unset unless given: bound it here.
+        await asyncio.wait_for(nc._flush_pending(force_flush=True), timeout)
+    except TimeoutError:
+        raise nats.errors.FlushTimeoutError from None
+    await nc.flush(timeout=max(0.001, timeout - (time.monotonic() - started)))
