@@ -25,9 +25,18 @@ class HostInterface:
     functions: dict[str, HostFunction] = field(default_factory=dict)
 
     def accepts(self, version: str) -> bool:
-        if self.version_family.endswith("."):
-            return version.startswith(self.version_family)
-        return version == self.version_family
+        return family_accepts(self.version_family, version)
+
+
+def family_accepts(family: str, version: str) -> bool:
+    """Whether a component built against ``version`` can use what serves ``family``: a
+    family ("0.2.") takes each of its releases (0.2.0, 0.2.12), never a pre-release
+    (0.2.0-rc-2023-11-10 is a different API that wasmtime no longer links); anything
+    else is one exact version."""
+    if family.endswith("."):
+        patch = version.removeprefix(family)
+        return version.startswith(family) and patch.isascii() and patch.isdigit()
+    return version == family
 
 
 def split_import(name: str) -> tuple[str, str]:

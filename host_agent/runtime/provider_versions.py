@@ -48,6 +48,7 @@ from host_agent.lattice.protocol import Link
 from host_agent.providers.builtin import BUILTINS, BuiltinProvider
 from host_agent.runtime.image import HTTP_HANDLER, ComponentImage
 from host_agent.runtime.instance import SERVED
+from host_agent.runtime.interface import family_accepts
 
 # Whom a link end is, for the checks: the built-in a provider id runs, or None.
 ProviderOf = Callable[[str], BuiltinProvider | None]
@@ -76,9 +77,7 @@ class Offer:
     family: str  # what the component may use: the version, or a runtime family ("0.2.")
 
     def accepts(self, version: str) -> bool:
-        if self.family.endswith("."):
-            return version.startswith(self.family)
-        return version == self.family
+        return family_accepts(self.family, version)
 
     @property
     def wanted(self) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -84,6 +85,19 @@ def test_counter_imports_exactly_what_the_lattice_serves(counter: ComponentImage
     assert counter.imports["wasi:keyvalue/atomics"] == "0.2.0-draft"
     assert "wasi:http/incoming-handler" in counter.exports
     assert import_problems(counter) == []
+
+
+def test_a_wasi_release_candidate_import_is_refused_naming_the_release(
+    counter: ComponentImage,
+) -> None:
+    """A component built against a WASI 0.2 release candidate (an API before 0.2.0)."""
+    candidate = dataclasses.replace(
+        counter, imports={**counter.imports, "wasi:http/types": "0.2.0-rc-2023-11-10"}
+    )
+    assert import_problems(candidate) == [
+        "imports wasi:http/types@0.2.0-rc-2023-11-10 but this lattice serves "
+        "wasi:http/types@0.2.x; rebuild the component against wasi:http/types@0.2"
+    ]
 
 
 def test_compiled_code_is_cached_by_content(engine: Engine, tmp_path: Path) -> None:

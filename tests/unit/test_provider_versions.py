@@ -123,6 +123,13 @@ def test_what_the_messages_name_for_the_tutorials_pitfalls() -> None:
     # The runtime speaks every wasi:http 0.2.x to components.
     later = {"wasi:http/incoming-handler": "0.2.3"}
     assert provider_version_problem(later, http, server, False) is None
+    # ... but not the 0.2 release candidates: another API, which wasmtime does not link.
+    candidate = {"wasi:http/incoming-handler": "0.2.0-rc-2023-11-10"}
+    assert provider_version_problem(candidate, http, server, False) == (
+        "hello exports wasi:http/incoming-handler@0.2.0-rc-2023-11-10 but http (http-server) "
+        "calls wasi:http/incoming-handler@0.2.x; rebuild hello against "
+        "wasi:http/incoming-handler@0.2.x (its WIT dependencies)"
+    )
 
 
 def test_a_provider_added_without_a_version_is_refused() -> None:
