@@ -175,13 +175,13 @@ async def test_an_idle_keep_alive_connection_is_closed(monkeypatch: pytest.Monke
 async def test_a_request_left_half_sent_gets_408_and_the_connection_closes(
     monkeypatch: pytest.MonkeyPatch, part: bytes
 ) -> None:
-    monkeypatch.setattr(http_listener, "READ_STALL_S", 0.3)
+    monkeypatch.setattr(http_listener, "READ_STALL_S", 1.0)
     stub = Stub()
     listener, port = await listening(stub)
     try:
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         writer.write(part)
-        status, _, body = await read_response(reader)  # 0.3 s later, not never
+        status, _, body = await read_response(reader)  # 1 s later, not never
         assert status == 408 and b"send the whole request" in body
         assert await at_eof(reader)
         assert stub.seen == []
@@ -194,14 +194,14 @@ async def test_a_request_left_half_sent_gets_408_and_the_connection_closes(
 async def test_a_slow_client_that_keeps_sending_is_answered(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(http_listener, "READ_STALL_S", 0.3)
+    monkeypatch.setattr(http_listener, "READ_STALL_S", 1.0)
     stub = Stub()
     listener, port = await listening(stub)
     try:
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         writer.write(b"PUT /p HTTP/1.1\r\nHost: a\r\nContent-Length: 6\r\n\r\n")
-        for piece in (b"ab", b"cd", b"ef"):  # 0.6 s in all, never 0.3 s silent
-            await asyncio.sleep(0.2)  # the client's pace (the stimulus, not a wait)
+        for piece in (b"ab", b"cd", b"ef"):  # 1.5 s in all, never 1 s silent
+            await asyncio.sleep(0.5)  # the client's pace (the stimulus, not a wait)
             writer.write(piece)
         status, _, body = await read_response(reader)
         assert (status, body) == (200, b"echo:abcdef")
