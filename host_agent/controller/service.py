@@ -53,7 +53,7 @@ from host_agent.lattice.connection import (
     settle,
 )
 from host_agent.lattice.events import EVENT_TYPE_PREFIX
-from host_agent.lattice.jetstream import follow
+from host_agent.lattice.jetstream import follow, keep_watching
 from host_agent.lattice.strict import BadRequest
 from host_agent.lattice.subjects import (
     LINK_GRANT_QUEUE,
@@ -256,18 +256,15 @@ class Controller:
         self._mark_everything()
 
     async def _watch_manifests(self) -> None:
-        while True:
-            try:
-                prefix = self.manifests.key("")
-                async for entry in follow(self.manifests.kv):
-                    if entry.key.startswith(prefix):  # one app's versions (not the index)
-                        self._dirty.add(entry.key.removeprefix(prefix))
-                        self._wake.set()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.warning("manifest watch interrupted; resubscribing", exc_info=True)
-                await asyncio.sleep(1.0)
+        prefix = self.manifests.key("")
+
+        async def watch() -> None:
+            async for entry in follow(self.manifests.kv):
+                if entry.key.startswith(prefix):  # one app's versions (not the index)
+                    self._dirty.add(entry.key.removeprefix(prefix))
+                    self._wake.set()
+
+        await keep_watching("manifest", watch, log)
 
     # the loop -------------------------------------------------------------------------
     async def _loop(self) -> None:

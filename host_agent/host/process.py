@@ -32,6 +32,7 @@ from host_agent.lattice.connection import (
     settle,
 )
 from host_agent.lattice.events import EVENT_TYPE_PREFIX, cloud_event
+from host_agent.lattice.jetstream import keep_watching
 from host_agent.lattice.protocol import Link
 from host_agent.lattice.subjects import (
     DEFAULT_CTL_PREFIX,
@@ -274,25 +275,23 @@ class Host:
     async def _follow_links(self) -> None:
         # Links are written by whichever host answered link.put; every host follows the
         # KV bucket so its components route calls and its providers hear about links.
-        assert self._store is not None and self.providers is not None
+        store, providers = self._store, self.providers
+        assert store is not None and providers is not None
         by_source: dict[str, list[Link]] = {}
-        while True:
-            try:
-                async for source_id, links in self._store.watch_links():
-                    by_source[source_id] = [Link.model_validate(link) for link in links]
-                    every = [link for source in sorted(by_source) for link in by_source[source]]
-                    # Providers first, then routing: a component's first call over a new
-                    # link must reach a provider that already has the link's config (a
-                    # keyvalue-redis without it would use its default Redis URL).
-                    await self.providers.links_changed(every)
-                    self.links = LinkIndex(every)
-                    if self._grants is not None:
-                        self._grants.changed()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.warning("link watch interrupted; resubscribing", exc_info=True)
-                await asyncio.sleep(1.0)
+
+        async def watch() -> None:
+            async for source_id, links in store.watch_links():
+                by_source[source_id] = [Link.model_validate(link) for link in links]
+                every = [link for source in sorted(by_source) for link in by_source[source]]
+                # Providers first, then routing: a component's first call over a new
+                # link must reach a provider that already has the link's config (a
+                # keyvalue-redis without it would use its default Redis URL).
+                await providers.links_changed(every)
+                self.links = LinkIndex(every)
+                if self._grants is not None:
+                    self._grants.changed()
+
+        await keep_watching("link", watch, log)
 
     async def _follow_configs(self) -> None:
         # A named config put again under the same name (an application update that moves
@@ -300,16 +299,14 @@ class Host:
         # quiet: every host follows the config bucket too, with one watcher, and its
         # providers get the links naming that config again with the values resolved
         # anew (ProviderSupervisor.config_changed says what upstream does).
-        assert self._store is not None and self.providers is not None
-        while True:
-            try:
-                async for name in self._store.watch_configs():
-                    await self.providers.config_changed(name)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.warning("config watch interrupted; resubscribing", exc_info=True)
-                await asyncio.sleep(1.0)
+        store, providers = self._store, self.providers
+        assert store is not None and providers is not None
+
+        async def watch() -> None:
+            async for name in store.watch_configs():
+                await providers.config_changed(name)
+
+        await keep_watching("config", watch, log)
 
     async def run(self) -> None:
         await self.start()

@@ -1,5 +1,6 @@
 """JetStream KV helpers shared by the host and the controller: open-or-create a bucket,
-read-modify-write a JSON value under optimistic concurrency, and follow a bucket.
+read-modify-write a JSON value under optimistic concurrency, and follow a bucket (for good:
+``keep_watching``).
 
 Replicas: a bucket made here gets ``replicas`` copies (1 by default, as wasmCloud 1.4.2
 hosts and wadm 0.20 make theirs). A lattice on a cluster has its buckets made before
@@ -8,9 +9,11 @@ existing bucket keeps its settings, as upstream does."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator, Callable
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
 from typing import Any
 
@@ -103,6 +106,21 @@ async def follow(kv: KeyValue) -> AsyncIterator[KeyValue.Entry]:
     finally:
         with contextlib.suppress(Exception):  # the connection may be closing already
             await watcher.stop()  # type: ignore[no-untyped-call]
+
+
+async def keep_watching(
+    what: str, watch: Callable[[], Awaitable[None]], log: logging.Logger
+) -> None:
+    """Run ``watch`` (a loop over ``follow``) for good: when it breaks (NATS away, the
+    watcher's consumer gone), say so on ``log`` and start it again a second later."""
+    while True:
+        try:
+            await watch()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.warning("%s watch interrupted; resubscribing", what, exc_info=True)
+            await asyncio.sleep(1.0)
 
 
 async def kv_keys(kv: KeyValue) -> list[str]:
