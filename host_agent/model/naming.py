@@ -16,6 +16,16 @@ def normalize_name(name: str) -> str:
     return "".join(ch if ch.isascii() and ch.isalnum() else "_" for ch in name.lower())
 
 
+# A config name starting with this names a secret, not config (wadm 0.20's secret configs,
+# SECRET_<app>-<secret>, and the host's rule that reads them).
+SECRET_PREFIX = "SECRET"
+
+
+def is_secret_reference(config_name: str) -> bool:
+    """The host's rule (1.4.2): a config name starting with ``SECRET`` names a secret."""
+    return config_name.startswith(SECRET_PREFIX)
+
+
 def config_name(manifest_name: str, config: str) -> str:
     """Name of a config wadm creates from a ``properties`` block."""
     return f"{normalize_name(manifest_name)}-{normalize_name(config)}"

@@ -21,6 +21,7 @@ from nats.aio.client import Client as NatsClient
 
 from host_agent.interfaces.http import HttpRequest, HttpResponse
 from host_agent.providers.contract import HostData, InterfaceLinkDefinition
+from host_agent.providers.http_address import DEFAULT_ADDRESS, split_address
 from host_agent.providers.http_listener import Handler, HeaderView, HttpListener
 from host_agent.providers.sdk import run_provider
 from host_agent.telemetry import otel as telemetry
@@ -34,7 +35,6 @@ from host_agent.wrpc.transport import NestedTooLarge, NoResponders, WrpcClient, 
 
 log = logging.getLogger("host_agent.provider.http_server")
 
-DEFAULT_ADDRESS = "127.0.0.1:8000"
 DEFAULT_MAX_BODY = 16 * 1024 * 1024
 DEFAULT_TIMEOUT_MS = 10_000
 
@@ -86,12 +86,10 @@ class Listener:
 
 
 def _split_address(address: str) -> tuple[str, int]:
-    host, sep, port = address.rpartition(":")
-    if not sep or not port.isdigit():
+    parsed = split_address(address)
+    if parsed is None:
         raise ValueError(f"address {address!r} must be host:port, e.g. 127.0.0.1:8080")
-    # No host (":8080") means loopback: listening on every interface is a choice the
-    # address must spell out (upstream's default is 0.0.0.0).
-    return host.strip("[]") or "127.0.0.1", int(port)
+    return parsed
 
 
 def _too_large(link: InterfaceLinkDefinition, settings: LinkSettings) -> str:

@@ -23,10 +23,11 @@ from pydantic import Field
 from host_agent.lattice.strict import BadRequest, StrictModel, parse_json
 from host_agent.lattice.subjects import secrets_subject as secrets_subject
 from host_agent.lattice.subjects import secrets_wildcard as secrets_wildcard
+from host_agent.model.naming import SECRET_PREFIX as SECRET_PREFIX
+from host_agent.model.naming import is_secret_reference as is_secret_reference
 from host_agent.model.naming import normalize_name
 
 DEFAULT_BACKEND = "nats-kv"
-SECRET_PREFIX = "SECRET"
 SECRET_TYPE = "secret.wasmcloud.dev/v1alpha1"
 POLICY_PROPERTIES_TYPE = "properties.secret.wasmcloud.dev/v1alpha1"
 HOST_XKEY_HEADER = "WasmCloud-Host-Xkey"
@@ -38,11 +39,6 @@ Bytes = list[Annotated[int, Field(ge=0, le=255)]]  # serde's Vec<u8>
 def secret_config_name(app: str, secret: str) -> str:
     """The config name wadm 0.20 gives a manifest secret: ``SECRET_<app>-<secret>``."""
     return f"{SECRET_PREFIX}_{normalize_name(app)}-{normalize_name(secret)}"
-
-
-def is_secret_reference(config_name: str) -> bool:
-    """The host's rule (1.4.2): a config name starting with ``SECRET`` names a secret."""
-    return config_name.startswith(SECRET_PREFIX)
 
 
 def reference_values(

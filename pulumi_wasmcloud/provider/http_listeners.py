@@ -32,14 +32,10 @@ from urllib.parse import urlparse
 
 from host_agent.local.supervisor import listening_async
 from host_agent.model.manifest import Manifest
+from host_agent.model.naming import is_secret_reference
 from host_agent.providers.builtin import UnknownProvider, resolve_provider
+from host_agent.providers.http_address import DEFAULT_ADDRESS, split_address
 
-# What the http-server listens on without an address (http_server.py's DEFAULT_ADDRESS;
-# not imported: that module brings the provider's HTTP server into the Pulumi plugin).
-DEFAULT_ADDRESS = "127.0.0.1:8000"
-# A config name starting with this is a secret reference, not config (the host's rule:
-# host_agent/secrets/protocol.py is_secret_reference; not imported, it brings nkeys).
-SECRET_PREFIX = "SECRET"
 POLL_S = 0.1  # another process's listener sends no event: it is dialled again this often
 
 
@@ -86,15 +82,6 @@ def _loopback(host: str, wildcard: bool) -> str | None:
     return None
 
 
-def split_address(address: str) -> tuple[str, int] | None:
-    """``host:port`` (``[::1]:8080``; no host means loopback, as the provider reads it), or
-    None for what the provider refuses."""
-    host, sep, port = address.rpartition(":")
-    if not sep or not port.isdigit() or int(port) > 65535:
-        return None
-    return host.strip("[]") or "127.0.0.1", int(port)
-
-
 def named_source_configs(manifest: Manifest) -> list[str]:
     """The named configs (no inline properties: they must exist in the lattice) that
     http-server links take their source_config from, to read before ``http_addresses``."""
@@ -104,7 +91,7 @@ def named_source_configs(manifest: Manifest) -> list[str]:
             names += [
                 config.name
                 for config in trait.properties.effective_source_config
-                if config.properties is None and not config.name.startswith(SECRET_PREFIX)
+                if config.properties is None and not is_secret_reference(config.name)
             ]
     return sorted(set(names))
 
@@ -133,7 +120,7 @@ def http_addresses(
             for config in link.effective_source_config:
                 if config.properties is not None:
                     values.update(config.properties)
-                elif not config.name.startswith(SECRET_PREFIX):
+                elif not is_secret_reference(config.name):
                     values.update(named.get(config.name) or {})
             address = values.get("address", DEFAULT_ADDRESS)
             target = link.target.name
