@@ -274,17 +274,17 @@ class InstancePool:
             self._busy -= 1
 
     async def handle_http(self, request: HttpRequest) -> HttpResponse:
+        work: Work = lambda instance: instance.handle_http(request)  # noqa: E731
         inline: Work | None = None
         if self._inline is not None:
             if request.pending_body is None:
-                inline = lambda instance: instance.handle_http(request)  # noqa: E731
+                inline = work
             elif not body_may_follow(request.headers):
                 # No body expected: run inline; a guest that reads one anyway runs again
                 # in a worker, which can wait for it.
                 quick = replace(request, pending_body=self._body_needs_worker)
                 inline = lambda instance: instance.handle_http(quick)  # noqa: E731
         try:
-            work: Work = lambda instance: instance.handle_http(request)  # noqa: E731
             result: HttpResponse = await self._run(work, inline)
         except _Replaced as replaced:
             return HttpResponse.text(500, f"component trapped: {replaced.trap}")
