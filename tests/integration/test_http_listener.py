@@ -7,10 +7,11 @@ handed (method, target as sent, authority, headers in order with byte values).""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import http.client
 import socket
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from typing import Any
 
 import pytest
@@ -76,6 +77,16 @@ async def listening(stub: Stub) -> tuple[HttpListener, int]:
     return listener, port
 
 
+@contextlib.asynccontextmanager
+async def serving(stub: Stub) -> AsyncIterator[int]:
+    """A listener handing requests to ``stub``, on a free loopback port, closed after."""
+    listener, port = await listening(stub)
+    try:
+        yield port
+    finally:
+        await listener.close()
+
+
 async def read_response(
     reader: asyncio.StreamReader, head: bool = False
 ) -> tuple[int, dict[str, str], bytes]:
@@ -111,8 +122,7 @@ async def at_eof(reader: asyncio.StreamReader) -> bool:
 @on_uvloop
 async def test_keep_alive_as_http_1_1_and_1_0_clients_expect() -> None:
     stub = Stub()
-    listener, port = await listening(stub)
-    try:
+    async with serving(stub) as port:
         # HTTP/1.1: the connection stays open; `Connection: close` closes it after.
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         writer.write(b"GET /one HTTP/1.1\r\nHost: a\r\n\r\n")
@@ -145,22 +155,17 @@ async def test_keep_alive_as_http_1_1_and_1_0_clients_expect() -> None:
             "/four",
             "/five",
         ]
-    finally:
-        await listener.close()
 
 
 @on_uvloop
 async def test_an_idle_keep_alive_connection_is_closed(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(http_listener, "KEEPALIVE_S", 0.2)
-    listener, port = await listening(Stub())
-    try:
+    async with serving(Stub()) as port:
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         writer.write(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
         assert (await read_response(reader))[0] == 200
         assert await at_eof(reader)  # 0.2 s after the answer, not 10
         writer.close()
-    finally:
-        await listener.close()
 
 
 @on_uvloop
@@ -177,8 +182,7 @@ async def test_a_request_left_half_sent_gets_408_and_the_connection_closes(
 ) -> None:
     monkeypatch.setattr(http_listener, "READ_STALL_S", 1.0)
     stub = Stub()
-    listener, port = await listening(stub)
-    try:
+    async with serving(stub) as port:
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         writer.write(part)
         status, _, body = await read_response(reader)  # 1 s later, not never
@@ -186,8 +190,6 @@ async def test_a_request_left_half_sent_gets_408_and_the_connection_closes(
         assert await at_eof(reader)
         assert stub.seen == []
         writer.close()
-    finally:
-        await listener.close()
 
 
 @on_uvloop
@@ -196,8 +198,7 @@ async def test_a_slow_client_that_keeps_sending_is_answered(
 ) -> None:
     monkeypatch.setattr(http_listener, "READ_STALL_S", 1.0)
     stub = Stub()
-    listener, port = await listening(stub)
-    try:
+    async with serving(stub) as port:
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         writer.write(b"PUT /p HTTP/1.1\r\nHost: a\r\nContent-Length: 6\r\n\r\n")
         for piece in (b"ab", b"cd", b"ef"):  # 1.5 s in all, never 1 s silent
@@ -206,8 +207,6 @@ async def test_a_slow_client_that_keeps_sending_is_answered(
         status, _, body = await read_response(reader)
         assert (status, body) == (200, b"echo:abcdef")
         writer.close()
-    finally:
-        await listener.close()
 
 
 @on_uvloop
@@ -220,8 +219,7 @@ async def test_pipelined_requests_are_answered_in_order_one_at_a_time() -> None:
         return HttpResponse(200, [], request.path_with_query.encode())
 
     stub = Stub(answer)
-    listener, port = await listening(stub)
-    try:
+    async with serving(stub) as port:
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         # Two in one segment, then one more while the first is in flight.
         writer.write(
@@ -241,15 +239,12 @@ async def test_pipelined_requests_are_answered_in_order_one_at_a_time() -> None:
         assert stub.most == 1
         assert [r.body for r in stub.seen] == [b"", b"abc", b""]
         writer.close()
-    finally:
-        await listener.close()
 
 
 @on_uvloop
 async def test_a_content_length_over_the_limit_is_refused_before_the_body_is_sent() -> None:
     stub = Stub()
-    listener, port = await listening(stub)
-    try:
+    async with serving(stub) as port:
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         # Only the head: the 413 comes without waiting for the (never sent) body.
         writer.write(b"PUT /big HTTP/1.1\r\nHost: a\r\nContent-Length: 1000000000\r\n\r\n")
@@ -264,8 +259,6 @@ async def test_a_content_length_over_the_limit_is_refused_before_the_body_is_sen
         assert (status, body) == (200, b"echo:" + b"x" * 1000)
         writer.close()
         assert [r.path_with_query for r in stub.seen] == ["/ok"]
-    finally:
-        await listener.close()
 
 
 @on_uvloop
@@ -273,9 +266,8 @@ async def test_a_client_that_sends_the_whole_oversized_body_reads_the_413() -> N
     """http.client sends all 16 MiB before it reads: the listener drops them while the
     client sends (closing with them unread would reset the connection, 413 lost)."""
     stub = Stub()
-    listener, port = await listening(stub)
 
-    def put(chunked: bool) -> tuple[int, bytes]:
+    def put(port: int, chunked: bool) -> tuple[int, bytes]:
         connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
         try:
             if chunked:
@@ -288,19 +280,16 @@ async def test_a_client_that_sends_the_whole_oversized_body_reads_the_413() -> N
         finally:
             connection.close()
 
-    try:
+    async with serving(stub) as port:
         for chunked in (False, True):
-            assert await asyncio.to_thread(put, chunked) == (413, TOO_LARGE.encode())
+            assert await asyncio.to_thread(put, port, chunked) == (413, TOO_LARGE.encode())
         assert stub.seen == []
-    finally:
-        await listener.close()
 
 
 @on_uvloop
 async def test_a_chunked_body_is_counted_as_it_arrives() -> None:
     stub = Stub()
-    listener, port = await listening(stub)
-    try:
+    async with serving(stub) as port:
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         # Within the limit: the chunks are joined; trailers are not headers.
         writer.write(
@@ -317,15 +306,12 @@ async def test_a_chunked_body_is_counted_as_it_arrives() -> None:
         assert (status, body.decode()) == (413, TOO_LARGE)
         assert len(stub.seen) == 1
         writer.close()
-    finally:
-        await listener.close()
 
 
 @on_uvloop
 async def test_expect_100_continue() -> None:
     stub = Stub()
-    listener, port = await listening(stub)
-    try:
+    async with serving(stub) as port:
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         writer.write(
             b"PUT /e HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\nExpect: 100-continue\r\n\r\n"
@@ -343,8 +329,6 @@ async def test_expect_100_continue() -> None:
         assert (status, body.decode()) == (413, TOO_LARGE)
         assert await at_eof(reader)
         writer.close()
-    finally:
-        await listener.close()
 
 
 @pytest.mark.parametrize(
@@ -362,8 +346,7 @@ async def test_expect_100_continue() -> None:
 @on_uvloop
 async def test_a_malformed_request_gets_400_and_the_connection_closes(raw: bytes) -> None:
     stub = Stub()
-    listener, port = await listening(stub)
-    try:
+    async with serving(stub) as port:
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         writer.write(raw + b"GET /after HTTP/1.1\r\nHost: a\r\n\r\n")
         status, headers, body = await read_response(reader)
@@ -372,15 +355,12 @@ async def test_a_malformed_request_gets_400_and_the_connection_closes(raw: bytes
         assert await at_eof(reader)
         assert stub.seen == []  # neither the bad request nor what followed it
         writer.close()
-    finally:
-        await listener.close()
 
 
 @on_uvloop
 async def test_upgrade_is_answered_as_a_plain_request_and_connect_is_501() -> None:
     stub = Stub()
-    listener, port = await listening(stub)
-    try:
+    async with serving(stub) as port:
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         writer.write(
             b"GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n"
@@ -399,15 +379,12 @@ async def test_upgrade_is_answered_as_a_plain_request_and_connect_is_501() -> No
         assert await at_eof(reader)
         writer.close()
         assert len(stub.seen) == 1
-    finally:
-        await listener.close()
 
 
 @on_uvloop
 async def test_the_request_handed_on_is_what_the_client_sent() -> None:
     stub = Stub()
-    listener, port = await listening(stub)
-    try:
+    async with serving(stub) as port:
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         writer.write(
             b"DELETE /a%20b/../c?x=1&y=%2F&x=2 HTTP/1.1\r\nHost: example.test:8080\r\n"
@@ -437,8 +414,6 @@ async def test_the_request_handed_on_is_what_the_client_sent() -> None:
         )
         assert (second.path_with_query, second.authority) == ("/h", f"127.0.0.1:{port}")
         assert (third.path_with_query, third.authority) == ("/p?q=1", "other.test:81")
-    finally:
-        await listener.close()
 
 
 @on_uvloop
@@ -456,8 +431,7 @@ async def test_response_headers_and_head() -> None:
             headers.append(("date", b"Thu, 01 Jan 2026 00:00:00 GMT"))
         return HttpResponse(200, headers, b"twelve bytes")
 
-    listener, port = await listening(Stub(answer))
-    try:
+    async with serving(Stub(answer)) as port:
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         writer.write(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
         head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
@@ -474,8 +448,6 @@ async def test_response_headers_and_head() -> None:
         assert headers["date"] == "Thu, 01 Jan 2026 00:00:00 GMT"
         assert await at_eof(reader)  # no body bytes followed the head
         writer.close()
-    finally:
-        await listener.close()
 
 
 @on_uvloop
@@ -483,16 +455,13 @@ async def test_a_header_with_a_line_break_is_not_written() -> None:
     async def answer(request: HttpRequest) -> HttpResponse:
         return HttpResponse(200, [("x-evil", b"a\r\nSet-Cookie: injected")], b"body")
 
-    listener, port = await listening(Stub(answer))
-    try:
+    async with serving(Stub(answer)) as port:
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         writer.write(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
         status, headers, body = await read_response(reader)
         assert status == 502 and "set-cookie" not in headers
         assert b"not valid HTTP" in body
         writer.close()
-    finally:
-        await listener.close()
 
 
 @on_uvloop
