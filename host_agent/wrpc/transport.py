@@ -292,12 +292,17 @@ async def inbox_mux(nc: NatsClient) -> InboxMux:
     return await asyncio.shield(started)
 
 
+async def publish_chunks(nc: NatsClient, subject: str, data: bytes) -> None:
+    """``data`` on ``subject`` in as many messages as the server's payload limit needs."""
+    limit = max(1024, nc.max_payload - 1024)
+    for start in range(0, len(data), limit):
+        await nc.publish(subject, data[start : start + limit])
+
+
 async def publish_nested(nc: NatsClient, prefix: str, nested: dict[str, bytes]) -> None:
     for path, data in nested.items():
         subject = f"{prefix}.{path}"
-        limit = max(1024, nc.max_payload - 1024)
-        for start in range(0, len(data), limit):
-            await nc.publish(subject, data[start : start + limit])
+        await publish_chunks(nc, subject, data)
         await nc.publish(subject, b"")  # end of this path
 
 
@@ -503,8 +508,6 @@ class WrpcServer:
             if mux is not None:
                 mux.close(token)
         await accept()
-        limit = max(1024, nc.max_payload - 1024)
-        for start in range(0, len(answer.data), limit):
-            await nc.publish(f"{reply}.results", answer.data[start : start + limit])
+        await publish_chunks(nc, f"{reply}.results", answer.data)
         await publish_nested(nc, f"{reply}.results", answer.nested)
         await nc.publish(f"{reply}.results", b"")
