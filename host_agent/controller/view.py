@@ -55,9 +55,13 @@ class HostRecord:
     components: dict[str, ComponentSeen] = field(default_factory=dict)
     providers: dict[str, ProviderSeen] = field(default_factory=dict)
     last_seen: float = 0.0
-    interval: float | None = None  # measured heartbeat interval (median of ``gaps``)
     last_heartbeat: float | None = None
     gaps: tuple[float, ...] = ()  # the last MEASURED_GAPS gaps between heartbeats
+
+    @property
+    def interval(self) -> float | None:
+        """The measured heartbeat interval: the median of ``gaps`` (None before two)."""
+        return statistics.median(self.gaps) if self.gaps else None
 
     def runs(self, workload_id: str) -> int:
         """Instances of a component (its count) or provider (1) with this id."""
@@ -163,7 +167,6 @@ class LatticeView:
                 for p in report.providers
             },
             last_seen=now,
-            interval=statistics.median(gaps) if gaps else None,
             last_heartbeat=last_heartbeat,
             gaps=gaps,
         )
@@ -187,7 +190,6 @@ class LatticeView:
                 source,
                 dict(data.get("labels") or {}),
                 last_seen=now,
-                interval=host.interval if host else None,
                 gaps=host.gaps if host else (),
             )
             return
