@@ -227,16 +227,10 @@ async def subscribe_direct(
     nc: NatsClient, subject: str, handler: Callable[[Msg], None], queue: str = ""
 ) -> Subscription:
     """Subscribe ``handler`` to ``subject`` (in ``queue``), called from the read loop."""
-
-    async def unused(msg: Msg) -> None:
-        raise RuntimeError("messages are handed over directly")
-
-    sub = await nc.subscribe(subject, queue=queue, cb=unused)
+    # Without a callback nats-py starts no consumer task: the queue it would fill is ours.
+    sub = await nc.subscribe(subject, queue=queue)
     # No await from here on: the server sees the SUB only after the flusher's next turn.
-    consumer = sub._wait_for_msgs_task
     sub._pending_queue = _Direct(sub, handler)  # type: ignore[assignment]
-    if consumer is not None:
-        consumer.cancel()
     return sub
 
 
