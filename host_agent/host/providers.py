@@ -50,7 +50,12 @@ log = logging.getLogger("host_agent.providers")
 
 Publish = Callable[[str, dict[str, Any]], Awaitable[None]]
 ConfigReader = Callable[[list[str]], Awaitable[dict[str, str]]]
-SHUTDOWN_GRACE = 2.0  # seconds a provider gets to exit after the shutdown request
+# A stop is answered within wash's default 2 s request timeout, whatever the provider
+# does: it has SHUTDOWN_ACK seconds to acknowledge the shutdown request (upstream waits
+# 300 ms, then kills) and, once it has, EXIT_GRACE more to exit; then it is killed. One
+# that does not acknowledge is hung, and is killed at once.
+SHUTDOWN_ACK = 0.75
+EXIT_GRACE = 0.75
 READY_TIMEOUT = 30.0  # seconds a new provider has to answer its first health check
 PASSED_ENV = ("RUST_LOG", "PYTHONPATH")  # the Rust host passes RUST_LOG only
 
@@ -340,13 +345,22 @@ class ProviderSupervisor:
         if running.grants is not None:
             await running.grants.stop()
         subject = provider_subject(self.state.lattice, provider_id, SHUTDOWN)
+        acknowledged = False
         with contextlib.suppress(Exception):
             payload = json.dumps({"host_id": self.state.host_id}).encode()
-            await self.nc.request(subject, payload, timeout=SHUTDOWN_GRACE)
-        try:
-            await asyncio.wait_for(running.process.wait(), SHUTDOWN_GRACE)
-        except TimeoutError:
-            running.process.kill()
+            await self.nc.request(subject, payload, timeout=SHUTDOWN_ACK)
+            acknowledged = True
+        if acknowledged:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(running.process.wait(), EXIT_GRACE)
+        if running.process.returncode is None:
+            log.warning(
+                "provider %s did not %s in time: killed",
+                provider_id,
+                "exit" if acknowledged else "acknowledge its shutdown request",
+            )
+            with contextlib.suppress(ProcessLookupError):  # it exited just now
+                running.process.kill()
             await running.process.wait()
         if announce:
             await self._stopped(running, "stop")

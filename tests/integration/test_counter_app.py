@@ -4,7 +4,10 @@ built-in provider processes, components executed by wasmtime, and curl-style req
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import os
+import signal
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -261,3 +264,36 @@ async def test_hello_component_and_provider_stop(
         await lat.ctl.start_provider(host, "httpserver", HTTP_SERVER)
         body = await eventually_get(f"http://127.0.0.1:{port}/", want_status=503)
         assert b"not running" in body
+
+
+def provider_pid(host_pid: int, module: bytes) -> int:
+    """The pid of the host's provider process running ``module``."""
+    for task in Path(f"/proc/{host_pid}/task").iterdir():
+        for child in (task / "children").read_text().split():
+            if module in Path(f"/proc/{child}/cmdline").read_bytes():
+                return int(child)
+    raise AssertionError(f"the host runs no {module.decode()} process")
+
+
+@run_async
+async def test_a_frozen_provider_is_stopped_within_washs_request_timeout(
+    nats_server: NatsServer, start_host: Callable[..., HostProcess]
+) -> None:
+    """A provider that cannot answer its shutdown request (frozen with SIGSTOP) is killed,
+    and the stop is answered inside the ctl client's 2 s timeout, wash's default."""
+    host_process = start_host()
+    async with lattice(nats_server) as lat:
+        [host] = await lat.host_ids(1)
+        await lat.ctl.start_provider(host, "httpserver", HTTP_SERVER)
+        await lat.event("provider_started", provider_id="httpserver")
+        pid = provider_pid(host_process.proc.pid, b"http_server")
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            assert lat.ctl.timeout == 2.0
+            await lat.ctl.stop_provider(host, "httpserver")  # raises on a timeout
+            await lat.event("provider_stopped", provider_id="httpserver")
+            # Announced after the process was reaped: its pid is gone.
+            assert not Path(f"/proc/{pid}").exists()
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
