@@ -97,6 +97,12 @@ SETTLE_TIMEOUT = 30.0
 # every half second, and answer at once).
 REJOIN_TIMEOUT = 60.0
 DELETE_TIMEOUT = 60.0
+# How long after the first "failed" status read (while our own plan places everything) an
+# update believes one. wadm keeps an application's last status until its next reconcile
+# publishes another, so right after a deploy the status read may still be the previous
+# version's failure (the one this update fixes); a controller's round replaces it well
+# within this.
+FAILED_GRACE = 5.0
 # Statuses read reports when it cannot ask the controller (both differ from "deployed",
 # so the next diff plans a redeploy).
 CONTROLLER_DOWN = "no controller answering"
@@ -851,6 +857,7 @@ class ApplicationResource:
     async def _wait(self, lattice: Lattice, manifest: Manifest, allow_unplaced: bool) -> str:
         deadline = time.monotonic() + DEPLOY_TIMEOUT
         last = ""
+        failure = FailureGrace(FAILED_GRACE)
         while time.monotonic() < deadline:
             reply = await lattice.wadm.status(manifest.name)
             info = reply.status.status if reply.status else None
@@ -861,15 +868,17 @@ class ApplicationResource:
                     last = shown
                 if info.type is StatusType.DEPLOYED:
                     return info.type.value
+                placeable = False
                 if info.type is StatusType.FAILED:
                     # The controller plans with the same planner on the same hosts: when
                     # it cannot place everything, our own plan says so too.
                     unplaced = (await lattice.plan(manifest))[0].unplaced()
-                    if not unplaced:
-                        raise RuntimeError(f"{manifest.name} failed to deploy: {info.message}")
-                    if allow_unplaced:
+                    placeable = not unplaced
+                    if unplaced and allow_unplaced:
                         return info.type.value
                     # else: a host may still join; wait for it until the deadline
+                if failure.believed(placeable, time.monotonic()):
+                    raise RuntimeError(f"{manifest.name} failed to deploy: {info.message}")
             await asyncio.sleep(0.1)
         raise RuntimeError(
             f"{manifest.name} did not reach deployed in {DEPLOY_TIMEOUT:.0f}s: {last}"
@@ -1019,6 +1028,23 @@ def wanted_wiring(
                 "target_config": names(link.effective_target_config),
             }
     return links, configs
+
+
+class FailureGrace:
+    """Whether a failure read now is to be believed: one read at least ``grace`` seconds
+    after the first was. Readings without it in between do not start over: a status that
+    goes from failed to reconciling and back fails the update too, once the grace is over."""
+
+    def __init__(self, grace: float) -> None:
+        self.grace = grace
+        self.first: float | None = None
+
+    def believed(self, failed: bool, now: float) -> bool:
+        if not failed:
+            return False
+        if self.first is None:
+            self.first = now
+        return now - self.first >= self.grace
 
 
 def wiring_differences(

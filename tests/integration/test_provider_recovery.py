@@ -376,3 +376,59 @@ async def test_delete_fails_naming_what_still_runs_per_host(
         leader.stop()
         if standby is not None:
             standby.stop()
+
+
+# -- an update fixing a failed version --------------------------------------------------
+
+
+@run_async
+async def test_an_update_fixing_a_failed_version_is_not_failed_by_its_old_status(
+    nats_server: NatsServer, processes: Processes
+) -> None:
+    """Version 1 asks for a tier no host has and is "failed"; version 2 asks for the tier
+    the host has. wadm keeps the last status until its next reconcile, so the update may
+    first read version 1's "failed": it must wait for version 2's own status instead of
+    failing on the one it fixes."""
+    processes.controller()
+    processes.host(tier="edge")
+    await until_a_host_answers(nats_server.url)
+    app = counter_alone(1)
+    spread = app["spec"]["components"][0]["traits"][0]["properties"]
+    spread["spread"] = [{"name": "core", "requirements": {"tier": "core"}}]
+    async with provider(nats_server.url) as (stub, _):
+        created = await create(stub, APP, {"manifest": app, "allowUnplaced": True})
+        assert plain(created.properties)["status"] == "failed"
+
+        spread["spread"] = [{"name": "edge", "requirements": {"tier": "edge"}}]
+        checked = await stub.Check(
+            provider_pb2.CheckRequest(
+                urn=APP, olds=created.properties, news=struct({"manifest": app})
+            )
+        )
+        assert list(checked.failures) == []
+        updated = await stub.Update(
+            provider_pb2.UpdateRequest(
+                id="counter", urn=APP, olds=created.properties, news=checked.inputs, timeout=120
+            )
+        )
+        after = plain(updated.properties)
+        assert after["status"] == "deployed"
+        assert sum(after["placement"]["counter"].values()) == 1
+
+
+@run_async
+async def test_a_failure_that_lasts_fails_the_create_naming_it(
+    nats_server: NatsServer, processes: Processes
+) -> None:
+    """A failure that is the version's own (its component's file does not exist, though
+    our plan places it) fails `up` with the controller's message, after FAILED_GRACE."""
+    processes.controller()
+    processes.host(tier="edge")
+    await until_a_host_answers(nats_server.url)
+    app = counter_alone(1)
+    app["spec"]["components"][0]["properties"]["image"] = "file:///nonexistent/counter.wasm"
+    async with provider(nats_server.url) as (stub, _):
+        with pytest.raises(grpc.aio.AioRpcError) as failed:
+            await create(stub, APP, {"manifest": app})
+        assert "counter failed to deploy" in str(failed.value.details())
+        assert "/nonexistent/counter.wasm" in str(failed.value.details())

@@ -19,6 +19,7 @@ from pulumi_wasmcloud.app import CapabilityProvider, Component, Link, Spread, bu
 from pulumi_wasmcloud.language_host import exec_arguments, exec_environment
 from pulumi_wasmcloud.provider.application_resource import (
     ApplicationResource,
+    FailureGrace,
     choose_version,
     placement_changes,
 )
@@ -232,3 +233,12 @@ def test_check_does_not_plan_on_a_lattice_that_is_not_known_yet(unknown: str) ->
     checked = asyncio.run(Recording(EngineLog(None), ProviderSettings()).check({}, news))
     assert checked.failures == [] and asked == []
     assert "placement" not in checked.inputs
+
+
+def test_a_failure_is_believed_once_read_again_after_the_grace() -> None:
+    grace = FailureGrace(5.0)
+    assert not grace.believed(True, 100.0)  # the first read: maybe the previous version's
+    assert not grace.believed(False, 102.0)  # reconciling
+    assert not grace.believed(True, 104.9)
+    assert grace.believed(True, 105.0)  # failed again, 5 s after the first: believed
+    assert not FailureGrace(5.0).believed(False, 200.0)  # nothing failed, nothing believed
