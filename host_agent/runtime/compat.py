@@ -33,10 +33,10 @@ from typing import Any
 
 from wasmtime import WasmtimeError
 from wasmtime import _ffi as ffi  # wasmtime-py's own ctypes bindings
-from wasmtime.component import _func, _linker, _types
+from wasmtime.component import ResourceAny, _func, _linker, _types
 from wasmtime.component._enter import catch_exceptions, enter_wasm
 
-from host_agent.runtime.resources import HostHandle
+from host_agent.runtime.resources import HeldRep, HostHandle, host_rep_of
 
 _original_lower = _types.VariantLikeType._lower
 _original_list_to_c = _types.ListType.convert_to_c
@@ -171,8 +171,34 @@ def _handle_classes(original: Any) -> Any:
     return add_classes
 
 
+def _lift_handle(store: Any, c: Any) -> HeldRep | ResourceAny:
+    """An own/borrow argument of a host function as the rep of the host resource behind
+    it, taken out of the argument (as wasmtime-py's own lift takes it) and released here.
+    Why: wasmtime-py lifts it into a ResourceAny, a wrapper with a finalizer, that the
+    function then turns into its rep with three more C calls; a request hands host
+    functions about ten. Every resource in a host function's signature is one the host
+    defined (an import's types are the importer's), so each is a host resource."""
+    of = c.of
+    handle = of.resource  # a view of the argument's field (ctypes' "surprise")
+    try:
+        rep = host_rep_of(store, handle)
+    except WasmtimeError:  # not a host resource after all: the function says what it is
+        return ResourceAny._from_ptr(ffi.take_pointer(of, "resource"))
+    ffi.wasmtime_component_resource_any_delete(handle)
+    of.resource = None  # taken, as take_pointer would: nobody frees it again
+    return HeldRep(rep)
+
+
+def _lifter(ty: Any) -> Any:
+    """How one parameter of a host function comes from C: (store, value) -> Python."""
+    if isinstance(ty, (_types.OwnType, _types.BorrowType)):
+        return _lift_handle
+    convert = ty.convert_from_c
+    return lambda store, c: convert(c)
+
+
 class _HostFunc:
-    """A host function and, after its first call, its parameter and result types."""
+    """A host function and, after its first call, its parameters' lifts and result type."""
 
     __slots__ = ("func", "params", "result")
 
@@ -190,10 +216,10 @@ def _host_func_impl(idx, context, ty_raw, args, nargs, results, nresults):  # ty
         if params is None:
             fty = _types.FuncType._from_ptr(ty_raw, owner=store)
             entry.result = fty.result
-            params = entry.params = [ty for _, ty in fty.params]
+            params = entry.params = [_lifter(ty) for _, ty in fty.params]
         if len(params) != nargs or (entry.result is None) != (nresults == 0):
             raise WasmtimeError(f"host function called with {nargs} arguments, not {len(params)}")
-        result = entry.func(store, *[ty.convert_from_c(args[i]) for i, ty in enumerate(params)])
+        result = entry.func(store, *[lift(store, args[i]) for i, lift in enumerate(params)])
         if entry.result is None:
             assert result is None
         else:

@@ -36,7 +36,7 @@ from wasmtime.component import (
 
 from host_agent.runtime.image import ComponentImage
 from host_agent.runtime.interface import split_import
-from host_agent.runtime.resources import HostHandle, ResourceTable
+from host_agent.runtime.resources import HeldRep, HostHandle, ResourceTable
 from host_agent.runtime.wrpc_values import DecodeError, HandleCodec, WitHandle
 
 
@@ -182,7 +182,7 @@ class RemoteHandles:
         self._store = store
 
     def encode_handle(self, ty: WitHandle, value: Any) -> bytes:
-        if not isinstance(value, ResourceAny):
+        if not isinstance(value, ResourceAny | HeldRep):
             raise ValueError(f"expected a {ty.resource} handle, got {type(value).__name__}")
         try:
             if ty.kind == "own":  # ownership moves to the peer: the entry leaves the table

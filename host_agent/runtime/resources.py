@@ -51,11 +51,33 @@ class HostHandle:
             ffi.wasmtime_component_resource_host_delete(host)
 
 
-def host_rep(store: Any, handle: ResourceAny) -> int:
+class HeldRep:
+    """A host resource handle a host function was given, lifted to its rep already
+    (runtime/compat.py): what the table looks up instead of a ResourceAny."""
+
+    __slots__ = ("rep",)
+
+    def __init__(self, rep: int) -> None:
+        self.rep = rep
+
+
+# A resource handle as a host function receives it: lifted to its rep by compat.py when it
+# is an argument, a ResourceAny when wasmtime-py lifted it inside another value.
+GuestHandle = ResourceAny | HeldRep
+
+
+def host_rep(store: Any, handle: GuestHandle) -> int:
     """``handle.to_host(store).rep`` without the wrapper objects and their finalizers (a
     request makes about ten of these calls; the wrappers were most of their cost)."""
+    if isinstance(handle, HeldRep):
+        return handle.rep
+    return host_rep_of(store, handle.ptr())
+
+
+def host_rep_of(store: Any, handle: Any) -> int:
+    """The rep of the host resource behind a C ``resource_any`` pointer."""
     host = _HostPointer()
-    error = ffi.wasmtime_component_resource_any_to_host(store._context(), handle.ptr(), byref(host))
+    error = ffi.wasmtime_component_resource_any_to_host(store._context(), handle, byref(host))
     if error:
         raise WasmtimeError._from_ptr(error)
     try:
@@ -82,14 +104,14 @@ class ResourceTable:
         self._objects[rep] = obj
         return HostHandle(rep, self.tag(type(obj)))
 
-    def get(self, store: Any, handle: ResourceAny, kind: type[T]) -> T:
+    def get(self, store: Any, handle: GuestHandle, kind: type[T]) -> T:
         """The object behind a borrowed handle (the handle stays with the guest)."""
         obj = self._objects[host_rep(store, handle)]
         if not isinstance(obj, kind):
             raise TypeError(f"expected a {kind.__name__} handle, got {type(obj).__name__}")
         return obj
 
-    def take(self, store: Any, handle: ResourceAny, kind: type[T]) -> T:
+    def take(self, store: Any, handle: GuestHandle, kind: type[T]) -> T:
         """The object behind an owned handle the guest gave back to the host."""
         obj = self._objects.pop(host_rep(store, handle))
         if not isinstance(obj, kind):

@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Protocol, TypeVar
 
-from wasmtime.component import Record, ResourceAny, Variant
+from wasmtime.component import Record, Variant
 
 from host_agent.interfaces.blobstore import (
     BLOBSTORE_VERSION,
@@ -29,7 +29,7 @@ from host_agent.interfaces.blobstore import (
     ObjectInfo,
 )
 from host_agent.runtime.interface import HostInterface
-from host_agent.runtime.resources import ResourceTable
+from host_agent.runtime.resources import GuestHandle, ResourceTable
 from host_agent.runtime.wasi_io import InputStream, OutputStream
 
 T = TypeVar("T")
@@ -138,13 +138,13 @@ def blobstore_interfaces(table: ResourceTable, client: BlobstoreClient) -> list[
         return guarded(lambda: client.move_object(_object_id(src), _object_id(dest)))
 
     # wasi:blobstore/container ----------------------------------------------------------
-    def container_of(store: Any, handle: ResourceAny) -> str:
+    def container_of(store: Any, handle: GuestHandle) -> str:
         return table.get(store, handle, Container).name
 
-    def name(store: Any, self_: ResourceAny) -> Any:
+    def name(store: Any, self_: GuestHandle) -> Any:
         return Variant("ok", container_of(store, self_))
 
-    def info(store: Any, self_: ResourceAny) -> Any:
+    def info(store: Any, self_: GuestHandle) -> Any:
         container = container_of(store, self_)
 
         def call() -> Record:
@@ -152,11 +152,11 @@ def blobstore_interfaces(table: ResourceTable, client: BlobstoreClient) -> list[
 
         return guarded(call)
 
-    def get_data(store: Any, self_: ResourceAny, object_: str, start: int, end: int) -> Any:
+    def get_data(store: Any, self_: GuestHandle, object_: str, start: int, end: int) -> Any:
         id_ = ObjectId(container_of(store, self_), object_)
         return guarded(lambda: table.own(IncomingValue(client.get_data(id_, start, end))))
 
-    def write_data(store: Any, self_: ResourceAny, object_: str, data: ResourceAny) -> Any:
+    def write_data(store: Any, self_: GuestHandle, object_: str, data: GuestHandle) -> Any:
         id_ = ObjectId(container_of(store, self_), object_)
         value = table.get(store, data, OutgoingValue)
         if value.written:
@@ -170,23 +170,23 @@ def blobstore_interfaces(table: ResourceTable, client: BlobstoreClient) -> list[
             value.body.closed = True  # later writes would be lost: the guest sees why
         return guarded(lambda: client.write_data(id_, body))
 
-    def list_objects(store: Any, self_: ResourceAny) -> Any:
+    def list_objects(store: Any, self_: GuestHandle) -> Any:
         container = container_of(store, self_)
         return guarded(lambda: table.own(StreamObjectNames(client.list_objects(container))))
 
-    def delete_object(store: Any, self_: ResourceAny, object_: str) -> Any:
+    def delete_object(store: Any, self_: GuestHandle, object_: str) -> Any:
         id_ = ObjectId(container_of(store, self_), object_)
         return guarded(lambda: client.delete_object(id_))
 
-    def delete_objects(store: Any, self_: ResourceAny, names: list[str]) -> Any:
+    def delete_objects(store: Any, self_: GuestHandle, names: list[str]) -> Any:
         container = container_of(store, self_)
         return guarded(lambda: client.delete_objects(container, names))
 
-    def has_object(store: Any, self_: ResourceAny, object_: str) -> Any:
+    def has_object(store: Any, self_: GuestHandle, object_: str) -> Any:
         id_ = ObjectId(container_of(store, self_), object_)
         return guarded(lambda: client.has_object(id_))
 
-    def object_info(store: Any, self_: ResourceAny, object_: str) -> Any:
+    def object_info(store: Any, self_: GuestHandle, object_: str) -> Any:
         id_ = ObjectId(container_of(store, self_), object_)
 
         def call() -> Record:
@@ -197,14 +197,14 @@ def blobstore_interfaces(table: ResourceTable, client: BlobstoreClient) -> list[
 
         return guarded(call)
 
-    def clear(store: Any, self_: ResourceAny) -> Any:
+    def clear(store: Any, self_: GuestHandle) -> Any:
         container = container_of(store, self_)
         return guarded(lambda: client.clear_container(container))
 
-    def read_names(store: Any, self_: ResourceAny, count: int) -> Any:
+    def read_names(store: Any, self_: GuestHandle, count: int) -> Any:
         return table.get(store, self_, StreamObjectNames).take(count)
 
-    def skip_names(store: Any, self_: ResourceAny, count: int) -> Any:
+    def skip_names(store: Any, self_: GuestHandle, count: int) -> Any:
         skipped, ended = table.get(store, self_, StreamObjectNames).take(count)
         return (len(skipped), ended)
 
@@ -212,26 +212,26 @@ def blobstore_interfaces(table: ResourceTable, client: BlobstoreClient) -> list[
     def new_outgoing_value(store: Any) -> Any:
         return table.own(OutgoingValue())
 
-    def write_body(store: Any, self_: ResourceAny) -> Any:
+    def write_body(store: Any, self_: GuestHandle) -> Any:
         value = table.get(store, self_, OutgoingValue)
         if value.body is not None or value.written:
             return None  # result<output-stream>'s error: the body was already taken
         value.body = OutputStream(limit=MAX_OBJECT_BYTES)
         return table.own(value.body)
 
-    def finish(store: Any, this: ResourceAny) -> Any:
+    def finish(store: Any, this: GuestHandle) -> Any:
         # Upstream's runtime WIT has it (the crate's WIT does not): write-data is complete
         # by the time it returns here, so there is nothing left to wait for.
         table.take(store, this, OutgoingValue)
         return None
 
-    def consume_sync(store: Any, this: ResourceAny) -> Any:
+    def consume_sync(store: Any, this: GuestHandle) -> Any:
         return table.take(store, this, IncomingValue).data
 
-    def consume_async(store: Any, this: ResourceAny) -> Any:
+    def consume_async(store: Any, this: GuestHandle) -> Any:
         return table.own(InputStream(table.take(store, this, IncomingValue).data))
 
-    def size(store: Any, self_: ResourceAny) -> int:
+    def size(store: Any, self_: GuestHandle) -> int:
         return len(table.get(store, self_, IncomingValue).data)
 
     return [

@@ -11,12 +11,12 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from wasmtime.component import ResourceAny, Variant
+from wasmtime.component import Variant
 
 from host_agent.interfaces.http import Headers, HttpRequest, HttpResponse
 from host_agent.runtime.inline import RunInWorker
 from host_agent.runtime.interface import HostInterface
-from host_agent.runtime.resources import ResourceTable
+from host_agent.runtime.resources import GuestHandle, ResourceTable
 from host_agent.runtime.wasi_io import InputStream, OutputStream, Pollable
 
 log = logging.getLogger(__name__)
@@ -107,13 +107,13 @@ def http_interfaces(table: ResourceTable) -> list[HostInterface]:
                 return Variant("invalid-syntax")
         return table.own(Fields(entries))
 
-    def fields_get(store: Any, self_: ResourceAny, name: str) -> list[bytes]:
+    def fields_get(store: Any, self_: GuestHandle, name: str) -> list[bytes]:
         return table.get(store, self_, Fields).get(name)
 
-    def fields_has(store: Any, self_: ResourceAny, name: str) -> bool:
+    def fields_has(store: Any, self_: GuestHandle, name: str) -> bool:
         return bool(table.get(store, self_, Fields).get(name))
 
-    def fields_set(store: Any, self_: ResourceAny, name: str, values: list[bytes]) -> Any:
+    def fields_set(store: Any, self_: GuestHandle, name: str, values: list[bytes]) -> Any:
         fields = table.get(store, self_, Fields)
         if fields.immutable:
             return Variant("immutable")
@@ -121,44 +121,44 @@ def http_interfaces(table: ResourceTable) -> list[HostInterface]:
         fields.entries += [(name.lower(), value) for value in values]
         return None
 
-    def fields_delete(store: Any, self_: ResourceAny, name: str) -> Any:
+    def fields_delete(store: Any, self_: GuestHandle, name: str) -> Any:
         fields = table.get(store, self_, Fields)
         if fields.immutable:
             return Variant("immutable")
         fields.remove(name)
         return None
 
-    def fields_append(store: Any, self_: ResourceAny, name: str, value: bytes) -> Any:
+    def fields_append(store: Any, self_: GuestHandle, name: str, value: bytes) -> Any:
         fields = table.get(store, self_, Fields)
         if fields.immutable:
             return Variant("immutable")
         fields.entries.append((name.lower(), value))
         return None
 
-    def fields_entries(store: Any, self_: ResourceAny) -> list[tuple[str, bytes]]:
+    def fields_entries(store: Any, self_: GuestHandle) -> list[tuple[str, bytes]]:
         return list(table.get(store, self_, Fields).entries)
 
-    def fields_clone(store: Any, self_: ResourceAny) -> Any:
+    def fields_clone(store: Any, self_: GuestHandle) -> Any:
         return table.own(Fields(table.get(store, self_, Fields).entries))
 
-    def request_method(store: Any, self_: ResourceAny) -> Variant:
+    def request_method(store: Any, self_: GuestHandle) -> Variant:
         return _method_variant(table.get(store, self_, IncomingRequest).request.method)
 
-    def request_path(store: Any, self_: ResourceAny) -> str:
+    def request_path(store: Any, self_: GuestHandle) -> str:
         return table.get(store, self_, IncomingRequest).request.path_with_query
 
-    def request_scheme(store: Any, self_: ResourceAny) -> Variant:
+    def request_scheme(store: Any, self_: GuestHandle) -> Variant:
         scheme = table.get(store, self_, IncomingRequest).request.scheme.lower()
         return Variant(scheme.upper()) if scheme in ("http", "https") else Variant("other", scheme)
 
-    def request_authority(store: Any, self_: ResourceAny) -> str | None:
+    def request_authority(store: Any, self_: GuestHandle) -> str | None:
         return table.get(store, self_, IncomingRequest).request.authority or None
 
-    def request_headers(store: Any, self_: ResourceAny) -> Any:
+    def request_headers(store: Any, self_: GuestHandle) -> Any:
         request = table.get(store, self_, IncomingRequest).request
         return table.own(Fields(request.headers, immutable=True))
 
-    def request_consume(store: Any, self_: ResourceAny) -> Any:
+    def request_consume(store: Any, self_: GuestHandle) -> Any:
         incoming = table.get(store, self_, IncomingRequest)
         if incoming.consumed:
             return None  # err(): the body was already taken
@@ -172,74 +172,74 @@ def http_interfaces(table: ResourceTable) -> list[HostInterface]:
             return None  # err(): the guest answers without a body to read
         return table.own(IncomingBody(body))
 
-    def body_stream(store: Any, self_: ResourceAny) -> Any:
+    def body_stream(store: Any, self_: GuestHandle) -> Any:
         body = table.get(store, self_, IncomingBody)
         if body.stream_taken:
             return None
         body.stream_taken = True
         return table.own(InputStream(body.data))
 
-    def body_finish(store: Any, this: ResourceAny) -> Any:
+    def body_finish(store: Any, this: GuestHandle) -> Any:
         table.take(store, this, IncomingBody)
         return table.own(FutureTrailers())
 
-    def trailers_subscribe(store: Any, self_: ResourceAny) -> Any:
+    def trailers_subscribe(store: Any, self_: GuestHandle) -> Any:
         table.get(store, self_, FutureTrailers)
         return table.own(Pollable())
 
-    def trailers_get(store: Any, self_: ResourceAny) -> Any:
+    def trailers_get(store: Any, self_: GuestHandle) -> Any:
         table.get(store, self_, FutureTrailers)
         return Variant("ok", None)  # some(ok(ok(none))): ready, no trailers
 
-    def response_new(store: Any, headers: ResourceAny) -> Any:
+    def response_new(store: Any, headers: GuestHandle) -> Any:
         fields = table.take(store, headers, Fields)
         return table.own(OutgoingResponse(fields))
 
-    def response_status(store: Any, self_: ResourceAny) -> int:
+    def response_status(store: Any, self_: GuestHandle) -> int:
         return table.get(store, self_, OutgoingResponse).status
 
-    def response_set_status(store: Any, self_: ResourceAny, status: int) -> Variant:
+    def response_set_status(store: Any, self_: GuestHandle, status: int) -> Variant:
         response = table.get(store, self_, OutgoingResponse)
         if not 100 <= status <= 999:
             return RESULT_ERR
         response.status = status
         return RESULT_OK
 
-    def response_headers(store: Any, self_: ResourceAny) -> Any:
+    def response_headers(store: Any, self_: GuestHandle) -> Any:
         response = table.get(store, self_, OutgoingResponse)
         # The child handle shares the response's entries, so writes through it count.
         view = Fields([])
         view.entries = response.headers.entries
         return table.own(view)
 
-    def response_body(store: Any, self_: ResourceAny) -> Any:
+    def response_body(store: Any, self_: GuestHandle) -> Any:
         response = table.get(store, self_, OutgoingResponse)
         if response.body_taken:
             return None
         response.body_taken = True
         return table.own(response.body)
 
-    def outgoing_body_write(store: Any, self_: ResourceAny) -> Any:
+    def outgoing_body_write(store: Any, self_: GuestHandle) -> Any:
         body = table.get(store, self_, OutgoingBody)
         if body.stream_taken:
             return None
         body.stream_taken = True
         return table.own(body.stream)
 
-    def outgoing_body_finish(store: Any, this: ResourceAny, trailers: ResourceAny | None) -> None:
+    def outgoing_body_finish(store: Any, this: GuestHandle, trailers: GuestHandle | None) -> None:
         body = table.take(store, this, OutgoingBody)
         if trailers is not None:
             table.take(store, trailers, Fields)
         body.finished = True
 
-    def outparam_set(store: Any, param: ResourceAny, response: Any) -> None:
+    def outparam_set(store: Any, param: GuestHandle, response: Any) -> None:
         slot = table.take(store, param, ResponseOutparam).slot
         if isinstance(response, Variant):
             slot.error = f"the component answered with error {response.tag}"
         else:
             slot.response = table.take(store, response, OutgoingResponse)
 
-    def http_error_code(store: Any, err: ResourceAny) -> None:
+    def http_error_code(store: Any, err: GuestHandle) -> None:
         table.get(store, err, object)
         return None
 

@@ -16,11 +16,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from wasmtime.component import Record, ResourceAny, Variant
+from wasmtime.component import Record, Variant
 
 from host_agent.interfaces.http import HttpRequest, HttpResponse
 from host_agent.runtime.interface import HostInterface
-from host_agent.runtime.resources import ResourceTable
+from host_agent.runtime.resources import GuestHandle, ResourceTable
 from host_agent.runtime.wasi_http import (
     RESULT_ERR,
     RESULT_OK,
@@ -155,58 +155,58 @@ def with_outgoing(
 
 
 def _request_side(table: ResourceTable) -> tuple[dict[str, type], dict[str, Any]]:
-    def request_new(store: Any, headers: ResourceAny) -> Any:
+    def request_new(store: Any, headers: GuestHandle) -> Any:
         return table.own(OutgoingRequest(table.take(store, headers, Fields)))
 
-    def request(store: Any, self_: ResourceAny) -> OutgoingRequest:
+    def request(store: Any, self_: GuestHandle) -> OutgoingRequest:
         return table.get(store, self_, OutgoingRequest)
 
-    def body(store: Any, self_: ResourceAny) -> Any:
+    def body(store: Any, self_: GuestHandle) -> Any:
         outgoing = request(store, self_)
         if outgoing.body_taken:
             return None  # err(): the body was already taken
         outgoing.body_taken = True
         return table.own(outgoing.body)
 
-    def method(store: Any, self_: ResourceAny) -> Variant:
+    def method(store: Any, self_: GuestHandle) -> Variant:
         return _method_variant(request(store, self_).method)
 
-    def set_method(store: Any, self_: ResourceAny, value: Variant) -> Variant:
+    def set_method(store: Any, self_: GuestHandle, value: Variant) -> Variant:
         name = _method_name(value)
         if not name or any(c in name for c in " \r\n:/"):
             return RESULT_ERR
         request(store, self_).method = name
         return RESULT_OK
 
-    def path(store: Any, self_: ResourceAny) -> str | None:
+    def path(store: Any, self_: GuestHandle) -> str | None:
         return request(store, self_).path_with_query
 
-    def set_path(store: Any, self_: ResourceAny, value: str | None) -> Variant:
+    def set_path(store: Any, self_: GuestHandle, value: str | None) -> Variant:
         if value is not None and any(c in value for c in " \r\n"):
             return RESULT_ERR
         request(store, self_).path_with_query = value
         return RESULT_OK
 
-    def scheme(store: Any, self_: ResourceAny) -> Variant | None:
+    def scheme(store: Any, self_: GuestHandle) -> Variant | None:
         name = request(store, self_).scheme
         if name is None:
             return None
         return Variant(name.upper()) if name in ("http", "https") else Variant("other", name)
 
-    def set_scheme(store: Any, self_: ResourceAny, value: Variant | None) -> Variant:
+    def set_scheme(store: Any, self_: GuestHandle, value: Variant | None) -> Variant:
         request(store, self_).scheme = _scheme_name(value)
         return RESULT_OK
 
-    def authority(store: Any, self_: ResourceAny) -> str | None:
+    def authority(store: Any, self_: GuestHandle) -> str | None:
         return request(store, self_).authority
 
-    def set_authority(store: Any, self_: ResourceAny, value: str | None) -> Variant:
+    def set_authority(store: Any, self_: GuestHandle, value: str | None) -> Variant:
         if value is not None and any(c in value for c in " \r\n/?#@"):
             return RESULT_ERR
         request(store, self_).authority = value
         return RESULT_OK
 
-    def headers(store: Any, self_: ResourceAny) -> Any:
+    def headers(store: Any, self_: GuestHandle) -> Any:
         # The child handle shares the request's entries, so writes through it count.
         view = Fields([])
         view.entries = request(store, self_).headers.entries
@@ -216,24 +216,24 @@ def _request_side(table: ResourceTable) -> tuple[dict[str, type], dict[str, Any]
         return table.own(RequestOptions())
 
     def getter(attribute: str) -> Any:
-        def get(store: Any, self_: ResourceAny) -> int | None:
+        def get(store: Any, self_: GuestHandle) -> int | None:
             value: int | None = getattr(table.get(store, self_, RequestOptions), attribute)
             return value
 
         return get
 
     def setter(attribute: str) -> Any:
-        def set_(store: Any, self_: ResourceAny, value: int | None) -> Variant:
+        def set_(store: Any, self_: GuestHandle, value: int | None) -> Variant:
             setattr(table.get(store, self_, RequestOptions), attribute, value)
             return RESULT_OK
 
         return set_
 
-    def future_subscribe(store: Any, self_: ResourceAny) -> Any:
+    def future_subscribe(store: Any, self_: GuestHandle) -> Any:
         table.get(store, self_, FutureIncomingResponse)
         return table.own(Pollable())
 
-    def future_get(store: Any, self_: ResourceAny) -> Any:
+    def future_get(store: Any, self_: GuestHandle) -> Any:
         # option<result<result<incoming-response, error-code>>>: the option is tagged for
         # wasmtime-py (the outer result's unit error is also "any object"), the results
         # are not (a resource and a Variant are told apart by class).
@@ -246,16 +246,16 @@ def _request_side(table: ResourceTable) -> tuple[dict[str, type], dict[str, Any]
             return Variant("some", error_code_variant(result))  # some(ok(err(code)))
         return Variant("some", table.own(IncomingResponse(result)))  # some(ok(ok(response)))
 
-    def response(store: Any, self_: ResourceAny) -> IncomingResponse:
+    def response(store: Any, self_: GuestHandle) -> IncomingResponse:
         return table.get(store, self_, IncomingResponse)
 
-    def response_status(store: Any, self_: ResourceAny) -> int:
+    def response_status(store: Any, self_: GuestHandle) -> int:
         return response(store, self_).response.status
 
-    def response_headers(store: Any, self_: ResourceAny) -> Any:
+    def response_headers(store: Any, self_: GuestHandle) -> Any:
         return table.own(Fields(response(store, self_).response.headers, immutable=True))
 
-    def response_consume(store: Any, self_: ResourceAny) -> Any:
+    def response_consume(store: Any, self_: GuestHandle) -> Any:
         incoming = response(store, self_)
         if incoming.consumed:
             return None  # err(): the body was already taken
@@ -298,7 +298,7 @@ def _request_side(table: ResourceTable) -> tuple[dict[str, type], dict[str, Any]
 
 
 def _outgoing_handler(table: ResourceTable, client: OutgoingHttp) -> HostInterface:
-    def handle(store: Any, request_: ResourceAny, options: ResourceAny | None) -> Any:
+    def handle(store: Any, request_: GuestHandle, options: GuestHandle | None) -> Any:
         outgoing = table.take(store, request_, OutgoingRequest)
         timeouts = None
         if options is not None:

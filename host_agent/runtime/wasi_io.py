@@ -14,7 +14,7 @@ from typing import Any
 from wasmtime.component import ResourceAny, Variant
 
 from host_agent.runtime.interface import HostInterface
-from host_agent.runtime.resources import ResourceTable
+from host_agent.runtime.resources import GuestHandle, ResourceTable
 
 WRITE_BUDGET = 4096  # what check-write promises; the guest must not write more at once
 
@@ -72,47 +72,47 @@ class OutputStream:
 
 
 def io_interfaces(table: ResourceTable) -> list[HostInterface]:
-    def write(store: Any, self_: ResourceAny, data: bytes) -> Any:
+    def write(store: Any, self_: GuestHandle, data: bytes) -> Any:
         stream = table.get(store, self_, OutputStream)
         if len(data) > WRITE_BUDGET:
             raise RuntimeError(f"guest wrote {len(data)} bytes, over its check-write budget")
         return WRITE_OK if stream.write(data) else WRITE_CLOSED
 
-    def splice(store: Any, self_: ResourceAny, src: ResourceAny, length: int) -> Any:
+    def splice(store: Any, self_: GuestHandle, src: GuestHandle, length: int) -> Any:
         out = table.get(store, self_, OutputStream)
         chunk = table.get(store, src, InputStream).read(min(length, WRITE_BUDGET))
         if chunk is None:
             return CLOSED
         return len(chunk) if out.write(chunk) else CLOSED
 
-    def read(store: Any, self_: ResourceAny, length: int) -> Any:
+    def read(store: Any, self_: GuestHandle, length: int) -> Any:
         chunk = table.get(store, self_, InputStream).read(length)
         return CLOSED if chunk is None else chunk
 
-    def skip(store: Any, self_: ResourceAny, length: int) -> Any:
+    def skip(store: Any, self_: GuestHandle, length: int) -> Any:
         chunk = table.get(store, self_, InputStream).read(length)
         return CLOSED if chunk is None else len(chunk)
 
-    def ok_if_open(store: Any, self_: ResourceAny) -> Any:
+    def ok_if_open(store: Any, self_: GuestHandle) -> Any:
         return WRITE_CLOSED if table.get(store, self_, OutputStream).closed else WRITE_OK
 
-    def check_write(store: Any, self_: ResourceAny) -> Any:
+    def check_write(store: Any, self_: GuestHandle) -> Any:
         return CLOSED if table.get(store, self_, OutputStream).closed else WRITE_BUDGET
 
-    def write_zeroes(store: Any, self_: ResourceAny, length: int) -> Any:
+    def write_zeroes(store: Any, self_: GuestHandle, length: int) -> Any:
         return (
             WRITE_OK if table.get(store, self_, OutputStream).write(bytes(length)) else WRITE_CLOSED
         )
 
-    def subscribe(store: Any, self_: ResourceAny) -> Any:
+    def subscribe(store: Any, self_: GuestHandle) -> Any:
         table.get(store, self_, object)
         return table.own(Pollable())
 
-    def ready(store: Any, self_: ResourceAny) -> bool:
+    def ready(store: Any, self_: GuestHandle) -> bool:
         table.get(store, self_, Pollable)
         return True
 
-    def block(store: Any, self_: ResourceAny) -> None:
+    def block(store: Any, self_: GuestHandle) -> None:
         table.get(store, self_, Pollable)
 
     def poll(store: Any, pollables: list[ResourceAny]) -> list[int]:
@@ -120,7 +120,7 @@ def io_interfaces(table: ResourceTable) -> list[HostInterface]:
             table.get(store, pollable, Pollable)
         return list(range(len(pollables)))
 
-    def to_debug_string(store: Any, self_: ResourceAny) -> str:
+    def to_debug_string(store: Any, self_: GuestHandle) -> str:
         return table.get(store, self_, IoError).message
 
     streams = HostInterface(

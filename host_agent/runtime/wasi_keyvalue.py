@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from wasmtime.component import Record, ResourceAny, Variant
+from wasmtime.component import Record, Variant
 
 from host_agent.interfaces.keyvalue import KEYVALUE_VERSION, KeyValueError
 from host_agent.runtime.interface import HostInterface
-from host_agent.runtime.resources import ResourceTable
+from host_agent.runtime.resources import GuestHandle, ResourceTable
 
 
 def error_variant(error: KeyValueError) -> Variant:
@@ -49,23 +49,23 @@ def keyvalue_interfaces(table: ResourceTable, client: KeyValueClient) -> list[Ho
     def open_(store: Any, identifier: str) -> Any:
         return table.own(Bucket(identifier))
 
-    def get(store: Any, self_: ResourceAny, key: str) -> Any:
+    def get(store: Any, self_: GuestHandle, key: str) -> Any:
         bucket = table.get(store, self_, Bucket).name
         return guarded(lambda: client.get(bucket, key))
 
-    def set_(store: Any, self_: ResourceAny, key: str, value: bytes) -> Any:
+    def set_(store: Any, self_: GuestHandle, key: str, value: bytes) -> Any:
         bucket = table.get(store, self_, Bucket).name
         return guarded(lambda: client.set(bucket, key, value))
 
-    def delete(store: Any, self_: ResourceAny, key: str) -> Any:
+    def delete(store: Any, self_: GuestHandle, key: str) -> Any:
         bucket = table.get(store, self_, Bucket).name
         return guarded(lambda: client.delete(bucket, key))
 
-    def exists(store: Any, self_: ResourceAny, key: str) -> Any:
+    def exists(store: Any, self_: GuestHandle, key: str) -> Any:
         bucket = table.get(store, self_, Bucket).name
         return guarded(lambda: client.exists(bucket, key))
 
-    def list_keys(store: Any, self_: ResourceAny, cursor: int | None) -> Any:
+    def list_keys(store: Any, self_: GuestHandle, cursor: int | None) -> Any:
         bucket = table.get(store, self_, Bucket).name
 
         def call() -> Record:
@@ -77,7 +77,7 @@ def keyvalue_interfaces(table: ResourceTable, client: KeyValueClient) -> list[Ho
 
         return guarded(call)
 
-    def increment(store: Any, bucket_: ResourceAny, key: str, delta: int) -> Any:
+    def increment(store: Any, bucket_: GuestHandle, key: str, delta: int) -> Any:
         bucket = table.get(store, bucket_, Bucket).name
         return guarded(lambda: client.increment(bucket, key, delta))
 

@@ -11,10 +11,10 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from wasmtime.component import ResourceAny, Variant
+from wasmtime.component import Variant
 
 from host_agent.runtime.interface import HostInterface
-from host_agent.runtime.resources import ResourceTable
+from host_agent.runtime.resources import GuestHandle, ResourceTable
 
 SECRETS_VERSION = "0.1.0-draft"
 
@@ -36,7 +36,7 @@ def secrets_interfaces(table: ResourceTable, source: SecretSource) -> list[HostI
             return Variant("not-found")
         return table.own(SecretHandle(key))
 
-    def reveal(store: Any, handle: ResourceAny) -> Any:
+    def reveal(store: Any, handle: GuestHandle) -> Any:
         name = table.get(store, handle, SecretHandle).name
         value = source().get(name)
         if value is None:  # the component was scaled again without it: reveal nothing
