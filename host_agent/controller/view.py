@@ -185,13 +185,11 @@ class LatticeView:
             # A (re)started host runs nothing yet and forgot what it was asked to do: a
             # host killed and started again with its id must not keep its old inventory
             # until its first heartbeat (one interval later), or nothing is restarted.
+            # Nor its measured interval: it may have restarted with another (a Host's
+            # heartbeatSeconds changed), and three old short ones would drop it before
+            # its first new heartbeat. The default serves until two heartbeats measure it.
             self.pending_scales = {k: v for k, v in self.pending_scales.items() if k[0] != source}
-            self.hosts[source] = HostRecord(
-                source,
-                dict(data.get("labels") or {}),
-                last_seen=now,
-                gaps=host.gaps if host else (),
-            )
+            self.hosts[source] = HostRecord(source, dict(data.get("labels") or {}), last_seen=now)
             return
         if host is None:
             return  # an unknown host's heartbeat or inventory will bring its full state

@@ -112,6 +112,20 @@ def test_heartbeats_held_back_by_an_outage_do_not_shorten_a_hosts_timeout() -> N
     assert view.expire(now=26.6) == ["H1"]
 
 
+def test_a_host_restarted_with_a_longer_interval_is_not_dropped_before_it_beats() -> None:
+    view = LatticeView(default_interval=30.0)
+    for at in (0.0, 2.0, 4.0, 6.0):  # every 2 s
+        view.apply_event("host_heartbeat", "H1", heartbeat("H1"), now=at)
+    # Restarted with heartbeatSeconds 30: it beats at once, then 30 s later.
+    view.apply_event("host_started", "H1", {}, now=10.0)
+    view.apply_event("host_heartbeat", "H1", heartbeat("H1"), now=10.1)
+    assert view.expire(now=39.0) == []  # three of its old intervals are long gone
+    view.apply_event("host_heartbeat", "H1", heartbeat("H1"), now=40.1)
+    assert view.hosts["H1"].interval == 30.0
+    assert view.expire(now=130.0) == []
+    assert view.expire(now=130.2) == ["H1"]
+
+
 def test_unmeasured_host_uses_the_default_interval_and_stopped_hosts_go_at_once() -> None:
     view = LatticeView(default_interval=10.0)
     view.apply_event("host_started", "H1", {"labels": {"zone": "a"}}, now=0.0)
