@@ -54,7 +54,7 @@ from pulumi_wasmcloud.provider.handlers import (
 from pulumi_wasmcloud.provider.values import UNKNOWN, plain, to_props
 from pulumi_wasmcloud.schema import package as schema_package
 from pulumi_wasmcloud.schema.resources import resource as schema_resource
-from pulumi_wasmcloud.schema.validate import Problem, check_inputs
+from pulumi_wasmcloud.schema.validate import Checker, Problem, check_inputs
 
 LATTICE = "wasmcloud:index:Lattice"
 HOST = "wasmcloud:index:Host"
@@ -79,6 +79,8 @@ LIVE_PROPERTIES = frozenset({"placement", "running", "status", "converged"})
 IMPORT_INPUTS = frozenset({"natsUrl", "lattice", "manifest", "allowUnplaced"})
 # Inputs that take the provider's config as their default.
 CONFIG_DEFAULTS = {"natsUrl": "natsUrl", "lattice": "lattice"}
+# What the engine adds to every provider's inputs, beside the provider's own config.
+ENGINE_PROVIDER_INPUTS = frozenset({"version", "pluginDownloadURL"})
 
 
 def load_handler(type_token: str, log: EngineLog, settings: ProviderSettings) -> Handler:
@@ -122,6 +124,17 @@ class WasmcloudProvider(Provider):
                 raise ValueError(f"unknown resource type {type_token}; known: {known}")
             self.handlers[type_token] = load_handler(type_token, self.log, self.settings)
         return self.handlers[type_token]
+
+    async def check_config(self, request: CheckRequest) -> CheckResponse:
+        """The provider's config (``wasmcloud:natsUrl`` ... or an explicit provider's
+        properties) against the schema: a misspelt key or a value of the wrong type is
+        refused naming it, before any resource reads the config."""
+        given = plain(request.new_inputs)
+        config = {k: v for k, v in given.items() if k not in ENGINE_PROVIDER_INPUTS}
+        checker = Checker({}, lambda value: value is UNKNOWN)
+        problems = checker.properties(config, schema_package.CONFIG, "the wasmcloud provider")
+        failures = [CheckFailure(p.path, p.reason) for p in problems]
+        return CheckResponse(request.new_inputs, failures or None)
 
     async def configure(self, request: ConfigureRequest) -> ConfigureResponse:
         args = plain(request.args)

@@ -33,7 +33,7 @@ from tests.lattice import (
     run_async,
 )
 from tests.nats_auth import operator_auth
-from tests.provider_grpc import plain, provider, struct
+from tests.provider_grpc import PROVIDER_URN, plain, provider, struct
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 
@@ -177,6 +177,30 @@ async def test_check_names_the_field_and_the_fix(tmp_path: Path) -> None:
         assert [(f.property, f.reason) for f in failures] == [
             ("manifestPath", "expected a string, got a number (5)")  # the schema's
         ]
+
+
+@run_async
+async def test_the_provider_config_is_checked_naming_the_key() -> None:
+    """`wasmcloud:natsUrl: 4222`, a misspelt key, or a credentials object is refused at
+    CheckConfig, naming the key (the secret's value is not echoed); the engine's own
+    `version` is not config."""
+    async with provider() as (stub, _):
+
+        async def failures(config: dict[str, Any]) -> list[tuple[str, str]]:
+            checked = await stub.CheckConfig(
+                provider_pb2.CheckRequest(urn=PROVIDER_URN, news=struct(config))
+            )
+            return [(f.property, f.reason) for f in checked.failures]
+
+        good = {"natsUrl": "nats://127.0.0.1:4222", "lattice": "default", "version": "1.0.0"}
+        assert await failures(good) == []
+        assert await failures({"natsUrl": 4222}) == [
+            ("natsUrl", "expected a string, got a number (4222)")
+        ]
+        [(key, reason)] = await failures({"natUrl": "nats://127.0.0.1:4222"})
+        assert key == "natUrl" and 'did you mean "natsUrl"?' in reason
+        [(key, reason)] = await failures({"credentials": {"jwt": "eyJ-secret"}})
+        assert key == "credentials" and "eyJ-secret" not in reason
 
 
 @run_async
