@@ -589,6 +589,22 @@ class PathRun:
     ours: dict[str, Result] = field(default_factory=dict)
     peer: dict[str, Result] = field(default_factory=dict)
     ratios: dict[str, list[float]] = field(default_factory=dict)
+    modes: dict[str, str] = field(default_factory=dict)  # guest -> where its calls ran
+
+
+def call_modes(host_log: str, guests: list[str]) -> dict[str, str]:
+    """Per guest, where the host ran its calls at the end: "inline" (on the event loop's
+    thread, once the pool promoted it) or "workers", from the pool's log lines. A guest
+    near the promotion line (hello) is promoted in some runs only, and that moves its
+    figures by about 2x."""
+    modes = dict.fromkeys(guests, "workers")
+    for line in host_log.splitlines():
+        for guest in guests:
+            if f"{guest}: calls run on the event loop's thread" in line:
+                modes[guest] = "inline"
+            elif f"{guest}: calls run in worker threads" in line:
+                modes[guest] = "workers"
+    return modes
 
 
 def measure_request_path(requests: int, concurrency: int, instances: int, rounds: int) -> PathRun:
@@ -637,6 +653,8 @@ def measure_request_path(requests: int, concurrency: int, instances: int, rounds
                 run.ratios[guest.name].append(
                     this_round[ours.label].rps / this_round[peer.label].rps
                 )
+        host_log = Path(tmp) / "plain" / "host.log"
+        run.modes = call_modes(host_log.read_text(), [guest.name for guest in GUESTS])
     return run
 
 
@@ -741,6 +759,9 @@ def request_path_verdict(run: PathRun) -> bool:
         "servers and whatever else runs here: compare the ratios (same run, alternating "
         "rounds), not the absolute figures"
     )
+    if run.modes:
+        where = ", ".join(f"{name} {mode}" for name, mode in run.modes.items())
+        print(f"where our host ran each guest's calls (inline: on its event loop): {where}")
     ok = True
     for name, peer in run.peer.items():
         ours = run.ours[name]

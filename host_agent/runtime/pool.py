@@ -216,6 +216,7 @@ class InstancePool:
     def _promote(self, instance: ComponentInstance) -> None:
         if self._inline_allowed and not self._closed:
             self._inline = instance
+            log.info("%s: calls run on the event loop's thread from now on", self._name)
 
     def _demote(self, why: str) -> None:
         log.info("%s: calls run in worker threads from now on (%s)", self._name, why)
