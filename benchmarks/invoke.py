@@ -85,6 +85,7 @@ from benchmarks.secured import SecuredNats
 from host_agent.lattice import event_loop
 from host_agent.lattice.client import CtlClient
 from host_agent.model import normalize_name
+from host_agent.runtime.pool import RUNS_IN_WORKERS, RUNS_INLINE
 from host_agent.runtime.wrpc_values import (
     WitEnum,
     WitList,
@@ -600,9 +601,9 @@ def call_modes(host_log: str, guests: list[str]) -> dict[str, str]:
     modes = dict.fromkeys(guests, "workers")
     for line in host_log.splitlines():
         for guest in guests:
-            if f"{guest}: calls run on the event loop's thread" in line:
+            if f"{guest}: {RUNS_INLINE}" in line:
                 modes[guest] = "inline"
-            elif f"{guest}: calls run in worker threads" in line:
+            elif f"{guest}: {RUNS_IN_WORKERS}" in line:
                 modes[guest] = "workers"
     return modes
 

@@ -44,6 +44,10 @@ log = logging.getLogger(__name__)
 
 # What a worker runs for one call: the instance's method, given the instance.
 Work = Callable[[ComponentInstance], Any]
+# The log lines that say where a pool's calls run from now on ("{name}: {note}"); the
+# request-path benchmark reads them back.
+RUNS_INLINE = "calls run on the event loop's thread from now on"
+RUNS_IN_WORKERS = "calls run in worker threads from now on"
 
 
 class _Job:
@@ -216,10 +220,10 @@ class InstancePool:
     def _promote(self, instance: ComponentInstance) -> None:
         if self._inline_allowed and not self._closed:
             self._inline = instance
-            log.info("%s: calls run on the event loop's thread from now on", self._name)
+            log.info("%s: %s", self._name, RUNS_INLINE)
 
     def _demote(self, why: str) -> None:
-        log.info("%s: calls run in worker threads from now on (%s)", self._name, why)
+        log.info("%s: %s (%s)", self._name, RUNS_IN_WORKERS, why)
         self._inline_allowed = False
         self._inline = None
 
