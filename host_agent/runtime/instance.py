@@ -188,7 +188,7 @@ class ComponentInstance:
             func.post_return(self.store)
         except Exception as error:  # a trap, or a host function's exception surfacing as one
             self.dead = True
-            raise ComponentTrap(_trap_message(error)) from error
+            raise ComponentTrap(trap_message(error)) from error
         return result
 
     def _forward(self, calls: RemoteCalls, interface: str, function: str) -> Callable[..., Any]:
@@ -216,6 +216,10 @@ class ComponentInstance:
     def _stderr(self, data: bytes) -> None:
         log.warning("%s stderr: %s", self.component_id, data.decode(errors="replace").rstrip())
 
+    def set_epoch_deadline(self, ticks: int) -> None:
+        """How many epoch ticks the next calls may run before wasmtime interrupts them."""
+        self.store.set_epoch_deadline(ticks)
+
     def handle_http(self, request: HttpRequest) -> HttpResponse:
         """Call wasi:http/incoming-handler.handle; raises ComponentTrap if the guest traps."""
         if self._handle is None:
@@ -230,11 +234,11 @@ class ComponentInstance:
             self._handle.post_return(self.store)
         except Exception as error:  # a trap, or a host function's exception surfacing as one
             self.dead = True
-            raise ComponentTrap(_trap_message(error)) from error
+            raise ComponentTrap(trap_message(error)) from error
         return slot.result()
 
 
-def _trap_message(error: BaseException) -> str:
+def trap_message(error: BaseException) -> str:
     """The line that says why: wasmtime puts the cause after a wasm backtrace."""
     text = str(error)
     _, caused, cause = text.partition("Caused by:")

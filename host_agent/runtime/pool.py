@@ -27,7 +27,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import replace
-from typing import Any
+from typing import Any, Protocol
 
 from host_agent.interfaces.http import HttpRequest, HttpResponse
 from host_agent.runtime.inline import (
@@ -38,12 +38,26 @@ from host_agent.runtime.inline import (
     body_may_follow,
     warm_enough,
 )
-from host_agent.runtime.instance import ComponentInstance, ComponentTrap
+from host_agent.runtime.instance import ComponentTrap
 
 log = logging.getLogger(__name__)
 
+
+class PooledInstance(Protocol):
+    """What the pool needs of an instance: a PooledInstance (the Python host) or a
+    NativeHttpInstance (runtime/native_http.py)."""
+
+    component_id: str
+
+    def set_epoch_deadline(self, ticks: int) -> None: ...
+
+    def handle_http(self, request: HttpRequest) -> HttpResponse: ...
+
+    def call_export(self, interface: str, function: str, args: list[Any]) -> Any: ...
+
+
 # What a worker runs for one call: the instance's method, given the instance.
-Work = Callable[[ComponentInstance], Any]
+Work = Callable[[PooledInstance], Any]
 # The log lines that say where a pool's calls run from now on ("{name}: {note}"); the
 # request-path benchmark reads them back.
 RUNS_INLINE = "calls run on the event loop's thread from now on"
@@ -90,7 +104,7 @@ _AGAIN = object()  # an inline call that must run again in a worker
 class InstancePool:
     def __init__(
         self,
-        make_instance: Callable[[], ComponentInstance],
+        make_instance: Callable[[], PooledInstance],
         size: int,
         *,
         inline: bool = False,
@@ -106,7 +120,7 @@ class InstancePool:
         self._closed = False
         self._inline_allowed = inline  # every import answered in-process
         self._warm_runs: list[float] = []  # worker run times, while deciding
-        self._inline: ComponentInstance | None = None  # the loop thread's, once promoted
+        self._inline: PooledInstance | None = None  # the loop thread's, once promoted
         self._inline_starting = False
         self._needs_worker = False  # set by an inline call that must run in a worker
 
@@ -122,7 +136,7 @@ class InstancePool:
     async def fill(self) -> None:
         """Create the first instance now (it surfaces instantiation errors); the rest lazily."""
         loop = asyncio.get_running_loop()
-        started: asyncio.Future[ComponentInstance] = loop.create_future()
+        started: asyncio.Future[PooledInstance] = loop.create_future()
 
         def first() -> None:
             try:
@@ -171,7 +185,7 @@ class InstancePool:
                 return
             job.loop.call_soon_threadsafe(_settle, job.future, None, error)
 
-    def _serve(self, instance: ComponentInstance) -> None:
+    def _serve(self, instance: PooledInstance) -> None:
         """A worker thread's loop: take calls, run them in the caller's context."""
         jobs = self._jobs
         while True:
@@ -217,7 +231,7 @@ class InstancePool:
 
         threading.Thread(target=make, name="component_inline", daemon=True).start()
 
-    def _promote(self, instance: ComponentInstance) -> None:
+    def _promote(self, instance: PooledInstance) -> None:
         if self._inline_allowed and not self._closed:
             self._inline = instance
             log.info("%s: %s", self._name, RUNS_INLINE)
@@ -227,11 +241,11 @@ class InstancePool:
         self._inline_allowed = False
         self._inline = None
 
-    def _run_inline(self, instance: ComponentInstance, work: Work) -> Any:
+    def _run_inline(self, instance: PooledInstance, work: Work) -> Any:
         """One call on this (the loop's) thread, within the epoch budget; _AGAIN if it
         must run again in a worker."""
         self._needs_worker = False
-        instance.store.set_epoch_deadline(INLINE_DEADLINE_TICKS)
+        instance.set_epoch_deadline(INLINE_DEADLINE_TICKS)
         started = time.thread_time()
         try:
             return work(instance)
@@ -246,7 +260,7 @@ class InstancePool:
             self._start_inline(asyncio.get_running_loop())
             raise _Replaced(trap) from None
         finally:
-            instance.store.set_epoch_deadline(NO_DEADLINE_TICKS)
+            instance.set_epoch_deadline(NO_DEADLINE_TICKS)
             elapsed = time.thread_time() - started
             if elapsed > INLINE_DEMOTE_SECONDS and self._inline_allowed:
                 self._demote(f"a call took {1000 * elapsed:.1f} ms of CPU")

@@ -46,11 +46,6 @@ def test_a_request_that_may_carry_a_body_is_seen_by_its_headers() -> None:
     assert body_may_follow([("transfer-encoding", b"chunked")])
 
 
-class _Store:
-    def set_epoch_deadline(self, ticks: int) -> None:
-        pass
-
-
 class EchoBody:
     """Stands in for a component instance whose guest answers with the request body (it
     traps when reading the body raises, as a guest does when its host call fails)."""
@@ -58,8 +53,10 @@ class EchoBody:
     component_id = "echo"
 
     def __init__(self, threads: list[str]) -> None:
-        self.store = _Store()
         self.threads = threads
+
+    def set_epoch_deadline(self, ticks: int) -> None:
+        pass
 
     def handle_http(self, request: HttpRequest) -> HttpResponse:
         self.threads.append(threading.current_thread().name)
