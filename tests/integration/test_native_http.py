@@ -1,0 +1,323 @@
+"""The native wasi:http host (native/, runtime/native_http.py) with real components: which
+components run there, that they answer as on the Python host, and that the pool's rules
+hold for them (a body still arriving, a trap, the response body's limit, the cache).
+
+The guests are WAT components built here with wasm-tools against examples/hello-wat's
+world: hello-wat itself, one that echoes the request body, one that traps."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import wasmcloud_native
+
+from host_agent.interfaces.http import HttpRequest, HttpResponse
+from host_agent.runtime.engine import component_engine
+from host_agent.runtime.image import HTTP_HANDLER, load_component
+from host_agent.runtime.inline import INLINE_WARMUP
+from host_agent.runtime.instance import ComponentInstance, NoKeyValue
+from host_agent.runtime.native_http import (
+    SWITCH,
+    NativeHttpInstance,
+    load_native,
+    runs_natively,
+)
+from host_agent.runtime.pool import InstancePool, PooledInstance
+from tests.lattice import ROOT, VENV_BIN
+
+HELLO_WAT = ROOT / "examples" / "hello-wat"
+WIT_DEPS = ROOT / ".tools" / "wit" / "deps"
+
+# The imports both guests below share with hello.wat, and cabi_realloc (a bump allocator:
+# the host allocates the bytes blocking-read returns).
+PRELUDE = """
+  (import "wasi:http/types@0.2.12" "[constructor]fields" (func $fields_new (result i32)))
+  (import "wasi:http/types@0.2.12" "[constructor]outgoing-response"
+    (func $response_new (param i32) (result i32)))
+  (import "wasi:http/types@0.2.12" "[method]outgoing-response.body"
+    (func $response_body (param i32 i32)))
+  (import "wasi:http/types@0.2.12" "[method]outgoing-body.write"
+    (func $body_write (param i32 i32)))
+  (import "wasi:http/types@0.2.12" "[static]outgoing-body.finish"
+    (func $body_finish (param i32 i32 i32 i32)))
+  (import "wasi:http/types@0.2.12" "[static]response-outparam.set"
+    (func $outparam_set (param i32 i32 i32 i32 i64 i32 i32 i32 i32)))
+  (import "wasi:http/types@0.2.12" "[method]incoming-request.consume"
+    (func $consume (param i32 i32)))
+  (import "wasi:http/types@0.2.12" "[method]incoming-body.stream"
+    (func $in_stream (param i32 i32)))
+  (import "wasi:http/types@0.2.12" "[resource-drop]incoming-body"
+    (func $drop_in_body (param i32)))
+  (import "wasi:http/types@0.2.12" "[resource-drop]incoming-request"
+    (func $drop_request (param i32)))
+  (import "wasi:io/streams@0.2.12" "[method]input-stream.blocking-read"
+    (func $blocking_read (param i32 i64 i32)))
+  (import "wasi:io/streams@0.2.12" "[resource-drop]input-stream"
+    (func $drop_in (param i32)))
+  (import "wasi:io/streams@0.2.12" "[method]output-stream.blocking-write-and-flush"
+    (func $write_and_flush (param i32 i32 i32 i32)))
+  (import "wasi:io/streams@0.2.12" "[resource-drop]output-stream"
+    (func $drop_out (param i32)))
+  (memory (export "memory") 1)
+  (global $ret i32 (i32.const 64))
+  (global $heap (mut i32) (i32.const 1024))
+  (func (export "cabi_realloc") (param i32 i32 i32 i32) (result i32)
+    (local $ptr i32)
+    (local.set $ptr (i32.and (i32.add (global.get $heap) (i32.sub (local.get 2) (i32.const 1)))
+                             (i32.sub (i32.const 0) (local.get 2))))
+    (global.set $heap (i32.add (local.get $ptr) (local.get 3)))
+    (block $enough
+      (loop $grow
+        (br_if $enough (i32.le_u (global.get $heap) (i32.mul (memory.size) (i32.const 65536))))
+        (if (i32.eq (memory.grow (i32.const 1)) (i32.const -1)) (then unreachable))
+        (br $grow)))
+    (local.get $ptr))
+  (func $expect_ok (if (i32.load8_u (global.get $ret)) (then unreachable)))
+"""
+
+# Answers 200 with the request body: reads it in chunks of up to 4 KiB until the stream
+# closes, writing each back.
+ECHO_WAT = f"""(module {PRELUDE}
+  (func (export "wasi:http/incoming-handler@0.2.12#handle") (param $request i32) (param $out i32)
+    (local $in_body i32) (local $in i32) (local $response i32) (local $body i32) (local $stream i32)
+    (call $consume (local.get $request) (global.get $ret)) (call $expect_ok)
+    (local.set $in_body (i32.load offset=4 (global.get $ret)))
+    (call $in_stream (local.get $in_body) (global.get $ret)) (call $expect_ok)
+    (local.set $in (i32.load offset=4 (global.get $ret)))
+    (local.set $response (call $response_new (call $fields_new)))
+    (call $response_body (local.get $response) (global.get $ret)) (call $expect_ok)
+    (local.set $body (i32.load offset=4 (global.get $ret)))
+    (call $outparam_set (local.get $out) (i32.const 0) (local.get $response)
+      (i32.const 0) (i64.const 0) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0))
+    (call $body_write (local.get $body) (global.get $ret)) (call $expect_ok)
+    (local.set $stream (i32.load offset=4 (global.get $ret)))
+    (block $done
+      (loop $copy
+        (call $blocking_read (local.get $in) (i64.const 4096) (global.get $ret))
+        (br_if $done (i32.load8_u (global.get $ret)))
+        (call $write_and_flush (local.get $stream)
+          (i32.load offset=4 (global.get $ret)) (i32.load offset=8 (global.get $ret))
+          (global.get $ret))
+        (call $expect_ok)
+        (br $copy)))
+    (call $drop_in (local.get $in))
+    (call $drop_in_body (local.get $in_body))
+    (call $drop_request (local.get $request))
+    (call $drop_out (local.get $stream))
+    (call $body_finish (local.get $body) (i32.const 0) (i32.const 0) (global.get $ret))
+    (call $expect_ok)))
+"""
+
+# Traps on the first request that has a body, before answering; answers others empty.
+TRAP_ON_BODY_WAT = f"""(module {PRELUDE}
+  (func (export "wasi:http/incoming-handler@0.2.12#handle") (param $request i32) (param $out i32)
+    (local $in_body i32) (local $in i32) (local $response i32) (local $body i32)
+    (call $consume (local.get $request) (global.get $ret)) (call $expect_ok)
+    (local.set $in_body (i32.load offset=4 (global.get $ret)))
+    (call $in_stream (local.get $in_body) (global.get $ret)) (call $expect_ok)
+    (local.set $in (i32.load offset=4 (global.get $ret)))
+    (call $blocking_read (local.get $in) (i64.const 1) (global.get $ret))
+    (if (i32.eqz (i32.load8_u (global.get $ret)))
+      (then (if (i32.load offset=8 (global.get $ret)) (then unreachable))))
+    (call $drop_in (local.get $in))
+    (call $drop_in_body (local.get $in_body))
+    (call $drop_request (local.get $request))
+    (local.set $response (call $response_new (call $fields_new)))
+    (call $response_body (local.get $response) (global.get $ret)) (call $expect_ok)
+    (local.set $body (i32.load offset=4 (global.get $ret)))
+    (call $outparam_set (local.get $out) (i32.const 0) (local.get $response)
+      (i32.const 0) (i64.const 0) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0))
+    (call $body_finish (local.get $body) (i32.const 0) (i32.const 0) (global.get $ret))
+    (call $expect_ok)))
+"""
+
+
+def wat_component(wat: str, where: Path) -> bytes:
+    """A component of hello-wat's world (exports wasi:http/incoming-handler) from `wat`."""
+    wit = where / "wit"
+    (wit / "deps").mkdir(parents=True)
+    (wit / "world.wit").write_text((HELLO_WAT / "wit" / "world.wit").read_text())
+    for dep in WIT_DEPS.iterdir():
+        (wit / "deps" / dep.name).symlink_to(dep)
+    tools = str(VENV_BIN / "wasm-tools")
+    core, embedded, component = where / "core.wasm", where / "embedded.wasm", where / "c.wasm"
+    subprocess.run([tools, "parse", "-", "-o", str(core)], input=wat.encode(), check=True)
+    subprocess.run(
+        [tools, "component", "embed", str(wit), "-w", "hello-wat", str(core), "-o", str(embedded)],
+        check=True,
+    )
+    subprocess.run([tools, "component", "new", str(embedded), "-o", str(component)], check=True)
+    return component.read_bytes()
+
+
+@pytest.fixture(scope="module")
+def guests(tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
+    built = {"hello": (HELLO_WAT / "build" / "hello-wat.wasm").read_bytes()}
+    for name, wat in (("echo", ECHO_WAT), ("trap", TRAP_ON_BODY_WAT)):
+        built[name] = wat_component(wat, tmp_path_factory.mktemp(name))
+    return built
+
+
+@pytest.fixture
+def cache(tmp_path: Path) -> Path:
+    return tmp_path / "compiled"
+
+
+def native(wasm: bytes, cache: Path) -> wasmcloud_native.HttpGuest:
+    image = load_component(wasm, component_engine(), cache)
+    guest = load_native(wasm, image.digest, image.imports, image.exports, cache)
+    assert guest is not None, "a proxy-world component runs natively"
+    return guest
+
+
+def run_pool(
+    make: Callable[[], PooledInstance], scenario: Callable[[InstancePool], Any], inline: bool
+) -> Any:
+    async def main() -> Any:
+        pool = InstancePool(make, 2, inline=inline, name="guest")
+        await pool.fill()
+        try:
+            return await scenario(pool)
+        finally:
+            pool.close()
+
+    return asyncio.run(main())
+
+
+def get(path: str = "/", **fields: Any) -> HttpRequest:
+    return HttpRequest("GET", path, authority="localhost:8000", **fields)
+
+
+def test_only_components_needing_nothing_from_the_lattice_run_natively() -> None:
+    hello = ["wasi:http/types", "wasi:io/streams", "wasi:io/error"]
+    assert runs_natively(hello, [HTTP_HANDLER])
+    assert runs_natively([*hello, "wasi:cli/stdout", "wasi:clocks/monotonic-clock"], [HTTP_HANDLER])
+    assert not runs_natively([*hello, "wasi:keyvalue/store"], [HTTP_HANDLER])  # a provider
+    assert not runs_natively([*hello, "wasi:http/outgoing-handler"], [HTTP_HANDLER])
+    assert not runs_natively([*hello, "wasi:filesystem/types"], [HTTP_HANDLER])  # trapped
+    assert not runs_natively([*hello, "example:api/greet"], [HTTP_HANDLER])  # a linked peer
+    assert not runs_natively(hello, [HTTP_HANDLER, "example:api/greet"])  # served over wRPC
+
+
+def test_hello_wat_answers_natively_as_it_does_on_the_python_host(
+    guests: dict[str, bytes], cache: Path
+) -> None:
+    image = load_component(guests["hello"], component_engine(), cache)
+    python = ComponentInstance(image, NoKeyValue(), "hello").handle_http(get())
+    answer = NativeHttpInstance(native(guests["hello"], cache), "hello").handle_http(get())
+    assert (answer.status, answer.headers, answer.body) == (200, [], b"hello\n")
+    assert (answer.status, answer.headers, answer.body) == (
+        python.status,
+        python.headers,
+        python.body,
+    )
+
+
+def test_the_native_host_is_off_with_the_switch_and_its_code_is_cached(
+    guests: dict[str, bytes], cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    wasm = guests["hello"]
+    image = load_component(wasm, component_engine(), cache)
+    monkeypatch.setenv(SWITCH, "0")
+    assert load_native(wasm, image.digest, image.imports, image.exports, cache) is None
+    monkeypatch.delenv(SWITCH)
+    native(wasm, cache)
+    cached = list(cache.glob(f"{image.digest}-wasmtime{wasmcloud_native.WASMTIME_VERSION}-native*"))
+    assert len(cached) == 1
+    # Read back, not compiled again: these bytes would not compile.
+    reloaded = load_native(b"not wasm", image.digest, image.imports, image.exports, cache)
+    assert reloaded is not None
+    assert reloaded.instantiate().handle("GET", "http", "h", "/", [], b"", 100)[2] == b"hello\n"
+
+
+def test_a_body_still_arriving_is_read_when_the_guest_reads_it(
+    guests: dict[str, bytes], cache: Path
+) -> None:
+    guest = native(guests["echo"], cache)
+    readers: list[str] = []
+
+    def arriving() -> bytes:  # what LaterParams.wait does, from the thread that calls
+        readers.append(threading.current_thread().name)
+        return b"posted " * 2000  # more than one 4 KiB read
+
+    async def scenario(pool: InstancePool) -> HttpResponse:
+        request = HttpRequest(
+            "POST", "/", authority="h", headers=[("content-length", b"14000")], pending_body=arriving
+        )
+        return await pool.handle_http(request)
+
+    answer = run_pool(lambda: NativeHttpInstance(guest, "echo"), scenario, inline=False)
+    assert (answer.status, answer.body) == (200, b"posted " * 2000)
+    assert readers and readers[0].startswith("component_")  # read by the worker's call
+
+
+def test_an_inline_native_call_reading_a_body_still_arriving_is_answered_from_a_worker(
+    guests: dict[str, bytes], cache: Path
+) -> None:
+    guest = native(guests["echo"], cache)
+    readers: list[str] = []
+
+    def arriving() -> bytes:
+        readers.append(threading.current_thread().name)
+        return b"late body"
+
+    async def scenario(pool: InstancePool) -> HttpResponse:
+        for _ in range(INLINE_WARMUP):
+            assert (await pool.handle_http(get(body=b"x"))).body == b"x"
+        deadline = time.monotonic() + 10
+        while not pool.runs_inline:
+            assert time.monotonic() < deadline, "the pool never promoted the guest"
+            await asyncio.sleep(0.01)
+        # No content-length: the pool tries it inline, where the body cannot be waited for.
+        return await pool.handle_http(get(pending_body=arriving))
+
+    answer = run_pool(lambda: NativeHttpInstance(guest, "echo"), scenario, inline=True)
+    assert (answer.status, answer.body) == (200, b"late body")
+    assert len(readers) == 1 and readers[0].startswith("component_")  # read in a worker
+
+
+def test_a_native_guest_that_traps_answers_500_and_its_instance_is_replaced(
+    guests: dict[str, bytes], cache: Path
+) -> None:
+    guest = native(guests["trap"], cache)
+
+    async def scenario(pool: InstancePool) -> list[HttpResponse]:
+        return [
+            await pool.handle_http(get(body=b"boom")),
+            await pool.handle_http(get()),
+            await pool.handle_http(get()),
+        ]
+
+    trapped, after, again = run_pool(
+        lambda: NativeHttpInstance(guest, "trap"), scenario, inline=False
+    )
+    assert trapped.status == 500
+    assert b"component trapped" in trapped.body and b"unreachable" in trapped.body
+    assert (after.status, again.status) == (200, 200)
+
+
+def test_a_response_body_over_the_limit_answers_500_naming_it(
+    guests: dict[str, bytes], cache: Path
+) -> None:
+    instance = native(guests["echo"], cache).instantiate()
+    status, _, body, *_ = instance.handle("POST", "http", "h", "/", [], b"0123456789", 4)
+    assert (status, body) == (500, b"the response body is over 4 bytes")
+    status, _, body, *_ = instance.handle("POST", "http", "h", "/", [], b"0123", 4)
+    assert (status, body) == (200, b"0123")  # the instance still serves
+
+
+def test_a_request_http_cannot_carry_answers_400_naming_the_header(
+    guests: dict[str, bytes], cache: Path
+) -> None:
+    instance = NativeHttpInstance(native(guests["hello"], cache), "hello")
+    answer = instance.handle_http(get(headers=[("bad header", b"x")]))
+    assert answer.status == 400
+    assert b'"bad header"' in answer.body
+    assert instance.handle_http(get()).body == b"hello\n"
