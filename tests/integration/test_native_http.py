@@ -30,7 +30,16 @@ from host_agent.runtime.native_http import (
     runs_natively,
 )
 from host_agent.runtime.pool import InstancePool, PooledInstance
-from tests.lattice import ROOT, VENV_BIN
+from tests.integration.test_counter_app import HTTP_SERVER, lattice
+from tests.lattice import (
+    ROOT,
+    VENV_BIN,
+    NatsServer,
+    Processes,
+    eventually_get,
+    free_port,
+    run_async,
+)
 
 HELLO_WAT = ROOT / "examples" / "hello-wat"
 WIT_DEPS = ROOT / ".tools" / "wit" / "deps"
@@ -249,7 +258,11 @@ def test_a_body_still_arriving_is_read_when_the_guest_reads_it(
 
     async def scenario(pool: InstancePool) -> HttpResponse:
         request = HttpRequest(
-            "POST", "/", authority="h", headers=[("content-length", b"14000")], pending_body=arriving
+            "POST",
+            "/",
+            authority="h",
+            headers=[("content-length", b"14000")],
+            pending_body=arriving,
         )
         return await pool.handle_http(request)
 
@@ -321,3 +334,27 @@ def test_a_request_http_cannot_carry_answers_400_naming_the_header(
     assert answer.status == 400
     assert b'"bad header"' in answer.body
     assert instance.handle_http(get()).body == b"hello\n"
+
+
+@pytest.mark.slow
+@run_async
+async def test_a_host_serves_a_proxy_world_component_natively_through_the_lattice(
+    nats_server: NatsServer, processes: Processes
+) -> None:
+    """A real host process, http-server provider, wRPC and NATS: hello-wat answers, and
+    the host says it runs on the native host."""
+    host = processes.host()
+    port = free_port()
+    async with lattice(nats_server) as lat:
+        [host_id] = await lat.host_ids(1)
+        wasm = HELLO_WAT / "build" / "hello-wat.wasm"
+        await lat.ctl.scale_component(host_id, "hello", f"file://{wasm}", 1)
+        await lat.event("component_scaled", timeout=90, component_id="hello")
+        await lat.ctl.put_config("listen", {"address": f"127.0.0.1:{port}"})
+        await lat.ctl.start_provider(host_id, "httpserver", HTTP_SERVER)
+        await lat.event("health_check_passed", timeout=30, provider_id="httpserver")
+        await lat.link(
+            "httpserver", "hello", "http", ["incoming-handler"], source_config=["listen"]
+        )
+        assert await eventually_get(f"http://127.0.0.1:{port}/") == b"hello\n"
+    assert "hello runs on the native wasi:http host" in host.log.read_text()
