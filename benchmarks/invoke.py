@@ -85,6 +85,7 @@ from benchmarks.secured import SecuredNats
 from host_agent.lattice import event_loop
 from host_agent.lattice.client import CtlClient
 from host_agent.model import normalize_name
+from host_agent.runtime.native_http import RUNS_NATIVELY
 from host_agent.runtime.pool import RUNS_IN_WORKERS, RUNS_INLINE
 from host_agent.runtime.wrpc_values import (
     WitEnum,
@@ -595,17 +596,20 @@ class PathRun:
 
 def call_modes(host_log: str, guests: list[str]) -> dict[str, str]:
     """Per guest, where the host ran its calls at the end: "inline" (on the event loop's
-    thread, once the pool promoted it) or "workers", from the pool's log lines. A guest
-    near the promotion line (hello) is promoted in some runs only, and that moves its
-    figures by about 2x."""
+    thread, once the pool promoted it) or "workers", from the pool's log lines, and
+    "(native)" when the native wasi:http host ran it. A guest near the promotion line
+    (hello) is promoted in some runs only, and that moves its figures by about 2x."""
     modes = dict.fromkeys(guests, "workers")
+    native = set()
     for line in host_log.splitlines():
         for guest in guests:
             if f"{guest}: {RUNS_INLINE}" in line:
                 modes[guest] = "inline"
             elif f"{guest}: {RUNS_IN_WORKERS}" in line:
                 modes[guest] = "workers"
-    return modes
+            elif f"{guest}: {RUNS_NATIVELY}" in line:
+                native.add(guest)
+    return {guest: f"{mode} (native)" if guest in native else mode for guest, mode in modes.items()}
 
 
 def measure_request_path(requests: int, concurrency: int, instances: int, rounds: int) -> PathRun:
@@ -762,7 +766,10 @@ def request_path_verdict(run: PathRun) -> bool:
     )
     if run.modes:
         where = ", ".join(f"{name} {mode}" for name, mode in run.modes.items())
-        print(f"where our host ran each guest's calls (inline: on its event loop): {where}")
+        print(
+            "where our host ran each guest's calls (inline: on its event loop; "
+            f"native: on the native wasi:http host): {where}"
+        )
     ok = True
     for name, peer in run.peer.items():
         ours = run.ours[name]

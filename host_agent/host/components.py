@@ -43,7 +43,7 @@ from host_agent.runtime.image import HTTP_HANDLER, ComponentImage, load_componen
 from host_agent.runtime.inline import runs_locally
 from host_agent.runtime.instance import ComponentInstance, ComponentTrap, import_problems
 from host_agent.runtime.interface import split_import
-from host_agent.runtime.native_http import NativeHttpInstance, load_native
+from host_agent.runtime.native_http import RUNS_NATIVELY, NativeHttpInstance, load_native
 from host_agent.runtime.pool import InstancePool, PooledInstance
 from host_agent.runtime.provider_versions import (
     ProviderOf,
@@ -395,7 +395,7 @@ class ComponentHost:
             )
 
         if image.native_http is not None:
-            log.info("%s runs on the native wasi:http host", component_id)
+            log.info("%s: %s", component_id, RUNS_NATIVELY)
         pool = InstancePool(
             make_instance,
             count,

@@ -46,6 +46,9 @@ except ImportError:  # not built on this machine: every component runs on the Py
 log = logging.getLogger(__name__)
 
 SWITCH = "WASMCLOUD_NATIVE_HTTP"
+# The host's log line ("{component}: {RUNS_NATIVELY}") when a component starts there; the
+# request-path benchmark reads it back.
+RUNS_NATIVELY = "runs on the native wasi:http host"
 NATIVE_IMPORTS = (
     "wasi:http/types",
     "wasi:io/",

@@ -24,6 +24,7 @@ from host_agent.runtime.image import HTTP_HANDLER, load_component
 from host_agent.runtime.inline import INLINE_WARMUP
 from host_agent.runtime.instance import ComponentInstance, NoKeyValue
 from host_agent.runtime.native_http import (
+    RUNS_NATIVELY,
     SWITCH,
     NativeHttpInstance,
     load_native,
@@ -357,4 +358,4 @@ async def test_a_host_serves_a_proxy_world_component_natively_through_the_lattic
             "httpserver", "hello", "http", ["incoming-handler"], source_config=["listen"]
         )
         assert await eventually_get(f"http://127.0.0.1:{port}/") == b"hello\n"
-    assert "hello runs on the native wasi:http host" in host.log.read_text()
+    assert f"hello: {RUNS_NATIVELY}" in host.log.read_text()
