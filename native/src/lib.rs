@@ -39,9 +39,24 @@ use wasmtime_wasi_http::{
     RequestOptions, WasiBody, WasiHttp, WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView,
 };
 
-create_exception!(wasmcloud_native, LoadError, PyException, "Not a component this host runs.");
-create_exception!(wasmcloud_native, GuestTrap, PyException, "The guest trapped; the instance is dead.");
-create_exception!(wasmcloud_native, BadRequest, PyException, "A request wasi:http cannot carry.");
+create_exception!(
+    wasmcloud_native,
+    LoadError,
+    PyException,
+    "Not a component this host runs."
+);
+create_exception!(
+    wasmcloud_native,
+    GuestTrap,
+    PyException,
+    "The guest trapped; the instance is dead."
+);
+create_exception!(
+    wasmcloud_native,
+    BadRequest,
+    PyException,
+    "A request wasi:http cannot carry."
+);
 
 /// A deadline no call reaches (as the agent's NO_DEADLINE_TICKS).
 const NO_DEADLINE_TICKS: u64 = 1 << 40;
@@ -90,21 +105,30 @@ impl WasiHttpHooks for NoOutgoingHttp {
         _: hyper::Request<WasiBody>,
         _: Option<RequestOptions>,
         _: Sending,
-    ) -> Box<dyn Future<Output = wasmtime_wasi_http::Result<(hyper::Response<WasiBody>, Sending)>> + Send>
-    {
+    ) -> Box<
+        dyn Future<Output = wasmtime_wasi_http::Result<(hyper::Response<WasiBody>, Sending)>>
+            + Send,
+    > {
         Box::new(async { Err(ErrorCode::HttpRequestDenied.into()) })
     }
 }
 
 impl WasiView for GuestState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
     }
 }
 
 impl WasiHttpView for GuestState {
     fn http(&mut self) -> WasiHttpCtxView<'_> {
-        WasiHttpCtxView { ctx: &mut self.http, table: &mut self.table, hooks: &mut self.hooks }
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.hooks,
+        }
     }
 }
 
@@ -175,7 +199,10 @@ impl HttpGuest {
 
     /// The compiled code, for `load` to read back.
     fn serialize<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
-        let bytes = self.component.serialize().map_err(|e| LoadError::new_err(format!("{e:#}")))?;
+        let bytes = self
+            .component
+            .serialize()
+            .map_err(|e| LoadError::new_err(format!("{e:#}")))?;
         Ok(PyBytes::new(py, &bytes))
     }
 
@@ -189,7 +216,10 @@ impl HttpGuest {
                 .map_err(|e| LoadError::new_err(format!("no tokio runtime: {e}")))?;
             let stdout = Captured::default();
             let stderr = Captured::default();
-            let wasi = WasiCtx::builder().stdout(stdout.clone()).stderr(stderr.clone()).build();
+            let wasi = WasiCtx::builder()
+                .stdout(stdout.clone())
+                .stderr(stderr.clone())
+                .build();
             let state = GuestState {
                 wasi,
                 http: WasiHttpCtx::new(),
@@ -201,8 +231,17 @@ impl HttpGuest {
             let proxy = runtime
                 .block_on(pre.instantiate_async(&mut store))
                 .map_err(|e| GuestTrap::new_err(format!("instantiation failed: {e:?}")))?;
-            let running = Running { store, proxy, runtime, stdout, stderr, dead: false };
-            Ok(HttpInstance { running: Mutex::new(running) })
+            let running = Running {
+                store,
+                proxy,
+                runtime,
+                stdout,
+                stderr,
+                dead: false,
+            };
+            Ok(HttpInstance {
+                running: Mutex::new(running),
+            })
         })
     }
 }
@@ -225,13 +264,20 @@ struct HttpInstance {
 
 /// What a call answers Python with: status, headers, body, the guest's stdout and stderr,
 /// and the exception a pending body's reader raised (None if none did).
-type Answer<'py> = (u16, Vec<(String, Bound<'py, PyBytes>)>, Bound<'py, PyBytes>, Bound<'py, PyBytes>, Bound<'py, PyBytes>, Option<PyErr>);
+type Answer<'py> = (
+    u16,
+    Vec<(String, Bound<'py, PyBytes>)>,
+    Bound<'py, PyBytes>,
+    Bound<'py, PyBytes>,
+    Bound<'py, PyBytes>,
+    Option<PyErr>,
+);
 
 #[pymethods]
 impl HttpInstance {
     /// How many epoch ticks the next calls may run before wasmtime interrupts them.
-    fn set_epoch_deadline(&self, ticks: u64) {
-        self.lock().store.set_epoch_deadline(ticks);
+    fn set_epoch_deadline(&self, py: Python<'_>, ticks: u64) {
+        py.allow_threads(|| self.lock().store.set_epoch_deadline(ticks));
     }
 
     /// Call wasi:http/incoming-handler.handle. `body` is the request body's bytes, or a
@@ -261,23 +307,33 @@ impl HttpInstance {
             "https" => Scheme::Https,
             other => Scheme::Other(other.to_string()),
         };
-        let request = request.map(|()| LazyBody { body: request_body, failure: failure.clone() });
-        let mut guard = self.lock();
-        let running: &mut Running = &mut guard;
-        if running.dead {
-            return Err(GuestTrap::new_err("instance is dead after an earlier trap"));
-        }
-        let outcome = py.allow_threads(|| running.serve(wasi_scheme, request, max_body));
-        let (stdout, stderr) = (running.stdout.take(), running.stderr.take());
+        let request = request.map(|()| LazyBody {
+            body: request_body,
+            failure: failure.clone(),
+        });
+        // The instance's lock is taken without the GIL: a call holding it may need the GIL
+        // (a body still arriving is read through Python).
+        let (outcome, stdout, stderr) = py.allow_threads(|| {
+            let mut running = self.lock();
+            if running.dead {
+                let dead = Failure::Trap("instance is dead after an earlier trap".into());
+                return (Err(dead), Vec::new(), Vec::new());
+            }
+            let outcome = running.serve(wasi_scheme, request, max_body);
+            if let Err(Failure::Trap(_)) = outcome {
+                running.dead = true;
+            }
+            (outcome, running.stdout.take(), running.stderr.take())
+        });
         let (status, headers, content) = match outcome {
             Ok(answer) => answer,
-            Err(Failure::Trap(message)) => {
-                running.dead = true;
-                return Err(GuestTrap::new_err(message));
-            }
+            Err(Failure::Trap(message)) => return Err(GuestTrap::new_err(message)),
             Err(Failure::Refused(message)) => return Err(BadRequest::new_err(message)),
         };
-        let headers = headers.into_iter().map(|(k, v)| (k, PyBytes::new(py, &v))).collect();
+        let headers = headers
+            .into_iter()
+            .map(|(k, v)| (k, PyBytes::new(py, &v)))
+            .collect();
         let failed = failure.lock().unwrap_or_else(|e| e.into_inner()).take();
         Ok((
             status,
@@ -313,20 +369,34 @@ fn http_request(
             hyper::Uri::builder()
                 .scheme(scheme)
                 .authority(authority)
-                .path_and_query(if path_with_query.is_empty() { "/" } else { path_with_query })
+                .path_and_query(if path_with_query.is_empty() {
+                    "/"
+                } else {
+                    path_with_query
+                })
                 .build()
                 .map_err(|e| {
-                    refuse(format!("{scheme}://{authority}{path_with_query} is not a URI: {e}"))
+                    refuse(format!(
+                        "{scheme}://{authority}{path_with_query} is not a URI: {e}"
+                    ))
                 })?,
         );
     for (name, value) in headers {
-        let header = hyper::header::HeaderName::from_bytes(name.as_bytes())
-            .map_err(|_| refuse(format!("header name {name:?} is not a valid HTTP header name")))?;
-        let value = hyper::header::HeaderValue::from_bytes(&value)
-            .map_err(|_| refuse(format!("header {name}'s value is not a valid HTTP header value")))?;
+        let header = hyper::header::HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
+            refuse(format!(
+                "header name {name:?} is not a valid HTTP header name"
+            ))
+        })?;
+        let value = hyper::header::HeaderValue::from_bytes(&value).map_err(|_| {
+            refuse(format!(
+                "header {name}'s value is not a valid HTTP header value"
+            ))
+        })?;
         builder = builder.header(header, value);
     }
-    builder.body(()).map_err(|e| refuse(format!("the request is not valid HTTP: {e}")))
+    builder
+        .body(())
+        .map_err(|e| refuse(format!("the request is not valid HTTP: {e}")))
 }
 
 enum Failure {
@@ -401,11 +471,20 @@ async fn respond(
         }
     }
     match response {
-        None => Ok(text(500, "the component returned without setting a response")),
-        Some(Err(code)) => Ok(text(500, &format!("the component answered with error {code:?}"))),
+        None => Ok(text(
+            500,
+            "the component returned without setting a response",
+        )),
+        Some(Err(code)) => Ok(text(
+            500,
+            &format!("the component answered with error {code:?}"),
+        )),
         Some(Ok(status_and_headers)) => {
             if reading.over_limit {
-                return Ok(text(500, &format!("the response body is over {max_body} bytes")));
+                return Ok(text(
+                    500,
+                    &format!("the response body is over {max_body} bytes"),
+                ));
             }
             let (status, headers) = status_and_headers;
             Ok((status, headers, reading.content.to_vec()))
@@ -414,7 +493,10 @@ async fn respond(
 }
 
 fn text(status: u16, message: &str) -> Parts {
-    let headers = vec![("content-type".to_string(), b"text/plain; charset=utf-8".to_vec())];
+    let headers = vec![(
+        "content-type".to_string(),
+        b"text/plain; charset=utf-8".to_vec(),
+    )];
     (status, headers, message.as_bytes().to_vec())
 }
 
@@ -440,7 +522,12 @@ type Frames = Option<Result<Frame<Bytes>, wasmtime_wasi_http::Error>>;
 
 impl Reading {
     fn new(max_body: usize) -> Self {
-        Reading { body: None, content: BytesMut::new(), max_body, over_limit: false }
+        Reading {
+            body: None,
+            content: BytesMut::new(),
+            max_body,
+            over_limit: false,
+        }
     }
 
     /// Take the response the guest set: its status and headers now, its body as it comes.
@@ -512,7 +599,9 @@ impl Body for LazyBody {
                 None => None,
                 Some(source) => {
                     let read = Python::with_gil(|py| {
-                        source.call0(py).and_then(|value| value.extract::<Vec<u8>>(py))
+                        source
+                            .call0(py)
+                            .and_then(|value| value.extract::<Vec<u8>>(py))
                     });
                     match read {
                         Ok(bytes) => Some(Bytes::from(bytes)),
@@ -552,7 +641,11 @@ impl StdoutStream for Captured {
 }
 
 impl AsyncWrite for Captured {
-    fn poll_write(self: Pin<&mut Self>, _: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
         let mut kept = self.0.lock().unwrap_or_else(|e| e.into_inner());
         let room = CAPTURE_LIMIT.saturating_sub(kept.len());
         kept.extend_from_slice(&buf[..buf.len().min(room)]);
