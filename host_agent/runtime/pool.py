@@ -20,6 +20,7 @@ when, and why that is safe).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import logging
 import queue
@@ -227,7 +228,9 @@ class InstancePool:
             except BaseException as error:
                 log.warning("no inline instance: %s", error)
                 return
-            loop.call_soon_threadsafe(self._promote, instance)
+            # The loop may have closed meanwhile: the host is stopping.
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(self._promote, instance)
 
         threading.Thread(target=make, name="component_inline", daemon=True).start()
 

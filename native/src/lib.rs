@@ -89,17 +89,24 @@ fn engine(tick_seconds: f64) -> &'static Engine {
 struct GuestState {
     wasi: WasiCtx,
     http: WasiHttpCtx,
-    hooks: NoOutgoingHttp,
+    hooks: AsOnThePythonHost,
     table: ResourceTable,
 }
 
-/// wasi:http/outgoing-handler is not linked here (a component importing it runs on the
-/// Python host, which sends its requests to a linked provider), so nothing sends.
-struct NoOutgoingHttp;
+/// wasi:http as the agent's Python host serves it, so a component behaves the same on
+/// either: every header passes both ways (wasmtime-wasi-http by default hides hop-by-hop
+/// headers and `host` from the guest and refuses them from it; the Python host does not),
+/// and nothing sends requests (wasi:http/outgoing-handler is not linked here: a component
+/// importing it runs on the Python host, which sends them to a linked provider).
+struct AsOnThePythonHost;
 
 type Sending = Box<dyn Future<Output = wasmtime_wasi_http::Result<()>> + Send>;
 
-impl WasiHttpHooks for NoOutgoingHttp {
+impl WasiHttpHooks for AsOnThePythonHost {
+    fn is_forbidden_header(&mut self, _: &hyper::header::HeaderName) -> bool {
+        false
+    }
+
     fn send_request(
         &mut self,
         _: hyper::Request<WasiBody>,
@@ -223,7 +230,7 @@ impl HttpGuest {
             let state = GuestState {
                 wasi,
                 http: WasiHttpCtx::new(),
-                hooks: NoOutgoingHttp,
+                hooks: AsOnThePythonHost,
                 table: ResourceTable::new(),
             };
             let mut store = Store::new(pre.engine(), state);

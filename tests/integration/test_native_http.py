@@ -148,6 +148,34 @@ TRAP_ON_BODY_WAT = f"""(module {PRELUDE}
     (call $expect_ok)))
 """
 
+# Answers 200 with the request's headers as its own (every one, in order).
+HEADERS_WAT = f"""(module
+  (import "wasi:http/types@0.2.12" "[method]incoming-request.headers"
+    (func $request_headers (param i32) (result i32)))
+  (import "wasi:http/types@0.2.12" "[method]fields.entries" (func $entries (param i32 i32)))
+  (import "wasi:http/types@0.2.12" "[static]fields.from-list"
+    (func $from_list (param i32 i32 i32)))
+  (import "wasi:http/types@0.2.12" "[resource-drop]fields" (func $drop_fields (param i32)))
+  {PRELUDE}
+  (func (export "wasi:http/incoming-handler@0.2.12#handle") (param $request i32) (param $out i32)
+    (local $seen i32) (local $fields i32) (local $response i32) (local $body i32)
+    (local.set $seen (call $request_headers (local.get $request)))
+    (call $entries (local.get $seen) (global.get $ret))
+    (call $from_list (i32.load (global.get $ret)) (i32.load offset=4 (global.get $ret))
+      (i32.add (global.get $ret) (i32.const 8)))
+    (if (i32.load8_u offset=8 (global.get $ret)) (then unreachable))
+    (local.set $fields (i32.load offset=12 (global.get $ret)))
+    (call $drop_fields (local.get $seen))
+    (call $drop_request (local.get $request))
+    (local.set $response (call $response_new (local.get $fields)))
+    (call $response_body (local.get $response) (global.get $ret)) (call $expect_ok)
+    (local.set $body (i32.load offset=4 (global.get $ret)))
+    (call $outparam_set (local.get $out) (i32.const 0) (local.get $response)
+      (i32.const 0) (i64.const 0) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0))
+    (call $body_finish (local.get $body) (i32.const 0) (i32.const 0) (global.get $ret))
+    (call $expect_ok)))
+"""
+
 
 def wat_component(wat: str, where: Path) -> bytes:
     """A component of hello-wat's world (exports wasi:http/incoming-handler) from `wat`."""
@@ -170,7 +198,7 @@ def wat_component(wat: str, where: Path) -> bytes:
 @pytest.fixture(scope="module")
 def guests(tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
     built = {"hello": (HELLO_WAT / "build" / "hello-wat.wasm").read_bytes()}
-    for name, wat in (("echo", ECHO_WAT), ("trap", TRAP_ON_BODY_WAT)):
+    for name, wat in (("echo", ECHO_WAT), ("trap", TRAP_ON_BODY_WAT), ("headers", HEADERS_WAT)):
         built[name] = wat_component(wat, tmp_path_factory.mktemp(name))
     return built
 
@@ -228,6 +256,20 @@ def test_hello_wat_answers_natively_as_it_does_on_the_python_host(
         python.headers,
         python.body,
     )
+
+
+def test_every_header_passes_both_ways_as_on_the_python_host(
+    guests: dict[str, bytes], cache: Path
+) -> None:
+    """wasmtime-wasi-http would hide `host` and hop-by-hop headers from the guest and
+    refuse them from it; the Python host passes them, so the native host does too."""
+    sent = [("host", b"example.com"), ("connection", b"keep-alive"), ("x-a", b"1")]
+    image = load_component(guests["headers"], component_engine(), cache)
+    python = ComponentInstance(image, NoKeyValue(), "headers").handle_http(get(headers=sent))
+    instance = NativeHttpInstance(native(guests["headers"], cache), "headers")
+    answer = instance.handle_http(get(headers=sent))
+    assert (answer.status, answer.headers) == (200, sent)
+    assert (answer.status, answer.headers) == (python.status, python.headers)
 
 
 def test_the_native_host_is_off_with_the_switch_and_its_code_is_cached(
