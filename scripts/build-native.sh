@@ -4,7 +4,8 @@
 #
 # The wheel is built once per machine and source: it is kept in
 # $TOOL_CACHE/native/<source hash>/ (scripts/tool-cache.sh), with cargo's target folder
-# beside it, so a change to native/ rebuilds only our crate. The first build compiles
+# beside it, so a change to native/ rebuilds only our crate. The wheelhouse that hosts
+# on other machines install from takes it from there too. The first build compiles
 # wasmtime: about 6-7 minutes on 2 cores. Without cargo the host runs every component on
 # its Python host (the same behaviour, slower): this script then warns and exits 0.
 set -euo pipefail
@@ -15,8 +16,8 @@ VENV="$TOOLS/venv"
 source "$ROOT/scripts/tool-cache.sh"
 
 src="$ROOT/native"
-key="$(cd "$src" && find Cargo.toml Cargo.lock pyproject.toml wasmcloud_native.pyi src -type f -print0 |
-  sort -z | xargs -0 sha256sum | sha256sum | cut -c1-16)"
+# The wheelhouse finds the wheel by the same key (pulumi_wasmcloud/provision/native_wheel.py).
+key="$("$VENV/bin/python" -m pulumi_wasmcloud.provision.native_wheel "$src")"
 dest="$TOOL_CACHE/native/$key"
 target="$TOOL_CACHE/native/target"
 

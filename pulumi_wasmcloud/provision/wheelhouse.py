@@ -14,6 +14,10 @@ temporary directory and renamed when complete, so concurrent runs never see half
 The dependency wheels, which are what take minutes (downloads, an sdist build), have an
 entry of their own keyed by the pins only, so a source change rebuilds just our wheel.
 
+The host's native wasi:http host (native/), when it was built on this machine
+(scripts/build-native.sh), goes in too: hosts on machines then run proxy-world components
+natively as local ones do.
+
 Machines do not run pip: each entry also holds its wheels installed once, here, into one
 site-packages tree (``pip install --target``, byte-compiled), as a gzip'd tar
 (``site-packages.tar.gz``) that a machine extracts into a venv made ``--without-pip``.
@@ -46,6 +50,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
 from pulumi_wasmcloud.provision.connector import ProvisionError
+from pulumi_wasmcloud.provision.native_wheel import built_wheel
 
 DISTRIBUTION = "pulumi-wasmcloud"
 # What of the source tree goes into the project's wheel (and so into its hash).
@@ -228,8 +233,10 @@ def build_wheelhouse(source: Path, cache: Path, progress: Progress | None = None
         version = project_version(copy)
         pins = dependency_pins(copy)
         target = wheel_target()
+        native = built_wheel(source, cache)
+        native_id = (native.name, _file_sha256(native)) if native else None
         root = cache / "wheelhouse"
-        entry = root / _key(version, source_sha256(copy), pins, target)
+        entry = root / _key(version, source_sha256(copy), pins, target, native_id)
         if not entry.is_dir():
             root.mkdir(parents=True, exist_ok=True)
             with _locked(root / ".lock", say):
@@ -240,10 +247,16 @@ def build_wheelhouse(source: Path, cache: Path, progress: Progress | None = None
                         _pip("wheel", "--no-deps", "--wheel-dir", str(building), str(copy))
                         for wheel in dependencies.iterdir():
                             _link_or_copy(wheel, building / wheel.name)
+                        if native is not None:  # the native wasi:http host
+                            _link_or_copy(native, building / native.name)
                         say("wheelhouse: installing the wheels into one site-packages tree")
                         lay_out_site_packages(building)
     say(f"wheelhouse: {DISTRIBUTION} {version} ready ({entry})")
     return wheelhouse_in(entry, version)
+
+
+def _file_sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def _link_or_copy(source: Path, destination: Path) -> None:

@@ -90,22 +90,29 @@ PRELUDE = """
         (br $grow)))
     (local.get $ptr))
   (func $expect_ok (if (i32.load8_u (global.get $ret)) (then unreachable)))
+  ;; Sets ok(a 200 response with these headers) on the outparam; returns its body.
+  (func $respond (param $out i32) (param $fields i32) (result i32)
+    (local $response i32)
+    (local.set $response (call $response_new (local.get $fields)))
+    (call $response_body (local.get $response) (global.get $ret)) (call $expect_ok)
+    (call $outparam_set (local.get $out) (i32.const 0) (local.get $response)
+      (i32.const 0) (i64.const 0) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0))
+    (i32.load offset=4 (global.get $ret)))
+  (func $finish (param $body i32)
+    (call $body_finish (local.get $body) (i32.const 0) (i32.const 0) (global.get $ret))
+    (call $expect_ok))
 """
 
 # Answers 200 with the request body: reads it in chunks of up to 4 KiB until the stream
 # closes, writing each back.
 ECHO_WAT = f"""(module {PRELUDE}
   (func (export "wasi:http/incoming-handler@0.2.12#handle") (param $request i32) (param $out i32)
-    (local $in_body i32) (local $in i32) (local $response i32) (local $body i32) (local $stream i32)
+    (local $in_body i32) (local $in i32) (local $body i32) (local $stream i32)
     (call $consume (local.get $request) (global.get $ret)) (call $expect_ok)
     (local.set $in_body (i32.load offset=4 (global.get $ret)))
     (call $in_stream (local.get $in_body) (global.get $ret)) (call $expect_ok)
     (local.set $in (i32.load offset=4 (global.get $ret)))
-    (local.set $response (call $response_new (call $fields_new)))
-    (call $response_body (local.get $response) (global.get $ret)) (call $expect_ok)
-    (local.set $body (i32.load offset=4 (global.get $ret)))
-    (call $outparam_set (local.get $out) (i32.const 0) (local.get $response)
-      (i32.const 0) (i64.const 0) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0))
+    (local.set $body (call $respond (local.get $out) (call $fields_new)))
     (call $body_write (local.get $body) (global.get $ret)) (call $expect_ok)
     (local.set $stream (i32.load offset=4 (global.get $ret)))
     (block $done
@@ -121,14 +128,13 @@ ECHO_WAT = f"""(module {PRELUDE}
     (call $drop_in_body (local.get $in_body))
     (call $drop_request (local.get $request))
     (call $drop_out (local.get $stream))
-    (call $body_finish (local.get $body) (i32.const 0) (i32.const 0) (global.get $ret))
-    (call $expect_ok)))
+    (call $finish (local.get $body))))
 """
 
 # Traps on the first request that has a body, before answering; answers others empty.
 TRAP_ON_BODY_WAT = f"""(module {PRELUDE}
   (func (export "wasi:http/incoming-handler@0.2.12#handle") (param $request i32) (param $out i32)
-    (local $in_body i32) (local $in i32) (local $response i32) (local $body i32)
+    (local $in_body i32) (local $in i32)
     (call $consume (local.get $request) (global.get $ret)) (call $expect_ok)
     (local.set $in_body (i32.load offset=4 (global.get $ret)))
     (call $in_stream (local.get $in_body) (global.get $ret)) (call $expect_ok)
@@ -139,13 +145,7 @@ TRAP_ON_BODY_WAT = f"""(module {PRELUDE}
     (call $drop_in (local.get $in))
     (call $drop_in_body (local.get $in_body))
     (call $drop_request (local.get $request))
-    (local.set $response (call $response_new (call $fields_new)))
-    (call $response_body (local.get $response) (global.get $ret)) (call $expect_ok)
-    (local.set $body (i32.load offset=4 (global.get $ret)))
-    (call $outparam_set (local.get $out) (i32.const 0) (local.get $response)
-      (i32.const 0) (i64.const 0) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0))
-    (call $body_finish (local.get $body) (i32.const 0) (i32.const 0) (global.get $ret))
-    (call $expect_ok)))
+    (call $finish (call $respond (local.get $out) (call $fields_new)))))
 """
 
 # Answers 200 with the request's headers as its own (every one, in order).
@@ -158,7 +158,7 @@ HEADERS_WAT = f"""(module
   (import "wasi:http/types@0.2.12" "[resource-drop]fields" (func $drop_fields (param i32)))
   {PRELUDE}
   (func (export "wasi:http/incoming-handler@0.2.12#handle") (param $request i32) (param $out i32)
-    (local $seen i32) (local $fields i32) (local $response i32) (local $body i32)
+    (local $seen i32) (local $fields i32)
     (local.set $seen (call $request_headers (local.get $request)))
     (call $entries (local.get $seen) (global.get $ret))
     (call $from_list (i32.load (global.get $ret)) (i32.load offset=4 (global.get $ret))
@@ -167,13 +167,7 @@ HEADERS_WAT = f"""(module
     (local.set $fields (i32.load offset=12 (global.get $ret)))
     (call $drop_fields (local.get $seen))
     (call $drop_request (local.get $request))
-    (local.set $response (call $response_new (local.get $fields)))
-    (call $response_body (local.get $response) (global.get $ret)) (call $expect_ok)
-    (local.set $body (i32.load offset=4 (global.get $ret)))
-    (call $outparam_set (local.get $out) (i32.const 0) (local.get $response)
-      (i32.const 0) (i64.const 0) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0))
-    (call $body_finish (local.get $body) (i32.const 0) (i32.const 0) (global.get $ret))
-    (call $expect_ok)))
+    (call $finish (call $respond (local.get $out) (local.get $fields)))))
 """
 
 

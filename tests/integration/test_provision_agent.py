@@ -275,6 +275,10 @@ def test_hosts_are_installed_and_seen_a_second_run_runs_nothing_and_a_config_cha
     a_pid = running(machine, "host-edge-1-a")
     assert first.seed not in " ".join(argv_of(machine, a_pid))
     assert argv_of(machine, a_pid)[0] == f"{venv_path(wheelhouse.sha256)}/bin/python"
+    # The native wasi:http host came with the install: proxy-world components run on it.
+    python = f"{venv_path(wheelhouse.sha256)}/bin/python"
+    native = machine.inside([python, "-c", "import wasmcloud_native as n; print(n.HttpGuest)"])
+    assert native.stdout.strip() == "<class 'wasmcloud_native.HttpGuest'>"
 
     assert run(machines, plan_host_agent, wheelhouse, a) == ([], 0)
     assert run(machines, plan_host_agent, wheelhouse, b) == ([], 0)
@@ -514,6 +518,7 @@ def test_the_site_packages_archive_holds_every_wheel_compiled(
     assert len(dist_infos) == len(wheelhouse.files)
     assert "host_agent/__pycache__/__main__.cpython-311.pyc" in names
     assert "wasmtime/__pycache__/__init__.cpython-311.pyc" in names
+    assert "wasmcloud_native/wasmcloud_native.abi3.so" in names  # the native wasi:http host
     assert not any(name == "bin" or name.startswith("bin/") for name in names)
     assert not any(name.endswith("/direct_url.json") for name in names)
     for wheel in wheelhouse.files:
