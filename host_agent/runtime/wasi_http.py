@@ -83,8 +83,11 @@ class ResponseSlot:
         if self.response is None:
             reason = self.error or "the component returned without setting a response"
             return HttpResponse.text(500, reason)
+        stream = self.response.body.stream
+        if stream.overflowed:  # not a cut-off body answered as if whole
+            return HttpResponse.text(500, f"the response body is over {stream.limit} bytes")
         headers = [(name, value) for name, value in self.response.headers.entries]
-        return HttpResponse(self.response.status, headers, bytes(self.response.body.stream.buffer))
+        return HttpResponse(self.response.status, headers, bytes(stream.buffer))
 
 
 class ResponseOutparam:

@@ -54,15 +54,17 @@ class OutputStream:
     def __init__(self, sink: Callable[[bytes], None] | None = None, limit: int | None = None):
         self.buffer = bytearray()
         self.closed = False
+        self.overflowed = False  # closed because a write went over the limit
         self._sink = sink
-        self._limit = limit
+        self.limit = limit
 
     def write(self, data: bytes) -> bool:
         """Accept `data`; False when the stream is closed (or just went over its limit)."""
         if self.closed:
             return False
-        if self._limit is not None and len(self.buffer) + len(data) > self._limit:
+        if self.limit is not None and len(self.buffer) + len(data) > self.limit:
             self.closed = True  # over the limit: the guest sees the stream close
+            self.overflowed = True
             return False
         if self._sink is not None:
             self._sink(data)

@@ -19,6 +19,7 @@ import pytest
 import wasmcloud_native
 
 from host_agent.interfaces.http import HttpRequest, HttpResponse
+from host_agent.runtime import wasi_http
 from host_agent.runtime.engine import component_engine
 from host_agent.runtime.image import HTTP_HANDLER, load_component
 from host_agent.runtime.inline import INLINE_WARMUP
@@ -104,7 +105,7 @@ PRELUDE = """
 """
 
 # Answers 200 with the request body: reads it in chunks of up to 4 KiB until the stream
-# closes, writing each back.
+# closes, writing each back (until a write fails: the host closed the response body).
 ECHO_WAT = f"""(module {PRELUDE}
   (func (export "wasi:http/incoming-handler@0.2.12#handle") (param $request i32) (param $out i32)
     (local $in_body i32) (local $in i32) (local $body i32) (local $stream i32)
@@ -122,7 +123,7 @@ ECHO_WAT = f"""(module {PRELUDE}
         (call $write_and_flush (local.get $stream)
           (i32.load offset=4 (global.get $ret)) (i32.load offset=8 (global.get $ret))
           (global.get $ret))
-        (call $expect_ok)
+        (br_if $done (i32.load8_u (global.get $ret)))
         (br $copy)))
     (call $drop_in (local.get $in))
     (call $drop_in_body (local.get $in_body))
@@ -395,3 +396,17 @@ async def test_a_host_serves_a_proxy_world_component_natively_through_the_lattic
         )
         assert await eventually_get(f"http://127.0.0.1:{port}/") == b"hello\n"
     assert f"hello: {RUNS_NATIVELY}" in host.log.read_text()
+
+
+def test_a_response_body_over_the_limit_answers_500_on_the_python_host_too(
+    guests: dict[str, bytes], cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The Python host answered the part under its limit, as if it were the whole body,
+    with the guest's status; both hosts now answer 500 naming the limit."""
+    monkeypatch.setattr(wasi_http, "MAX_RESPONSE_BODY", 4)
+    image = load_component(guests["echo"], component_engine(), cache)
+    instance = ComponentInstance(image, NoKeyValue(), "echo")
+    answer = instance.handle_http(get(body=b"0123"))
+    assert (answer.status, answer.body) == (200, b"0123")
+    answer = instance.handle_http(get(body=b"0123456789"))
+    assert (answer.status, answer.body) == (500, b"the response body is over 4 bytes")
