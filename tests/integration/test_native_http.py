@@ -21,7 +21,7 @@ import wasmcloud_native
 from host_agent.interfaces.http import HttpRequest, HttpResponse
 from host_agent.runtime import wasi_http
 from host_agent.runtime.engine import component_engine
-from host_agent.runtime.image import HTTP_HANDLER, load_component
+from host_agent.runtime.image import HTTP_HANDLER, UnsafeCacheError, load_component
 from host_agent.runtime.inline import INLINE_WARMUP
 from host_agent.runtime.instance import ComponentInstance, NoKeyValue
 from host_agent.runtime.native_http import (
@@ -410,3 +410,16 @@ def test_a_response_body_over_the_limit_answers_500_on_the_python_host_too(
     assert (answer.status, answer.body) == (200, b"0123")
     answer = instance.handle_http(get(body=b"0123456789"))
     assert (answer.status, answer.body) == (500, b"the response body is over 4 bytes")
+
+
+def test_a_native_artifact_others_could_write_is_refused_naming_it(
+    guests: dict[str, bytes], cache: Path
+) -> None:
+    """Compiled code is run unchecked: the native cache follows image.py's rules."""
+    wasm = guests["hello"]
+    image = load_component(wasm, component_engine(), cache)
+    native(wasm, cache)
+    [artifact] = cache.glob("*-native.cwasm")
+    artifact.chmod(0o666)
+    with pytest.raises(UnsafeCacheError, match=str(artifact)):
+        load_native(wasm, image.digest, image.imports, image.exports, cache)
