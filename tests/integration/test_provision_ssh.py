@@ -39,7 +39,15 @@ from pulumi_wasmcloud.provision.facts import (
     probe_many,
 )
 from pulumi_wasmcloud.provision.operations import NATS_SERVER_BINARY
-from tests.machines import KeyPair, Machines, boot_machines, booted, leftovers, unavailable
+from tests.machines import (
+    KeyPair,
+    Machine,
+    Machines,
+    boot_machines,
+    booted,
+    leftovers,
+    unavailable,
+)
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
 
@@ -129,6 +137,7 @@ def test_a_wrong_host_key_is_refused_before_login_and_accepted_only_by_opting_ou
     core1 = machines["core-1"]
     impostor_key = machines["core-2"].host_key  # the key we believe core-1 has
     known = SshConnection.connect(target(machines, "core-2"))
+    logins_earlier = core1.sshd_log().count("Accepted publickey")
     real_fingerprint = SshConnection.connect(target(machines, "core-1"))
     try:
         expected_old, expected_new = (
@@ -138,7 +147,8 @@ def test_a_wrong_host_key_is_refused_before_login_and_accepted_only_by_opting_ou
     finally:
         known.close()
         real_fingerprint.close()
-    logins_before = core1.sshd_log().count("Accepted publickey")
+    # sshd's log reaches the test through a reader thread: count once our login is in it.
+    logins_before = logged_at_least(core1, "Accepted publickey", logins_earlier + 1)
 
     with pytest.raises(HostKeyRefused) as refused:
         SshConnection.connect(target(machines, "core-1", known_host_key=impostor_key))
@@ -161,6 +171,15 @@ def test_a_wrong_host_key_is_refused_before_login_and_accepted_only_by_opting_ou
     ) as trusting:
         assert trusting.host_key == " ".join(core1.host_key.split()[:2])
         assert trusting.check("hostname").stdout == "core-1\n"
+
+
+def logged_at_least(machine: Machine, text: str, count: int, timeout: float = 10.0) -> int:
+    """How often ``text`` is in the machine's sshd log, once it is there ``count`` times."""
+    deadline = time.monotonic() + timeout
+    while (found := machine.sshd_log().count(text)) < count:
+        assert time.monotonic() < deadline, f"{text!r} not logged {count} times by {machine.name}"
+        time.sleep(0.02)
+    return found
 
 
 def rsa_public_line() -> str:
