@@ -6,7 +6,7 @@
 # $TOOL_CACHE/native/<source hash>/ (scripts/tool-cache.sh), with cargo's target folder
 # beside it, so a change to native/ rebuilds only our crate. The wheelhouse that hosts
 # on other machines install from takes it from there too. The first build compiles
-# wasmtime: about 6-7 minutes on 2 cores. Without cargo the host runs every component on
+# wasmtime: about 5.5 minutes on 2 cores. Without cargo the host runs every component on
 # its Python host (the same behaviour, slower): this script then warns and exits 0.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -28,7 +28,7 @@ fi
 
 build() {
   compgen -G "$dest/*.whl" >/dev/null && return 0 # built by another clone while we waited
-  echo "[native] building the wasi:http host (wasmtime 48; 6-7 minutes on 2 cores the first time, once per machine)" >&2
+  echo "[native] building the wasi:http host (wasmtime 48; about 5.5 minutes on 2 cores the first time, once per machine)" >&2
   rm -rf "$dest.building"
   mkdir -p "$dest.building"
   # The wheel's manifest pins every crate (Cargo.lock) and maturin (pyproject.toml).
