@@ -36,12 +36,14 @@ from host_agent.runtime.image import (
 )
 from host_agent.runtime.inline import RunInWorker
 from host_agent.runtime.instance import ComponentTrap, trap_message
-from host_agent.runtime.wasi_http import MAX_RESPONSE_BODY
+from host_agent.runtime.wasi_http import MAX_RESPONSE_BODY, METHODS
 
+_NOT_LOADED = ""  # why the extension is not there, when it is not
 try:
     import wasmcloud_native
-except ImportError:  # not built on this machine: every component runs on the Python host
-    wasmcloud_native = None  # type: ignore[assignment]
+except ImportError as error:  # not built here, or cannot load (an older glibc): every
+    wasmcloud_native = None  # type: ignore[assignment]  # component runs on the Python host
+    _NOT_LOADED = f"the native wasi:http host cannot be loaded: {error}"
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +84,8 @@ def load_native(
     """The component compiled for the native host (or loaded from the compiled-component
     cache), or None if it runs on the Python host."""
     if not native_enabled() or not runs_natively(imports, exports):
+        if wasmcloud_native is None and runs_natively(imports, exports):
+            log.info("component %s runs on the Python host: %s", digest[:12], _NOT_LOADED)
         return None
     native = wasmcloud_native
     cache_dir = check_cache_dir(cache_dir or default_cache_dir())
@@ -118,7 +122,7 @@ class NativeHttpInstance:
         body: Any = request.body if request.pending_body is None else request.pending_body
         try:
             status, headers, content, stdout, stderr, failure = self._instance.handle(
-                request.method,
+                standard_method(request.method),
                 request.scheme,
                 request.authority,
                 request.path_with_query,
@@ -127,21 +131,35 @@ class NativeHttpInstance:
                 MAX_RESPONSE_BODY,
             )
         except wasmcloud_native.GuestTrap as trap:
-            raise ComponentTrap(trap_message(trap)) from None
+            message, stdout, stderr = trap.args
+            self._log(stdout, stderr)
+            raise ComponentTrap(trap_message(message)) from None
         except wasmcloud_native.BadRequest as error:
             return HttpResponse.text(400, str(error))
-        if stdout:
-            log.info("%s stdout: %s", self.component_id, _text(stdout))
-        if stderr:
-            log.warning("%s stderr: %s", self.component_id, _text(stderr))
+        self._log(stdout, stderr)
         if isinstance(failure, RunInWorker):
             raise ComponentTrap(str(failure))
         if failure is not None:  # the caller went away before sending the whole body
             log.warning("the request body did not arrive: %s", failure)
         return HttpResponse(status, headers, content)
 
+    def _log(self, stdout: bytes, stderr: bytes) -> None:
+        """The guest's output in this call, as the Python host logs it (one line for the
+        call's output rather than one per write)."""
+        if stdout:
+            log.info("%s stdout: %s", self.component_id, _text(stdout))
+        if stderr:
+            log.warning("%s stderr: %s", self.component_id, _text(stderr))
+
     def call_export(self, interface: str, function: str, args: list[Any]) -> Any:
         raise ComponentTrap(f"{self.component_id} does not export {interface}")
+
+
+def standard_method(method: str) -> str:
+    """A standard method in upper case, as the Python host reads it (``get`` is GET);
+    any other as it came."""
+    upper = method.upper()
+    return upper if upper in METHODS else method
 
 
 def _text(output: bytes) -> str:

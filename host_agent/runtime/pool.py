@@ -45,8 +45,8 @@ log = logging.getLogger(__name__)
 
 
 class PooledInstance(Protocol):
-    """What the pool needs of an instance: a PooledInstance (the Python host) or a
-    NativeHttpInstance (runtime/native_http.py)."""
+    """What the pool needs of an instance: a ComponentInstance (the Python host's,
+    runtime/instance.py) or a NativeHttpInstance (runtime/native_http.py)."""
 
     component_id: str
 

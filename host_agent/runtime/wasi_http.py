@@ -238,7 +238,8 @@ def http_interfaces(table: ResourceTable) -> list[HostInterface]:
     def outparam_set(store: Any, param: GuestHandle, response: Any) -> None:
         slot = table.take(store, param, ResponseOutparam).slot
         if isinstance(response, Variant):
-            slot.error = f"the component answered with error {response.tag}"
+            # In lower case, as the native host names it (it reads wasmtime's type names).
+            slot.error = f"the component answered with error {response.tag.lower()}"
         else:
             slot.response = table.take(store, response, OutgoingResponse)
 

@@ -62,6 +62,8 @@ create_exception!(
 const NO_DEADLINE_TICKS: u64 = 1 << 40;
 /// What a call keeps of the guest's stdout and stderr for the agent to log.
 const CAPTURE_LIMIT: usize = 64 * 1024;
+/// As many chunks as tokio's bounded channel takes (its limit is usize::MAX >> 3).
+const UNBOUNDED_CHUNKS: usize = usize::MAX >> 4;
 
 static ENGINE: OnceLock<Engine> = OnceLock::new();
 
@@ -105,6 +107,13 @@ type Sending = Box<dyn Future<Output = wasmtime_wasi_http::Result<()>> + Send>;
 impl WasiHttpHooks for AsOnThePythonHost {
     fn is_forbidden_header(&mut self, _: &hyper::header::HeaderName) -> bool {
         false
+    }
+
+    /// The response body is read only once the guest has set the response; a guest that
+    /// writes before that must not wait on a full channel (nothing would empty it). The
+    /// channel grows as it is written; the body's limit is applied as it is read.
+    fn p2_outgoing_body_buffer_chunks(&mut self) -> usize {
+        UNBOUNDED_CHUNKS
     }
 
     fn send_request(
@@ -334,7 +343,14 @@ impl HttpInstance {
         });
         let (status, headers, content) = match outcome {
             Ok(answer) => answer,
-            Err(Failure::Trap(message)) => return Err(GuestTrap::new_err(message)),
+            Err(Failure::Trap(message)) => {
+                // What the guest wrote before it trapped says why (a panic's message).
+                let output = (
+                    PyBytes::new(py, &stdout).unbind(),
+                    PyBytes::new(py, &stderr).unbind(),
+                );
+                return Err(GuestTrap::new_err((message, output.0, output.1)));
+            }
             Err(Failure::Refused(message)) => return Err(BadRequest::new_err(message)),
         };
         let headers = headers
@@ -359,6 +375,28 @@ impl HttpInstance {
     }
 }
 
+/// The request's URI. Without an authority it is the path alone, and wasmtime-wasi-http
+/// takes the authority from the host header (and refuses a request that has neither).
+/// An empty path is "/": a URI cannot carry none.
+fn uri(
+    scheme: &str,
+    authority: &str,
+    path_with_query: &str,
+) -> Result<hyper::Uri, hyper::http::Error> {
+    let path = if path_with_query.is_empty() {
+        "/"
+    } else {
+        path_with_query
+    };
+    let builder = hyper::Uri::builder();
+    let builder = if authority.is_empty() {
+        builder
+    } else {
+        builder.scheme(scheme).authority(authority)
+    };
+    builder.path_and_query(path).build()
+}
+
 fn http_request(
     method: &str,
     scheme: &str,
@@ -372,22 +410,11 @@ fn http_request(
             hyper::Method::from_bytes(method.as_bytes())
                 .map_err(|_| refuse(format!("method {method:?} is not an HTTP method")))?,
         )
-        .uri(
-            hyper::Uri::builder()
-                .scheme(scheme)
-                .authority(authority)
-                .path_and_query(if path_with_query.is_empty() {
-                    "/"
-                } else {
-                    path_with_query
-                })
-                .build()
-                .map_err(|e| {
-                    refuse(format!(
-                        "{scheme}://{authority}{path_with_query} is not a URI: {e}"
-                    ))
-                })?,
-        );
+        .uri(uri(scheme, authority, path_with_query).map_err(|e| {
+            refuse(format!(
+                "{scheme}://{authority}{path_with_query} is not a URI: {e}"
+            ))
+        })?);
     for (name, value) in headers {
         let header = hyper::header::HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
             refuse(format!(
@@ -450,6 +477,7 @@ async fn respond(
 ) -> Result<Parts, Failure> {
     let mut call = std::pin::pin!(call);
     let mut response: Option<Head> = None;
+    let mut unset = false; // the guest dropped the outparam without setting it
     let mut reading = Reading::new(max_body);
     loop {
         tokio::select! {
@@ -457,35 +485,44 @@ async fn respond(
                 result.map_err(|e| Failure::Trap(format!("{e:?}")))?;
                 break;
             }
-            sent = &mut receiver, if response.is_none() => match sent {
+            // A guest that runs on after dropping its outparam is driven to the end of its
+            // call all the same: an instance left inside a call cannot be entered again.
+            sent = &mut receiver, if response.is_none() && !unset => match sent {
                 Ok(sent) => response = Some(reading.start(sent)),
-                Err(_) => break, // dropped unset: answered below
+                Err(_) => unset = true,
             },
             more = reading.next(), if reading.open() => reading.add(more),
         }
     }
     // The call returned: a response set at its very end, and what the body already holds
-    // (a guest that returns without finishing its body leaves the rest unsent).
-    if response.is_none() {
-        if let Ok(sent) = receiver.try_recv() {
-            response = Some(reading.start(sent));
+    // (a guest that returns without finishing its body leaves the rest unsent). Outside
+    // tokio's budget: a call that used it up must not make the rest look not yet written.
+    tokio::task::unconstrained(async {
+        if response.is_none() && !unset {
+            if let Ok(sent) = receiver.try_recv() {
+                response = Some(reading.start(sent));
+            }
         }
-    }
-    while reading.open() {
-        match futures_now(reading.next()) {
-            Some(more) => reading.add(more),
-            None => break,
+        while reading.open() {
+            match futures_now(reading.next()) {
+                Some(more) => reading.add(more),
+                None => break,
+            }
         }
-    }
+    })
+    .await;
     match response {
         None => Ok(text(
             500,
             "the component returned without setting a response",
         )),
-        Some(Err(code)) => Ok(text(
-            500,
-            &format!("the component answered with error {code:?}"),
-        )),
+        Some(Err(code)) => {
+            let case = case_name(&format!("{code:?}"));
+            Ok(text(
+                500,
+                &format!("the component answered with error {case}"),
+            ))
+        }
         Some(Ok(status_and_headers)) => {
             if reading.over_limit {
                 return Ok(text(
@@ -497,6 +534,20 @@ async fn respond(
             Ok((status, headers, reading.content.to_vec()))
         }
     }
+}
+
+/// An error-code's WIT case name in lower case, from its Debug form
+/// ("HttpRequestDenied" or "InternalError(Some(..))" -> "http-request-denied", ...).
+fn case_name(debug: &str) -> String {
+    let variant = debug.rsplit("::").next().unwrap_or(debug);
+    let mut name = String::new();
+    for c in variant.chars().take_while(|c| c.is_ascii_alphanumeric()) {
+        if c.is_ascii_uppercase() && !name.is_empty() {
+            name.push('-');
+        }
+        name.push(c.to_ascii_lowercase());
+    }
+    name
 }
 
 fn text(status: u16, message: &str) -> Parts {
@@ -606,12 +657,12 @@ impl Body for LazyBody {
                 None => None,
                 Some(source) => {
                     let read = Python::with_gil(|py| {
-                        source
-                            .call0(py)
-                            .and_then(|value| value.extract::<Vec<u8>>(py))
+                        let value = source.call0(py)?;
+                        let bytes = value.downcast_bound::<PyBytes>(py)?;
+                        Ok::<_, PyErr>(Bytes::copy_from_slice(bytes.as_bytes()))
                     });
                     match read {
-                        Ok(bytes) => Some(Bytes::from(bytes)),
+                        Ok(bytes) => Some(bytes),
                         Err(error) => {
                             *self.failure.lock().unwrap_or_else(|e| e.into_inner()) = Some(error);
                             let why = "the request body did not arrive".to_string();

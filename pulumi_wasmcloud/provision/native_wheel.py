@@ -26,7 +26,10 @@ def source_key(native: Path) -> str:
     files: list[Path] = []
     for name in NATIVE_SOURCES:
         path = native / name
-        files += sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+        if path.is_dir():
+            files += sorted(p for p in path.rglob("*") if p.is_file())
+        elif path.is_file():
+            files.append(path)
     for path in files:
         digest.update(str(path.relative_to(native)).encode() + b"\0")
         digest.update(hashlib.sha256(path.read_bytes()).digest())
