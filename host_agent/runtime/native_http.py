@@ -9,13 +9,12 @@ most of the host's time per request (docs/performance.md). The native host, the
 a request crosses into the guest once, and its response once back.
 
 Which components: every import among NATIVE_IMPORTS (the wasi:http proxy world's, less
-wasi:http/outgoing-handler, whose requests go to a linked provider) and no export but
-wasi:http/incoming-handler. A component importing wasi:filesystem or wasi:sockets (which
-the Python host links as traps) stays on the Python host, as does any other component,
-and every component on a host where the extension is not installed or
-WASMCLOUD_NATIVE_HTTP is 0: the same behaviour, slower. A native instance goes through
-the same pool as a Python one (workers, inline promotion, the epoch deadline,
-replacement after a trap).
+wasi:http/outgoing-handler, whose requests go to a linked provider; plus wasi:filesystem
+and wasi:sockets, whose functions trap when called, as on the Python host) and no export
+but wasi:http/incoming-handler. Any other component, and every component on a host where
+the extension is not installed or WASMCLOUD_NATIVE_HTTP is 0, runs on the Python host:
+the same behaviour, slower. A native instance goes through the same pool as a Python one
+(workers, inline promotion, the epoch deadline, replacement after a trap).
 """
 
 from __future__ import annotations
@@ -35,7 +34,7 @@ from host_agent.runtime.image import (
     default_cache_dir,
 )
 from host_agent.runtime.inline import RunInWorker
-from host_agent.runtime.instance import ComponentTrap, trap_message
+from host_agent.runtime.instance import TRAPPED_PREFIXES, ComponentTrap, trap_message
 from host_agent.runtime.wasi_http import MAX_RESPONSE_BODY, METHODS
 
 _NOT_LOADED = ""  # why the extension is not there, when it is not
@@ -57,6 +56,7 @@ NATIVE_IMPORTS = (
     "wasi:cli/",
     "wasi:clocks/",
     "wasi:random/",
+    *TRAPPED_PREFIXES,
 )
 
 

@@ -180,9 +180,90 @@ struct HttpGuest {
     pre: ProxyPre<GuestState>,
 }
 
+/// Interfaces a component may import whose functions trap when called, as on the Python
+/// host: no preopened directories, no network.
+const TRAPPED_PREFIXES: [&str; 2] = ["wasi:filesystem/", "wasi:sockets/"];
+
+/// Define `component`'s imports of TRAPPED_PREFIXES interfaces, under the exact names it
+/// imports them by: each function traps naming itself; each resource the interface uses
+/// from wasi:io is the type this linker serves wasi:io with, each of its own a type that
+/// no value ever has. (wasmtime's `define_unknown_imports_as_traps` cannot be used: it
+/// also stubs the interfaces this linker serves under another 0.2.x version, with
+/// resource types of its own that then do not match.)
+fn link_traps(
+    linker: &mut Linker<GuestState>,
+    component: &Component,
+    engine: &Engine,
+) -> wasmtime::Result<()> {
+    use wasmtime::component::types::ComponentItem;
+    use wasmtime::component::ResourceType;
+    struct Trapped;
+    let component_type = component.component_type();
+    // The component's types of the wasi:io resources, and what this linker serves them as.
+    let mut served = Vec::new();
+    for (name, import) in component_type.imports(engine) {
+        if let ComponentItem::ComponentInstance(interface) = import.ty {
+            for (item, export) in interface.exports(engine) {
+                if let (ComponentItem::Resource(ty), Some(host)) =
+                    (export.ty, io_resource(name, item))
+                {
+                    served.push((ty, host));
+                }
+            }
+        }
+    }
+    for (name, import) in component_type.imports(engine) {
+        let ComponentItem::ComponentInstance(interface) = import.ty else {
+            continue;
+        };
+        if !TRAPPED_PREFIXES
+            .iter()
+            .any(|prefix| name.starts_with(prefix))
+        {
+            continue;
+        }
+        let mut instance = linker.instance(name)?;
+        for (item, export) in interface.exports(engine) {
+            match export.ty {
+                ComponentItem::ComponentFunc(_) => {
+                    let called = format!("{name}#{item}");
+                    instance.func_new(item, move |_, _, _, _| {
+                        wasmtime::bail!("unknown import: `{called}` has not been defined")
+                    })?;
+                }
+                ComponentItem::Resource(ty) => {
+                    let host = served
+                        .iter()
+                        .find(|(used, _)| *used == ty)
+                        .map(|(_, host)| *host);
+                    let host = host.unwrap_or_else(ResourceType::host::<Trapped>);
+                    instance.resource(item, host, |_, _| Ok(()))?;
+                }
+                _ => {}
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The type this linker serves a wasi:io resource with (wasmtime-wasi's), by interface
+/// and name.
+fn io_resource(interface: &str, item: &str) -> Option<wasmtime::component::ResourceType> {
+    use wasmtime::component::ResourceType;
+    use wasmtime_wasi::p2::{DynInputStream, DynOutputStream, DynPollable, IoError};
+    match (interface.split('@').next()?, item) {
+        ("wasi:io/streams", "input-stream") => Some(ResourceType::host::<DynInputStream>()),
+        ("wasi:io/streams", "output-stream") => Some(ResourceType::host::<DynOutputStream>()),
+        ("wasi:io/poll", "pollable") => Some(ResourceType::host::<DynPollable>()),
+        ("wasi:io/error", "error") => Some(ResourceType::host::<IoError>()),
+        _ => None,
+    }
+}
+
 fn prepare(component: Component, engine: &Engine) -> PyResult<HttpGuest> {
     let fail = |e: wasmtime::Error| LoadError::new_err(format!("{e:#}"));
-    let linker = proxy_linker(engine).map_err(fail)?;
+    let mut linker = proxy_linker(engine).map_err(fail)?;
+    link_traps(&mut linker, &component, engine).map_err(fail)?;
     let pre = linker.instantiate_pre(&component).map_err(fail)?;
     let pre = ProxyPre::new(pre).map_err(fail)?;
     Ok(HttpGuest { component, pre })

@@ -23,7 +23,12 @@ import wasmcloud_native
 from host_agent.interfaces.http import HttpRequest, HttpResponse
 from host_agent.runtime import native_http, wasi_http
 from host_agent.runtime.engine import component_engine
-from host_agent.runtime.image import HTTP_HANDLER, UnsafeCacheError, load_component
+from host_agent.runtime.image import (
+    HTTP_HANDLER,
+    UnsafeCacheError,
+    default_cache_dir,
+    load_component,
+)
 from host_agent.runtime.inline import INLINE_WARMUP
 from host_agent.runtime.instance import ComponentInstance, ComponentTrap, NoKeyValue
 from host_agent.runtime.native_http import (
@@ -52,6 +57,7 @@ GUEST_WORLD = """package test:native-guests@0.1.0;
 
 world guest {
   import wasi:cli/stderr@0.2.12;
+  import wasi:filesystem/preopens@0.2.12;
   export wasi:http/incoming-handler@0.2.12;
 }
 """
@@ -237,6 +243,15 @@ DENIED_WAT = f"""(module {PRELUDE}
     (call $outparam_set (local.get $out) (i32.const 1) (i32.const 15)
       (i32.const 0) (i64.const 0) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0))))
 """
+# Asks for its preopened directories, which no host here offers: the call traps.
+PREOPENS_WAT = f"""(module
+  (import "wasi:filesystem/preopens@0.2.12" "get-directories" (func $get_dirs (param i32)))
+  {PRELUDE}
+  (func (export "wasi:http/incoming-handler@0.2.12#handle") (param $request i32) (param $out i32)
+    (call $get_dirs (global.get $ret))
+    (call $drop_request (local.get $request))
+    (call $finish (call $respond (local.get $out) (call $fields_new)))))
+"""
 GUESTS = {
     "echo": ECHO_WAT,
     "trap": TRAP_ON_BODY_WAT,
@@ -245,6 +260,7 @@ GUESTS = {
     "drop-unset": DROP_UNSET_WAT,
     "die-loudly": DIE_LOUDLY_WAT,
     "denied": DENIED_WAT,
+    "preopens": PREOPENS_WAT,
 }
 
 
@@ -293,7 +309,8 @@ def instance(host: str, wasm: bytes, cache: Path) -> PooledInstance:
     return ComponentInstance(load_component(wasm, component_engine(), cache), NoKeyValue(), "guest")
 
 
-BOTH_HOSTS = pytest.mark.parametrize("host", ["python", "native"])
+BOTH = ("python", "native")
+BOTH_HOSTS = pytest.mark.parametrize("host", BOTH)
 
 
 def run_pool(
@@ -320,7 +337,8 @@ def test_only_components_needing_nothing_from_the_lattice_run_natively() -> None
     assert runs_natively([*hello, "wasi:cli/stdout", "wasi:clocks/monotonic-clock"], [HTTP_HANDLER])
     assert not runs_natively([*hello, "wasi:keyvalue/store"], [HTTP_HANDLER])  # a provider
     assert not runs_natively([*hello, "wasi:http/outgoing-handler"], [HTTP_HANDLER])
-    assert not runs_natively([*hello, "wasi:filesystem/types"], [HTTP_HANDLER])  # trapped
+    trapped = ["wasi:filesystem/types", "wasi:sockets/tcp"]  # linked as traps, as in Python
+    assert runs_natively([*hello, *trapped], [HTTP_HANDLER])
     assert not runs_natively([*hello, "example:api/greet"], [HTTP_HANDLER])  # a linked peer
     assert not runs_natively(hello, [HTTP_HANDLER, "example:api/greet"])  # served over wRPC
 
@@ -528,6 +546,32 @@ def test_what_a_guest_wrote_before_it_trapped_is_logged(
     with pytest.raises(ComponentTrap, match="unreachable"):
         instance(host, guests["die-loudly"], cache).handle_http(get())
     assert "guest stderr: dying" in caplog.text
+
+
+@BOTH_HOSTS
+def test_a_call_to_wasi_filesystem_traps_naming_the_function(
+    host: str, guests: dict[str, bytes], cache: Path
+) -> None:
+    guest = instance(host, guests["preopens"], cache)
+    with pytest.raises(ComponentTrap) as trapped:
+        guest.handle_http(get())
+    assert str(trapped.value) == (
+        "unknown import: `wasi:filesystem/preopens@0.2.12#get-directories` has not been defined"
+    )
+
+
+def test_a_componentize_py_guest_runs_natively_with_the_same_answer() -> None:
+    """hello imports wasi:filesystem and wasi:sockets (CPython's libc): linked as traps.
+    (The host's own compiled-code cache: hello takes seconds to compile.)"""
+    wasm = (ROOT / "examples" / "hello" / "build" / "hello.wasm").read_bytes()
+    cache = default_cache_dir()
+    python, native = (instance(host, wasm, cache).handle_http(get()) for host in BOTH)
+    assert (native.status, native.headers, native.body) == (
+        python.status,
+        python.headers,
+        python.body,
+    )
+    assert native.body == b"hello from wasmCloud"
 
 
 @BOTH_HOSTS
